@@ -1,0 +1,81 @@
+import { PgBoss, type ConstructorOptions, type Queue } from 'pg-boss';
+import { AppError } from './errors.ts';
+import { DEAD_LETTER_QUEUE, JOB_TYPES, jobDefaults, type JobType } from './jobs.ts';
+import type { Logger } from './logger.ts';
+
+export { PgBoss, fromKysely } from 'pg-boss';
+export type { Job, JobWithMetadata, SendOptions, WorkOptions } from 'pg-boss';
+
+export const BOSS_SCHEMA = 'pgboss';
+
+/**
+ * Who a pg-boss instance is. Only the migrator installs or upgrades pg-boss's
+ * schema and only the engine runs its maintenance, so a fleet of workers and api
+ * processes never compete for those locks.
+ */
+export type BossRole = 'migrator' | 'maintainer' | 'worker' | 'producer';
+
+const roleOptions: Record<BossRole, Partial<ConstructorOptions>> = {
+  migrator: { migrate: true, createSchema: true, supervise: false, schedule: false },
+  maintainer: { migrate: false, createSchema: false, supervise: true, schedule: false },
+  worker: { migrate: false, createSchema: false, supervise: false, schedule: false, useListenNotify: true },
+  producer: { migrate: false, createSchema: false, supervise: false, schedule: false },
+};
+
+export interface BossOptions {
+  url: string;
+  role: BossRole;
+  log: Logger;
+  /** pg-boss keeps its own small pool, apart from the query pool. */
+  poolSize?: number;
+  extra?: Partial<ConstructorOptions>;
+}
+
+export async function startBoss(opts: BossOptions): Promise<PgBoss> {
+  const boss = new PgBoss({
+    connectionString: opts.url,
+    schema: BOSS_SCHEMA,
+    max: opts.poolSize ?? 4,
+    ...roleOptions[opts.role],
+    ...opts.extra,
+  });
+  const log = opts.log.child({ component: 'pg-boss' });
+  // Background failures (maintenance, polling, notify listener) surface only here.
+  boss.on('error', (err) => log.error({ err }, 'pg-boss error'));
+  boss.on('warning', (warning) => log.warn({ warning }, 'pg-boss warning'));
+  try {
+    await boss.start();
+  } catch (err) {
+    await boss.stop({ graceful: false, close: true }).catch(() => {});
+    if (opts.role !== 'migrator' && /does not exist|not installed|relation/i.test(String((err as Error).message))) {
+      throw new AppError('boss_not_installed', 'the job queue schema is missing: run migrations first (npm run migrate)', { cause: err });
+    }
+    throw err;
+  }
+  return boss;
+}
+
+/** pg-boss queue settings for a job type: retries, timeout, dead letters, LISTEN/NOTIFY wake-ups. */
+export function queueOptions(job: JobType): Omit<Queue, 'name'> {
+  const d = jobDefaults[job];
+  return {
+    retryLimit: d.retryLimit,
+    retryDelay: d.retryDelaySeconds,
+    retryBackoff: d.retryBackoff,
+    expireInSeconds: d.timeoutSeconds,
+    deadLetter: DEAD_LETTER_QUEUE,
+    notify: true,
+  };
+}
+
+/** Creates every queue Wombat uses; safe to repeat. Run by the migrator. */
+export async function ensureQueues(boss: PgBoss): Promise<void> {
+  const existing = new Set((await boss.getQueues()).map((q) => q.name));
+  if (!existing.has(DEAD_LETTER_QUEUE)) {
+    await boss.createQueue(DEAD_LETTER_QUEUE, { retentionSeconds: 30 * 24 * 3600, notify: false } as Omit<Queue, 'name'>);
+  }
+  for (const job of JOB_TYPES) {
+    if (existing.has(job)) await boss.updateQueue(job, queueOptions(job));
+    else await boss.createQueue(job, queueOptions(job));
+  }
+}

@@ -1,0 +1,30 @@
+import path from 'node:path';
+import { int, oneOf, postgresUrl, str } from './config.ts';
+
+/** The checkout Wombat runs from; relative paths in configuration resolve against it. */
+export const repoRoot = path.resolve(import.meta.dirname, '../../..');
+
+export const databaseFields = {
+  databaseUrl: postgresUrl('DATABASE_URL', 'Postgres URL; unset: Wombat starts an embedded PostgreSQL under EMBEDDED_PG_DIR'),
+  databasePoolSize: int('DATABASE_POOL_SIZE', 'connections in this process\'s query pool', { default: 10, min: 1, max: 200 }),
+  embeddedPgDir: str('EMBEDDED_PG_DIR', 'data directory of the embedded PostgreSQL (relative to the checkout)', { default: '.wombat/pg' }),
+  embeddedPgPort: int('EMBEDDED_PG_PORT', 'port of the embedded PostgreSQL (127.0.0.1 only)', { default: 54329, min: 1024, max: 65535 }),
+};
+
+export const processFields = {
+  logLevel: oneOf('LOG_LEVEL', 'fatal, error, warn, info, debug or trace', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], {
+    default: 'info',
+  }),
+  logFormat: oneOf('LOG_FORMAT', 'json (journald), pretty (terminal) or auto (pretty only on a terminal)', ['auto', 'json', 'pretty'], {
+    default: 'auto',
+  }),
+  shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 'deadline for a clean stop after SIGTERM; systemd TimeoutStopSec must exceed it', {
+    default: 25000,
+    min: 1000,
+    max: 600000,
+  }),
+};
+
+export function resolveFromRoot(p: string): string {
+  return path.isAbsolute(p) ? p : path.join(repoRoot, p);
+}

@@ -1,0 +1,160 @@
+import Type, { type Static, type TSchema } from 'typebox';
+import Value from 'typebox/value';
+
+/**
+ * Job contracts: the queues every service agrees on and the parameters each job
+ * takes. The api validates requests with these schemas, the engine validates
+ * schedule params with them, the worker validates what it dequeues.
+ */
+export const EXCHANGES = ['upbit', 'kis'] as const;
+export type Exchange = (typeof EXCHANGES)[number];
+
+export const TIMEFRAMES = ['1m', '3m', '5m', '10m', '15m', '30m', '1H', '4H', '1D', '1W', '1M'] as const;
+export type Timeframe = (typeof TIMEFRAMES)[number];
+
+export const STORAGES = ['parquet', 'postgres', 'both'] as const;
+export type Storage = (typeof STORAGES)[number];
+
+/** Failed jobs land here after their last retry. */
+export const DEAD_LETTER_QUEUE = 'dead-letter';
+
+const exchange = Type.Union(EXCHANGES.map((e) => Type.Literal(e)), { description: 'exchange: upbit or kis' });
+const timeframe = Type.Union(TIMEFRAMES.map((t) => Type.Literal(t)), { description: `timeframe: ${TIMEFRAMES.join(', ')}` });
+const storage = Type.Union(STORAGES.map((s) => Type.Literal(s)));
+const symbol = Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9._-]+$', description: 'exchange symbol, e.g. KRW-BTC or 005930' });
+const isoTime = Type.String({ format: 'date-time', description: 'ISO 8601 instant, e.g. 2026-01-01T00:00:00Z' });
+const closed = { additionalProperties: false } as const;
+
+export const jobParamSchemas = {
+  'collect-symbols': Type.Object(
+    { exchanges: Type.Optional(Type.Array(exchange, { minItems: 1, uniqueItems: true })) },
+    { ...closed, description: 'refresh the symbol lists of the exchanges (all when omitted)' },
+  ),
+  'collect-prices': Type.Object(
+    {
+      exchanges: Type.Optional(Type.Array(exchange, { minItems: 1, uniqueItems: true })),
+      market: Type.Optional(Type.String({ minLength: 1, maxLength: 20, description: 'KIS market, e.g. KOSPI or KOSDAQ' })),
+      symbols: Type.Optional(Type.Array(symbol, { minItems: 1, maxItems: 5000, uniqueItems: true })),
+      timeframes: Type.Optional(Type.Array(timeframe, { minItems: 1, uniqueItems: true })),
+      daysBack: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+      overwrite: Type.Optional(Type.Boolean()),
+    },
+    { ...closed, description: 'fan out one fetch-candles job per exchange x symbol x timeframe' },
+  ),
+  'fetch-candles': Type.Object(
+    {
+      exchange,
+      symbol,
+      timeframe,
+      daysBack: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+      from: Type.Optional(isoTime),
+      to: Type.Optional(isoTime),
+      overwrite: Type.Optional(Type.Boolean()),
+      storage: Type.Optional(storage),
+    },
+    { ...closed, description: 'collect candles for one symbol and timeframe: days back, a range, or incrementally from the last stored candle' },
+  ),
+  canary: Type.Object({}, { ...closed, description: 'completes at once; records scheduled-to-start latency' }),
+  backtest: Type.Object(
+    {
+      strategy: Type.Union([Type.Literal('ma-crossover'), Type.Literal('volume-breakout')]),
+      exchange,
+      symbols: Type.Array(symbol, { minItems: 1, maxItems: 100, uniqueItems: true }),
+      timeframe: Type.Optional(timeframe),
+      from: isoTime,
+      to: isoTime,
+      initialCash: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+      feeRate: Type.Optional(Type.Number({ minimum: 0, maximum: 0.1 })),
+      options: Type.Optional(Type.Record(Type.String(), Type.Number())),
+    },
+    { ...closed, description: 'run a strategy over candles already collected' },
+  ),
+} satisfies Record<string, TSchema>;
+
+export type JobType = keyof typeof jobParamSchemas;
+export type JobParams<J extends JobType> = Static<(typeof jobParamSchemas)[J]>;
+export const JOB_TYPES = Object.keys(jobParamSchemas) as JobType[];
+
+export function isJobType(value: unknown): value is JobType {
+  return typeof value === 'string' && Object.hasOwn(jobParamSchemas, value);
+}
+
+export interface JobDefaults {
+  timeoutSeconds: number;
+  retryLimit: number;
+  retryDelaySeconds: number;
+  retryBackoff: boolean;
+}
+
+/** Per-job defaults; a schedule or a request may override them. */
+export const jobDefaults: Record<JobType, JobDefaults> = {
+  'collect-symbols': { timeoutSeconds: 600, retryLimit: 3, retryDelaySeconds: 30, retryBackoff: true },
+  'collect-prices': { timeoutSeconds: 300, retryLimit: 3, retryDelaySeconds: 30, retryBackoff: true },
+  'fetch-candles': { timeoutSeconds: 1800, retryLimit: 5, retryDelaySeconds: 10, retryBackoff: true },
+  canary: { timeoutSeconds: 60, retryLimit: 0, retryDelaySeconds: 1, retryBackoff: false },
+  backtest: { timeoutSeconds: 3600, retryLimit: 0, retryDelaySeconds: 10, retryBackoff: false },
+};
+
+export type ParamsCheck<T> = { ok: true; value: T } | { ok: false; problems: string[] };
+
+/** Validates `params` for `job`; problems name the offending field and what it must be. */
+export function checkJobParams<J extends JobType>(job: J, params: unknown): ParamsCheck<JobParams<J>>;
+export function checkJobParams(job: string, params: unknown): ParamsCheck<unknown>;
+export function checkJobParams(job: string, params: unknown): ParamsCheck<unknown> {
+  if (!isJobType(job)) return { ok: false, problems: [`job "${job}" is unknown; known jobs: ${JOB_TYPES.join(', ')}`] };
+  const schema = jobParamSchemas[job];
+  const value = params ?? {};
+  if (Value.Check(schema, value)) {
+    const extra = crossFieldProblems(job, value as Record<string, unknown>);
+    return extra.length > 0 ? { ok: false, problems: extra } : { ok: true, value };
+  }
+  return { ok: false, problems: describeErrors(schema, value, 'params') };
+}
+
+function crossFieldProblems(job: JobType, p: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const from = typeof p.from === 'string' ? Date.parse(p.from) : undefined;
+  const to = typeof p.to === 'string' ? Date.parse(p.to) : undefined;
+  if (from !== undefined && to !== undefined && from >= to) problems.push('params.from must be earlier than params.to');
+  if (job === 'fetch-candles' && p.daysBack !== undefined && p.from !== undefined) {
+    problems.push('params: give either daysBack or from/to, not both');
+  }
+  return problems;
+}
+
+/** Turns TypeBox errors into one readable line per problem, deepest first. */
+export function describeErrors(schema: TSchema, value: unknown, root: string): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const e of Value.Errors(schema, value)) {
+    const where = root + e.instancePath.replaceAll('/', '.');
+    let message = e.message;
+    if (e.keyword === 'additionalProperties') {
+      const props = (e.params as { additionalProperties?: string[] }).additionalProperties;
+      message = `has unknown field(s) ${props?.join(', ') ?? ''}`.trim();
+    } else if (e.keyword === 'boolean' && e.instancePath) {
+      const parts = e.instancePath.split('/');
+      out.push(`${root}${parts.slice(0, -1).join('.')} has unknown field ${parts.at(-1)}`);
+      continue;
+    } else if (e.keyword === 'const' || e.keyword === 'anyOf') {
+      const s = schemaAt(schema, e.instancePath);
+      message = s?.description ? `must be ${s.description}` : 'has a value that is not allowed';
+    }
+    const line = `${where} ${message}`;
+    if (!seen.has(where)) {
+      seen.add(where);
+      out.push(line);
+    }
+  }
+  return out.length > 0 ? out : [`${root} is invalid`];
+}
+
+function schemaAt(schema: TSchema, pointer: string): (TSchema & { description?: string }) | undefined {
+  let s: unknown = schema;
+  for (const part of pointer.split('/').filter(Boolean)) {
+    const node = s as { properties?: Record<string, unknown>; items?: unknown };
+    s = node.properties?.[part] ?? (/^\d+$/.test(part) ? node.items : undefined);
+    if (s === undefined) return undefined;
+  }
+  return s as TSchema & { description?: string };
+}

@@ -1,0 +1,86 @@
+import type { Logger } from './logger.ts';
+
+export interface StopStep {
+  name: string;
+  fn: () => Promise<void> | void;
+}
+
+export interface Lifecycle {
+  /** Registers a step; steps run in reverse order of registration (last started, first stopped). */
+  onStop(name: string, fn: StopStep['fn']): void;
+  /** Memoized: every caller gets the same promise. Resolves `true` when all steps finished in time. */
+  stop(reason: string): Promise<boolean>;
+  readonly stopping: boolean;
+}
+
+/**
+ * Ordered, memoized shutdown with a deadline. Services register, in start order,
+ * pools first and intake last, so stop runs intake -> drain -> pools. A step that
+ * throws is logged and the next one still runs; when the deadline passes, stop
+ * resolves `false` and the caller exits anyway.
+ */
+export function createLifecycle(opts: { log: Logger; shutdownTimeoutMs: number }): Lifecycle {
+  const steps: StopStep[] = [];
+  let stopping: Promise<boolean> | undefined;
+
+  async function runSteps(): Promise<void> {
+    for (const step of [...steps].reverse()) {
+      const started = performance.now();
+      try {
+        await step.fn();
+        opts.log.debug({ step: step.name, ms: Math.round(performance.now() - started) }, 'stopped');
+      } catch (err) {
+        opts.log.error({ err, step: step.name }, 'stop step failed');
+      }
+    }
+  }
+
+  return {
+    onStop(name, fn) {
+      steps.push({ name, fn });
+    },
+    get stopping() {
+      return stopping !== undefined;
+    },
+    stop(reason) {
+      if (stopping) return stopping;
+      opts.log.info({ reason, deadlineMs: opts.shutdownTimeoutMs }, 'stopping');
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => {
+          opts.log.error({ deadlineMs: opts.shutdownTimeoutMs }, 'stop deadline passed');
+          resolve(false);
+        }, opts.shutdownTimeoutMs);
+        timer.unref();
+      });
+      stopping = Promise.race([runSteps().then(() => true), deadline]).finally(() => clearTimeout(timer));
+      return stopping;
+    },
+  };
+}
+
+/**
+ * Wires SIGINT/SIGTERM to `lifecycle.stop`. The first signal stops cleanly; a
+ * second one, or the deadline, exits at once with status 1.
+ */
+export function handleSignals(
+  lifecycle: Lifecycle,
+  proc: Pick<NodeJS.Process, 'on' | 'exit'>,
+  log: Logger,
+): void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (lifecycle.stopping) {
+      log.warn({ signal }, 'second signal, exiting now');
+      log.flush?.();
+      proc.exit(1);
+      return;
+    }
+    void lifecycle.stop(signal).then((clean) => {
+      log.info({ clean }, 'stopped');
+      log.flush?.();
+      proc.exit(clean ? 0 : 1);
+    });
+  };
+  proc.on('SIGINT', onSignal);
+  proc.on('SIGTERM', onSignal);
+}

@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { fromKysely, type PgBoss } from 'pg-boss';
+import type { CoreTables, RunState, RunTrigger } from './db-types.ts';
+import { jobDefaults, type JobType } from './jobs.ts';
+
+export interface PublishInput {
+  job: JobType;
+  /** Already validated with checkJobParams. */
+  params: object;
+  trigger: RunTrigger;
+  scheduleId?: number | null;
+  parentId?: string | null;
+  /** The instant the run was meant for: the occurrence, or the request time. */
+  scheduledFor?: Date;
+  timeoutSeconds?: number;
+  retryLimit?: number;
+  retryDelaySeconds?: number;
+  retryBackoff?: boolean;
+  startAfter?: Date;
+  priority?: number;
+  singletonKey?: string;
+  /** Defaults to a fresh uuid; it becomes both the run id and the pg-boss job id. */
+  id?: string;
+}
+
+/**
+ * Records a run and sends its job in the caller's transaction, so the run row and
+ * the job exist together or not at all.
+ */
+export async function insertRunAndSend(trx: Transaction<CoreTables>, boss: PgBoss, input: PublishInput): Promise<string> {
+  const id = input.id ?? randomUUID();
+  const defaults = jobDefaults[input.job];
+  await trx
+    .insertInto('wombat.runs')
+    .values({
+      id,
+      job: input.job,
+      trigger: input.trigger,
+      schedule_id: input.scheduleId ?? null,
+      parent_id: input.parentId ?? null,
+      scheduled_for: input.scheduledFor ?? sql<Date>`now()`,
+      params: input.params,
+      published_at: sql<Date>`now()`,
+    })
+    .execute();
+  await boss.send(input.job, input.params, {
+    id,
+    db: fromKysely(trx),
+    expireInSeconds: input.timeoutSeconds ?? defaults.timeoutSeconds,
+    retryLimit: input.retryLimit ?? defaults.retryLimit,
+    retryDelay: input.retryDelaySeconds ?? defaults.retryDelaySeconds,
+    retryBackoff: input.retryBackoff ?? defaults.retryBackoff,
+    ...(input.startAfter ? { startAfter: input.startAfter } : {}),
+    ...(input.priority !== undefined ? { priority: input.priority } : {}),
+    ...(input.singletonKey ? { singletonKey: input.singletonKey } : {}),
+  });
+  return id;
+}
+
+/** Records a run and sends its job in a transaction of its own. */
+export async function publishRun(db: Kysely<CoreTables>, boss: PgBoss, input: PublishInput): Promise<string> {
+  return db.transaction().execute((trx) => insertRunAndSend(trx, boss, input));
+}
+
+/** A run that never becomes a job: a skipped or missed occurrence, with the reason. */
+export async function recordUnpublishedRun(
+  db: Kysely<CoreTables>,
+  row: { job: string; scheduleId: number; scheduledFor: Date; state: Extract<RunState, 'skipped' | 'missed'>; reason: string; params: object },
+): Promise<string | undefined> {
+  const id = randomUUID();
+  const inserted = await db
+    .insertInto('wombat.runs')
+    .values({
+      id,
+      job: row.job,
+      trigger: 'schedule',
+      schedule_id: row.scheduleId,
+      scheduled_for: row.scheduledFor,
+      state: row.state,
+      reason: row.reason,
+      params: row.params,
+      finished_at: sql<Date>`now()`,
+    })
+    .onConflict((oc) => oc.columns(['schedule_id', 'scheduled_for']).where('trigger', '=', 'schedule').doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  return inserted?.id;
+}

@@ -1,0 +1,71 @@
+import t from 'tap';
+import { createSql, migrateWombat, publishRun, readMigrations, startBoss, DEAD_LETTER_QUEUE, JOB_TYPES } from '@wombat/core';
+import { createEmptyTestDatabase, createTestDatabase, testLogger } from '@wombat/core/testing';
+import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+t.test('migrates a fresh database into schema wombat, and again is a no-op', async (t) => {
+  const { url } = await createEmptyTestDatabase(t);
+  const sql = createSql({ url, poolSize: 2 });
+  t.teardown(() => sql.end());
+  const log = testLogger();
+  const first = await migrateWombat(sql, log);
+  t.same(first.applied, (await readMigrations()).map((m) => `${String(m.version).padStart(4, '0')}_${m.name}`));
+  const second = await migrateWombat(sql, log);
+  t.same(second.applied, []);
+  const [row] = await sql`select count(*)::int as n from information_schema.tables where table_schema = 'wombat' and table_name = 'runs'`;
+  t.equal(row!.n, 1);
+});
+
+t.test('two processes migrating at once apply each migration once', async (t) => {
+  const { url } = await createEmptyTestDatabase(t);
+  const a = createSql({ url, poolSize: 1 });
+  const b = createSql({ url, poolSize: 1 });
+  t.teardown(async () => {
+    await a.end();
+    await b.end();
+  });
+  const [ra, rb] = await Promise.all([migrateWombat(a, testLogger()), migrateWombat(b, testLogger())]);
+  const total = ra.applied.length + rb.applied.length;
+  t.equal(total, (await readMigrations()).length);
+});
+
+t.test('refuses a migration edited after it was applied', async (t) => {
+  const { url } = await createEmptyTestDatabase(t);
+  const sql = createSql({ url, poolSize: 1 });
+  t.teardown(() => sql.end());
+  const dir = await mkdtemp(path.join(tmpdir(), 'wombat-mig-'));
+  await cp(path.resolve(import.meta.dirname, '../migrations'), dir, { recursive: true });
+  await migrateWombat(sql, testLogger(), dir);
+  await writeFile(path.join(dir, '0001_core.sql'), '-- edited\n', { flag: 'a' });
+  await t.rejects(migrateWombat(sql, testLogger(), dir), { code: 'migration_changed' });
+});
+
+t.test('publishRun records the run and its pg-boss job under one id', async (t) => {
+  const tdb = await createTestDatabase(t);
+  const boss = await startBoss({ url: tdb.url, role: 'producer', log: tdb.log });
+  t.teardown(() => boss.stop({ graceful: false, close: true }));
+  const queues = (await boss.getQueues()).map((q) => q.name).sort();
+  t.same(queues, [...JOB_TYPES, DEAD_LETTER_QUEUE].sort(), 'migrator created every queue');
+
+  const id = await publishRun(tdb.db, boss, { job: 'canary', params: {}, trigger: 'manual' });
+  const run = await tdb.db.selectFrom('wombat.runs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  t.equal(run.state, 'queued');
+  t.equal(run.trigger, 'manual');
+  t.ok(run.published_at instanceof Date);
+  const job = await boss.getJobById('canary', id);
+  t.equal(job?.id, id);
+
+  // A failure after the send rolls back both the run and the job.
+  await t.rejects(
+    tdb.db.transaction().execute(async (trx) => {
+      const { insertRunAndSend } = await import('@wombat/core');
+      await insertRunAndSend(trx, boss, { job: 'canary', params: {}, trigger: 'manual', id: '00000000-0000-4000-8000-000000000001' });
+      throw new Error('abort');
+    }),
+  );
+  t.equal(await boss.getJobById('canary', '00000000-0000-4000-8000-000000000001'), null);
+  const orphan = await tdb.db.selectFrom('wombat.runs').select('id').where('id', '=', '00000000-0000-4000-8000-000000000001').execute();
+  t.same(orphan, []);
+});
