@@ -1,6 +1,6 @@
 import { PgBoss, type ConstructorOptions, type Queue } from 'pg-boss';
 import { AppError } from './errors.ts';
-import { DEAD_LETTER_QUEUE, JOB_TYPES, jobDefaults, type JobType } from './jobs.ts';
+import { JOB_TYPES, jobDefaults, type JobType } from './jobs.ts';
 import type { Logger } from './logger.ts';
 
 export { PgBoss, fromKysely } from 'pg-boss';
@@ -55,7 +55,7 @@ export async function startBoss(opts: BossOptions): Promise<PgBoss> {
   return boss;
 }
 
-/** pg-boss queue settings for a job type: retries, timeout, dead letters, LISTEN/NOTIFY wake-ups. */
+/** pg-boss queue settings for a job type: retries, timeout, LISTEN/NOTIFY wake-ups. */
 export function queueOptions(job: JobType): Omit<Queue, 'name'> {
   const d = jobDefaults[job];
   return {
@@ -63,7 +63,6 @@ export function queueOptions(job: JobType): Omit<Queue, 'name'> {
     retryDelay: d.retryDelaySeconds,
     retryBackoff: d.retryBackoff,
     expireInSeconds: d.timeoutSeconds,
-    deadLetter: DEAD_LETTER_QUEUE,
     notify: true,
   };
 }
@@ -71,9 +70,6 @@ export function queueOptions(job: JobType): Omit<Queue, 'name'> {
 /** Creates every queue Wombat uses; safe to repeat. Run by the migrator. */
 export async function ensureQueues(boss: PgBoss): Promise<void> {
   const existing = new Set((await boss.getQueues()).map((q) => q.name));
-  if (!existing.has(DEAD_LETTER_QUEUE)) {
-    await boss.createQueue(DEAD_LETTER_QUEUE, { retentionSeconds: 30 * 24 * 3600, notify: false } as Omit<Queue, 'name'>);
-  }
   for (const job of JOB_TYPES) {
     if (existing.has(job)) await boss.updateQueue(job, queueOptions(job));
     else await boss.createQueue(job, queueOptions(job));

@@ -15,8 +15,13 @@ export type Timeframe = (typeof TIMEFRAMES)[number];
 export const STORAGES = ['parquet', 'postgres', 'both'] as const;
 export type Storage = (typeof STORAGES)[number];
 
-/** Failed jobs land here after their last retry. */
-export const DEAD_LETTER_QUEUE = 'dead-letter';
+/**
+ * Dead letters are runs, not a queue: a run whose last attempt failed (state
+ * 'failed') stays in wombat.runs with its error until it is requeued or purged.
+ */
+
+/** NOTIFY channel the api uses to ask workers to abort a running job; payload is the run id. */
+export const CANCEL_CHANNEL = 'wombat_run_cancel';
 
 const exchange = Type.Union(EXCHANGES.map((e) => Type.Literal(e)), { description: 'exchange: upbit or kis' });
 const timeframe = Type.Union(TIMEFRAMES.map((t) => Type.Literal(t)), { description: `timeframe: ${TIMEFRAMES.join(', ')}` });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createSql, migrateWombat, publishRun, readMigrations, startBoss, DEAD_LETTER_QUEUE, JOB_TYPES } from '@wombat/core';
+import { createSql, migrateWombat, publishRun, readMigrations, startBoss, JOB_TYPES } from '@wombat/core';
 import { createEmptyTestDatabase, createTestDatabase, testLogger } from '@wombat/core/testing';
 import { cp, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -47,7 +47,7 @@ t.test('publishRun records the run and its pg-boss job under one id', async (t) 
   const boss = await startBoss({ url: tdb.url, role: 'producer', log: tdb.log });
   t.teardown(() => boss.stop({ graceful: false, close: true }));
   const queues = (await boss.getQueues()).map((q) => q.name).sort();
-  t.same(queues, [...JOB_TYPES, DEAD_LETTER_QUEUE].sort(), 'migrator created every queue');
+  t.same(queues, [...JOB_TYPES].sort(), 'migrator created every queue');
 
   const id = await publishRun(tdb.db, boss, { job: 'canary', params: {}, trigger: 'manual' });
   const run = await tdb.db.selectFrom('wombat.runs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
