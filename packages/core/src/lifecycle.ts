@@ -51,7 +51,6 @@ export function createLifecycle(opts: { log: Logger; shutdownTimeoutMs: number }
           opts.log.error({ deadlineMs: opts.shutdownTimeoutMs }, 'stop deadline passed');
           resolve(false);
         }, opts.shutdownTimeoutMs);
-        timer.unref();
       });
       stopping = Promise.race([runSteps().then(() => true), deadline]).finally(() => clearTimeout(timer));
       return stopping;
@@ -67,14 +66,20 @@ export function handleSignals(
   lifecycle: Lifecycle,
   proc: Pick<NodeJS.Process, 'on' | 'exit'>,
   log: Logger,
+  repeatWindowMs = 1000,
 ): void {
+  let firstSignalAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
+    // A signal often arrives twice at once: from the terminal's process group and
+    // forwarded by npm. Only a repeat a second later is a person insisting.
+    if (lifecycle.stopping && Date.now() - firstSignalAt < repeatWindowMs) return;
     if (lifecycle.stopping) {
       log.warn({ signal }, 'second signal, exiting now');
       log.flush?.();
       proc.exit(1);
       return;
     }
+    firstSignalAt = Date.now();
     void lifecycle.stop(signal).then((clean) => {
       log.info({ clean }, 'stopped');
       log.flush?.();

@@ -1,0 +1,37 @@
+/**
+ * Production migration entry point: run once per deploy, before (re)starting the
+ * services. Applies Wombat's migrations and installs or upgrades pg-boss's schema
+ * and queues. Services themselves never migrate.
+ *
+ *   DATABASE_URL=postgres://... npm run migrate
+ */
+import { ConfigError, type ConfigOf, createLogger, databaseFields, loadConfig, migrateAll, processFields, redactUrl, resolveDatabase, resolveFromRoot } from '@wombat/core';
+
+const schema = { ...databaseFields, ...processFields };
+let config: ConfigOf<typeof schema>;
+try {
+  config = loadConfig(schema, process.env);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(1);
+}
+const log = createLogger({ name: 'migrate', level: config.logLevel, format: config.logFormat, isTty: process.stdout.isTTY });
+try {
+  const db = await resolveDatabase({
+    databaseUrl: config.databaseUrl,
+    embeddedDir: resolveFromRoot(config.embeddedPgDir),
+    embeddedPort: config.embeddedPgPort,
+    log,
+  });
+  try {
+    const { applied } = await migrateAll({ url: db.url, log });
+    log.info({ database: redactUrl(db.url), applied }, 'database ready');
+  } finally {
+    await db.stop();
+  }
+} catch (err) {
+  log.fatal({ err }, 'migration failed');
+  log.flush();
+  process.exitCode = 1;
+}

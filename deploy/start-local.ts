@@ -1,0 +1,175 @@
+/**
+ * `npm start`: the whole of Wombat on one machine, for trying it and for
+ * development. Resolves PostgreSQL (DATABASE_URL, or an embedded server under
+ * .wombat/pg), applies migrations, then runs the scheduler-engine, a worker and
+ * the api as separate processes with their log lines prefixed by service.
+ *
+ * Ctrl-C (or SIGTERM) stops the services first, each within its own shutdown
+ * deadline, then the embedded PostgreSQL; nothing is left running. A service that
+ * crashes is restarted with backoff, as systemd would; one that fails at once with
+ * status 1 (bad configuration) stops everything.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ConfigError,
+  type ConfigOf,
+  createLogger,
+  databaseFields,
+  int,
+  loadConfig,
+  migrateAll,
+  processFields,
+  redactUrl,
+  repoRoot,
+  resolveDatabase,
+  resolveFromRoot,
+  str,
+} from '@wombat/core';
+
+const SERVICES = ['scheduler-engine', 'worker', 'api'] as const;
+type Service = (typeof SERVICES)[number];
+const COLORS: Record<Service, string> = { 'scheduler-engine': '\x1b[35m', worker: '\x1b[36m', api: '\x1b[32m' };
+/** A service that exits 1 this soon after starting failed its configuration or start-up checks. */
+const FAILED_START_MS = 5000;
+
+const schema = {
+  ...databaseFields,
+  ...processFields,
+  apiHost: str('API_HOST', 'address the api listens on', { default: '127.0.0.1' }),
+  apiPort: int('API_PORT', 'port the api listens on', { default: 8000, min: 1, max: 65535 }),
+};
+
+let config: ConfigOf<typeof schema>;
+try {
+  config = loadConfig(schema, process.env);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(1);
+}
+
+const tty = process.stdout.isTTY === true;
+const log = createLogger({ name: 'wombat', level: config.logLevel, format: config.logFormat, isTty: tty });
+
+const database = await resolveDatabase({
+  databaseUrl: config.databaseUrl,
+  embeddedDir: resolveFromRoot(config.embeddedPgDir),
+  embeddedPort: config.embeddedPgPort,
+  log,
+  adopt: true,
+}).catch((err: unknown) => {
+  log.fatal({ err }, 'could not start PostgreSQL');
+  log.flush();
+  process.exit(1);
+});
+
+try {
+  await migrateAll({ url: database.url, log });
+} catch (err) {
+  log.fatal({ err }, 'migration failed');
+  await database.stop();
+  log.flush();
+  process.exit(1);
+}
+
+const children = new Map<Service, ChildProcess>();
+let stopping = false;
+let exitCode = 0;
+const childEnv = {
+  ...process.env,
+  DATABASE_URL: database.url,
+  // Child output is piped through this process, so they cannot see the terminal themselves.
+  LOG_FORMAT: process.env.LOG_FORMAT || (tty ? 'pretty' : 'json'),
+  ...(tty ? { FORCE_COLOR: '1' } : {}),
+};
+
+function prefixLines(stream: NodeJS.ReadableStream, out: NodeJS.WritableStream, service: Service): void {
+  const label = tty ? `${COLORS[service]}${service.padEnd(16)}\x1b[0m| ` : `[${service}] `;
+  readline.createInterface({ input: stream }).on('line', (line) => out.write(`${label}${line}\n`));
+}
+
+function start(service: Service, attempt = 0): void {
+  const startedAt = Date.now();
+  const child = spawn(process.execPath, ['src/main.ts'], {
+    cwd: path.join(repoRoot, 'services', service),
+    env: childEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.set(service, child);
+  prefixLines(child.stdout!, process.stdout, service);
+  prefixLines(child.stderr!, process.stderr, service);
+  child.on('exit', (code, signal) => {
+    children.delete(service);
+    if (stopping) {
+      if (code !== 0) exitCode = 1;
+      log.info({ service, code, signal }, 'service stopped');
+      return;
+    }
+    if (code === 1 && Date.now() - startedAt < FAILED_START_MS) {
+      log.error({ service, code }, 'service failed to start; stopping Wombat (see its messages above)');
+      exitCode = 1;
+      void stopAll('a service failed to start');
+      return;
+    }
+    const delayMs = Math.min(30_000, 1000 * 2 ** attempt);
+    log.error({ service, code, signal, restartInMs: delayMs }, 'service exited; restarting');
+    setTimeout(() => {
+      if (!stopping) start(service, Date.now() - startedAt > 60_000 ? 0 : attempt + 1);
+    }, delayMs);
+  });
+}
+
+async function stopAll(reason: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ reason }, 'stopping Wombat');
+  for (const child of children.values()) child.kill('SIGTERM');
+  // Each service enforces its own deadline; this one only guards against a hung process.
+  const deadline = Date.now() + config.shutdownTimeoutMs + 5000;
+  while (children.size > 0 && Date.now() < deadline) await sleep(50);
+  for (const [service, child] of children) {
+    log.error({ service }, 'service did not stop in time; killing it');
+    child.kill('SIGKILL');
+    exitCode = 1;
+  }
+  while (children.size > 0) await sleep(50);
+  await database.stop();
+  log.info({ exitCode }, 'Wombat stopped');
+  log.flush();
+  process.exit(exitCode);
+}
+
+let firstSignalAt = 0;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    // The terminal delivers Ctrl-C to the services too; a repeat a second later forces.
+    if (stopping && Date.now() - firstSignalAt > 1000) {
+      for (const child of children.values()) child.kill('SIGKILL');
+      return;
+    }
+    firstSignalAt ||= Date.now();
+    void stopAll(signal);
+  });
+}
+
+for (const service of SERVICES) start(service);
+
+const healthUrl = `http://${config.apiHost.includes(':') ? `[${config.apiHost}]` : config.apiHost}:${config.apiPort}/health`;
+for (let i = 0; i < 300 && !stopping; i++) {
+  try {
+    const res = await fetch(healthUrl);
+    if (res.ok) {
+      log.info(
+        { api: `http://${config.apiHost}:${config.apiPort}`, openapi: `${healthUrl.replace('/health', '/openapi.json')}`, database: redactUrl(database.url) },
+        'Wombat is running; Ctrl-C stops it',
+      );
+      break;
+    }
+  } catch {
+    // not listening yet
+  }
+  await sleep(100);
+}

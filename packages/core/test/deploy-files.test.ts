@@ -1,0 +1,77 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { databaseFields, processFields, repoRoot } from '@wombat/core';
+
+const unitsDir = path.join(repoRoot, 'systemd');
+const serviceUnits = readdirSync(unitsDir).filter((f) => f.endsWith('.service') && f !== 'wombat-migrate.service');
+
+function directive(text: string, key: string): string[] {
+  return [...text.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
+}
+
+t.test('has a unit per service and a worker template', async (t) => {
+  t.same(serviceUnits.sort(), ['wombat-api.service', 'wombat-scheduler-engine.service', 'wombat-worker.service', 'wombat-worker@.service']);
+});
+
+for (const unit of serviceUnits) {
+  t.test(`${unit} restarts on failure, outlives the shutdown deadline and is hardened`, async (t) => {
+    const text = readFileSync(path.join(unitsDir, unit), 'utf8');
+    t.same(directive(text, 'Restart'), ['on-failure']);
+    const stopSec = Number(directive(text, 'TimeoutStopSec')[0]);
+    t.ok(stopSec * 1000 > Number(processFields.shutdownTimeoutMs.default), 'TimeoutStopSec exceeds SHUTDOWN_TIMEOUT_MS');
+    t.same(directive(text, 'EnvironmentFile'), ['/etc/wombat/wombat.env']);
+    t.same(directive(text, 'StandardOutput'), ['journal']);
+    t.same(directive(text, 'NoNewPrivileges'), ['yes']);
+    t.same(directive(text, 'ProtectSystem'), ['strict']);
+    t.same(directive(text, 'KillMode'), ['mixed'], 'npm forwards SIGTERM once to the service');
+    const exec = directive(text, 'ExecStart')[0] ?? '';
+    const service = /-w services\/([a-z-]+)/.exec(exec)?.[1];
+    t.ok(service && existsSync(path.join(repoRoot, 'services', service!, 'package.json')), `ExecStart names a service: ${exec}`);
+  });
+}
+
+const analyze = spawnSync('systemd-analyze', ['--version']).status === 0;
+t.test('systemd-analyze verify accepts every unit', { skip: analyze ? false : 'systemd-analyze is not installed here' }, async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wombat-units-'));
+  cpSync(unitsDir, dir, { recursive: true });
+  cpSync(path.join(dir, 'wombat-worker@.service'), path.join(dir, 'wombat-worker@1.service'));
+  const files = readdirSync(dir).map((f) => path.join(dir, f));
+  const out = spawnSync('systemd-analyze', ['verify', '--man=no', ...files], { encoding: 'utf8' });
+  t.equal(out.status, 0, out.stderr);
+  t.equal(out.stderr.trim(), '', 'no warnings');
+});
+
+t.test('.env.example lists every variable a service reads, each with a comment', async (t) => {
+  const example = readFileSync(path.join(repoRoot, 'deploy/.env.example'), 'utf8');
+  const lines = example.split('\n');
+  const fields = [...Object.values(databaseFields), ...Object.values(processFields)];
+  for (const name of ['scheduler-engine', 'worker', 'api']) {
+    const configPath = path.join(repoRoot, 'services', name, 'src/config.ts');
+    if (!existsSync(configPath)) continue;
+    const mod = (await import(configPath)) as Record<string, unknown>;
+    for (const value of Object.values(mod)) {
+      if (value && typeof value === 'object') {
+        for (const f of Object.values(value as Record<string, unknown>)) {
+          if (f && typeof f === 'object' && 'env' in f && 'parse' in f) fields.push(f as (typeof fields)[number]);
+        }
+      }
+    }
+  }
+  const names = new Set(fields.map((f) => f.env));
+  t.ok(names.size > 8);
+  for (const env of names) {
+    const i = lines.findIndex((l) => l.startsWith(`${env}=`));
+    t.ok(i > 0, `${env} is listed`);
+    if (i > 0) t.match(lines[i - 1], /^# \S/, `${env} has a comment`);
+  }
+});
+
+t.test('docker-compose.yml has postgres, api, engine and a worker profile', async (t) => {
+  const text = readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8');
+  for (const s of ['postgres:', 'api:', 'scheduler-engine:', 'worker:']) t.match(text, new RegExp(`^  ${s}`, 'm'));
+  t.match(text, /profiles: \[worker\]/);
+});
+

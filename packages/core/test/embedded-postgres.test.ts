@@ -1,0 +1,98 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import postgres from 'postgres';
+import { resolveDatabase, startEmbeddedPostgres } from '@wombat/core';
+import { testLogger } from '@wombat/core/testing';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function query(url: string): Promise<string> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await sql<{ db: string }[]>`select current_database() as db`;
+    return row!.db;
+  } finally {
+    await sql.end();
+  }
+}
+
+const dir = mkdtempSync(path.join(tmpdir(), 'wombat-embedded-'));
+// PostgreSQL runs as its own user when Wombat runs as root: it must reach the directory.
+chmodSync(dir, 0o755);
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const dataDir = path.join(dir, 'pg');
+
+t.test('without DATABASE_URL, a real PostgreSQL starts under the data directory and stops with no process left', async (t) => {
+  const port = await freePort();
+  const db = await resolveDatabase({ databaseUrl: undefined, embeddedDir: dataDir, embeddedPort: port, log: testLogger(), adopt: false });
+  t.ok(db.embedded);
+  t.equal(await query(db.url), 'wombat');
+  const pid = db.embedded!.pid;
+  t.ok(alive(pid));
+
+  // A second process joins the running server instead of fighting over the directory.
+  const joined = await startEmbeddedPostgres({ dir: dataDir, port: await freePort(), log: testLogger() });
+  t.equal(joined.pid, pid);
+  t.equal(joined.owned, false);
+  await joined.stop();
+  t.ok(alive(pid), 'a joiner does not stop the server it did not start');
+
+  await db.stop();
+  t.notOk(alive(pid), 'the owner stops it');
+});
+
+t.test('a server orphaned by a killed process is adopted by the next start and stopped', async (t) => {
+  const port = await freePort();
+  const script = `
+    import { startEmbeddedPostgres } from '@wombat/core';
+    import { testLogger } from '@wombat/core/testing';
+    const pg = await startEmbeddedPostgres({ dir: ${JSON.stringify(dataDir)}, port: ${port}, log: testLogger() });
+    console.log('READY ' + pg.pid);
+    setInterval(() => {}, 1000);
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: import.meta.dirname, stdio: ['ignore', 'pipe', 'inherit'] });
+  const pid = await new Promise<number>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      const m = /READY (\d+)/.exec(String(d));
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`child exited ${code}`)));
+  });
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  t.ok(alive(pid), 'PostgreSQL outlives the killed process');
+
+  const adopted = await startEmbeddedPostgres({ dir: dataDir, port: await freePort(), log: testLogger(), adopt: true });
+  t.equal(adopted.pid, pid);
+  t.equal(await query(adopted.url), 'wombat');
+  await adopted.stop();
+  t.notOk(alive(pid));
+});
+
+t.test('DATABASE_URL wins and nothing is started', async (t) => {
+  const db = await resolveDatabase({ databaseUrl: 'postgres://u@db.example:5432/x', embeddedDir: dataDir, embeddedPort: 1, log: testLogger() });
+  t.equal(db.url, 'postgres://u@db.example:5432/x');
+  t.equal(db.embedded, undefined);
+});

@@ -1,0 +1,88 @@
+import t from 'tap';
+import { Writable } from 'node:stream';
+import { EventEmitter } from 'node:events';
+import { createLifecycle, createLogger, handleSignals, redactUrl } from '@wombat/core';
+import { testLogger } from '@wombat/core/testing';
+
+t.test('stop runs steps last-registered first, once, even when a step throws', async (t) => {
+  const order: string[] = [];
+  const lc = createLifecycle({ log: testLogger(), shutdownTimeoutMs: 1000 });
+  lc.onStop('pool', () => void order.push('pool'));
+  lc.onStop('drain', async () => {
+    order.push('drain');
+    throw new Error('drain failed');
+  });
+  lc.onStop('intake', () => void order.push('intake'));
+  const [a, b] = [lc.stop('test'), lc.stop('again')];
+  t.equal(a, b, 'memoized');
+  t.equal(await a, true);
+  t.same(order, ['intake', 'drain', 'pool']);
+  t.equal(lc.stopping, true);
+});
+
+t.test('stop resolves false when a step outlives the deadline', async (t) => {
+  const lc = createLifecycle({ log: testLogger(), shutdownTimeoutMs: 50 });
+  lc.onStop('hang', () => new Promise(() => {}));
+  t.equal(await lc.stop('test'), false);
+});
+
+function fakeProcess() {
+  const ee = new EventEmitter();
+  const exits: number[] = [];
+  return { proc: { on: ee.on.bind(ee), exit: (code?: number) => void exits.push(code ?? 0) } as never, ee, exits };
+}
+
+t.test('first signal stops cleanly and exits 0; a later second signal exits 1 at once', async (t) => {
+  const { proc, ee, exits } = fakeProcess();
+  const lc = createLifecycle({ log: testLogger(), shutdownTimeoutMs: 5000 });
+  let release!: () => void;
+  lc.onStop('slow', () => new Promise<void>((r) => (release = r)));
+  handleSignals(lc, proc, testLogger(), 20);
+  ee.emit('SIGTERM', 'SIGTERM');
+  ee.emit('SIGINT', 'SIGINT'); // same instant: npm forwarding the terminal's signal
+  t.same(exits, [], 'a duplicate delivered together is ignored');
+  await new Promise((r) => setTimeout(r, 40));
+  ee.emit('SIGINT', 'SIGINT');
+  t.same(exits, [1], 'a repeat later forces exit 1');
+  release();
+  await lc.stop('x');
+  await new Promise((r) => setImmediate(r));
+  t.same(exits, [1, 0]);
+});
+
+t.test('logger writes JSON lines and redacts secrets', async (t) => {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(...String(chunk).split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const log = createLogger({ name: 'api', format: 'json', destination });
+  log.info({ headers: { authorization: 'Bearer s3cret', appkey: 'k', appsecret: 'shh' }, token: 'tok', user: 'ok' }, 'request');
+  log.flush();
+  const rec = JSON.parse(lines[0]!);
+  t.equal(rec.msg, 'request');
+  t.equal(rec.service, 'api');
+  t.equal(rec.user, 'ok');
+  t.notMatch(lines[0]!, /s3cret|shh|tok"/);
+  t.equal(rec.headers.authorization, '[redacted]');
+});
+
+t.test('logger is human-readable when asked for pretty output', async (t) => {
+  let out = '';
+  const destination = new Writable({
+    write(chunk, _enc, cb) {
+      out += String(chunk);
+      cb();
+    },
+  });
+  const log = createLogger({ name: 'api', format: 'pretty', destination });
+  log.info({ port: 8000 }, 'listening');
+  t.match(out, /INFO.*listening/);
+  t.throws(() => JSON.parse(out.trim()));
+});
+
+t.test('redactUrl hides the password', async (t) => {
+  t.equal(redactUrl('postgres://u:secret@h:5432/db'), 'postgres://u:***@h:5432/db');
+});
