@@ -23,9 +23,25 @@ export type Storage = (typeof STORAGES)[number];
 /** NOTIFY channel the api uses to ask workers to abort a running job; payload is the run id. */
 export const CANCEL_CHANNEL = 'wombat_run_cancel';
 
-const exchange = Type.Union(EXCHANGES.map((e) => Type.Literal(e)), { description: 'exchange: upbit or kis' });
-const timeframe = Type.Union(TIMEFRAMES.map((t) => Type.Literal(t)), { description: `timeframe: ${TIMEFRAMES.join(', ')}` });
-const storage = Type.Union(STORAGES.map((s) => Type.Literal(s)));
+// Spelled out (not mapped from the arrays) so the static types stay literal unions.
+const exchange = Type.Union([Type.Literal('upbit'), Type.Literal('kis')], { description: 'exchange: upbit or kis' });
+const timeframe = Type.Union(
+  [
+    Type.Literal('1m'),
+    Type.Literal('3m'),
+    Type.Literal('5m'),
+    Type.Literal('10m'),
+    Type.Literal('15m'),
+    Type.Literal('30m'),
+    Type.Literal('1H'),
+    Type.Literal('4H'),
+    Type.Literal('1D'),
+    Type.Literal('1W'),
+    Type.Literal('1M'),
+  ],
+  { description: `timeframe: ${TIMEFRAMES.join(', ')}` },
+);
+const storage = Type.Union([Type.Literal('parquet'), Type.Literal('postgres'), Type.Literal('both')], { description: 'storage: parquet, postgres or both' });
 const symbol = Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9._-]+$', description: 'exchange symbol, e.g. KRW-BTC or 005930' });
 const isoTime = Type.String({ format: 'date-time', description: 'ISO 8601 instant, e.g. 2026-01-01T00:00:00Z' });
 const closed = { additionalProperties: false } as const;
@@ -138,8 +154,11 @@ export function describeErrors(schema: TSchema, value: unknown, root: string): s
       const props = (e.params as { additionalProperties?: string[] }).additionalProperties;
       message = `has unknown field(s) ${props?.join(', ') ?? ''}`.trim();
     } else if (e.keyword === 'boolean' && e.instancePath) {
+      // An unknown field shows up twice (as `false` schema and as additionalProperties): say it once.
       const parts = e.instancePath.split('/');
-      out.push(`${root}${parts.slice(0, -1).join('.')} has unknown field ${parts.at(-1)}`);
+      const parent = root + parts.slice(0, -1).join('.');
+      out.push(`${parent} has unknown field ${parts.at(-1)}`);
+      seen.add(parent);
       continue;
     } else if (e.keyword === 'const' || e.keyword === 'anyOf') {
       const s = schemaAt(schema, e.instancePath);

@@ -1,0 +1,22 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { repoRoot } from '@wombat/core';
+
+const cases: { service: string; env: Record<string, string>; names: string[] }[] = [
+  { service: 'scheduler-engine', env: { SCHEDULER_HOUR: '25', DATABASE_URL: 'mysql://db/x' }, names: ['SCHEDULER_HOUR', 'DATABASE_URL'] },
+  { service: 'worker', env: { STORAGE: 's3', DATABASE_URL: 'not a url' }, names: ['STORAGE', 'DATABASE_URL'] },
+  { service: 'api', env: { API_PORT: '80000', DATABASE_URL: 'postgres://host-without-db' }, names: ['API_PORT', 'DATABASE_URL'] },
+];
+
+for (const c of cases) {
+  t.test(`${c.service} exits 1 naming each bad variable`, async (t) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, LOG_FORMAT: "json", ...c.env };
+    delete env.WOMBAT_TEST_ADMIN_URL;
+    const out = spawnSync(process.execPath, ['src/main.ts'], { cwd: path.join(repoRoot, 'services', c.service), env, encoding: 'utf8', timeout: 30000 });
+    t.equal(out.status, 1, out.stderr + out.stdout);
+    const text = out.stderr + out.stdout;
+    for (const name of c.names) t.match(text, name, `names ${name}`);
+    t.notMatch(text, /mysql:\/\/db|not a url|host-without-db/, 'does not echo the database URL');
+  });
+}
