@@ -1,13 +1,19 @@
 /**
- * Runs a command (the test suite) against a PostgreSQL: the server in
- * DATABASE_URL when set, otherwise an embedded one kept under .wombat/pg-test and
- * stopped afterwards. The command sees the server as WOMBAT_TEST_ADMIN_URL and
- * creates a database of its own per test file there.
+ * Runs a command (the test suite, a benchmark) against a PostgreSQL: the server in
+ * DATABASE_URL when set, otherwise an embedded one kept under .wombat/pg-test. The
+ * command sees the server as WOMBAT_TEST_ADMIN_URL and creates databases of its
+ * own there.
+ *
+ * Several runs may share the embedded server (two terminals in one checkout): each
+ * registers itself, and the last one to finish stops the server.
  *
  *   node deploy/with-postgres.ts tap [files...]
  */
 import { spawn } from 'node:child_process';
-import { createLogger, parsePostgresUrl, resolveDatabase, resolveFromRoot } from '@wombat/core';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createLogger, parsePostgresUrl, resolveDatabase, resolveFromRoot, type ResolvedDatabase } from '@wombat/core';
 
 const log = createLogger({ name: 'test-postgres', level: process.env.LOG_LEVEL ?? 'info', format: 'auto', isTty: process.stderr.isTTY, destination: process.stderr });
 const [cmd, ...args] = process.argv.slice(2);
@@ -16,7 +22,7 @@ if (!cmd) {
   process.exit(2);
 }
 
-let databaseUrl = process.env.DATABASE_URL || undefined;
+const databaseUrl = process.env.DATABASE_URL || undefined;
 if (databaseUrl) {
   try {
     parsePostgresUrl(databaseUrl);
@@ -26,18 +32,74 @@ if (databaseUrl) {
   }
 }
 
-const resolved = await resolveDatabase({
-  databaseUrl,
-  embeddedDir: resolveFromRoot(process.env.EMBEDDED_PG_TEST_DIR ?? '.wombat/pg-test'),
-  embeddedPort: Number(process.env.EMBEDDED_PG_TEST_PORT ?? 54330),
-  log,
-  adopt: true,
-});
+const embeddedDir = resolveFromRoot(process.env.EMBEDDED_PG_TEST_DIR ?? '.wombat/pg-test');
+const usersDir = `${embeddedDir}.users`;
+const lockDir = `${embeddedDir}.lock`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A short critical section across processes: mkdir is atomic; a dead holder's lock is broken. */
+async function withLock<T>(fn: () => Promise<T>): Promise<T> {
+  mkdirSync(path.dirname(lockDir), { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(lockDir);
+      writeFileSync(path.join(lockDir, 'pid'), String(process.pid));
+      break;
+    } catch {
+      try {
+        const holder = Number(readFileSync(path.join(lockDir, 'pid'), 'utf8'));
+        if (Number.isInteger(holder) && !alive(holder)) rmSync(lockDir, { recursive: true, force: true });
+      } catch {
+        // the holder is just releasing it
+      }
+      await sleep(50);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lockDir, { recursive: true, force: true });
+  }
+}
+
+function liveUsers(): number[] {
+  mkdirSync(usersDir, { recursive: true });
+  const pids = readdirSync(usersDir).map(Number).filter(Number.isInteger);
+  for (const pid of pids.filter((p) => !alive(p))) rmSync(path.join(usersDir, String(pid)), { force: true });
+  return pids.filter(alive);
+}
+
+const resolved: ResolvedDatabase = databaseUrl
+  ? await resolveDatabase({ databaseUrl, embeddedDir, embeddedPort: 0, log })
+  : await withLock(async () => {
+      liveUsers();
+      writeFileSync(path.join(usersDir, String(process.pid)), '');
+      return resolveDatabase({
+        databaseUrl: undefined,
+        embeddedDir,
+        embeddedPort: Number(process.env.EMBEDDED_PG_TEST_PORT ?? 54330),
+        log,
+        adopt: true,
+      });
+    });
 const adminUrl = resolved.embedded?.adminUrl ?? resolved.url;
 log.info({ embedded: resolved.embedded !== undefined }, 'tests use PostgreSQL');
 
 const child = spawn(cmd, args, { stdio: 'inherit', env: { ...process.env, WOMBAT_TEST_ADMIN_URL: adminUrl } });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
 const code = await new Promise<number>((resolve) => child.on('close', (c, s) => resolve(c ?? (s ? 1 : 0))));
-await resolved.stop();
+if (resolved.embedded) {
+  await withLock(async () => {
+    rmSync(path.join(usersDir, String(process.pid)), { force: true });
+    if (liveUsers().length === 0) await resolved.stop();
+  });
+}
 process.exit(code);
