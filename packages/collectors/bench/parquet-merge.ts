@@ -1,0 +1,59 @@
+/**
+ * Parquet store throughput on a file of 1,000,000 candles: encode, decode, and
+ * the merge a collection does (read + merge + atomic rewrite under the lock).
+ *
+ *   node bench/parquet-merge.ts
+ */
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { decodeParquet, encodeParquet, parquetPath, writeCandlesParquet, type Candle, type Columns } from '@wombat/collectors';
+import { atomicWrite } from '../src/parquet-store.ts';
+
+const ROWS = 1_000_000;
+const dataRoot = await mkdtemp(path.join(tmpdir(), 'wombat-bench-'));
+const key = { exchange: 'upbit' as const, symbol: 'KRW-BTC', timeframe: '1m' as const };
+const base = Date.UTC(2026, 0, 1);
+// 30 s apart so that a million rows fit one year file (a year of 1m candles is 525,600).
+const STEP_MS = 30_000;
+
+const time = (label: string, rows: number, ms: number) => console.log(`${label}: ${rows} rows in ${(ms / 1000).toFixed(2)} s = ${Math.round(rows / (ms / 1000))} rows/s`);
+
+try {
+  const c: Columns = { time: new Float64Array(ROWS), open: new Float64Array(ROWS), high: new Float64Array(ROWS), low: new Float64Array(ROWS), close: new Float64Array(ROWS), volume: new Float64Array(ROWS), quoteVolume: new Float64Array(ROWS) };
+  for (let i = 0; i < ROWS; i++) {
+    c.time[i] = base + i * STEP_MS;
+    c.open[i] = 100 + (i % 97);
+    c.high[i] = c.open[i]! + 2;
+    c.low[i] = c.open[i]! - 2;
+    c.close[i] = c.open[i]! + 1;
+    c.volume[i] = i % 1000;
+    c.quoteVolume[i] = c.volume[i]! * c.close[i]!;
+  }
+  let t0 = performance.now();
+  const bytes = encodeParquet(c);
+  time('encode (zstd)', ROWS, performance.now() - t0);
+  const file = parquetPath(dataRoot, key, 2026);
+  await atomicWrite(file, bytes);
+  console.log(`file size: ${((await stat(file)).size / 1e6).toFixed(1)} MB`);
+  t0 = performance.now();
+  decodeParquet(bytes);
+  time('decode', ROWS, performance.now() - t0);
+
+  // An incremental collection: 1,440 new rows merged into the million stored.
+  const fresh: Candle[] = [];
+  for (let i = 0; i < 1440; i++) fresh.push({ time: new Date(base + (ROWS + i) * STEP_MS), open: 1, high: 2, low: 1, close: 1, volume: 1, quoteVolume: 1 });
+  t0 = performance.now();
+  const r = await writeCandlesParquet(dataRoot, key, fresh, { overwrite: false });
+  const mergeMs = performance.now() - t0;
+  time(`merge ${r.written} new rows into the file (read + merge + atomic rewrite)`, ROWS + r.written, mergeMs);
+
+  // An overwrite of the whole range: every row replaced.
+  const all: Candle[] = [];
+  for (let i = 0; i < ROWS; i++) all.push({ time: new Date(base + i * STEP_MS), open: 5, high: 6, low: 4, close: 5, volume: 1, quoteVolume: 5 });
+  t0 = performance.now();
+  const o = await writeCandlesParquet(dataRoot, key, all, { overwrite: true, rangeFrom: base, rangeTo: base + ROWS * STEP_MS });
+  time(`overwrite merge (${o.written} rows replaced)`, ROWS, performance.now() - t0);
+} finally {
+  await rm(dataRoot, { recursive: true, force: true });
+}

@@ -1,0 +1,210 @@
+import { checkJobParams, PermanentError, ValidationError, type Exchange, type JobParams, type Logger, type Storage, type Timeframe } from '@wombat/core';
+import type { Kysely } from 'kysely';
+import { addPeriods, approxPeriodMs, closedCutoff, floorToTimeframe, sortUnique, type Candle } from './candle.ts';
+import { createKisClient, type KisClient } from './kis.ts';
+import { KIS_MARKETS, loadMasterZip, parseMasterZip, type KisMarket } from './kis-master.ts';
+import { lastStoredParquet, readCandlesParquet, writeCandlesParquet } from './parquet-store.ts';
+import { activeSymbols, lastStoredPg, readCandlesPg, syncSymbols, upsertCandles, type CollectorDb, type ListedSymbol } from './pg-store.ts';
+import { createUpbitClient, type UpbitClient } from './upbit.ts';
+
+export interface CollectorsOptions {
+  /** Needed for storage postgres|both, the shared KIS token cache and the symbols table. */
+  db?: Kysely<any>;
+  /** Absolute path. */
+  dataRoot: string;
+  storage: Storage;
+  upbit: { baseUrl: string; requestsPerSecond?: number };
+  kis?: {
+    baseUrl: string;
+    appKey: string;
+    appSecret: string;
+    accountType: 'real' | 'mock';
+    requestsPerSecond?: number;
+    /** URL or local path of each master zip. */
+    masterUrls?: { kospi: string; kosdaq: string };
+  };
+  log: Logger;
+  requestTimeoutMs?: number;
+  /** Retries of one request (5xx, timeout, malformed body, 429) before the call fails. */
+  retries?: number;
+  /** First backoff delay; doubles with each retry. */
+  retryBaseDelayMs?: number;
+  now?: () => Date;
+}
+
+/** fraction in 0..1 */
+export interface Progress {
+  (fraction: number, message?: string): void;
+}
+
+export interface SymbolsResult {
+  exchange: Exchange;
+  total: number;
+  added: number;
+  renamed: number;
+  delisted: number;
+}
+
+export interface FetchResult {
+  exchange: Exchange;
+  symbol: string;
+  timeframe: Timeframe;
+  fetched: number;
+  written: number;
+  first?: string;
+  last?: string;
+  requests: number;
+}
+
+export interface Collectors {
+  collectSymbols(opts: { exchanges?: Exchange[]; signal?: AbortSignal; onProgress?: Progress }): Promise<SymbolsResult[]>;
+  /** Active rows of the symbols table; fetched from the exchange when the table has none (or there is no db). */
+  listSymbols(exchange: Exchange, opts?: { market?: string; signal?: AbortSignal }): Promise<string[]>;
+  fetchCandles(params: JobParams<'fetch-candles'>, opts: { signal?: AbortSignal; onProgress?: Progress }): Promise<FetchResult>;
+  /** Candles already stored, oldest first, UTC, with start in [from, to). */
+  readCandles(q: { exchange: Exchange; symbol: string; timeframe: Timeframe; from: Date; to: Date }): Promise<Candle[]>;
+  close(): Promise<void>;
+}
+
+/** Candles collected when nothing is stored yet and the job names no range. */
+export const DEFAULT_BACKFILL_DAYS = 30;
+const DAY_MS = 86_400_000;
+
+export function createCollectors(opts: CollectorsOptions): Collectors {
+  const now = opts.now ?? (() => new Date());
+  const db = opts.db as CollectorDb | undefined;
+  const log = opts.log.child({ component: 'collectors' });
+  const common = {
+    ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
+    ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
+    ...(opts.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: opts.retryBaseDelayMs } : {}),
+  };
+  const upbit: UpbitClient = createUpbitClient({ ...opts.upbit, ...common, log: log.child({ exchange: 'upbit' }) });
+  let kisClient: KisClient | undefined;
+  const kis = (): KisClient => {
+    if (!opts.kis) throw new PermanentError('kis_not_configured', 'KIS is not configured: set KIS_APP_KEY and KIS_APP_SECRET');
+    kisClient ??= createKisClient({ ...opts.kis, ...common, ...(db ? { db } : {}), log: log.child({ exchange: 'kis' }) });
+    return kisClient;
+  };
+  const needDb = (what: string): CollectorDb => {
+    if (!db) throw new PermanentError('no_database', `${what} needs a database (DATABASE_URL)`);
+    return db;
+  };
+
+  async function listedSymbols(exchange: Exchange, signal?: AbortSignal): Promise<ListedSymbol[]> {
+    if (exchange === 'upbit') {
+      return (await upbit.markets(signal)).map((m) => ({ symbol: m.market, name: m.koreanName, englishName: m.englishName, market: m.market.split('-')[0]! }));
+    }
+    const urls = opts.kis?.masterUrls;
+    if (!urls) throw new PermanentError('kis_master_not_configured', 'KIS symbol lists need KIS_MASTER_KOSPI_URL and KIS_MASTER_KOSDAQ_URL');
+    const out: ListedSymbol[] = [];
+    for (const market of KIS_MARKETS) {
+      const source = market === 'KOSPI' ? urls.kospi : urls.kosdaq;
+      const zip = await loadMasterZip(source, { timeoutMs: opts.requestTimeoutMs ?? 30_000, ...(signal ? { signal } : {}) });
+      out.push(...parseMasterZip(zip, market as KisMarket).map(({ symbol, name, market: m }) => ({ symbol, name, market: m })));
+    }
+    return out;
+  }
+
+  async function lastStored(storage: Storage, key: { exchange: Exchange; symbol: string; timeframe: Timeframe }): Promise<Date | undefined> {
+    if (storage === 'postgres') return lastStoredPg(needDb('postgres storage'), key);
+    const fromFile = await lastStoredParquet(opts.dataRoot, key);
+    if (storage === 'parquet') return fromFile;
+    const fromDb = await lastStoredPg(needDb('postgres storage'), key);
+    // Both stores: continue from the one that is behind, so neither keeps a hole.
+    if (!fromFile || !fromDb) return undefined;
+    return fromFile < fromDb ? fromFile : fromDb;
+  }
+
+  return {
+    async collectSymbols({ exchanges, signal, onProgress }) {
+      const list = exchanges ?? (opts.kis ? (['upbit', 'kis'] as Exchange[]) : (['upbit'] as Exchange[]));
+      const store = needDb('collect-symbols');
+      const results: SymbolsResult[] = [];
+      for (const [i, exchange] of list.entries()) {
+        onProgress?.(i / list.length, `fetching ${exchange} symbols`);
+        const listed = await listedSymbols(exchange, signal);
+        signal?.throwIfAborted();
+        const r = await syncSymbols(store, exchange, listed, now());
+        log.info({ exchange, ...r }, 'symbols updated');
+        results.push({ exchange, ...r });
+      }
+      onProgress?.(1, 'symbols updated');
+      return results;
+    },
+
+    async listSymbols(exchange, o = {}) {
+      if (db) {
+        const stored = await activeSymbols(db, exchange, o.market);
+        if (stored.length > 0) return stored;
+      }
+      const listed = await listedSymbols(exchange, o.signal);
+      return listed.filter((s) => !o.market || s.market === o.market).map((s) => s.symbol).sort();
+    },
+
+    async fetchCandles(input, { signal, onProgress }) {
+      const check = checkJobParams('fetch-candles', input);
+      if (!check.ok) throw new ValidationError(check.problems);
+      const params = check.value;
+      const { exchange, symbol, timeframe: tf } = params;
+      const storage = params.storage ?? opts.storage;
+      const overwrite = params.overwrite ?? false;
+      const key = { exchange, symbol, timeframe: tf };
+      const at = now();
+      let end = closedCutoff(tf, at);
+      let from: Date;
+      if (params.to) end = new Date(Math.min(end.getTime(), floorToTimeframe(tf, new Date(params.to)).getTime()));
+      if (params.from) from = new Date(params.from);
+      else if (params.daysBack !== undefined) from = new Date(at.getTime() - params.daysBack * DAY_MS);
+      else {
+        const last = await lastStored(storage, key);
+        from = last ? addPeriods(tf, floorToTimeframe(tf, last), 1) : new Date(at.getTime() - DEFAULT_BACKFILL_DAYS * DAY_MS);
+      }
+      if (Number.isNaN(from.getTime()) || Number.isNaN(end.getTime())) throw new ValidationError(['params.from/to must be ISO 8601 instants']);
+      // Candles are stored whole: start from the first period starting at or after `from`.
+      const aligned = floorToTimeframe(tf, from);
+      from = aligned < from ? addPeriods(tf, aligned, 1) : aligned;
+      const span = Math.max(1, end.getTime() - from.getTime());
+      const flog = log.child({ exchange, symbol, timeframe: tf });
+      if (from >= end) {
+        flog.debug('nothing new to collect');
+        onProgress?.(1, 'up to date');
+        return { exchange, symbol, timeframe: tf, fetched: 0, written: 0, requests: 0 };
+      }
+      flog.debug({ from: from.toISOString(), end: end.toISOString(), pagesAbout: Math.ceil(span / approxPeriodMs(tf) / 100) }, 'collecting candles');
+      const onPage = (cursor: Date, fetched: number) => onProgress?.(0.95 * Math.min(1, (end.getTime() - cursor.getTime()) / span), `${fetched} candles`);
+      const pageOpts = { ...(signal ? { signal } : {}), onPage };
+      const got = exchange === 'upbit' ? await upbit.backfill(symbol, tf, from, end, pageOpts) : await kis().periodCandles(symbol, tf, from, end, pageOpts);
+      // Everything is fetched before anything is written: an abort or a failure leaves the stores untouched.
+      signal?.throwIfAborted();
+      const candles = sortUnique(got.candles);
+      let written = 0;
+      if (storage === 'parquet' || storage === 'both') {
+        const r = await writeCandlesParquet(opts.dataRoot, key, candles, { overwrite, rangeFrom: from.getTime(), rangeTo: end.getTime(), ...(signal ? { lock: { signal } } : {}) });
+        written = r.written;
+      }
+      if (storage === 'postgres' || storage === 'both') {
+        const n = await upsertCandles(needDb('postgres storage'), key, candles, { overwrite, rangeFrom: from, rangeTo: end });
+        written = Math.max(written, n);
+      }
+      onProgress?.(1, `${candles.length} candles, ${written} written`);
+      const result: FetchResult = { exchange, symbol, timeframe: tf, fetched: candles.length, written, requests: got.requests };
+      if (candles.length > 0) {
+        result.first = candles[0]!.time.toISOString();
+        result.last = candles.at(-1)!.time.toISOString();
+      }
+      flog.info({ fetched: result.fetched, written, requests: got.requests }, 'candles collected');
+      return result;
+    },
+
+    async readCandles(q) {
+      const key = { exchange: q.exchange, symbol: q.symbol, timeframe: q.timeframe };
+      if (opts.storage === 'postgres') return readCandlesPg(needDb('postgres storage'), key, q.from, q.to);
+      return readCandlesParquet(opts.dataRoot, key, q.from, q.to);
+    },
+
+    async close() {
+      // Clients hold no sockets of their own (undici's global pool) and the db belongs to the caller.
+    },
+  };
+}

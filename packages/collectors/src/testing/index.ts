@@ -1,0 +1,5 @@
+export { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from './fake-exchange.ts';
+export type { FakeUpbitControls, FakeUpbitOptions, UpbitMarketSpec } from './fake-upbit.ts';
+export type { FakeKisControls, FakeKisOptions, KisSymbolSpec } from './fake-kis.ts';
+export type { Counter, Fault } from './fake-common.ts';
+export { encodeCp949 } from './cp949.ts';

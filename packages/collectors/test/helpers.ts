@@ -1,0 +1,40 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { testLogger } from '@wombat/core/testing';
+import { createCollectors, type CollectorsOptions, type Candle } from '@wombat/collectors';
+import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from '@wombat/collectors/testing';
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export async function tempDataRoot(t: Teardown): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'wombat-collectors-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function fakeExchange(t: Teardown, opts: FakeExchangeOptions = {}): Promise<FakeExchange> {
+  const fake = await startFakeExchange(opts);
+  t.teardown(() => fake.close());
+  return fake;
+}
+
+export function collectorsFor(t: Teardown, fake: FakeExchange, opts: Partial<CollectorsOptions> & { dataRoot: string }) {
+  const c = createCollectors({
+    storage: 'parquet',
+    upbit: { baseUrl: fake.url, requestsPerSecond: 10 },
+    log: testLogger('collectors'),
+    retryBaseDelayMs: 20,
+    requestTimeoutMs: 2000,
+    ...opts,
+  });
+  t.teardown(() => c.close());
+  return c;
+}
+
+/** Candles as comparable plain rows. */
+export function rows(candles: Candle[]): string[] {
+  return candles.map((c) => `${c.time.toISOString()} ${c.open} ${c.high} ${c.low} ${c.close} ${c.volume} ${c.quoteVolume}`);
+}
