@@ -1,0 +1,6 @@
+export * from './types.ts';
+export * from './time-zone.ts';
+export * from './occurrences.ts';
+export * from './validate.ts';
+export * from './catch-up.ts';
+export * from './store.ts';

@@ -1,0 +1,241 @@
+import { sql, type Kysely } from 'kysely';
+import type { PgBoss } from 'pg-boss';
+import type { CoreTables } from '../db-types.ts';
+import { AppError, SQLSTATE, sqlState, ValidationError } from '../errors.ts';
+import { checkJobParams, type JobType } from '../jobs.ts';
+import { publishRun } from '../runs.ts';
+import { mergeSchedulePatch } from './validate.ts';
+import type {
+  EngineStatus,
+  MissedPolicy,
+  OverlapPolicy,
+  Schedule,
+  ScheduleDefinition,
+  SchedulePatch,
+  ScheduleRow,
+  SchedulerTables,
+  ScheduleStatus,
+  ScheduleTrigger,
+} from './types.ts';
+
+/**
+ * Schedule statements, one function per statement, database handle first. They
+ * take the core Kysely handle and widen it to the scheduler tables themselves.
+ */
+type Db = Kysely<CoreTables>;
+const tables = (db: Db) => db.withTables<SchedulerTables>();
+
+export function rowToSchedule(r: ScheduleRow): Schedule {
+  const trigger: ScheduleTrigger =
+    r.kind === 'cron'
+      ? { kind: 'cron', cron: r.cron! }
+      : r.kind === 'every'
+        ? { kind: 'every', every: r.every!, everySeconds: r.every_seconds! }
+        : { kind: 'times', times: r.times! };
+  return {
+    id: r.id,
+    name: r.name,
+    job: r.job as JobType,
+    trigger,
+    timezone: r.timezone,
+    params: (r.params ?? {}) as object,
+    overlap: r.overlap as OverlapPolicy,
+    missed: r.missed as MissedPolicy,
+    catchupWindowSeconds: r.catchup_window_seconds,
+    catchupMax: r.catchup_max,
+    jitterSeconds: r.jitter_seconds,
+    timeoutSeconds: r.timeout_seconds,
+    maxRetries: r.max_retries,
+    retryDelaySeconds: r.retry_delay_seconds,
+    retryBackoff: r.retry_backoff,
+    status: r.status as ScheduleStatus,
+    pausedReason: r.paused_reason,
+    builtIn: r.built_in,
+    version: r.version,
+    createdAt: new Date(r.created_at),
+    updatedAt: new Date(r.updated_at),
+    nextRunAt: r.next_run_at ? new Date(r.next_run_at) : null,
+    lastRunAt: r.last_run_at ? new Date(r.last_run_at) : null,
+    lastRunId: r.last_run_id,
+  };
+}
+
+function definitionColumns(d: ScheduleDefinition) {
+  const t = d.trigger;
+  return {
+    name: d.name,
+    job: d.job,
+    kind: t.kind,
+    cron: t.kind === 'cron' ? t.cron : null,
+    every: t.kind === 'every' ? t.every : null,
+    every_seconds: t.kind === 'every' ? t.everySeconds : null,
+    // Times are HH:MM[:SS] only, so the array literal needs no quoting.
+    times: t.kind === 'times' ? sql<string[]>`${`{${t.times.join(',')}}`}::text[]` : null,
+    timezone: d.timezone,
+    params: d.params,
+    overlap: d.overlap,
+    missed: d.missed,
+    catchup_window_seconds: d.catchupWindowSeconds,
+    catchup_max: d.catchupMax,
+    jitter_seconds: d.jitterSeconds,
+    timeout_seconds: d.timeoutSeconds,
+    max_retries: d.maxRetries,
+    retry_delay_seconds: d.retryDelaySeconds,
+    retry_backoff: d.retryBackoff,
+    status: d.status,
+    paused_reason: d.status === 'paused' ? d.pausedReason : null,
+  };
+}
+
+function nameTaken(err: unknown, name: string | undefined): never {
+  if (sqlState(err) === SQLSTATE.uniqueViolation) {
+    throw new AppError('schedule_name_taken', `a schedule named "${name}" already exists; choose another name`, { cause: err });
+  }
+  throw err;
+}
+
+function builtInRefused(s: Schedule, what: string): never {
+  throw new AppError(
+    'schedule_built_in',
+    `schedule "${s.name}" is built in: its definition comes from the engine's configuration and cannot be ${what}; pause or resume it instead, or change the engine's environment`,
+  );
+}
+
+export async function insertSchedule(db: Db, def: ScheduleDefinition): Promise<Schedule> {
+  try {
+    const row = await tables(db).insertInto('wombat.schedules').values(definitionColumns(def)).returningAll().executeTakeFirstOrThrow();
+    return rowToSchedule(row);
+  } catch (err) {
+    nameTaken(err, def.name);
+  }
+}
+
+/**
+ * Upserts a built-in schedule by name. Its definition follows the configuration;
+ * its status and paused reason stay as an operator set them.
+ */
+export async function upsertBuiltInSchedule(db: Db, def: ScheduleDefinition): Promise<Schedule> {
+  const { status: _s, paused_reason: _p, ...definition } = definitionColumns(def);
+  const row = await tables(db)
+    .insertInto('wombat.schedules')
+    .values({ ...definitionColumns(def), built_in: true })
+    .onConflict((oc) => oc.column('name').doUpdateSet(definition).where('wombat.schedules.built_in', '=', true))
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) throw new AppError('schedule_name_taken', `built-in schedule "${def.name}" clashes with a user schedule of that name; rename or delete that one`);
+  return rowToSchedule(row);
+}
+
+export async function getSchedule(db: Db, id: number): Promise<Schedule | null> {
+  if (!Number.isSafeInteger(id)) return null;
+  const row = await tables(db).selectFrom('wombat.schedules').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? rowToSchedule(row) : null;
+}
+
+export async function getScheduleByName(db: Db, name: string): Promise<Schedule | null> {
+  const row = await tables(db).selectFrom('wombat.schedules').selectAll().where('name', '=', name).executeTakeFirst();
+  return row ? rowToSchedule(row) : null;
+}
+
+export async function listSchedules(db: Db): Promise<Schedule[]> {
+  const rows = await tables(db).selectFrom('wombat.schedules').selectAll().orderBy('id').execute();
+  return rows.map(rowToSchedule);
+}
+
+/**
+ * Applies a validated PATCH. Returns null for an unknown id; throws
+ * ValidationError when the merged definition does not hold together (params that
+ * do not fit the job), AppError 'schedule_built_in' for a built-in's definition,
+ * AppError 'schedule_name_taken' for a name in use.
+ */
+export async function updateSchedule(db: Db, id: number, patch: SchedulePatch): Promise<Schedule | null> {
+  const current = await getSchedule(db, id);
+  if (!current) return null;
+  const definitionKeys = Object.keys(patch).filter((k) => k !== 'status' && k !== 'pausedReason');
+  if (current.builtIn && definitionKeys.length > 0) builtInRefused(current, 'edited');
+  const merged = mergeSchedulePatch(current, patch);
+  if (!merged.ok) throw new ValidationError(merged.problems);
+  try {
+    const row = await tables(db)
+      .updateTable('wombat.schedules')
+      .set(definitionColumns(merged.value))
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    return row ? rowToSchedule(row) : null;
+  } catch (err) {
+    nameTaken(err, merged.value.name);
+  }
+}
+
+/** False for an unknown id; AppError 'schedule_built_in' for a built-in. Its runs stay in the history. */
+export async function deleteSchedule(db: Db, id: number): Promise<boolean> {
+  const current = await getSchedule(db, id);
+  if (!current) return false;
+  if (current.builtIn) builtInRefused(current, 'deleted');
+  const res = await tables(db).deleteFrom('wombat.schedules').where('id', '=', id).executeTakeFirst();
+  return res.numDeletedRows > 0n;
+}
+
+/** Pauses or resumes any schedule, built-in ones included. Null for an unknown id. */
+export async function setScheduleStatus(db: Db, id: number, status: ScheduleStatus, reason?: string | null): Promise<Schedule | null> {
+  if (!Number.isSafeInteger(id)) return null;
+  const row = await tables(db)
+    .updateTable('wombat.schedules')
+    .set({ status, paused_reason: status === 'paused' ? (reason ?? null) : null })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
+  return row ? rowToSchedule(row) : null;
+}
+
+/**
+ * A manual run of a schedule, now: trigger 'manual', works paused or not and
+ * whether or not the scheduler is enabled. Returns the run id, or null for an
+ * unknown id; params given here replace the schedule's (ValidationError if they
+ * do not fit the job).
+ */
+export async function triggerSchedule(db: Db, boss: PgBoss, id: number, opts: { params?: unknown } = {}): Promise<string | null> {
+  const s = await getSchedule(db, id);
+  if (!s) return null;
+  let params = s.params;
+  if (opts.params !== undefined) {
+    const check = checkJobParams(s.job, opts.params);
+    if (!check.ok) throw new ValidationError(check.problems);
+    params = check.value as object;
+  }
+  return publishRun(db, boss, {
+    job: s.job,
+    params,
+    trigger: 'manual',
+    scheduleId: s.id,
+    ...(s.timeoutSeconds !== null ? { timeoutSeconds: s.timeoutSeconds } : {}),
+    ...(s.maxRetries !== null ? { retryLimit: s.maxRetries } : {}),
+    ...(s.retryDelaySeconds !== null ? { retryDelaySeconds: s.retryDelaySeconds } : {}),
+    ...(s.retryBackoff !== null ? { retryBackoff: s.retryBackoff } : {}),
+  });
+}
+
+/** Engines by last heartbeat, newest first; `alive` is judged by the database clock. */
+export async function listEngines(db: Db): Promise<EngineStatus[]> {
+  const rows = await tables(db)
+    .selectFrom('wombat.engines')
+    .selectAll()
+    .select(
+      sql<boolean>`stopped_at is null and last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0)`.as('alive'),
+    )
+    .orderBy('last_beat_at', 'desc')
+    .execute();
+  return rows.map((r) => ({
+    id: r.id,
+    host: r.host,
+    pid: r.pid,
+    version: r.version,
+    startedAt: new Date(r.started_at),
+    lastBeatAt: new Date(r.last_beat_at),
+    heartbeatIntervalMs: r.heartbeat_interval_ms,
+    enabled: r.enabled,
+    stoppedAt: r.stopped_at ? new Date(r.stopped_at) : null,
+    alive: r.alive,
+  }));
+}

@@ -1,0 +1,70 @@
+import t from 'tap';
+import { mergeSchedulePatch, validateScheduleInput, type ScheduleDefinition } from '@wombat/core';
+
+const problemsOf = (input: unknown, partial = false) => {
+  const r = validateScheduleInput(input, { partial });
+  return r.ok ? [] : r.problems;
+};
+
+t.test('normalises a full definition with defaults', async (t) => {
+  const r = validateScheduleInput({ name: ' nightly ', job: 'canary', times: ['18:00', '09:00'] }, { defaultTimezone: 'Asia/Seoul' });
+  if (!r.ok) throw new Error(r.problems.join('; '));
+  t.same(r.value.trigger, { kind: 'times', times: ['09:00', '18:00'] });
+  t.equal(r.value.name, 'nightly');
+  t.equal(r.value.timezone, 'Asia/Seoul');
+  t.equal(r.value.overlap, 'skip');
+  t.equal(r.value.missed, 'once');
+  t.equal(r.value.status, 'active');
+  t.equal(r.value.timeoutSeconds, null);
+  t.same(r.value.params, {});
+});
+
+t.test('parses intervals from one second to one month', async (t) => {
+  const every = (e: string) => validateScheduleInput({ name: 'x', job: 'canary', every: e });
+  const r = every('90s');
+  t.ok(r.ok && r.value.trigger.kind === 'every' && r.value.trigger.everySeconds === 90);
+  t.ok(every('1mo').ok);
+  t.match(problemsOf({ name: 'x', job: 'canary', every: '0s' }), [/every "0s" must be .* from 1s to 1mo/]);
+  t.match(problemsOf({ name: 'x', job: 'canary', every: '2mo' }), [/from 1s to 1mo/]);
+  t.match(problemsOf({ name: 'x', job: 'canary', every: 'often' }), [/every/]);
+});
+
+t.test('rejects bad cron, unknown zone, unknown job and unknown fields, naming each', async (t) => {
+  const p = problemsOf({ name: 'x', job: 'nope', cron: '61 * * * *', timezone: 'Mars/Olympus', colour: 'red' });
+  t.match(p.join('\n'), /colour is not a schedule field/);
+  t.match(p.join('\n'), /job must be one of/);
+  t.match(p.join('\n'), /timezone "Mars\/Olympus" is not an IANA time zone/);
+  t.match(p.join('\n'), /cron "61 \* \* \* \*" is not a valid cron pattern/);
+  t.match(problemsOf({ name: 'x', job: 'canary', cron: '* * *' }), [/has 3 fields; give 5/]);
+  t.match(problemsOf({ name: 'x', job: 'canary', cron: '0 0 31 2 *' }), [/never fires/]);
+  t.match(problemsOf({ name: 'x', job: 'canary', cron: '* * * * *', every: '5m' }), [/exactly one of cron, every or times/]);
+  t.match(problemsOf({ name: 'x', job: 'canary' }), [/one of cron, every or times is required/]);
+  t.match(problemsOf({ job: 'canary', times: ['25:00'] }).join('\n'), /name is required[\s\S]*times "25:00" must be HH:MM/);
+  t.match(problemsOf('cron'), [/must be a JSON object/]);
+});
+
+t.test('checks params against the job', async (t) => {
+  t.match(problemsOf({ name: 'x', job: 'fetch-candles', every: '1h', params: { exchange: 'upbit' } }).join('\n'), /params/);
+  const ok = validateScheduleInput({ name: 'x', job: 'fetch-candles', every: '1h', params: { exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '1H' } });
+  t.ok(ok.ok);
+  t.match(problemsOf({ name: 'x', job: 'canary', every: '1h', catchup_max: 0, jitter_seconds: -1, max_retries: 'a' }).join('\n'), /catchup_max must be an integer from 1[\s\S]*jitter_seconds[\s\S]*max_retries/);
+});
+
+t.test('a partial input validates only the fields given', async (t) => {
+  const r = validateScheduleInput({ every: '10m', status: 'paused', paused_reason: 'exchange maintenance' }, { partial: true });
+  if (!r.ok) throw new Error(r.problems.join('; '));
+  t.same(Object.keys(r.value).sort(), ['pausedReason', 'status', 'trigger']);
+  t.match(problemsOf({ overlap: 'sometimes' }, true), [/overlap must be one of allow, skip, queue-one/]);
+  t.same(problemsOf({}, true), []);
+});
+
+t.test('merging a patch re-checks params against a changed job', async (t) => {
+  const base = validateScheduleInput({ name: 'x', job: 'canary', every: '1h' });
+  if (!base.ok) throw new Error('base');
+  const current: ScheduleDefinition = base.value;
+  const bad = mergeSchedulePatch(current, { job: 'fetch-candles' });
+  t.notOk(bad.ok);
+  t.match(bad.ok ? '' : bad.problems.join('\n'), /for job fetch-candles/);
+  const good = mergeSchedulePatch(current, { status: 'paused', pausedReason: 'why' });
+  t.ok(good.ok && good.value.status === 'paused' && good.value.pausedReason === 'why');
+});

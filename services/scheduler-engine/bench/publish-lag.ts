@@ -1,0 +1,93 @@
+/**
+ * Publish lag of the scheduler-engine: scheduled instant -> committed run row and
+ * pg-boss job, for 1,000 schedules firing every second and for one canary among
+ * 10,000 idle schedules, plus engine RSS. Creates and drops its own database.
+ *
+ *   DATABASE_URL=postgres://... npm run bench -w services/scheduler-engine
+ *   node deploy/with-postgres.ts node services/scheduler-engine/bench/publish-lag.ts
+ * BENCH_SECONDS (default 10) sets how long each scenario runs.
+ */
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { sql } from 'kysely';
+import { createDatabase, createLogger, migrateAll, startBoss } from '@wombat/core';
+import { createEngine, type PublishedOccurrence } from '../src/index.ts';
+
+const adminUrl = process.env.WOMBAT_TEST_ADMIN_URL ?? process.env.DATABASE_URL;
+if (!adminUrl) {
+  console.error('set DATABASE_URL (a server where databases may be created) or run under node deploy/with-postgres.ts');
+  process.exit(1);
+}
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const log = createLogger({ name: 'bench', level: process.env.LOG_LEVEL ?? 'warn', format: 'json' });
+const name = `wombat_bench_${randomBytes(4).toString('hex')}`;
+const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+await admin.unsafe(`create database "${name}"`);
+const url = Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString();
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function scenario(title: string, firing: number, idle: number): Promise<void> {
+  const database = createDatabase({ url, poolSize: 10, applicationName: 'wombat-bench' });
+  const boss = await startBoss({ url, role: 'producer', log, poolSize: 4 });
+  await sql`truncate wombat.schedules, wombat.runs`.execute(database.db);
+  await sql`delete from pgboss.job where name = 'canary'`.execute(database.db);
+  await sql`insert into wombat.schedules (name, job, kind, cron, overlap, missed)
+            select 'firing-' || i, 'canary', 'cron', '* * * * * *', 'allow', 'all' from generate_series(1, ${firing}) i`.execute(database.db);
+  // Idle: daily at a minute that is not now.
+  await sql`insert into wombat.schedules (name, job, kind, times, timezone)
+            select 'idle-' || i, 'canary', 'times', array[lpad(((extract(hour from now() at time zone 'UTC')::int + 12) % 24)::text, 2, '0') || ':00'], 'UTC'
+            from generate_series(1, ${idle}) i`.execute(database.db);
+  const lags: number[] = [];
+  let warm = false;
+  const engine = createEngine({
+    db: database.db,
+    sql: database.sql,
+    boss,
+    log,
+    options: {
+      enabled: true, host: 'bench', pid: process.pid, builtIns: [], version: 'bench', reconcileIntervalMs: 30_000, heartbeatIntervalMs: 5_000, misfireGraceMs: 2_000,
+      heldRunCheckMs: 1_000, maintenanceIntervalMs: 3_600_000, taskResultTtlDays: 7, runRetentionDays: 90,
+    },
+    onPublished: (rows: PublishedOccurrence[], committedAtMs: number) => {
+      if (!warm) return;
+      for (const r of rows) lags.push(committedAtMs - r.scheduledFor.getTime());
+    },
+  });
+  await engine.start();
+  await new Promise((r) => setTimeout(r, 2_000)); // the first seconds include start-up and cold caches
+  warm = true;
+  let rssMax = 0;
+  let heapMax = 0;
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    rssMax = Math.max(rssMax, m.rss);
+    heapMax = Math.max(heapMax, m.heapUsed);
+  }, 200);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  clearInterval(sampler);
+  await engine.stop();
+  const counts = await sql<{ runs: number; jobs: number }>`
+    select (select count(*)::int from wombat.runs) as runs, (select count(*)::int from pgboss.job where name = 'canary') as jobs`.execute(database.db);
+  await boss.stop({ graceful: false, close: true });
+  await database.close();
+  lags.sort((a, b) => a - b);
+  const c = counts.rows[0]!;
+  console.log(
+    `${title}: ${lags.length} occurrences in ${seconds}s | publish lag p50 ${percentile(lags, 50).toFixed(1)} ms, p99 ${percentile(lags, 99).toFixed(1)} ms, max ${(lags.at(-1) ?? NaN).toFixed(1)} ms | engine RSS max ${(rssMax / 2 ** 20).toFixed(0)} MiB (JS heap ${(heapMax / 2 ** 20).toFixed(0)} MiB) | runs ${c.runs}, jobs ${c.jobs}`,
+  );
+}
+
+const rssAtStart = process.memoryUsage().rss;
+try {
+  await migrateAll({ url, log });
+  console.log(`process RSS before any engine: ${(rssAtStart / 2 ** 20).toFixed(0)} MiB`);
+  if (process.env.BENCH_ONLY !== 'idle') await scenario('1,000 schedules firing every second', 1000, 0);
+  await scenario('1 schedule firing every second among 10,000 idle', 1, 10_000);
+} finally {
+  await admin.unsafe(`drop database if exists "${name}" with (force)`);
+  await admin.end();
+}

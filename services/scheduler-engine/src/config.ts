@@ -1,0 +1,82 @@
+import {
+  bool,
+  databaseFields,
+  int,
+  list,
+  loadConfig as load,
+  processFields,
+  TIMEFRAMES,
+  timeZone,
+  type ConfigOf,
+  type Field,
+} from '@wombat/core';
+
+function timeOfDay(v: string): string {
+  if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(v)) throw new Error('must be a time of day HH:MM (24-hour), for example 00:02');
+  return v;
+}
+
+function timeOfDayField(env: string, doc: string, dflt: string): Field<string> {
+  return { env, doc, default: dflt, parse: (raw) => timeOfDay(raw === undefined || raw.trim() === '' ? dflt : raw.trim()) };
+}
+
+function timeframe(v: string): string {
+  if (!(TIMEFRAMES as readonly string[]).includes(v)) throw new Error(`has timeframe "${v}"; known timeframes: ${TIMEFRAMES.join(', ')}`);
+  return v;
+}
+
+function symbol(v: string): string {
+  if (!/^[A-Za-z0-9._-]{1,40}$/.test(v)) throw new Error(`has symbol "${v}"; symbols are letters, digits, '.', '_' or '-', like KRW-BTC`);
+  return v;
+}
+
+export const engineSchema = {
+  ...databaseFields,
+  ...processFields,
+  timezone: timeZone('TZ', 'time zone of the built-in collect-symbols and collect-prices schedules (IANA)', { default: 'Asia/Seoul' }),
+  enableScheduler: bool('ENABLE_SCHEDULER', 'false: the engine runs, publishes nothing on its own (manual triggers still work)', { default: true }),
+  schedulerHour: int('SCHEDULER_HOUR', 'hour (UTC) of the daily candle collection', { default: 9, min: 0, max: 23 }),
+  schedulerMinute: int('SCHEDULER_MINUTE', 'minute of the daily candle collection', { default: 0, min: 0, max: 59 }),
+  schedulerSymbols: list('SCHEDULER_SYMBOLS', 'Upbit symbols of the daily candle collection, comma-separated', {
+    default: ['KRW-BTC', 'KRW-ETH', 'KRW-XRP'],
+    item: symbol,
+  }),
+  schedulerTimeframes: list('SCHEDULER_TIMEFRAMES', 'timeframes of the daily candle collection, comma-separated', { default: ['1H', '1D'], item: timeframe }),
+  symbolsScheduleTime: timeOfDayField('SYMBOLS_SCHEDULE_TIME', 'time of day (in TZ) of the daily symbol collection', '00:00'),
+  pricesScheduleTime: timeOfDayField('PRICES_SCHEDULE_TIME', 'time of day (in TZ) of the daily price collection', '00:02'),
+  reconcileIntervalMs: int('ENGINE_RECONCILE_INTERVAL_MS', 'full re-read of the schedules table, besides change notifications', {
+    default: 30_000,
+    min: 100,
+    max: 3_600_000,
+  }),
+  heartbeatIntervalMs: int('ENGINE_HEARTBEAT_INTERVAL_MS', 'engine heartbeat (and database clock sync) interval', { default: 5_000, min: 100, max: 300_000 }),
+  misfireGraceMs: int('ENGINE_MISFIRE_GRACE_MS', 'an occurrence published later than this is late and follows its missed-run policy', {
+    default: 2_000,
+    min: 10,
+    max: 3_600_000,
+  }),
+  heldRunCheckMs: int('ENGINE_HELD_RUN_CHECK_MS', 'how often runs held by overlap queue-one are released once the running one ends', {
+    default: 1_000,
+    min: 50,
+    max: 600_000,
+  }),
+  maintenanceIntervalMs: int('ENGINE_MAINTENANCE_INTERVAL_MS', 'how often finished runs past their retention are purged', {
+    default: 600_000,
+    min: 1_000,
+    max: 86_400_000,
+  }),
+  taskResultTtlDays: int('TASK_RESULT_TTL_DAYS', 'finished api task runs are deleted after this many days', { default: 7, min: 1, max: 3650 }),
+  runRetentionDays: int('RUN_RETENTION_DAYS', 'other finished runs (history, dead letters) are deleted after this many days', {
+    default: 90,
+    min: 1,
+    max: 3650,
+  }),
+};
+
+
+export type EngineConfig = ConfigOf<typeof engineSchema>;
+
+/** Reads the engine's configuration; throws one ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): EngineConfig {
+  return load(engineSchema, env);
+}

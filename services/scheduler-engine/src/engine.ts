@@ -1,0 +1,316 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import {
+  AppError,
+  listSchedules,
+  pingDatabase,
+  planDue,
+  rowToSchedule,
+  SCHEDULES_CHANNEL,
+  SQLSTATE,
+  sqlState,
+  upsertBuiltInSchedule,
+  type CoreTables,
+  type Logger,
+  type PgBoss,
+  type ScheduleDefinition,
+  type SchedulerTables,
+  type Sql,
+} from '@wombat/core';
+import { purgeFinishedRuns, releaseHeldRuns } from './housekeeping.ts';
+import { publishBatch, type Decision, type PublishedOccurrence } from './publish.ts';
+import { dueOccurrences, MAX_DUE_PER_PASS } from './due.ts';
+import { computeNext, createScheduleSet, type Slot } from './schedule-set.ts';
+import { beatEngine, insertEngine, markEngineStopped, setNextRunAt } from './statements.ts';
+
+export interface EngineOptions {
+  enabled: boolean;
+  /** Shown in the heartbeat row: where this engine runs. */
+  host: string;
+  pid: number;
+  builtIns: ScheduleDefinition[];
+  version: string;
+  reconcileIntervalMs: number;
+  heartbeatIntervalMs: number;
+  misfireGraceMs: number;
+  heldRunCheckMs: number;
+  maintenanceIntervalMs: number;
+  taskResultTtlDays: number;
+  runRetentionDays: number;
+}
+
+export interface EngineDeps {
+  db: Kysely<CoreTables>;
+  /** The postgres.js client under `db`, for LISTEN. */
+  sql: Sql;
+  boss: PgBoss;
+  log: Logger;
+  options: EngineOptions;
+  /** Milliseconds since the epoch; default: this host's clock corrected to the database clock. */
+  clock?: () => number;
+  /** Called after each committed batch with the occurrences this engine recorded and the commit instant. */
+  onPublished?: (occurrences: PublishedOccurrence[], committedAtMs: number) => void;
+}
+
+export interface Engine {
+  readonly id: string;
+  start(): Promise<void>;
+  /** Stops timers and listening, waits for the batch in flight, marks the heartbeat row stopped. Memoized. */
+  stop(): Promise<void>;
+  /** Re-reads every schedule now (also runs on an interval and on notifications). */
+  reconcile(): Promise<void>;
+  /** Runs a publish pass now and waits for it (the timer does the same at each fire instant). */
+  runPass(): Promise<void>;
+  status(): { enabled: boolean; activeSchedules: number; clockOffsetMs: number };
+}
+
+const MAX_TIMER_MS = 60_000;
+
+async function withinMs(ms: number, p: Promise<unknown> | undefined): Promise<void> {
+  if (!p) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => {}), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
+function isTransient(err: unknown): boolean {
+  const code = sqlState(err);
+  return code === SQLSTATE.deadlockDetected || code === SQLSTATE.serializationFailure;
+}
+
+export function createEngine(deps: EngineDeps): Engine {
+  const { db, boss, options: o } = deps;
+  const log = deps.log.child({ component: 'engine' });
+  const id = randomUUID();
+  let offsetMs = 0;
+  const now = deps.clock ?? (() => Date.now() + offsetMs);
+  const set = createScheduleSet(log);
+  const { slots, apply, forget } = set;
+  let running = false;
+  let timer: NodeJS.Timeout | undefined;
+  const intervals: NodeJS.Timeout[] = [];
+  let inFlight: Promise<void> = Promise.resolve();
+  let ticking = false;
+  let retickWanted = false;
+  let unlisten: (() => Promise<void>) | undefined;
+  let stopping: Promise<void> | undefined;
+  const pendingIds = new Set<number>();
+  let pendingTimer: NodeJS.Timeout | undefined;
+
+  function arm(): void {
+    clearTimeout(timer);
+    if (!running || !o.enabled) return;
+    let min = Infinity;
+    for (const slot of slots.values()) if (slot.fireAtMs < min) min = slot.fireAtMs;
+    if (min === Infinity) return;
+    timer = setTimeout(tick, Math.min(Math.max(min - now(), 0), MAX_TIMER_MS));
+  }
+
+  function tick(): void {
+    if (!running) return;
+    if (ticking) {
+      retickWanted = true;
+      return;
+    }
+    ticking = true;
+    inFlight = publishDue()
+      .catch((err) => log.error({ err }, 'publish pass failed'))
+      .finally(() => {
+        ticking = false;
+        if (retickWanted) {
+          retickWanted = false;
+          setImmediate(tick);
+        } else arm();
+      });
+  }
+
+  /** Collects every due occurrence of every schedule and publishes them in one transaction. */
+  async function publishDue(): Promise<void> {
+    const nowMs = now();
+    const decisions: Decision[] = [];
+    const advance = new Map<Slot, number>();
+    let backlog = false;
+    for (const slot of slots.values()) {
+      if (slot.fireAtMs > nowMs) continue;
+      const s = slot.s;
+      const due = dueOccurrences(s, slot.cursorMs, nowMs);
+      if (due.length === 0) {
+        computeNext(slot);
+        continue;
+      }
+      if (due.length === MAX_DUE_PER_PASS) backlog = true;
+      const planned = planDue(due, nowMs, o.misfireGraceMs, s);
+      const following = new Map(due.map((d) => [d.at.getTime(), d.next]));
+      for (const p of planned) {
+        decisions.push({ schedule: s, at: p.at, action: p.action, ...(p.action === 'missed' ? { reason: p.reason } : {}), nextAt: following.get(p.at.getTime()) });
+      }
+      advance.set(slot, due.at(-1)!.at.getTime());
+    }
+    if (decisions.length === 0) return;
+    try {
+      settle([...advance], await publishBatch(db, boss, decisions));
+    } catch (err) {
+      if (advance.size > 1 && !isTransient(err) && (await pingDatabase(deps.sql)).ok) {
+        // Postgres answers, so the batch itself failed: publish schedule by schedule
+        // so that one schedule's bad data cannot hold up the others.
+        log.warn({ err, schedules: advance.size }, 'batch failed with Postgres reachable; publishing schedule by schedule');
+        for (const [slot, cursorMs] of advance) {
+          const own = decisions.filter((d) => d.schedule.id === slot.s.id);
+          try {
+            settle([[slot, cursorMs]], await publishBatch(db, boss, own));
+          } catch (e) {
+            fail(e, [slot], own.length);
+          }
+        }
+      } else fail(err, [...advance.keys()], decisions.length);
+    }
+    if (backlog) retickWanted = true;
+  }
+
+  function settle(advanced: [Slot, number][], published: PublishedOccurrence[]): void {
+    const committedAtMs = now();
+    for (const [slot, cursorMs] of advanced) {
+      slot.failures = 0;
+      // A concurrent reconcile may have replaced the slot; only advance the one we read.
+      if (slots.get(slot.s.id) !== slot) continue;
+      slot.cursorMs = Math.max(slot.cursorMs, cursorMs);
+      computeNext(slot);
+    }
+    const missed = published.filter((p) => p.state === 'missed').length;
+    if (missed > 0) log.warn({ missed }, 'recorded missed occurrences');
+    log.debug({ recorded: published.length }, 'published');
+    deps.onPublished?.(published, committedAtMs);
+  }
+
+  /** Cursors stay put: after recovery the same occurrences come due again and follow their policies. */
+  function fail(err: unknown, failed: Slot[], occurrences: number): void {
+    const failures = Math.max(...failed.map((x) => ++x.failures));
+    const backoffMs = isTransient(err) ? 20 : Math.min(250 * 2 ** Math.min(failures, 5), 5_000);
+    const names = failed.length <= 5 ? failed.map((x) => x.s.name) : undefined;
+    log.error({ err, occurrences, schedules: names ?? failed.length, failures, retryInMs: backoffMs }, 'could not publish due occurrences; will retry');
+    for (const slot of failed) slot.fireAtMs = now() + backoffMs;
+  }
+
+  async function reconcile(): Promise<void> {
+    const all = await listSchedules(db);
+    const seen = new Set<number>();
+    for (const s of all) {
+      seen.add(s.id);
+      apply(s);
+    }
+    for (const known of set.knownIds()) if (!seen.has(known)) forget(known);
+    if (o.enabled) {
+      const nextRows = all.map((s) => ({ id: s.id, next_at: slots.get(s.id)?.next?.toISOString() ?? null }));
+      await setNextRunAt(db, nextRows.filter((r, i) => (all[i]!.nextRunAt?.toISOString() ?? null) !== r.next_at));
+    }
+    arm();
+  }
+
+  async function reconcileIds(ids: number[]): Promise<void> {
+    const rows = await db.withTables<SchedulerTables>().selectFrom('wombat.schedules').selectAll().where('id', 'in', ids).execute();
+    const found = new Set(rows.map((r) => r.id));
+    for (const r of rows) apply(rowToSchedule(r));
+    for (const missing of ids.filter((x) => !found.has(x))) forget(missing);
+    if (o.enabled) await setNextRunAt(db, rows.map((r) => ({ id: r.id, next_at: slots.get(r.id)?.next?.toISOString() ?? null })));
+    arm();
+  }
+
+  function onNotify(payload: string): void {
+    const scheduleId = Number(payload);
+    if (!Number.isSafeInteger(scheduleId)) return;
+    pendingIds.add(scheduleId);
+    // A short debounce folds a burst of edits into one read.
+    pendingTimer ??= setTimeout(() => {
+      pendingTimer = undefined;
+      const ids = [...pendingIds];
+      pendingIds.clear();
+      if (running) reconcileIds(ids).catch((err) => log.error({ err }, 'could not follow schedule changes; the periodic reconcile will'));
+    }, 10);
+  }
+
+  async function beat(): Promise<void> {
+    const t0 = Date.now();
+    const dbNow = await beatEngine(db, id);
+    const t1 = Date.now();
+    if (dbNow === undefined) {
+      await insertEngine(db, { id, host: o.host, pid: o.pid, version: o.version, heartbeatIntervalMs: o.heartbeatIntervalMs, enabled: o.enabled });
+      return;
+    }
+    // Fire on the database clock, so engines on hosts whose clocks differ agree on "now".
+    if (t1 - t0 < 100) offsetMs = dbNow - (t0 + t1) / 2;
+  }
+
+  function every(ms: number, name: string, fn: () => Promise<unknown>): void {
+    let busy = false;
+    intervals.push(
+      setInterval(() => {
+        if (busy || !running) return;
+        busy = true;
+        fn()
+          .catch((err) => log.warn({ err }, `${name} failed; will retry`))
+          .finally(() => (busy = false));
+      }, ms),
+    );
+  }
+
+  return {
+    id,
+    async start() {
+      await insertEngine(db, { id, host: o.host, pid: o.pid, version: o.version, heartbeatIntervalMs: o.heartbeatIntervalMs, enabled: o.enabled }).catch(
+        (err: unknown) => {
+          if (sqlState(err) === SQLSTATE.undefinedTable) {
+            throw new AppError('not_migrated', 'the database has no scheduler tables: run migrations first (npm run migrate)', { cause: err });
+          }
+          throw err;
+        },
+      );
+      await beat();
+      for (const def of o.builtIns) await upsertBuiltInSchedule(db, def);
+      running = true;
+      await reconcile();
+      let first = true;
+      const listener = await deps.sql.listen(SCHEDULES_CHANNEL, onNotify, () => {
+        // Called again after a reconnect: notifications may have been lost meanwhile.
+        if (!first && running) reconcile().catch((err) => log.error({ err }, 'reconcile after reconnect failed'));
+        first = false;
+      });
+      unlisten = () => listener.unlisten();
+      every(o.reconcileIntervalMs, 'reconcile', reconcile);
+      every(o.heartbeatIntervalMs, 'heartbeat', beat);
+      let heldSeen = true;
+      every(o.heldRunCheckMs, 'held run release', async () => {
+        // Only queue-one schedules hold runs; one more look after the last of them goes.
+        const queueOne = [...slots.values()].some((x) => x.s.overlap === 'queue-one');
+        if (!queueOne && !heldSeen) return;
+        heldSeen = (await releaseHeldRuns(db, boss)) > 0 || queueOne;
+      });
+      every(o.maintenanceIntervalMs, 'retention', () => purgeFinishedRuns(db, o));
+      log.info({ engineId: id, enabled: o.enabled, schedules: slots.size, clockOffsetMs: Math.round(offsetMs) }, o.enabled ? 'engine started' : 'engine started with the scheduler disabled');
+    },
+    stop() {
+      stopping ??= (async () => {
+        running = false;
+        clearTimeout(timer);
+        clearTimeout(pendingTimer);
+        for (const i of intervals) clearInterval(i);
+        // With Postgres unreachable these would wait for a connection; the process is leaving anyway.
+        await withinMs(2_000, unlisten?.());
+        await inFlight;
+        await withinMs(
+          2_000,
+          markEngineStopped(db, id).catch((err) => log.warn({ err }, 'could not mark the engine stopped')),
+        );
+        log.info({ engineId: id }, 'engine stopped');
+      })();
+      return stopping;
+    },
+    reconcile,
+    async runPass() {
+      if (!running || !o.enabled) return;
+      clearTimeout(timer);
+      tick();
+      await inFlight;
+    },
+    status: () => ({ enabled: o.enabled, activeSchedules: slots.size, clockOffsetMs: offsetMs }),
+  };
+}

@@ -1,0 +1,62 @@
+import { checkScheduleDefinition, jitterMs, nextOccurrences, type Logger, type Schedule } from '@wombat/core';
+
+/** An active schedule as the engine tracks it. */
+export interface Slot {
+  s: Schedule;
+  /** Consecutive failed publications, for the retry backoff. */
+  failures: number;
+  /** Every occurrence at or before this instant has been handled. */
+  cursorMs: number;
+  next: Date | undefined;
+  /** When the next occurrence is due: the occurrence plus its jitter. */
+  fireAtMs: number;
+}
+
+export function computeNext(slot: Slot): void {
+  const [next, following] = nextOccurrences(slot.s, new Date(slot.cursorMs), slot.s.jitterSeconds > 0 ? 2 : 1);
+  slot.next = next;
+  slot.fireAtMs = next ? next.getTime() + jitterMs(slot.s.id, slot.s.jitterSeconds, next, following) : Infinity;
+}
+
+/**
+ * The schedules an engine follows, by id. A stored row is applied only when its
+ * version changed; paused and invalid ones are known but have no slot.
+ */
+export function createScheduleSet(log: Logger) {
+  const slots = new Map<number, Slot>();
+  const versions = new Map<number, number>();
+  const invalid = new Map<number, number>();
+
+  function apply(s: Schedule): void {
+    if (versions.get(s.id) === s.version) return;
+    versions.set(s.id, s.version);
+    const old = slots.get(s.id);
+    slots.delete(s.id);
+    if (s.status !== 'active') return;
+    const problems = checkScheduleDefinition(s);
+    if (problems.length > 0) {
+      if (invalid.get(s.id) !== s.version) log.error({ scheduleId: s.id, name: s.name, problems }, 'schedule is invalid and will not run until fixed');
+      invalid.set(s.id, s.version);
+      return;
+    }
+    invalid.delete(s.id);
+    // No catch-up for time before the definition (or its status) last changed.
+    const cursorMs = Math.max(s.lastRunAt?.getTime() ?? 0, s.updatedAt.getTime(), old?.cursorMs ?? 0);
+    const slot: Slot = { s, cursorMs, failures: 0, next: undefined, fireAtMs: Infinity };
+    try {
+      computeNext(slot);
+    } catch (err) {
+      log.error({ err, scheduleId: s.id, name: s.name }, 'schedule has no computable occurrence');
+      return;
+    }
+    slots.set(s.id, slot);
+  }
+
+  function forget(scheduleId: number): void {
+    slots.delete(scheduleId);
+    versions.delete(scheduleId);
+    invalid.delete(scheduleId);
+  }
+
+  return { slots, apply, forget, knownIds: () => [...versions.keys()] };
+}

@@ -1,0 +1,51 @@
+import { createDatabase, redactUrl, resolveDatabase, resolveFromRoot, startBoss, type Lifecycle, type Logger } from '@wombat/core';
+import pkg from '../package.json' with { type: 'json' };
+import { builtInSchedules } from './built-ins.ts';
+import type { EngineConfig } from './config.ts';
+import { createEngine, type Engine } from './engine.ts';
+
+/**
+ * Starts the engine process's parts in order, registering each with the
+ * lifecycle so stop runs engine -> pg-boss -> pool -> embedded Postgres.
+ */
+export async function startService(
+  config: EngineConfig,
+  ctx: { log: Logger; lifecycle: Lifecycle; host: string; pid: number },
+): Promise<Engine> {
+  const { log, lifecycle } = ctx;
+  const pg = await resolveDatabase({
+    databaseUrl: config.databaseUrl,
+    embeddedDir: resolveFromRoot(config.embeddedPgDir),
+    embeddedPort: config.embeddedPgPort,
+    log,
+  });
+  lifecycle.onStop('postgres', () => pg.stop());
+  log.info({ database: redactUrl(pg.url) }, 'using PostgreSQL');
+  const database = createDatabase({ url: pg.url, poolSize: config.databasePoolSize, applicationName: 'wombat-scheduler-engine' });
+  lifecycle.onStop('database pool', () => database.close());
+  const boss = await startBoss({ url: pg.url, role: 'maintainer', log });
+  lifecycle.onStop('pg-boss', () => boss.stop({ graceful: false, close: true }));
+  const engine = createEngine({
+    db: database.db,
+    sql: database.sql,
+    boss,
+    log,
+    options: {
+      enabled: config.enableScheduler,
+      host: ctx.host,
+      pid: ctx.pid,
+      builtIns: builtInSchedules(config),
+      version: pkg.version,
+      reconcileIntervalMs: config.reconcileIntervalMs,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      misfireGraceMs: config.misfireGraceMs,
+      heldRunCheckMs: config.heldRunCheckMs,
+      maintenanceIntervalMs: config.maintenanceIntervalMs,
+      taskResultTtlDays: config.taskResultTtlDays,
+      runRetentionDays: config.runRetentionDays,
+    },
+  });
+  lifecycle.onStop('engine', () => engine.stop());
+  await engine.start();
+  return engine;
+}
