@@ -11,3 +11,4 @@ export * from './embedded-postgres.ts';
 export * from './boss.ts';
 export * from './jobs.ts';
 export * from './runs.ts';
+export * from './schedule/index.ts';

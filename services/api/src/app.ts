@@ -1,0 +1,130 @@
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { AppError, type CoreTables, type Logger, type PgBoss, type Sql } from '@wombat/core';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger, type FastifyInstance,
+  type FastifyReply, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
+import type { Kysely } from 'kysely';
+import { accessForMethod, authorize, type Access, type AuthOptions } from './auth.ts';
+import { errorBody, handleError } from './http-errors.ts';
+import { validatorCompiler } from './validation.ts';
+import { NoQuerySchema } from './views.ts';
+import { deadLetterRoutes } from './routes/dead-letters.ts';
+import { healthRoutes } from './routes/health.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { runRoutes } from './routes/runs.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
+import { statusRoutes } from './routes/status.ts';
+import { taskRoutes } from './routes/tasks.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Who may call the route; defaults by method: reads 'read', everything else 'admin'. */
+    access?: Access;
+  }
+}
+
+/** The first number that is not finite (or nesting too deep), as a message saying where. */
+function nonFinite(where: string, value: unknown, depth: number): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : `${where} must be a finite number`;
+  if (value === null || typeof value !== 'object') return undefined;
+  if (depth > MAX_JSON_DEPTH) return `${where} is nested more than ${MAX_JSON_DEPTH} levels deep`;
+  for (const [k, v] of Object.entries(value)) {
+    const problem = nonFinite(`${where}.${k}`, v, depth + 1);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+const MAX_JSON_DEPTH = 32;
+
+export interface AppDeps {
+  db: Kysely<CoreTables>;
+  sql: Sql;
+  /** A pg-boss instance in the 'producer' role: sends, cancels; never works or maintains. */
+  boss: PgBoss;
+  log: Logger;
+  auth: AuthOptions;
+  /** Shown as expires_at of finished tasks; the engine's maintenance does the removing. */
+  taskResultTtlDays: number;
+  bodyLimitBytes?: number;
+}
+
+export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+/**
+ * The HTTP API as a Fastify instance, not yet listening: main.ts calls listen, tests
+ * listen on port 0. Every route validates its input with JSON schemas, which also
+ * make up the OpenAPI document at GET /openapi.json.
+ */
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
+    // Fastify's own per-request lines are off: the onResponse hook logs one line per request.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.bodyLimitBytes ?? 1_048_576,
+    // Route params and ids longer than this are not ids: refused before routing.
+    routerOptions: { maxParamLength: 200 },
+    // Errors raised while routing (bad URL encoding, over-long params) get the same JSON error body.
+    frameworkErrors: (err, _request, reply) => {
+      const hint = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? '; ids are at most 200 characters' : '';
+      void (reply as FastifyReply).status(err.statusCode ?? 400).send(errorBody(err.code.replace(/^FST_ERR_/, '').toLowerCase(), `${err.message}${hint}`));
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Unknown fields are refused rather than dropped, so a typo never passes silently.
+  app.setValidatorCompiler(validatorCompiler);
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send(errorBody('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}; GET /openapi.json lists them`));
+  });
+
+  // Before body parsing and validation: a caller without the right token learns nothing else.
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.url === undefined) return;
+    authorize(deps.auth, request.routeOptions.config.access ?? accessForMethod(request.method), request);
+  });
+  // A POST without a body (curl -X POST) means "no options": validate it as {}.
+  app.addHook('preValidation', async (request) => {
+    if (request.body === undefined && request.method !== 'GET' && request.method !== 'HEAD') request.body = {};
+  });
+  // JSON and query coercion turn 1e400 into Infinity, which the validator lets pass as a number.
+  app.addHook('preHandler', async (request) => {
+    const problem = nonFinite('querystring', request.query, 0) ?? nonFinite('params', request.params, 0) ?? nonFinite('body', request.body, 0);
+    if (problem) throw new AppError('invalid_request', problem);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const level = reply.statusCode >= 500 ? 'error' : reply.statusCode >= 400 ? 'info' : 'debug';
+    request.log[level]({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  // A route that documents no query parameters takes none: an unknown one is a typo worth a 400.
+  app.addHook('onRoute', (route) => {
+    if (route.schema && !route.schema.querystring && !route.schema.hide) route.schema.querystring = NoQuerySchema;
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Wombat API',
+        version: '0.1.0',
+        description: 'Status, triggers, async tasks, schedules, run history, dead letters and metrics. Mutations need "Authorization: Bearer <API_ADMIN_TOKEN>".',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  app.get('/openapi.json', { config: { access: 'none' }, schema: { hide: true } }, async () => app.swagger());
+
+  healthRoutes(app, deps);
+  metricsRoutes(app, deps);
+  statusRoutes(app, deps);
+  taskRoutes(app, deps);
+  runRoutes(app, deps);
+  deadLetterRoutes(app, deps);
+  scheduleRoutes(app, deps);
+  await app.ready();
+  return app;
+}

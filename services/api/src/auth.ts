@@ -1,0 +1,52 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { AppError } from '@wombat/core';
+import type { FastifyRequest } from 'fastify';
+
+export interface AuthOptions {
+  /** Required for every mutating route; undefined refuses all mutations. */
+  adminToken?: string | undefined;
+  /** Grants read routes only. */
+  readToken?: string | undefined;
+  /** open: read routes need no token. */
+  reads: 'open' | 'token';
+}
+
+/** What a route needs: `none` (health, OpenAPI), `read`, or `admin` (every mutation). */
+export type Access = 'none' | 'read' | 'admin';
+
+export function accessForMethod(method: string): Access {
+  return method === 'GET' || method === 'HEAD' || method === 'OPTIONS' ? 'read' : 'admin';
+}
+
+// Comparing digests of equal length keeps the comparison constant-time whatever the input length.
+function sameToken(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+function bearer(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string') return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}
+
+/** Throws the AppError (401/403) that refuses `request`, or returns when it may go on. */
+export function authorize(opts: AuthOptions, access: Access, request: FastifyRequest): void {
+  if (access === 'none') return;
+  if (access === 'read' && opts.reads === 'open') return;
+  const token = bearer(request);
+  if (access === 'admin' && opts.adminToken === undefined) {
+    throw new AppError('admin_token_unset', 'changes are disabled: the api has no admin token; set API_ADMIN_TOKEN on the api service');
+  }
+  if (token === undefined) {
+    throw new AppError('unauthorized', `this endpoint needs a token: send "Authorization: Bearer <${access === 'admin' ? 'API_ADMIN_TOKEN' : 'API_READ_TOKEN'}>"`);
+  }
+  const isAdmin = opts.adminToken !== undefined && sameToken(token, opts.adminToken);
+  if (isAdmin) return;
+  const isReader = opts.readToken !== undefined && sameToken(token, opts.readToken);
+  if (access === 'read' && isReader) return;
+  if (isReader) throw new AppError('forbidden', 'the read token cannot change anything: use API_ADMIN_TOKEN');
+  throw new AppError('unauthorized', 'the bearer token is not valid for this api');
+}

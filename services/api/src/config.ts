@@ -1,0 +1,36 @@
+import { ConfigError, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, type ConfigOf } from '@wombat/core';
+
+export const apiConfigSchema = {
+  ...databaseFields,
+  ...processFields,
+  host: str('API_HOST', 'address the HTTP API listens on', { default: '127.0.0.1' }),
+  port: int('API_PORT', 'port the HTTP API listens on', { default: 8000, min: 0, max: 65535 }),
+  adminToken: optionalStr('API_ADMIN_TOKEN', 'bearer token for every mutating endpoint (at least 16 characters); unset with the embedded database (local npm start): generated into API_ADMIN_TOKEN_FILE', {
+    secret: true,
+  }),
+  readToken: optionalStr('API_READ_TOKEN', 'optional bearer token for read endpoints (read-only: mutations answer 403)', { secret: true }),
+  authReads: oneOf('API_AUTH_READS', 'open: read endpoints need no token; token: they need API_READ_TOKEN or API_ADMIN_TOKEN', ['open', 'token'], {
+    default: 'open',
+  }),
+  adminTokenFile: str('API_ADMIN_TOKEN_FILE', 'where local runs keep a generated admin token (relative to the checkout, mode 0600)', {
+    default: '.wombat/api-admin-token',
+  }),
+  taskResultTtlDays: int('TASK_RESULT_TTL_DAYS', 'days finished task results are kept before maintenance removes them (shown as expires_at)', {
+    default: 7,
+    min: 1,
+    max: 3650,
+  }),
+  bodyLimitBytes: int('API_BODY_LIMIT_BYTES', 'largest request body accepted, in bytes', { default: 1_048_576, min: 1024, max: 104_857_600 }),
+};
+
+export type ApiConfig = ConfigOf<typeof apiConfigSchema>;
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
+  const config = load(apiConfigSchema, env);
+  const problems: string[] = [];
+  if (config.adminToken !== undefined && config.adminToken.length < 16) problems.push('API_ADMIN_TOKEN=(value hidden): must be at least 16 characters');
+  if (config.readToken !== undefined && config.readToken.length < 16) problems.push('API_READ_TOKEN=(value hidden): must be at least 16 characters');
+  if (config.readToken !== undefined && config.readToken === config.adminToken) problems.push('API_READ_TOKEN must differ from API_ADMIN_TOKEN');
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,72 @@
+import Type from 'typebox';
+import type { App, AppDeps } from '../app.ts';
+import { notFound } from '../http-errors.ts';
+import { apiDb, getRun, listRuns } from '../runs-store.ts';
+import { ErrorSchema, RunSchema, RunStateSchema, RunTriggerSchema, UuidSchema, runView } from '../views.ts';
+
+export const PageQuery = {
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 50, description: 'page size' }),
+  offset: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'rows to skip' }),
+};
+export const JobNameQuery = Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z][a-z0-9-]*$', description: 'job type, e.g. backtest' });
+export const TimeQuery = (what: string) => Type.String({ format: 'date-time', description: `${what} (ISO 8601 instant)` });
+
+const RunsQuery = Type.Object(
+  {
+    schedule: Type.Optional(Type.Integer({ minimum: 1, maximum: 9_007_199_254_740_991, description: 'schedule id' })),
+    job: Type.Optional(JobNameQuery),
+    state: Type.Optional(RunStateSchema),
+    trigger: Type.Optional(RunTriggerSchema),
+    since: Type.Optional(TimeQuery('runs created at or after')),
+    until: Type.Optional(TimeQuery('runs created before')),
+    ...PageQuery,
+  },
+  { additionalProperties: false },
+);
+
+export function runRoutes(app: App, deps: AppDeps): void {
+  const db = apiDb(deps.db);
+
+  app.get(
+    '/api/runs',
+    {
+      schema: {
+        summary: 'run history, newest first: filter by schedule, job, state, trigger and creation time',
+        tags: ['runs'],
+        querystring: RunsQuery,
+        response: { 200: Type.Object({ runs: Type.Array(RunSchema), total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer() }), 400: ErrorSchema },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const { runs, total } = await listRuns(db, {
+        scheduleId: q.schedule,
+        job: q.job,
+        state: q.state,
+        trigger: q.trigger,
+        since: q.since === undefined ? undefined : new Date(q.since),
+        until: q.until === undefined ? undefined : new Date(q.until),
+        limit: q.limit,
+        offset: q.offset,
+      });
+      return { runs: runs.map(runView), total, limit: q.limit, offset: q.offset };
+    },
+  );
+
+  app.get(
+    '/api/runs/:id',
+    {
+      schema: {
+        summary: 'one run with its parameters, result or error (failed-run inspection)',
+        tags: ['runs'],
+        params: Type.Object({ id: UuidSchema }, { additionalProperties: false }),
+        response: { 200: RunSchema, 400: ErrorSchema, 404: ErrorSchema },
+      },
+    },
+    async (request) => {
+      const run = await getRun(db, request.params.id);
+      if (!run) throw notFound('run', request.params.id);
+      return runView(run);
+    },
+  );
+}

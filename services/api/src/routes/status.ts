@@ -1,0 +1,118 @@
+import { AppError, checkJobParams, describeTrigger, listEngines, listSchedules, publishRun, triggerSchedule } from '@wombat/core';
+import Type from 'typebox';
+import type { App, AppDeps } from '../app.ts';
+import { notFound } from '../http-errors.ts';
+import { apiDb } from '../runs-store.ts';
+import { EngineSchema, engineView, nextRunOf } from '../schedule-views.ts';
+import { ErrorSchema, JobTypeSchema } from '../views.ts';
+
+const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+const StatusSchema = Type.Object({
+  engines: Type.Array(EngineSchema),
+  schedules: Type.Array(
+    Type.Object({
+      id: Type.Integer(),
+      name: Type.String(),
+      job: Type.String(),
+      trigger: Type.String(),
+      timezone: Type.String(),
+      status: Type.String(),
+      paused_reason: Type.Union([Type.String(), Type.Null()]),
+      built_in: Type.Boolean(),
+      next_run_at: time,
+      last_run_at: time,
+      last_run: Type.Union([
+        Type.Object({
+          id: Type.String(),
+          state: Type.String({ description: 'the outcome: queued, running, completed, failed, cancelled, skipped or missed' }),
+          finished_at: time,
+          error: Type.Unknown(),
+        }),
+        Type.Null(),
+      ]),
+    }),
+  ),
+});
+
+const TriggerBody = Type.Object(
+  {
+    schedule_id: Type.Optional(Type.Integer({ minimum: 1, maximum: 9_007_199_254_740_991, description: 'run this schedule now, with its parameters' })),
+    job: Type.Optional(JobTypeSchema),
+    params: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'job parameters; with schedule_id they replace the schedule\'s' })),
+  },
+  { additionalProperties: false, description: 'give exactly one of schedule_id or job' },
+);
+
+export function statusRoutes(app: App, deps: AppDeps): void {
+  app.get(
+    '/api/scheduler/status',
+    { schema: { summary: 'engines (running, stale, disabled) and every schedule with its next and last run', tags: ['scheduler'], response: { 200: StatusSchema } } },
+    async () => {
+      const [engines, schedules] = await Promise.all([listEngines(deps.db), listSchedules(deps.db)]);
+      const lastIds = schedules.map((s) => s.lastRunId).filter((id): id is string => id !== null);
+      const lastRuns =
+        lastIds.length === 0
+          ? []
+          : await apiDb(deps.db).selectFrom('wombat.runs').select(['id', 'state', 'finished_at', 'error']).where('id', 'in', lastIds).execute();
+      const byId = new Map(lastRuns.map((r) => [r.id, r]));
+      const now = new Date();
+      return {
+        engines: engines.map((e) => engineView(e, now)),
+        schedules: schedules.map((s) => {
+          const last = s.lastRunId === null ? undefined : byId.get(s.lastRunId);
+          const next = nextRunOf(s, now);
+          return {
+            id: s.id,
+            name: s.name,
+            job: s.job,
+            trigger: describeTrigger(s),
+            timezone: s.timezone,
+            status: s.status,
+            paused_reason: s.pausedReason,
+            built_in: s.builtIn,
+            next_run_at: next === null ? null : next.toISOString(),
+            last_run_at: s.lastRunAt === null ? null : s.lastRunAt.toISOString(),
+            last_run: last
+              ? { id: last.id, state: last.state, finished_at: last.finished_at === null ? null : new Date(last.finished_at as Date).toISOString(), error: last.error }
+              : null,
+          };
+        }),
+      };
+    },
+  );
+
+  app.post(
+    '/api/scheduler/trigger',
+    {
+      schema: {
+        summary: 'run a schedule or a job now; answers 202 with the run id',
+        tags: ['scheduler'],
+        body: TriggerBody,
+        response: {
+          202: Type.Object({ run_id: Type.String(), task_id: Type.String(), status: Type.Literal('queued') }),
+          400: ErrorSchema,
+          401: ErrorSchema,
+          403: ErrorSchema,
+          404: ErrorSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      if ((b.schedule_id === undefined) === (b.job === undefined)) {
+        throw new AppError('invalid_input', 'body: give exactly one of "schedule_id" (a schedule to run now) or "job" (a job type to run now)');
+      }
+      let runId: string;
+      if (b.job !== undefined) {
+        const check = checkJobParams(b.job, b.params ?? {});
+        if (!check.ok) throw new AppError('invalid_input', check.problems.join('; '), { details: check.problems });
+        runId = await publishRun(deps.db, deps.boss, { job: b.job, params: check.value as object, trigger: 'manual' });
+      } else {
+        const id = await triggerSchedule(deps.db, deps.boss, b.schedule_id!, b.params !== undefined ? { params: b.params } : {});
+        if (id === null) throw notFound('schedule', b.schedule_id!);
+        runId = id;
+      }
+      return reply.status(202).header('location', `/api/runs/${runId}`).send({ run_id: runId, task_id: runId, status: 'queued' as const });
+    },
+  );
+}

@@ -1,0 +1,149 @@
+import { AppError, checkJobParams, jobParamSchemas, type JobType } from '@wombat/core';
+import Type from 'typebox';
+import type { App, AppDeps } from '../app.ts';
+import { errorBody, notFound } from '../http-errors.ts';
+import { apiDb, cancelRun, getRun, republishRun } from '../runs-store.ts';
+import { createSubmitter } from '../submitter.ts';
+import { AcceptedSchema, ErrorSchema, JobTypeSchema, NoBodySchema, TaskStatusSchema, UuidSchema, taskView } from '../views.ts';
+
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema };
+const IdParams = Type.Object({ id: UuidSchema }, { additionalProperties: false });
+const SubmitQuery = Type.Object(
+  {
+    timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400, description: 'overrides the job type\'s timeout' })),
+    max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 20, description: 'overrides the job type\'s retry limit' })),
+  },
+  { additionalProperties: false },
+);
+const ParamsBody = Type.Object({}, {
+  additionalProperties: true,
+  description: `the job's parameters (JSON object); see the job schemas: ${Object.keys(jobParamSchemas).join(', ')}. {"params": {...}} is accepted too`,
+});
+
+/**
+ * The body is the job's parameters. Older callers wrapped them as {"params": {...}};
+ * that shape is unwrapped only when it cannot be a parameter object of its own.
+ */
+export function taskParams(job: JobType, body: unknown): unknown {
+  if (body === undefined || body === null) return {};
+  const b = body as Record<string, unknown>;
+  const keys = Object.keys(b);
+  const schema = jobParamSchemas[job] as { properties?: Record<string, unknown> };
+  if (keys.length === 1 && keys[0] === 'params' && !Object.hasOwn(schema.properties ?? {}, 'params')) return b.params;
+  return body;
+}
+
+export function taskRoutes(app: App, deps: AppDeps): void {
+  const db = apiDb(deps.db);
+  const submitter = createSubmitter(deps.db, deps.boss);
+
+  async function submit(job: JobType, body: unknown, query: { timeout_seconds?: number | undefined; max_retries?: number | undefined }) {
+    const check = checkJobParams(job, taskParams(job, body));
+    if (!check.ok) throw new AppError('invalid_input', check.problems.join('; '), { details: check.problems });
+    const id = await submitter.submit({
+      job,
+      params: check.value as object,
+      trigger: 'task',
+      ...(query.timeout_seconds !== undefined ? { timeoutSeconds: query.timeout_seconds } : {}),
+      ...(query.max_retries !== undefined ? { retryLimit: query.max_retries } : {}),
+    });
+    return { task_id: id, status: 'queued' as const, created_at: new Date().toISOString() };
+  }
+
+  async function status(id: string) {
+    const run = await getRun(db, id);
+    if (!run) throw notFound('task', id);
+    return taskView(run, deps.taskResultTtlDays);
+  }
+
+  app.post(
+    '/api/tasks/:type',
+    {
+      schema: {
+        summary: 'submit an async task; answers 202 with its id at once',
+        tags: ['tasks'],
+        params: Type.Object({ type: JobTypeSchema }, { additionalProperties: false }),
+        querystring: SubmitQuery,
+        body: Type.Optional(ParamsBody),
+        response: { 202: AcceptedSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const accepted = await submit(request.params.type, request.body, request.query);
+      return reply.status(202).header('location', `/api/tasks/${accepted.task_id}`).send(accepted);
+    },
+  );
+
+  app.post(
+    '/api/backtests/run-async',
+    {
+      schema: {
+        summary: 'submit a backtest (alias of POST /api/tasks/backtest)',
+        tags: ['tasks'],
+        querystring: SubmitQuery,
+        body: ParamsBody,
+        response: { 202: AcceptedSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const accepted = await submit('backtest', request.body, request.query);
+      return reply.status(202).header('location', `/api/tasks/${accepted.task_id}`).send(accepted);
+    },
+  );
+
+  app.get(
+    '/api/tasks/:id',
+    { schema: { summary: 'status, progress, result or error of a task', tags: ['tasks'], params: IdParams, response: { 200: TaskStatusSchema, ...errors } } },
+    async (request) => status(request.params.id),
+  );
+  app.get(
+    '/api/backtests/status/:id',
+    { schema: { summary: 'status of a task (alias of GET /api/tasks/{id})', tags: ['tasks'], params: IdParams, response: { 200: TaskStatusSchema, ...errors } } },
+    async (request) => status(request.params.id),
+  );
+
+  app.post(
+    '/api/tasks/:id/retry',
+    {
+      schema: {
+        summary: 'run a finished task again as a new task with the same parameters',
+        tags: ['tasks'],
+        params: IdParams,
+        body: NoBodySchema,
+        response: { 202: Type.Intersect([AcceptedSchema, Type.Object({ retry_of: Type.String() })]), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const newId = await republishRun(db, deps.boss, request.params.id, { trigger: 'task', notFoundCode: 'task_not_found' });
+      return reply
+        .status(202)
+        .header('location', `/api/tasks/${newId}`)
+        .send({ task_id: newId, status: 'queued' as const, created_at: new Date().toISOString(), retry_of: request.params.id });
+    },
+  );
+
+  app.delete(
+    '/api/tasks/:id',
+    {
+      schema: {
+        summary: 'cancel a queued or running task',
+        tags: ['tasks'],
+        params: IdParams,
+        body: NoBodySchema,
+        response: {
+          200: Type.Object({ task_id: Type.String(), status: Type.Literal('cancelled'), previous_status: Type.String() }),
+          ...errors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const id = request.params.id;
+      const outcome = await cancelRun(db, deps.boss, id);
+      if (!outcome) throw notFound('task', id);
+      if (!outcome.ok) {
+        return reply.status(409).send(errorBody('task_finished', `task ${id} already ended as ${outcome.state}; retry it with POST /api/tasks/${id}/retry`));
+      }
+      return { task_id: id, status: 'cancelled' as const, previous_status: outcome.previous };
+    },
+  );
+}

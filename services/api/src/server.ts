@@ -1,0 +1,50 @@
+import { createDatabase, resolveFromRoot, startBoss, type Logger } from '@wombat/core';
+import { buildApp, type App } from './app.ts';
+import { resolveAdminToken } from './admin-token.ts';
+import type { ApiConfig } from './config.ts';
+
+export interface RunningApi {
+  app: App;
+  /** Where it listens, e.g. http://127.0.0.1:8000 */
+  url: string;
+  /** Stops intake (closing the server drains in-flight requests), then the pg-boss and query pools. */
+  stop(): Promise<void>;
+}
+
+/** Starts the api against a migrated database; `embedded` tells whether it is the local embedded one. */
+export async function startApi(opts: { config: ApiConfig; databaseUrl: string; embedded: boolean; log: Logger }): Promise<RunningApi> {
+  const { config, log } = opts;
+  const database = createDatabase({ url: opts.databaseUrl, poolSize: config.databasePoolSize, applicationName: 'wombat-api' });
+  let boss;
+  try {
+    boss = await startBoss({ url: opts.databaseUrl, role: 'producer', log, poolSize: 4 });
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  const adminToken = await resolveAdminToken({ configured: config.adminToken, embedded: opts.embedded, file: resolveFromRoot(config.adminTokenFile), log });
+  const app = await buildApp({
+    db: database.db,
+    sql: database.sql,
+    boss,
+    log,
+    auth: { adminToken, readToken: config.readToken, reads: config.authReads },
+    taskResultTtlDays: config.taskResultTtlDays,
+    bodyLimitBytes: config.bodyLimitBytes,
+  });
+  const url = await app.listen({ host: config.host, port: config.port });
+  log.info({ url, reads: config.authReads, openapi: `${url}/openapi.json` }, 'api listening');
+  let stopping: Promise<void> | undefined;
+  return {
+    app,
+    url,
+    stop() {
+      stopping ??= (async () => {
+        await app.close();
+        await boss.stop({ graceful: false, close: true });
+        await database.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import Type from 'typebox';
+import { JOB_TYPES } from '@wombat/core';
+import type { ApiRun } from './runs-store.ts';
+
+/** JSON shapes the api answers with; they also document the OpenAPI document. */
+export const RUN_STATES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'skipped', 'missed'] as const;
+export const RUN_TRIGGERS = ['schedule', 'manual', 'task', 'script', 'fanout'] as const;
+
+const literals = <T extends string>(values: readonly T[], description?: string) =>
+  Type.Union(values.map((v) => Type.Literal(v)), description ? { description } : {});
+
+export const JobTypeSchema = literals(JOB_TYPES, `job type: ${JOB_TYPES.join(', ')}`);
+export const RunStateSchema = literals(RUN_STATES, `run state: ${RUN_STATES.join(', ')}`);
+export const RunTriggerSchema = literals(RUN_TRIGGERS, `what created the run: ${RUN_TRIGGERS.join(', ')}`);
+export const UuidSchema = Type.String({ format: 'uuid', description: 'run id (uuid); the same as the task id and the pg-boss job id' });
+const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+const ms = Type.Union([Type.Integer(), Type.Null()]);
+
+/** For routes that take no options: an empty object or no body at all; anything else is a mistake worth a 400. */
+export const NoBodySchema = Type.Object({}, { additionalProperties: false, description: 'no body, or {}' });
+
+export const NoQuerySchema = Type.Object({}, { additionalProperties: false });
+
+export const ErrorSchema = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'stable error code, e.g. invalid_request, task_not_found' }),
+      message: Type.String({ description: 'what went wrong and what to fix' }),
+      details: Type.Optional(Type.Unknown()),
+    }),
+  },
+  { description: 'error answer' },
+);
+
+export const RunSchema = Type.Object({
+  id: Type.String(),
+  job: Type.String(),
+  trigger: Type.String(),
+  schedule_id: Type.Union([Type.Integer(), Type.Null()]),
+  parent_id: Type.Union([Type.String(), Type.Null()]),
+  state: Type.String(),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  params: Type.Unknown(),
+  progress: Type.Number(),
+  progress_message: Type.Union([Type.String(), Type.Null()]),
+  result: Type.Unknown(),
+  error: Type.Unknown(),
+  attempts: Type.Integer(),
+  scheduled_for: time,
+  created_at: time,
+  published_at: time,
+  started_at: time,
+  finished_at: time,
+  start_lateness_ms: Type.Union([Type.Integer(), Type.Null()], { description: 'started_at minus scheduled_for' }),
+  duration_ms: Type.Union([Type.Integer(), Type.Null()], { description: 'finished_at minus started_at' }),
+  retry_of: Type.Union([Type.String(), Type.Null()]),
+  requeued_as: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const TaskStatusSchema = Type.Object({
+  task_id: Type.String(),
+  type: Type.String(),
+  status: Type.String({ description: `queued, running, completed, failed or cancelled (${RUN_STATES.join(', ')} for any run)` }),
+  progress: Type.Number({ description: '0..1' }),
+  progress_message: Type.Union([Type.String(), Type.Null()]),
+  result: Type.Unknown(),
+  error: Type.Unknown(),
+  attempts: Type.Integer(),
+  created_at: time,
+  started_at: time,
+  finished_at: time,
+  queue_wait_ms: ms,
+  duration_ms: ms,
+  expires_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'when maintenance removes a finished task (TASK_RESULT_TTL_DAYS)' }),
+  retry_of: Type.Union([Type.String(), Type.Null()]),
+  retried_as: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const AcceptedSchema = Type.Object({
+  task_id: Type.String(),
+  status: Type.Literal('queued'),
+  created_at: Type.String({ format: 'date-time' }),
+});
+
+// Timestamps arrive as Date; typed loosely because Generated<Timestamp> columns select as ColumnType.
+type Instant = unknown;
+const iso = (d: Instant): string | null => (d === null || d === undefined ? null : new Date(d as Date).toISOString());
+const diffMs = (later: Instant, earlier: Instant): number | null =>
+  later === null || earlier === null || later === undefined || earlier === undefined
+    ? null
+    : Math.round(new Date(later as Date).getTime() - new Date(earlier as Date).getTime());
+
+export function runView(r: ApiRun) {
+  return {
+    id: r.id,
+    job: r.job,
+    trigger: r.trigger,
+    schedule_id: r.schedule_id === null ? null : Number(r.schedule_id),
+    parent_id: r.parent_id,
+    state: r.state,
+    reason: r.reason,
+    params: r.params,
+    progress: r.progress,
+    progress_message: r.progress_message,
+    result: r.result,
+    error: r.error,
+    attempts: r.attempts,
+    scheduled_for: iso(r.scheduled_for),
+    created_at: iso(r.created_at),
+    published_at: iso(r.published_at),
+    started_at: iso(r.started_at),
+    finished_at: iso(r.finished_at),
+    start_lateness_ms: diffMs(r.started_at, r.scheduled_for),
+    duration_ms: diffMs(r.finished_at, r.started_at),
+    retry_of: r.retry_of,
+    requeued_as: r.requeued_as,
+  };
+}
+
+export function taskView(r: ApiRun, ttlDays: number) {
+  const finished = r.finished_at === null ? null : new Date(r.finished_at as Date);
+  return {
+    task_id: r.id,
+    type: r.job,
+    status: r.state,
+    progress: r.progress,
+    progress_message: r.progress_message,
+    result: r.result,
+    error: r.error,
+    attempts: r.attempts,
+    created_at: iso(r.created_at),
+    started_at: iso(r.started_at),
+    finished_at: iso(r.finished_at),
+    queue_wait_ms: diffMs(r.started_at, r.created_at),
+    duration_ms: diffMs(r.finished_at, r.started_at),
+    expires_at: finished && r.trigger === 'task' ? new Date(finished.getTime() + ttlDays * 86_400_000).toISOString() : null,
+    retry_of: r.retry_of,
+    retried_as: r.requeued_as,
+  };
+}

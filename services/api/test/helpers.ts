@@ -1,0 +1,67 @@
+import { startBoss, type PgBoss } from '@wombat/core';
+import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
+import { buildApp, type App } from '../src/app.ts';
+import type { AuthOptions } from '../src/auth.ts';
+
+export const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
+export const READ_TOKEN = 'read-token-for-tests-0123456789';
+
+export interface TestApi {
+  app: App;
+  url: string;
+  database: TestDatabase;
+  boss: PgBoss;
+  /** fetch against the api; JSON bodies are sent and parsed for you. */
+  call(method: string, path: string, opts?: { body?: unknown; token?: string | null; headers?: Record<string, string>; raw?: string }): Promise<{ status: number; body: any; headers: Headers }>;
+}
+
+interface Tap {
+  teardown(fn: () => unknown): void;
+}
+
+/** A migrated database of the test file's own, a producer pg-boss and the api listening on a free port. */
+export async function startTestApi(t: Tap, opts: { auth?: Partial<AuthOptions>; shareWith?: TestApi } = {}): Promise<TestApi> {
+  // Another app on the same database and pg-boss: a migrated database costs a second or two.
+  const database = opts.shareWith?.database ?? (await createTestDatabase(t));
+  let boss = opts.shareWith?.boss;
+  if (!boss) {
+    const started = await startBoss({ url: database.url, role: 'producer', log: database.log, poolSize: 2 });
+    t.teardown(() => started.stop({ graceful: false, close: true }));
+    boss = started;
+  }
+  const app = await buildApp({
+    db: database.db,
+    sql: database.sql,
+    boss,
+    log: database.log,
+    auth: { adminToken: ADMIN_TOKEN, readToken: READ_TOKEN, reads: 'open', ...opts.auth },
+    taskResultTtlDays: 7,
+  });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => app.close());
+  async function call(method: string, path: string, o: { body?: unknown; token?: string | null; headers?: Record<string, string>; raw?: string } = {}) {
+    const headers: Record<string, string> = { ...o.headers };
+    const token = o.token === undefined ? ADMIN_TOKEN : o.token;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    let body: string | undefined = o.raw;
+    if (o.body !== undefined) {
+      body = JSON.stringify(o.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(url + path, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const text = await res.text();
+    let parsed: unknown = text;
+    if ((res.headers.get('content-type') ?? '').includes('json') && text.length > 0) parsed = JSON.parse(text);
+    return { status: res.status, body: parsed as any, headers: res.headers };
+  }
+  return { app, url, database, boss, call };
+}
+
+export const backtestParams = {
+  strategy: 'ma-crossover',
+  exchange: 'upbit',
+  symbols: ['KRW-BTC'],
+  timeframe: '1D',
+  from: '2024-01-01T00:00:00Z',
+  to: '2024-06-01T00:00:00Z',
+};

@@ -1,0 +1,116 @@
+import { CANCEL_CHANNEL, createSql } from '@wombat/core';
+import t from 'tap';
+import { backtestParams, startTestApi } from './helpers.ts';
+
+const api = await startTestApi(t);
+const { db } = api.database;
+
+async function pgbossState(id: string): Promise<string | undefined> {
+  const rows = await api.database.sql<{ state: string }[]>`select state::text from pgboss.job where id = ${id}`;
+  return rows[0]?.state;
+}
+
+t.test('submitting a task answers 202 with a queued run that is also a pg-boss job', async (t) => {
+  const res = await api.call('POST', '/api/tasks/backtest', { body: backtestParams });
+  t.equal(res.status, 202);
+  t.match(res.body, { task_id: /^[0-9a-f-]{36}$/, status: 'queued', created_at: String });
+  t.equal(res.headers.get('location'), `/api/tasks/${res.body.task_id}`);
+  const run = await db.selectFrom('wombat.runs').selectAll().where('id', '=', res.body.task_id).executeTakeFirstOrThrow();
+  t.match(run, { job: 'backtest', trigger: 'task', state: 'queued', params: backtestParams });
+  t.equal(await pgbossState(res.body.task_id), 'created');
+  const status = await api.call('GET', `/api/tasks/${res.body.task_id}`);
+  t.equal(status.status, 200);
+  t.match(status.body, { task_id: res.body.task_id, type: 'backtest', status: 'queued', progress: 0, result: null, error: null, expires_at: null });
+});
+
+t.test('the older backtest endpoints are aliases and accept {params} wrapping', async (t) => {
+  const res = await api.call('POST', '/api/backtests/run-async', { body: { params: backtestParams } });
+  t.equal(res.status, 202);
+  const status = await api.call('GET', `/api/backtests/status/${res.body.task_id}`);
+  t.equal(status.status, 200);
+  t.equal(status.body.type, 'backtest');
+  const run = await db.selectFrom('wombat.runs').select('params').where('id', '=', res.body.task_id).executeTakeFirstOrThrow();
+  t.same(run.params, backtestParams);
+});
+
+t.test('bad task parameters get 400 naming the field, and nothing is stored', async (t) => {
+  const before = await db.selectFrom('wombat.runs').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const res = await api.call('POST', '/api/tasks/backtest', { body: { ...backtestParams, exchange: 'binance', extra: 1 } });
+  t.equal(res.status, 400);
+  t.equal(res.body.error.code, 'invalid_input');
+  t.match(res.body.error.message, /params\.exchange/);
+  t.match(res.body.error.message, /extra/);
+  const unknownType = await api.call('POST', '/api/tasks/mine-bitcoin', { body: {} });
+  t.equal(unknownType.status, 400);
+  t.match(unknownType.body.error.message, /backtest/);
+  const after = await db.selectFrom('wombat.runs').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  t.equal(Number(after.n), Number(before.n));
+});
+
+t.test('an unknown task id is 404 and a malformed one 400', async (t) => {
+  const missing = await api.call('GET', '/api/tasks/00000000-0000-4000-8000-000000000000');
+  t.equal(missing.status, 404);
+  t.equal(missing.body.error.code, 'task_not_found');
+  const bad = await api.call('GET', '/api/tasks/not-a-uuid');
+  t.equal(bad.status, 400);
+  t.match(bad.body.error.message, /params\.id/);
+});
+
+t.test('cancelling a queued task cancels its job and marks the run cancelled', async (t) => {
+  const { body } = await api.call('POST', '/api/tasks/canary', { body: {} });
+  const res = await api.call('DELETE', `/api/tasks/${body.task_id}`);
+  t.equal(res.status, 200);
+  t.same(res.body, { task_id: body.task_id, status: 'cancelled', previous_status: 'queued' });
+  t.equal(await pgbossState(body.task_id), 'cancelled');
+  const status = await api.call('GET', `/api/tasks/${body.task_id}`);
+  t.equal(status.body.status, 'cancelled');
+  t.ok(status.body.finished_at);
+  const again = await api.call('DELETE', `/api/tasks/${body.task_id}`);
+  t.equal(again.status, 409);
+  t.equal(again.body.error.code, 'task_finished');
+});
+
+t.test('cancelling a running task notifies workers with the run id', async (t) => {
+  const { body } = await api.call('POST', '/api/tasks/canary', { body: {} });
+  await db.updateTable('wombat.runs').set({ state: 'running', started_at: new Date() }).where('id', '=', body.task_id).execute();
+  const listener = createSql({ url: api.database.url, poolSize: 1 });
+  t.teardown(() => listener.end());
+  let heard!: Promise<string>;
+  // listen() resolves once LISTEN is in place, so the NOTIFY cannot be missed.
+  await new Promise<void>((subscribed) => {
+    heard = new Promise<string>((resolve) => void listener.listen(CANCEL_CHANNEL, resolve).then(() => subscribed()));
+  });
+  const res = await api.call('DELETE', `/api/tasks/${body.task_id}`);
+  t.equal(res.status, 200);
+  t.equal(res.body.previous_status, 'running');
+  t.equal(await heard, body.task_id);
+});
+
+t.test('retrying a failed task publishes a new run with the same params, linked both ways', async (t) => {
+  const { body } = await api.call('POST', '/api/tasks/backtest', { body: backtestParams });
+  const running = await api.call('POST', `/api/tasks/${body.task_id}/retry`);
+  t.equal(running.status, 409, 'a queued task cannot be retried');
+  await db.updateTable('wombat.runs').set({ state: 'failed', error: { message: 'no candles' }, finished_at: new Date() }).where('id', '=', body.task_id).execute();
+  const res = await api.call('POST', `/api/tasks/${body.task_id}/retry`);
+  t.equal(res.status, 202);
+  t.not(res.body.task_id, body.task_id);
+  t.equal(res.body.retry_of, body.task_id);
+  const old = await api.call('GET', `/api/tasks/${body.task_id}`);
+  t.equal(old.body.retried_as, res.body.task_id);
+  t.match(old.body.error, { message: 'no candles' });
+  t.ok(old.body.expires_at, 'a finished task reports when it expires');
+  const fresh = await api.call('GET', `/api/tasks/${res.body.task_id}`);
+  t.match(fresh.body, { status: 'queued', retry_of: body.task_id, type: 'backtest' });
+  const [settings] = await api.database.sql<{ expire_seconds: number }[]>`select expire_seconds from pgboss.job where id = ${res.body.task_id}`;
+  t.equal(settings?.expire_seconds, 3600, 'the retry keeps the job settings');
+  const twice = await api.call('POST', `/api/tasks/${body.task_id}/retry`);
+  t.equal(twice.status, 409);
+  t.equal(twice.body.error.code, 'already_requeued');
+});
+
+t.test('submission honours timeout and retry overrides', async (t) => {
+  const res = await api.call('POST', '/api/tasks/canary?timeout_seconds=5&max_retries=2', { body: {} });
+  t.equal(res.status, 202);
+  const [job] = await api.database.sql<{ expire_seconds: number; retry_limit: number }[]>`select expire_seconds, retry_limit from pgboss.job where id = ${res.body.task_id}`;
+  t.match(job, { expire_seconds: 5, retry_limit: 2 });
+});

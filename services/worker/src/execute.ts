@@ -1,0 +1,145 @@
+import { AppError, PermanentError, ValidationError, checkJobParams, serializeError, type JobType, type JobWithMetadata, type Logger } from '@wombat/core';
+import type { JobResult } from 'pg-boss';
+import type { HistoryWriter } from './history.ts';
+import type { HandlerDeps, JobContext, JobHandler, JobHandlers } from './jobs/types.ts';
+
+/** A job this process is running, by run id: how to cancel it or hand it back. */
+export interface ActiveJob {
+  cancel: AbortController;
+  queue: JobType;
+}
+
+export interface ExecuteDeps {
+  handlers: JobHandlers;
+  handlerDeps: HandlerDeps;
+  history: HistoryWriter;
+  active: Map<string, ActiveJob>;
+  /** Aborted when the worker stops and running jobs must be handed back. */
+  shutdown: AbortSignal;
+  /** Jobs handed back with no retry left: the worker requeues them after pg-boss settles them. */
+  handedBack: Map<string, JobType>;
+  progressIntervalMs: number;
+  log: Logger;
+}
+
+const CANCELLED = Symbol('cancelled');
+
+function nowIso(): string {
+  return new Date().toISOString();
+}
+
+/**
+ * Runs one job and records its outcome in the run history; resolves with pg-boss's verdict.
+ *
+ * - success: run 'completed' with result; pg-boss completes the job.
+ * - failure with retries left: run back to 'queued' with the error; pg-boss retries with backoff.
+ * - final failure: run 'failed' (a dead letter) with the error and finished_at.
+ * - invalid params or a PermanentError: run 'failed' at once; pg-boss gets 'deadletter', which fails
+ *   the job terminally without using its retries.
+ * - cancelled (the api set the run 'cancelled' and sent NOTIFY): the run is left as the api wrote
+ *   it; pg-boss gets 'deadletter' so the job does not run again.
+ * - worker stopping: the run goes back to 'queued' with error worker_stopped; pg-boss fails the job
+ *   for retry, and a job with no retry left is requeued by the worker, so a restart never turns
+ *   into a dead letter.
+ *
+ * The final history write is awaited before pg-boss settles the job: a run never reads 'running'
+ * after its job completed, whatever happens to this process next.
+ */
+export async function executeJob(queue: JobType, job: JobWithMetadata<object>, deps: ExecuteDeps): Promise<JobResult> {
+  const attempts = job.retryCount + 1;
+  const attemptStartedAt = nowIso();
+  const id = job.id;
+  // The health probe of the whole path: one history row (queued -> completed), nothing to abort.
+  if (queue === 'canary' && Object.keys(job.data ?? {}).length === 0) {
+    await deps.history.write({ id, attempts, state: 'completed', attemptStartedAt, result: {}, finishedAt: attemptStartedAt });
+    return { id, status: 'completed' };
+  }
+  void deps.history.write({ id, attempts, state: 'running', attemptStartedAt, progress: 0, progressMessage: null });
+
+  const check = checkJobParams(queue, job.data);
+  if (!check.ok) {
+    const err = new ValidationError(check.problems.map((p) => p.replace(/^params/, `params of ${queue}`)));
+    await deps.history.write({ id, attempts, state: 'failed', attemptStartedAt, error: serializeError(err), finishedAt: nowIso() });
+    return { id, status: 'deadletter', output: { error: err.message } };
+  }
+
+  const cancel = new AbortController();
+  const deadline = new AbortController();
+  const timeoutMs = job.expireInSeconds * 1000;
+  const startedMs = performance.now();
+  const timer = setTimeout(() => deadline.abort(new AppError('timeout', `job ran past its timeout of ${job.expireInSeconds} s`)), timeoutMs);
+  const signal = AbortSignal.any([job.signal, cancel.signal, deadline.signal, deps.shutdown]);
+  deps.active.set(id, { cancel, queue });
+  const log = deps.log.child({ job: queue, runId: id, attempt: attempts });
+  const progress = createProgress(id, attempts, deps);
+
+  try {
+    const handler = deps.handlers[queue] as JobHandler<JobType>;
+    const ctx = { runId: id, job: queue, params: check.value, attempt: attempts, signal, progress: progress.report, log } as JobContext<JobType>;
+    const result = await handler(ctx, deps.handlerDeps);
+    progress.stop();
+    if (cancel.signal.aborted) throw CANCELLED;
+    await deps.history.write({ id, attempts, state: 'completed', attemptStartedAt, result: result ?? {}, finishedAt: nowIso() });
+    log.debug('job completed');
+    return { id, status: 'completed', output: result ?? {} };
+  } catch (thrown) {
+    progress.stop();
+    if (cancel.signal.aborted) {
+      log.info('job cancelled');
+      return { id, status: 'deadletter', output: { cancelled: true } };
+    }
+    if (deps.shutdown.aborted && !deadline.signal.aborted) {
+      const err = new AppError('worker_stopped', 'the worker stopped while the job ran; it will run again');
+      await deps.history.write({ id, attempts, state: 'queued', attemptStartedAt, error: serializeError(err) });
+      if (job.retryCount >= job.retryLimit) deps.handedBack.set(id, queue);
+      log.warn('job handed back');
+      return { id, status: 'failed', output: serializeError(err) };
+    }
+    // pg-boss runs a timer of its own for the same deadline and aborts job.signal: whichever fires
+    // first, a job stopped at its deadline failed by timeout.
+    const timedOut = deadline.signal.aborted || (job.signal.aborted && performance.now() - startedMs >= timeoutMs - 50);
+    const err = timedOut
+      ? new AppError('timeout', `job ran past its timeout of ${job.expireInSeconds} s`, { cause: thrown })
+      : job.signal.aborted
+        ? new AppError('aborted', 'the job\'s claim was lost (expired or taken over elsewhere)', { cause: thrown })
+        : thrown;
+    const final = err instanceof PermanentError || err instanceof ValidationError || job.retryCount >= job.retryLimit;
+    const error = serializeError(err);
+    await deps.history.write({ id, attempts, state: final ? 'failed' : 'queued', attemptStartedAt, error, ...(final ? { finishedAt: nowIso() } : {}) });
+    log.warn({ err, final }, 'job failed');
+    const permanent = err instanceof PermanentError || err instanceof ValidationError;
+    return { id, status: permanent ? 'deadletter' : 'failed', output: error };
+  } finally {
+    clearTimeout(timer);
+    deps.active.delete(id);
+  }
+}
+
+/** Throttled progress: the first report is written at once, then at most one per interval (the latest wins). */
+function createProgress(id: string, attempts: number, deps: ExecuteDeps): { report: (fraction: number, message?: string) => void; stop: () => void } {
+  let lastAt = 0;
+  let trailing: NodeJS.Timeout | undefined;
+  let latest: { progress: number; progressMessage: string | null } | undefined;
+  let stopped = false;
+  const write = () => {
+    trailing = undefined;
+    if (!latest || stopped) return;
+    lastAt = performance.now();
+    void deps.history.write({ id, attempts, ...latest });
+    latest = undefined;
+  };
+  return {
+    report(fraction, message) {
+      if (stopped) return;
+      const progress = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
+      latest = { progress, progressMessage: message ?? null };
+      const wait = deps.progressIntervalMs - (performance.now() - lastAt);
+      if (wait <= 0) write();
+      else trailing ??= setTimeout(write, wait);
+    },
+    stop() {
+      stopped = true;
+      if (trailing) clearTimeout(trailing);
+    },
+  };
+}

@@ -1,0 +1,93 @@
+import { AppError, jobDefaults, type Exchange, type JobParams, type Timeframe } from '@wombat/core';
+import { sql } from 'kysely';
+import { fromKysely } from 'pg-boss';
+import type { CollectorsPort } from '../collectors-port.ts';
+import type { HandlerDeps, JobContext } from './types.ts';
+
+export function needCollectors(deps: HandlerDeps): CollectorsPort {
+  if (!deps.collectors) throw new AppError('collectors_unavailable', 'this worker runs without collectors; start it with the collector configuration');
+  return deps.collectors;
+}
+
+export async function collectSymbols(ctx: JobContext<'collect-symbols'>, deps: HandlerDeps): Promise<unknown> {
+  const result = await needCollectors(deps).collectSymbols({ exchanges: ctx.params.exchanges, signal: ctx.signal, onProgress: ctx.progress });
+  return Array.isArray(result) ? { exchanges: result } : (result ?? {});
+}
+
+export async function fetchCandles(ctx: JobContext<'fetch-candles'>, deps: HandlerDeps): Promise<unknown> {
+  return needCollectors(deps).fetchCandles(ctx.params, { signal: ctx.signal, onProgress: ctx.progress });
+}
+
+export const DEFAULT_FANOUT_TIMEFRAMES: readonly Timeframe[] = ['1D'];
+
+/**
+ * Fan-out: one fetch-candles run and job per exchange x symbol x timeframe, each with its own
+ * retries, created with their runs in one transaction. The parent row is locked first and a retry
+ * of a parent that already created its children creates none, so nothing is duplicated.
+ */
+export async function collectPrices(ctx: JobContext<'collect-prices'>, deps: HandlerDeps): Promise<unknown> {
+  const p = ctx.params;
+  const exchanges: Exchange[] = p.exchanges ?? deps.defaultExchanges;
+  const timeframes: Timeframe[] = p.timeframes ?? [...DEFAULT_FANOUT_TIMEFRAMES];
+  const combos: JobParams<'fetch-candles'>[] = [];
+  for (const [i, exchange] of exchanges.entries()) {
+    const symbols = p.symbols ?? (await needCollectors(deps).listSymbols(exchange, { ...(p.market ? { market: p.market } : {}), signal: ctx.signal }));
+    ctx.progress((i + 1) / (exchanges.length + 1), `listed ${exchange}`);
+    for (const symbol of symbols) {
+      for (const timeframe of timeframes) {
+        combos.push({
+          exchange,
+          symbol,
+          timeframe,
+          ...(p.daysBack !== undefined ? { daysBack: p.daysBack } : {}),
+          ...(p.overwrite !== undefined ? { overwrite: p.overwrite } : {}),
+        } as JobParams<'fetch-candles'>);
+      }
+    }
+  }
+  ctx.signal.throwIfAborted();
+  const d = jobDefaults['fetch-candles'];
+  const created = await deps.db.transaction().execute(async (trx) => {
+    await trx.selectFrom('wombat.runs').select('id').where('id', '=', ctx.runId).forUpdate().execute();
+    const existing = await trx
+      .selectFrom('wombat.runs')
+      .select(sql<number>`count(*)::int`.as('n'))
+      .where('parent_id', '=', ctx.runId)
+      .executeTakeFirstOrThrow();
+    if (existing.n > 0) return { children: existing.n, reused: true };
+    if (combos.length === 0) return { children: 0, reused: false };
+    const ids = combos.map(() => crypto.randomUUID());
+    // Chunked so a 5000-symbol fan-out stays within Postgres's parameter limit.
+    for (let i = 0; i < combos.length; i += 1000) {
+      await trx
+        .insertInto('wombat.runs')
+        .values(
+          combos.slice(i, i + 1000).map((params, j) => ({
+            id: ids[i + j]!,
+            job: 'fetch-candles',
+            trigger: 'fanout' as const,
+            parent_id: ctx.runId,
+            scheduled_for: sql<Date>`now()`,
+            params,
+            published_at: sql<Date>`now()`,
+          })),
+        )
+        .execute();
+    }
+    await deps.boss.insert(
+      'fetch-candles',
+      combos.map((data, i) => ({
+        id: ids[i]!,
+        data,
+        expireInSeconds: d.timeoutSeconds,
+        retryLimit: d.retryLimit,
+        retryDelay: d.retryDelaySeconds,
+        retryBackoff: d.retryBackoff,
+      })),
+      { db: fromKysely(trx) },
+    );
+    return { children: combos.length, reused: false };
+  });
+  ctx.log.info(created, 'fan-out done');
+  return { children: created.children, exchanges, timeframes, ...(created.reused ? { alreadyCreated: true } : {}) };
+}

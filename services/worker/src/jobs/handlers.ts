@@ -1,0 +1,12 @@
+import { runBacktest } from '../backtest/run.ts';
+import { collectPrices, collectSymbols, fetchCandles, needCollectors } from './collect.ts';
+import type { JobHandlers } from './types.ts';
+
+export const defaultHandlers: JobHandlers = {
+  // The runner completes a valid canary itself, without a signal or timers; this is never reached.
+  canary: async () => ({}),
+  'collect-symbols': collectSymbols,
+  'collect-prices': collectPrices,
+  'fetch-candles': fetchCandles,
+  backtest: (ctx, deps) => runBacktest(ctx.params, needCollectors(deps), { signal: ctx.signal, onProgress: ctx.progress }),
+};

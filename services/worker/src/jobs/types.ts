@@ -1,0 +1,33 @@
+import type { Kysely } from 'kysely';
+import type { CoreTables, Exchange, JobParams, JobType, Logger, PgBoss } from '@wombat/core';
+import type { CollectorsPort } from '../collectors-port.ts';
+
+/** What a job handler gets: its validated params, one AbortSignal, and a progress callback. */
+export interface JobContext<J extends JobType> {
+  runId: string;
+  job: J;
+  params: JobParams<J>;
+  /** 1 for the first attempt. */
+  attempt: number;
+  /**
+   * Aborts on cancellation, on the job's timeout (expireInSeconds), when pg-boss loses the job's
+   * claim, and when the worker is stopping and cannot wait any longer. Pass it down to every I/O call.
+   */
+  signal: AbortSignal;
+  /** fraction 0..1; written to the run at most every WORKER_PROGRESS_INTERVAL_MS. */
+  progress(fraction: number, message?: string): void;
+  log: Logger;
+}
+
+export interface HandlerDeps {
+  db: Kysely<CoreTables>;
+  boss: PgBoss;
+  /** Absent in a worker that runs no collector jobs (e.g. a canary-only benchmark). */
+  collectors?: CollectorsPort;
+  /** Exchanges collect-prices covers when its params name none. */
+  defaultExchanges: Exchange[];
+  log: Logger;
+}
+
+export type JobHandler<J extends JobType> = (ctx: JobContext<J>, deps: HandlerDeps) => Promise<unknown>;
+export type JobHandlers = { [J in JobType]: JobHandler<J> };

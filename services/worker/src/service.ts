@@ -1,0 +1,53 @@
+import { createCollectors, collectorsOptionsFromConfig } from '@wombat/collectors';
+import { createDatabase, redactUrl, resolveDatabase, resolveFromRoot, startBoss, type Lifecycle, type Logger } from '@wombat/core';
+import type { CollectorsPort } from './collectors-port.ts';
+import { queueSettings, type WorkerConfig } from './config.ts';
+import type { JobHandlers } from './jobs/types.ts';
+import { createWorker, type Worker } from './worker.ts';
+
+/**
+ * Starts a worker service from its configuration and registers every stop step on `lifecycle`
+ * (pools first, intake last, so stop runs intake -> drain -> pools).
+ */
+export async function startService(
+  config: WorkerConfig,
+  deps: { log: Logger; lifecycle: Lifecycle; collectors?: () => Promise<CollectorsPort & { close?(): Promise<void> }>; handlers?: Partial<JobHandlers> },
+): Promise<Worker> {
+  const { log, lifecycle } = deps;
+  const resolved = await resolveDatabase({
+    databaseUrl: config.databaseUrl,
+    embeddedDir: resolveFromRoot(config.embeddedPgDir),
+    embeddedPort: config.embeddedPgPort,
+    log,
+  });
+  lifecycle.onStop('postgres', () => resolved.stop());
+  log.info({ database: redactUrl(resolved.url) }, 'using PostgreSQL');
+
+  const database = createDatabase({ url: resolved.url, poolSize: config.databasePoolSize, applicationName: 'wombat-worker' });
+  lifecycle.onStop('database', () => database.close());
+  const boss = await startBoss({ url: resolved.url, role: 'worker', log, poolSize: config.bossPoolSize });
+  lifecycle.onStop('pg-boss', () => boss.stop({ graceful: false, close: true }));
+  const collectors = deps.collectors ? await deps.collectors() : createCollectors(collectorsOptionsFromConfig(config, { log, db: database.db }));
+  if (collectors.close) lifecycle.onStop('collectors', () => collectors.close!());
+
+  const worker = createWorker({
+    db: database.db,
+    sql: database.sql,
+    boss,
+    log,
+    queues: queueSettings(config),
+    collectors,
+    // collect-prices without exchanges fans out over the exchanges this worker can reach.
+    defaultExchanges: config.kisAppKey ? ['upbit', 'kis'] : ['upbit'],
+    ...(deps.handlers ? { handlers: deps.handlers } : {}),
+    pollIntervalSeconds: config.pollIntervalSeconds,
+    historyFlushMs: config.historyFlushMs,
+    historyBatchRows: config.historyBatchRows,
+    progressIntervalMs: config.progressIntervalMs,
+    // Leaves time after the drain to hand jobs back, flush history and close pools.
+    drainTimeoutMs: Math.max(500, config.shutdownTimeoutMs - 3000),
+  });
+  lifecycle.onStop('worker', () => worker.stop());
+  await worker.start();
+  return worker;
+}

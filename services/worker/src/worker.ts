@@ -1,0 +1,127 @@
+import { CANCEL_CHANNEL, EXCHANGES, type Exchange, type JobType, type JobWithMetadata, type Logger, type PgBoss, type Sql } from '@wombat/core';
+import type { Kysely } from 'kysely';
+import type { CoreTables } from '@wombat/core';
+import type { QueueSettings } from './config.ts';
+import type { CollectorsPort } from './collectors-port.ts';
+import { executeJob, type ActiveJob } from './execute.ts';
+import { createHistoryWriter } from './history.ts';
+import { defaultHandlers } from './jobs/handlers.ts';
+import type { JobHandlers } from './jobs/types.ts';
+
+export interface WorkerOptions {
+  db: Kysely<CoreTables>;
+  /** The postgres.js client under `db`: history writes and the cancel LISTEN. */
+  sql: Sql;
+  /** A pg-boss instance started with role 'worker'. */
+  boss: PgBoss;
+  log: Logger;
+  queues: Map<JobType, QueueSettings>;
+  collectors?: CollectorsPort;
+  /** Exchanges collect-prices covers when its params name none (default: all). */
+  defaultExchanges?: Exchange[];
+  handlers?: Partial<JobHandlers>;
+  pollIntervalSeconds?: number;
+  historyFlushMs?: number;
+  historyBatchRows?: number;
+  progressIntervalMs?: number;
+  /** How long stop() lets running jobs finish before it aborts them and hands them back. */
+  drainTimeoutMs?: number;
+}
+
+export interface Worker {
+  start(): Promise<void>;
+  /** Stops fetching, drains or hands back running jobs, flushes history. Memoized. */
+  stop(): Promise<void>;
+  /** Run ids of the jobs running in this process now. */
+  running(): string[];
+}
+
+/**
+ * The job runner: one pg-boss fetch loop per configured worker slot and queue. Each loop fetches a
+ * batch, runs its jobs concurrently, records their history in one buffered write, and settles
+ * each job on its own (perJobResults). After a non-empty batch the loop wakes itself, so it keeps
+ * fetching while there is work, even at batch size 1 where pg-boss's burst mode does not apply;
+ * NOTIFY wakes idle loops at once, and polling every pollIntervalSeconds finds retries whose
+ * delay has passed.
+ */
+export function createWorker(opts: WorkerOptions): Worker {
+  const log = opts.log.child({ component: 'worker' });
+  const history = createHistoryWriter({ sql: opts.sql, log, flushMs: opts.historyFlushMs ?? 0, batchRows: opts.historyBatchRows ?? 1000 });
+  const active = new Map<string, ActiveJob>();
+  const handedBack = new Map<string, JobType>();
+  const shutdown = new AbortController();
+  const handlers: JobHandlers = { ...defaultHandlers, ...opts.handlers };
+  const loops: { queue: JobType; id: string }[] = [];
+  let unlisten: (() => Promise<void>) | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const executeDeps = {
+    handlers,
+    handlerDeps: { db: opts.db, boss: opts.boss, collectors: opts.collectors, defaultExchanges: opts.defaultExchanges ?? [...EXCHANGES], log: opts.log },
+    history,
+    active,
+    shutdown: shutdown.signal,
+    handedBack,
+    progressIntervalMs: opts.progressIntervalMs ?? 250,
+    log,
+  };
+
+  async function startLoop(queue: JobType, settings: QueueSettings): Promise<void> {
+    let id = '';
+    id = await opts.boss.work(
+      queue,
+      {
+        batchSize: settings.batchSize,
+        includeMetadata: true,
+        perJobResults: true,
+        burstWhenBatchFull: true,
+        pollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
+        notifyPollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
+      },
+      async (jobs: JobWithMetadata<object>[]) => {
+        const results = await Promise.all(jobs.map((job) => executeJob(queue, job, executeDeps)));
+        if (!shutdown.signal.aborted && stopping === undefined) opts.boss.notifyWorker(id);
+        return results;
+      },
+    );
+    loops.push({ queue, id });
+  }
+
+  return {
+    async start() {
+      const listener = await opts.sql.listen(CANCEL_CHANNEL, (runId) => {
+        const job = active.get(runId);
+        if (!job) return;
+        log.info({ runId, job: job.queue }, 'cancelling job');
+        job.cancel.abort(new Error('cancelled'));
+      });
+      unlisten = listener.unlisten;
+      for (const [queue, settings] of opts.queues) {
+        for (let i = 0; i < settings.workers; i++) await startLoop(queue, settings);
+      }
+      log.info({ queues: Object.fromEntries(opts.queues) }, 'worker started');
+    },
+    stop() {
+      stopping ??= (async () => {
+        const drainMs = opts.drainTimeoutMs ?? 10_000;
+        const timer = setTimeout(() => {
+          if (active.size > 0) log.warn({ running: active.size }, 'drain deadline passed, handing jobs back');
+          shutdown.abort(new Error('worker stopping'));
+        }, drainMs);
+        try {
+          await Promise.all(loops.map((l) => opts.boss.offWork(l.queue, { id: l.id, wait: true })));
+        } finally {
+          clearTimeout(timer);
+        }
+        // pg-boss has settled every batch by now; a handed-back job that had no retry left is failed,
+        // and retry() puts it back in the queue without counting an attempt against it.
+        for (const [id, queue] of handedBack) await opts.boss.retry(queue, id).catch((err) => log.error({ err, id }, 'could not requeue job'));
+        await history.close();
+        await unlisten?.();
+        log.info('worker stopped');
+      })();
+      return stopping;
+    },
+    running: () => [...active.keys()],
+  };
+}

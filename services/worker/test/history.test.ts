@@ -1,0 +1,62 @@
+import t from 'tap';
+import { randomUUID } from 'node:crypto';
+import { createTestDatabase } from '@wombat/core/testing';
+import { createHistoryWriter } from '../src/index.ts';
+import { loadConfig, queueSettings } from '../src/config.ts';
+
+t.test('buffered history: coalesces per run, keeps cancelled runs and ignores stale attempts', async (t) => {
+  const tdb = await createTestDatabase(t);
+  const ids = Array.from({ length: 5 }, () => randomUUID());
+  await tdb.db
+    .insertInto('wombat.runs')
+    .values(ids.map((id, i) => ({ id, job: i === 0 ? 'canary' : 'backtest', trigger: 'manual' as const, scheduled_for: new Date(Date.now() - 1000), state: i === 2 ? ('cancelled' as const) : ('queued' as const) })))
+    .execute();
+  const history = createHistoryWriter({ sql: tdb.sql, log: tdb.log, flushMs: 1000, batchRows: 1000 });
+  t.teardown(() => history.close());
+  const started = new Date().toISOString();
+  const [canary, backtest, cancelled, retried, lost] = ids as [string, string, string, string, string];
+
+  void history.write({ id: canary, attempts: 1, state: 'running', attemptStartedAt: started, progress: 0 });
+  void history.write({ id: canary, attempts: 1, state: 'completed', result: {}, finishedAt: started });
+  void history.write({ id: backtest, attempts: 1, state: 'running', attemptStartedAt: started });
+  void history.write({ id: backtest, attempts: 1, progress: 0.5, progressMessage: 'half way' });
+  void history.write({ id: cancelled, attempts: 1, state: 'failed', error: { message: 'aborted' }, finishedAt: started });
+  void history.write({ id: retried, attempts: 2, state: 'running', attemptStartedAt: started });
+  void history.write({ id: retried, attempts: 1, state: 'failed', error: { message: 'late' } });
+  t.equal(history.pending, 4, 'one buffered row per run');
+  const written = history.write({ id: lost, attempts: 1, state: 'queued', error: { name: 'Error', message: 'boom' } });
+  await history.flush();
+  await written;
+
+  const rows = new Map((await tdb.db.selectFrom('wombat.runs').selectAll().execute()).map((r) => [r.id, r]));
+  t.match(rows.get(canary), { state: 'completed', attempts: 1, progress: 1 });
+  t.ok((rows.get(canary)!.result as { latencyMs: number }).latencyMs >= 1000, 'canary latency counts from scheduled_for');
+  t.match(rows.get(backtest), { state: 'running', progress: 0.5, progress_message: 'half way', finished_at: null });
+  t.match(rows.get(cancelled), { state: 'cancelled', error: null }, 'a cancelled run is never overwritten');
+  t.match(rows.get(retried), { state: 'running', attempts: 2, error: null }, 'the older attempt was dropped');
+  t.match(rows.get(lost), { state: 'queued', error: { message: 'boom' }, finished_at: null });
+
+  // A later write from attempt 1 after attempt 2 was stored is ignored by the statement itself.
+  await history.write({ id: retried, attempts: 1, state: 'failed', error: { message: 'late' } }).then(() => history.flush());
+  await history.flush();
+  t.match(await tdb.db.selectFrom('wombat.runs').selectAll().where('id', '=', retried).executeTakeFirst(), { state: 'running', attempts: 2 });
+
+  // An empty flush leaves the writer working.
+  await history.flush();
+  const later = history.write({ id: backtest, attempts: 1, progress: 0.75 });
+  await history.flush();
+  await later;
+  t.match(await tdb.db.selectFrom('wombat.runs').selectAll().where('id', '=', backtest).executeTakeFirst(), { progress: 0.75 });
+
+  await history.close();
+  await t.rejects(history.write({ id: canary, attempts: 1 }), { message: 'run history writer is closed' });
+});
+
+t.test('configuration names every bad variable and resolves queues', async (t) => {
+  t.throws(() => loadConfig({ WORKER_QUEUES: 'canary,nope', WORKER_CONCURRENCY: 'fetch-candles=0', WORKER_POLL_INTERVAL_SECONDS: '0.1' }), {
+    message: /WORKER_QUEUES="canary,nope": "nope" is not a job type[\s\S]*WORKER_CONCURRENCY="fetch-candles=0": fetch-candles must be between 1 and 1000[\s\S]*WORKER_POLL_INTERVAL_SECONDS="0.1": must be a number from 0.5 to 60/,
+  });
+  const config = loadConfig({ WORKER_QUEUES: 'canary,fetch-candles', WORKER_CONCURRENCY: 'fetch-candles=8', WORKER_BATCH_SIZE: 'canary=200' });
+  t.same(Object.fromEntries(queueSettings(config)), { canary: { workers: 2, batchSize: 200 }, 'fetch-candles': { workers: 8, batchSize: 1 } });
+  t.equal(queueSettings(loadConfig({})).size, 5, 'all queues by default');
+});
