@@ -11,6 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger, parsePostgresUrl, resolveDatabase, resolveFromRoot, type ResolvedDatabase } from '@wombat/core';
@@ -35,6 +36,17 @@ if (databaseUrl) {
 const embeddedDir = resolveFromRoot(process.env.EMBEDDED_PG_TEST_DIR ?? '.wombat/pg-test');
 const usersDir = `${embeddedDir}.users`;
 const lockDir = `${embeddedDir}.lock`;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
 
 function alive(pid: number): boolean {
   try {
@@ -85,7 +97,8 @@ const resolved: ResolvedDatabase = databaseUrl
       return resolveDatabase({
         databaseUrl: undefined,
         embeddedDir,
-        embeddedPort: Number(process.env.EMBEDDED_PG_TEST_PORT ?? 54330),
+        // Any free port: a running server is found through its data directory, not its port.
+        embeddedPort: process.env.EMBEDDED_PG_TEST_PORT ? Number(process.env.EMBEDDED_PG_TEST_PORT) : await freePort(),
         log,
         adopt: true,
       });
