@@ -91,7 +91,7 @@ t.test('a position still open at the end is closed at the last close and counted
 });
 
 t.test('a backtest gives the same answer whatever the chunk size, and stops when aborted', async (t) => {
-  const params = {
+  const params: JobParams<'backtest'> = {
     strategy: 'ma-crossover',
     exchange: 'upbit',
     symbols: ['KRW-A', 'KRW-B'],
@@ -101,7 +101,7 @@ t.test('a backtest gives the same answer whatever the chunk size, and stops when
     initialCash: 2000,
     feeRate: 0.001,
     options: { fast: 3, slow: 8 },
-  } as unknown as JobParams<'backtest'>;
+  };
   const progress: number[] = [];
   const whole = await runBacktest(params, memoryCandles(), { signal: new AbortController().signal, onProgress: (f) => progress.push(f) });
   const chunked = await runBacktest(params, memoryCandles(), { signal: new AbortController().signal, onProgress: () => {}, candlesPerChunk: 7 });

@@ -24,7 +24,7 @@ const DAY_MS = 86_400_000;
 
 t.test('fetch-candles collects from the exchange into Parquet and records the result', async (t) => {
   const { tdb, collectors, boss } = await setup(t, ['fetch-candles']);
-  const params = { exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '1D', daysBack: 5 } as unknown as JobParams<'fetch-candles'>;
+  const params: JobParams<'fetch-candles'> = { exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '1D', daysBack: 5 };
   const id = await publishRun(tdb.db, boss, { job: 'fetch-candles', params, trigger: 'manual' });
   const run = await waitForRun(tdb, id, finished);
   t.equal(run.state, 'completed', run.error ? JSON.stringify(run.error) : 'completed');
@@ -38,7 +38,7 @@ t.test('fetch-candles collects from the exchange into Parquet and records the re
 t.test('a stalled exchange call is aborted by the job timeout', async (t) => {
   const { tdb, exchange, boss, worker } = await setup(t, ['fetch-candles']);
   exchange.upbit.inject('timeout', 5);
-  const params = { exchange: 'upbit', symbol: 'KRW-ETH', timeframe: '1D', daysBack: 5 } as unknown as JobParams<'fetch-candles'>;
+  const params: JobParams<'fetch-candles'> = { exchange: 'upbit', symbol: 'KRW-ETH', timeframe: '1D', daysBack: 5 };
   const started = Date.now();
   const id = await publishRun(tdb.db, boss, { job: 'fetch-candles', params, trigger: 'manual', timeoutSeconds: 1, retryLimit: 0 });
   const run = await waitForRun(tdb, id, finished);

@@ -63,16 +63,15 @@ async function spawnWorker(t: { teardown(fn: () => unknown): void }, tdb: TestDa
   return { child, exited, killedAt: () => signalledAt };
 }
 
-const params = (symbols: number) =>
-  ({
-    strategy: 'volume-breakout',
-    exchange: 'upbit',
-    symbols: Array.from({ length: symbols }, (_, i) => `KRW-S${i}`),
-    timeframe: '1D',
-    from: '2025-01-01T00:00:00Z',
-    to: '2026-01-01T00:00:00Z',
-    options: { lookback: 5, volumeMultiplier: 1.5, exitLookback: 3 },
-  }) as unknown as JobParams<'backtest'>;
+const params = (symbols: number): JobParams<'backtest'> => ({
+  strategy: 'volume-breakout',
+  exchange: 'upbit',
+  symbols: Array.from({ length: symbols }, (_, i) => `KRW-S${i}`),
+  timeframe: '1D',
+  from: '2025-01-01T00:00:00Z',
+  to: '2026-01-01T00:00:00Z',
+  options: { lookback: 5, volumeMultiplier: 1.5, exitLookback: 3 },
+});
 
 t.test('a worker killed mid-job: the job expires, another worker retries it, and it completes once', async (t) => {
   const tdb = await createTestDatabase(t);
@@ -110,7 +109,7 @@ t.test('a worker killed mid fetch-candles: the retry completes it and the Parque
   const env = { FIXTURE_CANDLES: 'real', WORKER_QUEUES: 'fetch-candles', UPBIT_BASE_URL: exchange.url, DATA_ROOT: dataRoot, STORAGE: 'parquet' };
   // Two requests a second: 1440 one-minute candles take 8 pages, about 4 s.
   const first = await spawnWorker(t, tdb, { ...env, UPBIT_REQUESTS_PER_SECOND: '2' });
-  const params = { exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '1m', daysBack: 1 } as unknown as JobParams<'fetch-candles'>;
+  const params: JobParams<'fetch-candles'> = { exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '1m', daysBack: 1 };
   const id = await publishRun(tdb.db, maintainer, { job: 'fetch-candles', params, trigger: 'manual', timeoutSeconds: 3, retryLimit: 2, retryDelaySeconds: 1, retryBackoff: false });
   await waitForRun(tdb, id, (r) => r.state === 'running' && r.progress > 0);
   first.child.kill('SIGKILL');

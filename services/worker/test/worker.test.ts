@@ -7,14 +7,14 @@ import { memoryCandles } from './fixtures/candles.ts';
 import { finished, getRun, jobStateEventually, startTestWorker, waitForRun } from './fixtures/harness.ts';
 
 const backtestParams = (symbols: string[]): JobParams<'backtest'> => ({
-  strategy: 'ma-crossover' as const,
-  exchange: 'upbit' as const,
+  strategy: 'ma-crossover',
+  exchange: 'upbit',
   symbols,
-  timeframe: '1D' as const,
+  timeframe: '1D',
   from: '2025-01-01T00:00:00Z',
   to: '2026-01-01T00:00:00Z',
   options: { fast: 3, slow: 10 },
-}) as unknown as JobParams<'backtest'>;
+});
 const manySymbols = (n: number) => Array.from({ length: n }, (_, i) => `KRW-S${i}`);
 
 t.test('a canary completes and records its latency from the scheduled instant', async (t) => {

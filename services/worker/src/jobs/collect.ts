@@ -41,7 +41,7 @@ export async function collectPrices(ctx: JobContext<'collect-prices'>, deps: Han
           timeframe,
           ...(p.daysBack !== undefined ? { daysBack: p.daysBack } : {}),
           ...(p.overwrite !== undefined ? { overwrite: p.overwrite } : {}),
-        } as JobParams<'fetch-candles'>);
+        });
       }
     }
   }
