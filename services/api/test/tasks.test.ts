@@ -114,3 +114,29 @@ t.test('submission honours timeout and retry overrides', async (t) => {
   const [job] = await api.database.sql<{ expire_seconds: number; retry_limit: number }[]>`select expire_seconds, retry_limit from pgboss.job where id = ${res.body.task_id}`;
   t.match(job, { expire_seconds: 5, retry_limit: 2 });
 });
+
+t.test('concurrent submissions are each recorded once with their own job and settings', async (t) => {
+  const answers = await Promise.all(
+    Array.from({ length: 60 }, (_, i) =>
+      i % 2 === 0 ? api.call('POST', '/api/tasks/canary?timeout_seconds=7', { body: {} }) : api.call('POST', '/api/tasks/backtest', { body: backtestParams }),
+    ),
+  );
+  t.same([...new Set(answers.map((a) => a.status))], [202]);
+  const ids = answers.map((a) => a.body.task_id as string);
+  t.equal(new Set(ids).size, 60, 'every submission has its own id');
+  const jobs = await api.database.sql<{ id: string; name: string; expire_seconds: number; data: unknown }[]>`
+    select id, name, expire_seconds, data from pgboss.job where id in ${api.database.sql(ids)}`;
+  const runs = await db.selectFrom('wombat.runs').select(['id', 'job', 'state', 'trigger', 'params']).where('id', 'in', ids).execute();
+  t.equal(jobs.length, 60, 'one pg-boss job per submission');
+  t.equal(runs.length, 60, 'one run per submission');
+  const byId = new Map(jobs.map((j) => [j.id, j]));
+  ids.forEach((id, i) => {
+    const job = byId.get(id)!;
+    if (i % 2 === 0) t.match(job, { name: 'canary', expire_seconds: 7, data: {} });
+    else t.match(job, { name: 'backtest', expire_seconds: 3600, data: backtestParams });
+  });
+  t.ok(runs.every((r) => r.state === 'queued' && r.trigger === 'task'));
+  // Runs written in one transaction share its now(): fewer instants than runs means submissions were grouped.
+  const [{ n }] = await api.database.sql<{ n: number }[]>`select count(distinct created_at)::int as n from wombat.runs where id in ${api.database.sql(ids)}`;
+  t.ok(n < 60, `${n} transactions wrote 60 submissions`);
+});
