@@ -5,17 +5,10 @@
  *
  *   DATABASE_URL=postgres://... npm run migrate
  */
-import { ConfigError, type ConfigOf, createLogger, databaseFields, loadConfig, migrateAll, processFields, redactUrl, resolveDatabase, resolveFromRoot } from '@wombat/core';
+import { configOrExit, createLogger, databaseFields, loadConfig, migrateAll, processFields, redactUrl, resolveDatabase, resolveFromRoot } from '@wombat/core';
 
 const schema = { ...databaseFields, ...processFields };
-let config: ConfigOf<typeof schema>;
-try {
-  config = loadConfig(schema, process.env);
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(err.message);
-  process.exit(1);
-}
+const config = configOrExit((env) => loadConfig(schema, env), process);
 const log = createLogger({ name: 'migrate', level: config.logLevel, format: config.logFormat, isTty: process.stdout.isTTY });
 try {
   const db = await resolveDatabase({

@@ -14,8 +14,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  ConfigError,
-  type ConfigOf,
+  configOrExit,
   createLogger,
   databaseFields,
   int,
@@ -42,14 +41,7 @@ const schema = {
   apiPort: int('API_PORT', 'port the api listens on', { default: 8000, min: 1, max: 65535 }),
 };
 
-let config: ConfigOf<typeof schema>;
-try {
-  config = loadConfig(schema, process.env);
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(err.message);
-  process.exit(1);
-}
+const config = configOrExit((env) => loadConfig(schema, env), process);
 
 const tty = process.stdout.isTTY === true;
 const log = createLogger({ name: 'wombat', level: config.logLevel, format: config.logFormat, isTty: tty });

@@ -11,10 +11,9 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLogger, parsePostgresUrl, resolveDatabase, resolveFromRoot, type ResolvedDatabase } from '@wombat/core';
+import { createLogger, freePort, isProcessAlive, parsePostgresUrl, resolveDatabase, resolveFromRoot, type ResolvedDatabase } from '@wombat/core';
 
 const log = createLogger({ name: 'test-postgres', level: process.env.LOG_LEVEL ?? 'info', format: 'auto', isTty: process.stderr.isTTY, destination: process.stderr });
 const [cmd, ...args] = process.argv.slice(2);
@@ -37,26 +36,6 @@ const embeddedDir = resolveFromRoot(process.env.EMBEDDED_PG_TEST_DIR ?? '.wombat
 const usersDir = `${embeddedDir}.users`;
 const lockDir = `${embeddedDir}.lock`;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A short critical section across processes: mkdir is atomic; a dead holder's lock is broken. */
 async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   mkdirSync(path.dirname(lockDir), { recursive: true });
@@ -68,7 +47,7 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
     } catch {
       try {
         const holder = Number(readFileSync(path.join(lockDir, 'pid'), 'utf8'));
-        if (Number.isInteger(holder) && !alive(holder)) rmSync(lockDir, { recursive: true, force: true });
+        if (Number.isInteger(holder) && !isProcessAlive(holder)) rmSync(lockDir, { recursive: true, force: true });
       } catch {
         // the holder is just releasing it
       }
@@ -85,8 +64,8 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
 function liveUsers(): number[] {
   mkdirSync(usersDir, { recursive: true });
   const pids = readdirSync(usersDir).map(Number).filter(Number.isInteger);
-  for (const pid of pids.filter((p) => !alive(p))) rmSync(path.join(usersDir, String(pid)), { force: true });
-  return pids.filter(alive);
+  for (const pid of pids.filter((p) => !isProcessAlive(p))) rmSync(path.join(usersDir, String(pid)), { force: true });
+  return pids.filter(isProcessAlive);
 }
 
 const resolved: ResolvedDatabase = databaseUrl

@@ -1,31 +1,10 @@
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { repoRoot } from '@wombat/core';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { freePort, isProcessAlive, repoRoot } from '@wombat/core';
 
 /** Every process still in the process group `pgid`. */
 function groupMembers(pgid: number): string[] {
@@ -84,7 +63,7 @@ t.test('npm start brings up api, engine and worker on an embedded PostgreSQL, an
     t.match(output, `[${service}]`, `${service} is running with prefixed logs`);
   }
   const pgPid = Number(readFileSync(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  t.ok(alive(pgPid), 'embedded PostgreSQL is running');
+  t.ok(isProcessAlive(pgPid), 'embedded PostgreSQL is running');
 
   const stopStarted = Date.now();
   process.kill(-child.pid!, 'SIGINT');
@@ -93,6 +72,6 @@ t.test('npm start brings up api, engine and worker on an embedded PostgreSQL, an
   t.ok(Date.now() - stopStarted < 10000 + 5000, 'within the shutdown deadline');
   await sleep(200);
   t.same(groupMembers(child.pid!), [], 'no service process left behind');
-  t.notOk(alive(pgPid), 'no PostgreSQL left behind');
+  t.notOk(isProcessAlive(pgPid), 'no PostgreSQL left behind');
   t.notOk(existsSync(path.join(dir, 'pg', 'postmaster.pid')), 'PostgreSQL shut down cleanly');
 });

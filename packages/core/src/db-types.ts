@@ -2,6 +2,8 @@ import type { ColumnType, Generated, Selectable } from 'kysely';
 
 export type Json = unknown;
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
+/** A timestamp column with a database default: optional on insert, a Date when selected. */
+export type GeneratedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
 export type RunTrigger = 'schedule' | 'manual' | 'task' | 'script' | 'fanout';
 export type RunState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'skipped' | 'missed';
@@ -22,11 +24,11 @@ export interface RunsTable {
   result: Json | null;
   error: Json | null;
   attempts: Generated<number>;
-  created_at: Generated<Timestamp>;
+  created_at: GeneratedTimestamp;
   published_at: Timestamp | null;
   started_at: Timestamp | null;
   finished_at: Timestamp | null;
-  updated_at: Generated<Timestamp>;
+  updated_at: GeneratedTimestamp;
 }
 
 export type Run = Selectable<RunsTable>;

@@ -85,7 +85,8 @@ function postgresUser(): { uid?: number; gid?: number } {
   }
 }
 
-function alive(pid: number): boolean {
+/** True while process `pid` exists (EPERM: it exists but belongs to another user). */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -100,7 +101,7 @@ async function runningServer(dir: string): Promise<{ pid: number; port: number }
   const lines = (await readFile(pidFile, 'utf8')).split('\n');
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
-  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
+  if (!Number.isInteger(pid) || pid <= 0 || !isProcessAlive(pid)) return undefined;
   return { pid, port };
 }
 
@@ -108,7 +109,7 @@ async function waitReady(adminUrl: string, pid: number, timeoutMs: number): Prom
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
-    if (!alive(pid)) throw new AppError('embedded_postgres_exited', 'the embedded PostgreSQL exited during start; see its log');
+    if (!isProcessAlive(pid)) throw new AppError('embedded_postgres_exited', 'the embedded PostgreSQL exited during start; see its log');
     const sql = postgres(adminUrl, { max: 1, connect_timeout: 2, onnotice: () => {} });
     try {
       await sql`select 1`;
@@ -136,15 +137,15 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
 }
 
 async function stopServer(pid: number, log: Logger): Promise<void> {
-  if (!alive(pid)) return;
+  if (!isProcessAlive(pid)) return;
   // SIGINT is PostgreSQL's fast shutdown: roll back open transactions, then exit cleanly.
   process.kill(pid, 'SIGINT');
   const deadline = Date.now() + 20_000;
-  while (alive(pid) && Date.now() < deadline) await sleep(50);
-  if (alive(pid)) {
+  while (isProcessAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (isProcessAlive(pid)) {
     log.warn({ pid }, 'embedded PostgreSQL slow to stop, sending SIGQUIT');
     process.kill(pid, 'SIGQUIT');
-    while (alive(pid)) await sleep(50);
+    while (isProcessAlive(pid)) await sleep(50);
   }
 }
 

@@ -12,3 +12,4 @@ export * from './boss.ts';
 export * from './jobs.ts';
 export * from './runs.ts';
 export * from './schedule/index.ts';
+export * from './process.ts';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { fromKysely, type PgBoss } from 'pg-boss';
+import { fromKysely, type JobInsert, type PgBoss } from 'pg-boss';
 import type { CoreTables, RunState, RunTrigger } from './db-types.ts';
 import { jobDefaults, type JobType } from './jobs.ts';
 
@@ -24,29 +24,12 @@ export interface PublishInput {
   id?: string;
 }
 
-/**
- * Records a run and sends its job in the caller's transaction, so the run row and
- * the job exist together or not at all.
- */
-export async function insertRunAndSend(trx: Transaction<CoreTables>, boss: PgBoss, input: PublishInput): Promise<string> {
-  const id = input.id ?? randomUUID();
+/** The pg-boss insert for a run: its id, its params, and the job's timeout and retry settings. */
+export function jobInsertFor(input: Pick<PublishInput, 'job' | 'params' | 'timeoutSeconds' | 'retryLimit' | 'retryDelaySeconds' | 'retryBackoff' | 'startAfter' | 'priority' | 'singletonKey'>, id: string): JobInsert {
   const defaults = jobDefaults[input.job];
-  await trx
-    .insertInto('wombat.runs')
-    .values({
-      id,
-      job: input.job,
-      trigger: input.trigger,
-      schedule_id: input.scheduleId ?? null,
-      parent_id: input.parentId ?? null,
-      scheduled_for: input.scheduledFor ?? sql<Date>`now()`,
-      params: input.params,
-      published_at: sql<Date>`now()`,
-    })
-    .execute();
-  await boss.send(input.job, input.params, {
+  return {
     id,
-    db: fromKysely(trx),
+    data: input.params,
     expireInSeconds: input.timeoutSeconds ?? defaults.timeoutSeconds,
     retryLimit: input.retryLimit ?? defaults.retryLimit,
     retryDelay: input.retryDelaySeconds ?? defaults.retryDelaySeconds,
@@ -54,8 +37,50 @@ export async function insertRunAndSend(trx: Transaction<CoreTables>, boss: PgBos
     ...(input.startAfter ? { startAfter: input.startAfter } : {}),
     ...(input.priority !== undefined ? { priority: input.priority } : {}),
     ...(input.singletonKey ? { singletonKey: input.singletonKey } : {}),
+  };
+}
+
+/** Rows per insert statement: well inside Postgres's limit of 65535 parameters. */
+const INSERT_CHUNK_ROWS = 1000;
+
+/**
+ * Records runs and sends their jobs in the caller's transaction, so each run row
+ * and its job exist together or not at all. Many runs cost one multi-row insert
+ * and one pg-boss insert per job type, not a round trip each.
+ */
+export async function insertRunsAndSend(trx: Transaction<CoreTables>, boss: PgBoss, inputs: PublishInput[]): Promise<string[]> {
+  const ids = inputs.map((i) => i.id ?? randomUUID());
+  for (let i = 0; i < inputs.length; i += INSERT_CHUNK_ROWS) {
+    await trx
+      .insertInto('wombat.runs')
+      .values(
+        inputs.slice(i, i + INSERT_CHUNK_ROWS).map((input, j) => ({
+          id: ids[i + j]!,
+          job: input.job,
+          trigger: input.trigger,
+          schedule_id: input.scheduleId ?? null,
+          parent_id: input.parentId ?? null,
+          scheduled_for: input.scheduledFor ?? sql<Date>`now()`,
+          params: input.params,
+          published_at: sql<Date>`now()`,
+        })),
+      )
+      .execute();
+  }
+  const byJob = new Map<JobType, JobInsert[]>();
+  inputs.forEach((input, i) => {
+    const list = byJob.get(input.job) ?? [];
+    list.push(jobInsertFor(input, ids[i]!));
+    byJob.set(input.job, list);
   });
-  return id;
+  for (const [job, jobs] of byJob) await boss.insert(job, jobs, { db: fromKysely(trx) });
+  return ids;
+}
+
+/** Records one run and sends its job in the caller's transaction. */
+export async function insertRunAndSend(trx: Transaction<CoreTables>, boss: PgBoss, input: PublishInput): Promise<string> {
+  const [id] = await insertRunsAndSend(trx, boss, [input]);
+  return id!;
 }
 
 /** Records a run and sends its job in a transaction of its own. */

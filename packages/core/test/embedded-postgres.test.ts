@@ -1,32 +1,11 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { resolveDatabase, startEmbeddedPostgres } from '@wombat/core';
+import { freePort, isProcessAlive, resolveDatabase, startEmbeddedPostgres } from '@wombat/core';
 import { testLogger } from '@wombat/core/testing';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function query(url: string): Promise<string> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
@@ -50,17 +29,17 @@ t.test('without DATABASE_URL, a real PostgreSQL starts under the data directory 
   t.ok(db.embedded);
   t.equal(await query(db.url), 'wombat');
   const pid = db.embedded!.pid;
-  t.ok(alive(pid));
+  t.ok(isProcessAlive(pid));
 
   // A second process joins the running server instead of fighting over the directory.
   const joined = await startEmbeddedPostgres({ dir: dataDir, port: await freePort(), log: testLogger() });
   t.equal(joined.pid, pid);
   t.equal(joined.owned, false);
   await joined.stop();
-  t.ok(alive(pid), 'a joiner does not stop the server it did not start');
+  t.ok(isProcessAlive(pid), 'a joiner does not stop the server it did not start');
 
   await db.stop();
-  t.notOk(alive(pid), 'the owner stops it');
+  t.notOk(isProcessAlive(pid), 'the owner stops it');
 });
 
 t.test('a server orphaned by a killed process is adopted by the next start and stopped', async (t) => {
@@ -82,13 +61,13 @@ t.test('a server orphaned by a killed process is adopted by the next start and s
   });
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
-  t.ok(alive(pid), 'PostgreSQL outlives the killed process');
+  t.ok(isProcessAlive(pid), 'PostgreSQL outlives the killed process');
 
   const adopted = await startEmbeddedPostgres({ dir: dataDir, port: await freePort(), log: testLogger(), adopt: true });
   t.equal(adopted.pid, pid);
   t.equal(await query(adopted.url), 'wombat');
   await adopted.stop();
-  t.notOk(alive(pid));
+  t.notOk(isProcessAlive(pid));
 });
 
 t.test('DATABASE_URL wins and nothing is started', async (t) => {

@@ -82,13 +82,9 @@ export const AcceptedSchema = Type.Object({
   created_at: Type.String({ format: 'date-time' }),
 });
 
-// Timestamps arrive as Date; typed loosely because Generated<Timestamp> columns select as ColumnType.
-type Instant = unknown;
-const iso = (d: Instant): string | null => (d === null || d === undefined ? null : new Date(d as Date).toISOString());
-const diffMs = (later: Instant, earlier: Instant): number | null =>
-  later === null || earlier === null || later === undefined || earlier === undefined
-    ? null
-    : Math.round(new Date(later as Date).getTime() - new Date(earlier as Date).getTime());
+const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
+const diffMs = (later: Date | null, earlier: Date | null): number | null =>
+  later === null || earlier === null ? null : Math.round(later.getTime() - earlier.getTime());
 
 export function runView(r: ApiRun) {
   return {
@@ -118,7 +114,7 @@ export function runView(r: ApiRun) {
 }
 
 export function taskView(r: ApiRun, ttlDays: number) {
-  const finished = r.finished_at === null ? null : new Date(r.finished_at as Date);
+  const finished = r.finished_at;
   return {
     task_id: r.id,
     type: r.job,

@@ -4,28 +4,13 @@
  * still published once.
  */
 import { hostname } from 'node:os';
-import { ConfigError, createLifecycle, createLogger, handleSignals } from '@wombat/core';
+import { runService } from '@wombat/core';
 import { loadConfig } from './config.ts';
 import { startService } from './service.ts';
 
-let config;
-try {
-  config = loadConfig(process.env);
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(err.message);
-  process.exit(1);
-}
-
-const log = createLogger({ name: 'scheduler-engine', level: config.logLevel, format: config.logFormat, isTty: process.stdout.isTTY });
-const lifecycle = createLifecycle({ log, shutdownTimeoutMs: config.shutdownTimeoutMs });
-handleSignals(lifecycle, process, log);
-
-try {
-  await startService(config, { log, lifecycle, host: hostname(), pid: process.pid });
-} catch (err) {
-  log.fatal({ err }, 'scheduler-engine failed to start');
-  await lifecycle.stop('start failed');
-  log.flush();
-  process.exit(1);
-}
+await runService({
+  name: 'scheduler-engine',
+  proc: process,
+  loadConfig,
+  start: (config, deps) => startService(config, { ...deps, host: hostname(), pid: process.pid }),
+});

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { fromKysely, jobDefaults, type CoreTables, type JobType, type PgBoss, type Schedule } from '@wombat/core';
+import { fromKysely, jobInsertFor, type CoreTables, type JobType, type PgBoss, type Schedule } from '@wombat/core';
 import { countActiveRuns, recordOccurrences, type OccurrenceRow } from './statements.ts';
 
 /** What the engine decided for one occurrence, before the overlap policy. */
@@ -92,13 +92,15 @@ function applyOverlap(row: OccurrenceRow, s: Schedule, active: Map<number, { que
 }
 
 export function jobInsert(id: string, s: Pick<Schedule, 'job' | 'params' | 'timeoutSeconds' | 'maxRetries' | 'retryDelaySeconds' | 'retryBackoff'>) {
-  const d = jobDefaults[s.job];
-  return {
+  return jobInsertFor(
+    {
+      job: s.job,
+      params: s.params,
+      ...(s.timeoutSeconds != null ? { timeoutSeconds: s.timeoutSeconds } : {}),
+      ...(s.maxRetries != null ? { retryLimit: s.maxRetries } : {}),
+      ...(s.retryDelaySeconds != null ? { retryDelaySeconds: s.retryDelaySeconds } : {}),
+      ...(s.retryBackoff != null ? { retryBackoff: s.retryBackoff } : {}),
+    },
     id,
-    data: s.params,
-    expireInSeconds: s.timeoutSeconds ?? d.timeoutSeconds,
-    retryLimit: s.maxRetries ?? d.retryLimit,
-    retryDelay: s.retryDelaySeconds ?? d.retryDelaySeconds,
-    retryBackoff: s.retryBackoff ?? d.retryBackoff,
-  };
+  );
 }

@@ -1,4 +1,4 @@
-import { createDatabase, redactUrl, resolveDatabase, resolveFromRoot, startBoss, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
 import pkg from '../package.json' with { type: 'json' };
 import { builtInSchedules } from './built-ins.ts';
 import type { EngineConfig } from './config.ts';
@@ -13,14 +13,7 @@ export async function startService(
   ctx: { log: Logger; lifecycle: Lifecycle; host: string; pid: number },
 ): Promise<Engine> {
   const { log, lifecycle } = ctx;
-  const pg = await resolveDatabase({
-    databaseUrl: config.databaseUrl,
-    embeddedDir: resolveFromRoot(config.embeddedPgDir),
-    embeddedPort: config.embeddedPgPort,
-    log,
-  });
-  lifecycle.onStop('postgres', () => pg.stop());
-  log.info({ database: redactUrl(pg.url) }, 'using PostgreSQL');
+  const pg = await resolveServiceDatabase(config, { log, lifecycle });
   const database = createDatabase({ url: pg.url, poolSize: config.databasePoolSize, applicationName: 'wombat-scheduler-engine' });
   lifecycle.onStop('database pool', () => database.close());
   const boss = await startBoss({ url: pg.url, role: 'maintainer', log });

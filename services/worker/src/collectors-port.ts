@@ -1,15 +1,7 @@
+import type { Candle } from '@wombat/collectors';
 import type { Exchange, JobParams, Timeframe } from '@wombat/core';
 
-/** One OHLCV candle; `time` is the candle's start (UTC). */
-export interface Candle {
-  time: Date;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  quoteVolume: number;
-}
+export type { Candle };
 
 export type OnProgress = (fraction: number, message?: string) => void;
 

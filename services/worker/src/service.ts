@@ -1,5 +1,5 @@
 import { createCollectors, collectorsOptionsFromConfig } from '@wombat/collectors';
-import { createDatabase, redactUrl, resolveDatabase, resolveFromRoot, startBoss, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';
 import type { JobHandlers } from './jobs/types.ts';
@@ -14,14 +14,7 @@ export async function startService(
   deps: { log: Logger; lifecycle: Lifecycle; collectors?: () => Promise<CollectorsPort & { close?(): Promise<void> }>; handlers?: Partial<JobHandlers> },
 ): Promise<Worker> {
   const { log, lifecycle } = deps;
-  const resolved = await resolveDatabase({
-    databaseUrl: config.databaseUrl,
-    embeddedDir: resolveFromRoot(config.embeddedPgDir),
-    embeddedPort: config.embeddedPgPort,
-    log,
-  });
-  lifecycle.onStop('postgres', () => resolved.stop());
-  log.info({ database: redactUrl(resolved.url) }, 'using PostgreSQL');
+  const resolved = await resolveServiceDatabase(config, { log, lifecycle });
 
   const database = createDatabase({ url: resolved.url, poolSize: config.databasePoolSize, applicationName: 'wombat-worker' });
   lifecycle.onStop('database', () => database.close());

@@ -73,7 +73,7 @@ export function statusRoutes(app: App, deps: AppDeps): void {
             next_run_at: next === null ? null : next.toISOString(),
             last_run_at: s.lastRunAt === null ? null : s.lastRunAt.toISOString(),
             last_run: last
-              ? { id: last.id, state: last.state, finished_at: last.finished_at === null ? null : new Date(last.finished_at as Date).toISOString(), error: last.error }
+              ? { id: last.id, state: last.state, finished_at: last.finished_at === null ? null : last.finished_at.toISOString(), error: last.error }
               : null,
           };
         }),

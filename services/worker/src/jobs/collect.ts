@@ -1,6 +1,5 @@
-import { AppError, jobDefaults, type Exchange, type JobParams, type Timeframe } from '@wombat/core';
+import { AppError, insertRunsAndSend, type Exchange, type JobParams, type Timeframe } from '@wombat/core';
 import { sql } from 'kysely';
-import { fromKysely } from 'pg-boss';
 import type { CollectorsPort } from '../collectors-port.ts';
 import type { HandlerDeps, JobContext } from './types.ts';
 
@@ -46,7 +45,6 @@ export async function collectPrices(ctx: JobContext<'collect-prices'>, deps: Han
     }
   }
   ctx.signal.throwIfAborted();
-  const d = jobDefaults['fetch-candles'];
   const created = await deps.db.transaction().execute(async (trx) => {
     await trx.selectFrom('wombat.runs').select('id').where('id', '=', ctx.runId).forUpdate().execute();
     const existing = await trx
@@ -56,35 +54,10 @@ export async function collectPrices(ctx: JobContext<'collect-prices'>, deps: Han
       .executeTakeFirstOrThrow();
     if (existing.n > 0) return { children: existing.n, reused: true };
     if (combos.length === 0) return { children: 0, reused: false };
-    const ids = combos.map(() => crypto.randomUUID());
-    // Chunked so a 5000-symbol fan-out stays within Postgres's parameter limit.
-    for (let i = 0; i < combos.length; i += 1000) {
-      await trx
-        .insertInto('wombat.runs')
-        .values(
-          combos.slice(i, i + 1000).map((params, j) => ({
-            id: ids[i + j]!,
-            job: 'fetch-candles',
-            trigger: 'fanout' as const,
-            parent_id: ctx.runId,
-            scheduled_for: sql<Date>`now()`,
-            params,
-            published_at: sql<Date>`now()`,
-          })),
-        )
-        .execute();
-    }
-    await deps.boss.insert(
-      'fetch-candles',
-      combos.map((data, i) => ({
-        id: ids[i]!,
-        data,
-        expireInSeconds: d.timeoutSeconds,
-        retryLimit: d.retryLimit,
-        retryDelay: d.retryDelaySeconds,
-        retryBackoff: d.retryBackoff,
-      })),
-      { db: fromKysely(trx) },
+    await insertRunsAndSend(
+      trx,
+      deps.boss,
+      combos.map((params) => ({ job: 'fetch-candles' as const, params, trigger: 'fanout' as const, parentId: ctx.runId })),
     );
     return { children: combos.length, reused: false };
   });
