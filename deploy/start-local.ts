@@ -97,17 +97,17 @@ function start(service: Service, attempt = 0): void {
     children.delete(service);
     if (stopping) {
       if (code !== 0) exitCode = 1;
-      log.info({ service, code, signal }, 'service stopped');
+      log.info({ child: service, code, signal }, 'service stopped');
       return;
     }
     if (code === 1 && Date.now() - startedAt < FAILED_START_MS) {
-      log.error({ service, code }, 'service failed to start; stopping Wombat (see its messages above)');
+      log.error({ child: service, code }, 'service failed to start; stopping Wombat (see its messages above)');
       exitCode = 1;
       void stopAll('a service failed to start');
       return;
     }
     const delayMs = Math.min(30_000, 1000 * 2 ** attempt);
-    log.error({ service, code, signal, restartInMs: delayMs }, 'service exited; restarting');
+    log.error({ child: service, code, signal, restartInMs: delayMs }, 'service exited; restarting');
     setTimeout(() => {
       if (!stopping) start(service, Date.now() - startedAt > 60_000 ? 0 : attempt + 1);
     }, delayMs);
@@ -123,7 +123,7 @@ async function stopAll(reason: string): Promise<void> {
   const deadline = Date.now() + config.shutdownTimeoutMs + 5000;
   while (children.size > 0 && Date.now() < deadline) await sleep(50);
   for (const [service, child] of children) {
-    log.error({ service }, 'service did not stop in time; killing it');
+    log.error({ child: service }, 'service did not stop in time; killing it');
     child.kill('SIGKILL');
     exitCode = 1;
   }
@@ -135,7 +135,8 @@ async function stopAll(reason: string): Promise<void> {
 }
 
 let firstSignalAt = 0;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+// SIGHUP too: a closed terminal must not orphan the services or the database.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     // The terminal delivers Ctrl-C to the services too; a repeat a second later forces.
     if (stopping && Date.now() - firstSignalAt > 1000) {

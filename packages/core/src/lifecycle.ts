@@ -59,7 +59,7 @@ export function createLifecycle(opts: { log: Logger; shutdownTimeoutMs: number }
 }
 
 /**
- * Wires SIGINT/SIGTERM to `lifecycle.stop`. The first signal stops cleanly; a
+ * Wires SIGINT, SIGTERM and SIGHUP to `lifecycle.stop`. The first signal stops cleanly; a
  * second one, or the deadline, exits at once with status 1.
  */
 export function handleSignals(
@@ -88,4 +88,6 @@ export function handleSignals(
   };
   proc.on('SIGINT', onSignal);
   proc.on('SIGTERM', onSignal);
+  // A closed terminal (npm start, a person running a service by hand) stops cleanly too.
+  proc.on('SIGHUP', onSignal);
 }
