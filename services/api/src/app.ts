@@ -49,6 +49,8 @@ export interface AppDeps {
   /** Shown as expires_at of finished tasks; the engine's maintenance does the removing. */
   taskResultTtlDays: number;
   bodyLimitBytes?: number;
+  /** Time zone of schedules created without one (TZ, as the engine's built-ins); UTC when unset. */
+  defaultTimezone?: string;
 }
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;

@@ -1,4 +1,4 @@
-import { ConfigError, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, type ConfigOf } from '@wombat/core';
+import { ConfigError, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, timeZone, type ConfigOf } from '@wombat/core';
 
 export const apiConfigSchema = {
   ...databaseFields,
@@ -20,6 +20,7 @@ export const apiConfigSchema = {
     min: 1,
     max: 3650,
   }),
+  timezone: timeZone('TZ', 'time zone (IANA) of schedules created without one', { default: 'Asia/Seoul' }),
   bodyLimitBytes: int('API_BODY_LIMIT_BYTES', 'largest request body accepted, in bytes', { default: 1_048_576, min: 1024, max: 104_857_600 }),
 };
 

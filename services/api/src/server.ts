@@ -31,6 +31,7 @@ export async function startApi(opts: { config: ApiConfig; databaseUrl: string; e
     auth: { adminToken, readToken: config.readToken, reads: config.authReads },
     taskResultTtlDays: config.taskResultTtlDays,
     bodyLimitBytes: config.bodyLimitBytes,
+    defaultTimezone: config.timezone,
   });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, reads: config.authReads, openapi: `${url}/openapi.json` }, 'api listening');

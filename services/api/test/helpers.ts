@@ -36,6 +36,7 @@ export async function startTestApi(t: Tap, opts: { auth?: Partial<AuthOptions>; 
     log: database.log,
     auth: { adminToken: ADMIN_TOKEN, readToken: READ_TOKEN, reads: 'open', ...opts.auth },
     taskResultTtlDays: 7,
+    defaultTimezone: 'Asia/Seoul',
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => app.close());

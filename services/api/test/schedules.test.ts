@@ -123,3 +123,12 @@ t.test('the status tells running, disabled, stale and stopped engines apart by t
   t.match(metrics, /wombat_engine_heartbeat_age_seconds\{engine="00000000-0000-4000-8000-00000000000c",enabled="true"\} (5\d|6\d)/);
   t.notMatch(metrics, /00000000-0000-4000-8000-00000000000d/, 'stopped engines are not reported');
 });
+
+t.test('a schedule created without a time zone gets the deployment\'s TZ, and preview uses it too', async (t) => {
+  const api = await startTestApi(t);
+  const created = await api.call('POST', '/api/schedules', { body: { name: 'no zone', job: 'canary', times: ['09:00'] } });
+  t.equal(created.status, 201);
+  t.equal(created.body.timezone, 'Asia/Seoul');
+  const preview = await api.call('POST', '/api/schedules/preview?count=1&after=2025-12-31T12:00:00Z', { body: { times: ['09:00'] } });
+  t.same(preview.body.occurrences, ['2026-01-01T00:00:00.000Z'], '09:00 in Seoul is 00:00 UTC');
+});

@@ -58,6 +58,7 @@ function invalid(problems: string[]): AppError {
 
 export function scheduleRoutes(app: App, deps: AppDeps): void {
   const db = deps.db;
+  const tz = { defaultTimezone: deps.defaultTimezone ?? 'UTC' };
   const one = { 200: ScheduleSchema, ...errors };
 
   async function found(id: number) {
@@ -80,7 +81,7 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
     '/api/schedules',
     { schema: { summary: 'create a schedule; the engine picks it up without a restart', tags: ['schedules'], body: ScheduleBody, response: { 201: ScheduleSchema, ...errors } } },
     async (request, reply) => {
-      const check = validateScheduleInput(request.body);
+      const check = validateScheduleInput(request.body, tz);
       if (!check.ok) throw invalid(check.problems);
       const created = await insertSchedule(db, check.value);
       return reply.status(201).header('location', `/api/schedules/${created.id}`).send(scheduleView(created));
@@ -103,7 +104,7 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
     '/api/schedules/:id',
     { schema: { summary: 'replace a schedule\'s definition', tags: ['schedules'], params: IdParams, body: ScheduleBody, response: one } },
     async (request) => {
-      const check = validateScheduleInput(request.body);
+      const check = validateScheduleInput(request.body, tz);
       if (!check.ok) throw invalid(check.problems);
       const updated = await updateSchedule(db, request.params.id, check.value);
       if (!updated) throw notFound('schedule', request.params.id);
@@ -191,7 +192,7 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
     async (request) => {
       // A preview needs only the trigger: name and job default so a half-written definition can be tried.
       const body = { name: 'preview', job: 'canary', ...(request.body as object) };
-      const check = validateScheduleInput(body);
+      const check = validateScheduleInput(body, tz);
       if (!check.ok) throw invalid(check.problems);
       const after = request.query.after === undefined ? new Date() : new Date(request.query.after);
       const occurrences = nextOccurrences(check.value, after, request.query.count);
