@@ -77,7 +77,7 @@ async function scenario(title: string, firing: number, idle: number): Promise<vo
   lags.sort((a, b) => a - b);
   const c = counts.rows[0]!;
   console.log(
-    `${title}: ${lags.length} occurrences in ${seconds}s | publish lag p50 ${percentile(lags, 50).toFixed(1)} ms, p99 ${percentile(lags, 99).toFixed(1)} ms, max ${(lags.at(-1) ?? NaN).toFixed(1)} ms | engine RSS max ${(rssMax / 2 ** 20).toFixed(0)} MiB (JS heap ${(heapMax / 2 ** 20).toFixed(0)} MiB) | runs ${c.runs}, jobs ${c.jobs}`,
+    `${title}: ${lags.length} occurrences in ${seconds}s | publish lag min ${(lags[0] ?? NaN).toFixed(1)} ms, p50 ${percentile(lags, 50).toFixed(1)} ms, p99 ${percentile(lags, 99).toFixed(1)} ms, max ${(lags.at(-1) ?? NaN).toFixed(1)} ms | engine RSS max ${(rssMax / 2 ** 20).toFixed(0)} MiB (JS heap ${(heapMax / 2 ** 20).toFixed(0)} MiB) | runs ${c.runs}, jobs ${c.jobs}`,
   );
 }
 

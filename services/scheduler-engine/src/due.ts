@@ -1,4 +1,6 @@
-import { jitterMs, nextOccurrences, type Schedule } from '@wombat/core';
+import { jitterMs, nextOccurrences, planDue, type Schedule } from '@wombat/core';
+import type { Decision } from './publish.ts';
+import { computeNext, type Slot } from './schedule-set.ts';
 
 /** Occurrences examined per schedule per pass; a longer backlog continues on the next pass. */
 export const MAX_DUE_PER_PASS = 1000;
@@ -28,3 +30,29 @@ export function dueOccurrences(s: Schedule, cursorMs: number, nowMs: number): { 
   }
 }
 
+/** One schedule's due occurrences in a pass, and the cursor they advance it to. */
+export interface DueGroup {
+  slot: Slot;
+  cursorMs: number;
+  decisions: Decision[];
+}
+
+/** A slot's due occurrences and what to do with each; undefined (next recomputed) when none is due after all. */
+export function planSlot(slot: Slot, nowMs: number, graceMs: number): DueGroup | undefined {
+  const s = slot.s;
+  const due = dueOccurrences(s, slot.cursorMs, nowMs);
+  if (due.length === 0) {
+    computeNext(slot);
+    return undefined;
+  }
+  const planned = planDue(due, nowMs, graceMs, s);
+  const following = new Map(due.map((d) => [d.at.getTime(), d.next]));
+  const decisions: Decision[] = planned.map((p) => ({
+    schedule: s,
+    at: p.at,
+    action: p.action,
+    ...(p.action === 'missed' ? { reason: p.reason } : {}),
+    nextAt: following.get(p.at.getTime()),
+  }));
+  return { slot, cursorMs: due.at(-1)!.at.getTime(), decisions };
+}

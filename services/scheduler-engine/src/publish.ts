@@ -18,12 +18,17 @@ export interface PublishedOccurrence {
   scheduleId: number;
   scheduledFor: Date;
   state: OccurrenceRow['state'];
+  /** The schedule's next occurrence after this one, for next_run_at. */
+  nextAt: Date | undefined;
 }
 
 /**
- * One transaction for a whole batch of due occurrences: the overlap check (only
- * when a schedule in the batch needs it), the run rows under the exactly-once
- * index, then the pg-boss jobs of the rows this engine won, per queue.
+ * One transaction for a batch of due occurrences: the overlap check (only when a
+ * schedule in the batch needs it), the run rows under the exactly-once index,
+ * then the pg-boss jobs of the rows this engine won, per queue. Every occurrence
+ * of a schedule due in a pass must be in the same batch (overlap counts within
+ * it). The schedules' last/next bookkeeping is left to the caller
+ * (`recordLastRuns`), so that it does not delay the commit.
  */
 export async function publishBatch(db: Kysely<CoreTables>, boss: PgBoss, decisions: Decision[]): Promise<PublishedOccurrence[]> {
   if (decisions.length === 0) return [];
@@ -31,7 +36,7 @@ export async function publishBatch(db: Kysely<CoreTables>, boss: PgBoss, decisio
     const needOverlap = [...new Set(decisions.filter((d) => d.action === 'publish' && d.schedule.overlap !== 'allow').map((d) => d.schedule.id))];
     const active = await countActiveRuns(trx, needOverlap);
     const rows: OccurrenceRow[] = [];
-    const byId = new Map<string, Schedule>();
+    const byId = new Map<string, Decision>();
     for (const d of decisions) {
       const row: OccurrenceRow = {
         id: randomUUID(),
@@ -41,18 +46,17 @@ export async function publishBatch(db: Kysely<CoreTables>, boss: PgBoss, decisio
         state: d.action === 'missed' ? 'missed' : 'queued',
         reason: d.reason ?? null,
         params: d.schedule.params,
-        next_at: d.nextAt ? d.nextAt.toISOString() : null,
       };
       if (row.state === 'queued') applyOverlap(row, d.schedule, active);
       rows.push(row);
-      byId.set(row.id, d.schedule);
+      byId.set(row.id, d);
     }
     const inserted = await recordOccurrences(trx, rows);
     const won = new Set(inserted.map((r) => r.id));
     const jobs = new Map<JobType, { id: string; schedule: Schedule }[]>();
     for (const r of rows) {
       if (r.state !== 'queued' || !won.has(r.id)) continue;
-      const s = byId.get(r.id)!;
+      const s = byId.get(r.id)!.schedule;
       const list = jobs.get(s.job) ?? [];
       list.push({ id: r.id, schedule: s });
       jobs.set(s.job, list);
@@ -61,7 +65,7 @@ export async function publishBatch(db: Kysely<CoreTables>, boss: PgBoss, decisio
     for (const [job, list] of jobs) await boss.insert(job, list.map(({ id, schedule }) => jobInsert(id, schedule)), conn);
     return rows
       .filter((r) => won.has(r.id))
-      .map((r) => ({ runId: r.id, scheduleId: r.schedule_id, scheduledFor: new Date(r.scheduled_for), state: r.state }));
+      .map((r) => ({ runId: r.id, scheduleId: r.schedule_id, scheduledFor: byId.get(r.id)!.at, state: r.state, nextAt: byId.get(r.id)!.nextAt }));
   });
 }
 

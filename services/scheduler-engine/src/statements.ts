@@ -17,43 +17,56 @@ export interface OccurrenceRow {
   state: 'queued' | 'held' | 'skipped' | 'missed';
   reason: string | null;
   params: object;
-  next_at: string | null;
 }
 
 /**
- * Records occurrences under the (schedule_id, scheduled_for) unique index and
- * advances each schedule's last/next occurrence, in one statement. Returns the
- * rows this call inserted: an occurrence another engine recorded first is not
- * returned, so its job is never sent twice. Rows go in (schedule, instant) order
- * so that two engines inserting overlapping batches lock in the same order.
+ * Records occurrences under the (schedule_id, scheduled_for) unique index.
+ * Returns the rows this call inserted: an occurrence another engine recorded
+ * first is not returned, so its job is never sent twice. Rows go in (schedule,
+ * instant) order so that two engines inserting overlapping batches lock in the
+ * same order.
  */
 export async function recordOccurrences(db: Db, rows: OccurrenceRow[]): Promise<{ id: string; schedule_id: number }[]> {
   if (rows.length === 0) return [];
   const result = await sql<{ id: string; schedule_id: number }>`
-    with v as (
-      select * from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as v(
-        id uuid, schedule_id bigint, job text, scheduled_for timestamptz, state text, reason text, params jsonb, next_at timestamptz)
-    ), ins as (
-      insert into wombat.runs (id, job, trigger, schedule_id, scheduled_for, state, reason, params, published_at, finished_at)
-      select id, job, 'schedule', schedule_id, scheduled_for,
-             case when state = 'held' then 'queued' else state end, reason, params,
-             case when state = 'queued' then now() end,
-             case when state in ('skipped', 'missed') then now() end
-      from v order by schedule_id, scheduled_for
-      on conflict (schedule_id, scheduled_for) where trigger = 'schedule' do nothing
-      returning id, schedule_id, scheduled_for
-    ), latest as (
-      select distinct on (ins.schedule_id) ins.schedule_id, ins.scheduled_for, ins.id, v.next_at
-      from ins join v on v.id = ins.id
-      order by ins.schedule_id, ins.scheduled_for desc
-    ), upd as (
-      update wombat.schedules s
-      set last_run_at = latest.scheduled_for, last_run_id = latest.id, next_run_at = latest.next_at
-      from latest
-      where s.id = latest.schedule_id and (s.last_run_at is null or s.last_run_at < latest.scheduled_for)
-    )
-    select id, schedule_id from ins`.execute(db);
+    insert into wombat.runs (id, job, trigger, schedule_id, scheduled_for, state, reason, params, published_at, finished_at)
+    select id, job, 'schedule', schedule_id, scheduled_for,
+           case when state = 'held' then 'queued' else state end, reason, params,
+           case when state = 'queued' then now() end,
+           case when state in ('skipped', 'missed') then now() end
+    from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as v(
+      id uuid, schedule_id bigint, job text, scheduled_for timestamptz, state text, reason text, params jsonb)
+    order by schedule_id, scheduled_for
+    on conflict (schedule_id, scheduled_for) where trigger = 'schedule' do nothing
+    returning id, schedule_id`.execute(db);
   return result.rows;
+}
+
+export interface LastRunRow {
+  id: number;
+  last_run_at: string;
+  last_run_id: string;
+  next_at: string | null;
+  /** The schedule version the occurrence was planned with. */
+  version: number;
+}
+
+/**
+ * Advances each schedule's last/next occurrence (status bookkeeping, outside the
+ * publishing transaction). Never moves last_run_at backwards, so engines writing
+ * in any order agree; next_run_at only while the definition is the one planned
+ * with (an edit or pause since has set its own); rows go in id order so that
+ * concurrent writers lock alike.
+ */
+export async function recordLastRuns(db: Db, rows: LastRunRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await sql`
+    update wombat.schedules s
+    set last_run_at = v.last_run_at, last_run_id = v.last_run_id,
+        next_run_at = case when s.version = v.version then v.next_at else s.next_run_at end
+    from (select * from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as x(
+            id bigint, last_run_at timestamptz, last_run_id uuid, next_at timestamptz, version integer) order by id) v
+    where s.id = v.id and (s.last_run_at is null or s.last_run_at < v.last_run_at)`.execute(db);
 }
 
 /** Unfinished runs per schedule, for the overlap policy. */
