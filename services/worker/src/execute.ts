@@ -36,8 +36,9 @@ function nowIso(): string {
  * - final failure: run 'failed' (a dead letter) with the error and finished_at.
  * - invalid params or a PermanentError: run 'failed' at once; pg-boss gets 'deadletter', which fails
  *   the job terminally without using its retries.
- * - cancelled (the api set the run 'cancelled' and sent NOTIFY): the run is left as the api wrote
- *   it; pg-boss gets 'deadletter' so the job does not run again.
+ * - cancelled (the api set the run 'cancelled' and sent NOTIFY, or the run was already 'cancelled'
+ *   when the attempt started): the run is left as the api wrote it; pg-boss gets 'deadletter' so
+ *   the job does not run again.
  * - worker stopping: the run goes back to 'queued' with error worker_stopped; pg-boss fails the job
  *   for retry, and a job with no retry left is requeued by the worker, so a restart never turns
  *   into a dead letter.
@@ -54,7 +55,16 @@ export async function executeJob(queue: JobType, job: JobWithMetadata<object>, d
     await deps.history.write({ id, attempts, state: 'completed', attemptStartedAt, result: {}, finishedAt: attemptStartedAt });
     return { id, status: 'completed' };
   }
-  void deps.history.write({ id, attempts, state: 'running', attemptStartedAt, progress: 0, progressMessage: null });
+  // The 'running' write goes in the next batched flush, which also reports a run the api cancelled
+  // before this attempt started (a cancel between pg-boss handing the job over and this point,
+  // which its NOTIFY could not reach): such a job is aborted as soon as the flush returns.
+  const cancel = new AbortController();
+  const started = deps.history.write({ id, attempts, state: 'running', attemptStartedAt, progress: 0, progressMessage: null }).then(
+    (outcome) => {
+      if (outcome.cancelled.has(id)) cancel.abort(new Error('cancelled before it started'));
+    },
+    () => {},
+  );
 
   const check = checkJobParams(queue, job.data);
   if (!check.ok) {
@@ -63,7 +73,6 @@ export async function executeJob(queue: JobType, job: JobWithMetadata<object>, d
     return { id, status: 'deadletter', output: { error: err.message } };
   }
 
-  const cancel = new AbortController();
   const deadline = new AbortController();
   const timeoutMs = job.expireInSeconds * 1000;
   const startedMs = performance.now();
@@ -78,12 +87,14 @@ export async function executeJob(queue: JobType, job: JobWithMetadata<object>, d
     const ctx = { runId: id, job: queue, params: check.value, attempt: attempts, signal, progress: progress.report, log } as JobContext<JobType>;
     const result = await handler(ctx, deps.handlerDeps);
     progress.stop();
+    await started;
     if (cancel.signal.aborted) throw CANCELLED;
     await deps.history.write({ id, attempts, state: 'completed', attemptStartedAt, result: result ?? {}, finishedAt: nowIso() });
     log.debug('job completed');
     return { id, status: 'completed', output: result ?? {} };
   } catch (thrown) {
     progress.stop();
+    await started;
     if (cancel.signal.aborted) {
       log.info('job cancelled');
       return { id, status: 'deadletter', output: { cancelled: true } };

@@ -19,9 +19,17 @@ export interface RunUpdate {
   finishedAt?: string;
 }
 
+/** What one flush found: the runs whose 'running' write it skipped because the api had cancelled them. */
+export interface FlushOutcome {
+  cancelled: ReadonlySet<string>;
+}
+
 export interface HistoryWriter {
-  /** Buffers a change; the promise resolves once it is in Postgres. Callers may ignore it. */
-  write(update: RunUpdate): Promise<void>;
+  /**
+   * Buffers a change; the promise resolves once it is in Postgres, with what its flush found.
+   * Callers may ignore it.
+   */
+  write(update: RunUpdate): Promise<FlushOutcome>;
   /** Writes everything buffered now. */
   flush(): Promise<void>;
   /** Flushes and refuses later writes. */
@@ -31,8 +39,8 @@ export interface HistoryWriter {
 
 interface Pending {
   rows: Map<string, RunUpdate>;
-  done: Promise<void>;
-  resolve: () => void;
+  done: Promise<FlushOutcome>;
+  resolve: (outcome: FlushOutcome) => void;
   reject: (err: unknown) => void;
 }
 
@@ -42,7 +50,9 @@ interface Pending {
  * Flushes run one at a time, which keeps the updates of one run in order.
  *
  * The statement never touches a 'cancelled' run (the api owns that state) and ignores updates from
- * an attempt older than the one recorded. A canary's result gets its end-to-end latency here, from
+ * an attempt older than the one recorded. It reports the runs it did not move to 'running' because
+ * they were cancelled, so a job cancelled just before it started is stopped without a round trip
+ * of its own. A canary's result gets its end-to-end latency here, from
  * the run's scheduled_for to this attempt's start, with no extra round trip.
  */
 export function createHistoryWriter(opts: { sql: Sql; log: Logger; flushMs: number; batchRows: number }): HistoryWriter {
@@ -53,9 +63,9 @@ export function createHistoryWriter(opts: { sql: Sql; log: Logger; flushMs: numb
   let closed = false;
 
   function newPending(): Pending {
-    let resolve!: () => void;
+    let resolve!: (outcome: FlushOutcome) => void;
     let reject!: (err: unknown) => void;
-    const done = new Promise<void>((res, rej) => {
+    const done = new Promise<FlushOutcome>((res, rej) => {
       resolve = res;
       reject = rej;
     });
@@ -96,11 +106,8 @@ export function createHistoryWriter(opts: { sql: Sql; log: Logger; flushMs: numb
       // Asynchronous commit is safe here: a job's final write is committed before pg-boss settles
       // the job, and pg-boss's synchronous commit flushes the WAL up to and past this one. What a
       // Postgres crash can lose is only a 'running' or progress row of a job that then runs again.
-      await opts.sql.begin(async (tx) => {
-        await tx`set local synchronous_commit = off`;
-        await updateRuns(tx, rows);
-      });
-      batch.resolve();
+      const cancelled = await updateRuns(opts.sql, rows, { synchronousCommit: false });
+      batch.resolve({ cancelled });
     } catch (err) {
       log.error({ err, rows: rows.length }, 'run history write failed');
       batch.reject(err);
@@ -155,25 +162,40 @@ function toRecord(u: RunUpdate): Record<string, unknown> {
   };
 }
 
-/** One statement for any number of runs. */
-export async function updateRuns(sql: Sql | TransactionSql, rows: Record<string, unknown>[]): Promise<void> {
-  if (rows.length === 0) return;
-  await sql`
-    update wombat.runs r set
-      state = coalesce(v.state, r.state),
-      attempts = v.attempts,
-      started_at = coalesce(r.started_at, v.attempt_started_at),
-      progress = case when v.state = 'completed' then 1 else coalesce(v.progress, r.progress) end,
-      progress_message = case when v.set_message then v.progress_message else r.progress_message end,
-      result = case
-        when r.job = 'canary' and v.state = 'completed' then coalesce(v.result, '{}'::jsonb) || jsonb_build_object(
-          'latencyMs', round((extract(epoch from v.attempt_started_at - coalesce(r.scheduled_for, r.published_at, r.created_at)) * 1000)::numeric, 3))
-        else coalesce(v.result, r.result) end,
-      error = coalesce(v.error, r.error),
-      finished_at = case when v.state in ('completed', 'failed') then v.finished_at else r.finished_at end,
-      updated_at = now()
-    from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as v(
-      id uuid, attempts int, state text, attempt_started_at timestamptz, progress float8, set_message boolean,
-      progress_message text, result jsonb, error jsonb, finished_at timestamptz)
-    where r.id = v.id and r.state <> 'cancelled' and v.attempts >= r.attempts`;
+/**
+ * One statement for any number of runs; returns the ids of the runs it was asked to move to
+ * 'running' and left alone because they are 'cancelled'. The final select reads the rows as they
+ * were before the update (one snapshot), which is what the update's own cancelled check saw; a
+ * cancel committed after that snapshot reaches the job through NOTIFY.
+ */
+export async function updateRuns(sql: Sql | TransactionSql, rows: Record<string, unknown>[], opts: { synchronousCommit?: boolean } = {}): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  // set_config(..., true) lasts until the end of the statement's own transaction, so one round trip
+  // commits asynchronously without BEGIN/SET/COMMIT around it.
+  const found = await sql<{ id: string | null }[]>`
+    with v as (
+      select * from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as v(
+        id uuid, attempts int, state text, attempt_started_at timestamptz, progress float8, set_message boolean,
+        progress_message text, result jsonb, error jsonb, finished_at timestamptz)
+    ), moved as (
+      update wombat.runs r set
+        state = coalesce(v.state, r.state),
+        attempts = v.attempts,
+        started_at = coalesce(r.started_at, v.attempt_started_at),
+        progress = case when v.state = 'completed' then 1 else coalesce(v.progress, r.progress) end,
+        progress_message = case when v.set_message then v.progress_message else r.progress_message end,
+        result = case
+          when r.job = 'canary' and v.state = 'completed' then coalesce(v.result, '{}'::jsonb) || jsonb_build_object(
+            'latencyMs', round((extract(epoch from v.attempt_started_at - coalesce(r.scheduled_for, r.published_at, r.created_at)) * 1000)::numeric, 3))
+          else coalesce(v.result, r.result) end,
+        error = coalesce(v.error, r.error),
+        finished_at = case when v.state in ('completed', 'failed') then v.finished_at else r.finished_at end,
+        updated_at = now()
+      from v
+      where r.id = v.id and r.state <> 'cancelled' and v.attempts >= r.attempts
+    )
+    select null::uuid as id from (select set_config('synchronous_commit', coalesce(${opts.synchronousCommit === false ? 'off' : null}::text, current_setting('synchronous_commit')), true)) c
+    union all
+    select v.id from v join wombat.runs r on r.id = v.id where v.state = 'running' and r.state = 'cancelled'`;
+  return new Set(found.flatMap((r) => (r.id === null ? [] : [r.id])));
 }

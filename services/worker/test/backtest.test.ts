@@ -118,3 +118,27 @@ t.test('a backtest gives the same answer whatever the chunk size, and stops when
   await t.rejects(run, { message: 'cancelled' });
   t.equal(source.reads, 1, 'no read after the abort');
 });
+
+t.test('a backtest over symbols with no stored candles fails saying to collect them; a partly empty one warns', async (t) => {
+  const params: JobParams<'backtest'> = {
+    strategy: 'ma-crossover',
+    exchange: 'upbit',
+    symbols: ['KRW-NONE'],
+    timeframe: '1D',
+    from: '2025-01-01T00:00:00Z',
+    to: '2026-01-01T00:00:00Z',
+  };
+  const empty = { readCandles: async () => [] };
+  await t.rejects(runBacktest(params, empty, { signal: new AbortController().signal, onProgress: () => {} }), {
+    code: 'no_candles',
+    message: /no 1D candles are stored for upbit KRW-NONE .*collect them first/,
+  });
+  const stored = memoryCandles();
+  const someStored = { readCandles: async (q: Parameters<typeof stored.readCandles>[0]) => (q.symbol === 'KRW-NONE' ? [] : stored.readCandles(q)) };
+  const partly = await runBacktest({ ...params, symbols: ['KRW-A', 'KRW-NONE'], options: { fast: 3, slow: 8 } }, someStored, {
+    signal: new AbortController().signal,
+    onProgress: () => {},
+  });
+  t.same(partly.warnings, ['no candles stored for KRW-NONE: their share of the cash stayed idle']);
+  t.equal(partly.symbols['KRW-NONE']!.candles, 0);
+});

@@ -41,6 +41,13 @@ t.test('buffered history: coalesces per run, keeps cancelled runs and ignores st
   await history.flush();
   t.match(await tdb.db.selectFrom('wombat.runs').selectAll().where('id', '=', retried).executeTakeFirst(), { state: 'running', attempts: 2 });
 
+  // A 'running' write for a run the api cancelled reports it, so its job can be stopped.
+  const starting = history.write({ id: cancelled, attempts: 1, state: 'running', attemptStartedAt: started });
+  void history.write({ id: backtest, attempts: 1, state: 'running', attemptStartedAt: started });
+  await history.flush();
+  t.same([...(await starting).cancelled], [cancelled], 'only the cancelled run is reported');
+  t.match(await tdb.db.selectFrom('wombat.runs').selectAll().where('id', '=', cancelled).executeTakeFirst(), { state: 'cancelled', attempts: 0 });
+
   // An empty flush leaves the writer working.
   await history.flush();
   const later = history.write({ id: backtest, attempts: 1, progress: 0.75 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { CANCEL_CHANNEL, insertRunAndSend, publishRun, type JobParams } from '@wombat/core';
+import { CANCEL_CHANNEL, insertRunAndSend, publishRun, startBoss, type JobParams } from '@wombat/core';
 import { createTestDatabase } from '@wombat/core/testing';
 import { runBacktest } from '../src/index.ts';
 import { collectPrices } from '../src/jobs/collect.ts';
@@ -124,6 +124,25 @@ t.test('cancelling a running job aborts it and leaves the run cancelled', async 
   t.equal(run.attempts, 1);
   t.equal(source.reads, readsAtStop, 'not retried');
   t.equal(await jobStateEventually(boss, 'backtest', id, 'failed'), 'failed');
+});
+
+t.test('a job whose run was cancelled before the worker took it stops at once and is not retried', async (t) => {
+  const tdb = await createTestDatabase(t);
+  const source = memoryCandles({ delayMs: 50 });
+  const producer = await startBoss({ url: tdb.url, role: 'producer', log: tdb.log, poolSize: 2 });
+  t.teardown(() => producer.stop({ graceful: false, close: true }));
+  const id = await publishRun(tdb.db, producer, { job: 'backtest', params: backtestParams(manySymbols(40)), trigger: 'task', retryLimit: 2, retryDelaySeconds: 1 });
+  // The api's cancel of a queued job lost the race with a fetch: the run is 'cancelled', the job
+  // still in pg-boss's hands, and no worker held it when the NOTIFY went out.
+  await tdb.db.updateTable('wombat.runs').set({ state: 'cancelled', finished_at: new Date() }).where('id', '=', id).execute();
+  await tdb.sql`select pg_notify(${CANCEL_CHANNEL}, ${id})`;
+  const { boss, worker } = await startTestWorker(t, tdb, { queues: ['backtest'], collectors: source });
+  t.equal(await jobStateEventually(boss, 'backtest', id, 'failed'), 'failed', 'the job ends without running to completion');
+  t.same(worker.running(), []);
+  t.ok(source.reads < 40, `stopped after ${source.reads} of 40 reads`);
+  await new Promise((r) => setTimeout(r, 1500));
+  t.match(await getRun(tdb, id), { state: 'cancelled', attempts: 0, started_at: null, progress: 0 }, 'the run stays as the api wrote it');
+  t.equal((await boss.getJobById('backtest', id))?.retryCount, 0, 'not retried');
 });
 
 t.test('collect-prices creates one fetch-candles run and job per exchange x symbol x timeframe', async (t) => {

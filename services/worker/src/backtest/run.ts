@@ -1,5 +1,5 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { JobParams, Timeframe } from '@wombat/core';
+import { PermanentError, type JobParams, type Timeframe } from '@wombat/core';
 import type { CollectorsPort } from '../collectors-port.ts';
 import { Account, summarise, type Summary, type Trade } from './portfolio.ts';
 import { createStrategy } from './strategies.ts';
@@ -10,6 +10,8 @@ export interface BacktestResult {
   summary: Summary;
   symbols: Record<string, Summary>;
   trades: Trade[];
+  /** Present when some symbols had no stored candles in the range. */
+  warnings?: string[];
 }
 
 const MINUTE = 60_000;
@@ -84,7 +86,21 @@ export async function runBacktest(
     if (summary.sharpe !== null) sharpes.push(summary.sharpe);
   }
   o.signal.throwIfAborted();
+  if (candles === 0) {
+    throw new PermanentError(
+      'no_candles',
+      `no ${timeframe} candles are stored for ${params.exchange} ${params.symbols.join(', ')} between ${params.from} and ${params.to}: collect them first (a fetch-candles task, or the collect-price-data script)`,
+    );
+  }
+  const empty = Object.entries(symbols).filter(([, summary]) => summary.candles === 0).map(([symbol]) => symbol);
   const sharpe = sharpes.length > 0 ? sharpes.reduce((a, b) => a + b, 0) / sharpes.length : null;
   trades.sort((a, b) => a.exitTime.localeCompare(b.exitTime));
-  return { strategy: params.strategy, timeframe, summary: summarise(initialCash, finalEquity, trades, worstDrawdown, sharpe, candles), symbols, trades };
+  return {
+    strategy: params.strategy,
+    timeframe,
+    summary: summarise(initialCash, finalEquity, trades, worstDrawdown, sharpe, candles),
+    symbols,
+    trades,
+    ...(empty.length > 0 ? { warnings: [`no candles stored for ${empty.join(', ')}: their share of the cash stayed idle`] } : {}),
+  };
 }
