@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { sql } from 'kysely';
 import { createDatabase, createLogger, migrateAll, startBoss } from '@wombat/core';
-import { createEngine, type PublishedOccurrence } from '../src/index.ts';
+import { createEngine, engineOptions, loadConfig, type PublishedOccurrence } from '../src/index.ts';
 
 const adminUrl = process.env.WOMBAT_TEST_ADMIN_URL ?? process.env.DATABASE_URL;
 if (!adminUrl) {
@@ -48,10 +48,8 @@ async function scenario(title: string, firing: number, idle: number): Promise<vo
     sql: database.sql,
     boss,
     log,
-    options: {
-      enabled: true, host: 'bench', pid: process.pid, builtIns: [], version: 'bench', reconcileIntervalMs: 30_000, heartbeatIntervalMs: 5_000, misfireGraceMs: 2_000,
-      heldRunCheckMs: 1_000, maintenanceIntervalMs: 3_600_000, taskResultTtlDays: 7, runRetentionDays: 90,
-    },
+    // The defaults an operator gets, without built-ins and without maintenance during the run.
+    options: { ...engineOptions(loadConfig({}), { host: 'bench', pid: process.pid }), builtIns: [], maintenanceIntervalMs: 3_600_000 },
     onPublished: (rows: PublishedOccurrence[], committedAtMs: number) => {
       if (!warm) return;
       for (const r of rows) lags.push(committedAtMs - r.scheduledFor.getTime());

@@ -3,5 +3,5 @@ export { builtInSchedules } from './built-ins.ts';
 export { createEngine, type Engine, type EngineDeps, type EngineOptions } from './engine.ts';
 export { publishBatch, type Decision, type PublishedOccurrence } from './publish.ts';
 export { purgeFinishedRuns, releaseHeldRuns } from './housekeeping.ts';
-export { startService } from './service.ts';
+export { engineOptions, startService } from './service.ts';
 export { dueOccurrences, MAX_DUE_PER_PASS } from './due.ts';

@@ -2,7 +2,25 @@ import { createDatabase, resolveServiceDatabase, startBoss, type Lifecycle, type
 import pkg from '../package.json' with { type: 'json' };
 import { builtInSchedules } from './built-ins.ts';
 import type { EngineConfig } from './config.ts';
-import { createEngine, type Engine } from './engine.ts';
+import { createEngine, type Engine, type EngineOptions } from './engine.ts';
+
+/** The engine's options from its configuration: built-in schedules, intervals, retention. */
+export function engineOptions(config: EngineConfig, ctx: { host: string; pid: number }): EngineOptions {
+  return {
+    enabled: config.enableScheduler,
+    host: ctx.host,
+    pid: ctx.pid,
+    builtIns: builtInSchedules(config),
+    version: pkg.version,
+    reconcileIntervalMs: config.reconcileIntervalMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    misfireGraceMs: config.misfireGraceMs,
+    heldRunCheckMs: config.heldRunCheckMs,
+    maintenanceIntervalMs: config.maintenanceIntervalMs,
+    taskResultTtlDays: config.taskResultTtlDays,
+    runRetentionDays: config.runRetentionDays,
+  };
+}
 
 /**
  * Starts the engine process's parts in order, registering each with the
@@ -23,20 +41,7 @@ export async function startService(
     sql: database.sql,
     boss,
     log,
-    options: {
-      enabled: config.enableScheduler,
-      host: ctx.host,
-      pid: ctx.pid,
-      builtIns: builtInSchedules(config),
-      version: pkg.version,
-      reconcileIntervalMs: config.reconcileIntervalMs,
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
-      misfireGraceMs: config.misfireGraceMs,
-      heldRunCheckMs: config.heldRunCheckMs,
-      maintenanceIntervalMs: config.maintenanceIntervalMs,
-      taskResultTtlDays: config.taskResultTtlDays,
-      runRetentionDays: config.runRetentionDays,
-    },
+    options: engineOptions(config, { host: ctx.host, pid: ctx.pid }),
   });
   lifecycle.onStop('engine', () => engine.stop());
   await engine.start();
