@@ -1,7 +1,8 @@
 import t from 'tap';
 import { createSql, migrateWombat, publishRun, readMigrations, startBoss, JOB_TYPES } from '@wombat/core';
 import { createEmptyTestDatabase, createTestDatabase, testLogger } from '@wombat/core/testing';
-import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -40,6 +41,37 @@ t.test('refuses a migration edited after it was applied', async (t) => {
   await migrateWombat(sql, testLogger(), dir);
   await writeFile(path.join(dir, '0001_core.sql'), '-- edited\n', { flag: 'a' });
   await t.rejects(migrateWombat(sql, testLogger(), dir), { code: 'migration_changed' });
+});
+
+t.test('refuses holes in the numbering and a pending migration older than an applied one', async (t) => {
+  const { url } = await createEmptyTestDatabase(t);
+  const sql = createSql({ url, poolSize: 1 });
+  t.teardown(() => sql.end());
+  const dir = await mkdtemp(path.join(tmpdir(), 'wombat-mig-'));
+  await writeFile(path.join(dir, '0001_a.sql'), 'create table if not exists wombat.mig_a (x int);\n');
+  await writeFile(path.join(dir, '0003_c.sql'), 'create table if not exists wombat.mig_c (x int);\n');
+  await t.rejects(migrateWombat(sql, testLogger(), dir), { code: 'migration_gap', message: /0003_c\.sql should be numbered 0002/ });
+
+  // A database that has 0001 and 0003 applied (made by hand here) must not get 0002 afterwards.
+  const c = 'create table if not exists wombat.mig_c (x int);\n';
+  await rm(path.join(dir, '0003_c.sql'));
+  await migrateWombat(sql, testLogger(), dir);
+  await sql`insert into wombat.schema_migrations (version, name, checksum) values (3, 'c', ${createHash('sha256').update(c).digest('hex')})`;
+  await writeFile(path.join(dir, '0002_b.sql'), 'create table if not exists wombat.mig_b (x int);\n');
+  await writeFile(path.join(dir, '0003_c.sql'), c);
+  await t.rejects(migrateWombat(sql, testLogger(), dir), { code: 'migration_out_of_order', message: /0002_b is pending but 0003 is already applied/ });
+});
+
+t.test('a database that recorded 0005_api before the renumbering keeps it as 0004_api', async (t) => {
+  const { url } = await createEmptyTestDatabase(t);
+  const sql = createSql({ url, poolSize: 1 });
+  t.teardown(() => sql.end());
+  await migrateWombat(sql, testLogger());
+  await sql`update wombat.schema_migrations set version = 5 where version = 4 and name = 'api'`;
+  const again = await migrateWombat(sql, testLogger());
+  t.same(again.applied, [], 'nothing is applied twice');
+  const versions = (await sql<{ version: number }[]>`select version from wombat.schema_migrations order by version`).map((r) => r.version);
+  t.same(versions, (await readMigrations()).map((m) => m.version));
 });
 
 t.test('publishRun records the run and its pg-boss job under one id', async (t) => {
