@@ -152,7 +152,7 @@ function reference(m: Matcher, start: number, end: number, walls: number[]): num
 
 // ---- random cases ----
 
-const ZONES = ['Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'America/Santiago', 'Pacific/Chatham', 'America/St_Johns', 'Asia/Seoul', 'Asia/Kolkata'];
+const ZONES = ['Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'America/Santiago', 'Pacific/Chatham', 'America/St_Johns', 'Asia/Seoul', 'Asia/Kolkata', 'UTC'];
 
 function randomField(rnd: () => number, lo: number, hi: number, near: number[], wildChance: number): string {
   const pick = () => (rnd() < 0.7 && near.length > 0 ? near[Math.floor(rnd() * near.length)]! : lo + Math.floor(rnd() * (hi - lo + 1)));

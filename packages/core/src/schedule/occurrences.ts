@@ -78,7 +78,9 @@ function cronNextMs(pattern: string, timezone: string, afterMs: number): number 
   const key = `${timezone}\u0000${pattern}\u0000${afterMs}`;
   let next = cronSteps.get(key);
   if (next === undefined) {
-    next = isUtc(timezone) || cronDstKind(pattern) === 'interval' ? croneredNextMs(cronFor(pattern, timezone), afterMs) : fixedTimeNextMs(pattern, timezone, afterMs);
+    // croner follows the timeline for every pattern with a wildcard in its time fields (its
+    // fixedTimeRule cannot cover steps without one, so fixed times are walked here).
+    next = isUtc(timezone) || cronDstKind(pattern) === 'interval' ? cronerNextMs(cronFor(pattern, timezone), afterMs) : fixedTimeNextMs(pattern, timezone, afterMs);
     if (cronSteps.size >= 50_000) cronSteps.clear();
     cronSteps.set(key, next);
   }
@@ -90,7 +92,7 @@ function isUtc(timezone: string): boolean {
 }
 
 /** croner's next run strictly after `afterMs`; croner itself works in whole seconds from its start. */
-function croneredNextMs(cron: Cron, afterMs: number): number | null {
+function cronerNextMs(cron: Cron, afterMs: number): number | null {
   let prev = new Date(afterMs);
   for (let guard = 0; guard < 3; guard++) {
     const d = cron.nextRun(prev);
