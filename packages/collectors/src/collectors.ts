@@ -1,8 +1,9 @@
 import { checkJobParams, PermanentError, ValidationError, type Exchange, type JobParams, type Logger, type Storage, type Timeframe } from '@wombat/core';
 import type { Kysely } from 'kysely';
-import { addPeriods, approxPeriodMs, closedCutoff, floorToTimeframe, sortUnique, type Candle } from './candle.ts';
+import { addPeriods, approxPeriodMs, floorToTimeframe, sortUnique, type Candle } from './candle.ts';
 import { createKisClient, type KisClient } from './kis.ts';
 import { KIS_MARKETS, loadMasterZip, parseMasterZip, type KisMarket } from './kis-master.ts';
+import { closedCutoffOf, KRX_SESSION_CLOSE_DEFAULT, parseSessionClose } from './market-calendar.ts';
 import { lastStoredParquet, readCandlesParquet, writeCandlesParquet } from './parquet-store.ts';
 import { activeSymbols, lastStoredPg, readCandlesPg, syncSymbols, upsertCandles, type CollectorDb, type ListedSymbol } from './pg-store.ts';
 import { createUpbitClient, type UpbitClient } from './upbit.ts';
@@ -23,6 +24,11 @@ export interface CollectorsOptions {
     /** URL or local path of each master zip. */
     masterUrls?: { kospi: string; kosdaq: string };
   };
+  /**
+   * KST time of day (HH:MM) after which a KRX trading day's candle is final and stored
+   * (default 18:00, the end of after-hours trading); weeks and months close at their last weekday's.
+   */
+  kisSessionClose?: string;
   log: Logger;
   requestTimeoutMs?: number;
   /** Retries of one request (5xx, timeout, malformed body, 429) before the call fails. */
@@ -72,6 +78,12 @@ const DAY_MS = 86_400_000;
 
 export function createCollectors(opts: CollectorsOptions): Collectors {
   const now = opts.now ?? (() => new Date());
+  let kisSessionCloseMinutes: number;
+  try {
+    kisSessionCloseMinutes = parseSessionClose(opts.kisSessionClose ?? KRX_SESSION_CLOSE_DEFAULT);
+  } catch (err) {
+    throw new ValidationError([`kisSessionClose ${(err as Error).message}`]);
+  }
   const db = opts.db as CollectorDb | undefined;
   const log = opts.log.child({ component: 'collectors' });
   const common = {
@@ -151,7 +163,7 @@ export function createCollectors(opts: CollectorsOptions): Collectors {
       const overwrite = params.overwrite ?? false;
       const key = { exchange, symbol, timeframe: tf };
       const at = now();
-      let end = closedCutoff(tf, at);
+      let end = closedCutoffOf(exchange, tf, at, { kisSessionCloseMinutes });
       let from: Date;
       if (params.to) end = new Date(Math.min(end.getTime(), floorToTimeframe(tf, new Date(params.to)).getTime()));
       if (params.from) from = new Date(params.from);

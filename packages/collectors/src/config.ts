@@ -1,6 +1,20 @@
-import { httpUrl, int, oneOf, optionalStr, resolveFromRoot, str, STORAGES, type ConfigOf, type Logger } from '@wombat/core';
+import { httpUrl, int, oneOf, optionalStr, resolveFromRoot, str, STORAGES, type ConfigOf, type Field, type Logger } from '@wombat/core';
 import type { Kysely } from 'kysely';
 import type { CollectorsOptions } from './collectors.ts';
+import { KRX_SESSION_CLOSE_DEFAULT, parseSessionClose } from './market-calendar.ts';
+
+/** A KST session close, HH:MM, checked when the configuration loads. */
+function sessionClose(env: string, doc: string): Field<string> {
+  const base = str(env, doc, { default: KRX_SESSION_CLOSE_DEFAULT });
+  return {
+    ...base,
+    parse(raw) {
+      const v = base.parse(raw);
+      parseSessionClose(v);
+      return v;
+    },
+  };
+}
 
 /**
  * The variables collection reads. Services and scripts spread these into their
@@ -17,6 +31,7 @@ export const collectorFields = {
   kisAppSecret: optionalStr('KIS_APP_SECRET', 'KIS app secret (set together with KIS_APP_KEY)', { secret: true }),
   kisAccountType: oneOf('KIS_ACCOUNT_TYPE', 'real (18 requests/s) or mock (1 request/s)', ['real', 'mock'], { default: 'real' }),
   kisRequestsPerSecond: int('KIS_REQUESTS_PER_SECOND', 'KIS budget per app key; 0: what KIS states for the account type', { default: 0, min: 0, max: 100 }),
+  kisSessionClose: sessionClose('KIS_SESSION_CLOSE', 'KST time after which a KRX trading day (and a week or month at its last weekday) is closed and collected (HH:MM, 15:30-23:59)'),
   kisMasterKospiUrl: str('KIS_MASTER_KOSPI_URL', 'KOSPI symbol master zip, URL or local path', {
     default: 'https://new.real.download.dws.co.kr/common/master/kospi_code.mst.zip',
   }),
@@ -53,6 +68,7 @@ export function collectorsOptionsFromConfig(config: CollectorConfig, deps: { log
           },
         }
       : {}),
+    kisSessionClose: config.kisSessionClose,
     log: deps.log,
     requestTimeoutMs: config.collectorRequestTimeoutMs,
     ...(deps.now ? { now: deps.now } : {}),

@@ -1,5 +1,6 @@
 export { createCollectors, DEFAULT_BACKFILL_DAYS, type Collectors, type CollectorsOptions, type FetchResult, type Progress, type SymbolsResult } from './collectors.ts';
 export { addPeriods, closedCutoff, floorToTimeframe, isTimeframe, sortUnique, candleProblems, type Candle } from './candle.ts';
+export { closedCutoffOf, kisClosedCutoff, kisPeriodClose, KRX_SESSION_CLOSE_DEFAULT, parseSessionClose } from './market-calendar.ts';
 export { RateLimitedError } from './errors.ts';
 export { PermanentError } from '@wombat/core';
 export { RateLimiter, SlidingWindow, sharedLimiter } from './rate-limit.ts';

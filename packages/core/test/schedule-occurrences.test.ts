@@ -1,5 +1,5 @@
 import t from 'tap';
-import { describeTrigger, instantOfWallTime, jitterMs, nextOccurrences, planDue, type ScheduleTrigger } from '@wombat/core';
+import { cronDstKind, describeTrigger, instantOfWallTime, jitterMs, nextOccurrences, planDue, type ScheduleTrigger } from '@wombat/core';
 
 const at = (iso: string) => new Date(iso);
 const iso = (ds: Date[]) => ds.map((d) => d.toISOString());
@@ -42,6 +42,63 @@ t.test('America/New_York gap and fold for times of day', async (t) => {
 t.test('two times that a gap maps onto the same instant run once', async (t) => {
   const got = nextOccurrences(def(times('02:10', '02:40'), 'Europe/Berlin'), at('2026-03-29T00:00:00Z'), 2);
   t.same(iso(got), ['2026-03-29T01:00:00.000Z', '2026-03-30T00:10:00.000Z']);
+});
+
+const every = (e: string, seconds: number): ScheduleTrigger => ({ kind: 'every', every: e, everySeconds: seconds });
+
+/*
+ * The DST policy (README "Time zones and DST"), one row per case: trigger, zone, after, the
+ * occurrences that follow. Transitions: Berlin 03-29 gap 02:00-03:00, 10-25 fold 02:00-03:00;
+ * New York 03-08 gap 02:00-03:00, 11-01 fold 01:00-02:00; Lord Howe (30-minute DST) 04-05 fold
+ * 01:30-02:00, 10-04 gap 02:00-02:30; Santiago (at midnight) 04-05 00:00 back to 04-04 23:00,
+ * 09-06 gap 00:00-01:00. All in 2026.
+ */
+const DST_TABLE: [string, ScheduleTrigger, string, string, string[]][] = [
+  // The five cases of issue 17: lists, ranges and steps without a wildcard are fixed times.
+  ['list of hours, one in the gap', cron('30 2,14 * * *'), 'Europe/Berlin', '2026-03-28T22:00:00Z', ['2026-03-29T01:00:00Z', '2026-03-29T12:30:00Z']],
+  ['list of minutes in the gap, merged at its end', cron('0,30 2 * * *'), 'America/New_York', '2026-03-08T04:00:00Z', ['2026-03-08T07:00:00Z', '2026-03-09T06:00:00Z']],
+  ['list of hours, one in the fold', cron('0 2,3 * * *'), 'Europe/Berlin', '2026-10-24T22:00:00Z', ['2026-10-25T00:00:00Z', '2026-10-25T02:00:00Z', '2026-10-26T01:00:00Z']],
+  ['list of minutes in the fold', cron('15,45 1 * * *'), 'America/New_York', '2026-11-01T03:00:00Z', ['2026-11-01T05:15:00Z', '2026-11-01T05:45:00Z', '2026-11-02T06:15:00Z']],
+  ['range with a step in the 30-minute fold', cron('2-48/10 1 26 * 0'), 'Australia/Lord_Howe', '2026-04-04T14:00:00Z',
+    ['2026-04-04T14:02:00Z', '2026-04-04T14:12:00Z', '2026-04-04T14:22:00Z', '2026-04-04T14:32:00Z', '2026-04-04T14:42:00Z', '2026-04-11T14:32:00Z']],
+  // Interval patterns (a wildcard in second, minute or hour) follow the timeline, as Vixie cron does.
+  ['step minutes fire in both passes of the fold', cron('*/15 1-3 * * *'), 'America/New_York', '2026-11-01T04:50:00Z',
+    ['2026-11-01T05:00:00Z', '2026-11-01T05:15:00Z', '2026-11-01T05:30:00Z', '2026-11-01T05:45:00Z', '2026-11-01T06:00:00Z', '2026-11-01T06:15:00Z',
+     '2026-11-01T06:30:00Z', '2026-11-01T06:45:00Z', '2026-11-01T07:00:00Z', '2026-11-01T07:15:00Z']],
+  ['wildcard hours skip the gap', cron('*/30 * * * *'), 'America/New_York', '2026-03-08T06:15:00Z', ['2026-03-08T06:30:00Z', '2026-03-08T07:00:00Z', '2026-03-08T07:30:00Z']],
+  ['wildcard hours in the 30-minute fold', cron('45 * * * *'), 'Australia/Lord_Howe', '2026-04-04T14:00:00Z', ['2026-04-04T14:45:00Z', '2026-04-04T15:15:00Z', '2026-04-04T16:15:00Z']],
+  // Single values and times of day: gap end, first instant of the fold.
+  ['Berlin times in the gap', times('02:30'), 'Europe/Berlin', '2026-03-28T12:00:00Z', ['2026-03-29T01:00:00Z', '2026-03-30T00:30:00Z']],
+  ['Berlin cron in the gap', cron('30 2 * * *'), 'Europe/Berlin', '2026-03-28T12:00:00Z', ['2026-03-29T01:00:00Z', '2026-03-30T00:30:00Z']],
+  ['Berlin times in the fold', times('02:30'), 'Europe/Berlin', '2026-10-24T12:00:00Z', ['2026-10-25T00:30:00Z', '2026-10-26T01:30:00Z']],
+  ['Berlin cron in the fold', cron('30 2 * * *'), 'Europe/Berlin', '2026-10-24T12:00:00Z', ['2026-10-25T00:30:00Z', '2026-10-26T01:30:00Z']],
+  ['New York times in the gap', times('02:15'), 'America/New_York', '2026-03-08T00:00:00Z', ['2026-03-08T07:00:00Z', '2026-03-09T06:15:00Z']],
+  ['New York cron in the gap', cron('15 2 * * *'), 'America/New_York', '2026-03-08T00:00:00Z', ['2026-03-08T07:00:00Z', '2026-03-09T06:15:00Z']],
+  ['New York times in the fold', times('01:30'), 'America/New_York', '2026-11-01T00:00:00Z', ['2026-11-01T05:30:00Z', '2026-11-02T06:30:00Z']],
+  ['New York cron in the fold', cron('30 1 * * *'), 'America/New_York', '2026-11-01T00:00:00Z', ['2026-11-01T05:30:00Z', '2026-11-02T06:30:00Z']],
+  ['Lord Howe times in the fold', times('01:45'), 'Australia/Lord_Howe', '2026-04-04T12:00:00Z', ['2026-04-04T14:45:00Z', '2026-04-05T15:15:00Z']],
+  ['Lord Howe cron in the fold', cron('45 1 * * *'), 'Australia/Lord_Howe', '2026-04-04T12:00:00Z', ['2026-04-04T14:45:00Z', '2026-04-05T15:15:00Z']],
+  ['Lord Howe times in the 30-minute gap', times('02:15'), 'Australia/Lord_Howe', '2026-10-03T12:00:00Z', ['2026-10-03T15:30:00Z', '2026-10-04T15:15:00Z']],
+  ['Lord Howe cron in the 30-minute gap', cron('15 2 * * *'), 'Australia/Lord_Howe', '2026-10-03T12:00:00Z', ['2026-10-03T15:30:00Z', '2026-10-04T15:15:00Z']],
+  ['Santiago midnight in the midnight gap runs at 01:00', cron('0 0 * * *'), 'America/Santiago', '2026-09-05T00:00:00Z', ['2026-09-05T04:00:00Z', '2026-09-06T04:00:00Z', '2026-09-07T03:00:00Z']],
+  ['Santiago times in the midnight gap', times('00:30'), 'America/Santiago', '2026-09-05T12:00:00Z', ['2026-09-06T04:00:00Z', '2026-09-07T03:30:00Z']],
+  ['Santiago cron in the fold before midnight', cron('30 23 * * *'), 'America/Santiago', '2026-04-04T12:00:00Z', ['2026-04-05T02:30:00Z', '2026-04-06T03:30:00Z']],
+  ['Santiago times in the fold before midnight', times('23:30'), 'America/Santiago', '2026-04-04T12:00:00Z', ['2026-04-05T02:30:00Z', '2026-04-06T03:30:00Z']],
+  // every is elapsed time: an hourly interval runs twice in the repeated hour, a daily one drifts an hour on the wall clock.
+  ['every 1h through the fold', every('1h', 3600), 'Europe/Berlin', '2026-10-24T23:30:00Z', ['2026-10-25T00:00:00Z', '2026-10-25T01:00:00Z', '2026-10-25T02:00:00Z']],
+  ['every 1d across the gap', every('1d', 86_400), 'Europe/Berlin', '2026-03-28T12:00:00Z', ['2026-03-28T23:00:00Z', '2026-03-29T23:00:00Z']],
+];
+
+t.test('one DST policy for every trigger kind (table)', async (t) => {
+  for (const [label, trigger, zone, after, expected] of DST_TABLE) {
+    const got = iso(nextOccurrences(def(trigger, zone), at(after), expected.length));
+    t.same(got, expected.map((x) => new Date(x).toISOString()), `${label}: ${describeTrigger({ trigger })} in ${zone}`);
+  }
+});
+
+t.test('a pattern is fixed-time unless its second, minute or hour has a wildcard', async (t) => {
+  for (const p of ['30 2 * * *', '30 2,14 * * *', '0-59/10 1 * * *', '15,45 1-3 * * 1', '0 30 2 * * *', '5,35 30 2 * * *', '0 0 * * *']) t.equal(cronDstKind(p), 'fixed-time', p);
+  for (const p of ['* 2 * * *', '*/15 1-3 * * *', '30 * * * *', '0 */2 * * *', '7,*/15 1 * * *', '? 2 * * *', '*/10 30 2 * * *', '* * * * * *']) t.equal(cronDstKind(p), 'interval', p);
 });
 
 t.test('fixed intervals are elapsed time from local midnight 2000-01-01, strictly after', async (t) => {

@@ -39,12 +39,11 @@ export function hasCandle(spec: SeriesSpec, tf: Timeframe, start: Date): boolean
 }
 
 /**
- * The candle at `start`. While the period is still open (`now` inside it) the
- * values depend on `now`, like a live exchange's current candle.
+ * The candle at `start`. Until it is final (`finalAt`, by default the period's end)
+ * the values depend on `now`, like a live exchange's current candle.
  */
-export function candleAt(spec: SeriesSpec, tf: Timeframe, start: Date, now: Date): Candle {
-  const end = addPeriods(tf, start, 1);
-  const open = end > now;
+export function candleAt(spec: SeriesSpec, tf: Timeframe, start: Date, now: Date, finalAt: Date = addPeriods(tf, start, 1)): Candle {
+  const open = finalAt > now;
   const seed = `${spec.symbol}|${tf}|${start.getTime()}${open ? `|${now.getTime()}` : ''}`;
   const drift = 1 + 0.3 * Math.sin(start.getTime() / 8.64e8 + (hash32(spec.symbol) % 7));
   const round = (x: number) => Math.max(spec.tick, Math.round(x / spec.tick) * spec.tick);

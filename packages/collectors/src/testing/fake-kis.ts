@@ -17,6 +17,12 @@ export interface FakeKisOptions {
   tokenTtlMs?: number;
   /** When set, only this app key and secret get a token. */
   credentials?: { appKey: string; appSecret: string };
+  /**
+   * KST time (HH:MM) from which a trading day's values are final; until then the day's
+   * row (and its week's and month's) changes with the clock. Default 18:00, the end of
+   * after-hours trading.
+   */
+  finalAtKst?: string;
 }
 
 export interface KisSymbolSpec extends SeriesSpec {
@@ -26,7 +32,7 @@ export interface KisSymbolSpec extends SeriesSpec {
 
 export interface FakeKisControls {
   symbols: KisSymbolSpec[];
-  /** Ground truth: candles with start in [from, to) that end by `now`, oldest first. */
+  /** Ground truth: candles with start in [from, to) that are final by `now`, oldest first. */
   candles(symbol: string, tf: Timeframe, from: Date, to: Date): Candle[];
   inject(fault: Fault, count?: number): void;
   clearFaults(): void;
@@ -51,10 +57,21 @@ export function defaultKisSymbols(): KisSymbolSpec[] {
   ];
 }
 
-/** Trading days: weekdays. A week or month candle is dated by its first trading day. */
+/**
+ * Trading days: weekdays, in KST. A row's date is its KST trading date; the day's row
+ * appears when the session opens, 09:00 KST, which is 00:00 UTC of that date. A week or
+ * month candle is dated by its first trading day.
+ */
 function isTradingDay(d: Date): boolean {
   const wd = d.getUTCDay();
   return wd !== 0 && wd !== 6;
+}
+
+/** The instant the candle of period `p` stops changing: its last trading day at `finalMinutes` KST. */
+function finalAt(tf: Timeframe, p: Date, finalMinutes: number): Date {
+  let last = new Date(addPeriods(tf, p, 1).getTime() - DAY_MS);
+  while (last > p && !isTradingDay(last)) last = new Date(last.getTime() - DAY_MS);
+  return new Date(last.getTime() + (finalMinutes - 9 * 60) * 60_000);
 }
 
 export function createFakeKis(opts: FakeKisOptions, now: () => Date): { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>; controls: FakeKisControls } {
@@ -66,6 +83,8 @@ export function createFakeKis(opts: FakeKisOptions, now: () => Date): { handle(r
   const tokens = new Map<string, { appKey: string; expiresAt: number }>();
   const lastIssued = new Map<string, number>();
   let issued = 0;
+  const [finalH, finalM] = (opts.finalAtKst ?? '18:00').split(':').map(Number) as [number, number];
+  const finalMinutes = finalH * 60 + finalM;
   const envelope = (rt: string, msgCd: string, msg1: string, extra: Record<string, unknown> = {}) => JSON.stringify({ rt_cd: rt, msg_cd: msgCd, msg1, ...extra });
 
   /** Period candles (D/W/M) ending on or before `endDay`, newest first. */
@@ -76,7 +95,7 @@ export function createFakeKis(opts: FakeKisOptions, now: () => Date): { handle(r
       let first = p;
       while (!isTradingDay(first)) first = new Date(first.getTime() + DAY_MS);
       if (first > endDay || first < startDay || first >= addPeriods(tf, p, 1)) continue;
-      const c = candleAt(spec, tf, p, now());
+      const c = candleAt(spec, tf, p, now(), finalAt(tf, p, finalMinutes));
       const ymd = first.toISOString().slice(0, 10).replaceAll('-', '');
       rows.push({
         stck_bsop_date: ymd,
@@ -163,7 +182,7 @@ export function createFakeKis(opts: FakeKisOptions, now: () => Date): { handle(r
       const last = new Date(Math.min(to.getTime() - DAY_MS, now().getTime()));
       return periodRows(spec, tf, from, last, Infinity)
         .map((r) => ({ time: floorToTimeframe(tf, day(r.stck_bsop_date!)), open: Number(r.stck_oprc), high: Number(r.stck_hgpr), low: Number(r.stck_lwpr), close: Number(r.stck_clpr), volume: Number(r.acml_vol), quoteVolume: Number(r.acml_tr_pbmn) }))
-        .filter((c) => c.time >= from && addPeriods(tf, c.time, 1) <= now() && c.time < to)
+        .filter((c) => c.time >= from && finalAt(tf, c.time, finalMinutes) <= now() && c.time < to)
         .reverse();
     },
     inject: (fault, count) => faults.inject(fault, count),

@@ -1,5 +1,5 @@
 import { Cron } from 'croner';
-import { addDays, instantOfWallTime, wallTimeAt } from './time-zone.ts';
+import { addDays, instantOfWallTime, wallAsUtcMs, wallFromUtcMs, wallTimeAt } from './time-zone.ts';
 import type { ScheduleDefinition, ScheduleTrigger } from './types.ts';
 
 /**
@@ -16,7 +16,7 @@ export function cronFor(pattern: string, timezone: string): Cron {
   let c = crons.get(key);
   if (!c) {
     // croner converts through Intl for a named zone (~50-80 us a step); a plain UTC offset is ~15x faster.
-    c = timezone === 'UTC' || timezone === 'Etc/UTC' ? new Cron(pattern, { utcOffset: 0, paused: true }) : new Cron(pattern, { timezone, paused: true });
+    c = isUtc(timezone) ? new Cron(pattern, { utcOffset: 0, paused: true }) : new Cron(pattern, { timezone, paused: true });
     if (crons.size > 20_000) crons.clear();
     crons.set(key, c);
   }
@@ -52,6 +52,23 @@ export function nextOccurrences(def: TriggerDef, after: Date, count: number): Da
 }
 
 /**
+ * DST policy for cron patterns (README "Time zones and DST"). A pattern whose second,
+ * minute and hour fields hold no wildcard (`*` or `?`) names times of day, like
+ * `times`: each time it names runs once a day, a time in a spring-forward gap at the
+ * gap's end (times that meet there run once) and a time in a fall-back fold at its
+ * first instant. A wildcard in any of the three (`*\/15 1-3 * * *`, `30 * * * *`)
+ * makes it an interval pattern: it fires at every instant whose wall time matches,
+ * so it skips wall times in a gap and fires in both passes of a fold. This is Vixie
+ * cron's rule (a job is wild when its minute or hour starts with `*`), extended to
+ * seconds and to a wildcard anywhere in a list.
+ */
+export function cronDstKind(pattern: string): 'fixed-time' | 'interval' {
+  const fields = pattern.trim().split(/\s+/);
+  const timeFields = fields.length >= 6 ? fields.slice(0, 3) : fields.slice(0, 2);
+  return timeFields.some((f) => /[*?]/.test(f)) ? 'interval' : 'fixed-time';
+}
+
+/**
  * Schedules sharing a pattern (every second, hourly...) ask for the same steps at
  * the same instants, so steps are memoised; bounded, cleared when full.
  */
@@ -61,23 +78,52 @@ function cronNextMs(pattern: string, timezone: string, afterMs: number): number 
   const key = `${timezone}\u0000${pattern}\u0000${afterMs}`;
   let next = cronSteps.get(key);
   if (next === undefined) {
-    const cron = cronFor(pattern, timezone);
-    let prev = new Date(afterMs);
-    next = null;
-    // croner works in whole seconds from `prev`; keep the result strictly after.
-    for (let guard = 0; guard < 3; guard++) {
-      const d = cron.nextRun(prev);
-      if (!d) break;
-      if (d.getTime() > afterMs) {
-        next = d.getTime();
-        break;
-      }
-      prev = d;
-    }
+    // croner follows the timeline for every pattern with a wildcard in its time fields (its
+    // fixedTimeRule cannot cover steps without one, so fixed times are walked here).
+    next = isUtc(timezone) || cronDstKind(pattern) === 'interval' ? cronerNextMs(cronFor(pattern, timezone), afterMs) : fixedTimeNextMs(pattern, timezone, afterMs);
     if (cronSteps.size >= 50_000) cronSteps.clear();
     cronSteps.set(key, next);
   }
   return next;
+}
+
+function isUtc(timezone: string): boolean {
+  return timezone === 'UTC' || timezone === 'Etc/UTC';
+}
+
+/** croner's next run strictly after `afterMs`; croner itself works in whole seconds from its start. */
+function cronerNextMs(cron: Cron, afterMs: number): number | null {
+  let prev = new Date(afterMs);
+  for (let guard = 0; guard < 3; guard++) {
+    const d = cron.nextRun(prev);
+    if (!d) return null;
+    if (d.getTime() > afterMs) return d.getTime();
+    prev = d;
+  }
+  return null;
+}
+
+/**
+ * A fixed-time pattern walks the wall clock, not the timeline: croner matches it on
+ * the zone's wall times (held as if they were UTC, so croner sees no DST), and each
+ * matching wall time becomes an instant by instantOfWallTime (gap end, first of a
+ * fold). That mapping never goes backwards, so the first wall time after the wall
+ * time at `after` that lands strictly after `after` is the next occurrence; times a
+ * gap maps onto one instant, or a fold onto passed instants, are stepped over.
+ */
+function fixedTimeNextMs(pattern: string, timezone: string, afterMs: number): number | null {
+  const wallClock = cronFor(pattern, 'UTC');
+  let cursor = wallAsUtcMs(wallTimeAt(afterMs, timezone));
+  // At most the matching seconds of one fold (3,600 in an hour) are stepped over.
+  for (let guard = 0; guard < 100_000; guard++) {
+    const d = wallClock.nextRun(new Date(cursor));
+    if (!d) return null;
+    const wall = d.getTime();
+    const at = instantOfWallTime(wallFromUtcMs(wall), timezone);
+    if (at > afterMs) return at;
+    cursor = Math.max(wall, cursor + 1000);
+  }
+  return null;
 }
 
 const anchors = new Map<string, number>();

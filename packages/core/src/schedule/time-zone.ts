@@ -48,8 +48,15 @@ export function wallTimeAt(instantMs: number, timeZone: string): WallTime {
   return { year: get('year'), month: get('month'), day: get('day'), hour: get('hour'), minute: get('minute'), second: get('second') };
 }
 
-function wallAsUtcMs(w: WallTime): number {
+/** A wall time read as if it were UTC: wall-clock arithmetic without DST. */
+export function wallAsUtcMs(w: WallTime): number {
   return Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second);
+}
+
+/** The inverse of wallAsUtcMs (whole seconds). */
+export function wallFromUtcMs(ms: number): WallTime {
+  const d = new Date(ms);
+  return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds() };
 }
 
 /** Offset of `timeZone` from UTC at `instantMs`, in ms (Seoul: +9 h). */
