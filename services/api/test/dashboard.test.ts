@@ -205,6 +205,32 @@ t.test('an admin requeues a dead letter from the page', async (t) => {
   noPageErrors(t);
 });
 
+t.test('the data page shows what is stored per series, its gaps and last collection, and charts its candles', async (t) => {
+  // 100 daily candles with two days missing, as a collection with STORAGE=postgres leaves them.
+  await api.database.sql`
+    insert into wombat.candles (exchange, symbol, timeframe, time, open, high, low, close, volume, quote_volume)
+    select 'upbit', 'KRW-BTC', '1D', ts, 100 + n, 104 + n, 97 + n, 100 + n + (case when n % 3 = 0 then -2 else 2 end), 10, 1000
+    from generate_series('2026-01-01'::timestamptz, '2026-04-10'::timestamptz, interval '1 day') with ordinality g(ts, n)
+    where ts not in ('2026-02-01'::timestamptz, '2026-03-01'::timestamptz)`;
+  const page = await openPage(t, ADMIN_TOKEN);
+  await page.click('a[href="#/data"]');
+  const row = page.locator('tr[data-series="upbit/KRW-BTC/1D"]');
+  await row.waitFor();
+  const cells = await row.locator('td').allTextContents();
+  t.equal(cells[3], '2026-01-01 00:00:00Z', 'first candle');
+  t.equal(cells[4], '2026-04-10 00:00:00Z', 'last candle');
+  t.equal(cells[5], '98', 'count');
+  t.equal(cells[6], '2', 'missing days');
+  // The dead letter's fetch-candles run is that series' latest collection.
+  const nope = page.locator('tr[data-series="upbit/KRW-NOPE/1D"]');
+  await nope.waitFor();
+  t.match(await nope.textContent(), /failed/);
+  await row.locator('text=Chart').click();
+  await page.waitForSelector('[data-testid=candle-chart] canvas');
+  await page.screenshot({ path: path.join(artifacts, 'data.png'), fullPage: true });
+  noPageErrors(t);
+});
+
 t.test('a read-only token sees the pages without any action button', async (t) => {
   const page = await openPage(t, READ_TOKEN);
   await page.waitForSelector('[data-testid=engines-alive]');

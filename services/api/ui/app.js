@@ -548,6 +548,77 @@ function DeadLetters({ role }) {
     </table>`;
 }
 
+// ---- data -----------------------------------------------------------------
+
+/** uPlot draws lines; candles are drawn in its draw hook: a wick from low to high and a body from open to close. */
+function candlePlugin() {
+  return {
+    hooks: {
+      draw: (u) => {
+        const [xs, open, high, low, close] = u.data;
+        const ctx = u.ctx;
+        const width = Math.max(1, Math.min(12, (u.bbox.width / Math.max(1, xs.length)) * 0.7));
+        ctx.save();
+        for (let i = 0; i < xs.length; i++) {
+          const x = Math.round(u.valToPos(xs[i], 'x', true));
+          const up = close[i] >= open[i];
+          ctx.strokeStyle = ctx.fillStyle = up ? '#1a7f37' : '#c62828';
+          ctx.beginPath();
+          ctx.moveTo(x, u.valToPos(high[i], 'y', true));
+          ctx.lineTo(x, u.valToPos(low[i], 'y', true));
+          ctx.stroke();
+          const yo = u.valToPos(open[i], 'y', true);
+          const yc = u.valToPos(close[i], 'y', true);
+          ctx.fillRect(x - width / 2, Math.min(yo, yc), width, Math.max(1, Math.abs(yc - yo)));
+        }
+        ctx.restore();
+      },
+    },
+  };
+}
+
+function CandleChart({ series }) {
+  const q = new URLSearchParams({ exchange: series.exchange, symbol: series.symbol, timeframe: series.timeframe, limit: '300' });
+  const { data, error } = useApi(`/api/data/candles?${q}`);
+  if (error) return html`<${ErrorBox} error=${error} />`;
+  if (!data) return html`<p>Loading…</p>`;
+  if (data.candles.length === 0) return html`<p class="note">No candle of this series is in PostgreSQL (collect with STORAGE=postgres or both to chart it here).</p>`;
+  const c = data.candles;
+  const plotData = [c.map((k) => Date.parse(k.time) / 1000), c.map((k) => k.open), c.map((k) => k.high), c.map((k) => k.low), c.map((k) => k.close)];
+  const opts = {
+    title: `${series.exchange} ${series.symbol} ${series.timeframe}: last ${c.length} candles (UTC)`,
+    width: 900,
+    height: 360,
+    plugins: [candlePlugin()],
+    scales: { y: { range: (u, min, max) => [min - (max - min) * 0.05, max + (max - min) * 0.05] } },
+    series: [{}, { label: 'open', show: false }, { label: 'high', show: false }, { label: 'low', show: false }, { label: 'close', stroke: 'transparent' }],
+  };
+  return html`<div data-testid="candle-chart"><${Chart} opts=${opts} data=${plotData} /></div>`;
+}
+
+function DataPage() {
+  const { data, error } = useApi('/api/data/series', 15000);
+  const [chosen, setChosen] = useState(null);
+  const rows = data?.series ?? [];
+  return html`
+    <h1>Data</h1>
+    <p class="note">Candles stored in PostgreSQL per series (first, last, count, periods without a candle) and each series' latest collection. Parquet-only series show their latest collection.</p>
+    <${ErrorBox} error=${error} />
+    ${chosen && html`<${CandleChart} series=${chosen} key=${`${chosen.exchange}/${chosen.symbol}/${chosen.timeframe}`} />`}
+    <table data-testid="series">
+      <tr><th>exchange</th><th>symbol</th><th>timeframe</th><th>first candle</th><th>last candle</th><th class="num">count</th><th class="num">missing</th><th>last collected</th><th></th></tr>
+      ${rows.length === 0 && html`<tr><td colspan="9" class="note">Nothing collected yet.</td></tr>`}
+      ${rows.map(
+        (r) => html`<tr data-series=${`${r.exchange}/${r.symbol}/${r.timeframe}`}>
+          <td>${r.exchange}</td><td>${r.symbol}</td><td>${r.timeframe}</td><td class="mono">${fmtUtc(r.first)}</td><td class="mono">${fmtUtc(r.last)}</td>
+          <td class="num">${r.count}</td><td class=${`num ${r.missing ? 'text-warning' : ''}`}>${r.missing ?? '–'}</td>
+          <td>${r.last_run_id ? html`<a href=${`#/runs/${r.last_run_id}`}><${State} state=${r.last_run_state} /></a> <span class="note">${fmtUtc(r.last_collected_at)}</span>` : '–'}</td>
+          <td>${r.count > 0 && html`<button onClick=${() => setChosen(r)}>Chart</button>`}</td>
+        </tr>`,
+      )}
+    </table>`;
+}
+
 // ---- shell ----------------------------------------------------------------
 
 function TokenForm({ reason, onToken }) {
@@ -606,12 +677,13 @@ function App() {
     }} />`;
   if (!who) return html`<p class="loading">Loading…</p>`;
   const path = route.split('?')[0];
-  const nav = [['/', 'Overview'], ['/schedules', 'Schedules'], ['/runs', 'Runs'], ['/dead-letters', 'Dead letters']];
+  const nav = [['/', 'Overview'], ['/schedules', 'Schedules'], ['/runs', 'Runs'], ['/dead-letters', 'Dead letters'], ['/data', 'Data']];
   let page;
   if (path === '/schedules') page = html`<${Schedules} role=${who.role} />`;
   else if (path === '/runs') page = html`<${Runs} route=${route} key=${route} />`;
   else if (path.startsWith('/runs/')) page = html`<${RunPage} id=${path.slice('/runs/'.length)} key=${path} />`;
   else if (path === '/dead-letters') page = html`<${DeadLetters} role=${who.role} />`;
+  else if (path === '/data') page = html`<${DataPage} />`;
   else page = html`<${Overview} />`;
   return html`
     <header>

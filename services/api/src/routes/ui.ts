@@ -4,6 +4,7 @@ import path from 'node:path';
 import Type from 'typebox';
 import type { App, AppDeps } from '../app.ts';
 import { roleOf } from '../auth.ts';
+import { listSeries, readCandles } from '../data-series.ts';
 import { readOverview } from '../overview.ts';
 
 const require = createRequire(import.meta.url);
@@ -77,5 +78,61 @@ export function uiRoutes(app: App, deps: AppDeps): void {
       },
     },
     async () => readOverview(deps.sql),
+  );
+
+  const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+  app.get(
+    '/api/data/series',
+    {
+      schema: {
+        summary: 'candles stored per exchange, symbol and timeframe (first, last, count, missing periods) and when each was last collected',
+        tags: ['data'],
+        response: {
+          200: Type.Object({
+            series: Type.Array(
+              Type.Object({
+                exchange: Type.String(),
+                symbol: Type.String(),
+                timeframe: Type.String(),
+                first: time,
+                last: time,
+                count: Type.Integer({ description: 'candles in the PostgreSQL mirror (STORAGE=postgres or both)' }),
+                missing: Type.Union([Type.Integer(), Type.Null()], { description: 'periods between first and last without a candle (holidays and periods without trades included)' }),
+                last_collected_at: time,
+                last_run_id: Type.Union([Type.String(), Type.Null()]),
+                last_run_state: Type.Union([Type.String(), Type.Null()]),
+                last_run_written: Type.Union([Type.Integer(), Type.Null()]),
+              }),
+            ),
+          }),
+        },
+      },
+    },
+    async () => ({ series: await listSeries(deps.sql) }),
+  );
+
+  app.get(
+    '/api/data/candles',
+    {
+      schema: {
+        summary: 'the newest candles of one series from the PostgreSQL mirror, oldest first',
+        tags: ['data'],
+        querystring: Type.Object(
+          {
+            exchange: Type.String({ minLength: 1, maxLength: 20 }),
+            symbol: Type.String({ minLength: 1, maxLength: 40 }),
+            timeframe: Type.String({ minLength: 1, maxLength: 4 }),
+            limit: Type.Integer({ minimum: 1, maximum: 5000, default: 300 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            candles: Type.Array(Type.Object({ time: Type.String(), open: Type.Number(), high: Type.Number(), low: Type.Number(), close: Type.Number(), volume: Type.Number() })),
+          }),
+        },
+      },
+    },
+    async (request) => ({ candles: await readCandles(deps.sql, request.query) }),
   );
 }
