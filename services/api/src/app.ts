@@ -17,6 +17,7 @@ import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { statusRoutes } from './routes/status.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { uiRoutes } from './routes/ui.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -127,6 +128,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   runRoutes(app, deps);
   deadLetterRoutes(app, deps);
   scheduleRoutes(app, deps);
+  uiRoutes(app, deps);
   await app.ready();
   return app;
 }

@@ -50,3 +50,14 @@ export function authorize(opts: AuthOptions, access: Access, request: FastifyReq
   if (isReader) throw new AppError('forbidden', 'the read token cannot change anything: use API_ADMIN_TOKEN');
   throw new AppError('unauthorized', 'the bearer token is not valid for this api');
 }
+
+export type Role = 'admin' | 'read' | 'anonymous';
+
+/** Who the caller is, for pages that show or hide actions; a token that matches nothing is refused. */
+export function roleOf(opts: AuthOptions, request: FastifyRequest): Role {
+  const token = bearer(request);
+  if (token === undefined) return 'anonymous';
+  if (opts.adminToken !== undefined && sameToken(token, opts.adminToken)) return 'admin';
+  if (opts.readToken !== undefined && sameToken(token, opts.readToken)) return 'read';
+  throw new AppError('unauthorized', 'the bearer token is not valid for this api');
+}

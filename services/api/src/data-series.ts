@@ -1,0 +1,103 @@
+import type { Sql } from '@wombat/core';
+
+/** Period of each fixed-length timeframe in seconds; months are counted by calendar. */
+const PERIOD_SECONDS: Record<string, number> = {
+  '1m': 60, '3m': 180, '5m': 300, '10m': 600, '15m': 900, '30m': 1800, '1H': 3600, '4H': 14_400, '1D': 86_400, '1W': 604_800,
+};
+const DAY_MS = 86_400_000;
+
+/**
+ * Periods between the first and the last stored candle that have no candle. KRX
+ * days count weekdays only; a holiday or a period without trades (Upbit stores
+ * no candle then) still shows here: it is a figure to look at, not an error.
+ */
+export function missingPeriods(exchange: string, timeframe: string, first: Date, last: Date, count: number): number | null {
+  let expected: number;
+  if (timeframe === '1M') {
+    expected = (last.getUTCFullYear() - first.getUTCFullYear()) * 12 + (last.getUTCMonth() - first.getUTCMonth()) + 1;
+  } else if (exchange === 'kis' && timeframe === '1D') {
+    expected = 0;
+    for (let t = first.getTime(); t <= last.getTime(); t += DAY_MS) {
+      const dow = new Date(t).getUTCDay();
+      if (dow !== 0 && dow !== 6) expected += 1;
+    }
+  } else {
+    const period = PERIOD_SECONDS[timeframe];
+    if (period === undefined) return null;
+    expected = Math.floor((last.getTime() - first.getTime()) / (period * 1000)) + 1;
+  }
+  return Math.max(0, expected - count);
+}
+
+export interface SeriesRow {
+  exchange: string;
+  symbol: string;
+  timeframe: string;
+  first: string | null;
+  last: string | null;
+  count: number;
+  missing: number | null;
+  last_collected_at: string | null;
+  last_run_id: string | null;
+  last_run_state: string | null;
+  last_run_written: number | null;
+}
+
+const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : null);
+
+/**
+ * What is stored per exchange, symbol and timeframe (the candles mirrored in
+ * PostgreSQL) and when each series was last collected (its latest fetch-candles
+ * run of the last 90 days, whatever the storage).
+ */
+export async function listSeries(sql: Sql): Promise<SeriesRow[]> {
+  const [stored, runs] = await Promise.all([
+    sql<{ exchange: string; symbol: string; timeframe: string; first: Date; last: Date; n: number }[]>`
+      select exchange, symbol, timeframe, min(time) as first, max(time) as last, count(*)::int as n
+      from wombat.candles group by 1, 2, 3`,
+    sql<{ exchange: string; symbol: string; timeframe: string; finished_at: Date | null; id: string; state: string; written: number | null }[]>`
+      select distinct on (1, 2, 3) params->>'exchange' as exchange, params->>'symbol' as symbol, params->>'timeframe' as timeframe,
+        finished_at, id, state, (result->>'written')::int as written
+      from wombat.runs
+      where job = 'fetch-candles' and created_at > now() - interval '90 days' and state in ('completed', 'failed')
+      order by 1, 2, 3, finished_at desc nulls last`,
+  ]);
+  const key = (r: { exchange: string; symbol: string; timeframe: string }) => `${r.exchange}\u0000${r.symbol}\u0000${r.timeframe}`;
+  const out = new Map<string, SeriesRow>();
+  for (const s of stored) {
+    out.set(key(s), {
+      exchange: s.exchange,
+      symbol: s.symbol,
+      timeframe: s.timeframe,
+      first: iso(s.first),
+      last: iso(s.last),
+      count: s.n,
+      missing: missingPeriods(s.exchange, s.timeframe, new Date(s.first), new Date(s.last), s.n),
+      last_collected_at: null,
+      last_run_id: null,
+      last_run_state: null,
+      last_run_written: null,
+    });
+  }
+  for (const r of runs) {
+    if (!r.exchange || !r.symbol || !r.timeframe) continue;
+    const row = out.get(key(r)) ?? {
+      exchange: r.exchange, symbol: r.symbol, timeframe: r.timeframe, first: null, last: null, count: 0, missing: null,
+      last_collected_at: null, last_run_id: null, last_run_state: null, last_run_written: null,
+    };
+    row.last_collected_at = iso(r.finished_at);
+    row.last_run_id = r.id;
+    row.last_run_state = r.state;
+    row.last_run_written = r.written;
+    out.set(key(r), row);
+  }
+  return [...out.values()].sort((a, b) => key(a).localeCompare(key(b)));
+}
+
+export async function readCandles(sql: Sql, q: { exchange: string; symbol: string; timeframe: string; limit: number }) {
+  const rows = await sql<{ time: Date; open: number; high: number; low: number; close: number; volume: number }[]>`
+    select time, open, high, low, close, volume from wombat.candles
+    where exchange = ${q.exchange} and symbol = ${q.symbol} and timeframe = ${q.timeframe}
+    order by time desc limit ${q.limit}`;
+  return rows.reverse().map((r) => ({ time: new Date(r.time).toISOString(), open: r.open, high: r.high, low: r.low, close: r.close, volume: r.volume }));
+}

@@ -1,0 +1,145 @@
+import { BOSS_SCHEMA, DEFAULT_THRESHOLDS, JOB_TYPES, levelOf, type Level, type Sql, type Thresholds } from '@wombat/core';
+
+/** Failure rate and average run time look at runs finished within this window, as /metrics does. */
+export const OVERVIEW_WINDOW_SECONDS = 3600;
+
+export interface Figure {
+  value: number;
+  level: Level;
+}
+
+export interface Overview {
+  generated_at: string;
+  engines: { id: string; host: string; pid: number; alive: boolean; enabled: boolean; heartbeat_age_s: number }[];
+  workers: {
+    id: string;
+    host: string;
+    pid: number;
+    queues: string[];
+    alive: boolean;
+    heartbeat_age_s: number;
+    runs_in_hand: number;
+    rss_bytes: number | null;
+  }[];
+  /** false while the worker registry does not exist in this database yet. */
+  workers_known: boolean;
+  live_workers: Figure;
+  queues: { queue: string; depth: Figure; active: number; live_workers: number | null }[];
+  runs_24h: Record<string, number>;
+  /** Hourly buckets of the last 24 h: hour start, runs created by state, start lateness p50/p99 of scheduled runs. */
+  hours: { hour: string; states: Record<string, number>; lateness_p50_ms: number | null; lateness_p99_ms: number | null }[];
+  failure_ratio: Figure;
+  avg_run_seconds: Figure;
+  dead_letters: Figure;
+  alerts: { id: string; severity: string; subject: string; opened_at: string }[] | null;
+  thresholds: Thresholds;
+}
+
+async function exists(sql: Sql, name: string): Promise<boolean> {
+  const [row] = await sql<{ ok: boolean }[]>`select to_regclass(${name}) is not null as ok`;
+  return row?.ok === true;
+}
+
+const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+/**
+ * Everything the dashboard's overview shows, in a handful of statements. Each
+ * reads an index range (runs of the last 24 h through runs_created, unfinished
+ * pg-boss jobs, the dead-letter index), so the page stays fast with a long history.
+ */
+export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_THRESHOLDS): Promise<Overview> {
+  const [hasWorkers, hasAlerts] = await Promise.all([exists(sql, 'wombat.workers'), exists(sql, 'wombat.alerts')]);
+  const [engines, workers, queueRows, stateRows, hourRows, latenessRows, windowRow, deadRow, alerts] = await Promise.all([
+    sql<{ id: string; host: string; pid: number; alive: boolean; enabled: boolean; age: number }[]>`
+      select id, host, pid, enabled,
+        stopped_at is null and last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0) as alive,
+        extract(epoch from now() - last_beat_at)::float8 as age
+      from wombat.engines where stopped_at is null or stopped_at > now() - interval '1 hour'
+      order by last_beat_at desc limit 50`,
+    hasWorkers
+      ? sql<{ id: string; host: string; pid: number; queues: string[]; alive: boolean; age: number; runs_in_hand: number; rss_bytes: string | null }[]>`
+          select id, host, pid, queues, runs_in_hand, rss_bytes,
+            stopped_at is null and last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0) as alive,
+            extract(epoch from now() - last_beat_at)::float8 as age
+          from wombat.workers where stopped_at is null or stopped_at > now() - interval '1 hour'
+          order by last_beat_at desc limit 200`
+      : Promise.resolve([]),
+    sql<{ name: string; state: string; n: number }[]>`
+      select name, state::text as state, count(*)::int as n from ${sql(BOSS_SCHEMA)}.job
+      where state in ('created', 'retry', 'active') group by name, state`,
+    sql<{ state: string; n: number }[]>`
+      select state, count(*)::int as n from wombat.runs where created_at > now() - interval '24 hours' group by state`,
+    sql<{ hour: Date; state: string; n: number }[]>`
+      select date_trunc('hour', created_at) as hour, state, count(*)::int as n
+      from wombat.runs where created_at > now() - interval '24 hours' group by 1, 2 order by 1`,
+    sql<{ hour: Date; p50: number | null; p99: number | null }[]>`
+      select date_trunc('hour', created_at) as hour,
+        percentile_cont(0.5) within group (order by extract(epoch from started_at - scheduled_for) * 1000) as p50,
+        percentile_cont(0.99) within group (order by extract(epoch from started_at - scheduled_for) * 1000) as p99
+      from wombat.runs
+      where created_at > now() - interval '24 hours' and trigger = 'schedule' and started_at is not null
+      group by 1`,
+    sql<{ completed: number; failed: number; avg: number | null }[]>`
+      select count(*) filter (where state = 'completed')::int as completed, count(*) filter (where state = 'failed')::int as failed,
+        avg(extract(epoch from finished_at - started_at)) filter (where started_at is not null)::float8 as avg
+      from wombat.runs where finished_at > now() - make_interval(secs => ${OVERVIEW_WINDOW_SECONDS}) and state in ('completed', 'failed')`,
+    sql<{ n: number }[]>`select count(*)::int as n from wombat.runs where state = 'failed' and requeued_as is null`,
+    hasAlerts
+      ? sql<{ id: string; severity: string; subject: string; opened_at: Date }[]>`
+          select id::text, severity, subject, opened_at from wombat.alerts where state = 'open' order by opened_at desc limit 50`
+      : Promise.resolve(null),
+  ]);
+
+  const liveByQueue = new Map<string, number>();
+  for (const w of workers) if (w.alive) for (const q of w.queues) liveByQueue.set(q, (liveByQueue.get(q) ?? 0) + 1);
+  const queues = JOB_TYPES.map((queue) => {
+    const depth = queueRows.filter((r) => r.name === queue && r.state !== 'active').reduce((a, r) => a + r.n, 0);
+    const active = queueRows.filter((r) => r.name === queue && r.state === 'active').reduce((a, r) => a + r.n, 0);
+    return { queue, depth: { value: depth, level: levelOf(depth, thresholds.queueDepth) }, active, live_workers: hasWorkers ? (liveByQueue.get(queue) ?? 0) : null };
+  });
+
+  const hours = new Map<string, Overview['hours'][number]>();
+  const hourOf = (d: Date) => {
+    const key = new Date(d).toISOString();
+    const h = hours.get(key) ?? { hour: key, states: {}, lateness_p50_ms: null, lateness_p99_ms: null };
+    hours.set(key, h);
+    return h;
+  };
+  for (const r of hourRows) hourOf(r.hour).states[r.state] = r.n;
+  for (const r of latenessRows) {
+    const h = hourOf(r.hour);
+    h.lateness_p50_ms = r.p50 === null ? null : Math.round(Number(r.p50));
+    h.lateness_p99_ms = r.p99 === null ? null : Math.round(Number(r.p99));
+  }
+
+  const w = windowRow[0] ?? { completed: 0, failed: 0, avg: null };
+  const finished = w.completed + w.failed;
+  const failureRatio = finished === 0 ? 0 : w.failed / finished;
+  const avgRun = num(w.avg) ?? 0;
+  const dead = deadRow[0]?.n ?? 0;
+  const live = workers.filter((x) => x.alive).length;
+  return {
+    generated_at: new Date().toISOString(),
+    engines: engines.map((e) => ({ id: e.id, host: e.host, pid: e.pid, alive: e.alive, enabled: e.enabled, heartbeat_age_s: Math.round(e.age * 10) / 10 })),
+    workers: workers.map((x) => ({
+      id: x.id,
+      host: x.host,
+      pid: x.pid,
+      queues: x.queues,
+      alive: x.alive,
+      heartbeat_age_s: Math.round(x.age * 10) / 10,
+      runs_in_hand: x.runs_in_hand,
+      rss_bytes: num(x.rss_bytes),
+    })),
+    workers_known: hasWorkers,
+    live_workers: { value: live, level: hasWorkers ? levelOf(live, thresholds.liveWorkers) : 'ok' },
+    queues,
+    runs_24h: Object.fromEntries(stateRows.map((r) => [r.state, r.n])),
+    hours: [...hours.values()].sort((a, b) => a.hour.localeCompare(b.hour)),
+    failure_ratio: { value: Math.round(failureRatio * 10000) / 10000, level: levelOf(failureRatio, thresholds.failureRatio) },
+    avg_run_seconds: { value: Math.round(avgRun * 1000) / 1000, level: levelOf(avgRun, thresholds.avgRunSeconds) },
+    dead_letters: { value: dead, level: levelOf(dead, thresholds.deadLetters) },
+    alerts: alerts === null ? null : alerts.map((a) => ({ id: a.id, severity: a.severity, subject: a.subject, opened_at: new Date(a.opened_at).toISOString() })),
+    thresholds,
+  };
+}

@@ -1,0 +1,250 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { repoRoot } from '@wombat/core';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import t from 'tap';
+import { ADMIN_TOKEN, READ_TOKEN, startTestApi } from './helpers.ts';
+
+/**
+ * The dashboard in a real browser (Debian's chromium) against a running system: the
+ * api in process, the real scheduler-engine and worker as child processes.
+ * Screenshots of the main pages are kept under .wombat/artifacts/dashboard.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+if (!existsSync(CHROMIUM)) {
+  t.fail(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); .ci/run does it when it is missing`);
+  process.exit(1);
+}
+const artifacts = path.join(repoRoot, '.wombat', 'artifacts', 'dashboard');
+mkdirSync(artifacts, { recursive: true });
+
+const api = await startTestApi(t, { auth: { reads: 'token' } });
+
+const children: ChildProcess[] = [];
+function startService(name: 'worker' | 'scheduler-engine', env: Record<string, string>): void {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'services', name, 'src', 'main.ts')], {
+    env: { ...process.env, DATABASE_URL: api.database.url, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.push(child);
+}
+t.teardown(async () => {
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolve();
+          c.once('exit', () => resolve());
+          c.kill('SIGTERM');
+        }),
+    ),
+  );
+});
+
+// Answers every candle request the way Upbit answers an unknown market: fetch-candles fails for good, a dead letter.
+const upbit = createServer((_req, res) => {
+  res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"name":"404","message":"Code not found"}}');
+});
+await new Promise<void>((resolve) => upbit.listen(0, '127.0.0.1', resolve));
+t.teardown(() => new Promise<void>((resolve) => upbit.close(() => resolve())));
+startService('worker', { STORAGE: 'postgres', WORKER_HISTORY_FLUSH_MS: '20', UPBIT_BASE_URL: `http://127.0.0.1:${(upbit.address() as AddressInfo).port}` });
+startService('scheduler-engine', { ENGINE_HEARTBEAT_INTERVAL_MS: '500', ENABLE_SCHEDULER: 'false' });
+
+const browser: Browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+t.teardown(() => browser.close());
+
+// Script errors of every page; each test ends by checking that its pages had none.
+const pageErrors: string[] = [];
+const noPageErrors = (t: { same(a: unknown, b: unknown, m: string): void }) => t.same(pageErrors.splice(0), [], 'no script error on the page');
+
+async function openPage(t: { teardown(fn: () => unknown): void }, token: string | null): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  t.teardown(() => context.close());
+  await page.goto(`${api.url}/`);
+  if (token !== null) {
+    await page.fill('input[name=token]', token);
+    await page.click('button[type=submit]');
+  }
+  return page;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await sleep(50);
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+t.test('with reads behind a token the page asks for one, and refuses a wrong one', async (t) => {
+  const page = await openPage(t, null);
+  await page.waitForSelector('input[name=token]');
+  t.match(await page.textContent('body'), /needs a token to read/);
+  await page.fill('input[name=token]', 'not-the-token');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('text=That token is not valid');
+  t.equal(await page.evaluate(() => sessionStorage.getItem('wombat-token')), null, 'a refused token is not kept');
+  noPageErrors(t);
+});
+
+t.test('the overview shows engines, workers, queues and thresholds from the running system', async (t) => {
+  const page = await openPage(t, ADMIN_TOKEN);
+  await page.waitForSelector('[data-testid=engines-alive]');
+  // The engine and the worker heartbeat within a second or two of starting.
+  await page.waitForSelector('[data-testid=engines-alive] .value:text-is("1")', { timeout: 30_000 });
+  t.equal(await page.getAttribute('[data-testid=engines-alive]', 'data-level'), 'ok');
+  const queues = await page.textContent('[data-testid=queues]');
+  for (const q of ['collect-symbols', 'fetch-candles', 'canary', 'backtest']) t.match(queues, q, `queue ${q} listed`);
+  t.equal(await page.getAttribute('[data-testid=dead-letters]', 'data-level'), 'ok', 'no dead letters yet: normal');
+  t.equal(await page.textContent('[data-testid=role]').then((s) => s?.trim().startsWith('admin')), true);
+  await page.screenshot({ path: path.join(artifacts, 'overview.png'), fullPage: true });
+  noPageErrors(t);
+});
+
+t.test('an admin creates a schedule through the form, sees its preview and a field error, runs it now and watches it complete', async (t) => {
+  const page = await openPage(t, ADMIN_TOKEN);
+  await page.click('a[href="#/schedules"]');
+  await page.click('text=New schedule');
+  await page.fill('[data-testid=schedule-form] input[name=name]', 'dashboard-canary');
+  await page.selectOption('[data-testid=schedule-form] select[name=job]', 'canary');
+  // A bad cron pattern and a bad zone: the preview and the save both say what is wrong, next to the fields.
+  await page.fill('[data-testid=schedule-form] input[name=cron]', '0 9 * *');
+  await page.fill('[data-testid=schedule-form] input[name=timezone]', 'Mars/Olympus');
+  await page.waitForSelector('[data-testid=preview] .field-error');
+  await page.click('text=Create schedule');
+  await page.waitForSelector('[data-error-for=trigger]');
+  t.match(await page.textContent('[data-error-for=trigger]'), /cron "0 9 \* \*" has 4 fields/);
+  t.match(await page.textContent('[data-error-for=timezone]'), /not an IANA time zone/);
+  t.equal((await api.call('GET', '/api/schedules')).body.schedules.some((s: { name: string }) => s.name === 'dashboard-canary'), false, 'nothing saved');
+
+  await page.fill('[data-testid=schedule-form] input[name=cron]', '0 9 * * 1-5');
+  await page.fill('[data-testid=schedule-form] input[name=timezone]', 'Europe/Berlin');
+  await page.waitForSelector('[data-testid=preview] li:nth-child(5)');
+  const preview = await page.$$eval('[data-testid=preview] li', (lis) => lis.map((li) => li.textContent ?? ''));
+  const expected = (await api.call('POST', '/api/schedules/preview?count=5', { body: { cron: '0 9 * * 1-5', timezone: 'Europe/Berlin' } })).body.occurrences as string[];
+  t.equal(preview.length, 5);
+  preview.forEach((line, i) => {
+    t.match(line, /09:00:00 Europe\/Berlin/, 'local time in the schedule zone');
+    t.match(line, `${expected[i]!.slice(0, 19).replace('T', ' ')}Z`, 'and the same instant in UTC as the api computes');
+  });
+  await page.screenshot({ path: path.join(artifacts, 'schedule-form.png'), fullPage: true });
+  await page.click('text=Create schedule');
+  await page.waitForSelector('tr[data-schedule=dashboard-canary]');
+  const stored = (await api.call('GET', '/api/schedules')).body.schedules.find((s: { name: string }) => s.name === 'dashboard-canary');
+  t.equal(stored.cron, '0 9 * * 1-5');
+  t.equal(stored.timezone, 'Europe/Berlin');
+
+  await page.click('tr[data-schedule=dashboard-canary] >> text=Run now');
+  await page.waitForSelector('[data-testid=message] a');
+  await page.screenshot({ path: path.join(artifacts, 'schedules.png'), fullPage: true });
+  await page.click('[data-testid=message] a');
+  // The run page follows the run without a reload, to its end.
+  await page.waitForSelector('[data-testid=run-state] [data-state=completed]', { timeout: 30_000 });
+  const runId = page.url().split('#/runs/')[1]!;
+  const run = (await api.call('GET', `/api/runs/${runId}`)).body;
+  t.equal(run.state, 'completed');
+  t.equal(run.schedule_id, stored.id, 'the run belongs to the schedule');
+  t.equal(await page.getAttribute('[data-testid=progress]', 'data-progress'), String(run.progress));
+  await page.screenshot({ path: path.join(artifacts, 'run.png'), fullPage: true });
+
+  await page.click('text=Schedules');
+  await page.click('tr[data-schedule=dashboard-canary] >> text=Pause');
+  await until('paused', async () => ((await api.call('GET', `/api/schedules/${stored.id}`)).body.status === 'paused' ? true : undefined));
+  t.pass('pause went through the api');
+  noPageErrors(t);
+});
+
+t.test('the runs page filters by state and job', async (t) => {
+  const page = await openPage(t, ADMIN_TOKEN);
+  await page.goto(`${api.url}/ui/#/runs`);
+  await page.waitForSelector('[data-testid=runs] tr[data-run]');
+  await page.selectOption('select[name=state]', 'completed');
+  await page.selectOption('select[name=job]', 'backtest');
+  await until('no backtest runs shown', async () => ((await page.locator('[data-testid=runs] tr[data-run]').count()) === 0 ? true : undefined), 10_000);
+  await page.selectOption('select[name=job]', 'canary');
+  await page.waitForSelector('[data-testid=runs] tr[data-run]');
+  const states = await page.$$eval('[data-testid=runs] tr[data-run] [data-state]', (els) => els.map((e) => e.getAttribute('data-state')));
+  t.ok(states.length > 0);
+  t.ok(states.every((s) => s === 'completed'), 'only completed runs shown');
+  await page.screenshot({ path: path.join(artifacts, 'runs.png'), fullPage: true });
+  noPageErrors(t);
+});
+
+t.test('an admin requeues a dead letter from the page', async (t) => {
+  const sent = await api.call('POST', '/api/tasks/fetch-candles?max_retries=0', { body: { exchange: 'upbit', symbol: 'KRW-NOPE', timeframe: '1D', daysBack: 3 } });
+  t.equal(sent.status, 202);
+  const id = sent.body.task_id as string;
+  await until('the dead letter', async () => {
+    const run = (await api.call('GET', `/api/runs/${id}`)).body;
+    if (run.state !== 'failed') t.comment(JSON.stringify(run));
+    return run.state === 'failed' ? true : undefined;
+  }, 10_000);
+
+  const page = await openPage(t, ADMIN_TOKEN);
+  await page.goto(`${api.url}/ui/#/dead-letters`);
+  await page.waitForSelector(`tr[data-run="${id}"]`);
+  await page.screenshot({ path: path.join(artifacts, 'dead-letters.png'), fullPage: true });
+  await page.click(`tr[data-run="${id}"] >> text=Requeue`);
+  await page.waitForSelector('[data-testid=message]:has-text("requeued as")');
+  const original = (await api.call('GET', `/api/runs/${id}`)).body;
+  t.type(original.requeued_as, 'string', 'the dead letter links to its requeued run');
+  const again = (await api.call('GET', `/api/runs/${original.requeued_as}`)).body;
+  t.equal(again.retry_of, id);
+  t.equal(again.job, 'fetch-candles');
+  noPageErrors(t);
+});
+
+t.test('the data page shows what is stored per series, its gaps and last collection, and charts its candles', async (t) => {
+  // 100 daily candles with two days missing, as a collection with STORAGE=postgres leaves them.
+  await api.database.sql`
+    insert into wombat.candles (exchange, symbol, timeframe, time, open, high, low, close, volume, quote_volume)
+    select 'upbit', 'KRW-BTC', '1D', ts, 100 + n, 104 + n, 97 + n, 100 + n + (case when n % 3 = 0 then -2 else 2 end), 10, 1000
+    from generate_series('2026-01-01'::timestamptz, '2026-04-10'::timestamptz, interval '1 day') with ordinality g(ts, n)
+    where ts not in ('2026-02-01'::timestamptz, '2026-03-01'::timestamptz)`;
+  const page = await openPage(t, ADMIN_TOKEN);
+  await page.click('a[href="#/data"]');
+  const row = page.locator('tr[data-series="upbit/KRW-BTC/1D"]');
+  await row.waitFor();
+  const cells = await row.locator('td').allTextContents();
+  t.equal(cells[3], '2026-01-01 00:00:00Z', 'first candle');
+  t.equal(cells[4], '2026-04-10 00:00:00Z', 'last candle');
+  t.equal(cells[5], '98', 'count');
+  t.equal(cells[6], '2', 'missing days');
+  // The dead letter's fetch-candles run is that series' latest collection.
+  const nope = page.locator('tr[data-series="upbit/KRW-NOPE/1D"]');
+  await nope.waitFor();
+  t.match(await nope.textContent(), /failed/);
+  await row.locator('text=Chart').click();
+  await page.waitForSelector('[data-testid=candle-chart] canvas');
+  await page.screenshot({ path: path.join(artifacts, 'data.png'), fullPage: true });
+  noPageErrors(t);
+});
+
+t.test('a read-only token sees the pages without any action button', async (t) => {
+  const page = await openPage(t, READ_TOKEN);
+  await page.waitForSelector('[data-testid=engines-alive]');
+  t.match(await page.textContent('[data-testid=role]'), /read-only token/);
+  await page.click('a[href="#/schedules"]');
+  await page.waitForSelector('tr[data-schedule=dashboard-canary]');
+  for (const label of ['New schedule', 'Pause', 'Resume', 'Run now', 'Edit', 'Delete']) {
+    t.equal(await page.locator(`button:has-text("${label}")`).count(), 0, `no ${label} button`);
+  }
+  await page.click('a[href="#/dead-letters"]');
+  await page.waitForSelector('[data-testid=dead-letters]');
+  t.equal(await page.locator('button').count(), 0, 'no button at all on dead letters');
+  // The api, not only the page, refuses the read token's actions.
+  const refused = await api.call('POST', '/api/dead-letters/requeue', { body: { all: true }, token: READ_TOKEN });
+  t.equal(refused.status, 403);
+  noPageErrors(t);
+});
