@@ -10,6 +10,7 @@ export * from './setup.ts';
 export * from './embedded-postgres.ts';
 export * from './boss.ts';
 export * from './jobs.ts';
-export * from './runs.ts';
+export * from './run-lifecycle/index.ts';
+export * from './workers.ts';
 export * from './schedule/index.ts';
 export * from './process.ts';

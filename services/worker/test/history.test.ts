@@ -24,7 +24,7 @@ t.test('buffered history: coalesces per run, keeps cancelled runs and ignores st
   void history.write({ id: retried, attempts: 2, state: 'running', attemptStartedAt: started });
   void history.write({ id: retried, attempts: 1, state: 'failed', error: { message: 'late' } });
   t.equal(history.pending, 4, 'one buffered row per run');
-  const written = history.write({ id: lost, attempts: 1, state: 'queued', error: { name: 'Error', message: 'boom' } });
+  const written = history.write({ id: lost, attempts: 1, state: 'retrying', error: { name: 'Error', message: 'boom' } });
   await history.flush();
   await written;
 
@@ -34,7 +34,7 @@ t.test('buffered history: coalesces per run, keeps cancelled runs and ignores st
   t.match(rows.get(backtest), { state: 'running', progress: 0.5, progress_message: 'half way', finished_at: null });
   t.match(rows.get(cancelled), { state: 'cancelled', error: null }, 'a cancelled run is never overwritten');
   t.match(rows.get(retried), { state: 'running', attempts: 2, error: null }, 'the older attempt was dropped');
-  t.match(rows.get(lost), { state: 'queued', error: { message: 'boom' }, finished_at: null });
+  t.match(rows.get(lost), { state: 'retrying', error: { message: 'boom' }, finished_at: null });
 
   // A later write from attempt 1 after attempt 2 was stored is ignored by the statement itself.
   await history.write({ id: retried, attempts: 1, state: 'failed', error: { message: 'late' } }).then(() => history.flush());

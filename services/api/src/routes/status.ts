@@ -4,7 +4,7 @@ import type { App, AppDeps } from '../app.ts';
 import { notFound } from '../http-errors.ts';
 import { apiDb } from '../runs-store.ts';
 import { EngineSchema, engineView, nextRunOf } from '../schedule-views.ts';
-import { ErrorSchema, JobTypeSchema } from '../views.ts';
+import { ErrorSchema, JobTypeSchema, RunStateSchema } from '../views.ts';
 
 const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
 const StatusSchema = Type.Object({
@@ -24,7 +24,7 @@ const StatusSchema = Type.Object({
       last_run: Type.Union([
         Type.Object({
           id: Type.String(),
-          state: Type.String({ description: 'the outcome: queued, running, completed, failed, cancelled, skipped or missed' }),
+          state: RunStateSchema,
           finished_at: time,
           error: Type.Unknown(),
         }),
