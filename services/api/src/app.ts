@@ -17,6 +17,7 @@ import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { statusRoutes } from './routes/status.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { workerRoutes } from './routes/workers.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -123,6 +124,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   healthRoutes(app, deps);
   metricsRoutes(app, deps);
   statusRoutes(app, deps);
+  workerRoutes(app, deps);
   taskRoutes(app, deps);
   runRoutes(app, deps);
   deadLetterRoutes(app, deps);

@@ -114,7 +114,8 @@ export function createEngine(deps: EngineDeps): Engine {
   function arm(): void {
     clearTimeout(timer);
     if (!running || !o.enabled) return;
-    let min = Infinity;
+    // Occurrences missed before a schedule change are recorded by the next pass: run one now.
+    let min = set.hasMissedOnChange() ? now() : Infinity;
     for (const slot of slots.values()) if (slot.fireAtMs < min) min = slot.fireAtMs;
     if (min === Infinity) return;
     timer = setTimeout(tick, Math.min(Math.max(min - now(), 0), MAX_TIMER_MS));
@@ -147,6 +148,15 @@ export function createEngine(deps: EngineDeps): Engine {
    */
   async function publishDue(): Promise<void> {
     const nowMs = now();
+    const changed = set.takeMissedOnChange();
+    if (changed.length > 0) {
+      try {
+        const recorded = await publishBatch(db, boss, changed);
+        if (recorded.length > 0) log.warn({ missed: recorded.length }, 'recorded occurrences missed before a schedule change');
+      } catch (err) {
+        log.error({ err, occurrences: changed.length }, 'could not record occurrences missed before a schedule change');
+      }
+    }
     const candidates = [...slots.values()].filter((slot) => slot.fireAtMs <= nowMs);
     let i = 0;
     let backlog = false;

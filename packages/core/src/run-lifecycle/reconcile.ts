@@ -101,7 +101,7 @@ export async function reconcileRuns(db: Kysely<CoreTables>, boss: PgBoss, opts: 
         continue;
       }
       if (c.job_state === 'completed') {
-        await sql`update wombat.runs set state = 'completed', progress = 1, result = coalesce(${JSON.stringify(c.output ?? {})}::jsonb, result),
+        await sql`update wombat.runs set state = 'completed', progress = 1, result = coalesce(${JSON.stringify(c.output ?? {})}::text::jsonb, result),
                     finished_at = coalesce(${c.job_finished_at}::timestamptz, now()), updated_at = now() where id = ${c.id}`.execute(trx);
         out.settled.push(c.id);
         continue;
@@ -129,7 +129,7 @@ function jobMessage(output: unknown): string {
 }
 
 async function setLost(trx: Kysely<CoreTables>, id: string, state: 'retrying' | 'failed', error: object): Promise<void> {
-  await sql`update wombat.runs set state = ${state}, error = ${JSON.stringify(error)}::jsonb,
+  await sql`update wombat.runs set state = ${state}, error = ${JSON.stringify(error)}::text::jsonb,
               finished_at = case when ${state} = 'failed' then now() else finished_at end, updated_at = now()
             where id = ${id}`.execute(trx);
 }

@@ -5,10 +5,12 @@ import { notFound } from '../http-errors.ts';
 import { apiDb } from '../runs-store.ts';
 import { EngineSchema, engineView, nextRunOf } from '../schedule-views.ts';
 import { ErrorSchema, JobTypeSchema, RunStateSchema } from '../views.ts';
+import { WorkersSchema, workersBody } from './workers.ts';
 
 const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
 const StatusSchema = Type.Object({
   engines: Type.Array(EngineSchema),
+  workers: WorkersSchema,
   schedules: Type.Array(
     Type.Object({
       id: Type.Integer(),
@@ -46,9 +48,9 @@ const TriggerBody = Type.Object(
 export function statusRoutes(app: App, deps: AppDeps): void {
   app.get(
     '/api/scheduler/status',
-    { schema: { summary: 'engines (running, stale, disabled) and every schedule with its next and last run', tags: ['scheduler'], response: { 200: StatusSchema } } },
+    { schema: { summary: 'engines (running, stale, disabled), workers (alive, stale, stopped) and every schedule with its next and last run', tags: ['scheduler'], response: { 200: StatusSchema } } },
     async () => {
-      const [engines, schedules] = await Promise.all([listEngines(deps.db), listSchedules(deps.db)]);
+      const [engines, schedules, workers] = await Promise.all([listEngines(deps.db), listSchedules(deps.db), workersBody(deps)]);
       const lastIds = schedules.map((s) => s.lastRunId).filter((id): id is string => id !== null);
       const lastRuns =
         lastIds.length === 0
@@ -58,6 +60,7 @@ export function statusRoutes(app: App, deps: AppDeps): void {
       const now = new Date();
       return {
         engines: engines.map((e) => engineView(e, now)),
+        workers,
         schedules: schedules.map((s) => {
           const last = s.lastRunId === null ? undefined : byId.get(s.lastRunId);
           const next = nextRunOf(s, now);
