@@ -40,6 +40,8 @@ export interface WorkerOptions {
   progressIntervalMs?: number;
   /** How long stop() lets running jobs finish before it aborts them and hands them back. */
   drainTimeoutMs?: number;
+  /** How long a job's final history write may hold up settling it in pg-boss (default 5000 ms; the write is retried until it lands). */
+  historyWaitMs?: number;
   /** Heartbeat of this process's row in wombat.workers (default 5000 ms); live while younger than 3 intervals. */
   heartbeatIntervalMs?: number;
   /** Shown in the registry row. */
@@ -87,6 +89,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     handedBack,
     progressIntervalMs: opts.progressIntervalMs ?? 250,
     workerId,
+    ...(opts.historyWaitMs !== undefined ? { historyWaitMs: opts.historyWaitMs } : {}),
     log,
   };
 
