@@ -1,6 +1,8 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { checkJobParams, listWorkers, publishRun, type Run } from '@wombat/core';
+import { PassThrough } from 'node:stream';
+import { checkJobParams, createLogger, listWorkers, publishRun, startBoss, type Run } from '@wombat/core';
+import { createWorker } from '../src/index.ts';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
 import { jobStateEventually, startTestWorker, waitForRun } from './fixtures/harness.ts';
 
@@ -64,4 +66,34 @@ t.test('a worker heartbeats its row in wombat.workers and marks it stopped', asy
   const [after] = await listWorkers(tdb.db);
   t.match(after, { id: worker.id, alive: false });
   t.ok(after!.stoppedAt instanceof Date, 'stopped');
+});
+
+t.test('a worker tells at info how each run ended: job, run id, state, duration', async (t) => {
+  const tdb = await createTestDatabase(t);
+  const lines: Record<string, unknown>[] = [];
+  const out = new PassThrough();
+  out.on('data', (chunk: Buffer) => {
+    for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+  });
+  const log = createLogger({ name: 'worker', level: 'info', format: 'json', destination: out });
+  const boss = await startBoss({ url: tdb.url, role: 'worker', log: tdb.log, poolSize: 2 });
+  t.teardown(() => boss.stop({ graceful: false, close: true }));
+  const worker = createWorker({
+    db: tdb.db,
+    sql: tdb.sql,
+    boss,
+    log,
+    queues: new Map([['collect-symbols', { workers: 1, batchSize: 1 }], ['canary', { workers: 1, batchSize: 1 }]]),
+    handlers: { 'collect-symbols': async () => ({ symbols: 3 }) },
+    pollIntervalSeconds: 0.5,
+  });
+  t.teardown(() => worker.stop());
+  await worker.start();
+  const id = await publishRun(tdb.db, boss, { job: 'collect-symbols', params: {}, trigger: 'manual' });
+  const canary = await publishRun(tdb.db, boss, { job: 'canary', params: { sleep_ms: 1 }, trigger: 'manual' });
+  await waitForRun(tdb, id, (r) => r.state === 'completed');
+  await waitForRun(tdb, canary, (r) => r.state === 'completed');
+  await worker.stop();
+  t.match(lines.find((l) => l.msg === 'run ended' && l.runId === id), { level: 30, job: 'collect-symbols', state: 'completed', durationMs: Number, attempt: 1 });
+  t.notOk(lines.some((l) => l.msg === 'run ended' && l.runId === canary), 'canary runs end at debug');
 });
