@@ -65,6 +65,8 @@ export function createHistoryWriter(opts: HistoryWriterOptions): HistoryWriter {
   let running: Promise<boolean> | undefined;
   let closed = false;
   let failures = 0;
+  let dropped = 0;
+  let lastDropLogMs = 0;
 
   function newPending(): Pending {
     let resolve!: (outcome: FlushOutcome) => void;
@@ -145,7 +147,6 @@ export function createHistoryWriter(opts: HistoryWriterOptions): HistoryWriter {
 
   function bound(p: Pending): void {
     if (p.rows.size <= maxPending) return;
-    let dropped = 0;
     for (const [id, row] of p.rows) {
       if (p.rows.size <= maxPending) break;
       if (row.state === undefined) {
@@ -158,7 +159,11 @@ export function createHistoryWriter(opts: HistoryWriterOptions): HistoryWriter {
       p.rows.delete(id);
       dropped++;
     }
-    log.error({ dropped, kept: p.rows.size }, 'run history buffer full while Postgres refuses writes; dropped the oldest changes (the reconciler settles those runs from pg-boss)');
+    // At most one line every 10 s, with the running total.
+    if (Date.now() - lastDropLogMs >= 10_000) {
+      lastDropLogMs = Date.now();
+      log.error({ dropped, kept: p.rows.size }, 'run history buffer full while Postgres refuses writes; dropped the oldest changes (the reconciler settles those runs from pg-boss)');
+    }
   }
 
   return {
