@@ -17,7 +17,7 @@ export const fastOptions: EngineOptions = {
   heartbeatIntervalMs: 1_000,
   misfireGraceMs: 1_000,
   heldRunCheckMs: 100,
-  runReconcileIntervalMs: 500,
+  runReconcileIntervalMs: 5_000,
   maintenanceIntervalMs: 3_600_000,
   taskResultTtlDays: 7,
   runRetentionDays: 90,
