@@ -55,6 +55,9 @@ export async function startBoss(opts: BossOptions): Promise<PgBoss> {
   return boss;
 }
 
+/** pg-boss job heartbeat: long enough to ride out a busy event loop, short enough for the 60 s loss bound. */
+export const JOB_HEARTBEAT_SECONDS = 30;
+
 /** pg-boss queue settings for a job type: retries, timeout, LISTEN/NOTIFY wake-ups. */
 export function queueOptions(job: JobType): Omit<Queue, 'name'> {
   const d = jobDefaults[job];
@@ -63,6 +66,9 @@ export function queueOptions(job: JobType): Omit<Queue, 'name'> {
     retryDelay: d.retryDelaySeconds,
     retryBackoff: d.retryBackoff,
     expireInSeconds: d.timeoutSeconds,
+    // A worker refreshes its jobs' heartbeats every JOB_HEARTBEAT_SECONDS / 2; the engine's reconciler
+    // fails the attempt of a job whose heartbeat is older (its worker died before recording the start).
+    heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
     notify: true,
   };
 }

@@ -1,14 +1,15 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
+import type { RunState, RunTrigger } from './run-lifecycle/states.ts';
 
 export type Json = unknown;
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 /** A timestamp column with a database default: optional on insert, a Date when selected. */
 export type GeneratedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
-export type RunTrigger = 'schedule' | 'manual' | 'task' | 'script' | 'fanout';
-export type RunState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'skipped' | 'missed';
-export const FINISHED_RUN_STATES: readonly RunState[] = ['completed', 'failed', 'cancelled', 'skipped', 'missed'];
-
+/**
+ * wombat.runs. Read it anywhere; write it only through the run lifecycle
+ * (packages/core/src/run-lifecycle).
+ */
 export interface RunsTable {
   id: string;
   job: string;
@@ -29,11 +30,33 @@ export interface RunsTable {
   started_at: Timestamp | null;
   finished_at: Timestamp | null;
   updated_at: GeneratedTimestamp;
+  /** Migration 0004: requeue links. */
+  retry_of: Generated<string | null>;
+  requeued_as: Generated<string | null>;
+  /** Migration 0005: the worker process running the current attempt. */
+  worker_id: Generated<string | null>;
 }
 
 export type Run = Selectable<RunsTable>;
 
-/** Tables of migration 0001. Other packages add theirs with `db.withTables<...>()`. */
+/** wombat.workers (migration 0005): one heartbeat row per worker process. */
+export interface WorkersTable {
+  id: string;
+  host: string;
+  pid: number;
+  version: string;
+  queues: string[];
+  concurrency: number;
+  started_at: GeneratedTimestamp;
+  last_beat_at: GeneratedTimestamp;
+  heartbeat_interval_ms: number;
+  runs_in_hand: Generated<number>;
+  rss_bytes: Generated<number>;
+  stopped_at: Timestamp | null;
+}
+
+/** Tables of the core migrations. Other packages add theirs with `db.withTables<...>()`. */
 export interface CoreTables {
   'wombat.runs': RunsTable;
+  'wombat.workers': WorkersTable;
 }

@@ -23,6 +23,9 @@ export type Storage = (typeof STORAGES)[number];
 /** NOTIFY channel the api uses to ask workers to abort a running job; payload is the run id. */
 export const CANCEL_CHANNEL = 'wombat_run_cancel';
 
+/** Longest canary sleep: ten minutes. */
+export const CANARY_MAX_SLEEP_MS = 600_000;
+
 // Spelled out (not mapped from the arrays) so the static types stay literal unions.
 const exchange = Type.Union([Type.Literal('upbit'), Type.Literal('kis')], { description: 'exchange: upbit or kis' });
 const timeframe = Type.Union(
@@ -75,7 +78,17 @@ export const jobParamSchemas = {
     },
     { ...closed, description: 'collect candles for one symbol and timeframe: days back, a range, or incrementally from the last stored candle' },
   ),
-  canary: Type.Object({}, { ...closed, description: 'completes at once; records scheduled-to-start latency' }),
+  canary: Type.Object(
+    {
+      sleep_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: CANARY_MAX_SLEEP_MS, description: `sleep this many ms first (0..${CANARY_MAX_SLEEP_MS}), honouring cancellation and the timeout` })),
+      fail: Type.Optional(
+        Type.Union([Type.Literal(true), Type.Literal('permanent')], {
+          description: 'then fail: true (a retryable error, retried as the job allows) or "permanent" (no retries)',
+        }),
+      ),
+    },
+    { ...closed, description: 'completes at once and records scheduled-to-start latency; sleep_ms and fail steer it for timeout, retry, dead-letter and alert drills' },
+  ),
   backtest: Type.Object(
     {
       strategy: Type.Union([Type.Literal('ma-crossover'), Type.Literal('volume-breakout')]),

@@ -66,10 +66,16 @@ t.test('a database that recorded 0005_api before the renumbering keeps it as 000
   const { url } = await createEmptyTestDatabase(t);
   const sql = createSql({ url, poolSize: 1 });
   t.teardown(() => sql.end());
-  await migrateWombat(sql, testLogger());
+  // Such a database has the migrations up to 0004_api only (recorded as 5); later ones are new to it.
+  const legacy = await mkdtemp(path.join(tmpdir(), 'wombat-legacy-'));
+  t.teardown(() => rm(legacy, { recursive: true, force: true }));
+  for (const m of (await readMigrations()).filter((m) => m.version <= 4)) {
+    await writeFile(path.join(legacy, `${String(m.version).padStart(4, '0')}_${m.name}.sql`), m.sql);
+  }
+  await migrateWombat(sql, testLogger(), legacy);
   await sql`update wombat.schema_migrations set version = 5 where version = 4 and name = 'api'`;
   const again = await migrateWombat(sql, testLogger());
-  t.same(again.applied, [], 'nothing is applied twice');
+  t.notOk(again.applied.some((name) => /api/.test(name)), 'nothing is applied twice');
   const versions = (await sql<{ version: number }[]>`select version from wombat.schema_migrations order by version`).map((r) => r.version);
   t.same(versions, (await readMigrations()).map((m) => m.version));
 });

@@ -18,6 +18,7 @@ import { scheduleRoutes } from './routes/schedules.ts';
 import { statusRoutes } from './routes/status.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { uiRoutes } from './routes/ui.ts';
+import { workerRoutes } from './routes/workers.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -124,6 +125,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   healthRoutes(app, deps);
   metricsRoutes(app, deps);
   statusRoutes(app, deps);
+  workerRoutes(app, deps);
   taskRoutes(app, deps);
   runRoutes(app, deps);
   deadLetterRoutes(app, deps);

@@ -1,4 +1,4 @@
-import { BOSS_SCHEMA, JOB_TYPES, type Sql } from '@wombat/core';
+import { ACTIVE_RUN_STATES, BOSS_SCHEMA, JOB_TYPES, WORKER_ALIVE_SQL, type Sql } from '@wombat/core';
 
 /** Upper bounds of the run duration histogram, in seconds. */
 export const DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600];
@@ -106,6 +106,35 @@ export async function collectMetrics(sql: Sql): Promise<Family[]> {
     { name: 'wombat_dead_letters', help: 'failed runs not yet requeued or purged', type: 'gauge', samples: [{ value: deadRow[0]?.n ?? 0 }] },
   ];
 
+  // Unfinished runs by state (held and retrying included) and the worker registry (migration 0005).
+  const activeRows = await sql<{ job: string; state: string; n: number }[]>`
+    select job, state, count(*)::int as n from wombat.runs where state in ${sql([...ACTIVE_RUN_STATES])} group by job, state`;
+  const activeByKey = new Map(activeRows.map((r) => [`${r.job}\0${r.state}`, r.n]));
+  families.push({
+    name: 'wombat_runs_active',
+    help: 'unfinished runs by job and state (held, queued, running, retrying)',
+    type: 'gauge',
+    samples: JOB_TYPES.flatMap((job) => ACTIVE_RUN_STATES.map((state) => ({ labels: { job, state }, value: activeByKey.get(`${job}\0${state}`) ?? 0 }))),
+  });
+  if (await tableExists(sql, 'wombat.workers')) {
+    const workers = await sql<{ id: string; host: string; pid: number; rss: number; runs: number }[]>`
+      select id, host, pid, rss_bytes::float8 as rss, runs_in_hand as runs from wombat.workers where ${sql.unsafe(WORKER_ALIVE_SQL)}`;
+    families.push(
+      { name: 'wombat_workers_live', help: 'worker processes whose heartbeat is fresh (0: no worker runs jobs)', type: 'gauge', samples: [{ value: workers.length }] },
+      {
+        name: 'wombat_worker_rss_bytes',
+        help: 'resident memory of each live worker at its last heartbeat',
+        type: 'gauge',
+        samples: workers.map((w) => ({ labels: { worker: w.id, host: w.host, pid: String(w.pid) }, value: w.rss })),
+      },
+      {
+        name: 'wombat_worker_runs_in_hand',
+        help: 'jobs each live worker was running at its last heartbeat',
+        type: 'gauge',
+        samples: workers.map((w) => ({ labels: { worker: w.id, host: w.host, pid: String(w.pid) }, value: w.runs })),
+      },
+    );
+  }
   if (hasEngines) {
     const engines = await sql<{ id: string; age: number; enabled: boolean }[]>`
       select id, extract(epoch from now() - last_beat_at)::float8 as age, enabled from wombat.engines where stopped_at is null`;

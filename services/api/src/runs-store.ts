@@ -1,20 +1,15 @@
-import { randomUUID } from 'node:crypto';
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
-import { AppError, BOSS_SCHEMA, CANCEL_CHANNEL, fromKysely, insertRunAndSend, isJobType, type CoreTables, type PgBoss, type RunsTable, type RunState, type RunTrigger } from '@wombat/core';
+import type { Kysely, Selectable } from 'kysely';
+import type { CoreTables, RunsTable, RunState, RunTrigger } from '@wombat/core';
 
-/** wombat.runs with the links of migration 0005. */
-export interface ApiRunsTable extends RunsTable {
-  retry_of: string | null;
-  requeued_as: string | null;
-}
-export interface ApiTables {
-  'wombat.runs': ApiRunsTable;
-}
-export type ApiDb = Kysely<ApiTables>;
-export type ApiRun = Selectable<ApiRunsTable>;
+/**
+ * The api's reads of wombat.runs. Every write (cancel, requeue, purge) is a
+ * transition of the core run lifecycle.
+ */
+export type ApiDb = Kysely<CoreTables>;
+export type ApiRun = Selectable<RunsTable>;
 
 export function apiDb(db: Kysely<CoreTables>): ApiDb {
-  return db as unknown as ApiDb;
+  return db;
 }
 
 export async function getRun(db: ApiDb, id: string): Promise<ApiRun | undefined> {
@@ -69,72 +64,6 @@ export async function listDeadLetters(db: ApiDb, f: DeadLetterFilter): Promise<{
   return { runs, total: Number(count.n) };
 }
 
-export type CancelOutcome = { ok: true; previous: RunState } | { ok: false; state: RunState };
-
-/**
- * Cancels a queued or running run. The pg-boss job is cancelled (a queued job is
- * never fetched, an active one cannot be completed), the run becomes 'cancelled',
- * and a NOTIFY asks whichever worker holds it to abort: all in one transaction, so
- * the notification is delivered only once the state change is visible.
- */
-export async function cancelRun(db: ApiDb, boss: PgBoss, id: string): Promise<CancelOutcome | undefined> {
-  return db.transaction().execute(async (trx) => {
-    const run = await trx.selectFrom('wombat.runs').select(['job', 'state']).where('id', '=', id).forUpdate().executeTakeFirst();
-    if (!run) return undefined;
-    if (run.state !== 'queued' && run.state !== 'running') return { ok: false, state: run.state };
-    if (isJobType(run.job)) await boss.cancel(run.job, id, { db: fromKysely(trx as never) });
-    await trx
-      .updateTable('wombat.runs')
-      .set({ state: 'cancelled', finished_at: sql<Date>`now()`, updated_at: sql<never>`now()` })
-      .where('id', '=', id)
-      .execute();
-    await sql`select pg_notify(${CANCEL_CHANNEL}, ${id})`.execute(trx);
-    return { ok: true, previous: run.state };
-  });
-}
-
-/**
- * Publishes a new run with the job and params of a finished one and links the
- * two. The `requeued_as is null` guard makes a second requeue of the same run a
- * conflict instead of a duplicate.
- */
-export async function republishRun(
-  db: ApiDb,
-  boss: PgBoss,
-  id: string,
-  opts: { trigger: RunTrigger; notFoundCode?: string; onlyDeadLetter?: boolean },
-): Promise<string> {
-  return db.transaction().execute(async (trx) => {
-    const run = await trx.selectFrom('wombat.runs').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
-    if (!run) throw new AppError(opts.notFoundCode ?? 'run_not_found', `no ${opts.onlyDeadLetter ? 'dead letter' : 'task'} with id ${id}`);
-    if (opts.onlyDeadLetter && run.state !== 'failed') {
-      throw new AppError('not_a_dead_letter', `run ${id} is ${run.state}, not failed: only failed runs are dead letters`);
-    }
-    if (run.state === 'queued' || run.state === 'running') {
-      throw new AppError('task_not_finished', `run ${id} is still ${run.state}; cancel it first or wait for it to finish`);
-    }
-    if (run.requeued_as) throw new AppError('already_requeued', `run ${id} was already requeued as ${run.requeued_as}`, { details: { requeued_as: run.requeued_as } });
-    if (!isJobType(run.job)) throw new AppError('invalid_job', `run ${id} has job "${run.job}", which this version of Wombat cannot run`);
-    const newId = randomUUID();
-    // The new run keeps the timeout and retry settings the first one was sent with, while pg-boss still has its job.
-    const settings = await sql<{ expire_seconds: number; retry_limit: number; retry_delay: number; retry_backoff: boolean; priority: number }>`
-      select expire_seconds, retry_limit, retry_delay, retry_backoff, priority from ${sql.table(`${BOSS_SCHEMA}.job`)} where id = ${id}`.execute(trx);
-    const s = settings.rows[0];
-    await insertRunAndSend(trx as unknown as Transaction<CoreTables>, boss, {
-      id: newId,
-      job: run.job,
-      params: (run.params ?? {}) as object,
-      trigger: opts.trigger,
-      scheduleId: run.schedule_id,
-      parentId: run.parent_id,
-      ...(s ? { timeoutSeconds: s.expire_seconds, retryLimit: s.retry_limit, retryDelaySeconds: s.retry_delay, retryBackoff: s.retry_backoff, priority: s.priority } : {}),
-    });
-    await trx.updateTable('wombat.runs').set({ retry_of: id }).where('id', '=', newId).execute();
-    await trx.updateTable('wombat.runs').set({ requeued_as: newId, updated_at: sql<never>`now()` }).where('id', '=', id).execute();
-    return newId;
-  });
-}
-
 /** Ids of dead letters matching a filter, oldest first, at most `limit`. */
 export async function deadLetterIds(db: ApiDb, f: { job?: string | undefined; ids?: string[] | undefined; limit: number }): Promise<string[]> {
   let q = db.selectFrom('wombat.runs').select('id').where('state', '=', 'failed').where('requeued_as', 'is', null);
@@ -142,12 +71,4 @@ export async function deadLetterIds(db: ApiDb, f: { job?: string | undefined; id
   if (f.ids !== undefined) q = q.where('id', 'in', f.ids);
   const rows = await q.orderBy('finished_at', 'asc').limit(f.limit).execute();
   return rows.map((r) => r.id);
-}
-
-/** Deletes dead letters that finished before `before`; returns how many. */
-export async function purgeDeadLetters(db: ApiDb, before: Date, job?: string): Promise<number> {
-  let q = db.deleteFrom('wombat.runs').where('state', '=', 'failed').where('requeued_as', 'is', null).where('finished_at', '<', before);
-  if (job !== undefined) q = q.where('job', '=', job);
-  const res = await q.executeTakeFirst();
-  return Number(res.numDeletedRows);
 }

@@ -1,17 +1,15 @@
 import Type from 'typebox';
-import { JOB_TYPES } from '@wombat/core';
+import { JOB_TYPES, RUN_STATES, RUN_TRIGGERS } from '@wombat/core';
 import type { ApiRun } from './runs-store.ts';
 
-/** JSON shapes the api answers with; they also document the OpenAPI document. */
-export const RUN_STATES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'skipped', 'missed'] as const;
-export const RUN_TRIGGERS = ['schedule', 'manual', 'task', 'script', 'fanout'] as const;
+/** JSON shapes the api answers with; they also document the OpenAPI document. Run states and triggers come from core. */
 
 const literals = <T extends string>(values: readonly T[], description?: string) =>
   Type.Union(values.map((v) => Type.Literal(v)), description ? { description } : {});
 
 export const JobTypeSchema = literals(JOB_TYPES, `job type: ${JOB_TYPES.join(', ')}`);
-export const RunStateSchema = literals(RUN_STATES, `run state: ${RUN_STATES.join(', ')}`);
-export const RunTriggerSchema = literals(RUN_TRIGGERS, `what created the run: ${RUN_TRIGGERS.join(', ')}`);
+export const RunStateSchema = Type.Enum(RUN_STATES, { description: `run state: ${RUN_STATES.join(', ')}` });
+export const RunTriggerSchema = Type.Enum(RUN_TRIGGERS, { description: `what created the run: ${RUN_TRIGGERS.join(', ')}` });
 export const UuidSchema = Type.String({ format: 'uuid', description: 'run id (uuid); the same as the task id and the pg-boss job id' });
 const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
 const ms = Type.Union([Type.Integer(), Type.Null()]);
@@ -35,10 +33,10 @@ export const ErrorSchema = Type.Object(
 export const RunSchema = Type.Object({
   id: Type.String(),
   job: Type.String(),
-  trigger: Type.String(),
+  trigger: RunTriggerSchema,
   schedule_id: Type.Union([Type.Integer(), Type.Null()]),
   parent_id: Type.Union([Type.String(), Type.Null()]),
-  state: Type.String(),
+  state: RunStateSchema,
   reason: Type.Union([Type.String(), Type.Null()]),
   params: Type.Unknown(),
   progress: Type.Number(),
@@ -60,7 +58,7 @@ export const RunSchema = Type.Object({
 export const TaskStatusSchema = Type.Object({
   task_id: Type.String(),
   type: Type.String(),
-  status: Type.String({ description: `queued, running, completed, failed or cancelled (${RUN_STATES.join(', ')} for any run)` }),
+  status: RunStateSchema,
   progress: Type.Number({ description: '0..1' }),
   progress_message: Type.Union([Type.String(), Type.Null()]),
   result: Type.Unknown(),

@@ -60,6 +60,11 @@ export const engineSchema = {
     min: 50,
     max: 600_000,
   }),
+  runReconcileIntervalMs: int('ENGINE_RUN_RECONCILE_INTERVAL_MS', 'how often unfinished runs are checked against pg-boss and worker heartbeats (lost runs end failed/worker_lost or retrying)', {
+    default: 5_000,
+    min: 100,
+    max: 60_000,
+  }),
   maintenanceIntervalMs: int('ENGINE_MAINTENANCE_INTERVAL_MS', 'how often finished runs past their retention are purged', {
     default: 600_000,
     min: 1_000,

@@ -2,7 +2,7 @@ import { jitterMs, nextOccurrences, planDue, type Schedule } from '@wombat/core'
 import type { Decision } from './publish.ts';
 import { computeNext, type Slot } from './schedule-set.ts';
 
-/** Occurrences examined per schedule per pass; a longer backlog continues on the next pass. */
+/** Occurrences examined per schedule per pass; a longer backlog continues on the next pass (planned as a whole by planBacklog). */
 export const MAX_DUE_PER_PASS = 1000;
 
 /**
@@ -37,6 +37,56 @@ export interface DueGroup {
   decisions: Decision[];
 }
 
+/**
+ * The catch-up plan of a backlog longer than one pass: which of its occurrences
+ * are published (the rest are missed), decided once for the whole backlog, so
+ * `missed: once` publishes one occurrence and `missed: all` at most catchup_max
+ * however many passes the backlog takes. Occurrences are scanned without being
+ * kept; only the last ones (enough for the cap) are planned with planDue.
+ */
+export interface BacklogPlan {
+  /** The last occurrence the plan covers. */
+  untilMs: number;
+  publish: Set<number>;
+  /** For the missed rows: the instants planDue called older than the window, with their reasons. */
+  reasons: Map<number, string>;
+  defaultReason: string;
+  windowStartMs: number;
+  windowReason: string;
+}
+
+export function planBacklog(s: Schedule, cursorMs: number, nowMs: number, graceMs: number): BacklogPlan {
+  const keep = Math.max(MAX_DUE_PER_PASS, s.catchupMax + 1);
+  let tail: { at: Date; fireAt: Date }[] = [];
+  let after = cursorMs;
+  for (;;) {
+    const chunk = dueOccurrences(s, after, nowMs);
+    if (chunk.length === 0) break;
+    tail = tail.concat(chunk).slice(-keep);
+    after = chunk.at(-1)!.at.getTime();
+    if (chunk.length < MAX_DUE_PER_PASS) break;
+  }
+  const planned = planDue(tail, nowMs, graceMs, s);
+  const publish = new Set<number>();
+  const reasons = new Map<number, string>();
+  let defaultReason = 'missed while the engine could not publish';
+  for (const p of planned) {
+    if (p.action === 'publish') publish.add(p.at.getTime());
+    else {
+      reasons.set(p.at.getTime(), p.reason);
+      if (!/catch-up window/.test(p.reason)) defaultReason = p.reason;
+    }
+  }
+  return {
+    untilMs: after,
+    publish,
+    reasons,
+    defaultReason,
+    windowStartMs: nowMs - s.catchupWindowSeconds * 1000,
+    windowReason: `older than the catch-up window of ${s.catchupWindowSeconds}s`,
+  };
+}
+
 /** A slot's due occurrences and what to do with each; undefined (next recomputed) when none is due after all. */
 export function planSlot(slot: Slot, nowMs: number, graceMs: number): DueGroup | undefined {
   const s = slot.s;
@@ -45,7 +95,19 @@ export function planSlot(slot: Slot, nowMs: number, graceMs: number): DueGroup |
     computeNext(slot);
     return undefined;
   }
-  const planned = planDue(due, nowMs, graceMs, s);
+  // A backlog longer than one pass is planned as a whole, once, and followed pass after pass.
+  if (slot.backlog && slot.backlog.untilMs <= slot.cursorMs) slot.backlog = undefined;
+  if (!slot.backlog && due.length === MAX_DUE_PER_PASS) slot.backlog = planBacklog(s, slot.cursorMs, nowMs, graceMs);
+  const plan = slot.backlog;
+  const inPlan = plan ? due.filter((d) => d.at.getTime() <= plan.untilMs) : [];
+  const rest = plan ? due.filter((d) => d.at.getTime() > plan.untilMs) : due;
+  const fromPlan = inPlan.map((d) => {
+    const ms = d.at.getTime();
+    if (plan!.publish.has(ms)) return { at: d.at, action: 'publish' as const, late: true };
+    const reason = plan!.reasons.get(ms) ?? (ms < plan!.windowStartMs ? plan!.windowReason : plan!.defaultReason);
+    return { at: d.at, action: 'missed' as const, reason };
+  });
+  const planned = [...fromPlan, ...planDue(rest, nowMs, graceMs, s)];
   const following = new Map(due.map((d) => [d.at.getTime(), d.next]));
   const decisions: Decision[] = planned.map((p) => ({
     schedule: s,

@@ -4,6 +4,8 @@ import {
   AppError,
   listSchedules,
   pingDatabase,
+  reconcileRuns,
+  releaseHeldRuns,
   rowToSchedule,
   SCHEDULES_CHANNEL,
   SQLSTATE,
@@ -16,8 +18,8 @@ import {
   type SchedulerTables,
   type Sql,
 } from '@wombat/core';
-import { purgeFinishedRuns, releaseHeldRuns } from './housekeeping.ts';
-import { publishBatch, type PublishedOccurrence } from './publish.ts';
+import { purgeFinishedRuns } from './housekeeping.ts';
+import { publishBatch, type Decision, type PublishedOccurrence } from './publish.ts';
 import { MAX_DUE_PER_PASS, planSlot, type DueGroup } from './due.ts';
 import { createLastRunWriter } from './last-runs.ts';
 import { computeNext, createScheduleSet, type Slot } from './schedule-set.ts';
@@ -34,6 +36,8 @@ export interface EngineOptions {
   heartbeatIntervalMs: number;
   misfireGraceMs: number;
   heldRunCheckMs: number;
+  /** How often one engine (advisory lock) reconciles unfinished runs with pg-boss and the worker registry. */
+  runReconcileIntervalMs: number;
   maintenanceIntervalMs: number;
   taskResultTtlDays: number;
   runRetentionDays: number;
@@ -48,6 +52,8 @@ export interface EngineDeps {
   options: EngineOptions;
   /** Milliseconds since the epoch; default: this host's clock corrected to the database clock. */
   clock?: () => number;
+  /** Test hook: awaited before each publishing transaction (to slow one engine down). */
+  beforePublish?: (decisions: Decision[]) => Promise<void>;
   /** Called after each committed batch with the occurrences this engine recorded and the commit instant. */
   onPublished?: (occurrences: PublishedOccurrence[], committedAtMs: number) => void;
 }
@@ -108,7 +114,8 @@ export function createEngine(deps: EngineDeps): Engine {
   function arm(): void {
     clearTimeout(timer);
     if (!running || !o.enabled) return;
-    let min = Infinity;
+    // Occurrences missed before a schedule change are recorded by the next pass: run one now.
+    let min = set.hasMissedOnChange() ? now() : Infinity;
     for (const slot of slots.values()) if (slot.fireAtMs < min) min = slot.fireAtMs;
     if (min === Infinity) return;
     timer = setTimeout(tick, Math.min(Math.max(min - now(), 0), MAX_TIMER_MS));
@@ -141,6 +148,15 @@ export function createEngine(deps: EngineDeps): Engine {
    */
   async function publishDue(): Promise<void> {
     const nowMs = now();
+    const changed = set.takeMissedOnChange();
+    if (changed.length > 0) {
+      try {
+        const recorded = await publishBatch(db, boss, changed);
+        if (recorded.length > 0) log.warn({ missed: recorded.length }, 'recorded occurrences missed before a schedule change');
+      } catch (err) {
+        log.error({ err, occurrences: changed.length }, 'could not record occurrences missed before a schedule change');
+      }
+    }
     const candidates = [...slots.values()].filter((slot) => slot.fireAtMs <= nowMs);
     let i = 0;
     let backlog = false;
@@ -173,7 +189,15 @@ export function createEngine(deps: EngineDeps): Engine {
   async function publishGroups(groups: DueGroup[]): Promise<void> {
     const decisions = groups.flatMap((g) => g.decisions);
     try {
-      settle(groups, await publishBatch(db, boss, decisions));
+      await deps.beforePublish?.(decisions);
+      const published = await publishBatch(db, boss, decisions);
+      if (published.stale) {
+        log.info({ scheduleIds: published.stale }, 'schedules changed since this engine read them; nothing published from the old definitions');
+        const ids = published.stale;
+        // Re-read them before the cursor matters again (notifications may be slower than this).
+        queueMicrotask(() => void reconcileIds(ids).catch((err) => log.error({ err }, 'could not re-read changed schedules')));
+      }
+      settle(groups, published);
     } catch (err) {
       if (groups.length > 1 && !isTransient(err) && (await pingDatabase(deps.sql)).ok) {
         // Postgres answers, so the batch itself failed: publish schedule by schedule
@@ -200,9 +224,21 @@ export function createEngine(deps: EngineDeps): Engine {
       computeNext(slot);
     }
     lastRuns.add(published, new Map(groups.map((g) => [g.slot.s.id, g.slot.s.version])));
+    const names = new Map(groups.map((g) => [g.slot.s.id, g.slot.s]));
+    for (const p of published) {
+      if (p.state !== 'queued' && p.state !== 'held') continue;
+      const s = names.get(p.scheduleId);
+      // A per-second canary would flood the journal at info.
+      const level = s?.job === 'canary' ? 'debug' : 'info';
+      log[level](
+        { schedule: s?.name, scheduleId: p.scheduleId, scheduledFor: p.scheduledFor.toISOString(), runId: p.runId, state: p.state, latenessMs: Math.round(committedAtMs - p.scheduledFor.getTime()) },
+        p.state === 'held' ? 'held (overlap queue-one)' : 'published',
+      );
+    }
     const missed = published.filter((p) => p.state === 'missed').length;
     if (missed > 0) log.warn({ missed }, 'recorded missed occurrences');
-    log.debug({ recorded: published.length }, 'published');
+    const skipped = published.filter((p) => p.state === 'skipped').length;
+    if (skipped > 0) log.info({ skipped }, 'recorded skipped occurrences (overlap)');
     deps.onPublished?.(published, committedAtMs);
   }
 
@@ -307,10 +343,24 @@ export function createEngine(deps: EngineDeps): Engine {
         // Only queue-one schedules hold runs; one more look after the last of them goes.
         const queueOne = [...slots.values()].some((x) => x.s.overlap === 'queue-one');
         if (!queueOne && !heldSeen) return;
-        heldSeen = (await releaseHeldRuns(db, boss)) > 0 || queueOne;
+        const released = await releaseHeldRuns(db, boss);
+        for (const r of released) log.info({ scheduleId: r.scheduleId, schedule: slots.get(r.scheduleId)?.s.name, runId: r.id }, 'released held run (overlap queue-one)');
+        heldSeen = released.length > 0 || queueOne;
+      });
+      every(o.runReconcileIntervalMs, 'run reconciliation', async () => {
+        const r = await reconcileRuns(db, boss);
+        if (!r) return; // another engine holds the lock
+        for (const id of r.lost) log.warn({ runId: id }, 'run lost: failed with worker_lost');
+        for (const id of r.retrying) log.warn({ runId: id }, 'run attempt lost: retrying');
+        if (r.settled.length > 0) log.info({ runIds: r.settled }, 'runs took the outcome pg-boss recorded for their jobs');
       });
       every(o.maintenanceIntervalMs, 'retention', () => purgeFinishedRuns(db, o));
       log.info({ engineId: id, enabled: o.enabled, schedules: slots.size, clockOffsetMs: Math.round(offsetMs) }, o.enabled ? 'engine started' : 'engine started with the scheduler disabled');
+      if (o.enabled) {
+        for (const slot of slots.values()) {
+          log.info({ schedule: slot.s.name, scheduleId: slot.s.id, job: slot.s.job, nextRunAt: slot.next?.toISOString() ?? null }, 'schedule loaded');
+        }
+      }
     },
     stop() {
       stopping ??= (async () => {

@@ -1,29 +1,6 @@
 import type { Kysely } from 'kysely';
-import { fromKysely, getSchedule, jobDefaults, type CoreTables, type JobType, type PgBoss } from '@wombat/core';
-import { jobInsert } from './publish.ts';
-import { claimReleasableRuns, deleteFinishedRuns, deleteStaleEngines, markRunsPublished, tryXactLock } from './statements.ts';
-
-/**
- * Sends the jobs of runs held by overlap queue-one once their schedule has
- * nothing running. Row locks (skip locked) let several engines do this at once
- * without sending a held run twice. Returns how many were released.
- */
-export async function releaseHeldRuns(db: Kysely<CoreTables>, boss: PgBoss, limit = 100): Promise<number> {
-  return db.transaction().execute(async (trx) => {
-    const held = await claimReleasableRuns(trx, limit);
-    if (held.length === 0) return 0;
-    const conn = { db: fromKysely(trx) };
-    for (const r of held) {
-      const s = await getSchedule(trx, r.schedule_id);
-      const job = r.job as JobType;
-      const d = jobDefaults[job];
-      const opts = s ?? { job, params: r.params, timeoutSeconds: d.timeoutSeconds, maxRetries: d.retryLimit, retryDelaySeconds: d.retryDelaySeconds, retryBackoff: d.retryBackoff };
-      await boss.insert(job, [{ ...jobInsert(r.id, opts), data: r.params }], conn);
-    }
-    await markRunsPublished(trx, held.map((r) => r.id));
-    return held.length;
-  });
-}
+import { deleteFinishedRuns, deleteStaleWorkers, type CoreTables } from '@wombat/core';
+import { deleteStaleEngines, tryXactLock } from './statements.ts';
 
 export interface RetentionOptions {
   taskResultTtlDays: number;
@@ -51,5 +28,6 @@ export async function purgeFinishedRuns(db: Kysely<CoreTables>, opts: RetentionO
     if (n < batchSize) break;
   }
   await deleteStaleEngines(db, 7);
+  await deleteStaleWorkers(db, 7);
   return total;
 }

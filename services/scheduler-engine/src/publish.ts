@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { fromKysely, jobInsertFor, type CoreTables, type JobType, type PgBoss, type Schedule } from '@wombat/core';
-import { countActiveRuns, recordOccurrences, type OccurrenceRow } from './statements.ts';
+import { fromKysely, jobInsertForSchedule, recordOccurrences, type CoreTables, type JobType, type OccurrenceRow, type PgBoss, type Schedule } from '@wombat/core';
+import { countActiveRuns, lockScheduleVersions, type ActiveCounts } from './statements.ts';
 
 /** What the engine decided for one occurrence, before the overlap policy. */
 export interface Decision {
@@ -23,17 +23,33 @@ export interface PublishedOccurrence {
 }
 
 /**
- * One transaction for a batch of due occurrences: the overlap check (only when a
- * schedule in the batch needs it), the run rows under the exactly-once index,
- * then the pg-boss jobs of the rows this engine won, per queue. Every occurrence
- * of a schedule due in a pass must be in the same batch (overlap counts within
- * it). The schedules' last/next bookkeeping is left to the caller
- * (`recordLastRuns`), so that it does not delay the commit.
+ * One transaction for a batch of due occurrences: the schedules' versions are
+ * locked and re-checked, the overlap check runs (only when a schedule in the
+ * batch needs it), the run rows go in under the exactly-once index, then the
+ * pg-boss jobs of the rows this engine won, per queue. Every occurrence of a
+ * schedule due in a pass must be in the same batch (overlap counts within it).
+ * The schedules' last/next bookkeeping is left to the caller (`recordLastRuns`),
+ * so that it does not delay the commit.
+ *
+ * A decision planned from a definition that is no longer the active one (edited,
+ * paused or deleted since this engine read it; another engine may be ahead of
+ * this one) publishes nothing: an occurrence due before the change is recorded
+ * as missed, a later one is dropped, as it is not an occurrence of the current
+ * definition. `stale` lists the schedules whose decisions were set aside.
  */
-export async function publishBatch(db: Kysely<CoreTables>, boss: PgBoss, decisions: Decision[]): Promise<PublishedOccurrence[]> {
+export async function publishBatch(db: Kysely<CoreTables>, boss: PgBoss, decisions: Decision[]): Promise<PublishedOccurrence[] & { stale?: number[] }> {
   if (decisions.length === 0) return [];
   return db.transaction().execute(async (trx) => {
-    const needOverlap = [...new Set(decisions.filter((d) => d.action === 'publish' && d.schedule.overlap !== 'allow').map((d) => d.schedule.id))];
+    const publishing = [...new Set(decisions.filter((d) => d.action === 'publish').map((d) => d.schedule.id))];
+    const current = await lockScheduleVersions(trx, publishing);
+    const stale = new Set(
+      publishing.filter((id) => {
+        const c = current.get(id);
+        const planned = decisions.find((d) => d.schedule.id === id)!.schedule;
+        return !c || c.version !== planned.version || c.status !== 'active';
+      }),
+    );
+    const needOverlap = publishing.filter((id) => !stale.has(id) && decisions.find((d) => d.schedule.id === id)!.schedule.overlap !== 'allow');
     const active = await countActiveRuns(trx, needOverlap);
     const rows: OccurrenceRow[] = [];
     const byId = new Map<string, Decision>();
@@ -47,6 +63,13 @@ export async function publishBatch(db: Kysely<CoreTables>, boss: PgBoss, decisio
         reason: d.reason ?? null,
         params: d.schedule.params,
       };
+      if (row.state === 'queued' && stale.has(d.schedule.id)) {
+        const changedAt = current.get(d.schedule.id)?.updatedAt;
+        // Deleted (no row), or changed after this occurrence was due: it was missed.
+        if (changedAt !== undefined && d.at.getTime() > changedAt.getTime()) continue;
+        row.state = 'missed';
+        row.reason = 'missed: the schedule was edited, paused or deleted before the occurrence was published';
+      }
       if (row.state === 'queued') applyOverlap(row, d.schedule, active);
       rows.push(row);
       byId.set(row.id, d);
@@ -62,49 +85,38 @@ export async function publishBatch(db: Kysely<CoreTables>, boss: PgBoss, decisio
       jobs.set(s.job, list);
     }
     const conn = { db: fromKysely(trx) };
-    for (const [job, list] of jobs) await boss.insert(job, list.map(({ id, schedule }) => jobInsert(id, schedule)), conn);
-    return rows
+    for (const [job, list] of jobs) await boss.insert(job, list.map(({ id, schedule }) => jobInsertForSchedule(id, schedule)), conn);
+    const out: PublishedOccurrence[] & { stale?: number[] } = rows
       .filter((r) => won.has(r.id))
       .map((r) => ({ runId: r.id, scheduleId: r.schedule_id, scheduledFor: byId.get(r.id)!.at, state: r.state, nextAt: byId.get(r.id)!.nextAt }));
+    if (stale.size > 0) out.stale = [...stale];
+    return out;
   });
 }
 
 /**
  * Overlap, counting runs already in the database and those earlier in this batch:
- * skip publishes only when nothing of the schedule is queued or running;
- * queue-one lets at most one run wait, and holds it (no job yet) while another
- * runs, so two runs of the schedule never execute at once.
+ * skip publishes only when nothing of the schedule is unfinished (held, queued,
+ * running or retrying); queue-one lets at most one run wait, and holds it (no job
+ * yet) while another is running or retrying, so two runs of the schedule never
+ * execute at once.
  */
-function applyOverlap(row: OccurrenceRow, s: Schedule, active: Map<number, { queued: number; running: number }>): void {
+function applyOverlap(row: OccurrenceRow, s: Schedule, active: Map<number, ActiveCounts>): void {
   if (s.overlap === 'allow') return;
-  const a = active.get(s.id) ?? { queued: 0, running: 0 };
+  const a = active.get(s.id) ?? { waiting: 0, busy: 0 };
   active.set(s.id, a);
   if (s.overlap === 'skip') {
-    if (a.queued + a.running > 0) {
+    if (a.waiting + a.busy > 0) {
       row.state = 'skipped';
-      row.reason = 'overlap skip: an earlier run is still queued or running';
-    } else a.queued++;
+      row.reason = 'overlap skip: an earlier run is still unfinished (held, queued, running or retrying)';
+    } else a.waiting++;
     return;
   }
-  if (a.queued > 0) {
+  if (a.waiting > 0) {
     row.state = 'skipped';
     row.reason = 'overlap queue-one: a run is already waiting';
   } else {
-    if (a.running > 0) row.state = 'held';
-    a.queued++;
+    if (a.busy > 0) row.state = 'held';
+    a.waiting++;
   }
-}
-
-export function jobInsert(id: string, s: Pick<Schedule, 'job' | 'params' | 'timeoutSeconds' | 'maxRetries' | 'retryDelaySeconds' | 'retryBackoff'>) {
-  return jobInsertFor(
-    {
-      job: s.job,
-      params: s.params,
-      ...(s.timeoutSeconds != null ? { timeoutSeconds: s.timeoutSeconds } : {}),
-      ...(s.maxRetries != null ? { retryLimit: s.maxRetries } : {}),
-      ...(s.retryDelaySeconds != null ? { retryDelaySeconds: s.retryDelaySeconds } : {}),
-      ...(s.retryBackoff != null ? { retryBackoff: s.retryBackoff } : {}),
-    },
-    id,
-  );
 }

@@ -1,4 +1,6 @@
 import { checkScheduleDefinition, jitterMs, nextOccurrences, type Logger, type Schedule } from '@wombat/core';
+import { dueOccurrences, MAX_DUE_PER_PASS, type BacklogPlan } from './due.ts';
+import type { Decision } from './publish.ts';
 
 /** An active schedule as the engine tracks it. */
 export interface Slot {
@@ -10,6 +12,8 @@ export interface Slot {
   next: Date | undefined;
   /** When the next occurrence is due: the occurrence plus its jitter. */
   fireAtMs: number;
+  /** The catch-up plan of a backlog longer than one pass, while it is being worked through. */
+  backlog?: BacklogPlan | undefined;
 }
 
 export function computeNext(slot: Slot): void {
@@ -27,11 +31,21 @@ export function createScheduleSet(log: Logger) {
   const versions = new Map<number, number>();
   const invalid = new Map<number, number>();
 
+  const missedOnChange: Decision[] = [];
+
   function apply(s: Schedule): void {
     if (versions.get(s.id) === s.version) return;
     versions.set(s.id, s.version);
     const old = slots.get(s.id);
     slots.delete(s.id);
+    if (old) {
+      // Occurrences of the old definition that came before the edit (or pause) and were not
+      // handled yet: recorded as missed, not dropped. Bounded; the rest are status, not work.
+      const before = dueOccurrences(old.s, old.cursorMs, s.updatedAt.getTime()).slice(0, MAX_DUE_PER_PASS);
+      for (const d of before) {
+        missedOnChange.push({ schedule: old.s, at: d.at, action: 'missed', reason: 'missed: the schedule was edited or paused before this occurrence was published', nextAt: undefined });
+      }
+    }
     if (s.status !== 'active') return;
     const problems = checkScheduleDefinition(s);
     if (problems.length > 0) {
@@ -58,5 +72,10 @@ export function createScheduleSet(log: Logger) {
     invalid.delete(scheduleId);
   }
 
-  return { slots, apply, forget, knownIds: () => [...versions.keys()] };
+  /** Takes the missed occurrences found by edits since the last call, for the next pass to record. */
+  function takeMissedOnChange(): Decision[] {
+    return missedOnChange.splice(0, missedOnChange.length);
+  }
+
+  return { slots, apply, forget, knownIds: () => [...versions.keys()], takeMissedOnChange, hasMissedOnChange: () => missedOnChange.length > 0 };
 }

@@ -16,6 +16,7 @@ export function engineOptions(config: EngineConfig, ctx: { host: string; pid: nu
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     misfireGraceMs: config.misfireGraceMs,
     heldRunCheckMs: config.heldRunCheckMs,
+    runReconcileIntervalMs: config.runReconcileIntervalMs,
     maintenanceIntervalMs: config.maintenanceIntervalMs,
     taskResultTtlDays: config.taskResultTtlDays,
     runRetentionDays: config.runRetentionDays,

@@ -1,46 +1,13 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { CoreTables, SchedulerTables } from '@wombat/core';
+import { ACTIVE_RUN_STATES, type CoreTables, type SchedulerTables } from '@wombat/core';
 
 /**
- * The engine's SQL, one function per statement, database handle first. Batches
+ * The engine's SQL (schedules and engines; runs are written by core's run
+ * lifecycle), one function per statement, database handle first. Batches
  * travel as one JSON parameter (jsonb_to_recordset), so a batch of any size is
  * one round trip.
  */
 type Db = Kysely<CoreTables> | Transaction<CoreTables>;
-
-export interface OccurrenceRow {
-  id: string;
-  schedule_id: number;
-  job: string;
-  scheduled_for: string;
-  /** queued: published now; held: queued without a job until the running run ends; skipped | missed: recorded only. */
-  state: 'queued' | 'held' | 'skipped' | 'missed';
-  reason: string | null;
-  params: object;
-}
-
-/**
- * Records occurrences under the (schedule_id, scheduled_for) unique index.
- * Returns the rows this call inserted: an occurrence another engine recorded
- * first is not returned, so its job is never sent twice. Rows go in (schedule,
- * instant) order so that two engines inserting overlapping batches lock in the
- * same order.
- */
-export async function recordOccurrences(db: Db, rows: OccurrenceRow[]): Promise<{ id: string; schedule_id: number }[]> {
-  if (rows.length === 0) return [];
-  const result = await sql<{ id: string; schedule_id: number }>`
-    insert into wombat.runs (id, job, trigger, schedule_id, scheduled_for, state, reason, params, published_at, finished_at)
-    select id, job, 'schedule', schedule_id, scheduled_for,
-           case when state = 'held' then 'queued' else state end, reason, params,
-           case when state = 'queued' then now() end,
-           case when state in ('skipped', 'missed') then now() end
-    from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as v(
-      id uuid, schedule_id bigint, job text, scheduled_for timestamptz, state text, reason text, params jsonb)
-    order by schedule_id, scheduled_for
-    on conflict (schedule_id, scheduled_for) where trigger = 'schedule' do nothing
-    returning id, schedule_id`.execute(db);
-  return result.rows;
-}
 
 export interface LastRunRow {
   id: number;
@@ -69,36 +36,48 @@ export async function recordLastRuns(db: Db, rows: LastRunRow[]): Promise<void> 
     where s.id = v.id and (s.last_run_at is null or s.last_run_at < v.last_run_at)`.execute(db);
 }
 
-/** Unfinished runs per schedule, for the overlap policy. */
-export async function countActiveRuns(db: Db, scheduleIds: number[]): Promise<Map<number, { queued: number; running: number }>> {
-  const out = new Map<number, { queued: number; running: number }>();
+/**
+ * Unfinished runs per schedule, for the overlap policy: waiting (held, or queued
+ * with its job not yet fetched) and busy (running, or retrying: an attempt
+ * failed and pg-boss will run it again). The reconciler ends runs whose worker
+ * died, so these counts are runs that are really unfinished.
+ */
+export async function countActiveRuns(db: Db, scheduleIds: number[]): Promise<Map<number, ActiveCounts>> {
+  const out = new Map<number, ActiveCounts>();
   if (scheduleIds.length === 0) return out;
   const rows = await db
     .selectFrom('wombat.runs')
-    .select(['schedule_id', sql<number>`count(*) filter (where state = 'queued')::int`.as('queued'), sql<number>`count(*) filter (where state = 'running')::int`.as('running')])
+    .select([
+      'schedule_id',
+      sql<number>`count(*) filter (where state in ('held', 'queued'))::int`.as('waiting'),
+      sql<number>`count(*) filter (where state in ('running', 'retrying'))::int`.as('busy'),
+    ])
     .where('schedule_id', 'in', scheduleIds)
-    .where('state', 'in', ['queued', 'running'])
+    .where('state', 'in', [...ACTIVE_RUN_STATES])
     .groupBy('schedule_id')
     .execute();
-  for (const r of rows) out.set(r.schedule_id!, { queued: r.queued, running: r.running });
+  for (const r of rows) out.set(r.schedule_id!, { waiting: r.waiting, busy: r.busy });
   return out;
 }
 
-/** Runs held by overlap queue-one whose schedule has nothing running any more; locked for this transaction. */
-export async function claimReleasableRuns(db: Db, limit: number) {
-  const result = await sql<{ id: string; job: string; params: object; schedule_id: number }>`
-    select r.id, r.job, r.params, r.schedule_id from wombat.runs r
-    where r.state = 'queued' and r.published_at is null and r.trigger = 'schedule'
-      and not exists (select 1 from wombat.runs o where o.schedule_id = r.schedule_id and o.state = 'running')
-    order by r.scheduled_for
-    limit ${limit}
-    for update of r skip locked`.execute(db);
-  return result.rows;
+export interface ActiveCounts {
+  waiting: number;
+  busy: number;
 }
 
-export async function markRunsPublished(db: Db, ids: string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await db.updateTable('wombat.runs').set({ published_at: sql<Date>`now()` }).where('id', 'in', ids).execute();
+/**
+ * The schedules' current version and status, locked (FOR SHARE) until the
+ * publishing transaction commits: an edit, pause or delete committed first is
+ * seen here, and one committed later waits for this commit, so a batch publishes
+ * only from definitions that are active when it commits.
+ */
+export async function lockScheduleVersions(db: Db, scheduleIds: number[]): Promise<Map<number, { version: number; status: string; updatedAt: Date }>> {
+  const out = new Map<number, { version: number; status: string; updatedAt: Date }>();
+  if (scheduleIds.length === 0) return out;
+  const rows = await sql<{ id: number; version: number; status: string; updated_at: Date }>`
+    select id, version, status, updated_at from wombat.schedules where id = any(${`{${scheduleIds.join(',')}}`}::bigint[]) order by id for share`.execute(db);
+  for (const r of rows.rows) out.set(Number(r.id), { version: r.version, status: r.status, updatedAt: new Date(r.updated_at) });
+  return out;
 }
 
 /** Sets next_run_at for many schedules at once (null for paused ones). */
@@ -150,16 +129,4 @@ export async function deleteStaleEngines(db: Db, olderThanDays: number): Promise
 export async function tryXactLock(db: Db, key: string): Promise<boolean> {
   const result = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(${key})) as locked`.execute(db);
   return result.rows[0]?.locked === true;
-}
-
-/** Deletes one batch of finished runs older than the cutoff; returns how many. */
-export async function deleteFinishedRuns(db: Db, opts: { taskTtlDays: number; retentionDays: number; batchSize: number }): Promise<number> {
-  const res = await sql`
-    delete from wombat.runs where id in (
-      select id from wombat.runs
-      where finished_at is not null and state in ('completed', 'failed', 'cancelled', 'skipped', 'missed')
-        and finished_at < now() - make_interval(days => least(${opts.taskTtlDays}::int, ${opts.retentionDays}::int))
-        and finished_at < now() - make_interval(days => case when trigger = 'task' then ${opts.taskTtlDays}::int else ${opts.retentionDays}::int end)
-      limit ${opts.batchSize})`.execute(db);
-  return Number(res.numAffectedRows ?? 0);
 }

@@ -17,6 +17,7 @@ export const fastOptions: EngineOptions = {
   heartbeatIntervalMs: 1_000,
   misfireGraceMs: 1_000,
   heldRunCheckMs: 100,
+  runReconcileIntervalMs: 5_000,
   maintenanceIntervalMs: 3_600_000,
   taskResultTtlDays: 7,
   runRetentionDays: 90,
@@ -34,7 +35,7 @@ export async function startTestEngine(
   tdb: TestDatabase,
   boss: PgBoss,
   opts: Partial<EngineOptions> = {},
-  extra: Partial<Pick<EngineDeps, 'clock' | 'onPublished'>> = {},
+  extra: Partial<Pick<EngineDeps, 'clock' | 'onPublished' | 'beforePublish'>> = {},
 ): Promise<Engine> {
   const engine = createEngine({ db: tdb.db, sql: tdb.sql, boss, log: tdb.log, options: { ...fastOptions, ...opts }, ...extra });
   t.teardown(() => engine.stop());

@@ -83,6 +83,11 @@ export const workerConfigSchema = {
   }),
   historyBatchRows: int('WORKER_HISTORY_BATCH_ROWS', 'a buffer holding this many run-history rows is written at once', { default: 1000, min: 1, max: 10000 }),
   progressIntervalMs: int('WORKER_PROGRESS_INTERVAL_MS', 'at most one progress write per job in this many ms', { default: 250, min: 0, max: 60000 }),
+  heartbeatIntervalMs: int('WORKER_HEARTBEAT_INTERVAL_MS', 'heartbeat of this worker in wombat.workers; its runs count as lost after 3 missed beats', {
+    default: 5_000,
+    min: 100,
+    max: 60_000,
+  }),
   bossPoolSize: int('WORKER_BOSS_POOL_SIZE', 'connections in the pg-boss pool of this process', { default: 4, min: 2, max: 100 }),
 };
 

@@ -19,91 +19,125 @@ export interface ExecuteDeps {
   /** Jobs handed back with no retry left: the worker requeues them after pg-boss settles them. */
   handedBack: Map<string, JobType>;
   progressIntervalMs: number;
+  /** This process in the worker registry: recorded on each run it starts. */
+  workerId?: string;
+  /**
+   * How long a job's final history write may hold up its settlement in pg-boss. The write itself is
+   * retried until it lands; past this wait the job is settled anyway, so a database blip never turns
+   * a success into a retry (the reconciler settles the run from pg-boss if this worker dies first).
+   */
+  historyWaitMs?: number;
   log: Logger;
 }
 
-const CANCELLED = Symbol('cancelled');
-
 function nowIso(): string {
   return new Date().toISOString();
+}
+
+/** Waits for `p` at most `ms`; true when it settled in time. Never throws. */
+async function landed(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
  * Runs one job and records its outcome in the run history; resolves with pg-boss's verdict.
  *
  * - success: run 'completed' with result; pg-boss completes the job.
- * - failure with retries left: run back to 'queued' with the error; pg-boss retries with backoff.
+ * - failure with retries left: run 'retrying' with the error; pg-boss retries with backoff.
  * - final failure: run 'failed' (a dead letter) with the error and finished_at.
  * - invalid params or a PermanentError: run 'failed' at once; pg-boss gets 'deadletter', which fails
  *   the job terminally without using its retries.
  * - cancelled (the api set the run 'cancelled' and sent NOTIFY, or the run was already 'cancelled'
  *   when the attempt started): the run is left as the api wrote it; pg-boss gets 'deadletter' so
  *   the job does not run again.
- * - worker stopping: the run goes back to 'queued' with error worker_stopped; pg-boss fails the job
+ * - worker stopping: the run goes to 'retrying' with error worker_stopped; pg-boss fails the job
  *   for retry, and a job with no retry left is requeued by the worker, so a restart never turns
  *   into a dead letter.
  *
- * The final history write is awaited before pg-boss settles the job: a run never reads 'running'
- * after its job completed, whatever happens to this process next.
+ * The final history write is awaited before pg-boss settles the job (up to historyWaitMs; it is
+ * retried until it lands): a run never reads 'running' after its job completed while Postgres
+ * answers, and a body that succeeded is completed in pg-boss even when its bookkeeping is slow.
  */
 export async function executeJob(queue: JobType, job: JobWithMetadata<object>, deps: ExecuteDeps): Promise<JobResult> {
   const attempts = job.retryCount + 1;
   const attemptStartedAt = nowIso();
   const id = job.id;
+  const waitMs = deps.historyWaitMs ?? 5_000;
+  const workerId = deps.workerId;
   // The health probe of the whole path: one history row (queued -> completed), nothing to abort.
   if (queue === 'canary' && Object.keys(job.data ?? {}).length === 0) {
-    await deps.history.write({ id, attempts, state: 'completed', attemptStartedAt, result: {}, finishedAt: attemptStartedAt });
+    await landed(deps.history.write({ id, attempts, state: 'completed', attemptStartedAt, result: {}, finishedAt: attemptStartedAt }), waitMs);
     return { id, status: 'completed' };
   }
+  const endLevel = queue === 'canary' ? 'debug' : 'info';
   // The 'running' write goes in the next batched flush, which also reports a run the api cancelled
   // before this attempt started (a cancel between pg-boss handing the job over and this point,
   // which its NOTIFY could not reach): such a job is aborted as soon as the flush returns.
   const cancel = new AbortController();
-  const started = deps.history.write({ id, attempts, state: 'running', attemptStartedAt, progress: 0, progressMessage: null }).then(
+  const started = deps.history.write({ id, attempts, state: 'running', ...(workerId ? { workerId } : {}), attemptStartedAt, progress: 0, progressMessage: null }).then(
     (outcome) => {
       if (outcome.cancelled.has(id)) cancel.abort(new Error('cancelled before it started'));
     },
     () => {},
   );
 
+  const startedMs = performance.now();
   const check = checkJobParams(queue, job.data);
   if (!check.ok) {
     const err = new ValidationError(check.problems.map((p) => p.replace(/^params/, `params of ${queue}`)));
-    await deps.history.write({ id, attempts, state: 'failed', attemptStartedAt, error: serializeError(err), finishedAt: nowIso() });
+    await landed(deps.history.write({ id, attempts, state: 'failed', attemptStartedAt, error: serializeError(err), finishedAt: nowIso() }), waitMs);
+    deps.log.info({ job: queue, runId: id, attempt: attempts, state: 'failed', durationMs: 0, err }, 'run ended');
     return { id, status: 'deadletter', output: { error: err.message } };
   }
 
   const deadline = new AbortController();
   const timeoutMs = job.expireInSeconds * 1000;
-  const startedMs = performance.now();
   const timer = setTimeout(() => deadline.abort(new AppError('timeout', `job ran past its timeout of ${job.expireInSeconds} s`)), timeoutMs);
   const signal = AbortSignal.any([job.signal, cancel.signal, deadline.signal, deps.shutdown]);
   deps.active.set(id, { cancel, queue });
   const log = deps.log.child({ job: queue, runId: id, attempt: attempts });
   const progress = createProgress(id, attempts, deps);
 
+  const durationMs = () => Math.round(performance.now() - startedMs);
+  // The body's outcome; bookkeeping happens after the try, so that a failed history write can never
+  // turn a body that succeeded into a failure (and a retry).
+  let outcome: { ok: true; result: unknown } | { ok: false; thrown: unknown };
   try {
     const handler = deps.handlers[queue] as JobHandler<JobType>;
     const ctx = { runId: id, job: queue, params: check.value, attempt: attempts, signal, progress: progress.report, log } as JobContext<JobType>;
-    const result = await handler(ctx, deps.handlerDeps);
-    progress.stop();
-    await started;
-    if (cancel.signal.aborted) throw CANCELLED;
-    await deps.history.write({ id, attempts, state: 'completed', attemptStartedAt, result: result ?? {}, finishedAt: nowIso() });
-    log.debug('job completed');
-    return { id, status: 'completed', output: result ?? {} };
+    outcome = { ok: true, result: await handler(ctx, deps.handlerDeps) };
   } catch (thrown) {
+    outcome = { ok: false, thrown };
+  } finally {
+    clearTimeout(timer);
+    deps.active.delete(id);
     progress.stop();
-    await started;
-    if (cancel.signal.aborted) {
-      log.info('job cancelled');
-      return { id, status: 'deadletter', output: { cancelled: true } };
-    }
+  }
+  // A cancel that arrived through the 'running' write's report: wait for that write only briefly.
+  await landed(started, waitMs);
+  if (cancel.signal.aborted) {
+    log.info({ state: 'cancelled', durationMs: durationMs() }, 'run ended');
+    return { id, status: 'deadletter', output: { cancelled: true } };
+  }
+  if (outcome.ok) {
+    const result = outcome.result ?? {};
+    await landed(deps.history.write({ id, attempts, state: 'completed', attemptStartedAt, result, finishedAt: nowIso() }), waitMs);
+    log[endLevel]({ state: 'completed', durationMs: durationMs() }, 'run ended');
+    return { id, status: 'completed', output: result };
+  }
+  {
+    const thrown = outcome.thrown;
     if (deps.shutdown.aborted && !deadline.signal.aborted) {
       const err = new AppError('worker_stopped', 'the worker stopped while the job ran; it will run again');
-      await deps.history.write({ id, attempts, state: 'queued', attemptStartedAt, error: serializeError(err) });
+      await landed(deps.history.write({ id, attempts, state: 'retrying', attemptStartedAt, error: serializeError(err) }), waitMs);
       if (job.retryCount >= job.retryLimit) deps.handedBack.set(id, queue);
-      log.warn('job handed back');
+      log.warn({ state: 'retrying', durationMs: durationMs() }, 'job handed back');
       return { id, status: 'failed', output: serializeError(err) };
     }
     // pg-boss runs a timer of its own for the same deadline and aborts job.signal: whichever fires
@@ -116,13 +150,11 @@ export async function executeJob(queue: JobType, job: JobWithMetadata<object>, d
         : thrown;
     const final = err instanceof PermanentError || err instanceof ValidationError || job.retryCount >= job.retryLimit;
     const error = serializeError(err);
-    await deps.history.write({ id, attempts, state: final ? 'failed' : 'queued', attemptStartedAt, error, ...(final ? { finishedAt: nowIso() } : {}) });
-    log.warn({ err, final }, 'job failed');
+    const state = final ? 'failed' : 'retrying';
+    await landed(deps.history.write({ id, attempts, state, attemptStartedAt, error, ...(final ? { finishedAt: nowIso() } : {}) }), waitMs);
+    log.warn({ err, final, state, durationMs: durationMs() }, 'run ended');
     const permanent = err instanceof PermanentError || err instanceof ValidationError;
     return { id, status: permanent ? 'deadletter' : 'failed', output: error };
-  } finally {
-    clearTimeout(timer);
-    deps.active.delete(id);
   }
 }
 

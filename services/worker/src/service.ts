@@ -1,5 +1,6 @@
 import { createCollectors, collectorsOptionsFromConfig } from '@wombat/collectors';
 import { createDatabase, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
+import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';
 import type { JobHandlers } from './jobs/types.ts';
@@ -37,6 +38,8 @@ export async function startService(
     historyFlushMs: config.historyFlushMs,
     historyBatchRows: config.historyBatchRows,
     progressIntervalMs: config.progressIntervalMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    version: pkg.version,
     // Leaves time after the drain to hand jobs back, flush history and close pools.
     drainTimeoutMs: Math.max(500, config.shutdownTimeoutMs - 3000),
   });

@@ -1,4 +1,18 @@
-import { CANCEL_CHANNEL, EXCHANGES, type Exchange, type JobType, type JobWithMetadata, type Logger, type PgBoss, type Sql } from '@wombat/core';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import {
+  beatWorker,
+  CANCEL_CHANNEL,
+  EXCHANGES,
+  markWorkerStopped,
+  registerWorker,
+  type Exchange,
+  type JobType,
+  type JobWithMetadata,
+  type Logger,
+  type PgBoss,
+  type Sql,
+} from '@wombat/core';
 import type { Kysely } from 'kysely';
 import type { CoreTables } from '@wombat/core';
 import type { QueueSettings } from './config.ts';
@@ -26,6 +40,12 @@ export interface WorkerOptions {
   progressIntervalMs?: number;
   /** How long stop() lets running jobs finish before it aborts them and hands them back. */
   drainTimeoutMs?: number;
+  /** How long a job's final history write may hold up settling it in pg-boss (default 5000 ms; the write is retried until it lands). */
+  historyWaitMs?: number;
+  /** Heartbeat of this process's row in wombat.workers (default 5000 ms); live while younger than 3 intervals. */
+  heartbeatIntervalMs?: number;
+  /** Shown in the registry row. */
+  version?: string;
 }
 
 export interface Worker {
@@ -34,6 +54,8 @@ export interface Worker {
   stop(): Promise<void>;
   /** Run ids of the jobs running in this process now. */
   running(): string[];
+  /** This process's id in wombat.workers (recorded on the runs it starts). */
+  readonly id: string;
 }
 
 /**
@@ -45,7 +67,10 @@ export interface Worker {
  * delay has passed.
  */
 export function createWorker(opts: WorkerOptions): Worker {
-  const log = opts.log.child({ component: 'worker' });
+  const workerId = randomUUID();
+  const log = opts.log.child({ component: 'worker', workerId });
+  const heartbeatIntervalMs = opts.heartbeatIntervalMs ?? 5_000;
+  let beatTimer: NodeJS.Timeout | undefined;
   const history = createHistoryWriter({ sql: opts.sql, log, flushMs: opts.historyFlushMs ?? 0, batchRows: opts.historyBatchRows ?? 1000 });
   const active = new Map<string, ActiveJob>();
   const handedBack = new Map<string, JobType>();
@@ -63,8 +88,26 @@ export function createWorker(opts: WorkerOptions): Worker {
     shutdown: shutdown.signal,
     handedBack,
     progressIntervalMs: opts.progressIntervalMs ?? 250,
+    workerId,
+    ...(opts.historyWaitMs !== undefined ? { historyWaitMs: opts.historyWaitMs } : {}),
     log,
   };
+
+  const registration = {
+    id: workerId,
+    host: hostname(),
+    pid: process.pid,
+    version: opts.version ?? '0.0.0',
+    queues: [...opts.queues.keys()],
+    concurrency: [...opts.queues.values()].reduce((n, q) => n + q.workers * q.batchSize, 0),
+    heartbeatIntervalMs,
+  };
+
+  /** One beat: runs in hand and memory; registers again if the row was purged meanwhile. */
+  async function beat(): Promise<void> {
+    const alive = await beatWorker(opts.db, workerId, { runsInHand: active.size, rssBytes: process.memoryUsage.rss() });
+    if (!alive) await registerWorker(opts.db, registration);
+  }
 
   async function startLoop(queue: JobType, settings: QueueSettings): Promise<void> {
     let id = '';
@@ -96,6 +139,16 @@ export function createWorker(opts: WorkerOptions): Worker {
         job.cancel.abort(new Error('cancelled'));
       });
       unlisten = listener.unlisten;
+      // Registered before the first fetch, so every run this process starts names a registered worker.
+      await registerWorker(opts.db, registration);
+      let beating = false;
+      beatTimer = setInterval(() => {
+        if (beating) return;
+        beating = true;
+        beat()
+          .catch((err) => log.warn({ err }, 'worker heartbeat failed; will retry'))
+          .finally(() => (beating = false));
+      }, heartbeatIntervalMs);
       for (const [queue, settings] of opts.queues) {
         for (let i = 0; i < settings.workers; i++) await startLoop(queue, settings);
       }
@@ -117,11 +170,14 @@ export function createWorker(opts: WorkerOptions): Worker {
         // and retry() puts it back in the queue without counting an attempt against it.
         for (const [id, queue] of handedBack) await opts.boss.retry(queue, id).catch((err) => log.error({ err, id }, 'could not requeue job'));
         await history.close();
+        clearInterval(beatTimer);
+        await markWorkerStopped(opts.db, workerId).catch((err) => log.warn({ err }, 'could not mark the worker stopped'));
         await unlisten?.();
         log.info('worker stopped');
       })();
       return stopping;
     },
     running: () => [...active.keys()],
+    id: workerId,
   };
 }

@@ -24,7 +24,7 @@ t.test('buffered history: coalesces per run, keeps cancelled runs and ignores st
   void history.write({ id: retried, attempts: 2, state: 'running', attemptStartedAt: started });
   void history.write({ id: retried, attempts: 1, state: 'failed', error: { message: 'late' } });
   t.equal(history.pending, 4, 'one buffered row per run');
-  const written = history.write({ id: lost, attempts: 1, state: 'queued', error: { name: 'Error', message: 'boom' } });
+  const written = history.write({ id: lost, attempts: 1, state: 'retrying', error: { name: 'Error', message: 'boom' } });
   await history.flush();
   await written;
 
@@ -34,7 +34,7 @@ t.test('buffered history: coalesces per run, keeps cancelled runs and ignores st
   t.match(rows.get(backtest), { state: 'running', progress: 0.5, progress_message: 'half way', finished_at: null });
   t.match(rows.get(cancelled), { state: 'cancelled', error: null }, 'a cancelled run is never overwritten');
   t.match(rows.get(retried), { state: 'running', attempts: 2, error: null }, 'the older attempt was dropped');
-  t.match(rows.get(lost), { state: 'queued', error: { message: 'boom' }, finished_at: null });
+  t.match(rows.get(lost), { state: 'retrying', error: { message: 'boom' }, finished_at: null });
 
   // A later write from attempt 1 after attempt 2 was stored is ignored by the statement itself.
   await history.write({ id: retried, attempts: 1, state: 'failed', error: { message: 'late' } }).then(() => history.flush());
@@ -66,4 +66,30 @@ t.test('configuration names every bad variable and resolves queues', async (t) =
   const config = loadConfig({ WORKER_QUEUES: 'canary,fetch-candles', WORKER_CONCURRENCY: 'fetch-candles=8', WORKER_BATCH_SIZE: 'canary=200' });
   t.same(Object.fromEntries(queueSettings(config)), { canary: { workers: 2, batchSize: 200 }, 'fetch-candles': { workers: 8, batchSize: 1 } });
   t.equal(queueSettings(loadConfig({})).size, 5, 'all queues by default');
+});
+
+t.test('a failed history write is kept and retried; the buffer stays bounded, progress dropped before outcomes', async (t) => {
+  const tdb = await createTestDatabase(t);
+  const ids = Array.from({ length: 4 }, () => randomUUID());
+  await tdb.db.insertInto('wombat.runs').values(ids.map((id) => ({ id, job: 'backtest', trigger: 'manual' as const, state: 'queued' as const }))).execute();
+  await tdb.sql`create function wombat.test_blip() returns trigger language plpgsql as $$ begin raise exception 'simulated blip'; end $$`;
+  await tdb.sql`create trigger test_blip before update on wombat.runs for each row execute function wombat.test_blip()`;
+  const history = createHistoryWriter({ sql: tdb.sql, log: tdb.log, flushMs: 0, batchRows: 1000, maxPendingRows: 3, retryMinMs: 20, retryMaxMs: 50 });
+  t.teardown(() => history.close(100));
+  const [a, b, c, d] = ids as [string, string, string, string];
+  const done = history.write({ id: a, attempts: 1, state: 'completed', result: { ok: true }, finishedAt: new Date().toISOString() });
+  await history.flush();
+  t.equal(history.pending, 1, 'the failed write is kept');
+  void history.write({ id: b, attempts: 1, progress: 0.5 });
+  void history.write({ id: c, attempts: 1, state: 'failed', error: { message: 'x' }, finishedAt: new Date().toISOString() });
+  void history.write({ id: d, attempts: 1, state: 'running', attemptStartedAt: new Date().toISOString() });
+  t.equal(history.pending, 3, 'bounded');
+  await tdb.sql`drop trigger test_blip on wombat.runs`;
+  await done;
+  await history.flush();
+  const rows = new Map((await tdb.db.selectFrom('wombat.runs').selectAll().execute()).map((r) => [r.id, r]));
+  t.match(rows.get(a), { state: 'completed', result: { ok: true } }, 'the retried write landed');
+  t.match(rows.get(b), { state: 'queued', progress: 0 }, 'the progress-only change was the one dropped');
+  t.match(rows.get(c), { state: 'failed' });
+  t.match(rows.get(d), { state: 'running' });
 });

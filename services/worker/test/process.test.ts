@@ -163,7 +163,7 @@ t.test('SIGTERM hands back a job that cannot finish in time, and it runs again e
   t.equal(exit.code, 0);
   t.ok(exit.ms < 4000, `exited ${Math.round(exit.ms)} ms after SIGTERM`);
   const handedBack = await waitForRun(tdb, id, () => true);
-  t.equal(handedBack.state, 'queued');
+  t.equal(handedBack.state, 'retrying', 'a handed-back run waits for its retry');
   t.match(handedBack.error, { code: 'worker_stopped' });
   t.equal(await jobStateEventually(boss, 'backtest', id, 'retry'), 'retry', 'requeued although it had no retry left');
 

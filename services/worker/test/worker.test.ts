@@ -60,7 +60,7 @@ t.test('a failing job is retried with backoff, then recorded as failed (a dead l
     retryDelaySeconds: 1,
     retryBackoff: true,
   });
-  const afterFirst = await waitForRun(tdb, id, (r) => r.attempts === 1 && r.state === 'queued');
+  const afterFirst = await waitForRun(tdb, id, (r) => r.attempts === 1 && r.state === 'retrying');
   t.match(afterFirst.error, { message: 'candle store unavailable', code: 'store_unavailable' }, 'a retried attempt keeps its error');
   t.equal(afterFirst.finished_at, null);
   const run = await waitForRun(tdb, id, (r) => r.state === 'failed');

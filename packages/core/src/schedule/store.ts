@@ -3,7 +3,7 @@ import type { PgBoss } from 'pg-boss';
 import type { CoreTables } from '../db-types.ts';
 import { AppError, SQLSTATE, sqlState, ValidationError } from '../errors.ts';
 import { checkJobParams, type JobType } from '../jobs.ts';
-import { publishRun } from '../runs.ts';
+import { publishRun } from '../run-lifecycle/record.ts';
 import { mergeSchedulePatch } from './validate.ts';
 import type {
   EngineStatus,

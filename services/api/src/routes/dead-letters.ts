@@ -1,7 +1,7 @@
-import { AppError } from '@wombat/core';
+import { AppError, purgeDeadLetters, requeueRun } from '@wombat/core';
 import Type from 'typebox';
 import type { App, AppDeps } from '../app.ts';
-import { apiDb, deadLetterIds, listDeadLetters, purgeDeadLetters, republishRun } from '../runs-store.ts';
+import { apiDb, deadLetterIds, listDeadLetters } from '../runs-store.ts';
 import { ErrorSchema, NoBodySchema, RunSchema, UuidSchema, runView } from '../views.ts';
 import { JobNameQuery, PageQuery, TimeQuery } from './runs.ts';
 
@@ -70,7 +70,7 @@ export function deadLetterRoutes(app: App, deps: AppDeps): void {
       },
     },
     async (request, reply) => {
-      const taskId = await republishRun(db, deps.boss, request.params.id, { trigger: 'manual', notFoundCode: 'dead_letter_not_found', onlyDeadLetter: true });
+      const taskId = await requeueRun(db, deps.boss, request.params.id, { trigger: 'manual', notFoundCode: 'dead_letter_not_found', onlyDeadLetter: true });
       return reply.status(202).send({ id: request.params.id, task_id: taskId });
     },
   );
@@ -100,7 +100,7 @@ export function deadLetterRoutes(app: App, deps: AppDeps): void {
       const notRequeued: { id: string; reason: string }[] = [];
       for (const id of ids) {
         try {
-          requeued.push({ id, task_id: await republishRun(db, deps.boss, id, { trigger: 'manual', onlyDeadLetter: true }) });
+          requeued.push({ id, task_id: await requeueRun(db, deps.boss, id, { trigger: 'manual', onlyDeadLetter: true }) });
         } catch (err) {
           // Another caller requeued it in the meantime: report it, keep going.
           if (err instanceof AppError) notRequeued.push({ id, reason: err.message });

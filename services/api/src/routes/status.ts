@@ -4,11 +4,13 @@ import type { App, AppDeps } from '../app.ts';
 import { notFound } from '../http-errors.ts';
 import { apiDb } from '../runs-store.ts';
 import { EngineSchema, engineView, nextRunOf } from '../schedule-views.ts';
-import { ErrorSchema, JobTypeSchema } from '../views.ts';
+import { ErrorSchema, JobTypeSchema, RunStateSchema } from '../views.ts';
+import { WorkersSchema, workersBody } from './workers.ts';
 
 const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
 const StatusSchema = Type.Object({
   engines: Type.Array(EngineSchema),
+  workers: WorkersSchema,
   schedules: Type.Array(
     Type.Object({
       id: Type.Integer(),
@@ -24,7 +26,7 @@ const StatusSchema = Type.Object({
       last_run: Type.Union([
         Type.Object({
           id: Type.String(),
-          state: Type.String({ description: 'the outcome: queued, running, completed, failed, cancelled, skipped or missed' }),
+          state: RunStateSchema,
           finished_at: time,
           error: Type.Unknown(),
         }),
@@ -46,9 +48,9 @@ const TriggerBody = Type.Object(
 export function statusRoutes(app: App, deps: AppDeps): void {
   app.get(
     '/api/scheduler/status',
-    { schema: { summary: 'engines (running, stale, disabled) and every schedule with its next and last run', tags: ['scheduler'], response: { 200: StatusSchema } } },
+    { schema: { summary: 'engines (running, stale, disabled), workers (alive, stale, stopped) and every schedule with its next and last run', tags: ['scheduler'], response: { 200: StatusSchema } } },
     async () => {
-      const [engines, schedules] = await Promise.all([listEngines(deps.db), listSchedules(deps.db)]);
+      const [engines, schedules, workers] = await Promise.all([listEngines(deps.db), listSchedules(deps.db), workersBody(deps)]);
       const lastIds = schedules.map((s) => s.lastRunId).filter((id): id is string => id !== null);
       const lastRuns =
         lastIds.length === 0
@@ -58,6 +60,7 @@ export function statusRoutes(app: App, deps: AppDeps): void {
       const now = new Date();
       return {
         engines: engines.map((e) => engineView(e, now)),
+        workers,
         schedules: schedules.map((s) => {
           const last = s.lastRunId === null ? undefined : byId.get(s.lastRunId);
           const next = nextRunOf(s, now);

@@ -1,8 +1,8 @@
-import { AppError, checkJobParams, jobParamSchemas, type JobType } from '@wombat/core';
+import { AppError, cancelRun, checkJobParams, jobParamSchemas, requeueRun, type JobType } from '@wombat/core';
 import Type from 'typebox';
 import type { App, AppDeps } from '../app.ts';
 import { errorBody, notFound } from '../http-errors.ts';
-import { apiDb, cancelRun, getRun, republishRun } from '../runs-store.ts';
+import { apiDb, getRun } from '../runs-store.ts';
 import { createSubmitter } from '../submitter.ts';
 import { AcceptedSchema, ErrorSchema, JobTypeSchema, NoBodySchema, TaskStatusSchema, UuidSchema, taskView } from '../views.ts';
 
@@ -114,7 +114,7 @@ export function taskRoutes(app: App, deps: AppDeps): void {
       },
     },
     async (request, reply) => {
-      const newId = await republishRun(db, deps.boss, request.params.id, { trigger: 'task', notFoundCode: 'task_not_found' });
+      const newId = await requeueRun(db, deps.boss, request.params.id, { trigger: 'task', notFoundCode: 'task_not_found' });
       return reply
         .status(202)
         .header('location', `/api/tasks/${newId}`)

@@ -1,5 +1,4 @@
-import { AppError, insertRunsAndSend, type Exchange, type JobParams, type Timeframe } from '@wombat/core';
-import { sql } from 'kysely';
+import { AppError, recordChildRuns, type Exchange, type JobParams, type Timeframe } from '@wombat/core';
 import type { CollectorsPort } from '../collectors-port.ts';
 import type { HandlerDeps, JobContext } from './types.ts';
 
@@ -21,8 +20,7 @@ export const DEFAULT_FANOUT_TIMEFRAMES: readonly Timeframe[] = ['1D'];
 
 /**
  * Fan-out: one fetch-candles run and job per exchange x symbol x timeframe, each with its own
- * retries, created with their runs in one transaction. The parent row is locked first and a retry
- * of a parent that already created its children creates none, so nothing is duplicated.
+ * retries, recorded once by the run lifecycle (a retry of the parent creates none).
  */
 export async function collectPrices(ctx: JobContext<'collect-prices'>, deps: HandlerDeps): Promise<unknown> {
   const p = ctx.params;
@@ -45,22 +43,7 @@ export async function collectPrices(ctx: JobContext<'collect-prices'>, deps: Han
     }
   }
   ctx.signal.throwIfAborted();
-  const created = await deps.db.transaction().execute(async (trx) => {
-    await trx.selectFrom('wombat.runs').select('id').where('id', '=', ctx.runId).forUpdate().execute();
-    const existing = await trx
-      .selectFrom('wombat.runs')
-      .select(sql<number>`count(*)::int`.as('n'))
-      .where('parent_id', '=', ctx.runId)
-      .executeTakeFirstOrThrow();
-    if (existing.n > 0) return { children: existing.n, reused: true };
-    if (combos.length === 0) return { children: 0, reused: false };
-    await insertRunsAndSend(
-      trx,
-      deps.boss,
-      combos.map((params) => ({ job: 'fetch-candles' as const, params, trigger: 'fanout' as const, parentId: ctx.runId })),
-    );
-    return { children: combos.length, reused: false };
-  });
+  const created = await recordChildRuns(deps.db, deps.boss, ctx.runId, combos.map((params) => ({ job: 'fetch-candles' as const, params })));
   ctx.log.info(created, 'fan-out done');
   return { children: created.children, exchanges, timeframes, ...(created.reused ? { alreadyCreated: true } : {}) };
 }

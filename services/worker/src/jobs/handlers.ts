@@ -1,10 +1,11 @@
 import { runBacktest } from '../backtest/run.ts';
+import { canary } from './canary.ts';
 import { collectPrices, collectSymbols, fetchCandles, needCollectors } from './collect.ts';
 import type { JobHandlers } from './types.ts';
 
 export const defaultHandlers: JobHandlers = {
-  // The runner completes a valid canary itself, without a signal or timers; this is never reached.
-  canary: async () => ({}),
+  // The runner completes a canary without params itself, without a signal or timers.
+  canary,
   'collect-symbols': collectSymbols,
   'collect-prices': collectPrices,
   'fetch-candles': fetchCandles,

@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { fromKysely, type PgBoss } from 'pg-boss';
+import { BOSS_SCHEMA } from '../boss.ts';
+import type { CoreTables } from '../db-types.ts';
+import { AppError } from '../errors.ts';
+import { CANCEL_CHANNEL, isJobType } from '../jobs.ts';
+import { insertRunAndSend } from './record.ts';
+import { isActiveRunState, type RunState, type RunTrigger } from './states.ts';
+
+/** Transitions people ask for (api, CLI): cancel, requeue, purge. */
+type Db = Kysely<CoreTables>;
+
+export type CancelOutcome = { ok: true; previous: RunState } | { ok: false; state: RunState };
+
+/**
+ * cancel: any unfinished run -> cancelled. The pg-boss job is cancelled (a queued
+ * job is never fetched, an active one cannot be completed; a held run has none),
+ * the run becomes 'cancelled', and a NOTIFY asks whichever worker holds it to
+ * abort: all in one transaction, so the notification is delivered only once the
+ * state change is visible. Undefined for an unknown id.
+ */
+export async function cancelRun(db: Db, boss: PgBoss, id: string): Promise<CancelOutcome | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const run = await trx.selectFrom('wombat.runs').select(['job', 'state']).where('id', '=', id).forUpdate().executeTakeFirst();
+    if (!run) return undefined;
+    if (!isActiveRunState(run.state)) return { ok: false, state: run.state };
+    if (run.state !== 'held' && isJobType(run.job)) await boss.cancel(run.job, id, { db: fromKysely(trx) });
+    await trx
+      .updateTable('wombat.runs')
+      .set({ state: 'cancelled', finished_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })
+      .where('id', '=', id)
+      .execute();
+    await sql`select pg_notify(${CANCEL_CHANNEL}, ${id})`.execute(trx);
+    return { ok: true, previous: run.state };
+  });
+}
+
+/**
+ * requeue: a finished run is never run again in place; a new run with the same
+ * job and params is recorded and sent, and the two are linked both ways. The
+ * `requeued_as is null` guard makes a second requeue of the same run a conflict
+ * instead of a duplicate.
+ */
+export async function requeueRun(
+  db: Db,
+  boss: PgBoss,
+  id: string,
+  opts: { trigger: RunTrigger; notFoundCode?: string; onlyDeadLetter?: boolean },
+): Promise<string> {
+  return db.transaction().execute(async (trx) => {
+    const run = await trx.selectFrom('wombat.runs').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+    if (!run) throw new AppError(opts.notFoundCode ?? 'run_not_found', `no ${opts.onlyDeadLetter ? 'dead letter' : 'task'} with id ${id}`);
+    if (opts.onlyDeadLetter && run.state !== 'failed') {
+      throw new AppError('not_a_dead_letter', `run ${id} is ${run.state}, not failed: only failed runs are dead letters`);
+    }
+    if (isActiveRunState(run.state)) {
+      throw new AppError('task_not_finished', `run ${id} is still ${run.state}; cancel it first or wait for it to finish`);
+    }
+    if (run.requeued_as) throw new AppError('already_requeued', `run ${id} was already requeued as ${run.requeued_as}`, { details: { requeued_as: run.requeued_as } });
+    if (!isJobType(run.job)) throw new AppError('invalid_job', `run ${id} has job "${run.job}", which this version of Wombat cannot run`);
+    const newId = randomUUID();
+    // The new run keeps the timeout and retry settings the first one was sent with, while pg-boss still has its job.
+    const settings = await sql<{ expire_seconds: number; retry_limit: number; retry_delay: number; retry_backoff: boolean; priority: number }>`
+      select expire_seconds, retry_limit, retry_delay, retry_backoff, priority from ${sql.table(`${BOSS_SCHEMA}.job`)} where id = ${id}`.execute(trx);
+    const s = settings.rows[0];
+    await insertRunAndSend(trx as Transaction<CoreTables>, boss, {
+      id: newId,
+      job: run.job,
+      params: (run.params ?? {}) as object,
+      trigger: opts.trigger,
+      scheduleId: run.schedule_id,
+      parentId: run.parent_id,
+      retryOf: id,
+      ...(s ? { timeoutSeconds: s.expire_seconds, retryLimit: s.retry_limit, retryDelaySeconds: s.retry_delay, retryBackoff: s.retry_backoff, priority: s.priority } : {}),
+    });
+    await trx.updateTable('wombat.runs').set({ requeued_as: newId, updated_at: sql<Date>`now()` }).where('id', '=', id).execute();
+    return newId;
+  });
+}
+
+/** Deletes dead letters (failed, not requeued) that finished before `before`; returns how many. */
+export async function purgeDeadLetters(db: Db, before: Date, job?: string): Promise<number> {
+  let q = db.deleteFrom('wombat.runs').where('state', '=', 'failed').where('requeued_as', 'is', null).where('finished_at', '<', before);
+  if (job !== undefined) q = q.where('job', '=', job);
+  const res = await q.executeTakeFirst();
+  return Number(res.numDeletedRows);
+}
+
+/** Deletes one batch of finished runs older than the cutoff (tasks by their own TTL); returns how many. */
+export async function deleteFinishedRuns(db: Db | Transaction<CoreTables>, opts: { taskTtlDays: number; retentionDays: number; batchSize: number }): Promise<number> {
+  const res = await sql`
+    delete from wombat.runs where id in (
+      select id from wombat.runs
+      where finished_at is not null and state in ('completed', 'failed', 'cancelled', 'skipped', 'missed')
+        and finished_at < now() - make_interval(days => least(${opts.taskTtlDays}::int, ${opts.retentionDays}::int))
+        and finished_at < now() - make_interval(days => case when trigger = 'task' then ${opts.taskTtlDays}::int else ${opts.retentionDays}::int end)
+      limit ${opts.batchSize})`.execute(db);
+  return Number(res.numAffectedRows ?? 0);
+}

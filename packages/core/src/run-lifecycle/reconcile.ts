@@ -1,0 +1,135 @@
+import { sql, type Kysely } from 'kysely';
+import { fromKysely, type PgBoss } from 'pg-boss';
+import { BOSS_SCHEMA } from '../boss.ts';
+import type { CoreTables } from '../db-types.ts';
+import { isJobType } from '../jobs.ts';
+import { WORKER_LOST } from './states.ts';
+
+/**
+ * lose: the reconciler's transition. pg-boss's job table and the worker registry
+ * are the truth about a run that has a job; this sweep makes wombat.runs agree
+ * with them when the worker that should have said how a run ended cannot:
+ *
+ * - the job completed, failed or was cancelled (or is gone) while the run still
+ *   says queued, running or retrying: the run takes the job's outcome; a job
+ *   that failed or vanished without its worker recording why ends the run
+ *   failed with error code worker_lost (a dead letter);
+ * - the run is running but pg-boss put its job back for a retry (expired): retrying;
+ * - the run is running on a worker whose heartbeat stopped, or its job's pg-boss
+ *   heartbeat stopped: the job's attempt is failed in pg-boss (fenced to that
+ *   attempt) and the run becomes retrying when pg-boss will retry it, failed with
+ *   worker_lost when that was its last attempt.
+ *
+ * Workers write a run's final state before they settle its job, so a snapshot in
+ * which a job is terminal always shows the worker's own final write if there was
+ * one: the sweep never overrides a real outcome. One engine sweeps at a time
+ * (advisory lock); returns what changed, or null when another engine holds the lock.
+ */
+export interface ReconcileOutcome {
+  /** Runs ended failed with worker_lost. */
+  lost: string[];
+  /** Runs moved to retrying (pg-boss runs them again). */
+  retrying: string[];
+  /** Runs that took a terminal job outcome (completed, cancelled) their worker had not recorded. */
+  settled: string[];
+}
+
+interface Candidate {
+  id: string;
+  job: string;
+  state: string;
+  attempts: number;
+  job_state: string | null;
+  retry_count: number | null;
+  retry_limit: number | null;
+  output: unknown;
+  job_finished_at: Date | null;
+  worker_dead: boolean;
+  heartbeat_stale: boolean;
+}
+
+const RECONCILE_LOCK = 'wombat.reconcile';
+
+export async function reconcileRuns(db: Kysely<CoreTables>, boss: PgBoss, opts: { limit?: number } = {}): Promise<ReconcileOutcome | null> {
+  const limit = opts.limit ?? 500;
+  return db.transaction().execute(async (trx) => {
+    const locked = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(${RECONCILE_LOCK})) as locked`.execute(trx);
+    if (locked.rows[0]?.locked !== true) return null;
+    const jobTable = sql.table(`${BOSS_SCHEMA}.job`);
+    // Only runs with a job: held runs have none, and the engine owns them.
+    const found = await sql<Candidate>`
+      select r.id, r.job, r.state, r.attempts, j.state::text as job_state, j.retry_count, j.retry_limit, j.output,
+             j.completed_on as job_finished_at,
+             (r.worker_id is not null and (w.id is null or w.stopped_at is not null
+               or w.last_beat_at < now() - make_interval(secs => w.heartbeat_interval_ms * 3 / 1000.0))) as worker_dead,
+             (j.heartbeat_seconds is not null and j.heartbeat_on < now() - make_interval(secs => j.heartbeat_seconds)) as heartbeat_stale
+      from wombat.runs r
+      left join ${jobTable} j on j.id = r.id and j.name = r.job
+      left join wombat.workers w on w.id = r.worker_id
+      where r.state in ('queued', 'running', 'retrying')
+        and (j.id is null
+          or j.state in ('completed', 'failed', 'cancelled')
+          or (r.state = 'running' and j.state in ('created', 'retry'))
+          or (j.state = 'active' and (
+               (r.state = 'running' and j.retry_count = r.attempts - 1 and r.worker_id is not null and (w.id is null or w.stopped_at is not null
+                 or w.last_beat_at < now() - make_interval(secs => w.heartbeat_interval_ms * 3 / 1000.0)))
+               -- Also covers a worker that died after claiming the job, before it recorded the start.
+               or (j.heartbeat_seconds is not null and j.heartbeat_on < now() - make_interval(secs => j.heartbeat_seconds)))))
+        -- A run recorded in a transaction still open has its job in that transaction too.
+        and r.created_at < now() - interval '2 seconds'
+      order by r.created_at
+      limit ${limit}
+      for update of r skip locked`.execute(trx);
+    const out: ReconcileOutcome = { lost: [], retrying: [], settled: [] };
+    const conn = { db: fromKysely(trx) };
+    for (const c of found.rows) {
+      if (c.job_state === 'active') {
+        if (!isJobType(c.job)) continue;
+        const why = c.worker_dead ? 'its worker stopped sending heartbeats' : 'its job stopped sending heartbeats';
+        const error = { code: WORKER_LOST, message: `attempt ${c.retry_count! + 1} was lost: ${why}` };
+        const res = await boss.fail(c.job, { id: c.id, retryCount: c.retry_count! }, error, conn);
+        if ((res as { affected?: number }).affected === 0) continue; // the attempt settled meanwhile
+        const retry = c.retry_count! < c.retry_limit!;
+        await setLost(trx, c.id, retry ? 'retrying' : 'failed', error);
+        (retry ? out.retrying : out.lost).push(c.id);
+        continue;
+      }
+      if (c.job_state === 'created' || c.job_state === 'retry') {
+        const error = { code: WORKER_LOST, message: `attempt ${c.attempts} ended without its worker recording how; pg-boss will run the job again` };
+        await setLost(trx, c.id, 'retrying', error);
+        out.retrying.push(c.id);
+        continue;
+      }
+      if (c.job_state === 'completed') {
+        await sql`update wombat.runs set state = 'completed', progress = 1, result = coalesce(${JSON.stringify(c.output ?? {})}::text::jsonb, result),
+                    finished_at = coalesce(${c.job_finished_at}::timestamptz, now()), updated_at = now() where id = ${c.id}`.execute(trx);
+        out.settled.push(c.id);
+        continue;
+      }
+      if (c.job_state === 'cancelled') {
+        await sql`update wombat.runs set state = 'cancelled', finished_at = coalesce(${c.job_finished_at}::timestamptz, now()), updated_at = now() where id = ${c.id}`.execute(trx);
+        out.settled.push(c.id);
+        continue;
+      }
+      const message =
+        c.job_state === 'failed'
+          ? `pg-boss failed the job (${jobMessage(c.output)}) and no worker recorded the attempt's end`
+          : 'the job is gone from pg-boss and no worker recorded how the run ended';
+      await setLost(trx, c.id, 'failed', { code: WORKER_LOST, message, ...(c.output ? { job_output: c.output } : {}) });
+      out.lost.push(c.id);
+    }
+    return out;
+  });
+}
+
+function jobMessage(output: unknown): string {
+  const o = output as { message?: unknown; value?: { message?: unknown } } | null;
+  const m = o?.message ?? o?.value?.message;
+  return typeof m === 'string' ? m : 'no reason given';
+}
+
+async function setLost(trx: Kysely<CoreTables>, id: string, state: 'retrying' | 'failed', error: object): Promise<void> {
+  await sql`update wombat.runs set state = ${state}, error = ${JSON.stringify(error)}::text::jsonb,
+              finished_at = case when ${state} = 'failed' then now() else finished_at end, updated_at = now()
+            where id = ${id}`.execute(trx);
+}

@@ -1,0 +1,38 @@
+/**
+ * The run states, defined once. The SQL check constraint (migration 0005), the
+ * TypeScript types and the api's enum all come from these lists; a test compares
+ * the constraint in the database with RUN_STATES.
+ *
+ * - held: an occurrence recorded by overlap queue-one while another run of its
+ *   schedule is unfinished; it has no pg-boss job until it is released.
+ * - queued: its job is in pg-boss, no attempt is running.
+ * - running: a worker runs an attempt.
+ * - retrying: an attempt failed (or its worker was lost) and pg-boss will run the job again.
+ * - completed, failed, cancelled: how a run with a job ended. A failed run not yet
+ *   requeued is a dead letter; a run lost with its worker ends failed with error code worker_lost.
+ * - skipped, missed: an occurrence recorded without a job (overlap, catch-up policy).
+ */
+export const RUN_STATES = ['held', 'queued', 'running', 'retrying', 'completed', 'failed', 'cancelled', 'skipped', 'missed'] as const;
+export type RunState = (typeof RUN_STATES)[number];
+
+/** Unfinished runs: what overlap policies count and the reconciler watches. */
+export const ACTIVE_RUN_STATES = ['held', 'queued', 'running', 'retrying'] as const satisfies readonly RunState[];
+export type ActiveRunState = (typeof ACTIVE_RUN_STATES)[number];
+
+export const FINISHED_RUN_STATES = ['completed', 'failed', 'cancelled', 'skipped', 'missed'] as const satisfies readonly RunState[];
+export type FinishedRunState = (typeof FINISHED_RUN_STATES)[number];
+
+/** What created a run. */
+export const RUN_TRIGGERS = ['schedule', 'manual', 'task', 'script', 'fanout', 'cli'] as const;
+export type RunTrigger = (typeof RUN_TRIGGERS)[number];
+
+/** Error code of a run whose worker died or whose pg-boss job ended without the worker saying how. */
+export const WORKER_LOST = 'worker_lost';
+
+export function isActiveRunState(state: string): state is ActiveRunState {
+  return (ACTIVE_RUN_STATES as readonly string[]).includes(state);
+}
+
+export function isRunState(value: unknown): value is RunState {
+  return typeof value === 'string' && (RUN_STATES as readonly string[]).includes(value);
+}

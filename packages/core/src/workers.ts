@@ -1,0 +1,97 @@
+import { sql, type Kysely } from 'kysely';
+import type { CoreTables } from './db-types.ts';
+
+/**
+ * The worker registry: one heartbeat row per worker process in wombat.workers.
+ * A worker is live while stopped_at is null and its last beat is younger than
+ * three heartbeat intervals (the rule wombat.engines follows too). The
+ * reconciler ends the runs of workers that are not live.
+ */
+type Db = Kysely<CoreTables>;
+
+export interface WorkerRegistration {
+  id: string;
+  host: string;
+  pid: number;
+  version: string;
+  queues: string[];
+  /** Jobs this process may run at once (fetch loops x batch size, summed over queues). */
+  concurrency: number;
+  heartbeatIntervalMs: number;
+}
+
+export interface WorkerStatus extends WorkerRegistration {
+  startedAt: Date;
+  lastBeatAt: Date;
+  runsInHand: number;
+  rssBytes: number;
+  stoppedAt: Date | null;
+  alive: boolean;
+}
+
+/** SQL for "this wombat.workers row is live", judged by the database clock. */
+export const WORKER_ALIVE_SQL = 'stopped_at is null and last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0)';
+
+export async function registerWorker(db: Db, w: WorkerRegistration): Promise<void> {
+  await db
+    .insertInto('wombat.workers')
+    .values({
+      id: w.id,
+      host: w.host,
+      pid: w.pid,
+      version: w.version,
+      queues: sql<string[]>`${`{${w.queues.join(',')}}`}::text[]`,
+      concurrency: w.concurrency,
+      heartbeat_interval_ms: w.heartbeatIntervalMs,
+      rss_bytes: process.memoryUsage.rss(),
+    })
+    .onConflict((oc) => oc.column('id').doUpdateSet({ last_beat_at: sql<Date>`now()`, stopped_at: null }))
+    .execute();
+}
+
+/** Beats; false when the row is gone (deleted as stale), so the caller registers again. */
+export async function beatWorker(db: Db, id: string, state: { runsInHand: number; rssBytes: number }): Promise<boolean> {
+  const res = await db
+    .updateTable('wombat.workers')
+    .set({ last_beat_at: sql<Date>`now()`, runs_in_hand: state.runsInHand, rss_bytes: state.rssBytes, stopped_at: null })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return res.numUpdatedRows > 0n;
+}
+
+export async function markWorkerStopped(db: Db, id: string): Promise<void> {
+  await db.updateTable('wombat.workers').set({ stopped_at: sql<Date>`now()`, runs_in_hand: 0 }).where('id', '=', id).execute();
+}
+
+/** Live workers and those gone within `goneWithinSeconds` (default a day), newest beat first. */
+export async function listWorkers(db: Db, opts: { goneWithinSeconds?: number } = {}): Promise<WorkerStatus[]> {
+  const gone = opts.goneWithinSeconds ?? 86_400;
+  const rows = await db
+    .selectFrom('wombat.workers')
+    .selectAll()
+    .select(sql<boolean>`${sql.raw(WORKER_ALIVE_SQL)}`.as('alive'))
+    .where(sql<boolean>`last_beat_at > now() - make_interval(secs => ${gone})`)
+    .orderBy('last_beat_at', 'desc')
+    .execute();
+  return rows.map((r) => ({
+    id: r.id,
+    host: r.host,
+    pid: r.pid,
+    version: r.version,
+    queues: r.queues,
+    concurrency: r.concurrency,
+    heartbeatIntervalMs: r.heartbeat_interval_ms,
+    startedAt: new Date(r.started_at),
+    lastBeatAt: new Date(r.last_beat_at),
+    runsInHand: r.runs_in_hand,
+    rssBytes: Number(r.rss_bytes),
+    stoppedAt: r.stopped_at ? new Date(r.stopped_at) : null,
+    alive: r.alive,
+  }));
+}
+
+/** Deletes rows of workers that stopped or went silent more than `olderThanDays` ago. */
+export async function deleteStaleWorkers(db: Db, olderThanDays: number): Promise<number> {
+  const res = await db.deleteFrom('wombat.workers').where(sql<boolean>`last_beat_at < now() - make_interval(days => ${olderThanDays})`).executeTakeFirst();
+  return Number(res.numDeletedRows);
+}

@@ -1,0 +1,62 @@
+import { listWorkers, type WorkerStatus } from '@wombat/core';
+import Type from 'typebox';
+import type { App, AppDeps } from '../app.ts';
+
+const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+
+export const WorkerSchema = Type.Object({
+  id: Type.String({ description: 'worker process id (recorded on the runs it starts)' }),
+  host: Type.String(),
+  pid: Type.Integer(),
+  version: Type.String(),
+  state: Type.Union([Type.Literal('alive'), Type.Literal('stale'), Type.Literal('stopped')], {
+    description: 'alive (heartbeat within 3 intervals), stale (heartbeat stopped: its runs are ended as lost) or stopped (shut down cleanly)',
+  }),
+  queues: Type.Array(Type.String()),
+  concurrency: Type.Integer({ description: 'jobs this process may run at once' }),
+  runs_in_hand: Type.Integer({ description: 'jobs running at the last heartbeat' }),
+  rss_bytes: Type.Integer({ description: 'resident memory at the last heartbeat' }),
+  started_at: Type.String({ format: 'date-time' }),
+  last_heartbeat: Type.String({ format: 'date-time' }),
+  heartbeat_age_seconds: Type.Number(),
+  heartbeat_interval_ms: Type.Integer(),
+  stopped_at: time,
+});
+
+export const WorkersSchema = Type.Object({
+  alive: Type.Integer({ description: 'live workers; 0 means nothing runs jobs' }),
+  workers: Type.Array(WorkerSchema, { description: 'live workers and those gone within the last day, newest heartbeat first' }),
+});
+
+export function workerView(w: WorkerStatus, now: Date) {
+  return {
+    id: w.id,
+    host: w.host,
+    pid: w.pid,
+    version: w.version,
+    state: w.alive ? ('alive' as const) : w.stoppedAt !== null ? ('stopped' as const) : ('stale' as const),
+    queues: w.queues,
+    concurrency: w.concurrency,
+    runs_in_hand: w.runsInHand,
+    rss_bytes: w.rssBytes,
+    started_at: w.startedAt.toISOString(),
+    last_heartbeat: w.lastBeatAt.toISOString(),
+    heartbeat_age_seconds: Math.max(0, Math.round((now.getTime() - w.lastBeatAt.getTime()) / 100) / 10),
+    heartbeat_interval_ms: w.heartbeatIntervalMs,
+    stopped_at: w.stoppedAt === null ? null : w.stoppedAt.toISOString(),
+  };
+}
+
+export async function workersBody(deps: AppDeps) {
+  const workers = await listWorkers(deps.db);
+  const now = new Date();
+  return { alive: workers.filter((w) => w.alive).length, workers: workers.map((w) => workerView(w, now)) };
+}
+
+export function workerRoutes(app: App, deps: AppDeps): void {
+  app.get(
+    '/api/workers',
+    { schema: { summary: 'worker processes: live ones and those gone within the last day, with queues, runs in hand and memory', tags: ['scheduler'], response: { 200: WorkersSchema } } },
+    async () => workersBody(deps),
+  );
+}
