@@ -9,7 +9,7 @@ import { migrateWombat } from './migrate.ts';
  * (deploy/migrate.ts) before starting services; services never migrate.
  */
 export async function migrateAll(opts: { url: string; log: Logger }): Promise<{ applied: string[] }> {
-  const sql = createSql({ url: opts.url, poolSize: 1, applicationName: 'wombat-migrate' });
+  const sql = createSql({ url: opts.url, poolSize: 1, applicationName: 'wombat-migrate', statementTimeoutMs: 0, transactionTimeoutMs: 0, connectTimeoutMs: 10_000 });
   let applied: string[];
   try {
     ({ applied } = await migrateWombat(sql, opts.log));

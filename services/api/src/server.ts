@@ -1,4 +1,4 @@
-import { createDatabase, resolveFromRoot, startBoss, type Logger } from '@wombat/core';
+import { createDatabase, databaseDeadlines, resolveFromRoot, startBoss, type Logger } from '@wombat/core';
 import { buildApp, type App } from './app.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { ApiConfig } from './config.ts';
@@ -14,7 +14,7 @@ export interface RunningApi {
 /** Starts the api against a migrated database; `embedded` tells whether it is the local embedded one. */
 export async function startApi(opts: { config: ApiConfig; databaseUrl: string; embedded: boolean; log: Logger }): Promise<RunningApi> {
   const { config, log } = opts;
-  const database = createDatabase({ url: opts.databaseUrl, poolSize: config.databasePoolSize, applicationName: 'wombat-api' });
+  const database = createDatabase({ url: opts.databaseUrl, poolSize: config.databasePoolSize, applicationName: 'wombat-api', ...databaseDeadlines(config) });
   let boss;
   try {
     boss = await startBoss({ url: opts.databaseUrl, role: 'producer', log, poolSize: 4 });

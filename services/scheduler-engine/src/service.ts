@@ -1,4 +1,4 @@
-import { createDatabase, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, databaseDeadlines, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
 import pkg from '../package.json' with { type: 'json' };
 import { builtInSchedules } from './built-ins.ts';
 import type { EngineConfig } from './config.ts';
@@ -32,7 +32,7 @@ export async function startService(
 ): Promise<Engine> {
   const { log, lifecycle } = ctx;
   const pg = await resolveServiceDatabase(config, { log, lifecycle });
-  const database = createDatabase({ url: pg.url, poolSize: config.databasePoolSize, applicationName: 'wombat-scheduler-engine' });
+  const database = createDatabase({ url: pg.url, poolSize: config.databasePoolSize, applicationName: 'wombat-scheduler-engine', ...databaseDeadlines(config) });
   lifecycle.onStop('database pool', () => database.close());
   const boss = await startBoss({ url: pg.url, role: 'maintainer', log });
   lifecycle.onStop('pg-boss', () => boss.stop({ graceful: false, close: true }));

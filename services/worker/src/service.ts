@@ -1,5 +1,5 @@
 import { createCollectors, collectorsOptionsFromConfig } from '@wombat/collectors';
-import { createDatabase, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, databaseDeadlines, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';
 import type { JobHandlers } from './jobs/types.ts';
@@ -16,7 +16,7 @@ export async function startService(
   const { log, lifecycle } = deps;
   const resolved = await resolveServiceDatabase(config, { log, lifecycle });
 
-  const database = createDatabase({ url: resolved.url, poolSize: config.databasePoolSize, applicationName: 'wombat-worker' });
+  const database = createDatabase({ url: resolved.url, poolSize: config.databasePoolSize, applicationName: 'wombat-worker', ...databaseDeadlines(config) });
   lifecycle.onStop('database', () => database.close());
   const boss = await startBoss({ url: resolved.url, role: 'worker', log, poolSize: config.bossPoolSize });
   lifecycle.onStop('pg-boss', () => boss.stop({ graceful: false, close: true }));
