@@ -1,5 +1,6 @@
 import { PgBoss, type ConstructorOptions, type Queue } from 'pg-boss';
 import { AppError } from './errors.ts';
+import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
 import { JOB_TYPES, jobDefaults, type JobType } from './jobs.ts';
 import type { Logger } from './logger.ts';
 
@@ -28,6 +29,8 @@ export interface BossOptions {
   log: Logger;
   /** pg-boss keeps its own small pool, apart from the query pool. */
   poolSize?: number;
+  /** Opening a connection of pg-boss's pool fails after this long (DATABASE_CONNECT_TIMEOUT_MS). */
+  connectTimeoutMs?: number;
   extra?: Partial<ConstructorOptions>;
 }
 
@@ -36,6 +39,7 @@ export async function startBoss(opts: BossOptions): Promise<PgBoss> {
     connectionString: opts.url,
     schema: BOSS_SCHEMA,
     max: opts.poolSize ?? 4,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? DATABASE_DEADLINE_DEFAULTS.connectTimeoutMs,
     ...roleOptions[opts.role],
     ...opts.extra,
   });

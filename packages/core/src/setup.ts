@@ -16,7 +16,7 @@ export async function migrateAll(opts: { url: string; log: Logger }): Promise<{ 
   } finally {
     await sql.end({ timeout: 5 });
   }
-  const boss = await startBoss({ url: opts.url, role: 'migrator', log: opts.log, poolSize: 2 });
+  const boss = await startBoss({ url: opts.url, role: 'migrator', log: opts.log, poolSize: 2, connectTimeoutMs: 10_000 });
   try {
     await ensureQueues(boss);
   } finally {

@@ -17,6 +17,8 @@ import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { statusRoutes } from './routes/status.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { createSubmitter } from './submitter.ts';
+import { API_DEADLINE_DEFAULTS } from './config.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -51,7 +53,14 @@ export interface AppDeps {
   bodyLimitBytes?: number;
   /** Time zone of schedules created without one (TZ, as the engine's built-ins); UTC when unset. */
   defaultTimezone?: string;
+  /** A task submission not committed within this is answered 503 (API_SUBMIT_TIMEOUT_MS). */
+  submitTimeoutMs?: number;
+  /** /health deadline for the database ping, in ms. */
+  healthPingTimeoutMs?: number;
+  /** An abandoned submission write unsettled this long makes /health report the writer stuck. */
+  writerStuckAfterMs?: number;
 }
+
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
 
@@ -120,10 +129,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   app.get('/openapi.json', { config: { access: 'none' }, schema: { hide: true } }, async () => app.swagger());
 
-  healthRoutes(app, deps);
+  const submitTimeoutMs = deps.submitTimeoutMs ?? API_DEADLINE_DEFAULTS.submitTimeoutMs;
+  const submitter = createSubmitter(deps.db, deps.boss, { deadlineMs: submitTimeoutMs, stuckAfterMs: deps.writerStuckAfterMs ?? Math.max(30_000, 10 * submitTimeoutMs), log: deps.log });
+  healthRoutes(app, deps, { writers: { submitter } });
   metricsRoutes(app, deps);
   statusRoutes(app, deps);
-  taskRoutes(app, deps);
+  taskRoutes(app, deps, submitter);
   runRoutes(app, deps);
   deadLetterRoutes(app, deps);
   scheduleRoutes(app, deps);

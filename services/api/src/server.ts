@@ -17,7 +17,7 @@ export async function startApi(opts: { config: ApiConfig; databaseUrl: string; e
   const database = createDatabase({ url: opts.databaseUrl, poolSize: config.databasePoolSize, applicationName: 'wombat-api', ...databaseDeadlines(config) });
   let boss;
   try {
-    boss = await startBoss({ url: opts.databaseUrl, role: 'producer', log, poolSize: 4 });
+    boss = await startBoss({ url: opts.databaseUrl, role: 'producer', log, poolSize: 4, connectTimeoutMs: config.databaseConnectTimeoutMs });
   } catch (err) {
     await database.close();
     throw err;
@@ -32,6 +32,8 @@ export async function startApi(opts: { config: ApiConfig; databaseUrl: string; e
     taskResultTtlDays: config.taskResultTtlDays,
     bodyLimitBytes: config.bodyLimitBytes,
     defaultTimezone: config.timezone,
+    submitTimeoutMs: config.submitTimeoutMs,
+    healthPingTimeoutMs: config.databaseConnectTimeoutMs,
   });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, reads: config.authReads, openapi: `${url}/openapi.json` }, 'api listening');

@@ -34,7 +34,7 @@ export async function startService(
   const pg = await resolveServiceDatabase(config, { log, lifecycle });
   const database = createDatabase({ url: pg.url, poolSize: config.databasePoolSize, applicationName: 'wombat-scheduler-engine', ...databaseDeadlines(config) });
   lifecycle.onStop('database pool', () => database.close());
-  const boss = await startBoss({ url: pg.url, role: 'maintainer', log });
+  const boss = await startBoss({ url: pg.url, role: 'maintainer', log, connectTimeoutMs: config.databaseConnectTimeoutMs });
   lifecycle.onStop('pg-boss', () => boss.stop({ graceful: false, close: true }));
   const engine = createEngine({
     db: database.db,

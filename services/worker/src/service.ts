@@ -18,7 +18,7 @@ export async function startService(
 
   const database = createDatabase({ url: resolved.url, poolSize: config.databasePoolSize, applicationName: 'wombat-worker', ...databaseDeadlines(config) });
   lifecycle.onStop('database', () => database.close());
-  const boss = await startBoss({ url: resolved.url, role: 'worker', log, poolSize: config.bossPoolSize });
+  const boss = await startBoss({ url: resolved.url, role: 'worker', log, poolSize: config.bossPoolSize, connectTimeoutMs: config.databaseConnectTimeoutMs });
   lifecycle.onStop('pg-boss', () => boss.stop({ graceful: false, close: true }));
   const collectors = deps.collectors ? await deps.collectors() : createCollectors(collectorsOptionsFromConfig(config, { log, db: database.db }));
   if (collectors.close) lifecycle.onStop('collectors', () => collectors.close!());
