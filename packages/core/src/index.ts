@@ -14,3 +14,4 @@ export * from './runs.ts';
 export * from './schedule/index.ts';
 export * from './process.ts';
 export * from './deadline.ts';
+export * from './loops.ts';
