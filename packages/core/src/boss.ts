@@ -1,7 +1,7 @@
 import { PgBoss, type ConstructorOptions, type Queue } from 'pg-boss';
 import { AppError } from './errors.ts';
 import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
-import { JOB_TYPES, jobDefaults, type JobType } from './jobs.ts';
+import { JOB_HEARTBEAT_SECONDS, JOB_TYPES, jobDefaults, type JobType } from './jobs.ts';
 import type { Logger } from './logger.ts';
 
 export { PgBoss, fromKysely } from 'pg-boss';
@@ -16,10 +16,19 @@ export const BOSS_SCHEMA = 'pgboss';
  */
 export type BossRole = 'migrator' | 'maintainer' | 'worker' | 'producer';
 
+/**
+ * How often pg-boss's monitor fails jobs past their timeout or heartbeat. Workers run it
+ * too, so a dead worker's job is failed (and retried) within about a minute even with no
+ * engine running; pg-boss claims each queue's pass in the database, so more supervisors
+ * do not mean more passes (deletion is claimed per queue the same way, on pg-boss's own
+ * long interval).
+ */
+const MONITOR = { superviseIntervalSeconds: 10, monitorIntervalSeconds: 15 } as const;
+
 const roleOptions: Record<BossRole, Partial<ConstructorOptions>> = {
   migrator: { migrate: true, createSchema: true, supervise: false, schedule: false },
-  maintainer: { migrate: false, createSchema: false, supervise: true, schedule: false },
-  worker: { migrate: false, createSchema: false, supervise: false, schedule: false, useListenNotify: true },
+  maintainer: { migrate: false, createSchema: false, supervise: true, schedule: false, ...MONITOR },
+  worker: { migrate: false, createSchema: false, supervise: true, schedule: false, useListenNotify: true, ...MONITOR },
   producer: { migrate: false, createSchema: false, supervise: false, schedule: false },
 };
 
@@ -67,6 +76,7 @@ export function queueOptions(job: JobType): Omit<Queue, 'name'> {
     retryDelay: d.retryDelaySeconds,
     retryBackoff: d.retryBackoff,
     expireInSeconds: d.timeoutSeconds,
+    heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
     notify: true,
   };
 }

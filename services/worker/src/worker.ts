@@ -1,4 +1,4 @@
-import { CANCEL_CHANNEL, EXCHANGES, type Exchange, type JobType, type JobWithMetadata, type Logger, type PgBoss, type Sql } from '@wombat/core';
+import { CANCEL_CHANNEL, EXCHANGES, JOB_HEARTBEAT_REFRESH_SECONDS, type Exchange, type JobType, type JobWithMetadata, type Logger, type PgBoss, type Sql } from '@wombat/core';
 import type { Kysely } from 'kysely';
 import type { CoreTables } from '@wombat/core';
 import type { QueueSettings } from './config.ts';
@@ -77,6 +77,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         burstWhenBatchFull: true,
         pollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
         notifyPollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
+        heartbeatRefreshSeconds: JOB_HEARTBEAT_REFRESH_SECONDS,
       },
       async (jobs: JobWithMetadata<object>[]) => {
         const results = await Promise.all(jobs.map((job) => executeJob(queue, job, executeDeps)));
