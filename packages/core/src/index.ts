@@ -15,3 +15,4 @@ export * from './schedule/index.ts';
 export * from './process.ts';
 export * from './deadline.ts';
 export * from './loops.ts';
+export * from './json-text.ts';

@@ -1,5 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import Value from 'typebox/value';
+import { unstorableText } from './json-text.ts';
 
 /**
  * Job contracts: the queues every service agrees on and the parameters each job
@@ -136,6 +137,9 @@ export function checkJobParams(job: string, params: unknown): ParamsCheck<unknow
   if (!isJobType(job)) return { ok: false, problems: [`job "${job}" is unknown; known jobs: ${JOB_TYPES.join(', ')}`] };
   const schema = jobParamSchemas[job];
   const value = params ?? {};
+  // Keys too (a record's keys are not checked by its schema): Postgres cannot store NUL or lone surrogates.
+  const text = unstorableText(value, 'params');
+  if (text) return { ok: false, problems: [text] };
   if (Value.Check(schema, value)) {
     const extra = crossFieldProblems(job, value as Record<string, unknown>);
     return extra.length > 0 ? { ok: false, problems: extra } : { ok: true, value };

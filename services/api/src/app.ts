@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AppError, type CoreTables, type Logger, type PgBoss, type Sql } from '@wombat/core';
+import { AppError, unstorableText, type CoreTables, type Logger, type PgBoss, type Sql } from '@wombat/core';
 import Fastify, {
   LogController,
   type FastifyBaseLogger, type FastifyInstance,
@@ -101,8 +101,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     if (request.body === undefined && request.method !== 'GET' && request.method !== 'HEAD') request.body = {};
   });
   // JSON and query coercion turn 1e400 into Infinity, which the validator lets pass as a number.
+  // Strings PostgreSQL cannot store (NUL, lone surrogates) are refused here too, in keys and values.
   app.addHook('preHandler', async (request) => {
-    const problem = nonFinite('querystring', request.query, 0) ?? nonFinite('params', request.params, 0) ?? nonFinite('body', request.body, 0);
+    const problem =
+      nonFinite('querystring', request.query, 0) ??
+      nonFinite('params', request.params, 0) ??
+      nonFinite('body', request.body, 0) ??
+      // Keys as well as values: NUL or a lone surrogate would be a 500 from Postgres, or U+FFFD stored.
+      unstorableText(request.query, 'querystring') ??
+      unstorableText(request.params, 'params') ??
+      unstorableText(request.body, 'body');
     if (problem) throw new AppError('invalid_request', problem);
   });
   app.addHook('onResponse', async (request, reply) => {
