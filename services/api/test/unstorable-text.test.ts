@@ -1,4 +1,5 @@
 import t from 'tap';
+import type { SchedulerTables } from '@wombat/core';
 import { backtestParams, startTestApi } from './helpers.ts';
 
 /**
@@ -31,7 +32,7 @@ for (const bad of BAD) {
       t.match(r.body.error?.message, c.where, 'says where');
       t.match(r.body.error?.message, bad.says, 'and what is wrong');
     }
-    const schedules = await api.database.db.selectFrom('wombat.schedules').select('name').execute();
+    const schedules = await api.database.db.withTables<SchedulerTables>().selectFrom('wombat.schedules').select('name').execute();
     t.notOk(schedules.some((s) => s.name.startsWith('sched-') || s.name.startsWith('ok-name')), 'no schedule was stored');
     const runs = await api.database.db.selectFrom('wombat.runs').select('id').execute();
     t.equal(runs.length, 0, 'no run was stored');
@@ -43,13 +44,13 @@ t.test('a schedule rename to a name with a lone surrogate is refused, not stored
   t.equal(created.status, 201);
   const r = await api.call('PATCH', `/api/schedules/${created.body.id}`, { body: { name: 'plain\ud83d' } });
   t.equal(r.status, 400);
-  const row = await api.database.db.selectFrom('wombat.schedules').select('name').where('id', '=', created.body.id).executeTakeFirstOrThrow();
+  const row = await api.database.db.withTables<SchedulerTables>().selectFrom('wombat.schedules').select('name').where('id', '=', created.body.id).executeTakeFirstOrThrow();
   t.equal(row.name, 'plain', 'the name is unchanged');
 });
 
 t.test('well-formed text (emoji: a surrogate pair) passes', async (t) => {
   const r = await api.call('POST', '/api/schedules', { body: { name: 'rocket 🚀', job: 'canary', every: '1h' } });
   t.equal(r.status, 201);
-  const row = await api.database.db.selectFrom('wombat.schedules').select('name').where('id', '=', r.body.id).executeTakeFirstOrThrow();
+  const row = await api.database.db.withTables<SchedulerTables>().selectFrom('wombat.schedules').select('name').where('id', '=', r.body.id).executeTakeFirstOrThrow();
   t.equal(row.name, 'rocket 🚀');
 });
