@@ -221,7 +221,8 @@ export function createEngine(deps: EngineDeps): Engine {
   /** Cursors stay put: after recovery the same occurrences come due again and follow their policies. */
   function fail(err: unknown, failed: Slot[], occurrences: number): void {
     const failures = Math.max(...failed.map((x) => ++x.failures));
-    const backoffMs = isTransient(err) ? 20 : Math.min(250 * 2 ** Math.min(failures, 5), 5_000);
+    // Capped at 2 s: after an outage the engine publishes again within about that long.
+    const backoffMs = isTransient(err) ? 20 : Math.min(250 * 2 ** Math.min(failures, 5), 2_000);
     const names = failed.length <= 5 ? failed.map((x) => x.s.name) : undefined;
     log.error({ err, occurrences, schedules: names ?? failed.length, failures, retryInMs: backoffMs }, 'could not publish due occurrences; will retry');
     for (const slot of failed) slot.fireAtMs = now() + backoffMs;
