@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { publishRun, startBoss, type JobParams } from '@wombat/core';
 import { createTestDatabase } from '@wombat/core/testing';
-import { finished, getRun, waitForRun } from './fixtures/harness.ts';
+import { finished, getRun, jobStateEventually, waitForRun } from './fixtures/harness.ts';
 
 /**
  * A worker SIGKILLed mid-job with no engine running: the job's pg-boss heartbeat
@@ -69,7 +69,6 @@ t.test('a dead worker\'s job is failed by its heartbeat and retried without an e
   t.comment(`job of the killed worker retried and completed ${recoveredMs} ms after the kill (heartbeat 10 s, monitor every 15 s)`);
   t.equal(run.state, 'completed', 'the survivor completed it');
   t.equal(run.attempts, 2, 'on its second attempt');
-  const job = await producer.getJobById('backtest', id);
-  t.equal(job?.state, 'completed');
+  t.equal(await jobStateEventually(producer, 'backtest', id, 'completed'), 'completed', 'its job completed');
   t.equal((await getRun(tdb, id)).state, 'completed');
 });
