@@ -1,6 +1,7 @@
 import { PgBoss, type ConstructorOptions, type Queue } from 'pg-boss';
 import { AppError } from './errors.ts';
-import { JOB_TYPES, jobDefaults, type JobType } from './jobs.ts';
+import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
+import { JOB_HEARTBEAT_SECONDS, JOB_TYPES, jobDefaults, type JobType } from './jobs.ts';
 import type { Logger } from './logger.ts';
 
 export { PgBoss, fromKysely } from 'pg-boss';
@@ -15,10 +16,19 @@ export const BOSS_SCHEMA = 'pgboss';
  */
 export type BossRole = 'migrator' | 'maintainer' | 'worker' | 'producer';
 
+/**
+ * How often pg-boss's monitor fails jobs past their timeout or heartbeat. Workers run it
+ * too, so a dead worker's job is failed (and retried) within about a minute even with no
+ * engine running; pg-boss claims each queue's pass in the database, so more supervisors
+ * do not mean more passes (deletion is claimed per queue the same way, on pg-boss's own
+ * long interval).
+ */
+const MONITOR = { superviseIntervalSeconds: 10, monitorIntervalSeconds: 15 } as const;
+
 const roleOptions: Record<BossRole, Partial<ConstructorOptions>> = {
   migrator: { migrate: true, createSchema: true, supervise: false, schedule: false },
-  maintainer: { migrate: false, createSchema: false, supervise: true, schedule: false },
-  worker: { migrate: false, createSchema: false, supervise: false, schedule: false, useListenNotify: true },
+  maintainer: { migrate: false, createSchema: false, supervise: true, schedule: false, ...MONITOR },
+  worker: { migrate: false, createSchema: false, supervise: true, schedule: false, useListenNotify: true, ...MONITOR },
   producer: { migrate: false, createSchema: false, supervise: false, schedule: false },
 };
 
@@ -28,6 +38,8 @@ export interface BossOptions {
   log: Logger;
   /** pg-boss keeps its own small pool, apart from the query pool. */
   poolSize?: number;
+  /** Opening a connection of pg-boss's pool fails after this long (DATABASE_CONNECT_TIMEOUT_MS). */
+  connectTimeoutMs?: number;
   extra?: Partial<ConstructorOptions>;
 }
 
@@ -36,6 +48,7 @@ export async function startBoss(opts: BossOptions): Promise<PgBoss> {
     connectionString: opts.url,
     schema: BOSS_SCHEMA,
     max: opts.poolSize ?? 4,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? DATABASE_DEADLINE_DEFAULTS.connectTimeoutMs,
     ...roleOptions[opts.role],
     ...opts.extra,
   });
@@ -55,9 +68,6 @@ export async function startBoss(opts: BossOptions): Promise<PgBoss> {
   return boss;
 }
 
-/** pg-boss job heartbeat: long enough to ride out a busy event loop, short enough for the 60 s loss bound. */
-export const JOB_HEARTBEAT_SECONDS = 30;
-
 /** pg-boss queue settings for a job type: retries, timeout, LISTEN/NOTIFY wake-ups. */
 export function queueOptions(job: JobType): Omit<Queue, 'name'> {
   const d = jobDefaults[job];
@@ -66,8 +76,8 @@ export function queueOptions(job: JobType): Omit<Queue, 'name'> {
     retryDelay: d.retryDelaySeconds,
     retryBackoff: d.retryBackoff,
     expireInSeconds: d.timeoutSeconds,
-    // A worker refreshes its jobs' heartbeats every JOB_HEARTBEAT_SECONDS / 2; the engine's reconciler
-    // fails the attempt of a job whose heartbeat is older (its worker died before recording the start).
+    // A worker refreshes its jobs' heartbeats every JOB_HEARTBEAT_REFRESH_SECONDS; pg-boss's monitor (in
+    // workers and engines) and the engine's reconciler fail the attempt of a job whose heartbeat is older.
     heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
     notify: true,
   };

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { int, oneOf, postgresUrl, str } from './config.ts';
+import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
 
 /** The checkout Wombat runs from; relative paths in configuration resolve against it. */
 export const repoRoot = path.resolve(import.meta.dirname, '../../..');
@@ -9,7 +10,32 @@ export const databaseFields = {
   databasePoolSize: int('DATABASE_POOL_SIZE', 'connections in this process\'s query pool', { default: 10, min: 1, max: 200 }),
   embeddedPgDir: str('EMBEDDED_PG_DIR', 'data directory of the embedded PostgreSQL (relative to the checkout)', { default: '.wombat/pg' }),
   embeddedPgPort: int('EMBEDDED_PG_PORT', 'port of the embedded PostgreSQL (127.0.0.1 only)', { default: 54329, min: 1024, max: 65535 }),
+  // Deadlines of every database call (issue: no request waits forever); see DATABASE_DEADLINE_DEFAULTS.
+  databaseConnectTimeoutMs: int('DATABASE_CONNECT_TIMEOUT_MS', 'opening a database connection, and waiting for one from the pool, fails after this many ms', {
+    default: DATABASE_DEADLINE_DEFAULTS.connectTimeoutMs,
+    min: 100,
+    max: 600_000,
+  }),
+  databaseStatementTimeoutMs: int('DATABASE_STATEMENT_TIMEOUT_MS', 'a statement running longer is cancelled by the server (statement_timeout), in ms; 0: no limit', {
+    default: DATABASE_DEADLINE_DEFAULTS.statementTimeoutMs,
+    min: 0,
+    max: 86_400_000,
+  }),
+  databaseTransactionTimeoutMs: int('DATABASE_TRANSACTION_TIMEOUT_MS', 'a transaction open longer, or idle in a transaction that long, is rolled back, in ms; 0: no limit', {
+    default: DATABASE_DEADLINE_DEFAULTS.transactionTimeoutMs,
+    min: 0,
+    max: 86_400_000,
+  }),
 };
+
+/** createDatabase's deadline options from a service's configuration. */
+export function databaseDeadlines(config: { databaseConnectTimeoutMs: number; databaseStatementTimeoutMs: number; databaseTransactionTimeoutMs: number }) {
+  return {
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    transactionTimeoutMs: config.databaseTransactionTimeoutMs,
+  };
+}
 
 export const processFields = {
   logLevel: oneOf('LOG_LEVEL', 'fatal, error, warn, info, debug or trace', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], {
@@ -22,6 +48,11 @@ export const processFields = {
     default: 25000,
     min: 1000,
     max: 600000,
+  }),
+  loopStallExitMs: int('LOOP_STALL_EXIT_MS', 'a periodic loop (engine heartbeat, publish pass) that completes no round for this long, its rounds hanging or failing other than from an unreachable database, exits the process with status 1; 0: never', {
+    default: 120_000,
+    min: 0,
+    max: 86_400_000,
   }),
 };
 

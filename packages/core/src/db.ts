@@ -1,7 +1,8 @@
 import { Kysely } from 'kysely';
-import { PostgresJSDialect } from 'kysely-postgres-js';
 import postgres from 'postgres';
 import type { CoreTables } from './db-types.ts';
+import { PostgresJsDialect } from './db-driver.ts';
+import { withDeadline } from './deadline.ts';
 
 export type Sql = postgres.Sql;
 
@@ -12,21 +13,65 @@ export interface Database<Tables = CoreTables> {
   close(): Promise<void>;
 }
 
+/**
+ * Database deadlines, defined once: the configuration fields (DATABASE_*_MS) take
+ * their defaults from here, and so does every pool created without them.
+ */
+export const DATABASE_DEADLINE_DEFAULTS = {
+  /** Opening a connection; also how long a statement may wait for one. */
+  connectTimeoutMs: 2_000,
+  /** One statement, enforced by the server (statement_timeout) and, plus a grace, by the client. */
+  statementTimeoutMs: 30_000,
+  /** One transaction, from BEGIN to COMMIT; the server also ends a transaction idle this long. */
+  transactionTimeoutMs: 60_000,
+} as const;
+
+/** How long the client waits beyond statement_timeout before abandoning a statement itself. */
+const CLIENT_GRACE_MS = 2_000;
+/** Longest pause between reconnection attempts: a returning server is used within about this long. */
+const MAX_RECONNECT_DELAY_SECONDS = 0.5;
+
 export interface DatabaseOptions {
   url: string;
   poolSize?: number;
   applicationName?: string;
-  /** Seconds to wait for a connection before a query fails (Postgres down). */
+  connectTimeoutMs?: number;
+  /** 0: no limit (migrations). */
+  statementTimeoutMs?: number;
+  /** 0: no limit (migrations). */
+  transactionTimeoutMs?: number;
+  /** @deprecated seconds; use connectTimeoutMs. */
   connectTimeoutSeconds?: number;
 }
 
+function deadlinesOf(opts: DatabaseOptions) {
+  const d = DATABASE_DEADLINE_DEFAULTS;
+  return {
+    connectTimeoutMs: opts.connectTimeoutMs ?? (opts.connectTimeoutSeconds !== undefined ? opts.connectTimeoutSeconds * 1000 : d.connectTimeoutMs),
+    statementTimeoutMs: opts.statementTimeoutMs ?? d.statementTimeoutMs,
+    transactionTimeoutMs: opts.transactionTimeoutMs ?? d.transactionTimeoutMs,
+  };
+}
+
 export function createSql(opts: DatabaseOptions): Sql {
+  const d = deadlinesOf(opts);
   return postgres(opts.url, {
     max: opts.poolSize ?? 10,
-    connect_timeout: opts.connectTimeoutSeconds ?? 10,
+    connect_timeout: d.connectTimeoutMs / 1000,
     idle_timeout: 60,
+    // TCP keepalive notices a peer that vanished without closing (host down, cable out).
+    keep_alive: 10,
+    // postgres.js's default backoff grows to 20 s between attempts, so a query made
+    // during an outage could wait that long to fail and a returning server was
+    // noticed late. Short and capped: fail fast, recover fast.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, MAX_RECONNECT_DELAY_SECONDS),
     onnotice: () => {},
-    connection: { application_name: opts.applicationName ?? 'wombat' },
+    connection: {
+      application_name: opts.applicationName ?? 'wombat',
+      // Server-side deadlines: they free the backend even when this process is gone.
+      statement_timeout: d.statementTimeoutMs,
+      idle_in_transaction_session_timeout: d.transactionTimeoutMs,
+    },
     // int8 as number: Wombat's bigint ids and counts stay far below 2^53.
     types: {
       int8: { to: 20, from: [20], serialize: (v: number) => String(v), parse: (v: string) => Number(v) },
@@ -36,7 +81,16 @@ export function createSql(opts: DatabaseOptions): Sql {
 
 export function createDatabase<Tables = CoreTables>(opts: DatabaseOptions): Database<Tables> {
   const sql = createSql(opts);
-  const db = new Kysely<Tables>({ dialect: new PostgresJSDialect({ postgres: sql }) });
+  const d = deadlinesOf(opts);
+  const dialect = new PostgresJsDialect({
+    sql,
+    deadlines: {
+      connectTimeoutMs: d.connectTimeoutMs,
+      queryTimeoutMs: d.statementTimeoutMs > 0 ? d.statementTimeoutMs + CLIENT_GRACE_MS : 0,
+      transactionTimeoutMs: d.transactionTimeoutMs,
+    },
+  });
+  const db = new Kysely<Tables>({ dialect });
   let closing: Promise<void> | undefined;
   return {
     db,
@@ -49,11 +103,11 @@ export function createDatabase<Tables = CoreTables>(opts: DatabaseOptions): Data
   };
 }
 
-/** True when Postgres answers a trivial query within the pool's connect timeout. */
-export async function pingDatabase(sql: Sql): Promise<{ ok: boolean; latencyMs: number; error?: string }> {
+/** True when Postgres answers a trivial query within `timeoutMs` (default: the connect timeout). */
+export async function pingDatabase(sql: Sql, timeoutMs: number = DATABASE_DEADLINE_DEFAULTS.connectTimeoutMs): Promise<{ ok: boolean; latencyMs: number; error?: string }> {
   const started = performance.now();
   try {
-    await sql`select 1`;
+    await withDeadline(sql`select 1`, timeoutMs, 'ping');
     return { ok: true, latencyMs: Math.round(performance.now() - started) };
   } catch (err) {
     return { ok: false, latencyMs: Math.round(performance.now() - started), error: (err as Error).message };

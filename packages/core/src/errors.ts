@@ -67,3 +67,54 @@ export function serializeError(err: unknown): { name: string; message: string; c
   }
   return { name: 'Error', message: String(err) };
 }
+
+/**
+ * A database call that passed its client-side deadline: `connect` (no connection
+ * within DATABASE_CONNECT_TIMEOUT_MS), `query` (no answer within the statement
+ * deadline) or `transaction` (open longer than DATABASE_TRANSACTION_TIMEOUT_MS).
+ */
+export class DatabaseTimeoutError extends AppError {
+  readonly phase: 'connect' | 'query' | 'transaction' | 'call';
+  readonly timeoutMs: number;
+
+  constructor(phase: DatabaseTimeoutError['phase'], timeoutMs: number, what: string) {
+    const first = what.replace(/\s+/g, ' ').trim().slice(0, 60);
+    super('database_timeout', `database ${phase} deadline of ${timeoutMs} ms passed (${first})`);
+    this.name = 'DatabaseTimeoutError';
+    this.phase = phase;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** Node socket errors that mean the server cannot be reached or dropped the connection. */
+const UNREACHABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
+/** postgres.js's own codes for a connection it lost or could not open. */
+const DRIVER_CONNECTION_CODES = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT']);
+/** SQLSTATEs of a server going away or not yet accepting work (class 08 is matched as a class). */
+const UNAVAILABLE_SQLSTATES = new Set([
+  SQLSTATE.adminShutdown, // 57P01
+  '57P02', // crash_shutdown
+  SQLSTATE.cannotConnectNow, // 57P03
+  '57P05', // idle_session_timeout: the server closed an idle session
+  '53300', // too_many_connections
+]);
+
+/**
+ * True when `err` says the database is unreachable or went away (rather than that
+ * the statement was wrong): connection refused or reset, server shutting down or
+ * starting up, SQLSTATE class 08, or a Wombat database deadline. Callers answer
+ * these with "try again later" (HTTP 503), retry, or back off.
+ */
+export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
+  if (!err || typeof err !== 'object' || depth > 4) return false;
+  if (err instanceof DatabaseTimeoutError) return true;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (UNREACHABLE_ERRNO.has(code) || DRIVER_CONNECTION_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return true;
+  }
+  // node-postgres (pg-boss's driver) reports a lost connection without a code.
+  if (err instanceof Error && code === undefined && /^Connection terminated|^timeout exceeded when trying to connect/.test(err.message)) return true;
+  const nested = (err as { errors?: unknown }).errors;
+  if (Array.isArray(nested) && nested.some((e) => isDatabaseUnavailable(e, depth + 1))) return true;
+  return isDatabaseUnavailable((err as { cause?: unknown }).cause, depth + 1);
+}

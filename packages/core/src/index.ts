@@ -15,3 +15,6 @@ export * from './workers.ts';
 export * from './schedule/index.ts';
 export * from './process.ts';
 export * from './thresholds.ts';
+export * from './deadline.ts';
+export * from './loops.ts';
+export * from './json-text.ts';

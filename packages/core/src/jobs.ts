@@ -1,5 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import Value from 'typebox/value';
+import { unstorableText } from './json-text.ts';
 
 /**
  * Job contracts: the queues every service agrees on and the parameters each job
@@ -129,6 +130,17 @@ export const jobDefaults: Record<JobType, JobDefaults> = {
   backtest: { timeoutSeconds: 3600, retryLimit: 0, retryDelaySeconds: 10, retryBackoff: false },
 };
 
+/**
+ * pg-boss job heartbeat: a running job's worker touches it every JOB_HEARTBEAT_REFRESH_SECONDS;
+ * one not touched for JOB_HEARTBEAT_SECONDS is failed (and retried if it has retries left) by
+ * the next pg-boss monitor pass, which the engine and every worker run (see boss.ts). So a job
+ * whose worker died is noticed in heartbeat + monitor interval + supervise interval (about
+ * 15-40 s), not at its timeout (up to an hour). The refresh leaves a 10 s margin for a busy
+ * event loop.
+ */
+export const JOB_HEARTBEAT_SECONDS = 15;
+export const JOB_HEARTBEAT_REFRESH_SECONDS = 5;
+
 export type ParamsCheck<T> = { ok: true; value: T } | { ok: false; problems: string[] };
 
 /** Validates `params` for `job`; problems name the offending field and what it must be. */
@@ -138,6 +150,9 @@ export function checkJobParams(job: string, params: unknown): ParamsCheck<unknow
   if (!isJobType(job)) return { ok: false, problems: [`job "${job}" is unknown; known jobs: ${JOB_TYPES.join(', ')}`] };
   const schema = jobParamSchemas[job];
   const value = params ?? {};
+  // Keys too (a record's keys are not checked by its schema): Postgres cannot store NUL or lone surrogates.
+  const text = unstorableText(value, 'params');
+  if (text) return { ok: false, problems: [text] };
   if (Value.Check(schema, value)) {
     const extra = crossFieldProblems(job, value as Record<string, unknown>);
     return extra.length > 0 ? { ok: false, problems: extra } : { ok: true, value };

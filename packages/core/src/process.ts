@@ -38,24 +38,65 @@ export interface ServiceConfig {
   shutdownTimeoutMs: number;
 }
 
+/** Ends the process with a non-zero code after a clean stop: for errors nothing can recover from in-process. */
+export type Fatal = (reason: string, err?: unknown) => void;
+
+/**
+ * A `Fatal` over a lifecycle: logs, stops what can be stopped within the shutdown
+ * deadline (the lifecycle enforces it), exits 1. Memoized: a second failure while
+ * stopping is logged and changes nothing.
+ */
+export function createFatal(lifecycle: Lifecycle, proc: Pick<NodeJS.Process, 'exit'>, log: Logger): Fatal {
+  let exiting = false;
+  return (reason, err) => {
+    if (exiting) {
+      log.error({ err, reason }, 'another fatal error while stopping');
+      return;
+    }
+    exiting = true;
+    log.fatal({ err, reason }, `${reason}; stopping and exiting with status 1`);
+    void lifecycle
+      .stop(reason)
+      .catch(() => false)
+      .then(() => {
+        log.flush?.();
+        proc.exit(1);
+      });
+  };
+}
+
+/**
+ * An exception or rejection nobody handled leaves the process in an unknown state:
+ * log it with its origin, stop cleanly within the shutdown deadline, exit 1 so the
+ * service manager restarts the process (Node's default would exit without stopping).
+ */
+export function handleUncaught(proc: Pick<NodeJS.Process, 'on'>, fatal: Fatal): void {
+  proc.on('uncaughtException', (err: Error, origin: string) => fatal(origin === 'unhandledRejection' ? 'unhandled rejection' : 'uncaught exception', err));
+  proc.on('unhandledRejection', (reason: unknown) => fatal('unhandled rejection', reason));
+}
+
 /**
  * What every service's main.ts does: configuration (exit 1 on any problem), the
- * root logger, signal handling and ordered stop, then `start`; a start failure
- * stops what did start and exits 1.
+ * root logger, signal handling and ordered stop, uncaught errors (logged, clean
+ * stop, exit 1), then `start`; a start failure stops what did start and exits 1.
+ * `fatal` is handed to the service for failures it cannot recover from in-process
+ * (a loop that cannot make progress).
  */
 export async function runService<C extends ServiceConfig>(opts: {
   name: string;
   proc: Proc;
   loadConfig: (env: NodeJS.ProcessEnv) => C;
-  start: (config: C, deps: { log: Logger; lifecycle: Lifecycle }) => Promise<unknown>;
+  start: (config: C, deps: { log: Logger; lifecycle: Lifecycle; fatal: Fatal }) => Promise<unknown>;
 }): Promise<void> {
   const { proc } = opts;
   const config = configOrExit(opts.loadConfig, proc);
   const log = createLogger({ name: opts.name, level: config.logLevel, format: config.logFormat, isTty: proc.stdout.isTTY === true });
   const lifecycle = createLifecycle({ log, shutdownTimeoutMs: config.shutdownTimeoutMs });
   handleSignals(lifecycle, proc, log);
+  const fatal = createFatal(lifecycle, proc, log);
+  handleUncaught(proc, fatal);
   try {
-    await opts.start(config, { log, lifecycle });
+    await opts.start(config, { log, lifecycle, fatal });
   } catch (err) {
     log.fatal({ err }, `${opts.name} failed to start`);
     await lifecycle.stop('start failed');

@@ -9,14 +9,14 @@ import { migrateWombat } from './migrate.ts';
  * (deploy/migrate.ts) before starting services; services never migrate.
  */
 export async function migrateAll(opts: { url: string; log: Logger }): Promise<{ applied: string[] }> {
-  const sql = createSql({ url: opts.url, poolSize: 1, applicationName: 'wombat-migrate' });
+  const sql = createSql({ url: opts.url, poolSize: 1, applicationName: 'wombat-migrate', statementTimeoutMs: 0, transactionTimeoutMs: 0, connectTimeoutMs: 10_000 });
   let applied: string[];
   try {
     ({ applied } = await migrateWombat(sql, opts.log));
   } finally {
     await sql.end({ timeout: 5 });
   }
-  const boss = await startBoss({ url: opts.url, role: 'migrator', log: opts.log, poolSize: 2 });
+  const boss = await startBoss({ url: opts.url, role: 'migrator', log: opts.log, poolSize: 2, connectTimeoutMs: 10_000 });
   try {
     await ensureQueues(boss);
   } finally {

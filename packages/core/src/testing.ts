@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import postgres from 'postgres';
 import { createDatabase, type Database } from './db.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { migrateAll } from './setup.ts';
+import { startEmbeddedPostgres } from './embedded-postgres.ts';
+import { freePort } from './process.ts';
 import type { CoreTables } from './db-types.ts';
 
 /**
@@ -63,4 +68,81 @@ export async function createTestDatabase<Tables = CoreTables>(t: Teardown, opts:
   // Registered after the drop, so it runs before it (tap runs teardowns in reverse).
   t.teardown(() => database.close());
   return { ...database, url, name, log };
+}
+
+/**
+ * A PostgreSQL server of the test's own (embedded, in a temporary directory, on a
+ * free port), which the test may stop and start again to play an outage. The
+ * `wombat` database on it is migrated. Stopped and removed at teardown.
+ */
+export interface PrivatePostgres {
+  url: string;
+  port: number;
+  /** Fast shutdown (SIGINT): open transactions roll back, clients see 57P01, then ECONNREFUSED. */
+  stop(): Promise<void>;
+  /** Starts the same data directory again on the same port. */
+  start(): Promise<void>;
+  /** SIGSTOP to the server and its backends: connections stay open and nothing answers (a hung host). */
+  pause(): void;
+  resume(): void;
+  readonly running: boolean;
+}
+
+export async function startPrivatePostgres(t: Teardown, opts: { migrate?: boolean } = {}): Promise<PrivatePostgres> {
+  const root = mkdtempSync(path.join(tmpdir(), 'wombat-private-pg-'));
+  // PostgreSQL runs as its own user when tests run as root: it must reach the directory.
+  chmodSync(root, 0o755);
+  const dir = path.join(root, 'pg');
+  const port = await freePort();
+  const log = testLogger('private-postgres');
+  let server = await startEmbeddedPostgres({ dir, port, log });
+  let running = true;
+  t.teardown(async () => {
+    if (running) {
+      signalServer(server.pid, 'SIGCONT');
+      await server.stop();
+    }
+    rmSync(root, { recursive: true, force: true });
+  });
+  if (opts.migrate !== false) await migrateAll({ url: server.url, log });
+  return {
+    url: server.url,
+    port,
+    get running() {
+      return running;
+    },
+    async stop() {
+      await server.stop();
+      running = false;
+    },
+    async start() {
+      server = await startEmbeddedPostgres({ dir, port, log });
+      running = true;
+    },
+    pause: () => signalServer(server.pid, 'SIGSTOP'),
+    resume: () => signalServer(server.pid, 'SIGCONT'),
+  };
+}
+
+/** Signals the postmaster and its children: each backend calls setsid(), so a process-group signal misses them. */
+function signalServer(pid: number, signal: NodeJS.Signals): void {
+  const children = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        // /proc/N/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after the ')'.
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  for (const p of [pid, ...children]) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      // exited meanwhile
+    }
+  }
 }

@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AppError, type CoreTables, type Logger, type PgBoss, type Sql } from '@wombat/core';
+import { AppError, unstorableText, type CoreTables, type Logger, type PgBoss, type Sql } from '@wombat/core';
 import Fastify, {
   LogController,
   type FastifyBaseLogger, type FastifyInstance,
@@ -19,6 +19,8 @@ import { statusRoutes } from './routes/status.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { uiRoutes } from './routes/ui.ts';
 import { workerRoutes } from './routes/workers.ts';
+import { createSubmitter } from './submitter.ts';
+import { API_DEADLINE_DEFAULTS } from './config.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -53,7 +55,14 @@ export interface AppDeps {
   bodyLimitBytes?: number;
   /** Time zone of schedules created without one (TZ, as the engine's built-ins); UTC when unset. */
   defaultTimezone?: string;
+  /** A task submission not committed within this is answered 503 (API_SUBMIT_TIMEOUT_MS). */
+  submitTimeoutMs?: number;
+  /** /health deadline for the database ping, in ms. */
+  healthPingTimeoutMs?: number;
+  /** An abandoned submission write unsettled this long makes /health report the writer stuck. */
+  writerStuckAfterMs?: number;
 }
+
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
 
@@ -94,8 +103,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     if (request.body === undefined && request.method !== 'GET' && request.method !== 'HEAD') request.body = {};
   });
   // JSON and query coercion turn 1e400 into Infinity, which the validator lets pass as a number.
+  // Strings PostgreSQL cannot store (NUL, lone surrogates) are refused here too, in keys and values.
   app.addHook('preHandler', async (request) => {
-    const problem = nonFinite('querystring', request.query, 0) ?? nonFinite('params', request.params, 0) ?? nonFinite('body', request.body, 0);
+    const problem =
+      nonFinite('querystring', request.query, 0) ??
+      nonFinite('params', request.params, 0) ??
+      nonFinite('body', request.body, 0) ??
+      // Keys as well as values: NUL or a lone surrogate would be a 500 from Postgres, or U+FFFD stored.
+      unstorableText(request.query, 'querystring') ??
+      unstorableText(request.params, 'params') ??
+      unstorableText(request.body, 'body');
     if (problem) throw new AppError('invalid_request', problem);
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -122,11 +139,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   app.get('/openapi.json', { config: { access: 'none' }, schema: { hide: true } }, async () => app.swagger());
 
-  healthRoutes(app, deps);
+  const submitTimeoutMs = deps.submitTimeoutMs ?? API_DEADLINE_DEFAULTS.submitTimeoutMs;
+  const submitter = createSubmitter(deps.db, deps.boss, { deadlineMs: submitTimeoutMs, stuckAfterMs: deps.writerStuckAfterMs ?? Math.max(30_000, 10 * submitTimeoutMs), log: deps.log });
+  healthRoutes(app, deps, { writers: { submitter } });
   metricsRoutes(app, deps);
   statusRoutes(app, deps);
   workerRoutes(app, deps);
-  taskRoutes(app, deps);
+  taskRoutes(app, deps, submitter);
   runRoutes(app, deps);
   deadLetterRoutes(app, deps);
   scheduleRoutes(app, deps);

@@ -1,5 +1,8 @@
 import { ConfigError, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, timeZone, type ConfigOf } from '@wombat/core';
 
+/** Deadlines of the api's own (defaults of the fields below, and of buildApp when a test leaves them out). */
+export const API_DEADLINE_DEFAULTS = { submitTimeoutMs: 2_000, healthPingTimeoutMs: 2_000 } as const;
+
 export const apiConfigSchema = {
   ...databaseFields,
   ...processFields,
@@ -22,6 +25,11 @@ export const apiConfigSchema = {
   }),
   timezone: timeZone('TZ', 'time zone (IANA) of schedules created without one', { default: 'Asia/Seoul' }),
   bodyLimitBytes: int('API_BODY_LIMIT_BYTES', 'largest request body accepted, in bytes', { default: 1_048_576, min: 1024, max: 104_857_600 }),
+  submitTimeoutMs: int('API_SUBMIT_TIMEOUT_MS', 'a task submission not committed within this many ms is answered 503 database_unavailable (and not written)', {
+    default: API_DEADLINE_DEFAULTS.submitTimeoutMs,
+    min: 100,
+    max: 600_000,
+  }),
 };
 
 export type ApiConfig = ConfigOf<typeof apiConfigSchema>;

@@ -1,4 +1,4 @@
-import { AppError } from '@wombat/core';
+import { AppError, isDatabaseUnavailable } from '@wombat/core';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 /** The JSON body of every error answer. */
@@ -23,7 +23,11 @@ const statusByCode: Record<string, number> = {
   not_a_dead_letter: 409,
   schedule_name_taken: 409,
   schedule_built_in: 409,
+  database_unavailable: 503,
 };
+
+/** Seconds a client is told to wait before retrying while the database is unavailable. */
+export const DATABASE_RETRY_AFTER_SECONDS = 5;
 
 export function statusForCode(code: string): number {
   const known = statusByCode[code];
@@ -96,6 +100,17 @@ export function handleError(err: FastifyError | AppError | Error, request: Fasti
   if (fe.validation) {
     const problems = describeValidation(fe.validationContext ?? 'request', fe.validation);
     void reply.status(400).send(errorBody('invalid_request', problems.join('; '), problems));
+    return;
+  }
+  // Before AppError: a database deadline is an AppError too. Connection refused or reset,
+  // server shutting down or starting (57P01, 57P03), SQLSTATE class 08, deadlines: the
+  // request may well succeed later, so 503 with Retry-After rather than 500.
+  if (isDatabaseUnavailable(err)) {
+    request.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'database unavailable');
+    void reply
+      .status(503)
+      .header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS))
+      .send(errorBody('database_unavailable', 'the database is unavailable or did not answer in time; retry later'));
     return;
   }
   if (err instanceof AppError) {

@@ -1,4 +1,4 @@
-import { createDatabase, resolveFromRoot, startBoss, type Logger } from '@wombat/core';
+import { createDatabase, databaseDeadlines, resolveFromRoot, startBoss, type Logger } from '@wombat/core';
 import { buildApp, type App } from './app.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { ApiConfig } from './config.ts';
@@ -14,10 +14,10 @@ export interface RunningApi {
 /** Starts the api against a migrated database; `embedded` tells whether it is the local embedded one. */
 export async function startApi(opts: { config: ApiConfig; databaseUrl: string; embedded: boolean; log: Logger }): Promise<RunningApi> {
   const { config, log } = opts;
-  const database = createDatabase({ url: opts.databaseUrl, poolSize: config.databasePoolSize, applicationName: 'wombat-api' });
+  const database = createDatabase({ url: opts.databaseUrl, poolSize: config.databasePoolSize, applicationName: 'wombat-api', ...databaseDeadlines(config) });
   let boss;
   try {
-    boss = await startBoss({ url: opts.databaseUrl, role: 'producer', log, poolSize: 4 });
+    boss = await startBoss({ url: opts.databaseUrl, role: 'producer', log, poolSize: 4, connectTimeoutMs: config.databaseConnectTimeoutMs });
   } catch (err) {
     await database.close();
     throw err;
@@ -32,6 +32,8 @@ export async function startApi(opts: { config: ApiConfig; databaseUrl: string; e
     taskResultTtlDays: config.taskResultTtlDays,
     bodyLimitBytes: config.bodyLimitBytes,
     defaultTimezone: config.timezone,
+    submitTimeoutMs: config.submitTimeoutMs,
+    healthPingTimeoutMs: config.databaseConnectTimeoutMs,
   });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, reads: config.authReads, openapi: `${url}/openapi.json` }, 'api listening');

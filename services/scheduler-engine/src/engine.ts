@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import {
   AppError,
+  createLoopSupervisor,
   listSchedules,
   pingDatabase,
   reconcileRuns,
@@ -41,6 +42,8 @@ export interface EngineOptions {
   maintenanceIntervalMs: number;
   taskResultTtlDays: number;
   runRetentionDays: number;
+  /** A loop making no progress this long (hung rounds) calls EngineDeps.onStall (LOOP_STALL_EXIT_MS); 0 or unset: never. */
+  loopStallExitMs?: number;
 }
 
 export interface EngineDeps {
@@ -56,6 +59,8 @@ export interface EngineDeps {
   beforePublish?: (decisions: Decision[]) => Promise<void>;
   /** Called after each committed batch with the occurrences this engine recorded and the commit instant. */
   onPublished?: (occurrences: PublishedOccurrence[], committedAtMs: number) => void;
+  /** A loop cannot make progress: the service stops and exits non-zero. */
+  onStall?: (info: { loop: string; failingMs: number }) => void;
 }
 
 export interface Engine {
@@ -78,6 +83,10 @@ const MAX_TIMER_MS = 60_000;
  */
 const PUBLISH_BATCH_OCCURRENCES = 100;
 const PUBLISH_LANES = 3;
+/** A publish pass running longer is abandoned so the next can start (exactly-once holds: the database dedupes). */
+const PUBLISH_PASS_DEADLINE_MS = 30_000;
+/** Deadline of a periodic round: two intervals, within 5 s..60 s. */
+const roundDeadlineMs = (intervalMs: number) => Math.min(Math.max(2 * intervalMs, 5_000), 60_000);
 
 async function withinMs(ms: number, p: Promise<unknown> | undefined): Promise<void> {
   if (!p) return;
@@ -110,6 +119,7 @@ export function createEngine(deps: EngineDeps): Engine {
   const pendingIds = new Set<number>();
   const lastRuns = createLastRunWriter(db, log);
   let pendingTimer: NodeJS.Timeout | undefined;
+  const loops = createLoopSupervisor({ log, stallMs: o.loopStallExitMs ?? 0, onStall: (info) => deps.onStall?.(info) });
 
   function arm(): void {
     clearTimeout(timer);
@@ -128,8 +138,10 @@ export function createEngine(deps: EngineDeps): Engine {
       return;
     }
     ticking = true;
-    inFlight = publishDue()
-      .catch((err) => log.error({ err }, 'publish pass failed'))
+    // The supervisor logs a failed pass and abandons one past its deadline.
+    inFlight = loops
+      .round('publish', () => publishDue(), { roundTimeoutMs: PUBLISH_PASS_DEADLINE_MS })
+      .then(() => {})
       .finally(() => {
         ticking = false;
         if (retickWanted) {
@@ -245,7 +257,8 @@ export function createEngine(deps: EngineDeps): Engine {
   /** Cursors stay put: after recovery the same occurrences come due again and follow their policies. */
   function fail(err: unknown, failed: Slot[], occurrences: number): void {
     const failures = Math.max(...failed.map((x) => ++x.failures));
-    const backoffMs = isTransient(err) ? 20 : Math.min(250 * 2 ** Math.min(failures, 5), 5_000);
+    // Capped at 2 s: after an outage the engine publishes again within about that long.
+    const backoffMs = isTransient(err) ? 20 : Math.min(250 * 2 ** Math.min(failures, 5), 2_000);
     const names = failed.length <= 5 ? failed.map((x) => x.s.name) : undefined;
     log.error({ err, occurrences, schedules: names ?? failed.length, failures, retryInMs: backoffMs }, 'could not publish due occurrences; will retry');
     for (const slot of failed) slot.fireAtMs = now() + backoffMs;
@@ -301,17 +314,9 @@ export function createEngine(deps: EngineDeps): Engine {
     if (t1 - t0 < 100) offsetMs = dbNow - (t0 + t1) / 2;
   }
 
+  /** A periodic loop whose rounds have a deadline: one that hangs is abandoned and the next runs. */
   function every(ms: number, name: string, fn: () => Promise<unknown>): void {
-    let busy = false;
-    intervals.push(
-      setInterval(() => {
-        if (busy || !running) return;
-        busy = true;
-        fn()
-          .catch((err) => log.warn({ err }, `${name} failed; will retry`))
-          .finally(() => (busy = false));
-      }, ms),
-    );
+    loops.every(name, ms, () => (running ? fn() : Promise.resolve()), { roundTimeoutMs: roundDeadlineMs(ms) });
   }
 
   return {
@@ -368,6 +373,7 @@ export function createEngine(deps: EngineDeps): Engine {
         clearTimeout(timer);
         clearTimeout(pendingTimer);
         for (const i of intervals) clearInterval(i);
+        loops.stop();
         // With Postgres unreachable these would wait for a connection; the process is leaving anyway.
         await withinMs(2_000, unlisten?.());
         await inFlight;

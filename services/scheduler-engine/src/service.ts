@@ -1,4 +1,4 @@
-import { createDatabase, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, databaseDeadlines, resolveServiceDatabase, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
 import pkg from '../package.json' with { type: 'json' };
 import { builtInSchedules } from './built-ins.ts';
 import type { EngineConfig } from './config.ts';
@@ -20,6 +20,7 @@ export function engineOptions(config: EngineConfig, ctx: { host: string; pid: nu
     maintenanceIntervalMs: config.maintenanceIntervalMs,
     taskResultTtlDays: config.taskResultTtlDays,
     runRetentionDays: config.runRetentionDays,
+    loopStallExitMs: config.loopStallExitMs,
   };
 }
 
@@ -29,13 +30,13 @@ export function engineOptions(config: EngineConfig, ctx: { host: string; pid: nu
  */
 export async function startService(
   config: EngineConfig,
-  ctx: { log: Logger; lifecycle: Lifecycle; host: string; pid: number },
+  ctx: { log: Logger; lifecycle: Lifecycle; host: string; pid: number; fatal?: Fatal },
 ): Promise<Engine> {
   const { log, lifecycle } = ctx;
   const pg = await resolveServiceDatabase(config, { log, lifecycle });
-  const database = createDatabase({ url: pg.url, poolSize: config.databasePoolSize, applicationName: 'wombat-scheduler-engine' });
+  const database = createDatabase({ url: pg.url, poolSize: config.databasePoolSize, applicationName: 'wombat-scheduler-engine', ...databaseDeadlines(config) });
   lifecycle.onStop('database pool', () => database.close());
-  const boss = await startBoss({ url: pg.url, role: 'maintainer', log });
+  const boss = await startBoss({ url: pg.url, role: 'maintainer', log, connectTimeoutMs: config.databaseConnectTimeoutMs });
   lifecycle.onStop('pg-boss', () => boss.stop({ graceful: false, close: true }));
   const engine = createEngine({
     db: database.db,
@@ -43,6 +44,7 @@ export async function startService(
     boss,
     log,
     options: engineOptions(config, { host: ctx.host, pid: ctx.pid }),
+    onStall: ({ loop, failingMs }) => ctx.fatal?.(`engine loop ${loop} made no progress for ${failingMs} ms`),
   });
   lifecycle.onStop('engine', () => engine.stop());
   await engine.start();

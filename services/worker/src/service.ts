@@ -1,5 +1,5 @@
 import { createCollectors, collectorsOptionsFromConfig } from '@wombat/collectors';
-import { createDatabase, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, databaseDeadlines, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
 import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';
@@ -17,9 +17,9 @@ export async function startService(
   const { log, lifecycle } = deps;
   const resolved = await resolveServiceDatabase(config, { log, lifecycle });
 
-  const database = createDatabase({ url: resolved.url, poolSize: config.databasePoolSize, applicationName: 'wombat-worker' });
+  const database = createDatabase({ url: resolved.url, poolSize: config.databasePoolSize, applicationName: 'wombat-worker', ...databaseDeadlines(config) });
   lifecycle.onStop('database', () => database.close());
-  const boss = await startBoss({ url: resolved.url, role: 'worker', log, poolSize: config.bossPoolSize });
+  const boss = await startBoss({ url: resolved.url, role: 'worker', log, poolSize: config.bossPoolSize, connectTimeoutMs: config.databaseConnectTimeoutMs });
   lifecycle.onStop('pg-boss', () => boss.stop({ graceful: false, close: true }));
   const collectors = deps.collectors ? await deps.collectors() : createCollectors(collectorsOptionsFromConfig(config, { log, db: database.db }));
   if (collectors.close) lifecycle.onStop('collectors', () => collectors.close!());

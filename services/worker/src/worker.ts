@@ -4,6 +4,7 @@ import {
   beatWorker,
   CANCEL_CHANNEL,
   EXCHANGES,
+  JOB_HEARTBEAT_REFRESH_SECONDS,
   markWorkerStopped,
   registerWorker,
   type Exchange,
@@ -120,6 +121,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         burstWhenBatchFull: true,
         pollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
         notifyPollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
+        heartbeatRefreshSeconds: JOB_HEARTBEAT_REFRESH_SECONDS,
       },
       async (jobs: JobWithMetadata<object>[]) => {
         const results = await Promise.all(jobs.map((job) => executeJob(queue, job, executeDeps)));

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { fromKysely, type JobInsert, type PgBoss } from 'pg-boss';
 import type { CoreTables } from '../db-types.ts';
-import { jobDefaults, type JobType } from '../jobs.ts';
+import { JOB_HEARTBEAT_SECONDS, jobDefaults, type JobType } from '../jobs.ts';
 import type { Schedule } from '../schedule/types.ts';
 import type { RunState, RunTrigger } from './states.ts';
 
@@ -29,6 +29,8 @@ export interface PublishInput {
   startAfter?: Date;
   priority?: number;
   singletonKey?: string;
+  /** pg-boss job heartbeat (at least 10); default JOB_HEARTBEAT_SECONDS. */
+  heartbeatSeconds?: number;
   /** Defaults to a fresh uuid; it becomes both the run id and the pg-boss job id. */
   id?: string;
   /** The run this one requeues (dead-letter requeue, task retry). */
@@ -36,7 +38,10 @@ export interface PublishInput {
 }
 
 /** The pg-boss insert for a run: its id, its params, and the job's timeout and retry settings. */
-export function jobInsertFor(input: Pick<PublishInput, 'job' | 'params' | 'timeoutSeconds' | 'retryLimit' | 'retryDelaySeconds' | 'retryBackoff' | 'startAfter' | 'priority' | 'singletonKey'>, id: string): JobInsert {
+export function jobInsertFor(
+  input: Pick<PublishInput, 'job' | 'params' | 'timeoutSeconds' | 'retryLimit' | 'retryDelaySeconds' | 'retryBackoff' | 'startAfter' | 'priority' | 'singletonKey' | 'heartbeatSeconds'>,
+  id: string,
+): JobInsert {
   const defaults = jobDefaults[input.job];
   return {
     id,
@@ -45,6 +50,7 @@ export function jobInsertFor(input: Pick<PublishInput, 'job' | 'params' | 'timeo
     retryLimit: input.retryLimit ?? defaults.retryLimit,
     retryDelay: input.retryDelaySeconds ?? defaults.retryDelaySeconds,
     retryBackoff: input.retryBackoff ?? defaults.retryBackoff,
+    heartbeatSeconds: input.heartbeatSeconds ?? JOB_HEARTBEAT_SECONDS,
     ...(input.startAfter ? { startAfter: input.startAfter } : {}),
     ...(input.priority !== undefined ? { priority: input.priority } : {}),
     ...(input.singletonKey ? { singletonKey: input.singletonKey } : {}),

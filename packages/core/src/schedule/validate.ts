@@ -1,4 +1,5 @@
 import { checkJobParams, isJobType, JOB_TYPES } from '../jobs.ts';
+import { textProblem, unstorableText } from '../json-text.ts';
 import { cronFor, EVERY_MAX_SECONDS, EVERY_MIN_SECONDS, parseEvery, parseTimeOfDay } from './occurrences.ts';
 import { isTimeZone } from './time-zone.ts';
 import {
@@ -67,6 +68,7 @@ export function validateScheduleInput(
     if (typeof n !== 'string' || n.trim().length === 0 || n.length > 100) problems.push('name must be a string of 1 to 100 characters');
     else if (/^\d+$/.test(n.trim())) problems.push('name must not be only digits (ids are numbers)');
     else if (/[\u0000-\u001f]/.test(n)) problems.push('name must not contain control characters');
+    else if (textProblem(n)) problems.push(`name ${textProblem(n)}`);
     else out.name = n.trim();
   } else if (!partial) problems.push('name is required');
 
@@ -91,6 +93,7 @@ export function validateScheduleInput(
   if (has('params')) {
     const p = raw.params;
     if (p === null || typeof p !== 'object' || Array.isArray(p)) problems.push('params must be a JSON object');
+    else if (unstorableText(p, 'params')) problems.push(unstorableText(p, 'params')!);
     else if (out.job) {
       const check = checkJobParams(out.job, p);
       if (check.ok) out.params = check.value as object;

@@ -1,30 +1,42 @@
 import { pingDatabase } from '@wombat/core';
 import Type from 'typebox';
 import type { App, AppDeps } from '../app.ts';
+import { API_DEADLINE_DEFAULTS } from '../config.ts';
+import type { WriterHealth } from '../submitter.ts';
+
+const WriterSchema = Type.Object({
+  ok: Type.Boolean(),
+  in_flight_ms: Type.Integer(),
+  queued: Type.Integer(),
+  abandoned_unsettled: Type.Integer(),
+  problem: Type.Optional(Type.String()),
+});
 
 const HealthSchema = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
   database: Type.Object({ ok: Type.Boolean(), latency_ms: Type.Integer(), error: Type.Optional(Type.String()) }),
+  writers: Type.Optional(Type.Record(Type.String(), WriterSchema, { description: "the api's in-process writers (task submission)" })),
 });
 
-/** Answers within this even when Postgres hangs, so a probe never times out on us. */
-const PING_DEADLINE_MS = 2000;
-
-export function healthRoutes(app: App, deps: AppDeps): void {
+/**
+ * 200 when the database answers and no in-process writer is stuck; 503 otherwise,
+ * so a probe (systemd watchdog, load balancer) restarts or drains this api. Answers
+ * within the ping deadline even when Postgres hangs.
+ */
+export function healthRoutes(app: App, deps: AppDeps, opts: { writers: Record<string, { health(): WriterHealth }> }): void {
+  const pingTimeoutMs = deps.healthPingTimeoutMs ?? API_DEADLINE_DEFAULTS.healthPingTimeoutMs;
   app.get(
     '/health',
     {
       config: { access: 'none' },
-      schema: { summary: 'liveness and database status', tags: ['status'], security: [], response: { 200: HealthSchema, 503: HealthSchema } },
+      schema: { summary: 'liveness, database and writer status', tags: ['status'], security: [], response: { 200: HealthSchema, 503: HealthSchema } },
     },
     async (_request, reply) => {
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<{ ok: false; latencyMs: number; error: string }>((resolve) => {
-        timer = setTimeout(() => resolve({ ok: false, latencyMs: PING_DEADLINE_MS, error: 'database did not answer in time' }), PING_DEADLINE_MS);
-      });
-      const ping = await Promise.race([pingDatabase(deps.sql), deadline]).finally(() => clearTimeout(timer));
+      const ping = await pingDatabase(deps.sql, pingTimeoutMs);
       const database = { ok: ping.ok, latency_ms: ping.latencyMs, ...(ping.error !== undefined ? { error: ping.error } : {}) };
-      return reply.status(ping.ok ? 200 : 503).send({ status: ping.ok ? 'ok' : 'degraded', database });
+      const writers = Object.fromEntries(Object.entries(opts.writers).map(([name, w]) => [name, w.health()]));
+      const ok = ping.ok && Object.values(writers).every((w) => w.ok);
+      return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', database, writers });
     },
   );
 }

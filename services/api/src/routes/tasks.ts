@@ -3,7 +3,7 @@ import Type from 'typebox';
 import type { App, AppDeps } from '../app.ts';
 import { errorBody, notFound } from '../http-errors.ts';
 import { apiDb, getRun } from '../runs-store.ts';
-import { createSubmitter } from '../submitter.ts';
+import type { Submitter } from '../submitter.ts';
 import { AcceptedSchema, ErrorSchema, JobTypeSchema, NoBodySchema, TaskStatusSchema, UuidSchema, taskView } from '../views.ts';
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema };
@@ -33,9 +33,8 @@ export function taskParams(job: JobType, body: unknown): unknown {
   return body;
 }
 
-export function taskRoutes(app: App, deps: AppDeps): void {
+export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void {
   const db = apiDb(deps.db);
-  const submitter = createSubmitter(deps.db, deps.boss);
 
   async function submit(job: JobType, body: unknown, query: { timeout_seconds?: number | undefined; max_retries?: number | undefined }) {
     const check = checkJobParams(job, taskParams(job, body));

@@ -1,0 +1,90 @@
+import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createLoopSupervisor, DatabaseTimeoutError } from '@wombat/core';
+import { testLogger } from '@wombat/core/testing';
+
+async function waitFor(check: () => boolean, limitMs = 10_000): Promise<boolean> {
+  const until = Date.now() + limitMs;
+  while (Date.now() < until) {
+    if (check()) return true;
+    await sleep(10);
+  }
+  return check();
+}
+
+const log = testLogger();
+
+t.test('a round that overruns its deadline is abandoned (its signal aborts) and the next round runs', async (t) => {
+  const stalls: string[] = [];
+  const loops = createLoopSupervisor({ log, stallMs: 0, onStall: (i) => stalls.push(i.loop) });
+  t.teardown(() => loops.stop());
+  let rounds = 0;
+  let abortedSignals = 0;
+  const release: (() => void)[] = [];
+  loops.every(
+    'beat',
+    20,
+    (signal) => {
+      rounds++;
+      if (rounds === 1) {
+        // The first round hangs until the test lets it go.
+        signal.addEventListener('abort', () => abortedSignals++);
+        return new Promise<void>((resolve) => release.push(resolve));
+      }
+      return Promise.resolve();
+    },
+    { roundTimeoutMs: 100 },
+  );
+  t.ok(await waitFor(() => rounds >= 3), 'later rounds run after the hung one is abandoned');
+  const [h] = loops.health();
+  t.equal(h!.overruns, 1, 'the overrun is counted');
+  t.equal(h!.abandoned_unsettled, 1, 'the abandoned round is still unsettled');
+  t.equal(abortedSignals, 1, 'its signal was aborted');
+  t.equal(h!.ok, true, 'healthy again after a completed round');
+  release[0]!();
+  t.ok(await waitFor(() => loops.health()[0]!.abandoned_unsettled === 0), 'the abandoned round settling is noticed');
+  t.same(stalls, []);
+});
+
+t.test('rounds that keep hanging stall the loop: onStall is called once', async (t) => {
+  const stalls: { loop: string; failingMs: number }[] = [];
+  const loops = createLoopSupervisor({ log, stallMs: 300, checkEveryMs: 20, onStall: (i) => stalls.push(i) });
+  t.teardown(() => loops.stop());
+  loops.every('stuck', 20, () => new Promise(() => {}), { roundTimeoutMs: 50 });
+  t.ok(await waitFor(() => stalls.length > 0), 'onStall is called');
+  await sleep(200);
+  t.equal(stalls.length, 1, 'once');
+  t.equal(stalls[0]!.loop, 'stuck');
+  t.ok(stalls[0]!.failingMs > 300);
+});
+
+t.test('rounds failing because the database is unreachable do not stall the loop; other failures do', async (t) => {
+  const stalls: string[] = [];
+  const loops = createLoopSupervisor({ log, stallMs: 200, checkEveryMs: 20, onStall: (i) => stalls.push(i.loop) });
+  t.teardown(() => loops.stop());
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+  let dbRounds = 0;
+  loops.every('db-down', 10, async () => {
+    dbRounds++;
+    throw dbRounds % 2 ? refused : new DatabaseTimeoutError('connect', 10, 'select 1');
+  }, { roundTimeoutMs: 1000 });
+  loops.every('broken', 10, async () => {
+    throw new TypeError('a bug');
+  }, { roundTimeoutMs: 1000 });
+  t.ok(await waitFor(() => stalls.includes('broken')), 'a loop failing with a bug stalls');
+  await sleep(300);
+  t.notOk(stalls.includes('db-down'), 'a loop failing only because the database is down does not');
+  t.ok(dbRounds > 10, 'and keeps retrying');
+  const dbDown = loops.health().find((h) => h.name === 'db-down')!;
+  t.equal(dbDown.ok, false, 'it is reported failing');
+  t.ok(dbDown.failing_ms > 200);
+});
+
+t.test('round() for event-driven loops resolves ok, failed or abandoned and never rejects', async (t) => {
+  const loops = createLoopSupervisor({ log, stallMs: 0, onStall: () => {} });
+  t.teardown(() => loops.stop());
+  t.equal(await loops.round('pass', async () => 1, { roundTimeoutMs: 1000 }), 'ok');
+  t.equal(await loops.round('pass', async () => { throw new Error('x'); }, { roundTimeoutMs: 1000 }), 'failed');
+  t.equal(await loops.round('pass', () => sleep(500), { roundTimeoutMs: 20 }), 'abandoned');
+  t.equal(loops.health()[0]!.overruns, 1);
+});
