@@ -5,7 +5,7 @@ export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 /** A timestamp column with a database default: optional on insert, a Date when selected. */
 export type GeneratedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
-export type RunTrigger = 'schedule' | 'manual' | 'task' | 'script' | 'fanout';
+export type RunTrigger = 'schedule' | 'manual' | 'task' | 'script' | 'fanout' | 'cli';
 export type RunState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'skipped' | 'missed';
 export const FINISHED_RUN_STATES: readonly RunState[] = ['completed', 'failed', 'cancelled', 'skipped', 'missed'];
 

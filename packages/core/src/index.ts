@@ -11,5 +11,6 @@ export * from './embedded-postgres.ts';
 export * from './boss.ts';
 export * from './jobs.ts';
 export * from './runs.ts';
+export * from './cli-runs.ts';
 export * from './schedule/index.ts';
 export * from './process.ts';
