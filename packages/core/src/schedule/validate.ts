@@ -1,5 +1,5 @@
 import Value from 'typebox/value';
-import { checkJobParams, isJobType, JOB_TYPES } from '../jobs.ts';
+import { checkJobParams, JOB_TYPES } from '../jobs.ts';
 import { cronFor, EVERY_MAX_SECONDS, EVERY_MIN_SECONDS, parseEvery, parseTimeOfDay } from './occurrences.ts';
 import { SCHEDULE_DEFAULTS, SCHEDULE_FIELDS, SCHEDULE_INT_BOUNDS, ScheduleInputSchema, SchedulePatchSchema, type ScheduleInputPatch } from './schema.ts';
 import { isTimeZone } from './time-zone.ts';
@@ -206,22 +206,39 @@ export function mergeSchedulePatch(current: ScheduleDefinition, patch: ScheduleP
   return problems.length > 0 ? { ok: false, problems } : { ok: true, value: merged };
 }
 
+/** A definition in the schema's shape (snake_case, as the api and the CLI take it). */
+export function scheduleInputOf(def: ScheduleDefinition): Record<string, unknown> {
+  const t = def.trigger;
+  return {
+    name: def.name,
+    job: def.job,
+    ...(t.kind === 'cron' ? { cron: t.cron } : t.kind === 'every' ? { every: t.every } : { times: t.times }),
+    timezone: def.timezone,
+    params: def.params,
+    overlap: def.overlap,
+    missed: def.missed,
+    catchup_window_seconds: def.catchupWindowSeconds,
+    catchup_max: def.catchupMax,
+    jitter_seconds: def.jitterSeconds,
+    timeout_seconds: def.timeoutSeconds,
+    max_retries: def.maxRetries,
+    retry_delay_seconds: def.retryDelaySeconds,
+    retry_backoff: def.retryBackoff,
+    status: def.status,
+    paused_reason: def.pausedReason,
+  };
+}
+
 /**
  * Checks a stored definition before the engine runs it: rows written by hand in
- * SQL bypass validateScheduleInput. An empty list means it can run.
+ * SQL bypass the api and the CLI, so the engine applies the same schema and
+ * checks (validateScheduleInput) to what it reads. An empty list means it can run.
  */
 export function checkScheduleDefinition(def: ScheduleDefinition): string[] {
-  const problems: string[] = [];
-  if (!isJobType(def.job)) problems.push(`job "${def.job}" is unknown; known jobs: ${JOB_TYPES.join(', ')}`);
-  if (!isTimeZone(def.timezone)) problems.push(`timezone "${def.timezone}" is not an IANA time zone`);
+  const check = validateScheduleInput(scheduleInputOf(def));
+  const problems = check.ok ? [] : [...check.problems];
+  // The interval in seconds is stored beside its text: the engine runs on the number.
   const t = def.trigger;
-  if (t.kind === 'cron') checkTrigger('cron', t.cron, isTimeZone(def.timezone) ? def.timezone : 'UTC', problems);
-  else if (t.kind === 'every') {
-    if (!(t.everySeconds >= EVERY_MIN_SECONDS && t.everySeconds <= EVERY_MAX_SECONDS)) problems.push(`every "${t.every}" must be from 1s to 1mo`);
-  } else checkTrigger('times', t.times, 'UTC', problems);
-  if (isJobType(def.job)) {
-    const check = checkJobParams(def.job, def.params);
-    if (!check.ok) problems.push(...check.problems);
-  }
+  if (t.kind === 'every' && !(t.everySeconds >= EVERY_MIN_SECONDS && t.everySeconds <= EVERY_MAX_SECONDS)) problems.push(`every "${t.every}" must be from 1s to 1mo`);
   return problems;
 }
