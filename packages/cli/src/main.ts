@@ -26,7 +26,8 @@ const onSignal = () => {
 };
 
 const argv = process.argv.slice(2);
-const engine = argv.includes('engine') && !argv.includes('--help') && !argv.includes('-h');
+// `wombat engine` hands signals to the engine's own lifecycle.
+const engine = argv.find((a) => !a.startsWith('-')) === 'engine' && !argv.includes('--help') && !argv.includes('-h');
 if (!engine) {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { createContext, EXIT, EXIT_CODES_HELP, toCliError, type CliContext, type CliIo } from './context.ts';
+import { registerCompletion } from './commands/completion.ts';
 import { registerDlq } from './commands/dlq.ts';
 import { registerEngine } from './commands/engine.ts';
 import { registerRun } from './commands/run.ts';
@@ -58,6 +59,7 @@ Examples:
   program.exitOverride();
   for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerDlq, registerWorkers]) register(program, act);
   registerEngine(program, rt, result);
+  registerCompletion(program, rt);
   // Subcommands inherit the parse behaviour: usage errors end as CommanderError, not process.exit.
   program.commands.forEach(function inherit(c) {
     c.exitOverride().showSuggestionAfterError(true);

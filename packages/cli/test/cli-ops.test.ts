@@ -2,7 +2,7 @@ import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { startFakeExchange } from '@wombat/collectors/testing';
 import { createTestDatabase } from '@wombat/core/testing';
-import { createAlertsTableForTests, createWorkersTableForTests, startEngine, startWorker, tempDir, wombat } from './helpers.ts';
+import { createAlertsTableForTests, createWorkersTableForTests, startEngine, startWorker, tempDir, wombat, wombatProcess } from './helpers.ts';
 
 /**
  * Every operator subcommand against a real database, with a real engine (started
@@ -20,7 +20,8 @@ const engine = await startEngine(t, env);
 await startWorker(t, { ...env, WORKER_QUEUES: 'canary,fetch-candles,collect-symbols' });
 
 t.test('status reports engines, queues and dead letters, and judges health by live engines, workers and alerts', async (t) => {
-  const ok = await wombat(['status', '--json'], env);
+  // The real executable once: its exit code is what a health check sees.
+  const ok = await wombatProcess(['status', '--json'], env);
   t.equal(ok.code, 0, ok.stderr);
   t.equal(ok.json.healthy, true);
   t.same(ok.json.problems, []);
@@ -35,7 +36,7 @@ t.test('status reports engines, queues and dead letters, and judges health by li
   const staleId = randomUUID();
   await tdb.sql`insert into wombat.workers (id, host, pid, version, queues, concurrency, last_beat_at, heartbeat_interval_ms)
                 values (${staleId}, 'w1', 111, '0.1.0', '{canary}', 2, now() - interval '1 hour', 1000)`;
-  const noWorker = await wombat(['status', '--json'], env);
+  const noWorker = await wombatProcess(['status', '--json'], env);
   t.equal(noWorker.code, 1, 'unhealthy exits 1');
   t.equal(noWorker.json.healthy, false);
   t.match(noWorker.json.problems, [/no worker is alive/]);
@@ -128,7 +129,7 @@ t.test('trigger enqueues a job or a schedule, prints the run id, and --wait exit
   t.equal(plain.code, 0, plain.stderr);
   t.match(plain.stdout.trim(), /^[0-9a-f-]{36}$/);
 
-  const waited = await wombat(['trigger', 'canary', '--wait', '--json'], env);
+  const waited = await wombatProcess(['trigger', 'canary', '--wait', '--json'], env);
   t.equal(waited.code, 0, waited.stderr);
   t.match(waited.json, { job: 'canary', trigger: 'manual', state: 'completed', progress: 1 });
 

@@ -1,10 +1,11 @@
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { startFakeExchange } from '@wombat/collectors/testing';
 import { freePort } from '@wombat/core';
 import { createTestDatabase } from '@wombat/core/testing';
-import { tempDir, wombat } from './helpers.ts';
+import { bin, tempDir, wombat, wombatProcess } from './helpers.ts';
 
 /** `wombat run` in the operator's process, recorded with trigger cli; usage and configuration errors. */
 t.setTimeout(600_000);
@@ -59,29 +60,60 @@ t.test('run full runs the daily pipeline in order, each step its own cli run', a
 });
 
 t.test('help, usage errors, configuration and an unreachable database have their exit codes', async (t) => {
-  const help = await wombat(['--help'], {});
+  const help = await wombatProcess(['--help'], {});
   t.equal(help.code, 0);
   for (const cmd of ['status', 'schedules', 'trigger', 'run', 'runs', 'task', 'dlq', 'workers', 'engine']) t.match(help.stdout, new RegExp(`^  ${cmd}\\b`, 'm'), `${cmd} is listed`);
   t.match(help.stdout, /Exit codes:\n\s+0 /);
-  const sub = await wombat(['trigger', '--help'], {});
+  const sub = await wombatProcess(['trigger', '--help'], {});
   t.equal(sub.code, 0);
   t.match(sub.stdout, /--wait/);
   t.match(sub.stdout, /--json/, 'global options shown in each command\'s help');
 
-  const unknown = await wombat(['frobnicate'], {});
+  const completion = await wombatProcess(['completion', 'bash'], {});
+  t.equal(completion.code, 0);
+  t.match(completion.stdout, /complete -F _wombat wombat/);
+  t.match(completion.stdout, /"schedules create"\) opts="[^"]*--cron/, 'subcommand flags come from the command definitions');
+  t.equal((await wombatProcess(['completion', 'fish'], {})).code, 2);
+
+  const unknown = await wombatProcess(['frobnicate'], {});
   t.equal(unknown.code, 2);
   t.match(unknown.stderr, /unknown command 'frobnicate'/);
-  const missing = await wombat(['trigger'], {});
+  const missing = await wombatProcess(['trigger'], {});
   t.equal(missing.code, 2);
   t.match(missing.stderr, /missing required argument 'target'/);
 
-  const badConfig = await wombat(['status'], { DATABASE_URL: 'mysql://x' });
+  const badConfig = await wombatProcess(['status'], { DATABASE_URL: 'mysql://x' });
   t.equal(badConfig.code, 2);
   t.match(badConfig.stderr, /^wombat: DATABASE_URL=\(value hidden\): must start with postgres:\/\//);
 
   const port = await freePort();
-  const down = await wombat(['status', '--json'], { DATABASE_URL: `postgres://nobody@127.0.0.1:${port}/none` });
+  const down = await wombatProcess(['status', '--json'], { DATABASE_URL: `postgres://nobody@127.0.0.1:${port}/none` });
   t.equal(down.code, 4, 'an unreachable database exits 4');
   t.match(down.stderr, /^wombat: cannot reach PostgreSQL/);
   t.equal(down.stderr.trim().split('\n').length, 1, 'one line');
+});
+
+t.test('Ctrl-C stops an in-process run: exit 130, the run ends cancelled', async (t) => {
+  // The exchange never answers, so the job is still waiting when the operator presses Ctrl-C.
+  fake.upbit.inject('timeout', 20);
+  t.teardown(() => fake.upbit.clearFaults());
+  const child = spawn(bin, ['run', 'fetch-candles', '--params', '{"exchange":"upbit","symbol":"KRW-ETH","timeframe":"1D","daysBack":3}'], {
+    env: { PATH: process.env.PATH ?? '', ...env, COLLECTOR_REQUEST_TIMEOUT_MS: '300000' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => child.kill('SIGKILL'));
+  let running: { id: string }[] = [];
+  for (let i = 0; i < 1200 && running.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    running = await tdb.sql<{ id: string }[]>`select id from wombat.runs where trigger = 'cli' and state = 'running' and params->>'symbol' = 'KRW-ETH'`;
+  }
+  t.equal(running.length, 1, 'the run is recorded as running while it runs');
+  child.kill('SIGINT');
+  t.equal(await exited, 130, out);
+  const [row] = await tdb.sql<{ state: string; error: { code: string } }[]>`select state, error from wombat.runs where id = ${running[0]!.id}`;
+  t.match(row, { state: 'cancelled', error: { code: 'interrupted' } });
 });

@@ -2,7 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import type { TestDatabase } from '@wombat/core/testing';
+import { runCli } from '../src/index.ts';
 
 interface Tap {
   teardown(fn: () => unknown): void;
@@ -19,8 +21,39 @@ export interface CliResult {
   json: any;
 }
 
+const parse = (stdout: string): unknown => {
+  try {
+    return JSON.parse(stdout);
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Runs a `wombat` command line in this process (the same runCli the executable
+ * runs, without a Node start per command) and collects what it printed.
+ */
+export async function wombat(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const errStream = new PassThrough();
+  errStream.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const code = await runCli(args, {
+    env: env as NodeJS.ProcessEnv,
+    out: (text) => (stdout += `${text}\n`),
+    err: (text) => (stderr += `${text}\n`),
+    isTty: false,
+    errIsTty: false,
+    errStream,
+    signal: new AbortController().signal,
+    startEngine: () => Promise.reject(new Error('the engine runs as a process of its own in tests')),
+  });
+  errStream.end();
+  return { code, stdout, stderr, json: parse(stdout) };
+}
+
 /** Runs the real `wombat` executable (the bin npm links) and collects what it printed. */
-export function wombat(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+export function wombatProcess(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { env: { PATH: process.env.PATH ?? '', ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -28,15 +61,7 @@ export function wombat(args: string[], env: Record<string, string | undefined>):
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     child.on('error', reject);
-    child.on('close', (code) => {
-      let json: unknown;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        json = undefined;
-      }
-      resolve({ code, stdout, stderr, json });
-    });
+    child.on('close', (code) => resolve({ code, stdout, stderr, json: parse(stdout) }));
   });
 }
 
