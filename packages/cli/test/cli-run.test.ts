@@ -1,9 +1,9 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { startFakeExchange } from '@wombat/collectors/testing';
-import { freePort } from '@wombat/core';
+import { freePort, repoRoot } from '@wombat/core';
 import { createTestDatabase } from '@wombat/core/testing';
 import { bin, tempDir, wombat, wombatProcess } from './helpers.ts';
 
@@ -60,6 +60,8 @@ t.test('run full runs the daily pipeline in order, each step its own cli run', a
 });
 
 t.test('help, usage errors, configuration and an unreachable database have their exit codes', async (t) => {
+  // npm ci links the bin into node_modules/.bin, where npx and npm scripts find it.
+  t.equal(realpathSync(path.join(repoRoot, 'node_modules', '.bin', 'wombat')), realpathSync(bin), 'npx wombat runs this executable');
   const help = await wombatProcess(['--help'], {});
   t.equal(help.code, 0);
   for (const cmd of ['status', 'schedules', 'trigger', 'run', 'runs', 'task', 'dlq', 'workers', 'engine']) t.match(help.stdout, new RegExp(`^  ${cmd}\\b`, 'm'), `${cmd} is listed`);
