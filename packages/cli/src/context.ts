@@ -44,7 +44,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   2    bad command line, input or configuration (the message says what to fix)
   3    not found: no schedule, run or dead letter with that id or name
   4    PostgreSQL unreachable or not migrated
-  130  interrupted (Ctrl-C)`;
+  130  interrupted (Ctrl-C)
+Errors are one line on stderr; with --json, stdout also gets {"error": {"code", "message", "exit_code"}}.`;
 
 /** An error that ends the command with a given exit code and one line saying what to fix. */
 export class CliError extends Error {

@@ -87,6 +87,8 @@ export async function runCli(argv: string[], rt: CliRuntime): Promise<number> {
     }
     const e = toCliError(err);
     rt.err(`wombat: ${e.message}`);
+    // Scripts reading --json output get a document on failure too, with the exit code in it.
+    if (argv.includes('--json')) rt.out(JSON.stringify({ error: { code: e.code, message: e.message, exit_code: e.exitCode } }));
     return e.exitCode;
   }
 }

@@ -142,8 +142,9 @@ t.test('trigger enqueues a job or a schedule, prints the run id, and --wait exit
   t.match(failed.stdout, /state:\s+failed/);
   t.match(failed.stdout, /unknown_symbol/);
 
-  const unknown = await wombat(['trigger', 'no-such-thing'], env);
+  const unknown = await wombat(['trigger', 'no-such-thing', '--json'], env);
   t.equal(unknown.code, 3);
+  t.match(unknown.json, { error: { code: 'not_found', message: /neither a schedule/, exit_code: 3 } }, 'with --json a failure is a JSON document too');
   t.match(unknown.stderr, /neither a schedule .* nor a job type/);
   const badParams = await wombat(['trigger', 'fetch-candles', '--params', '{"exchange":"nyse"}'], env);
   t.equal(badParams.code, 2);
