@@ -2,7 +2,7 @@ import { engineView } from '@wombat/api';
 import { listEngines } from '@wombat/core';
 import { Option, type Command } from 'commander';
 import { EXIT, usage } from '../context.ts';
-import { duration, json, percent, shortTime, table } from '../output.ts';
+import { json, percent, shortTime, table } from '../output.ts';
 import { deadLetterCount, listWorkers, openAlerts, queueStats } from '../queries.ts';
 import type { Act } from '../program.ts';
 import { workerView } from './workers.ts';
@@ -54,7 +54,7 @@ worker is alive, or when an alert is open. Dead letters are reported, not judged
             ctx.out(`\nworkers (${workers.filter((w) => w.alive).length} alive)`);
             ctx.out(table(['host', 'pid', 'state', 'queues', 'in hand', 'last beat'], report.workers!.map((w) => [w.host, w.pid, w.state, w.queues.join(','), w.runs_in_hand, `${w.heartbeat_age_seconds}s ago`])));
           }
-          ctx.out(`\nqueues (failure rate over ${duration(windowMinutes * 60_000)})`);
+          ctx.out(`\nqueues (failure rate over the last ${windowMinutes} min)`);
           ctx.out(table(['job', 'waiting', 'running', 'completed', 'failed', 'failure rate'], queues.map((q) => [q.job, q.waiting, q.running, q.completed, q.failed, percent(q.failure_rate)])));
           ctx.out(`\ndead letters: ${deadLetters}${deadLetters > 0 ? ' (wombat dlq list)' : ''}`);
           if (alerts === null) ctx.out('alerts: no alert table in this database yet (wombat.alerts)');
