@@ -9,7 +9,8 @@
  * A bar on a terminal, log lines otherwise; exit code 0 only if every series succeeded.
  */
 import { parseArgs } from 'node:util';
-import { checkJobParams, serializeError, STORAGES, TIMEFRAMES, type Exchange, type JobParams } from '@wombat/core';
+import { collectPriceSeries, planPriceSeries } from '@wombat/collectors';
+import { STORAGES, TIMEFRAMES, type Exchange, type Storage, type Timeframe } from '@wombat/core';
 import { openContext, progressReporter, usageError } from './script-support.ts';
 
 const USAGE = `usage: collect-price-data --exchange all|upbit|kis [--market KOSPI|KOSDAQ|KRW] [--symbols A,B]
@@ -55,52 +56,37 @@ if (!ctx.config.kisAppKey && exchanges.includes('kis')) {
   ctx.log.warn('KIS is not configured (KIS_APP_KEY): collecting Upbit only');
   exchanges = exchanges.filter((e) => e !== 'kis');
 }
-let failed = 0;
 let code = 0;
 try {
-  const tasks: JobParams<'fetch-candles'>[] = [];
-  const problems: string[] = [];
-  for (const exchange of exchanges) {
-    const symbols = symbolsArg ?? (await ctx.collectors.listSymbols(exchange, { ...(args.market ? { market: args.market } : {}), signal: ctx.signal }));
-    for (const symbol of symbols) {
-      for (const timeframe of timeframes) {
-        const params = {
-          exchange,
-          symbol,
-          timeframe,
-          ...(args['days-back'] !== undefined ? { daysBack: Number(args['days-back']) } : {}),
-          ...(args.overwrite ? { overwrite: true } : {}),
-          ...(args.storage ? { storage: args.storage } : {}),
-        };
-        const check = checkJobParams('fetch-candles', params);
-        if (check.ok) tasks.push(check.value);
-        else problems.push(...check.problems.map((p) => `${exchange} ${symbol} ${timeframe}: ${p}`));
-      }
-    }
-  }
+  const { tasks, problems } = await planPriceSeries(
+    ctx.collectors,
+    {
+      exchanges,
+      market: args.market,
+      symbols: symbolsArg,
+      timeframes: timeframes as Timeframe[],
+      daysBack: args['days-back'] === undefined ? undefined : Number(args['days-back']),
+      overwrite: args.overwrite,
+      storage: args.storage as Storage | undefined,
+    },
+    ctx.signal,
+  );
   if (problems.length > 0) usageError(problems.join('\n'), USAGE);
   const progress = progressReporter(tasks.length, ctx.log);
-  let fetched = 0;
-  let written = 0;
-  for (const task of tasks) {
-    const label = `${task.exchange} ${task.symbol} ${task.timeframe}`;
-    try {
-      const r = await ctx.collectors.fetchCandles(task, { signal: ctx.signal, onProgress: progress.step(label) });
-      fetched += r.fetched;
-      written += r.written;
-      progress.done(label, true);
-    } catch (err) {
-      if (ctx.signal.aborted) throw err;
-      failed++;
-      progress.done(label, false);
-      ctx.log.error({ task: label, err: serializeError(err) }, 'collection failed');
-    }
-  }
+  const report = await collectPriceSeries(ctx.collectors, tasks, {
+    signal: ctx.signal,
+    onProgress: (label, fraction, message) => progress.step(label)(fraction, message),
+    onDone: (label, ok, _i, err) => {
+      progress.done(label, ok);
+      if (!ok) ctx.log.error({ task: label, err }, 'collection failed');
+    },
+  });
   progress.stop();
-  process.stdout.write(`collected ${fetched} candles (${written} written) for ${tasks.length - failed} of ${tasks.length} series${failed ? `, ${failed} failed` : ''}\n`);
+  const { failed } = report;
+  process.stdout.write(`collected ${report.fetched} candles (${report.written} written) for ${tasks.length - failed} of ${tasks.length} series${failed ? `, ${failed} failed` : ''}\n`);
   if (failed > 0) code = 1;
 } catch (err) {
-  ctx.log.error({ err: serializeError(err) }, 'collection stopped');
+  ctx.log.error({ err }, 'collection stopped');
   process.stderr.write(`collect-price-data failed: ${(err as Error).message}\n`);
   code = ctx.signal.aborted ? 130 : 1;
 } finally {

@@ -6,7 +6,7 @@
  * Needs Postgres (DATABASE_URL, or the embedded one). Exit code 0 only on success.
  */
 import { parseArgs } from 'node:util';
-import { EXCHANGES, serializeError, type Exchange } from '@wombat/core';
+import { EXCHANGES, type Exchange } from '@wombat/core';
 import { openContext, usageError } from './script-support.ts';
 
 const USAGE = 'usage: collect-symbols [--exchanges upbit,kis]';
@@ -30,7 +30,7 @@ try {
   const results = await ctx.collectors.collectSymbols({ ...(exchanges ? { exchanges: exchanges as Exchange[] } : {}), signal: ctx.signal });
   for (const r of results) process.stdout.write(`${r.exchange}: ${r.total} symbols, ${r.added} added, ${r.renamed} renamed, ${r.delisted} delisted\n`);
 } catch (err) {
-  ctx.log.error({ err: serializeError(err) }, 'symbol collection failed');
+  ctx.log.error({ err }, 'symbol collection failed');
   process.stderr.write(`collect-symbols failed: ${(err as Error).message}\n`);
   code = ctx.signal.aborted ? 130 : 1;
 } finally {

@@ -11,3 +11,4 @@ export { decodeParquet, encodeParquet, mergeColumns, parquetPath, readCandlesPar
 export { withFileLock } from './file-lock.ts';
 export type { CollectorTables, CollectorDb } from './pg-store.ts';
 export { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, type CollectorConfig } from './config.ts';
+export { collectPriceSeries, planPriceSeries, seriesLabel, type PriceSeriesPlan, type SeriesHooks, type SeriesReport } from './price-series.ts';

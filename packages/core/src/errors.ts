@@ -54,15 +54,18 @@ export function sqlState(err: unknown): string | undefined {
   return undefined;
 }
 
-/** A plain, JSON-safe description of an error for run history and API answers. */
-export function serializeError(err: unknown): { name: string; message: string; code?: string; stack?: string } {
+/**
+ * A plain, JSON-safe description of an error for run history and API answers.
+ * No stack: run history is served by the api (whose read routes may be open),
+ * so the stack stays in the logs (log the error itself under `err`).
+ */
+export function serializeError(err: unknown): { name: string; message: string; code?: string } {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
     return {
       name: err.name,
       message: err.message,
       ...(typeof code === 'string' ? { code } : {}),
-      ...(err.stack ? { stack: err.stack } : {}),
     };
   }
   return { name: 'Error', message: String(err) };

@@ -66,18 +66,17 @@ t.test('a database that recorded 0005_api before the renumbering keeps it as 000
   const { url } = await createEmptyTestDatabase(t);
   const sql = createSql({ url, poolSize: 1 });
   t.teardown(() => sql.end());
-  // Such a database has the migrations up to 0004_api only (recorded as 5); later ones are new to it.
-  const legacy = await mkdtemp(path.join(tmpdir(), 'wombat-legacy-'));
-  t.teardown(() => rm(legacy, { recursive: true, force: true }));
-  for (const m of (await readMigrations()).filter((m) => m.version <= 4)) {
-    await writeFile(path.join(legacy, `${String(m.version).padStart(4, '0')}_${m.name}.sql`), m.sql);
-  }
-  await migrateWombat(sql, testLogger(), legacy);
+  // The database as it was before the renumbering: migrations up to api, recorded as 0005.
+  const all = await readMigrations();
+  const dir = await mkdtemp(path.join(tmpdir(), 'wombat-mig-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  for (const m of all.filter((m) => m.version <= 4)) await writeFile(path.join(dir, `${String(m.version).padStart(4, '0')}_${m.name}.sql`), m.sql);
+  await migrateWombat(sql, testLogger(), dir);
   await sql`update wombat.schema_migrations set version = 5 where version = 4 and name = 'api'`;
   const again = await migrateWombat(sql, testLogger());
-  t.notOk(again.applied.some((name) => /api/.test(name)), 'nothing is applied twice');
+  t.same(again.applied, all.filter((m) => m.version > 4).map((m) => `${String(m.version).padStart(4, '0')}_${m.name}`), 'api is not applied twice; later migrations are');
   const versions = (await sql<{ version: number }[]>`select version from wombat.schema_migrations order by version`).map((r) => r.version);
-  t.same(versions, (await readMigrations()).map((m) => m.version));
+  t.same(versions, all.map((m) => m.version));
 });
 
 t.test('publishRun records the run and its pg-boss job under one id', async (t) => {

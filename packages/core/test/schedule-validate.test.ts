@@ -1,5 +1,12 @@
 import t from 'tap';
-import { mergeSchedulePatch, validateScheduleInput, type ScheduleDefinition } from '@wombat/core';
+import Value from 'typebox/value';
+import { checkScheduleDefinition, mergeSchedulePatch, ScheduleInputSchema, SchedulePatchSchema, validateScheduleInput, type ScheduleDefinition } from '@wombat/core';
+
+const validOf = (input: unknown): ScheduleDefinition => {
+  const r = validateScheduleInput(input);
+  if (!r.ok) throw new Error(r.problems.join('; '));
+  return r.value;
+};
 
 const problemsOf = (input: unknown, partial = false) => {
   const r = validateScheduleInput(input, { partial });
@@ -67,4 +74,23 @@ t.test('merging a patch re-checks params against a changed job', async (t) => {
   t.match(bad.ok ? '' : bad.problems.join('\n'), /for job fetch-candles/);
   const good = mergeSchedulePatch(current, { status: 'paused', pausedReason: 'why' });
   t.ok(good.ok && good.value.status === 'paused' && good.value.pausedReason === 'why');
+});
+
+t.test('the engine checks stored rows with the same schema as the api and the CLI', async (t) => {
+  const good = validOf({ name: 'nightly', job: 'collect-symbols', cron: '0 3 * * *' });
+  t.same(checkScheduleDefinition(good), []);
+  // Rows written by hand in SQL: out-of-range numbers, a bad zone, params that do not fit the job.
+  const bad = checkScheduleDefinition({ ...good, catchupMax: 0, timezone: 'Mars/Olympus', params: { colour: 'red' } });
+  t.match(bad.join('\n'), /catchup_max must be an integer from 1 to 1000/);
+  t.match(bad.join('\n'), /timezone "Mars\/Olympus" is not an IANA time zone/);
+  t.match(bad.join('\n'), /colour/);
+  t.match(checkScheduleDefinition({ ...good, job: 'mine-bitcoin' as never }), [/job must be one of/]);
+});
+
+t.test('the shared schema is a TypeBox schema: required fields and closed objects', async (t) => {
+  t.same([...ScheduleInputSchema.required].sort(), ['job', 'name']);
+  t.equal((ScheduleInputSchema as { additionalProperties?: boolean }).additionalProperties, false);
+  t.notOk((SchedulePatchSchema as { required?: string[] }).required?.length, 'a patch requires nothing');
+  t.equal(Value.Check(ScheduleInputSchema, { name: 'x', job: 'canary', every: '5m' }), true);
+  t.equal(Value.Check(ScheduleInputSchema, { name: 'x', job: 'canary', every: '5m', extra: 1 }), false);
 });

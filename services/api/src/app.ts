@@ -86,6 +86,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // Clients of the replaced system POST with "Content-Type: application/json" and no body at all:
+  // that is no body (no options), not malformed JSON. Any other body goes to Fastify's own parser.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
+    body === '' ? done(null, undefined) : parseJson(request, body as string, done),
+  );
+
   // Unknown fields are refused rather than dropped, so a typo never passes silently.
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(handleError);

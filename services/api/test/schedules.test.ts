@@ -132,3 +132,26 @@ t.test('a schedule created without a time zone gets the deployment\'s TZ, and pr
   const preview = await api.call('POST', '/api/schedules/preview?count=1&after=2025-12-31T12:00:00Z', { body: { times: ['09:00'] } });
   t.same(preview.body.occurrences, ['2026-01-01T00:00:00.000Z'], '09:00 in Seoul is 00:00 UTC');
 });
+
+t.test('the OpenAPI document types schedule bodies with core\'s shared schedule schema', async (t) => {
+  const doc = (await api.call('GET', '/openapi.json')).body;
+  const create = doc.paths['/api/schedules'].post.requestBody.content['application/json'].schema;
+  t.same(create.required.sort(), ['job', 'name']);
+  t.equal(create.additionalProperties, false);
+  t.equal(create.properties.cron.type, 'string');
+  t.equal(create.properties.times.type, 'array');
+  t.equal(create.properties.catchup_max.type, 'integer');
+  t.equal(create.properties.catchup_max.minimum, 1);
+  t.ok(JSON.stringify(create.properties.job).includes('fetch-candles'), 'job is an enumeration of the job types');
+  t.ok(JSON.stringify(create.properties.overlap).includes('queue-one'));
+  const patch = doc.paths['/api/schedules/{id}'].patch.requestBody.content['application/json'].schema;
+  t.notOk(patch.required, 'a PATCH requires nothing');
+  t.equal(patch.properties.every.type, 'string');
+
+  // The body is still checked by core, with a message per field that says what to fix (the CLI's too).
+  const bad = await api.call('POST', '/api/schedules', { body: { name: 'x', job: 'canary', every: '1h', catchup_max: 0, colour: 'red' } });
+  t.equal(bad.status, 400);
+  t.match(bad.body.error.message, /colour is not a schedule field/);
+  t.match(bad.body.error.message, /catchup_max must be an integer from 1 to 1000/);
+  t.equal(validateScheduleInput({ name: 'x', job: 'canary', every: '1h', catchup_max: 0 }).ok, false, 'the same verdict in core');
+});

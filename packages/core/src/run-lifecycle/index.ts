@@ -6,7 +6,8 @@
  * hold (recordOccurrences with state held), release (releaseHeldRuns),
  * start / progress / retry-pending / finish (applyAttemptUpdates, by workers),
  * skip / miss (recordOccurrences, recordUnpublishedRun), cancel (cancelRun),
- * requeue (requeueRun), lose (reconcileRuns), purge (purgeDeadLetters, deleteFinishedRuns).
+ * requeue (requeueRun), lose (reconcileRuns), purge (purgeDeadLetters, deleteFinishedRuns),
+ * a job run in the operator's own process (recordCliRunStart, recordCliRunProgress, recordCliRunEnd).
  */
 export * from './states.ts';
 export * from './record.ts';
@@ -14,3 +15,4 @@ export * from './release.ts';
 export * from './attempts.ts';
 export * from './operator.ts';
 export * from './reconcile.ts';
+export * from './cli.ts';

@@ -1,6 +1,8 @@
-import { checkJobParams, isJobType, JOB_TYPES } from '../jobs.ts';
+import Value from 'typebox/value';
+import { checkJobParams, JOB_TYPES } from '../jobs.ts';
 import { textProblem, unstorableText } from '../json-text.ts';
 import { cronFor, EVERY_MAX_SECONDS, EVERY_MIN_SECONDS, parseEvery, parseTimeOfDay } from './occurrences.ts';
+import { SCHEDULE_DEFAULTS, SCHEDULE_FIELDS, SCHEDULE_INT_BOUNDS, ScheduleInputSchema, SchedulePatchSchema, type ScheduleInputPatch } from './schema.ts';
 import { isTimeZone } from './time-zone.ts';
 import {
   MISSED_POLICIES,
@@ -11,34 +13,54 @@ import {
   type ScheduleTrigger,
 } from './types.ts';
 
-/** Defaults of a new schedule; the api documents these. */
-export const SCHEDULE_DEFAULTS = {
-  timezone: 'UTC',
-  overlap: 'skip',
-  missed: 'once',
-  catchupWindowSeconds: 86_400,
-  catchupMax: 10,
-  jitterSeconds: 0,
-} as const;
 
 export type ScheduleValidation<T> = { ok: true; value: T } | { ok: false; problems: string[] };
 
-type IntField = { key: keyof ScheduleDefinition; min: number; max: number; nullable: boolean };
-const INT_FIELDS: Record<string, IntField> = {
-  catchup_window_seconds: { key: 'catchupWindowSeconds', min: 0, max: 2_592_000, nullable: false },
-  catchup_max: { key: 'catchupMax', min: 1, max: 1000, nullable: false },
-  jitter_seconds: { key: 'jitterSeconds', min: 0, max: 86_400, nullable: false },
-  timeout_seconds: { key: 'timeoutSeconds', min: 1, max: 604_800, nullable: true },
-  max_retries: { key: 'maxRetries', min: 0, max: 100, nullable: true },
-  retry_delay_seconds: { key: 'retryDelaySeconds', min: 0, max: 86_400, nullable: true },
+/** What to fix, per field, when the schema refuses it: one line each, in the caller's words. */
+const FIELD_PROBLEM: Record<string, (v: unknown) => string> = {
+  name: () => 'name must be a string of 1 to 100 characters',
+  job: () => `job must be one of ${JOB_TYPES.join(', ')}`,
+  cron: () => 'cron must be a string of 5 fields (minute hour day month weekday) or 6 with seconds first',
+  every: (v) => `every ${JSON.stringify(v)} must be a number and a unit (s, m, h, d, w, mo), from 1s to 1mo, for example "30s", "5m" or "1d"`,
+  times: (v) => {
+    const bad = Array.isArray(v) ? v.filter((x) => typeof x !== 'string' || parseTimeOfDay(x) === null) : [];
+    return bad.length > 0 && Array.isArray(v) && v.length <= 100
+      ? `times ${bad.map((x) => JSON.stringify(x)).join(', ')} must be HH:MM or HH:MM:SS (24-hour), for example "09:00"`
+      : 'times must be a list of 1 to 100 times of day, for example ["09:00", "18:00"]';
+  },
+  timezone: (v) => `timezone ${JSON.stringify(v)} is not an IANA time zone, for example Asia/Seoul, Europe/Berlin or UTC`,
+  params: () => 'params must be a JSON object',
+  overlap: () => `overlap must be one of ${OVERLAP_POLICIES.join(', ')}`,
+  missed: () => `missed must be one of ${MISSED_POLICIES.join(', ')}`,
+  status: () => `status must be one of ${SCHEDULE_STATUSES.join(', ')}`,
+  retry_backoff: () => 'retry_backoff must be true, false or null (job default)',
+  paused_reason: () => 'paused_reason must be a string of at most 500 characters, or null',
+  ...Object.fromEntries(
+    Object.entries(SCHEDULE_INT_BOUNDS).map(([k, f]) => [k, () => `${k} must be an integer from ${f.min} to ${f.max}${f.nullable ? ' (or null for the job default)' : ''}`]),
+  ),
 };
-const KNOWN = new Set([
-  'name', 'job', 'cron', 'every', 'times', 'timezone', 'params', 'overlap', 'missed', 'retry_backoff', 'status', 'paused_reason',
-  ...Object.keys(INT_FIELDS),
-]);
+
+/** The schema's verdict as lines that say what to fix: unknown fields, missing ones, then each bad field once. */
+function schemaProblems(raw: Record<string, unknown>, partial: boolean): string[] {
+  const problems: string[] = [];
+  for (const k of Object.keys(raw)) if (!SCHEDULE_FIELDS.includes(k)) problems.push(`${k} is not a schedule field; known fields: ${SCHEDULE_FIELDS.join(', ')}`);
+  if (!partial) {
+    if (raw.name === undefined) problems.push('name is required');
+    if (raw.job === undefined) problems.push(`job is required: one of ${JOB_TYPES.join(', ')}`);
+  }
+  const schema = partial ? SchedulePatchSchema : ScheduleInputSchema;
+  const bad = new Set<string>();
+  for (const e of Value.Errors(schema, raw)) {
+    const field = e.instancePath.split('/')[1];
+    if (field && Object.hasOwn(FIELD_PROBLEM, field)) bad.add(field);
+  }
+  for (const field of SCHEDULE_FIELDS) if (bad.has(field)) problems.push(FIELD_PROBLEM[field]!(raw[field]));
+  return problems;
+}
 
 /**
- * Checks a schedule in the api's JSON shape (snake_case) and normalises it to a
+ * Checks a schedule in the api's JSON shape (snake_case) against the shared
+ * schema (schema.ts) and what a schema cannot express, and normalises it to a
  * ScheduleDefinition. With `partial`, only the given fields are checked (a PATCH);
  * params of a PATCH without `job` are checked against the stored job on update.
  */
@@ -56,90 +78,69 @@ export function validateScheduleInput(
     return { ok: false, problems: ['the schedule must be a JSON object'] };
   }
   const partial = opts.partial === true;
-  const raw = input as Record<string, unknown>;
-  const has = (k: string) => Object.hasOwn(raw, k) && raw[k] !== undefined;
-  const problems: string[] = [];
+  // An undefined field is an absent one (JSON has no undefined; callers building objects do).
+  const raw = Object.fromEntries(Object.entries(input as Record<string, unknown>).filter(([, v]) => v !== undefined));
+  const problems = schemaProblems(raw, partial);
+  const valid = (k: string) => Object.hasOwn(raw, k) && !problems.some((p) => p.startsWith(`${k} `));
+  const r = raw as ScheduleInputPatch;
   const out: SchedulePatch = {};
 
-  for (const k of Object.keys(raw)) if (!KNOWN.has(k)) problems.push(`${k} is not a schedule field; known fields: ${[...KNOWN].join(', ')}`);
-
-  if (has('name')) {
-    const n = raw.name;
-    if (typeof n !== 'string' || n.trim().length === 0 || n.length > 100) problems.push('name must be a string of 1 to 100 characters');
-    else if (/^\d+$/.test(n.trim())) problems.push('name must not be only digits (ids are numbers)');
+  if (valid('name')) {
+    const n = r.name!.trim();
+    if (n.length === 0) problems.push('name must be a string of 1 to 100 characters');
+    else if (/^\d+$/.test(n)) problems.push('name must not be only digits (ids are numbers)');
     else if (/[\u0000-\u001f]/.test(n)) problems.push('name must not contain control characters');
     else if (textProblem(n)) problems.push(`name ${textProblem(n)}`);
-    else out.name = n.trim();
-  } else if (!partial) problems.push('name is required');
+    else out.name = n;
+  }
+  if (valid('job')) out.job = r.job!;
 
-  if (has('job')) {
-    if (isJobType(raw.job)) out.job = raw.job;
-    else problems.push(`job must be one of ${JOB_TYPES.join(', ')}`);
-  } else if (!partial) problems.push(`job is required: one of ${JOB_TYPES.join(', ')}`);
+  if (valid('timezone')) {
+    if (isTimeZone(r.timezone!)) out.timezone = r.timezone!;
+    else problems.push(FIELD_PROBLEM.timezone!(r.timezone));
+  } else if (!partial && !Object.hasOwn(raw, 'timezone')) out.timezone = opts.defaultTimezone ?? SCHEDULE_DEFAULTS.timezone;
 
-  if (has('timezone')) {
-    if (typeof raw.timezone === 'string' && isTimeZone(raw.timezone)) out.timezone = raw.timezone;
-    else problems.push(`timezone ${JSON.stringify(raw.timezone)} is not an IANA time zone, for example Asia/Seoul, Europe/Berlin or UTC`);
-  } else if (!partial) out.timezone = opts.defaultTimezone ?? SCHEDULE_DEFAULTS.timezone;
-
-  const triggers = ['cron', 'every', 'times'].filter(has);
+  const triggers = ['cron', 'every', 'times'].filter((k) => Object.hasOwn(raw, k));
   if (triggers.length > 1) problems.push(`give exactly one of cron, every or times, not ${triggers.join(' and ')}`);
   else if (triggers.length === 0 && !partial) problems.push('one of cron, every or times is required');
-  else if (triggers.length === 1) {
+  else if (triggers.length === 1 && valid(triggers[0]!)) {
     const trigger = checkTrigger(triggers[0]!, raw[triggers[0]!], out.timezone ?? 'UTC', problems);
     if (trigger) out.trigger = trigger;
   }
 
-  if (has('params')) {
-    const p = raw.params;
-    if (p === null || typeof p !== 'object' || Array.isArray(p)) problems.push('params must be a JSON object');
-    else if (unstorableText(p, 'params')) problems.push(unstorableText(p, 'params')!);
+  if (valid('params')) {
+    const unstorable = unstorableText(r.params, 'params');
+    if (unstorable) problems.push(unstorable);
     else if (out.job) {
-      const check = checkJobParams(out.job, p);
+      const check = checkJobParams(out.job, r.params);
       if (check.ok) out.params = check.value as object;
       else problems.push(...check.problems);
-    } else if (!has('job')) out.params = p;
-  } else if (!partial && out.job) {
+    } else if (!Object.hasOwn(raw, 'job')) out.params = r.params!;
+  } else if (!partial && out.job && !Object.hasOwn(raw, 'params')) {
     const check = checkJobParams(out.job, {});
     if (check.ok) out.params = {};
     else problems.push(...check.problems.map((s) => `${s} (params is required for job ${out.job})`));
   }
 
-  enumField(raw, 'overlap', OVERLAP_POLICIES, problems, (v) => (out.overlap = v), partial ? undefined : SCHEDULE_DEFAULTS.overlap);
-  enumField(raw, 'missed', MISSED_POLICIES, problems, (v) => (out.missed = v), partial ? undefined : SCHEDULE_DEFAULTS.missed);
-  enumField(raw, 'status', SCHEDULE_STATUSES, problems, (v) => (out.status = v), partial ? undefined : 'active');
-
-  for (const [k, f] of Object.entries(INT_FIELDS)) {
-    const v = raw[k];
-    if (!has(k) || (v === null && f.nullable)) {
-      if (has(k) || !partial) (out as Record<string, unknown>)[f.key] = f.nullable ? null : SCHEDULE_DEFAULTS[f.key as keyof typeof SCHEDULE_DEFAULTS];
-      continue;
-    }
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < f.min || v > f.max) problems.push(`${k} must be an integer from ${f.min} to ${f.max}${f.nullable ? ' (or null for the job default)' : ''}`);
-    else (out as Record<string, unknown>)[f.key] = v;
-  }
-
-  if (has('retry_backoff') && raw.retry_backoff !== null) {
-    if (typeof raw.retry_backoff === 'boolean') out.retryBackoff = raw.retry_backoff;
-    else problems.push('retry_backoff must be true, false or null (job default)');
-  } else if (has('retry_backoff') || !partial) out.retryBackoff = null;
-
-  if (has('paused_reason') && raw.paused_reason !== null) {
-    if (typeof raw.paused_reason === 'string' && raw.paused_reason.length <= 500) out.pausedReason = raw.paused_reason;
-    else problems.push('paused_reason must be a string of at most 500 characters, or null');
-  } else if (has('paused_reason') || !partial) out.pausedReason = null;
+  const take = <K extends keyof SchedulePatch>(field: string, key: K, dflt: SchedulePatch[K] | undefined) => {
+    if (valid(field)) out[key] = (raw[field] ?? null) as SchedulePatch[K];
+    else if (!partial && !Object.hasOwn(raw, field) && dflt !== undefined) out[key] = dflt;
+  };
+  take('overlap', 'overlap', SCHEDULE_DEFAULTS.overlap);
+  take('missed', 'missed', SCHEDULE_DEFAULTS.missed);
+  take('status', 'status', 'active');
+  take('catchup_window_seconds', 'catchupWindowSeconds', SCHEDULE_DEFAULTS.catchupWindowSeconds);
+  take('catchup_max', 'catchupMax', SCHEDULE_DEFAULTS.catchupMax);
+  take('jitter_seconds', 'jitterSeconds', SCHEDULE_DEFAULTS.jitterSeconds);
+  take('timeout_seconds', 'timeoutSeconds', null);
+  take('max_retries', 'maxRetries', null);
+  take('retry_delay_seconds', 'retryDelaySeconds', null);
+  take('retry_backoff', 'retryBackoff', null);
+  take('paused_reason', 'pausedReason', null);
   if (out.status === 'active') out.pausedReason = null;
 
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, value: out as SchedulePatch | ScheduleDefinition };
-}
-
-function enumField<T extends string>(raw: Record<string, unknown>, key: string, values: readonly T[], problems: string[], set: (v: T) => void, dflt: T | undefined) {
-  const v = raw[key];
-  if (v === undefined) {
-    if (dflt !== undefined) set(dflt);
-  } else if (typeof v === 'string' && (values as readonly string[]).includes(v)) set(v as T);
-  else problems.push(`${key} must be one of ${values.join(', ')}`);
 }
 
 function checkTrigger(kind: string, v: unknown, timezone: string, problems: string[]): ScheduleTrigger | undefined {
@@ -209,22 +210,39 @@ export function mergeSchedulePatch(current: ScheduleDefinition, patch: ScheduleP
   return problems.length > 0 ? { ok: false, problems } : { ok: true, value: merged };
 }
 
+/** A definition in the schema's shape (snake_case, as the api and the CLI take it). */
+export function scheduleInputOf(def: ScheduleDefinition): Record<string, unknown> {
+  const t = def.trigger;
+  return {
+    name: def.name,
+    job: def.job,
+    ...(t.kind === 'cron' ? { cron: t.cron } : t.kind === 'every' ? { every: t.every } : { times: t.times }),
+    timezone: def.timezone,
+    params: def.params,
+    overlap: def.overlap,
+    missed: def.missed,
+    catchup_window_seconds: def.catchupWindowSeconds,
+    catchup_max: def.catchupMax,
+    jitter_seconds: def.jitterSeconds,
+    timeout_seconds: def.timeoutSeconds,
+    max_retries: def.maxRetries,
+    retry_delay_seconds: def.retryDelaySeconds,
+    retry_backoff: def.retryBackoff,
+    status: def.status,
+    paused_reason: def.pausedReason,
+  };
+}
+
 /**
  * Checks a stored definition before the engine runs it: rows written by hand in
- * SQL bypass validateScheduleInput. An empty list means it can run.
+ * SQL bypass the api and the CLI, so the engine applies the same schema and
+ * checks (validateScheduleInput) to what it reads. An empty list means it can run.
  */
 export function checkScheduleDefinition(def: ScheduleDefinition): string[] {
-  const problems: string[] = [];
-  if (!isJobType(def.job)) problems.push(`job "${def.job}" is unknown; known jobs: ${JOB_TYPES.join(', ')}`);
-  if (!isTimeZone(def.timezone)) problems.push(`timezone "${def.timezone}" is not an IANA time zone`);
+  const check = validateScheduleInput(scheduleInputOf(def));
+  const problems = check.ok ? [] : [...check.problems];
+  // The interval in seconds is stored beside its text: the engine runs on the number.
   const t = def.trigger;
-  if (t.kind === 'cron') checkTrigger('cron', t.cron, isTimeZone(def.timezone) ? def.timezone : 'UTC', problems);
-  else if (t.kind === 'every') {
-    if (!(t.everySeconds >= EVERY_MIN_SECONDS && t.everySeconds <= EVERY_MAX_SECONDS)) problems.push(`every "${t.every}" must be from 1s to 1mo`);
-  } else checkTrigger('times', t.times, 'UTC', problems);
-  if (isJobType(def.job)) {
-    const check = checkJobParams(def.job, def.params);
-    if (!check.ok) problems.push(...check.problems);
-  }
+  if (t.kind === 'every' && !(t.everySeconds >= EVERY_MIN_SECONDS && t.everySeconds <= EVERY_MAX_SECONDS)) problems.push(`every "${t.every}" must be from 1s to 1mo`);
   return problems;
 }

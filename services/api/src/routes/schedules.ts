@@ -6,16 +6,19 @@ import {
   insertSchedule,
   listSchedules,
   nextOccurrences,
-  SCHEDULE_DEFAULTS,
+  ScheduleInputSchema,
+  SchedulePatchSchema,
   setScheduleStatus,
   triggerSchedule,
   updateSchedule,
   validateScheduleInput,
 } from '@wombat/core';
-import Type from 'typebox';
+import type { FastifySchemaCompiler } from 'fastify';
+import Type, { type TSchema } from 'typebox';
 import type { App, AppDeps } from '../app.ts';
 import { notFound } from '../http-errors.ts';
 import { ScheduleSchema, scheduleView } from '../schedule-views.ts';
+import { validatorCompiler } from '../validation.ts';
 import { ErrorSchema, NoBodySchema } from '../views.ts';
 
 export const MAX_PREVIEW_COUNT = 100;
@@ -23,34 +26,14 @@ const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: Erro
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 9_007_199_254_740_991, description: 'schedule id' }) }, { additionalProperties: false });
 
 /**
- * The schedule body is checked by core's validateScheduleInput, the rules the
- * engine applies, so the api and the engine can never disagree; this schema only
- * documents the fields and insists on a JSON object.
+ * Schedule bodies are typed by core's shared schedule schema (ScheduleInputSchema,
+ * SchedulePatchSchema), so the OpenAPI document shows every field. The body is
+ * checked by core's validateScheduleInput, which applies that same schema and the
+ * checks a schema cannot express (cron parses, IANA time zone, exactly one
+ * trigger, params fit the job) with one message per field saying what to fix, as
+ * the CLI and the engine do; the route's own validator leaves the body to it.
  */
-const field = (description: string) => Type.Optional(Type.Unknown({ description }));
-const ScheduleBody = Type.Object(
-  {
-    name: field('unique name, 1-100 characters (required on create)'),
-    job: field('job type (required on create)'),
-    cron: field('cron pattern (5 fields, or 6 with seconds first); give exactly one of cron, every, times'),
-    every: field('fixed interval: "30s", "5m", "1h", "1d", "1w", "1mo"'),
-    times: field('times of day, e.g. ["09:00", "18:00"]'),
-    timezone: field(`IANA time zone (default ${SCHEDULE_DEFAULTS.timezone})`),
-    params: field('job parameters (checked against the job)'),
-    overlap: field(`allow, skip or queue-one (default ${SCHEDULE_DEFAULTS.overlap})`),
-    missed: field(`skip, once or all: what to do with occurrences missed while no engine ran (default ${SCHEDULE_DEFAULTS.missed})`),
-    catchup_window_seconds: field(`how far back missed occurrences are caught up (default ${SCHEDULE_DEFAULTS.catchupWindowSeconds})`),
-    catchup_max: field(`most missed occurrences run on catch-up (default ${SCHEDULE_DEFAULTS.catchupMax})`),
-    jitter_seconds: field('spread publication up to this many seconds after the occurrence (default 0)'),
-    timeout_seconds: field('job timeout (default: the job\'s)'),
-    max_retries: field('retry limit (default: the job\'s)'),
-    retry_delay_seconds: field('delay between retries (default: the job\'s)'),
-    retry_backoff: field('exponential backoff between retries (default: the job\'s)'),
-    status: field('active or paused (default active)'),
-    paused_reason: field('why it is paused'),
-  },
-  { additionalProperties: true },
-);
+const coreChecksBody: FastifySchemaCompiler<TSchema> = (req) => (req.httpPart === 'body' ? (value: unknown) => ({ value }) : validatorCompiler(req));
 
 function invalid(problems: string[]): AppError {
   return new AppError('invalid_input', problems.join('; '), { details: problems });
@@ -79,7 +62,7 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
 
   app.post(
     '/api/schedules',
-    { schema: { summary: 'create a schedule; the engine picks it up without a restart', tags: ['schedules'], body: ScheduleBody, response: { 201: ScheduleSchema, ...errors } } },
+    { schema: { summary: 'create a schedule; the engine picks it up without a restart', tags: ['schedules'], body: ScheduleInputSchema, response: { 201: ScheduleSchema, ...errors } }, validatorCompiler: coreChecksBody },
     async (request, reply) => {
       const check = validateScheduleInput(request.body, tz);
       if (!check.ok) throw invalid(check.problems);
@@ -90,7 +73,7 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
 
   app.patch(
     '/api/schedules/:id',
-    { schema: { summary: 'change some fields of a schedule', tags: ['schedules'], params: IdParams, body: ScheduleBody, response: one } },
+    { schema: { summary: 'change some fields of a schedule', tags: ['schedules'], params: IdParams, body: SchedulePatchSchema, response: one }, validatorCompiler: coreChecksBody },
     async (request) => {
       const check = validateScheduleInput(request.body, { partial: true });
       if (!check.ok) throw invalid(check.problems);
@@ -102,7 +85,7 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
 
   app.put(
     '/api/schedules/:id',
-    { schema: { summary: 'replace a schedule\'s definition', tags: ['schedules'], params: IdParams, body: ScheduleBody, response: one } },
+    { schema: { summary: 'replace a schedule\'s definition', tags: ['schedules'], params: IdParams, body: ScheduleInputSchema, response: one }, validatorCompiler: coreChecksBody },
     async (request) => {
       const check = validateScheduleInput(request.body, tz);
       if (!check.ok) throw invalid(check.problems);
@@ -183,9 +166,10 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
         summary: 'the next occurrences of a definition, before saving it (same maths as the engine)',
         tags: ['schedules'],
         querystring: PreviewQuery,
-        body: ScheduleBody,
+        body: SchedulePatchSchema,
         response: { 200: PreviewAnswer, ...errors },
       },
+      validatorCompiler: coreChecksBody,
       // Computes, changes nothing: a reader may call it.
       config: { access: 'read' },
     },

@@ -1,4 +1,7 @@
-import { AppError, checkJobParams, describeTrigger, listEngines, listSchedules, publishRun, triggerSchedule } from '@wombat/core';
+import { AppError, checkJobParams, describeTrigger, getScheduleByName, listEngines, listSchedules, publishRun, triggerSchedule } from '@wombat/core';
+
+/** The built-in schedule of the daily candle collection (scheduler-engine built-ins). */
+export const DAILY_CANDLES_SCHEDULE = 'daily-candles';
 import Type from 'typebox';
 import type { App, AppDeps } from '../app.ts';
 import { notFound } from '../http-errors.ts';
@@ -9,6 +12,16 @@ import { WorkersSchema, workersBody } from './workers.ts';
 
 const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
 const StatusSchema = Type.Object({
+  running: Type.Boolean({ description: 'true when a scheduler-engine is alive with scheduling enabled (the replaced system\'s scheduler.running)' }),
+  jobs: Type.Array(
+    Type.Object({
+      id: Type.String({ description: 'schedule id' }),
+      name: Type.String(),
+      trigger: Type.String({ description: 'e.g. "at 09:00", "cron 0 * * * *", "every 5m"' }),
+      next_run: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'null while paused' }),
+    }),
+    { description: 'active and paused schedules in the replaced system\'s job shape' },
+  ),
   engines: Type.Array(EngineSchema),
   workers: WorkersSchema,
   schedules: Type.Array(
@@ -42,7 +55,7 @@ const TriggerBody = Type.Object(
     job: Type.Optional(JobTypeSchema),
     params: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'job parameters; with schedule_id they replace the schedule\'s' })),
   },
-  { additionalProperties: false, description: 'give exactly one of schedule_id or job' },
+  { additionalProperties: false, description: 'give at most one of schedule_id or job; no body runs the daily candle collection (the daily-candles schedule) now' },
 );
 
 export function statusRoutes(app: App, deps: AppDeps): void {
@@ -59,6 +72,11 @@ export function statusRoutes(app: App, deps: AppDeps): void {
       const byId = new Map(lastRuns.map((r) => [r.id, r]));
       const now = new Date();
       return {
+        running: engines.some((e) => e.alive && e.enabled),
+        jobs: schedules.map((s) => {
+          const next = nextRunOf(s, now);
+          return { id: String(s.id), name: s.name, trigger: describeTrigger(s), next_run: next === null ? null : next.toISOString() };
+        }),
         engines: engines.map((e) => engineView(e, now)),
         workers,
         schedules: schedules.map((s) => {
@@ -88,9 +106,9 @@ export function statusRoutes(app: App, deps: AppDeps): void {
     '/api/scheduler/trigger',
     {
       schema: {
-        summary: 'run a schedule or a job now; answers 202 with the run id',
+        summary: 'run a schedule or a job now; no body: the daily candle collection; answers 202 with the run id',
         tags: ['scheduler'],
-        body: TriggerBody,
+        body: Type.Optional(TriggerBody),
         response: {
           202: Type.Object({ run_id: Type.String(), task_id: Type.String(), status: Type.Literal('queued') }),
           400: ErrorSchema,
@@ -102,11 +120,19 @@ export function statusRoutes(app: App, deps: AppDeps): void {
     },
     async (request, reply) => {
       const b = request.body;
-      if ((b.schedule_id === undefined) === (b.job === undefined)) {
-        throw new AppError('invalid_input', 'body: give exactly one of "schedule_id" (a schedule to run now) or "job" (a job type to run now)');
+      if (b.schedule_id !== undefined && b.job !== undefined) {
+        throw new AppError('invalid_input', 'body: give one of "schedule_id" (a schedule to run now) or "job" (a job type to run now), not both');
       }
       let runId: string;
-      if (b.job !== undefined) {
+      if (b.schedule_id === undefined && b.job === undefined) {
+        // The replaced system's trigger: no body runs the daily candle collection now.
+        if (b.params !== undefined) throw new AppError('invalid_input', 'body: "params" needs "schedule_id" or "job"');
+        const daily = await getScheduleByName(deps.db, DAILY_CANDLES_SCHEDULE);
+        if (!daily) {
+          throw new AppError('schedule_not_found', `no ${DAILY_CANDLES_SCHEDULE} schedule yet: start the scheduler-engine once (it creates the built-in schedules), or give "schedule_id" or "job"`);
+        }
+        runId = (await triggerSchedule(deps.db, deps.boss, daily.id))!;
+      } else if (b.job !== undefined) {
         const check = checkJobParams(b.job, b.params ?? {});
         if (!check.ok) throw new AppError('invalid_input', check.problems.join('; '), { details: check.problems });
         runId = await publishRun(deps.db, deps.boss, { job: b.job, params: check.value as object, trigger: 'manual' });

@@ -1,6 +1,8 @@
 import { AppError, cancelRun, checkJobParams, jobParamSchemas, requeueRun, type JobType } from '@wombat/core';
 import Type from 'typebox';
+import type { FastifyReply } from 'fastify';
 import type { App, AppDeps } from '../app.ts';
+import { isLegacyBacktestBody, mapLegacyBacktest } from '../legacy-backtest.ts';
 import { errorBody, notFound } from '../http-errors.ts';
 import { apiDb, getRun } from '../runs-store.ts';
 import type { Submitter } from '../submitter.ts';
@@ -77,7 +79,7 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
     '/api/backtests/run-async',
     {
       schema: {
-        summary: 'submit a backtest (alias of POST /api/tasks/backtest)',
+        summary: 'submit a backtest (alias of POST /api/tasks/backtest); also takes the replaced system\'s body: strategy, symbol (BTC_KRW), start_date, end_date, strategy parameters',
         tags: ['tasks'],
         querystring: SubmitQuery,
         body: ParamsBody,
@@ -85,7 +87,13 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
       },
     },
     async (request, reply) => {
-      const accepted = await submit('backtest', request.body, request.query);
+      let body: unknown = request.body;
+      if (isLegacyBacktestBody(body)) {
+        const mapped = mapLegacyBacktest(body);
+        if (!mapped.ok) throw new AppError('invalid_input', mapped.problems.join('; '), { details: mapped.problems });
+        body = mapped.params;
+      }
+      const accepted = await submit('backtest', body, request.query);
       return reply.status(202).header('location', `/api/tasks/${accepted.task_id}`).send(accepted);
     },
   );
@@ -101,6 +109,14 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
     async (request) => status(request.params.id),
   );
 
+  const RetryAnswer = Type.Intersect([AcceptedSchema, Type.Object({ retry_of: Type.String() })]);
+  const retry = async (request: { params: { id: string } }, reply: FastifyReply) => {
+    const newId = await requeueRun(db, deps.boss, request.params.id, { trigger: 'task', notFoundCode: 'task_not_found' });
+    return reply
+      .status(202)
+      .header('location', `/api/tasks/${newId}`)
+      .send({ task_id: newId, status: 'queued' as const, created_at: new Date().toISOString(), retry_of: request.params.id });
+  };
   app.post(
     '/api/tasks/:id/retry',
     {
@@ -109,16 +125,23 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
         tags: ['tasks'],
         params: IdParams,
         body: NoBodySchema,
-        response: { 202: Type.Intersect([AcceptedSchema, Type.Object({ retry_of: Type.String() })]), ...errors },
+        response: { 202: RetryAnswer, ...errors },
       },
     },
-    async (request, reply) => {
-      const newId = await requeueRun(db, deps.boss, request.params.id, { trigger: 'task', notFoundCode: 'task_not_found' });
-      return reply
-        .status(202)
-        .header('location', `/api/tasks/${newId}`)
-        .send({ task_id: newId, status: 'queued' as const, created_at: new Date().toISOString(), retry_of: request.params.id });
+    retry,
+  );
+  app.post(
+    '/api/backtests/retry/:id',
+    {
+      schema: {
+        summary: 'run a finished backtest again (alias of POST /api/tasks/{id}/retry)',
+        tags: ['tasks'],
+        params: IdParams,
+        body: NoBodySchema,
+        response: { 202: RetryAnswer, ...errors },
+      },
     },
+    retry,
   );
 
   app.delete(

@@ -1,0 +1,69 @@
+import { engineView } from '@wombat/api';
+import { listEngines } from '@wombat/core';
+import { Option, type Command } from 'commander';
+import { EXIT, usage } from '../context.ts';
+import { json, percent, shortTime, table } from '../output.ts';
+import { deadLetterCount, listWorkers, openAlerts, queueStats } from '../queries.ts';
+import type { Act } from '../program.ts';
+import { workerView } from './workers.ts';
+
+export function registerStatus(program: Command, act: Act): void {
+  program
+    .command('status')
+    .description('engines, workers, queues (waiting, running, failure rate), dead letters and open alerts, like `rq info`; exit 1 when unhealthy, so it serves as a health check')
+    .addOption(new Option('--window <minutes>', 'failure rate over the last N minutes').default('60'))
+    .addHelpText('after', `
+Unhealthy (exit 1) when no scheduler-engine is alive, when the worker registry exists and no
+worker is alive, or when an alert is open. Dead letters are reported, not judged.`)
+    .action(
+      act(async (ctx, opts: { window: string }) => {
+        const windowMinutes = Number(opts.window);
+        if (!Number.isInteger(windowMinutes) || windowMinutes < 1 || windowMinutes > 43_200) throw usage(`--window must be whole minutes from 1 to 43200, not "${opts.window}"`);
+        const { db } = await ctx.database();
+        const now = new Date();
+        const [engines, workers, queues, deadLetters, alerts] = await Promise.all([
+          listEngines(db),
+          listWorkers(db),
+          queueStats(db, windowMinutes),
+          deadLetterCount(db),
+          openAlerts(db),
+        ]);
+        const engineRows = engines.filter((e) => e.stoppedAt === null || now.getTime() - e.stoppedAt.getTime() < 86_400_000).map((e) => engineView(e, now));
+        const problems: string[] = [];
+        if (!engines.some((e) => e.alive)) problems.push('no scheduler-engine is alive: start one (systemctl start wombat-scheduler-engine, or wombat engine)');
+        if (workers !== null && !workers.some((w) => w.alive)) problems.push('no worker is alive: start one (systemctl start wombat-worker)');
+        if (alerts !== null && alerts.length > 0) problems.push(`${alerts.length} alert(s) open`);
+        const healthy = problems.length === 0;
+        const report = {
+          healthy,
+          problems,
+          engines: engineRows,
+          workers: workers === null ? null : workers.filter((w) => w.alive || w.stopped_at === null).map((w) => workerView(w, now)),
+          queues: queues.map((q) => ({ ...q, failure_window_minutes: windowMinutes })),
+          dead_letters: deadLetters,
+          alerts,
+        };
+        if (ctx.opts.json) {
+          ctx.out(json(report));
+        } else {
+          ctx.out(`${healthy ? 'healthy' : 'UNHEALTHY'}${problems.map((p) => `\n  - ${p}`).join('')}\n`);
+          ctx.out(`engines (${engines.filter((e) => e.alive).length} alive)`);
+          ctx.out(table(['host', 'pid', 'state', 'version', 'last beat', 'started'], engineRows.map((e) => [e.host, e.pid, e.state, e.version, `${e.heartbeat_age_seconds}s ago`, shortTime(e.started_at)])));
+          if (workers === null) ctx.out('\nworkers: no worker registry in this database yet (wombat.workers)');
+          else {
+            ctx.out(`\nworkers (${workers.filter((w) => w.alive).length} alive)`);
+            ctx.out(table(['host', 'pid', 'state', 'queues', 'in hand', 'last beat'], report.workers!.map((w) => [w.host, w.pid, w.state, w.queues.join(','), w.runs_in_hand, `${w.heartbeat_age_seconds}s ago`])));
+          }
+          ctx.out(`\nqueues (failure rate over the last ${windowMinutes} min)`);
+          ctx.out(table(['job', 'waiting', 'running', 'completed', 'failed', 'failure rate'], queues.map((q) => [q.job, q.waiting, q.running, q.completed, q.failed, percent(q.failure_rate)])));
+          ctx.out(`\ndead letters: ${deadLetters}${deadLetters > 0 ? ' (wombat dlq list)' : ''}`);
+          if (alerts === null) ctx.out('alerts: no alert table in this database yet (wombat.alerts)');
+          else {
+            ctx.out(`alerts open: ${alerts.length}`);
+            for (const a of alerts) ctx.out(`  - ${String(a.severity ?? a.level ?? '')} ${String(a.title ?? a.message ?? a.kind ?? a.key ?? JSON.stringify(a))}`.replace(/ {2,}/g, ' '));
+          }
+        }
+        return healthy ? EXIT.ok : EXIT.failed;
+      }),
+    );
+}

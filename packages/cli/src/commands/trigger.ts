@@ -1,0 +1,59 @@
+import { runView } from '@wombat/api';
+import { checkJobParams, getSchedule, getScheduleByName, isJobType, JOB_TYPES, publishRun, triggerSchedule, ValidationError } from '@wombat/core';
+import type { Command } from 'commander';
+import { EXIT, notFoundError } from '../context.ts';
+import { checkRunId, followRun, loadRun, reportOutcome, runDetails } from '../follow.ts';
+import { json } from '../output.ts';
+import type { Act } from '../program.ts';
+import { parseJsonOption } from './schedule-input.ts';
+
+export function registerTrigger(program: Command, act: Act): void {
+  program
+    .command('trigger <target>')
+    .description('run a schedule (by id or name) or a job type now through the queue; prints the run id')
+    .option('--params <json>', 'job parameters as JSON; for a schedule they replace the schedule\'s')
+    .option('--job', 'read <target> as a job type even if a schedule has that name')
+    .option('--wait', 'follow the run (a progress bar on a terminal) and exit with its outcome: 0 completed, 1 otherwise')
+    .addHelpText('after', `
+A schedule runs with trigger "manual", paused or not, whether or not the scheduler is enabled.
+Examples:
+  wombat trigger daily-candles --wait
+  wombat trigger fetch-candles --params '{"exchange":"upbit","symbol":"KRW-BTC","timeframe":"1D"}'`)
+    .action(
+      act(async (ctx, target: string, opts: { params?: string; job?: boolean; wait?: boolean }) => {
+        const params = opts.params === undefined ? undefined : parseJsonOption('--params', opts.params, '\'{"exchanges":["upbit"]}\'');
+        const { db } = await ctx.database();
+        const schedule = opts.job ? null : /^\d+$/.test(target) ? await getSchedule(db, Number(target)) : await getScheduleByName(db, target);
+        let runId: string;
+        if (schedule) {
+          runId = (await triggerSchedule(db, await ctx.boss(), schedule.id, params === undefined ? {} : { params }))!;
+        } else if (isJobType(target)) {
+          const check = checkJobParams(target, params ?? {});
+          if (!check.ok) throw new ValidationError(check.problems);
+          runId = await publishRun(db, await ctx.boss(), { job: target, params: check.value as object, trigger: 'manual' });
+        } else {
+          throw notFoundError(`"${target}" is neither a schedule (wombat schedules list) nor a job type (${JOB_TYPES.join(', ')})`);
+        }
+        if (!opts.wait) {
+          ctx.out(ctx.opts.json ? json({ run_id: runId, status: 'queued', schedule_id: schedule?.id ?? null }) : runId);
+          return EXIT.ok;
+        }
+        if (!ctx.opts.json) ctx.err(`run ${runId} queued`);
+        return reportOutcome(ctx, await followRun(ctx, runId));
+      }),
+    );
+
+  program
+    .command('task <id>')
+    .description('one run (task) by id: state, progress, result or error')
+    .option('--follow', 'follow it until it finishes (a progress bar on a terminal) and exit with its outcome: 0 completed, 1 otherwise')
+    .action(
+      act(async (ctx, id: string, opts: { follow?: boolean }) => {
+        const runId = checkRunId(id);
+        if (opts.follow) return reportOutcome(ctx, await followRun(ctx, runId));
+        const run = await loadRun(ctx, runId);
+        ctx.out(ctx.opts.json ? json(runView(run)) : runDetails(run));
+        return EXIT.ok;
+      }),
+    );
+}

@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
+import type { CoreTables } from '../db-types.ts';
+import type { JobType } from '../jobs.ts';
+
+/**
+ * Run history of jobs run in the operator's own process (`wombat run`), without
+ * the queue: trigger 'cli', no pg-boss job. Recorded as running at once, then
+ * progress, then the outcome, so the history and the dashboard show them like
+ * any other run.
+ */
+type Db = Kysely<CoreTables>;
+
+/** Records a run that starts now in this process; returns its id. `params` must be validated. */
+export async function recordCliRunStart(db: Db, input: { job: JobType; params: object }): Promise<string> {
+  const id = randomUUID();
+  await db
+    .insertInto('wombat.runs')
+    .values({
+      id,
+      job: input.job,
+      trigger: 'cli',
+      scheduled_for: sql<Date>`now()`,
+      params: input.params,
+      state: 'running',
+      attempts: 1,
+      started_at: sql<Date>`now()`,
+    })
+    .execute();
+  return id;
+}
+
+export async function recordCliRunProgress(db: Db, id: string, progress: number, message: string | null): Promise<void> {
+  await db
+    .updateTable('wombat.runs')
+    .set({ progress: Math.min(1, Math.max(0, progress)), progress_message: message, updated_at: sql<Date>`now()` })
+    .where('id', '=', id)
+    .where('state', '=', 'running')
+    .execute();
+}
+
+/** The outcome of a cli run; `error` is a serialized error (no stack). */
+export async function recordCliRunEnd(
+  db: Db,
+  id: string,
+  outcome: { state: 'completed'; result: unknown } | { state: 'failed' | 'cancelled'; error: object },
+): Promise<void> {
+  await db
+    .updateTable('wombat.runs')
+    .set({
+      state: outcome.state,
+      ...(outcome.state === 'completed' ? { result: (outcome.result ?? {}) as object, progress: 1 } : { error: outcome.error }),
+      finished_at: sql<Date>`now()`,
+      updated_at: sql<Date>`now()`,
+    })
+    .where('id', '=', id)
+    .execute();
+}

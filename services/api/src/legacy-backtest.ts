@@ -1,0 +1,131 @@
+import { TIMEFRAMES } from '@wombat/core';
+
+/**
+ * The backtest body of the system Wombat replaces, mapped to the backtest job's
+ * parameters, so its clients keep working unchanged:
+ *
+ *   {"strategy": "ma_crossover", "symbol": "BTC_KRW", "start_date": "2024-01-01",
+ *    "end_date": "2024-06-30", "short_window": 5, "long_window": 20, "initial_capital": 1000000}
+ *
+ * becomes {strategy: 'ma-crossover', exchange: 'upbit', symbols: ['KRW-BTC'],
+ * from: 2024-01-01T00:00Z, to: 2024-07-01T00:00Z (end date inclusive), options: {fast: 5, slow: 20}, initialCash: 1000000}.
+ * The mapped parameters then go through the job's own schema, like any request.
+ */
+export type LegacyMapping = { ok: true; params: Record<string, unknown> } | { ok: false; problems: string[] };
+
+/** The replaced system's body has `symbol` or `start_date`; Wombat's has `symbols` and `from`. */
+export function isLegacyBacktestBody(body: unknown): body is Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return false;
+  const b = body as Record<string, unknown>;
+  return ('symbol' in b || 'start_date' in b || 'end_date' in b) && !('symbols' in b) && !('from' in b);
+}
+
+const STRATEGY_ALIASES: Record<string, string> = {
+  'ma-crossover': 'ma-crossover',
+  'ma-cross': 'ma-crossover',
+  'sma-crossover': 'ma-crossover',
+  'moving-average': 'ma-crossover',
+  'moving-average-crossover': 'ma-crossover',
+  'golden-cross': 'ma-crossover',
+  'volume-breakout': 'volume-breakout',
+  'volume': 'volume-breakout',
+};
+
+/** Strategy parameters by the names the replaced system used, and Wombat's own names. */
+const OPTION_ALIASES: Record<string, string> = {
+  fast: 'fast',
+  short_window: 'fast',
+  short_period: 'fast',
+  fast_period: 'fast',
+  short_ma: 'fast',
+  slow: 'slow',
+  long_window: 'slow',
+  long_period: 'slow',
+  slow_period: 'slow',
+  long_ma: 'slow',
+  lookback: 'lookback',
+  lookback_period: 'lookback',
+  window: 'lookback',
+  volume_multiplier: 'volumeMultiplier',
+  volumeMultiplier: 'volumeMultiplier',
+  exit_lookback: 'exitLookback',
+  exitLookback: 'exitLookback',
+};
+
+const CASH_KEYS = ['initial_capital', 'initial_cash', 'initial_balance', 'capital'];
+const FEE_KEYS = ['commission', 'commission_rate', 'fee', 'fee_rate'];
+const TIMEFRAME_KEYS = ['timeframe', 'interval'];
+const PASSED_ON = new Set(['strategy', 'symbol', 'start_date', 'end_date', 'exchange', 'params', 'strategy_params', ...CASH_KEYS, ...FEE_KEYS, ...TIMEFRAME_KEYS]);
+
+/** "BTC_KRW", "BTC/KRW" (base, quote) -> Upbit's "KRW-BTC" (quote-base); "KRW-BTC" and KIS codes stay as given. */
+export function upbitMarket(symbol: string): string {
+  const m = /^([A-Za-z0-9]+)[_/]([A-Za-z]+)$/.exec(symbol.trim());
+  return m ? `${m[2]!.toUpperCase()}-${m[1]!.toUpperCase()}` : symbol.trim();
+}
+
+function timeframeOf(v: string): string | undefined {
+  if ((TIMEFRAMES as readonly string[]).includes(v)) return v;
+  const lower = v.toLowerCase();
+  const words: Record<string, string> = { day: '1D', days: '1D', daily: '1D', '1day': '1D', hour: '1H', '1hour': '1H', hourly: '1H', week: '1W', weekly: '1W', month: '1M', monthly: '1M' };
+  if (words[lower]) return words[lower];
+  // "1d", "4h", "1w": the replaced system wrote units in lower case (minutes stay "m").
+  const m = /^(\d+)([hdw])$/.exec(lower);
+  const tf = m ? `${m[1]}${m[2]!.toUpperCase()}` : undefined;
+  return tf && (TIMEFRAMES as readonly string[]).includes(tf) ? tf : undefined;
+}
+
+/** "2024-01-01" is that day's start in UTC; as an end date the whole day is included. */
+function instantOf(field: string, v: unknown, end: boolean, problems: string[]): string | undefined {
+  if (typeof v !== 'string') {
+    problems.push(`${field} is required: a date like 2024-01-31 or an ISO 8601 instant`);
+    return undefined;
+  }
+  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(v);
+  const ms = Date.parse(dateOnly ? `${v}T00:00:00Z` : v);
+  if (Number.isNaN(ms)) {
+    problems.push(`${field} "${v}" must be a date like 2024-01-31 or an ISO 8601 instant`);
+    return undefined;
+  }
+  return new Date(dateOnly && end ? ms + 86_400_000 : ms).toISOString();
+}
+
+export function mapLegacyBacktest(body: Record<string, unknown>): LegacyMapping {
+  const problems: string[] = [];
+  const params: Record<string, unknown> = {};
+
+  const strategy = typeof body.strategy === 'string' ? STRATEGY_ALIASES[body.strategy.trim().toLowerCase().replaceAll('_', '-')] : undefined;
+  if (strategy) params.strategy = strategy;
+  else problems.push(`strategy ${JSON.stringify(body.strategy)} is unknown; give ma_crossover or volume_breakout`);
+
+  params.exchange = typeof body.exchange === 'string' ? body.exchange.toLowerCase() : 'upbit';
+  if (typeof body.symbol === 'string' && body.symbol.trim() !== '') params.symbols = [params.exchange === 'upbit' ? upbitMarket(body.symbol) : body.symbol.trim()];
+  else problems.push('symbol is required, e.g. "BTC_KRW"');
+
+  const from = instantOf('start_date', body.start_date, false, problems);
+  const to = instantOf('end_date', body.end_date, true, problems);
+  if (from) params.from = from;
+  if (to) params.to = to;
+
+  const tfKey = TIMEFRAME_KEYS.find((k) => body[k] !== undefined);
+  if (tfKey) {
+    const tf = typeof body[tfKey] === 'string' ? timeframeOf(body[tfKey] as string) : undefined;
+    if (tf) params.timeframe = tf;
+    else problems.push(`${tfKey} ${JSON.stringify(body[tfKey])} is not a timeframe; give one of ${TIMEFRAMES.join(', ')} (or 1d, 1h)`);
+  }
+  const cashKey = CASH_KEYS.find((k) => body[k] !== undefined);
+  if (cashKey) params.initialCash = body[cashKey];
+  const feeKey = FEE_KEYS.find((k) => body[k] !== undefined);
+  if (feeKey) params.feeRate = body[feeKey];
+
+  // Strategy parameters: nested (params, strategy_params) or at the top level, as the replaced system allowed.
+  const options: Record<string, unknown> = {};
+  const nested = [body.params, body.strategy_params].filter((p): p is Record<string, unknown> => p !== null && typeof p === 'object' && !Array.isArray(p));
+  const loose = Object.fromEntries(Object.entries(body).filter(([k]) => !PASSED_ON.has(k)));
+  for (const [k, v] of Object.entries(Object.assign({}, ...nested, loose) as Record<string, unknown>)) {
+    const name = OPTION_ALIASES[k];
+    if (name) options[name] = v;
+    else problems.push(`${k} is not a backtest parameter; strategy parameters are ${[...new Set(Object.keys(OPTION_ALIASES))].join(', ')}`);
+  }
+  if (Object.keys(options).length > 0) params.options = options;
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, params };
+}
