@@ -67,6 +67,22 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * Arguments for `env -i`: the command sees exactly `vars`, as on a fresh login,
+ * and nothing of the test runner (tap instruments the children it spawns).
+ */
+function cleanEnv(vars: Record<string, string>, command: string[]): string[] {
+  return ['-i', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), ...command];
+}
+
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 /** Every process still in the process group `pgid`. */
 function groupMembers(pgid: number): string[] {
   const out = execFileSync('ps', ['-eo', 'pid=,pgid=,args='], { encoding: 'utf8' });
@@ -111,13 +127,13 @@ async function npmStart(t: Test, runner: Runner, dir: string, home: string): Pro
   const env = { PATH: SYSTEM_PATH, HOME: home, npm_config_cache: path.join(home, '.npm'), npm_config_update_notifier: 'false', LOG_FORMAT: 'json', API_PORT: String(apiPort), EMBEDDED_PG_PORT: String(pgPort), SHUTDOWN_TIMEOUT_MS: '10000' };
   const ids = runner.uid === undefined ? {} : { uid: runner.uid, gid: runner.gid! };
   // Its own process group, like a terminal's foreground job: Ctrl-C reaches the whole group.
-  const child = spawn('npm', ['start'], { cwd: dir, env, ...ids, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('env', cleanEnv(env, ['npm', 'start']), { cwd: dir, ...ids, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += String(d)));
   child.stderr.on('data', (d: Buffer) => (output += String(d)));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   t.teardown(() => {
-    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) killGroup(child.pid!);
   });
 
   let status: number | undefined;
@@ -147,12 +163,12 @@ async function npmStart(t: Test, runner: Runner, dir: string, home: string): Pro
 async function npmTest(t: Test, runner: Runner, dir: string, home: string): Promise<void> {
   const env = { PATH: SYSTEM_PATH, HOME: home, npm_config_cache: path.join(home, '.npm'), npm_config_update_notifier: 'false', LOG_FORMAT: 'json' };
   const ids = runner.uid === undefined ? {} : { uid: runner.uid, gid: runner.gid! };
-  const child = spawn('npm', ['test', '--', 'packages/core/test/config.test.ts'], { cwd: dir, env, ...ids, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('env', cleanEnv(env, ['npm', 'test', '--', 'packages/core/test/config.test.ts']), { cwd: dir, ...ids, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += String(d)));
   child.stderr.on('data', (d: Buffer) => (output += String(d)));
   t.teardown(() => {
-    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) killGroup(child.pid!);
   });
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   t.equal(code, 0, `${runner.label}: npm test passes\n${output.slice(-3000)}`);
