@@ -144,14 +144,14 @@ async function npmStart(t: Test, runner: Runner, dir: string, home: string): Pro
     );
     if (status !== 200) await sleep(100);
   }
-  t.equal(status, 200, `${runner.label}: GET /health answers 200\n${output.slice(-3000)}`);
+  t.equal(status, 200, `${runner.label}: GET /health answers 200`, { output: output.slice(-3000) });
   const started = jsonLines(output).find((l) => l.msg === 'embedded PostgreSQL started');
   const pgPid = Number(started?.pid);
   t.ok(pgPid > 0 && isProcessAlive(pgPid), `${runner.label}: the embedded PostgreSQL runs`);
   t.equal(started?.dir, expectedDataDir(runner, dir, 'pg'), `${runner.label}: where its data lives`);
 
   process.kill(-child.pid!, 'SIGINT');
-  t.equal(await exited, 0, `${runner.label}: npm start exits 0 after Ctrl-C\n${output.slice(-3000)}`);
+  t.equal(await exited, 0, `${runner.label}: npm start exits 0 after Ctrl-C`, { output: output.slice(-3000) });
   for (let i = 0; i < 100 && (groupMembers(child.pid!).length > 0 || isProcessAlive(pgPid)); i++) await sleep(100);
   t.same(groupMembers(child.pid!), [], `${runner.label}: no service process left`);
   t.notOk(isProcessAlive(pgPid), `${runner.label}: no PostgreSQL left`);
@@ -171,7 +171,7 @@ async function npmTest(t: Test, runner: Runner, dir: string, home: string): Prom
     if (child.exitCode === null && child.signalCode === null) killGroup(child.pid!);
   });
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  t.equal(code, 0, `${runner.label}: npm test passes\n${output.slice(-3000)}`);
+  t.equal(code, 0, `${runner.label}: npm test passes`, { output: output.slice(-3000) });
   t.match(output, /# \{ total: \d+, pass: \d+ \}/, `${runner.label}: tap ran the file`);
   const started = jsonLines(output).find((l) => l.msg === 'embedded PostgreSQL started');
   t.equal(started?.dir, expectedDataDir(runner, dir, 'pg-test'), `${runner.label}: where the test PostgreSQL lives`);

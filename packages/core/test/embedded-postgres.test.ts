@@ -111,3 +111,16 @@ t.test('an empty directory made beforehand is initialised in place', async (t) =
   t.ok(existsSync(path.join(empty, 'PG_VERSION')));
   t.equal(statSync(empty).mode & 0o777, 0o700, 'PostgreSQL wants its directory private');
 });
+
+t.test('a .wombat directory left private (mode 0700) by an older version still serves the data directory in place', async (t) => {
+  const dotWombat = path.join(dir, 'checkout', '.wombat');
+  mkdirSync(path.dirname(dotWombat), { mode: 0o755 });
+  mkdirSync(dotWombat, { mode: 0o700 });
+  const pg = await startEmbeddedPostgres({ dir: path.join(dotWombat, 'pg'), port: await freePort(), log: testLogger() });
+  t.teardown(() => pg.stop());
+  t.equal(pg.dir, path.join(dotWombat, 'pg'), 'not moved elsewhere');
+  t.equal(await query(pg.url), 'wombat');
+  // As root the server runs as another user, who must be able to enter .wombat.
+  if (process.getuid?.() === 0) t.equal(statSync(dotWombat).mode & 0o777, 0o755, 'opened to the server user');
+  else t.equal(statSync(path.join(dotWombat, 'pg')).uid, process.getuid?.(), 'run as the invoking user');
+});
