@@ -3,7 +3,7 @@ import { ConfigError } from './config.ts';
 import { createLifecycle, handleSignals, type Lifecycle } from './lifecycle.ts';
 import { resolveFromRoot } from './common-config.ts';
 import { DATABASE_URL_MISSING, resolveDatabase, type ResolvedDatabase } from './embedded-postgres.ts';
-import { createLogger, redactUrl, type Logger } from './logger.ts';
+import { createLogger, isJournalStream, redactUrl, type Logger } from './logger.ts';
 
 export { isProcessAlive } from './embedded-postgres.ts';
 
@@ -56,7 +56,13 @@ export async function runService<C extends ServiceConfig>(opts: {
     proc.stderr.write(`${new ConfigError([DATABASE_URL_MISSING]).message}\n`);
     return proc.exit(1);
   }
-  const log = createLogger({ name: opts.name, level: config.logLevel, format: config.logFormat, isTty: proc.stdout.isTTY === true });
+  const log = createLogger({
+    name: opts.name,
+    level: config.logLevel,
+    format: config.logFormat,
+    isTty: proc.stdout.isTTY === true,
+    journal: isJournalStream(proc.env),
+  });
   const lifecycle = createLifecycle({ log, shutdownTimeoutMs: config.shutdownTimeoutMs });
   handleSignals(lifecycle, proc, log);
   try {
