@@ -7,15 +7,15 @@
 import t, { type Test } from 'tap';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, isProcessAlive, repoRoot } from '@wombat/core';
+import { freePort, isProcessAlive } from '@wombat/core';
+import { freshTree } from './helpers.ts';
 
 const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const WORKSPACES = ['packages/core', 'packages/collectors', 'services/scheduler-engine', 'services/worker', 'services/api'];
 
 interface Runner {
   label: string;
@@ -35,24 +35,6 @@ if (isRoot) {
 } else {
   runners.push({ label: `ordinary user ${process.env.USER ?? process.getuid?.()}` });
   t.comment('not root: the root half of this test runs when the suite runs as root (.ci/run does)');
-}
-
-/** The committed tree of this checkout (what `git clone` gives), with node_modules linked in. */
-function freshTree(dest: string): void {
-  execFileSync('sh', ['-c', 'git -C "$1" archive --format=tar HEAD | tar -x -C "$2"', 'sh', repoRoot, dest]);
-  const nm = path.join(dest, 'node_modules');
-  mkdirSync(nm);
-  for (const entry of readdirSync(path.join(repoRoot, 'node_modules'))) {
-    if (entry === '@wombat') continue;
-    symlinkSync(path.join(repoRoot, 'node_modules', entry), path.join(nm, entry));
-  }
-  // The workspaces must resolve to the clone's own sources, as npm ci would link them.
-  mkdirSync(path.join(nm, '@wombat'));
-  for (const ws of WORKSPACES) {
-    symlinkSync(path.join('..', '..', ws), path.join(nm, '@wombat', path.basename(ws)));
-    const nested = path.join(repoRoot, ws, 'node_modules');
-    if (existsSync(nested)) symlinkSync(nested, path.join(dest, ws, 'node_modules'));
-  }
 }
 
 function chownTree(dir: string, uid: number, gid: number): void {
