@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '@wombat/core';
 
@@ -21,5 +21,16 @@ export function freshTree(dest: string): void {
     const nested = path.join(repoRoot, ws, 'node_modules');
     if (existsSync(nested)) symlinkSync(nested, path.join(dest, ws, 'node_modules'));
   }
+}
+
+
+/** The first ```sh block after `heading` in the README. */
+export function readmeBlock(heading: string): string[] {
+  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+  const from = readme.indexOf(heading);
+  if (from < 0) throw new Error(`README has no "${heading}"`);
+  const block = /```sh\n([^]*?)```/.exec(readme.slice(from));
+  if (!block) throw new Error(`README has no sh block after "${heading}"`);
+  return block[1]!.split('\n').filter((l) => l.trim() !== '');
 }
 

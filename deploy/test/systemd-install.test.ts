@@ -17,21 +17,11 @@ import { loadConfig as loadEngineConfig } from '@wombat/scheduler-engine';
 import { loadConfig as loadWorkerConfig } from '@wombat/worker';
 import { repoRoot } from '@wombat/core';
 import { createEmptyTestDatabase } from '@wombat/core/testing';
-import { freshTree } from './helpers.ts';
+import { freshTree, readmeBlock } from './helpers.ts';
 
 const isRoot = process.getuid?.() === 0;
 const hasTool = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const ci = process.env.CI === 'true' || process.env.WOMBAT_CI === '1';
-
-/** The first ```sh block after `heading` in the README. */
-export function readmeBlock(heading: string): string[] {
-  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
-  const from = readme.indexOf(heading);
-  if (from < 0) throw new Error(`README has no "${heading}"`);
-  const block = /```sh\n([^]*?)```/.exec(readme.slice(from));
-  if (!block) throw new Error(`README has no sh block after "${heading}"`);
-  return block[1]!.split('\n').filter((l) => l.trim() !== '');
-}
 
 function envFile(file: string): Record<string, string> {
   const env: Record<string, string> = {};
