@@ -13,3 +13,4 @@ export * from './jobs.ts';
 export * from './runs.ts';
 export * from './schedule/index.ts';
 export * from './process.ts';
+export * from './systemd-notify.ts';

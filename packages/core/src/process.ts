@@ -3,6 +3,7 @@ import { ConfigError } from './config.ts';
 import { createLifecycle, handleSignals, type Lifecycle } from './lifecycle.ts';
 import { resolveFromRoot } from './common-config.ts';
 import { DATABASE_URL_MISSING, resolveDatabase, type ResolvedDatabase } from './embedded-postgres.ts';
+import { createNotifier } from './systemd-notify.ts';
 import { createLogger, isJournalStream, redactUrl, type Logger } from './logger.ts';
 
 export { isProcessAlive } from './embedded-postgres.ts';
@@ -65,8 +66,12 @@ export async function runService<C extends ServiceConfig>(opts: {
   });
   const lifecycle = createLifecycle({ log, shutdownTimeoutMs: config.shutdownTimeoutMs });
   handleSignals(lifecycle, proc, log);
+  const notifier = createNotifier({ env: proc.env, pid: process.pid, log });
+  // Registered first, so it runs last: the watchdog keeps being fed while the service drains.
+  lifecycle.onStop('systemd-notify', () => notifier.close());
   try {
     await opts.start(config, { log, lifecycle });
+    await notifier.ready();
   } catch (err) {
     log.fatal({ err }, `${opts.name} failed to start`);
     await lifecycle.stop('start failed');

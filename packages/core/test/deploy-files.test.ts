@@ -28,6 +28,8 @@ for (const unit of serviceUnits) {
     t.same(directive(text, 'ProtectSystem'), ['strict']);
     t.same(directive(text, 'KillMode'), ['mixed'], 'SIGTERM to the service, SIGKILL only after the deadline');
     t.same(directive(text, 'SyslogLevelPrefix'), ['yes'], 'journald reads the <N> priority prefix');
+    t.same(directive(text, 'Type'), ['notify'], 'ready when it works, watched by systemd');
+    t.ok(Number(directive(text, 'WatchdogSec')[0]) > 0, 'a stalled event loop is restarted');
     const exec = directive(text, 'ExecStart')[0] ?? '';
     const m = /^\/opt\/wombat\/node_modules\/\.bin\/node (services\/[a-z-]+\/src\/main\.ts)$/.exec(exec);
     t.ok(m && existsSync(path.join(repoRoot, m[1]!)), `ExecStart runs a service's main.ts with the bundled Node: ${exec}`);
