@@ -160,13 +160,19 @@ function reachableBinaries(bin: Binaries, ids: Ids): Binaries {
   const version = createHash('sha256').update(native).update(String(statSync(bin.postgres).size)).digest('hex').slice(0, 12);
   const dest = path.join(LOCAL_STATE_DIR, `postgres-${version}`);
   const copy = { postgres: path.join(dest, 'bin', 'postgres'), initdb: path.join(dest, 'bin', 'initdb') };
-  if (existsSync(copy.postgres) && spawnSync(copy.postgres, ['--version'], { ...ids, stdio: 'ignore' }).status === 0) return copy;
+  const works = () => existsSync(copy.postgres) && spawnSync(copy.postgres, ['--version'], { ...ids, stdio: 'ignore' }).status === 0;
+  if (works()) return copy;
   mkdirSync(LOCAL_STATE_DIR, { recursive: true, mode: 0o755 });
   const tmp = `${dest}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   cpSync(native, tmp, { recursive: true, verbatimSymlinks: true });
-  rmSync(dest, { recursive: true, force: true });
-  renameSync(tmp, dest);
+  // Another process may have made the copy meanwhile (and may be running it): keep theirs.
+  if (existsSync(dest) && !works()) rmSync(dest, { recursive: true, force: true });
+  try {
+    renameSync(tmp, dest);
+  } catch {
+    rmSync(tmp, { recursive: true, force: true });
+  }
   return copy;
 }
 
