@@ -3,13 +3,17 @@
  * services. Applies Wombat's migrations and installs or upgrades pg-boss's schema
  * and queues. Services themselves never migrate.
  *
- *   DATABASE_URL=postgres://... npm run migrate
+ *   DATABASE_URL=postgres://... npm run migrate     (DATABASE_URL=embedded: the local embedded server)
  */
-import { configOrExit, createLogger, databaseFields, loadConfig, migrateAll, processFields, redactUrl, resolveDatabase, resolveFromRoot } from '@wombat/core';
+import { ConfigError, DATABASE_URL_MISSING, configOrExit, isJournalStream, createLogger, databaseFields, loadConfig, migrateAll, processFields, redactUrl, resolveDatabase, resolveFromRoot } from '@wombat/core';
 
 const schema = { ...databaseFields, ...processFields };
 const config = configOrExit((env) => loadConfig(schema, env), process);
-const log = createLogger({ name: 'migrate', level: config.logLevel, format: config.logFormat, isTty: process.stdout.isTTY });
+if (config.databaseUrl === undefined) {
+  process.stderr.write(`${new ConfigError([DATABASE_URL_MISSING]).message}\n`);
+  process.exit(1);
+}
+const log = createLogger({ name: 'migrate', level: config.logLevel, format: config.logFormat, isTty: process.stdout.isTTY, journal: isJournalStream(process.env) });
 try {
   const db = await resolveDatabase({
     databaseUrl: config.databaseUrl,

@@ -1,7 +1,7 @@
 /**
  * `npm start`: the whole of Wombat on one machine, for trying it and for
- * development. Resolves PostgreSQL (DATABASE_URL, or an embedded server under
- * .wombat/pg), applies migrations, then runs the scheduler-engine, a worker and
+ * development. Resolves PostgreSQL (DATABASE_URL; unset or `embedded`: an embedded
+ * server under .wombat/pg), applies migrations, then runs the scheduler-engine, a worker and
  * the api as separate processes with their log lines prefixed by service.
  *
  * Ctrl-C (or SIGTERM) stops the services first, each within its own shutdown
@@ -17,6 +17,7 @@ import {
   configOrExit,
   createLogger,
   databaseFields,
+  EMBEDDED_DATABASE,
   int,
   loadConfig,
   migrateAll,
@@ -41,7 +42,8 @@ const schema = {
   apiPort: int('API_PORT', 'port the api listens on', { default: 8000, min: 1, max: 65535 }),
 };
 
-const config = configOrExit((env) => loadConfig(schema, env), process);
+// The launcher is local tooling: without DATABASE_URL it asks for the embedded PostgreSQL.
+const config = configOrExit((env) => loadConfig(schema, { ...env, DATABASE_URL: env.DATABASE_URL?.trim() || EMBEDDED_DATABASE }), process);
 
 const tty = process.stdout.isTTY === true;
 const log = createLogger({ name: 'wombat', level: config.logLevel, format: config.logFormat, isTty: tty });

@@ -1,6 +1,6 @@
 /**
  * Runs a command (the test suite, a benchmark) against a PostgreSQL: the server in
- * DATABASE_URL when set, otherwise an embedded one kept under .wombat/pg-test. The
+ * DATABASE_URL when set, otherwise (or `embedded`) an embedded one kept under .wombat/pg-test. The
  * command sees the server as WOMBAT_TEST_ADMIN_URL and creates databases of its
  * own there.
  *
@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLogger, freePort, isProcessAlive, parsePostgresUrl, resolveDatabase, resolveFromRoot, type ResolvedDatabase } from '@wombat/core';
+import { EMBEDDED_DATABASE, createLogger, freePort, isProcessAlive, parsePostgresUrl, resolveDatabase, resolveFromRoot, type ResolvedDatabase } from '@wombat/core';
 
 const log = createLogger({ name: 'test-postgres', level: process.env.LOG_LEVEL ?? 'info', format: 'auto', isTty: process.stderr.isTTY, destination: process.stderr });
 const [cmd, ...args] = process.argv.slice(2);
@@ -22,7 +22,8 @@ if (!cmd) {
   process.exit(2);
 }
 
-const databaseUrl = process.env.DATABASE_URL || undefined;
+// The test runner is local tooling: unset or `embedded` means the embedded test server.
+const databaseUrl = process.env.DATABASE_URL?.trim() && process.env.DATABASE_URL.trim() !== EMBEDDED_DATABASE ? process.env.DATABASE_URL.trim() : undefined;
 if (databaseUrl) {
   try {
     parsePostgresUrl(databaseUrl);
@@ -74,7 +75,7 @@ const resolved: ResolvedDatabase = databaseUrl
       liveUsers();
       writeFileSync(path.join(usersDir, String(process.pid)), '');
       return resolveDatabase({
-        databaseUrl: undefined,
+        databaseUrl: EMBEDDED_DATABASE,
         embeddedDir,
         // Any free port: a running server is found through its data directory, not its port.
         embeddedPort: process.env.EMBEDDED_PG_TEST_PORT ? Number(process.env.EMBEDDED_PG_TEST_PORT) : await freePort(),

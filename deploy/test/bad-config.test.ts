@@ -20,3 +20,17 @@ for (const c of cases) {
     t.notMatch(text, /mysql:\/\/db|not a url|host-without-db/, 'does not echo the database URL');
   });
 }
+
+for (const service of ['scheduler-engine', 'worker', 'api']) {
+  t.test(`${service} started on its own without DATABASE_URL exits 1 with one line saying to set it`, async (t) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, LOG_FORMAT: 'json' };
+    delete env.DATABASE_URL;
+    delete env.WOMBAT_TEST_ADMIN_URL;
+    const out = spawnSync(process.execPath, ['src/main.ts'], { cwd: path.join(repoRoot, 'services', service), env, encoding: 'utf8', timeout: 30000 });
+    t.equal(out.status, 1, out.stderr + out.stdout);
+    t.equal(out.stdout, '', 'nothing started, nothing logged');
+    const lines = out.stderr.trim().split('\n');
+    t.equal(lines.length, 1, out.stderr);
+    t.match(lines[0], /DATABASE_URL is not set: set it to .*postgres:\/\/.*DATABASE_URL=embedded/);
+  });
+}

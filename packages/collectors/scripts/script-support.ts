@@ -13,6 +13,7 @@ import {
   resolveDatabase,
   resolveFromRoot,
   ConfigError,
+  DATABASE_URL_MISSING,
   type Database,
   type Logger,
 } from '@wombat/core';
@@ -52,6 +53,10 @@ export async function openContext(name: string, opts: { needDb: (config: ReturnT
   let db: Database<any> | undefined;
   let stopDb = async () => {};
   if (opts.needDb(config)) {
+    if (config.databaseUrl === undefined) {
+      process.stderr.write(`${new ConfigError([DATABASE_URL_MISSING]).message}\n`);
+      process.exit(2);
+    }
     const resolved = await resolveDatabase({
       databaseUrl: config.databaseUrl,
       embeddedDir: resolveFromRoot(config.embeddedPgDir),

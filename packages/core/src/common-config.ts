@@ -1,12 +1,31 @@
 import path from 'node:path';
-import { int, oneOf, postgresUrl, str } from './config.ts';
+import { int, oneOf, parsePostgresUrl, str, type Field } from './config.ts';
 import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
 
 /** The checkout Wombat runs from; relative paths in configuration resolve against it. */
 export const repoRoot = path.resolve(import.meta.dirname, '../../..');
 
+/**
+ * DATABASE_URL: a postgres:// URL, or `embedded` (a private PostgreSQL under
+ * EMBEDDED_PG_DIR, for local use). Unset parses as undefined so that tools that
+ * may not need a database load their configuration; whatever connects refuses it
+ * (resolveDatabase) with one line saying to set it.
+ */
+function databaseUrlField(): Field<string | undefined> {
+  return {
+    env: 'DATABASE_URL',
+    doc: 'PostgreSQL URL (required); embedded: a private PostgreSQL under EMBEDDED_PG_DIR, for local use only',
+    secret: true,
+    parse(raw) {
+      const v = raw?.trim();
+      if (!v) return undefined;
+      return v === 'embedded' ? v : parsePostgresUrl(v);
+    },
+  };
+}
+
 export const databaseFields = {
-  databaseUrl: postgresUrl('DATABASE_URL', 'Postgres URL; unset: Wombat starts an embedded PostgreSQL under EMBEDDED_PG_DIR'),
+  databaseUrl: databaseUrlField(),
   databasePoolSize: int('DATABASE_POOL_SIZE', 'connections in this process\'s query pool', { default: 10, min: 1, max: 200 }),
   embeddedPgDir: str('EMBEDDED_PG_DIR', 'data directory of the embedded PostgreSQL (relative to the checkout)', { default: '.wombat/pg' }),
   embeddedPgPort: int('EMBEDDED_PG_PORT', 'port of the embedded PostgreSQL (127.0.0.1 only)', { default: 54329, min: 1024, max: 65535 }),

@@ -17,7 +17,7 @@ export interface Field<T> {
 
 export class ConfigError extends ValidationError {
   constructor(problems: string[]) {
-    super(problems, `invalid configuration:\n  ${problems.join('\n  ')}`);
+    super(problems, problems.length === 1 ? `invalid configuration: ${problems[0]}` : `invalid configuration:\n  ${problems.join('\n  ')}`);
     this.name = 'ConfigError';
   }
 }

@@ -1,14 +1,15 @@
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, closeSync } from 'node:fs';
-import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { arch, platform, tmpdir, userInfo } from 'node:os';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execFileSync } from 'node:child_process';
 import postgres from 'postgres';
+import { ConfigError } from './config.ts';
 import { AppError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import { PG_PASSWORD as PASSWORD, PG_USER as USER, initdb, isProcessAlive, placement } from './embedded-postgres-files.ts';
+
+export { isProcessAlive };
 
 export interface EmbeddedPostgres {
   /** URL of the `wombat` database (or `database`) on the embedded server. */
@@ -16,6 +17,8 @@ export interface EmbeddedPostgres {
   /** URL of the maintenance database `postgres`, for creating and dropping databases. */
   adminUrl: string;
   pid: number;
+  /** The data directory in use (`dir`, or where root had to keep it instead). */
+  dir: string;
   /** True when this process started the server (or adopted an orphan) and so must stop it. */
   owned: boolean;
   stop(): Promise<void>;
@@ -30,70 +33,6 @@ export interface EmbeddedOptions {
   adopt?: boolean;
 }
 
-const USER = 'postgres';
-const PASSWORD = 'wombat';
-
-/**
- * initdb run directly rather than through the embedded-postgres package, whose
- * exit hooks take over SIGINT and SIGTERM in any process that imports it.
- */
-async function initdb(initdbBin: string, dir: string, ids: { uid?: number; gid?: number }): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const pwfile = path.join(tmpdir(), `wombat-pg-${randomBytes(6).toString('hex')}`);
-  await writeFile(pwfile, `${PASSWORD}\n`, { mode: 0o600 });
-  if (ids.uid !== undefined) {
-    await chown(dir, ids.uid, ids.gid!);
-    await chown(pwfile, ids.uid, ids.gid!);
-  }
-  try {
-    const args = [`--pgdata=${dir}`, `--username=${USER}`, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'];
-    const child = spawn(initdbBin, args, { ...ids, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    if (code !== 0) throw new AppError('embedded_postgres_initdb', `initdb failed for ${dir}: ${stderr.trim()}`);
-  } finally {
-    await rm(pwfile, { force: true });
-  }
-}
-
-async function binaries(): Promise<{ postgres: string; initdb: string }> {
-  const pkg = `@embedded-postgres/${platform()}-${arch()}`;
-  try {
-    return (await import(pkg)) as { postgres: string; initdb: string };
-  } catch (err) {
-    throw new AppError('embedded_postgres_unavailable', `no embedded PostgreSQL for ${platform()}-${arch()}: set DATABASE_URL to a PostgreSQL server`, {
-      cause: err,
-    });
-  }
-}
-
-function postgresUser(): { uid?: number; gid?: number } {
-  if (userInfo().uid !== 0) return {};
-  // PostgreSQL refuses to run as root; run it as the postgres user, created if needed.
-  const lookup = () => {
-    const uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', USER], { encoding: 'utf8' }).trim());
-    return { uid, gid };
-  };
-  try {
-    return lookup();
-  } catch {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', USER]);
-    return lookup();
-  }
-}
-
-/** True while process `pid` exists (EPERM: it exists but belongs to another user). */
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function runningServer(dir: string): Promise<{ pid: number; port: number } | undefined> {
   const pidFile = path.join(dir, 'postmaster.pid');
@@ -158,36 +97,40 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const log = opts.log.child({ component: 'embedded-postgres' });
   const database = opts.database ?? 'wombat';
   const urlFor = (port: number, db: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${db}`;
+  const place = await placement(opts.dir);
+  const dir = place.dir;
+  if (place.movedFrom) {
+    log.warn({ requested: place.movedFrom, dir }, 'the PostgreSQL user cannot enter the checkout; the embedded data directory is kept here instead');
+  }
 
-  const running = await runningServer(opts.dir);
+  const running = await runningServer(dir);
   if (running) {
     const adminUrl = urlFor(running.port, 'postgres');
     await waitReady(adminUrl, running.pid, 30_000);
     await ensureDatabase(adminUrl, database);
     const owned = opts.adopt === true;
-    log.info({ pid: running.pid, port: running.port, owned }, 'using the embedded PostgreSQL already running');
+    log.info({ pid: running.pid, port: running.port, owned, dir }, 'using the embedded PostgreSQL already running');
     return {
       url: urlFor(running.port, database),
       adminUrl,
       pid: running.pid,
+      dir,
       owned,
       stop: owned ? () => stopServer(running.pid, log) : async () => {},
     };
   }
 
-  const bin = await binaries();
-  const ids = postgresUser();
-  if (!existsSync(path.join(opts.dir, 'PG_VERSION'))) {
-    log.info({ dir: opts.dir }, 'initialising embedded PostgreSQL');
-    await initdb(bin.initdb, opts.dir, ids);
+  const { bin, ids } = place;
+  if (!existsSync(path.join(dir, 'PG_VERSION'))) {
+    log.info({ dir }, 'initialising embedded PostgreSQL');
+    await initdb(bin.initdb, dir, ids);
   }
 
-  await mkdir(path.dirname(opts.dir), { recursive: true });
-  const logPath = `${opts.dir}.log`;
+  const logPath = `${dir}.log`;
   const logFd = openSync(logPath, 'a');
   const child = spawn(
     bin.postgres,
-    ['-D', opts.dir, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
+    ['-D', dir, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
     { ...ids, detached: true, stdio: ['ignore', logFd, logFd] },
   );
   closeSync(logFd);
@@ -200,7 +143,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   } catch (err) {
     await stopServer(pid, log).catch(() => {});
     // Another process may have started the same data directory a moment earlier: join it.
-    if (await runningServer(opts.dir)) return startEmbeddedPostgres(opts);
+    if (await runningServer(dir)) return startEmbeddedPostgres(opts);
     throw new AppError(
       'embedded_postgres_failed',
       `the embedded PostgreSQL did not start on port ${opts.port}; is the port taken? (set EMBEDDED_PG_PORT, or DATABASE_URL) log: ${logPath}`,
@@ -208,8 +151,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     );
   }
   await ensureDatabase(adminUrl, database);
-  log.info({ pid, port: opts.port, dir: opts.dir }, 'embedded PostgreSQL started');
-  return { url: urlFor(opts.port, database), adminUrl, pid, owned: true, stop: () => stopServer(pid, log) };
+  log.info({ pid, port: opts.port, dir }, 'embedded PostgreSQL started');
+  return { url: urlFor(opts.port, database), adminUrl, pid, dir, owned: true, stop: () => stopServer(pid, log) };
 }
 
 export interface ResolvedDatabase {
@@ -218,7 +161,14 @@ export interface ResolvedDatabase {
   stop(): Promise<void>;
 }
 
-/** DATABASE_URL when given; otherwise the embedded PostgreSQL under `embeddedDir`. */
+/** The DATABASE_URL value that asks for the embedded PostgreSQL (local use: the launcher, tests, scripts). */
+export const EMBEDDED_DATABASE = 'embedded';
+
+/**
+ * The PostgreSQL named by DATABASE_URL; `embedded` starts (or joins) the embedded
+ * server under `embeddedDir`. Unset is a configuration error: a production service
+ * must never fall back to a private, empty database because of a typo.
+ */
 export async function resolveDatabase(opts: {
   databaseUrl: string | undefined;
   embeddedDir: string;
@@ -226,7 +176,11 @@ export async function resolveDatabase(opts: {
   log: Logger;
   adopt?: boolean;
 }): Promise<ResolvedDatabase> {
-  if (opts.databaseUrl) return { url: opts.databaseUrl, stop: async () => {} };
+  if (opts.databaseUrl === undefined) throw new ConfigError([DATABASE_URL_MISSING]);
+  if (opts.databaseUrl !== EMBEDDED_DATABASE) return { url: opts.databaseUrl, stop: async () => {} };
   const embedded = await startEmbeddedPostgres({ dir: opts.embeddedDir, port: opts.embeddedPort, log: opts.log, adopt: opts.adopt ?? false });
   return { url: embedded.url, embedded, stop: () => embedded.stop() };
 }
+
+export const DATABASE_URL_MISSING =
+  'DATABASE_URL is not set: set it to your PostgreSQL, e.g. postgres://wombat:secret@db-host:5432/wombat (or DATABASE_URL=embedded for a private PostgreSQL under EMBEDDED_PG_DIR, local use only)';

@@ -18,3 +18,4 @@ export * from './thresholds.ts';
 export * from './deadline.ts';
 export * from './loops.ts';
 export * from './json-text.ts';
+export * from './systemd-notify.ts';

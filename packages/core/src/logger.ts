@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
@@ -35,6 +36,42 @@ export interface LoggerOptions {
   format?: 'auto' | 'json' | 'pretty';
   isTty?: boolean;
   destination?: NodeJS.WritableStream;
+  /**
+   * Start each JSON line with its syslog priority (`<3>{"level":50,...}`): journald
+   * (SyslogLevelPrefix=yes, its default) files the line under that priority and
+   * strips the prefix, so `journalctl -p warning` filters and `-o cat` is plain JSON.
+   */
+  journal?: boolean;
+}
+
+/** pino level -> syslog priority (sd-daemon(3)): fatal crit, error err, warn warning, info info, debug and trace debug. */
+export function syslogPriority(level: number): number {
+  if (level >= 60) return 2;
+  if (level >= 50) return 3;
+  if (level >= 40) return 4;
+  if (level >= 30) return 6;
+  return 7;
+}
+
+/**
+ * True when stdout is connected to the journal: systemd sets JOURNAL_STREAM to the
+ * `device:inode` of that stream, which must match stdout (it does not when output
+ * is redirected, for example to a pipe through jq).
+ */
+export function isJournalStream(env: Record<string, string | undefined>, fd = 1): boolean {
+  const expected = env.JOURNAL_STREAM;
+  if (!expected) return false;
+  try {
+    const st = fstatSync(fd);
+    return expected === `${st.dev}:${st.ino}`;
+  } catch {
+    return false;
+  }
+}
+
+function prefixPriority(line: string): string {
+  const level = /^\{"level":(\d+)/.exec(line);
+  return level ? `<${syslogPriority(Number(level[1]))}>${line}` : line;
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
@@ -45,6 +82,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     level: opts.level ?? 'info',
     redact: { paths: redactPaths, censor: '[redacted]' },
     base: { service: opts.name },
+    ...(opts.journal && !usePretty ? { hooks: { streamWrite: prefixPriority } } : {}),
   };
   if (usePretty) {
     // pino-pretty as a synchronous stream, not a transport worker: a person at a

@@ -2,8 +2,9 @@ import { createServer } from 'node:net';
 import { ConfigError } from './config.ts';
 import { createLifecycle, handleSignals, type Lifecycle } from './lifecycle.ts';
 import { resolveFromRoot } from './common-config.ts';
-import { resolveDatabase, type ResolvedDatabase } from './embedded-postgres.ts';
-import { createLogger, redactUrl, type Logger } from './logger.ts';
+import { DATABASE_URL_MISSING, resolveDatabase, type ResolvedDatabase } from './embedded-postgres.ts';
+import { createNotifier } from './systemd-notify.ts';
+import { createLogger, isJournalStream, redactUrl, type Logger } from './logger.ts';
 
 export { isProcessAlive } from './embedded-postgres.ts';
 
@@ -90,13 +91,28 @@ export async function runService<C extends ServiceConfig>(opts: {
 }): Promise<void> {
   const { proc } = opts;
   const config = configOrExit(opts.loadConfig, proc);
-  const log = createLogger({ name: opts.name, level: config.logLevel, format: config.logFormat, isTty: proc.stdout.isTTY === true });
+  if ('databaseUrl' in config && config.databaseUrl === undefined) {
+    // A service never falls back to a private database: DATABASE_URL=embedded asks for one.
+    proc.stderr.write(`${new ConfigError([DATABASE_URL_MISSING]).message}\n`);
+    return proc.exit(1);
+  }
+  const log = createLogger({
+    name: opts.name,
+    level: config.logLevel,
+    format: config.logFormat,
+    isTty: proc.stdout.isTTY === true,
+    journal: isJournalStream(proc.env),
+  });
   const lifecycle = createLifecycle({ log, shutdownTimeoutMs: config.shutdownTimeoutMs });
   handleSignals(lifecycle, proc, log);
   const fatal = createFatal(lifecycle, proc, log);
   handleUncaught(proc, fatal);
+  const notifier = createNotifier({ env: proc.env, pid: process.pid, log });
+  // Registered first, so it runs last: the watchdog keeps being fed while the service drains.
+  lifecycle.onStop('systemd-notify', () => notifier.close());
   try {
     await opts.start(config, { log, lifecycle, fatal });
+    await notifier.ready();
   } catch (err) {
     log.fatal({ err }, `${opts.name} failed to start`);
     await lifecycle.stop('start failed');
@@ -106,8 +122,8 @@ export async function runService<C extends ServiceConfig>(opts: {
 }
 
 /**
- * A service's PostgreSQL from its configuration (DATABASE_URL, or the embedded
- * server), stopped last by the lifecycle.
+ * A service's PostgreSQL from its configuration (DATABASE_URL; `embedded` only
+ * when asked for), stopped last by the lifecycle.
  */
 export async function resolveServiceDatabase(
   config: { databaseUrl: string | undefined; embeddedPgDir: string; embeddedPgPort: number },

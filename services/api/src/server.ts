@@ -43,7 +43,15 @@ export async function startApi(opts: { config: ApiConfig; databaseUrl: string; e
     url,
     stop() {
       stopping ??= (async () => {
-        await app.close();
+        // close() drains requests in flight, but a keep-alive connection that turns idle
+        // after it began would be held until keepAliveTimeout (past the stop deadline):
+        // sweep idle connections until the server is closed.
+        const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(sweep);
+        }
         await boss.stop({ graceful: false, close: true });
         await database.close();
       })();

@@ -1,0 +1,36 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '@wombat/core';
+
+const WORKSPACES = ['packages/core', 'packages/collectors', 'services/scheduler-engine', 'services/worker', 'services/api'];
+
+/** The committed tree of this checkout (what `git clone` gives), with node_modules linked in. */
+export function freshTree(dest: string): void {
+  execFileSync('sh', ['-c', 'git -C "$1" archive --format=tar HEAD | tar -x -C "$2"', 'sh', repoRoot, dest]);
+  const nm = path.join(dest, 'node_modules');
+  mkdirSync(nm);
+  for (const entry of readdirSync(path.join(repoRoot, 'node_modules'))) {
+    if (entry === '@wombat') continue;
+    symlinkSync(path.join(repoRoot, 'node_modules', entry), path.join(nm, entry));
+  }
+  // The workspaces must resolve to the clone's own sources, as npm ci would link them.
+  mkdirSync(path.join(nm, '@wombat'));
+  for (const ws of WORKSPACES) {
+    symlinkSync(path.join('..', '..', ws), path.join(nm, '@wombat', path.basename(ws)));
+    const nested = path.join(repoRoot, ws, 'node_modules');
+    if (existsSync(nested)) symlinkSync(nested, path.join(dest, ws, 'node_modules'));
+  }
+}
+
+
+/** The first ```sh block after `heading` in the README. */
+export function readmeBlock(heading: string): string[] {
+  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+  const from = readme.indexOf(heading);
+  if (from < 0) throw new Error(`README has no "${heading}"`);
+  const block = /```sh\n([^]*?)```/.exec(readme.slice(from));
+  if (!block) throw new Error(`README has no sh block after "${heading}"`);
+  return block[1]!.split('\n').filter((l) => l.trim() !== '');
+}
+

@@ -1,0 +1,61 @@
+/**
+ * The README's api tour, run as written against a real api on its local
+ * (embedded-style) database: only the address changes (a free port instead of
+ * 8000) and each curl fails on an HTTP error (-f), so every line must succeed.
+ */
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, repoRoot } from '@wombat/core';
+import { createTestDatabase } from '@wombat/core/testing';
+import { readmeBlock } from './helpers.ts';
+
+const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const ci = process.env.CI === 'true' || process.env.WOMBAT_CI === '1';
+
+t.test('every line of "Using the api" works against a running api', { skip: (have('curl') && have('jq')) || ci ? false : 'needs curl and jq' }, async (t) => {
+  const db = await createTestDatabase(t);
+  const dir = mkdtempSync(path.join(tmpdir(), 'wombat-readme-api-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(path.join(dir, '.wombat'));
+  const port = await freePort();
+  // The api generates the local admin token when its database is the embedded one (loopback, EMBEDDED_PG_PORT).
+  const api = spawn(process.execPath, ['src/main.ts'], {
+    cwd: path.join(repoRoot, 'services/api'),
+    env: {
+      PATH: process.env.PATH ?? '',
+      LOG_FORMAT: 'json',
+      DATABASE_URL: db.url,
+      EMBEDDED_PG_PORT: new URL(db.url).port,
+      API_PORT: String(port),
+      API_ADMIN_TOKEN_FILE: path.join(dir, '.wombat/api-admin-token'),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  api.stdout.on('data', (d: Buffer) => (out += String(d)));
+  api.stderr.on('data', (d: Buffer) => (out += String(d)));
+  const exited = new Promise<number | null>((resolve) => api.on('exit', resolve));
+  t.teardown(() => api.kill('SIGKILL'));
+  for (let i = 0; i < 600 && api.exitCode === null && !out.includes('"msg":"api listening"'); i++) await sleep(100);
+  t.match(out, /"msg":"api listening"/, 'the api is up');
+
+  const lines = readmeBlock('## Using the api');
+  t.ok(lines.length >= 8);
+  const script = ['set -eu', ...lines]
+    .join('\n')
+    .replaceAll('localhost:8000', `127.0.0.1:${port}`)
+    .replaceAll('curl -s ', 'curl -sf ')
+    .concat('\necho "TASK=$TASK"\n');
+  const run = spawnSync('bash', ['-c', script], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+  t.equal(run.status, 0, 'every line succeeds', { stdout: run.stdout, stderr: run.stderr });
+  t.match(run.stdout, /"schedule_id"|"name":"btc-hourly"|btc-hourly/, 'the schedule was created');
+  t.match(run.stdout, /TASK=[0-9a-f-]{36}\n/, 'the task id came back');
+  t.match(run.stdout, /wombat_|# HELP/, 'metrics answered');
+
+  api.kill('SIGTERM');
+  t.equal(await exited, 0, 'the api stops cleanly');
+});
