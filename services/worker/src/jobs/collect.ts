@@ -46,7 +46,7 @@ export async function collectPrices(ctx: JobContext<'collect-prices'>, deps: Han
   }
   ctx.signal.throwIfAborted();
   const created = await deps.db.transaction().execute(async (trx) => {
-    await trx.selectFrom('wombat.runs').select('id').where('id', '=', ctx.runId).forUpdate().execute();
+    const parent = await trx.selectFrom('wombat.runs').select(['id', 'schedule_id']).where('id', '=', ctx.runId).forUpdate().executeTakeFirst();
     const existing = await trx
       .selectFrom('wombat.runs')
       .select(sql<number>`count(*)::int`.as('n'))
@@ -57,7 +57,8 @@ export async function collectPrices(ctx: JobContext<'collect-prices'>, deps: Han
     await insertRunsAndSend(
       trx,
       deps.boss,
-      combos.map((params) => ({ job: 'fetch-candles' as const, params, trigger: 'fanout' as const, parentId: ctx.runId })),
+      // Children carry the parent's schedule, so its overlap policy and history cover them.
+      combos.map((params) => ({ job: 'fetch-candles' as const, params, trigger: 'fanout' as const, parentId: ctx.runId, scheduleId: parent?.schedule_id ?? null })),
     );
     return { children: combos.length, reused: false };
   });
