@@ -32,7 +32,7 @@ returns table (granted int, stamp double precision, wait_ms double precision,
 language plpgsql as $$
 declare
   b wombat.exchange_budgets%rowtype;
-  now_ms bigint := floor(extract(epoch from clock_timestamp()) * 1000);
+  now_ms bigint;
   max_window int := 0;
   kept bigint[];
   counting bigint[];
@@ -46,6 +46,8 @@ declare
 begin
   insert into wombat.exchange_budgets (name) values (p_name) on conflict (name) do nothing;
   select * into b from wombat.exchange_budgets e where e.name = p_name for update;
+  -- The clock is read once the row is ours: a grant is never dated before the previous holder's settle.
+  now_ms := floor(extract(epoch from clock_timestamp()) * 1000);
   if b.banned_until_ms > now_ms or b.paused_until_ms > now_ms then
     if b.banned_until_ms > now_ms then
       return query select 0, 0::float8, (b.banned_until_ms - now_ms)::float8,
@@ -94,12 +96,16 @@ end $$;
 create function wombat.budget_settle(p_name text, p_stamp bigint, p_count int, p_unused boolean)
 returns void language plpgsql as $$
 declare
-  now_ms bigint := floor(extract(epoch from clock_timestamp()) * 1000);
+  now_ms bigint;
   left_ int := p_count;
+  used bigint[];
   out_ bigint[] := '{}';
   t bigint;
 begin
-  for t in select u from wombat.exchange_budgets e, unnest(e.used_ms) u where e.name = p_name for update of e loop
+  -- Lock first, then read: a take committed meanwhile must not be overwritten.
+  select e.used_ms into used from wombat.exchange_budgets e where e.name = p_name for update;
+  now_ms := floor(extract(epoch from clock_timestamp()) * 1000);
+  foreach t in array coalesce(used, '{}') loop
     if left_ > 0 and t = p_stamp then
       left_ := left_ - 1;
       if not p_unused then out_ := out_ || now_ms; end if;
