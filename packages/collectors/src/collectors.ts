@@ -206,7 +206,9 @@ export function createCollectors(opts: CollectorsOptions): Collectors {
       const candles = sortUnique(got.candles);
       let written = 0;
       if (storage === 'parquet' || storage === 'both') {
-        const r = await writeCandlesParquet(opts.dataRoot, key, candles, { overwrite, rangeFrom: from.getTime(), rangeTo: end.getTime(), ...(signal ? { lock: { signal } } : {}) });
+        // With a database, writers on every host take the file's PostgreSQL advisory lock.
+        const lock = { ...(signal ? { signal } : {}), ...(db ? { db } : {}) };
+        const r = await writeCandlesParquet(opts.dataRoot, key, candles, { overwrite, rangeFrom: from.getTime(), rangeTo: end.getTime(), lock });
         written = r.written;
       }
       if (storage === 'postgres' || storage === 'both') {
