@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { migrateAll } from '@wombat/core';
+import { createDatabase, migrateAll } from '@wombat/core';
 import { createEmptyTestDatabase, testLogger } from '@wombat/core/testing';
 import { startFakeExchange, type FakeExchange } from '@wombat/collectors/testing';
 
@@ -95,7 +95,7 @@ async function scenario(databaseUrl: string, leaseSize: number) {
     ]);
     const kw = kis.stop();
     for (const r of kr) if (r.code !== 0) console.error(`a process failed (${r.code}): ${r.stderr.slice(0, 400)}`);
-    report(`kis (2 workers, one app key, lease ${leaseSize})`, 18, kw, `EGW00201: ${fake.kis.refused.EGW00201}; tokens issued: ${fake.kis.tokensIssued}`);
+    report(`kis (2 workers, one app key, lease ${leaseSize})`, 18, kw, `EGW00201: ${fake.kis.refused.EGW00201}; tokens issued: ${fake.kis.tokensIssued} (EGW00133 refusals: ${fake.kis.refused.EGW00133})`);
   } finally {
     await fake.close();
     await rm(dataRoot, { recursive: true, force: true });
@@ -105,9 +105,18 @@ async function scenario(databaseUrl: string, leaseSize: number) {
 const teardowns: (() => unknown)[] = [];
 try {
   for (const leaseSize of [1, 3]) {
-    const { url } = await createEmptyTestDatabase({ teardown: (fn: () => unknown) => void teardowns.push(fn) }, 'wombat_bench');
+    const { url, name } = await createEmptyTestDatabase({ teardown: (fn: () => unknown) => void teardowns.push(fn) }, 'wombat_bench');
     await migrateAll({ url, log: testLogger('bench') });
+    const database = createDatabase({ url, poolSize: 1, applicationName: 'wombat-bench' });
+    // Counts the budget statements (needs a superuser, as the embedded test server has).
+    const counted = await database.sql.unsafe(`alter database "${name}" set track_functions = 'pl'`).then(() => true, () => false);
     await scenario(url, leaseSize);
+    if (counted) {
+      await new Promise((r) => setTimeout(r, 1500));
+      const rows = await database.sql<{ funcname: string; calls: string }[]>`select funcname, calls from pg_stat_user_functions where funcname like 'budget_%' order by funcname`;
+      console.log(`  budget statements (lease ${leaseSize}): ${rows.map((r) => `${r.funcname} ${r.calls}`).join(', ')}`);
+    }
+    await database.close();
   }
 } finally {
   for (const fn of teardowns.reverse()) await fn();

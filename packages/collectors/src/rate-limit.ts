@@ -101,6 +101,7 @@ function processBudget(name: string, spec: BudgetSpec, opts: LimiterOptions): Bu
   let pumping: Promise<void> | undefined;
   const settles = new Map<number, number>();
   let flushing: Promise<void> | undefined;
+  const settling = new Set<Promise<void>>();
 
   function finish(w: Waiter): boolean {
     if (w.done) return false;
@@ -171,23 +172,32 @@ function processBudget(name: string, spec: BudgetSpec, opts: LimiterOptions): Bu
         reject(err);
       };
       waiters.push(w);
-      pumping ??= pump().finally(() => {
-        pumping = undefined;
-        // A waiter may have arrived between the loop's last check and now.
-        if (waiters.length > 0) pumping = pump();
-      });
+      startPump();
+    });
+  }
+
+  function startPump(): void {
+    if (pumping) return;
+    pumping = pump().finally(() => {
+      pumping = undefined;
+      // A waiter may have arrived between the loop's last check and now.
+      if (waiters.length > 0) startPump();
     });
   }
 
   function settle(stamp: number): void {
     settles.set(stamp, (settles.get(stamp) ?? 0) + 1);
     // Answers that come back together settle in one statement.
-    flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+    flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
       const batch = [...settles];
       settles.clear();
       flushing = undefined;
       for (const [s, count] of batch) {
-        await store.settle(name, s, count).catch((err: unknown) => opts.log?.warn({ budget: name, err: (err as Error).message }, 'could not settle a request; its place frees after the hold'));
+        const p = store
+          .settle(name, s, count)
+          .catch((err: unknown) => opts.log?.warn({ budget: name, err: (err as Error).message }, 'could not settle a request; its place frees after the hold'))
+          .finally(() => settling.delete(p));
+        settling.add(p);
       }
     });
   }
@@ -229,6 +239,7 @@ function processBudget(name: string, spec: BudgetSpec, opts: LimiterOptions): Bu
       await queue.stop({ dropWaitingJobs: false });
       await pumping;
       await flushing;
+      await Promise.all(settling);
     },
   };
 }

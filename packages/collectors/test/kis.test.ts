@@ -84,7 +84,8 @@ t.test('symbol collection adds, renames and delists, and listSymbols serves the 
   const fake = await fakeExchange(t, { now });
   const db = await createTestDatabase(t);
   const dataRoot = await tempDataRoot(t);
-  const c = collectorsFor(t, fake, { dataRoot, now, db: db.db, kis: kisOpts(fake) });
+  // The fake builds its cp949 table on the first master download: seconds on a busy machine.
+  const c = collectorsFor(t, fake, { dataRoot, now, db: db.db, kis: kisOpts(fake), requestTimeoutMs: 30_000 });
   const first = await c.collectSymbols({});
   t.same(first.map((r) => [r.exchange, r.total, r.added]), [['upbit', 5, 5], ['kis', 5, 5]]);
   const names = await db.sql<{ name: string }[]>`select name from wombat.symbols where symbol = '247540'`;

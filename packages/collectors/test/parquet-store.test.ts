@@ -6,6 +6,9 @@ import path from 'node:path';
 import { mergeColumns, parquetPath, readColumns, writeCandlesParquet, type Candle, type Columns } from '@wombat/collectors';
 import { tempDataRoot } from './helpers.ts';
 
+// Real processes rewriting a 200,000-row file with fsyncs: slow on a busy machine. Never a timing assertion.
+t.setTimeout(600_000);
+
 const writer = path.join(import.meta.dirname, 'fixtures', 'parquet-writer.ts');
 const key = { exchange: 'upbit' as const, symbol: 'KRW-BTC', timeframe: '1m' as const };
 const base = Date.UTC(2026, 0, 1);
