@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import lockfile from 'proper-lockfile';
@@ -19,11 +20,13 @@ import { sleep } from './rate-limit.ts';
  * Without one (a script run with Parquet only): proper-lockfile, a directory
  * `<file>.lock` created atomically (mkdir) whose mtime the holder refreshes every
  * staleMs / 2; a lock whose mtime is older than staleMs belongs to a dead or
- * stalled holder and may be broken, on any host, whatever the pids. The holder
- * writes its id into the lock and checks it is still there right before it
- * replaces the file (`assertHeld`): if two waiters broke the same dead lock at
- * once, or the holder stalled past staleMs, the one that lost it writes nothing
- * and takes the lock again.
+ * stalled holder and may be broken, on any host, whatever the pids. A lock whose
+ * holder is on this host and no longer exists (SIGKILL) is broken at once: a
+ * missing pid proves death, while a reused pid only delays the break to staleMs.
+ * The holder writes its id into the lock and checks it is still there right
+ * before it replaces the file (`assertHeld`): if two waiters broke the same dead
+ * lock at once, or the holder stalled past staleMs and lost it, the one that lost
+ * it writes nothing and takes the lock again.
  */
 export interface FileLockOptions {
   timeoutMs?: number;
@@ -98,6 +101,7 @@ async function withLockDir<T>(file: string, fn: (lock: HeldLock) => Promise<T>, 
   const lockPath = `${file}.lock`;
   const ownerPath = path.join(lockPath, 'owner');
   const id = randomBytes(8).toString('hex');
+  const me: Owner = { id, pid: process.pid, host: hostname() };
   const deadline = Date.now() + timeoutMs;
   let compromised: Error | undefined;
   let release: (() => Promise<void>) | undefined;
@@ -112,7 +116,8 @@ async function withLockDir<T>(file: string, fn: (lock: HeldLock) => Promise<T>, 
         stale: staleMs,
         update: staleMs / 2,
         retries: 0,
-        // Default: throw from a timer (crash). Record it; assertHeld reports it before any write.
+        // Default: throw from a timer (crash). A late refresh (a long synchronous encode) is not a
+        // loss by itself: assertHeld decides by the owner id in the lock.
         onCompromised: (err) => {
           compromised = err;
         },
@@ -120,21 +125,54 @@ async function withLockDir<T>(file: string, fn: (lock: HeldLock) => Promise<T>, 
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+      if (await holderIsDead(ownerPath)) {
+        await rm(lockPath, { recursive: true, force: true });
+        continue;
+      }
     }
     if (Date.now() > deadline) throw new AppError('lock_timeout', `could not lock ${file} within ${timeoutMs} ms: ${lockPath} is held and refreshed by another process`);
     await sleep(delayMs, opts.signal);
     delayMs = Math.min(100, delayMs * 2);
   }
+  const ours = async () => (await readOwner(ownerPath))?.id === id;
   try {
-    await writeFile(ownerPath, id);
+    await writeFile(ownerPath, JSON.stringify(me));
     return await fn({
       assertHeld: async () => {
-        if (compromised) throw new LockLostError(file);
-        const owner = await readFile(ownerPath, 'utf8').catch(() => '');
-        if (owner !== id) throw new LockLostError(file);
+        if (!(await ours())) throw new LockLostError(file);
       },
     });
   } finally {
-    await release().catch(() => {});
+    // After a late refresh proper-lockfile no longer knows the lock: remove it if it is still ours.
+    if (compromised) {
+      if (await ours()) await rm(lockPath, { recursive: true, force: true });
+    } else await release().catch(() => {});
+  }
+}
+
+interface Owner {
+  id: string;
+  pid: number;
+  host: string;
+}
+
+async function readOwner(ownerPath: string): Promise<Owner | undefined> {
+  try {
+    const o = JSON.parse(await readFile(ownerPath, 'utf8')) as Owner;
+    return typeof o.id === 'string' ? o : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The holder ran on this host and its process is gone. Unknown (not yet written, other host): no. */
+async function holderIsDead(ownerPath: string): Promise<boolean> {
+  const owner = await readOwner(ownerPath);
+  if (!owner || owner.host !== hostname() || owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { mergeColumns, parquetPath, readColumns, writeCandlesParquet, type Candle, type Columns } from '@wombat/collectors';
 import { tempDataRoot } from './helpers.ts';
@@ -94,11 +95,25 @@ t.test('a writer killed mid-write leaves the previous file intact, and its lock 
   // once it has not been refreshed for staleMs, whatever the pid.
   if (!existsSync(`${file}.lock`)) {
     await mkdir(`${file}.lock`);
-    await writeFile(`${file}.lock/owner`, 'dead');
+    await writeFile(`${file}.lock/owner`, JSON.stringify({ id: 'dead', pid: w.child.pid, host: hostname() }));
   }
-  const r = await writeCandlesParquet(dataRoot, key, [candle(rows, 9)], { overwrite: false, lock: { timeoutMs: 30_000, staleMs: 2000 } });
-  t.equal(r.written, 1, 'a stale lock of a dead process is broken');
+  const r = await writeCandlesParquet(dataRoot, key, [candle(rows, 9)], { overwrite: false, lock: { timeoutMs: 60_000 } });
+  t.equal(r.written, 1, 'the lock of a dead process on this host is broken');
   t.notOk(existsSync(`${file}.lock`));
   const leftovers = (await readdir(path.dirname(file))).filter((f) => f !== '2026.parquet');
   t.same(leftovers, [], 'the dead writer\'s temp file is cleaned up');
+});
+
+t.test('a lock of another host is broken only once its holder stopped refreshing it', async (t) => {
+  const dataRoot = await tempDataRoot(t);
+  const file = parquetPath(dataRoot, key, 2026);
+  await mkdir(`${file}.lock`, { recursive: true });
+  await writeFile(`${file}.lock/owner`, JSON.stringify({ id: 'remote', pid: 1, host: 'another-host' }));
+  const err = await writeCandlesParquet(dataRoot, key, [candle(1, 1)], { overwrite: false, lock: { timeoutMs: 500, staleMs: 60_000 } }).catch((e: unknown) => e);
+  t.match(err, { code: 'lock_timeout', message: /is held and refreshed by another process/ }, 'a fresh lock is respected');
+  const old = new Date(Date.now() - 120_000);
+  await utimes(`${file}.lock`, old, old);
+  const r = await writeCandlesParquet(dataRoot, key, [candle(1, 1)], { overwrite: false, lock: { timeoutMs: 30_000, staleMs: 60_000 } });
+  t.equal(r.written, 1, 'a lock not refreshed for staleMs is broken');
+  t.notOk(existsSync(`${file}.lock`));
 });

@@ -6,6 +6,9 @@ import path from 'node:path';
 import { createTestDatabase } from '@wombat/core/testing';
 import { fakeExchange, tempDataRoot } from './helpers.ts';
 
+// Real script processes: slow on a busy machine. Never a timing assertion.
+t.setTimeout(600_000);
+
 const scripts = path.join(import.meta.dirname, '..', 'scripts');
 
 function runScript(name: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
