@@ -49,7 +49,8 @@ if (args.storage !== undefined && !(STORAGES as readonly string[]).includes(args
 const symbolsArg = list(args.symbols);
 
 const ctx = await openContext('collect-price-data', {
-  needDb: (config) => (args.storage ?? config.storage) !== 'parquet' || (exchanges.includes('kis') && Boolean(config.kisAppKey)),
+  // With DATABASE_URL the script shares the exchanges' request budgets with the workers.
+  needDb: (config) => Boolean(config.databaseUrl) || (args.storage ?? config.storage) !== 'parquet' || (exchanges.includes('kis') && Boolean(config.kisAppKey)),
 });
 if (!ctx.config.kisAppKey && exchanges.includes('kis')) {
   if (args.exchange === 'kis') usageError('--exchange kis needs KIS_APP_KEY and KIS_APP_SECRET', USAGE);

@@ -71,6 +71,7 @@ export async function openContext(name: string, opts: { needDb: (config: ReturnT
     };
   }
   const collectors = createCollectors(collectorsOptionsFromConfig(config, { log, ...(db ? { db: db.db } : {}) }));
+  if (!collectors.budgetsShared) log.warn('no DATABASE_URL: exchange request budgets are local to this script; workers and other scripts calling the same exchange do not count against them');
   const ac = new AbortController();
   const onSignal = (sig: string) => {
     if (ac.signal.aborted) process.exit(130);

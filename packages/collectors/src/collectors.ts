@@ -7,6 +7,9 @@ import { closedCutoffOf, KRX_SESSION_CLOSE_DEFAULT, parseSessionClose } from './
 import { lastStoredParquet, readCandlesParquet, writeCandlesParquet } from './parquet-store.ts';
 import { activeSymbols, lastStoredPg, readCandlesPg, syncSymbols, upsertCandles, type CollectorDb, type ListedSymbol } from './pg-store.ts';
 import { createUpbitClient, type UpbitClient } from './upbit.ts';
+import { createLimiter, type Limiter, type Priority } from './rate-limit.ts';
+import { createPgBudgetStore } from './budget-store.ts';
+import { defaultLimiter } from './limiter-default.ts';
 
 export interface CollectorsOptions {
   /** Needed for storage postgres|both, the shared KIS token cache and the symbols table. */
@@ -14,13 +17,20 @@ export interface CollectorsOptions {
   /** Absolute path. */
   dataRoot: string;
   storage: Storage;
-  upbit: { baseUrl: string; requestsPerSecond?: number };
+  upbit: { baseUrl: string; requestsPerSecond?: number; requestsPerMinute?: number; banMs?: number };
+  /**
+   * Request budgets and bans. With a PostgreSQL store (createPgBudgetStore) every
+   * process on the database shares them; without one, this process's own.
+   */
+  limiter?: Limiter;
   kis?: {
     baseUrl: string;
     appKey: string;
     appSecret: string;
     accountType: 'real' | 'mock';
     requestsPerSecond?: number;
+    tokenIntervalMs?: number;
+    tokenRetryDelayMs?: number;
     /** URL or local path of each master zip. */
     masterUrls?: { kospi: string; kosdaq: string };
   };
@@ -66,9 +76,12 @@ export interface Collectors {
   collectSymbols(opts: { exchanges?: Exchange[]; signal?: AbortSignal; onProgress?: Progress }): Promise<SymbolsResult[]>;
   /** Active rows of the symbols table; fetched from the exchange when the table has none (or there is no db). */
   listSymbols(exchange: Exchange, opts?: { market?: string; signal?: AbortSignal }): Promise<string[]>;
-  fetchCandles(params: JobParams<'fetch-candles'>, opts: { signal?: AbortSignal; onProgress?: Progress }): Promise<FetchResult>;
+  /** `priority` orders this process's calls of a budget; by default a few pages go first (high), a backfill last (low). */
+  fetchCandles(params: JobParams<'fetch-candles'>, opts: { signal?: AbortSignal; onProgress?: Progress; priority?: Priority }): Promise<FetchResult>;
   /** Candles already stored, oldest first, UTC, with start in [from, to). */
   readCandles(q: { exchange: Exchange; symbol: string; timeframe: Timeframe; from: Date; to: Date }): Promise<Candle[]>;
+  /** True when request budgets and bans are shared through PostgreSQL with every other process on it. */
+  readonly budgetsShared: boolean;
   close(): Promise<void>;
 }
 
@@ -91,11 +104,15 @@ export function createCollectors(opts: CollectorsOptions): Collectors {
     ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
     ...(opts.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: opts.retryBaseDelayMs } : {}),
   };
-  const upbit: UpbitClient = createUpbitClient({ ...opts.upbit, ...common, log: log.child({ exchange: 'upbit' }) });
+  // Budgets: the caller's limiter, else one over the database (shared by every process on it), else this process's own.
+  const ownLimiter = !opts.limiter && db ? createLimiter({ store: createPgBudgetStore(db), log }) : undefined;
+  const limiter = opts.limiter ?? ownLimiter ?? defaultLimiter();
+  const common2 = { ...common, limiter };
+  const upbit: UpbitClient = createUpbitClient({ ...opts.upbit, ...common2, log: log.child({ exchange: 'upbit' }) });
   let kisClient: KisClient | undefined;
   const kis = (): KisClient => {
     if (!opts.kis) throw new PermanentError('kis_not_configured', 'KIS is not configured: set KIS_APP_KEY and KIS_APP_SECRET');
-    kisClient ??= createKisClient({ ...opts.kis, ...common, ...(db ? { db } : {}), log: log.child({ exchange: 'kis' }) });
+    kisClient ??= createKisClient({ ...opts.kis, ...common2, ...(db ? { db } : {}), log: log.child({ exchange: 'kis' }) });
     return kisClient;
   };
   const needDb = (what: string): CollectorDb => {
@@ -154,7 +171,7 @@ export function createCollectors(opts: CollectorsOptions): Collectors {
       return listed.filter((s) => !o.market || s.market === o.market).map((s) => s.symbol).sort();
     },
 
-    async fetchCandles(input, { signal, onProgress }) {
+    async fetchCandles(input, { signal, onProgress, priority: callerPriority }) {
       const check = checkJobParams('fetch-candles', input);
       if (!check.ok) throw new ValidationError(check.problems);
       const params = check.value;
@@ -184,15 +201,26 @@ export function createCollectors(opts: CollectorsOptions): Collectors {
         return { exchange, symbol, timeframe: tf, fetched: 0, written: 0, requests: 0 };
       }
       flog.debug({ from: from.toISOString(), end: end.toISOString(), pagesAbout: Math.ceil(span / approxPeriodMs(tf) / 100) }, 'collecting candles');
-      const onPage = (cursor: Date, fetched: number) => onProgress?.(0.95 * Math.min(1, (end.getTime() - cursor.getTime()) / span), `${fetched} candles`);
-      const pageOpts = { ...(signal ? { signal } : {}), onPage };
+      let fraction = 0;
+      const onPage = (cursor: Date, fetched: number) => {
+        fraction = 0.95 * Math.min(1, (end.getTime() - cursor.getTime()) / span);
+        onProgress?.(fraction, `${fetched} candles`);
+      };
+      // A pause or ban of the shared budget shows in the run's progress message.
+      const onWait = (message: string) => onProgress?.(fraction, message);
+      // A few pages (the daily collection) go ahead of a large backfill in this process's queue.
+      const pages = Math.ceil(span / approxPeriodMs(tf) / 100);
+      const priority: Priority = callerPriority ?? (pages <= 3 ? 'high' : 'low');
+      const pageOpts = { ...(signal ? { signal } : {}), onPage, onWait, priority };
       const got = exchange === 'upbit' ? await upbit.backfill(symbol, tf, from, end, pageOpts) : await kis().periodCandles(symbol, tf, from, end, pageOpts);
       // Everything is fetched before anything is written: an abort or a failure leaves the stores untouched.
       signal?.throwIfAborted();
       const candles = sortUnique(got.candles);
       let written = 0;
       if (storage === 'parquet' || storage === 'both') {
-        const r = await writeCandlesParquet(opts.dataRoot, key, candles, { overwrite, rangeFrom: from.getTime(), rangeTo: end.getTime(), ...(signal ? { lock: { signal } } : {}) });
+        // With a database, writers on every host take the file's PostgreSQL advisory lock.
+        const lock = { ...(signal ? { signal } : {}), ...(db ? { db } : {}) };
+        const r = await writeCandlesParquet(opts.dataRoot, key, candles, { overwrite, rangeFrom: from.getTime(), rangeTo: end.getTime(), lock });
         written = r.written;
       }
       if (storage === 'postgres' || storage === 'both') {
@@ -215,8 +243,11 @@ export function createCollectors(opts: CollectorsOptions): Collectors {
       return readCandlesParquet(opts.dataRoot, key, q.from, q.to);
     },
 
+    budgetsShared: limiter.store.kind === 'postgres',
+
     async close() {
       // Clients hold no sockets of their own (undici's global pool) and the db belongs to the caller.
+      await ownLimiter?.stop();
     },
   };
 }

@@ -1,104 +1,178 @@
 import { randomBytes } from 'node:crypto';
-import { link, open, readFile, rename, unlink } from 'node:fs/promises';
+import fs from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import path from 'node:path';
+import { sql, type Kysely } from 'kysely';
+import lockfile from 'proper-lockfile';
+import { AppError } from '@wombat/core';
 import { sleep } from './rate-limit.ts';
 
 /**
- * Cross-process exclusive lock on a file, held as `<file>.lock` created with
- * O_EXCL. Chosen over Postgres advisory locks because the scripts may run
- * without a database, and the lock lives next to the data it protects.
+ * Cross-process exclusive lock on a data file.
  *
- * A lock whose owner died (SIGKILL) is stale: on the same host its pid no longer
- * exists, elsewhere it is older than `staleMs`. A stale lock is broken by
- * renaming it aside (atomic) and checking that what was renamed is still the
- * stale lock; if a live owner's lock was taken by mistake it is put back.
+ * With a database: a PostgreSQL advisory lock on the file's absolute path, held
+ * on one connection for the write. PostgreSQL lets one holder in, on any host,
+ * and frees the lock when the holder's connection ends (a SIGKILLed writer). The
+ * lock directory below is then taken as well, so that a script run without a
+ * database on the same files is excluded too.
+ *
+ * Without one (a script run with Parquet only): proper-lockfile, a directory
+ * `<file>.lock` created atomically (mkdir) whose mtime the holder refreshes every
+ * staleMs / 2; a lock whose mtime is older than staleMs belongs to a dead or
+ * stalled holder and may be broken, on any host, whatever the pids. A lock whose
+ * holder is on this host and no longer exists (SIGKILL) is broken at once: a
+ * missing pid proves death, while a reused pid only delays the break to staleMs.
+ * The holder writes its id into the lock and checks it is still there right
+ * before it replaces the file (`assertHeld`): if two waiters broke the same dead
+ * lock at once, or the holder stalled past staleMs and lost it, the one that lost
+ * it writes nothing and takes the lock again.
  */
 export interface FileLockOptions {
   timeoutMs?: number;
+  /** proper-lockfile only: a lock not refreshed for this long is broken (at least 2000). */
   staleMs?: number;
   signal?: AbortSignal;
+  /** When set, a PostgreSQL advisory lock is used instead of the lock directory. */
+  db?: Kysely<any>;
+}
+
+export interface HeldLock {
+  /** Throws LockLostError when the lock is no longer ours: call it right before replacing the file. */
+  assertHeld(): Promise<void>;
+}
+
+export class LockLostError extends AppError {
+  constructor(file: string) {
+    super('lock_lost', `the lock of ${file} was taken over (its holder stalled or two waiters broke it at once); retrying`);
+    this.name = 'LockLostError';
+  }
+}
+
+const LOCK_ATTEMPTS = 5;
+
+/** proper-lockfile's fs, except that a lock is removed with the owner file inside it. */
+const lockFs = {
+  ...fs,
+  rmdir: (p: string, cb: (err: NodeJS.ErrnoException | null) => void) => fs.rm(p, { recursive: true, force: true }, cb),
+  rmdirSync: (p: string) => fs.rmSync(p, { recursive: true, force: true }),
+};
+
+export async function withFileLock<T>(file: string, fn: (lock: HeldLock) => Promise<T>, opts: FileLockOptions = {}): Promise<T> {
+  const absolute = path.resolve(file);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // With a database, the lock directory is taken too, under the advisory lock: a script run
+      // without a database on the same files then still excludes (and is excluded by) the workers.
+      const db = opts.db;
+      return db ? await withAdvisoryLock(absolute, () => withLockDir(absolute, fn, opts), db, opts) : await withLockDir(absolute, fn, opts);
+    } catch (err) {
+      if (!(err instanceof LockLostError) || attempt >= LOCK_ATTEMPTS) throw err;
+    }
+  }
+}
+
+async function withAdvisoryLock<T>(file: string, fn: (lock: HeldLock) => Promise<T>, db: Kysely<any>, opts: FileLockOptions): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const deadline = Date.now() + timeoutMs;
+  const key = `wombat.file:${file}`;
+  // One connection for lock, write and unlock: an advisory lock belongs to its session.
+  return db.connection().execute(async (conn) => {
+    let delayMs = 5;
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const r = await sql<{ ok: boolean }>`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as ok`.execute(conn);
+      if (r.rows[0]?.ok) break;
+      if (Date.now() > deadline) throw new AppError('lock_timeout', `could not lock ${file} within ${timeoutMs} ms: another process holds its PostgreSQL advisory lock`);
+      await sleep(delayMs, opts.signal);
+      delayMs = Math.min(100, delayMs * 2);
+    }
+    try {
+      return await fn({ assertHeld: async () => {} });
+    } finally {
+      await sql`select pg_advisory_unlock(hashtextextended(${key}, 0))`.execute(conn);
+    }
+  });
+}
+
+async function withLockDir<T>(file: string, fn: (lock: HeldLock) => Promise<T>, opts: FileLockOptions): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const staleMs = Math.max(2000, opts.staleMs ?? 10_000);
+  const lockPath = `${file}.lock`;
+  const ownerPath = path.join(lockPath, 'owner');
+  const id = randomBytes(8).toString('hex');
+  const me: Owner = { id, pid: process.pid, host: hostname() };
+  const deadline = Date.now() + timeoutMs;
+  let compromised: Error | undefined;
+  let release: (() => Promise<void>) | undefined;
+  let delayMs = 5;
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    try {
+      release = await lockfile.lock(file, {
+        lockfilePath: lockPath,
+        realpath: false,
+        fs: lockFs,
+        stale: staleMs,
+        update: staleMs / 2,
+        retries: 0,
+        // Default: throw from a timer (crash). A late refresh (a long synchronous encode) is not a
+        // loss by itself: assertHeld decides by the owner id in the lock.
+        onCompromised: (err) => {
+          compromised = err;
+        },
+      });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+      if (await holderIsDead(ownerPath)) {
+        await rm(lockPath, { recursive: true, force: true });
+        continue;
+      }
+    }
+    if (Date.now() > deadline) throw new AppError('lock_timeout', `could not lock ${file} within ${timeoutMs} ms: ${lockPath} is held and refreshed by another process`);
+    await sleep(delayMs, opts.signal);
+    delayMs = Math.min(100, delayMs * 2);
+  }
+  const ours = async () => (await readOwner(ownerPath))?.id === id;
+  try {
+    await writeFile(ownerPath, JSON.stringify(me));
+    return await fn({
+      assertHeld: async () => {
+        if (!(await ours())) throw new LockLostError(file);
+      },
+    });
+  } finally {
+    // After a late refresh proper-lockfile no longer knows the lock: remove it if it is still ours.
+    if (compromised) {
+      if (await ours()) await rm(lockPath, { recursive: true, force: true });
+    } else await release().catch(() => {});
+  }
 }
 
 interface Owner {
   id: string;
   pid: number;
   host: string;
-  at: number;
 }
 
-export async function withFileLock<T>(file: string, fn: () => Promise<T>, opts: FileLockOptions = {}): Promise<T> {
-  const lockPath = `${file}.lock`;
-  const me: Owner = { id: randomBytes(8).toString('hex'), pid: process.pid, host: hostname(), at: Date.now() };
-  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
-  let delayMs = 5;
-  for (;;) {
-    opts.signal?.throwIfAborted();
-    if (await tryCreate(lockPath, me)) break;
-    const owner = await readOwner(lockPath);
-    if (owner && isStale(owner, opts.staleMs ?? 600_000)) {
-      await breakStale(lockPath, owner);
-      continue;
-    }
-    if (Date.now() > deadline) throw new Error(`could not lock ${file} within ${opts.timeoutMs ?? 120_000} ms (held by pid ${owner?.pid ?? '?'} on ${owner?.host ?? '?'})`);
-    await sleep(delayMs, opts.signal);
-    delayMs = Math.min(100, delayMs * 2);
-  }
+async function readOwner(ownerPath: string): Promise<Owner | undefined> {
   try {
-    return await fn();
-  } finally {
-    const owner = await readOwner(lockPath);
-    if (owner?.id === me.id) await unlink(lockPath).catch(() => {});
-  }
-}
-
-async function tryCreate(lockPath: string, me: Owner): Promise<boolean> {
-  try {
-    const fh = await open(lockPath, 'wx');
-    try {
-      await fh.writeFile(JSON.stringify(me));
-    } finally {
-      await fh.close();
-    }
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  }
-}
-
-async function readOwner(lockPath: string): Promise<Owner | undefined> {
-  try {
-    const parsed = JSON.parse(await readFile(lockPath, 'utf8')) as Owner;
-    return typeof parsed.id === 'string' ? parsed : undefined;
+    const o = JSON.parse(await readFile(ownerPath, 'utf8')) as Owner;
+    return typeof o.id === 'string' ? o : undefined;
   } catch {
-    // Missing, or created but not yet written: treat as held, not stale.
     return undefined;
   }
 }
 
-function isStale(owner: Owner, staleMs: number): boolean {
-  if (owner.host === hostname()) {
-    try {
-      process.kill(owner.pid, 0);
-      return false;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'ESRCH';
-    }
-  }
-  return Date.now() - owner.at > staleMs;
-}
-
-async function breakStale(lockPath: string, stale: Owner): Promise<void> {
-  const aside = `${lockPath}.stale-${randomBytes(6).toString('hex')}`;
+/** The holder ran on this host and its process is gone. Unknown (not yet written, other host): no. */
+async function holderIsDead(ownerPath: string): Promise<boolean> {
+  const owner = await readOwner(ownerPath);
+  if (!owner || owner.host !== hostname() || owner.pid === process.pid) return false;
   try {
-    await rename(lockPath, aside);
-  } catch {
-    return;
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
-  const taken = await readOwner(aside);
-  if (taken && taken.id !== stale.id) {
-    // Someone broke it first and took the lock: give theirs back.
-    await link(aside, lockPath).catch(() => {});
-  }
-  await unlink(aside).catch(() => {});
 }

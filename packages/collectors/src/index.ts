@@ -3,7 +3,9 @@ export { addPeriods, closedCutoff, floorToTimeframe, isTimeframe, sortUnique, ca
 export { closedCutoffOf, kisClosedCutoff, kisPeriodClose, KRX_SESSION_CLOSE_DEFAULT, parseSessionClose } from './market-calendar.ts';
 export { RateLimitedError } from './errors.ts';
 export { PermanentError } from '@wombat/core';
-export { RateLimiter, SlidingWindow, sharedLimiter } from './rate-limit.ts';
+export { BudgetBannedError, createLimiter, sleep, type Budget, type Limiter, type LimiterOptions, type Priority, type ScheduleOptions } from './rate-limit.ts';
+export { createLocalBudgetStore, createPgBudgetStore, type BudgetStore } from './budget-store.ts';
+export { blockBudget, emptyBudget, settleSlots, takeSlots, type BudgetBlock, type BudgetLimit, type BudgetSpec, type BudgetState, type TakeResult } from './budget-math.ts';
 export { createUpbitClient, type UpbitClient, type UpbitMarket } from './upbit.ts';
 export { createKisClient, KIS_TIMEFRAMES, type KisClient } from './kis.ts';
 export { KIS_MARKETS, parseMaster, parseMasterZip, type KisMarket } from './kis-master.ts';

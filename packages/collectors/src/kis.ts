@@ -1,11 +1,13 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { PermanentError, type Logger, type Timeframe } from '@wombat/core';
 import { floorToTimeframe, type Candle } from './candle.ts';
 import { RetryableError } from './errors.ts';
 import { httpRequest, parseJson, withRetries, type HttpResponse } from './http.ts';
 import type { CollectorDb } from './pg-store.ts';
-import { sharedLimiter } from './rate-limit.ts';
+import { defaultLimiter } from './limiter-default.ts';
+import { BudgetBannedError, sleep, type Limiter } from './rate-limit.ts';
+import type { CallOptions } from './upbit.ts';
 
 /** KIS open API, domestic stock (EXCHANGES.md §2): token, daily/weekly/monthly OHLCV. */
 export interface KisClientOptions {
@@ -19,6 +21,10 @@ export interface KisClientOptions {
   retryBaseDelayMs?: number;
   /** Wait after 403 EGW00133 (token issued too recently); KIS states once a minute. */
   tokenRetryDelayMs?: number;
+  /** Token requests per app key at most one per this interval, across processes (KIS's notice: 1 a second). */
+  tokenIntervalMs?: number;
+  /** Where the budgets live: shared through PostgreSQL, or this process only. */
+  limiter?: Limiter;
   db?: CollectorDb;
   log: Logger;
 }
@@ -34,7 +40,7 @@ const TOKEN_ERRORS = new Set(['EGW00123', 'EGW00121']);
 export interface KisClient {
   token(signal?: AbortSignal): Promise<string>;
   /** Candles starting in [from, end), paged by moving the end date back 100 rows at a time. */
-  periodCandles(symbol: string, tf: Timeframe, from: Date, end: Date, opts?: { signal?: AbortSignal; onPage?: (cursor: Date, fetched: number) => void }): Promise<{ candles: Candle[]; requests: number }>;
+  periodCandles(symbol: string, tf: Timeframe, from: Date, end: Date, opts?: CallOptions & { onPage?: (cursor: Date, fetched: number) => void }): Promise<{ candles: Candle[]; requests: number }>;
   requestCount(): number;
 }
 
@@ -56,27 +62,41 @@ export function createKisClient(opts: KisClientOptions): KisClient {
   const keyHash = kisKeyHash(baseUrl, opts.appKey, opts.appSecret);
   // KIS counts per app key; its notice: 18/s on a real account, 1/s on a mock one.
   const limit = opts.requestsPerSecond ?? (opts.accountType === 'real' ? 18 : 1);
-  const limiter = sharedLimiter(`kis|${baseUrl}|${opts.appKey}`, { limit, windowMs: 1000 });
+  const limiter = opts.limiter ?? defaultLimiter();
+  const host = new URL(baseUrl).host;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  // Named by a hash, never by the key itself: budget names are visible in the database.
+  const budget = limiter.budget(`kis:${host}:${keyHash.slice(0, 16)}`, { limits: [{ limit, windowMs: 1000 }], holdMs: timeoutMs + 1000 });
+  const tokenBudget = limiter.budget(`kis-token:${host}:${keyHash.slice(0, 16)}`, { limits: [{ limit: 1, windowMs: opts.tokenIntervalMs ?? 1000 }], holdMs: timeoutMs + 1000 });
+  const tokenRetryDelayMs = opts.tokenRetryDelayMs ?? 65_000;
   const retry = { retries: opts.retries ?? 5, baseDelayMs: opts.retryBaseDelayMs ?? 250, maxDelayMs: 10_000, log: opts.log };
   let requests = 0;
 
   const fresh = (expiresAt: number) => expiresAt - TOKEN_MARGIN_MS > Date.now();
 
-  async function issue(signal?: AbortSignal): Promise<{ token: string; issuedAt: Date; expiresAt: Date }> {
+  async function issue(signal?: AbortSignal, onAttempt?: () => Promise<void>): Promise<{ token: string; issuedAt: Date; expiresAt: Date }> {
     return withRetries(
       'KIS token',
       async () => {
-        requests++;
-        const res = await httpRequest(`${baseUrl}/oauth2/tokenP`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json; charset=utf-8' },
-          body: JSON.stringify({ grant_type: 'client_credentials', appkey: opts.appKey, appsecret: opts.appSecret }),
-          timeoutMs: opts.timeoutMs ?? 10_000,
-          ...(signal ? { signal } : {}),
-        });
+        await onAttempt?.();
+        const res = await tokenBudget.schedule(
+          () => {
+            requests++;
+            return httpRequest(`${baseUrl}/oauth2/tokenP`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json; charset=utf-8' },
+              body: JSON.stringify({ grant_type: 'client_credentials', appkey: opts.appKey, appsecret: opts.appSecret }),
+              timeoutMs,
+              ...(signal ? { signal } : {}),
+            });
+          },
+          signal ? { signal } : {},
+        );
         const body = parseJson(res, 'KIS token') as Record<string, unknown>;
         if (body.error_code === 'EGW00133') {
-          throw new RetryableError('kis_token_rate', 'KIS token: issued too recently (EGW00133)', { rateLimited: true, retryAfterMs: opts.tokenRetryDelayMs ?? 65_000 });
+          // Every process waits, not only this one: another request within the interval would be refused too.
+          await tokenBudget.pause(tokenRetryDelayMs, 'EGW00133', 'KIS refused a token: issued too recently (EGW00133)');
+          throw new RetryableError('kis_token_rate', 'KIS token: issued too recently (EGW00133)', { rateLimited: true, retryAfterMs: tokenRetryDelayMs });
         }
         if (res.status >= 500) throw new RetryableError('kis_5xx', `KIS token: server answered ${res.status}`);
         if (res.status !== 200 || typeof body.access_token !== 'string' || body.access_token === '') {
@@ -103,26 +123,51 @@ export function createKisClient(opts: KisClientOptions): KisClient {
     return t.token;
   }
 
+  /** Longest one process may hold the right to issue before another takes over (it renews it every attempt). */
+  const claimMs = tokenRetryDelayMs + timeoutMs + 30_000;
+
+  /**
+   * One issuer per app key across processes, without a transaction or a pooled
+   * connection held across the HTTP calls (and the EGW00133 wait): the issuer
+   * claims the key's row in one statement and renews the claim every attempt; the
+   * others look for the token it stores.
+   */
   async function obtain(signal?: AbortSignal): Promise<{ token: string; expiresAt: number }> {
     const db = opts.db;
     if (!db) {
       const t = await issue(signal);
       return { token: t.token, expiresAt: t.expiresAt.getTime() };
     }
-    // One issuer per app key across processes: the others wait on the lock and then read its token.
-    return db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(hashtext(${`wombat.kis_token.${keyHash}`}))`.execute(trx);
-      const row = await trx.selectFrom('wombat.kis_tokens').select(['token', 'expires_at']).where('key_hash', '=', keyHash).executeTakeFirst();
-      if (row && fresh(new Date(row.expires_at).getTime())) return { token: row.token, expiresAt: new Date(row.expires_at).getTime() };
-      const issued = await issue(signal);
-      await trx
-        .insertInto('wombat.kis_tokens')
-        .values({ key_hash: keyHash, token: issued.token, issued_at: issued.issuedAt, expires_at: issued.expiresAt, updated_at: new Date() })
-        .onConflict((oc) => oc.column('key_hash').doUpdateSet({ token: issued.token, issued_at: issued.issuedAt, expires_at: issued.expiresAt, updated_at: new Date() }))
-        .execute();
-      opts.log.info({ expiresAt: issued.expiresAt.toISOString() }, 'KIS token issued');
-      return { token: issued.token, expiresAt: issued.expiresAt.getTime() };
-    });
+    const me = randomUUID();
+    let waitMs = 50;
+    for (;;) {
+      signal?.throwIfAborted();
+      const row = await db.selectFrom('wombat.kis_tokens').select(['token', 'expires_at']).where('key_hash', '=', keyHash).executeTakeFirst();
+      if (row?.token && row.expires_at && fresh(new Date(row.expires_at).getTime())) return { token: row.token, expiresAt: new Date(row.expires_at).getTime() };
+      const claimed = await sql<{ key_hash: string }>`
+        insert into wombat.kis_tokens (key_hash, issuing_until, issuing_by) values (${keyHash}, now() + ${`${claimMs} milliseconds`}::interval, ${me})
+        on conflict (key_hash) do update set issuing_until = excluded.issuing_until, issuing_by = excluded.issuing_by
+        where wombat.kis_tokens.issuing_until is null or wombat.kis_tokens.issuing_until < now()
+        returning key_hash`.execute(db);
+      if (claimed.rows.length > 0) {
+        try {
+          const renew = async () => {
+            await sql`update wombat.kis_tokens set issuing_until = now() + ${`${claimMs} milliseconds`}::interval, last_attempt_at = now() where key_hash = ${keyHash} and issuing_by = ${me}`.execute(db);
+          };
+          const issued = await issue(signal, renew);
+          await sql`update wombat.kis_tokens set token = ${issued.token}, issued_at = ${issued.issuedAt}, expires_at = ${issued.expiresAt},
+                      issuing_until = null, issuing_by = null, updated_at = now() where key_hash = ${keyHash}`.execute(db);
+          opts.log.info({ expiresAt: issued.expiresAt.toISOString() }, 'KIS token issued');
+          return { token: issued.token, expiresAt: issued.expiresAt.getTime() };
+        } catch (err) {
+          await sql`update wombat.kis_tokens set issuing_until = null, issuing_by = null where key_hash = ${keyHash} and issuing_by = ${me}`.execute(db).catch(() => {});
+          throw err;
+        }
+      }
+      // Another process is issuing: its token appears in the row.
+      await sleep(waitMs, signal);
+      waitMs = Math.min(1000, waitMs * 2);
+    }
   }
 
   async function forget(stale: string): Promise<void> {
@@ -130,7 +175,8 @@ export function createKisClient(opts: KisClientOptions): KisClient {
     await opts.db?.deleteFrom('wombat.kis_tokens').where('key_hash', '=', keyHash).where('token', '=', stale).execute();
   }
 
-  async function page(symbol: string, tf: Timeframe, date1: string, date2: string, signal?: AbortSignal): Promise<{ candles: Candle[]; rowCount: number }> {
+  async function page(symbol: string, tf: Timeframe, date1: string, date2: string, c: CallOptions): Promise<{ candles: Candle[]; rowCount: number }> {
+    const signal = c.signal;
     const what = `KIS ${tf} candles of ${symbol}`;
     const query = new URLSearchParams({
       FID_COND_MRKT_DIV_CODE: 'J',
@@ -145,21 +191,30 @@ export function createKisClient(opts: KisClientOptions): KisClient {
       what,
       async () => {
         const tok = await token(signal);
-        const done = await limiter.acquire(signal);
-        requests++;
-        const res = await httpRequest(url, {
-          headers: {
-            'content-type': 'application/json; charset=utf-8',
-            authorization: `Bearer ${tok}`,
-            appkey: opts.appKey,
-            appsecret: opts.appSecret,
-            tr_id: 'FHKST03010100',
-            custtype: 'P',
-          },
-          timeoutMs: opts.timeoutMs ?? 10_000,
-          ...(signal ? { signal } : {}),
-        }).finally(done);
-        const body = interpret(res, what);
+        const res = await budget
+          .schedule(
+            () => {
+              requests++;
+              return httpRequest(url, {
+                headers: {
+                  'content-type': 'application/json; charset=utf-8',
+                  authorization: `Bearer ${tok}`,
+                  appkey: opts.appKey,
+                  appsecret: opts.appSecret,
+                  tr_id: 'FHKST03010100',
+                  custtype: 'P',
+                },
+                timeoutMs,
+                ...(signal ? { signal } : {}),
+              });
+            },
+            { ...(signal ? { signal } : {}), ...(c.priority ? { priority: c.priority } : {}), ...(c.onWait ? { onWait: c.onWait } : {}) },
+          )
+          .catch((err: unknown) => {
+            if (err instanceof BudgetBannedError) throw new PermanentError('kis_blocked', `${what}: ${err.message}`, { cause: err });
+            throw err;
+          });
+        const body = await interpret(res, what, c);
         if (body.msg_cd !== undefined && TOKEN_ERRORS.has(String(body.msg_cd))) {
           // Expired or revoked: drop it everywhere and issue a new one on the next attempt.
           await forget(tok);
@@ -172,12 +227,14 @@ export function createKisClient(opts: KisClientOptions): KisClient {
     );
   }
 
-  function interpret(res: HttpResponse, what: string): Record<string, unknown> {
+  async function interpret(res: HttpResponse, what: string, c: CallOptions): Promise<Record<string, unknown>> {
     const body = parseJson(res, what);
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw new RetryableError('malformed_body', `${what}: response is not an object`);
     const b = body as Record<string, unknown>;
     if (b.msg_cd === 'EGW00201') {
-      limiter.pause(1000);
+      // The app key's budget was overdrawn (by someone outside it): every process sharing it waits.
+      await budget.pause(1000, 'EGW00201', `KIS answered EGW00201 too many requests per second (${what})`);
+      c.onWait?.('KIS answered EGW00201: every process paused 1000 ms');
       throw new RetryableError('kis_rate', `${what}: KIS says too many requests per second (EGW00201)`, { rateLimited: true, retryAfterMs: 1000 });
     }
     if (res.status >= 500 && !TOKEN_ERRORS.has(String(b.msg_cd))) throw new RetryableError('kis_5xx', `${what}: KIS answered ${res.status} ${String(b.msg_cd ?? '')}`);
@@ -194,7 +251,7 @@ export function createKisClient(opts: KisClientOptions): KisClient {
       let cursor = new Date(end.getTime() - DAY_MS);
       let pages = 0;
       while (cursor >= from) {
-        const { candles: rows, rowCount } = await page(symbol, tf, ymd(from), ymd(cursor), o.signal);
+        const { candles: rows, rowCount } = await page(symbol, tf, ymd(from), ymd(cursor), o);
         pages++;
         for (const c of rows) if (c.time >= from && c.time < end) out.push(c);
         // A short page is the last one; rows skipped for lack of trades still count towards it.

@@ -42,7 +42,7 @@ export async function readColumns(file: string): Promise<Columns | undefined> {
 }
 
 /** Replaces `file` with `bytes` so that readers see the old or the new file, never a mix. */
-export async function atomicWrite(file: string, bytes: Uint8Array): Promise<void> {
+export async function atomicWrite(file: string, bytes: Uint8Array, beforeRename?: () => Promise<void>): Promise<void> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
@@ -57,6 +57,7 @@ export async function atomicWrite(file: string, bytes: Uint8Array): Promise<void
   }
   await fh.close();
   try {
+    await beforeRename?.();
     await rename(tmp, file);
   } catch (err) {
     await unlink(tmp).catch(() => {});
@@ -99,12 +100,14 @@ export async function writeCandlesParquet(dataRoot: string, key: SeriesKey, cand
     await mkdir(path.dirname(file), { recursive: true });
     written += await withFileLock(
       file,
-      async () => {
+      async (lock) => {
         await removeDeadTempFiles(file);
         const stored = (await readColumns(file)) ?? emptyColumns();
         const r = mergeColumns(stored, columnsFromCandles(list), opts);
         if (r.written === 0 && r.removed === 0) return 0;
-        await atomicWrite(file, encodeParquet(r.merged));
+        // Right before the rename, the last moment to find the lock taken over: then nothing
+        // replaces the file and the merge starts again.
+        await atomicWrite(file, encodeParquet(r.merged), () => lock.assertHeld());
         files.push(file);
         return r.written;
       },

@@ -1,152 +1,249 @@
+import Bottleneck from 'bottleneck';
+import { PermanentError, type Logger } from '@wombat/core';
+import type { BudgetSpec } from './budget-math.ts';
+import type { BudgetStore } from './budget-store.ts';
+
 /**
- * Request budgets as the exchanges state them: at most `limit` requests in any
- * window of `windowMs` (Upbit: 10 per second per group; KIS: 18 per second per
- * app key on a real account, 1 on a mock one).
+ * Named request budgets (`upbit:api.upbit.com:candles`, `kis:<host>:<key>`,
+ * `host:example.com`) drawn from a BudgetStore, so every process that uses the
+ * same store (PostgreSQL) shares one budget and its bans.
  *
- * The maths is pure (`now` in ms is an argument) and kept in a SlidingWindow; a
- * RateLimiter wraps it with a clock and a FIFO of waiters. A sliding window is
- * the strictest reading of "N per second", so a server counting fixed windows
- * or a sliding one never sees more than it allows.
- *
- * The server counts a request when it arrives, which we cannot see: it lies
- * between sending and receiving the answer. So a request holds its slot while in
- * flight and is dated by the moment its answer came back (`settle`). The next
- * request in that slot leaves a window later, and therefore arrives more than a
- * window after the first one did, whatever the network latency.
+ * Inside a process, bottleneck queues the calls of a budget: priorities (a daily
+ * collection goes ahead of a large backfill) and how many may wait for the shared
+ * budget at once. Those waiting are served in that order by one loop per budget
+ * that asks the store for places, up to `leaseSize` at a time, and sleeps as long
+ * as the store says.
  */
-export interface WindowOptions {
-  limit: number;
-  windowMs: number;
-  marginMs?: number;
+export type Priority = 'high' | 'normal' | 'low';
+const PRIORITY: Record<Priority, number> = { high: 2, normal: 5, low: 8 };
+
+export interface ScheduleOptions {
+  priority?: Priority;
+  signal?: AbortSignal;
+  /** Told when the budget is paused (a 429, an EGW00201) for longer than a moment, with why and until when. */
+  onWait?: (message: string) => void;
 }
 
-export type Acquired = { granted: true; ticket: number } | { granted: false; waitMs: number | undefined };
+export interface Budget {
+  readonly name: string;
+  readonly spec: BudgetSpec;
+  /** Runs `fn` once the budget allows one more request; its answer (or failure) settles the place. */
+  schedule<T>(fn: () => Promise<T>, opts?: ScheduleOptions): Promise<T>;
+  /** Nothing calls this budget, in any process sharing the store, for `ms`: calls fail with BudgetBannedError. */
+  ban(ms: number, code: string, message: string): Promise<void>;
+  /** Calls of this budget, in every process sharing the store, wait `ms` before going out. */
+  pause(ms: number, code: string, message: string): Promise<void>;
+}
 
-export class SlidingWindow {
-  readonly limit: number;
-  readonly windowMs: number;
-  readonly marginMs: number;
-  /** Slot times: settled requests and foreign use by time, in-flight ones as Infinity. */
-  private slots = new Map<number, number>();
-  private nextTicket = 1;
-  private blockedUntil = 0;
+export interface Limiter {
+  readonly store: BudgetStore;
+  /** The budget called `name`: one per name in this process, whoever asks. */
+  budget(name: string, spec: BudgetSpec): Budget;
+  /** Stops taking calls and waits for those running. */
+  stop(): Promise<void>;
+}
 
-  constructor(opts: WindowOptions) {
-    if (!(opts.limit >= 1) || !(opts.windowMs > 0)) throw new RangeError('rate limit needs limit >= 1 and windowMs > 0');
-    this.limit = Math.floor(opts.limit);
-    this.windowMs = opts.windowMs;
-    this.marginMs = opts.marginMs ?? 2;
-  }
+export interface LimiterOptions {
+  store: BudgetStore;
+  log?: Logger;
+  /** Places asked from the store in one statement when several calls wait (default 3; 1: one per call). */
+  leaseSize?: number;
+  /** Calls of one budget waiting for the shared budget at once in this process (default 3); the rest queue by priority. */
+  maxConcurrent?: number;
+}
 
-  private live(now: number): number[] {
-    const horizon = now - this.windowMs - this.marginMs;
-    const times: number[] = [];
-    for (const [ticket, at] of this.slots) {
-      if (at <= horizon) this.slots.delete(ticket);
-      else times.push(at);
-    }
-    return times;
-  }
-
-  /**
-   * Takes a slot if one is free at `now`. Otherwise says how long to wait:
-   * `undefined` when every slot is held by a request still in flight (wait for
-   * one to settle).
-   */
-  tryAcquire(now: number): Acquired {
-    if (now < this.blockedUntil) return { granted: false, waitMs: this.blockedUntil - now };
-    const times = this.live(now);
-    if (times.length < this.limit) {
-      const ticket = this.nextTicket++;
-      this.slots.set(ticket, Infinity);
-      return { granted: true, ticket };
-    }
-    // The slot that frees first is the oldest settled one; in-flight slots free only on settle.
-    times.sort((a, b) => a - b);
-    const oldest = times[times.length - this.limit]!;
-    return { granted: false, waitMs: Number.isFinite(oldest) ? oldest + this.windowMs + this.marginMs - now : undefined };
-  }
-
-  /** The request of `ticket` got its answer (or failed) at `now`. */
-  settle(ticket: number, now: number): void {
-    if (this.slots.has(ticket)) this.slots.set(ticket, now);
-  }
-
-  /** Requests that may still start at `now`. */
-  remaining(now: number): number {
-    return Math.max(0, this.limit - this.live(now).length);
-  }
-
-  /**
-   * The server's own count (Upbit `Remaining-Req: ... sec=N`). When it has fewer
-   * left than we think, someone else (another process on the same IP or key)
-   * spends the budget: book the difference as used now.
-   */
-  observeRemaining(serverRemaining: number, now: number): void {
-    const missing = this.remaining(now) - Math.max(0, serverRemaining);
-    for (let i = 0; i < missing; i++) this.slots.set(this.nextTicket++, now);
-  }
-
-  /** The server said "too many" (429, EGW00201): nothing starts before now + pauseMs. */
-  pause(now: number, pauseMs: number): void {
-    this.blockedUntil = Math.max(this.blockedUntil, now + pauseMs);
+/** A budget is banned (an Upbit 418 recorded by this or another process): no call until `untilMs`. */
+export class BudgetBannedError extends PermanentError {
+  readonly untilMs: number;
+  readonly budget: string;
+  constructor(budget: string, code: string, message: string, untilMs: number) {
+    super(code, `${message || `budget ${budget} is banned`} (until ${new Date(untilMs).toISOString()})`);
+    this.name = 'BudgetBannedError';
+    this.budget = budget;
+    this.untilMs = untilMs;
   }
 }
 
-export class RateLimiter {
-  readonly window: SlidingWindow;
-  private readonly clock: () => number;
-  private queue: Promise<unknown> = Promise.resolve();
-  private settled: (() => void)[] = [];
+interface Waiter {
+  resolve(stamp: number): void;
+  reject(err: unknown): void;
+  signal: AbortSignal | undefined;
+  onWait: ((message: string) => void) | undefined;
+  done: boolean;
+}
 
-  constructor(opts: WindowOptions & { clock?: () => number }) {
-    this.window = new SlidingWindow(opts);
-    this.clock = opts.clock ?? Date.now;
+/** Store failures (a database restart) are retried this many times before the waiting calls fail. */
+const STORE_RETRIES = 4;
+
+export function createLimiter(opts: LimiterOptions): Limiter {
+  const budgets = new Map<string, Budget & { stop(): Promise<void> }>();
+  let stopped = false;
+  return {
+    store: opts.store,
+    budget(name, spec) {
+      if (stopped) throw new Error('the limiter is stopped');
+      let b = budgets.get(name);
+      if (!b) budgets.set(name, (b = processBudget(name, spec, opts)));
+      return b;
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all([...budgets.values()].map((b) => b.stop()));
+    },
+  };
+}
+
+function processBudget(name: string, spec: BudgetSpec, opts: LimiterOptions): Budget & { stop(): Promise<void> } {
+  const store = opts.store;
+  // Measured (bench/shared-budget.ts): leases of 3 use the budget as well as single places
+  // (about 93% of it either way) with about 17% fewer statements, so they are the default.
+  const leaseSize = Math.max(1, opts.leaseSize ?? 3);
+  const queue = new Bottleneck({ maxConcurrent: opts.maxConcurrent ?? Math.max(3, leaseSize) });
+  const waiters: Waiter[] = [];
+  let pumping: Promise<void> | undefined;
+  const settles = new Map<number, number>();
+  let flushing: Promise<void> | undefined;
+  const settling = new Set<Promise<void>>();
+
+  function finish(w: Waiter): boolean {
+    if (w.done) return false;
+    w.done = true;
+    const i = waiters.indexOf(w);
+    if (i >= 0) waiters.splice(i, 1);
+    return true;
   }
 
-  /**
-   * Resolves when a request may start, with the function to call once its answer
-   * has arrived (or it failed). Callers are served in arrival order.
-   */
-  acquire(signal?: AbortSignal): Promise<() => void> {
-    const turn = this.queue.then(() => this.waitForSlot(signal));
-    // A waiter that aborts must not stall the ones behind it.
-    this.queue = turn.catch(() => {});
-    return turn;
-  }
-
-  observeRemaining(serverRemaining: number): void {
-    this.window.observeRemaining(serverRemaining, this.clock());
-  }
-
-  pause(pauseMs: number): void {
-    this.window.pause(this.clock(), pauseMs);
-  }
-
-  private async waitForSlot(signal?: AbortSignal): Promise<() => void> {
-    for (;;) {
-      signal?.throwIfAborted();
-      const r = this.window.tryAcquire(this.clock());
-      if (r.granted) {
-        let done = false;
-        return () => {
-          if (done) return;
-          done = true;
-          this.window.settle(r.ticket, this.clock());
-          for (const wake of this.settled.splice(0)) wake();
-        };
+  async function takeWithRetries(n: number) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await store.take(name, spec, n);
+      } catch (err) {
+        if (attempt > STORE_RETRIES) throw err;
+        opts.log?.warn({ budget: name, attempt, err: (err as Error).message }, 'budget store unavailable: retrying');
+        await sleep(100 * 4 ** (attempt - 1));
       }
-      if (r.waitMs !== undefined) await sleep(r.waitMs, signal);
-      else await new Promise<void>((resolve, reject) => {
-        const onAbort = () => reject(signal!.reason);
-        signal?.addEventListener('abort', onAbort, { once: true });
-        this.settled.push(() => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        });
-      });
     }
   }
+
+  async function pump(): Promise<void> {
+    while (waiters.length > 0) {
+      let r;
+      try {
+        r = await takeWithRetries(Math.min(leaseSize, waiters.length));
+      } catch (err) {
+        for (const w of [...waiters]) if (finish(w)) w.reject(err);
+        return;
+      }
+      if (r.granted > 0) {
+        let unused = 0;
+        for (let i = 0; i < r.granted; i++) {
+          const w = waiters[0];
+          if (w && finish(w)) w.resolve(r.stamp);
+          else unused++;
+        }
+        if (unused > 0) await store.settle(name, r.stamp, unused, { unused: true }).catch(() => {});
+        continue;
+      }
+      if ('ban' in r && r.ban) {
+        const err = new BudgetBannedError(name, r.ban.code, r.ban.message, r.ban.untilMs);
+        for (const w of [...waiters]) if (finish(w)) w.reject(err);
+        continue;
+      }
+      if ('pause' in r && r.pause && r.waitMs >= 200) {
+        const message = `${name} paused until ${new Date(r.pause.untilMs).toISOString()}: ${r.pause.message || r.pause.code}`;
+        for (const w of waiters) w.onWait?.(message);
+      }
+      await sleep(r.waitMs);
+    }
+  }
+
+  function acquire(signal: AbortSignal | undefined, onWait: ((m: string) => void) | undefined): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const w: Waiter = { resolve, reject, signal, onWait, done: false };
+      const onAbort = () => {
+        if (finish(w)) reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      w.resolve = (stamp) => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(stamp);
+      };
+      w.reject = (err) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(err);
+      };
+      waiters.push(w);
+      startPump();
+    });
+  }
+
+  function startPump(): void {
+    if (pumping) return;
+    pumping = pump().finally(() => {
+      pumping = undefined;
+      // A waiter may have arrived between the loop's last check and now.
+      if (waiters.length > 0) startPump();
+    });
+  }
+
+  function settle(stamp: number): void {
+    settles.set(stamp, (settles.get(stamp) ?? 0) + 1);
+    // Answers that come back together settle in one statement.
+    flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const batch = [...settles];
+      settles.clear();
+      flushing = undefined;
+      for (const [s, count] of batch) {
+        const p = store
+          .settle(name, s, count)
+          .catch((err: unknown) => opts.log?.warn({ budget: name, err: (err as Error).message }, 'could not settle a request; its place frees after the hold'))
+          .finally(() => settling.delete(p));
+        settling.add(p);
+      }
+    });
+  }
+
+  return {
+    name,
+    spec,
+    schedule(fn, o = {}) {
+      o.signal?.throwIfAborted();
+      const run = queue.schedule({ priority: PRIORITY[o.priority ?? 'normal'] }, async () => {
+        const stamp = await acquire(o.signal, o.onWait);
+        try {
+          return await fn();
+        } finally {
+          settle(stamp);
+        }
+      });
+      if (!o.signal) return run;
+      // A call cancelled while queued leaves at once; its queued job then finds the signal aborted.
+      const signal = o.signal;
+      return new Promise((resolve, reject) => {
+        const onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        run.then(
+          (v) => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(v);
+          },
+          (err: unknown) => {
+            signal.removeEventListener('abort', onAbort);
+            reject(err);
+          },
+        );
+      });
+    },
+    ban: (ms, code, message) => store.block(name, 'ban', ms, code, message),
+    pause: (ms, code, message) => store.block(name, 'pause', ms, code, message),
+    async stop() {
+      await queue.stop({ dropWaitingJobs: false });
+      await pumping;
+      await flushing;
+      await Promise.all(settling);
+    },
+  };
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
@@ -163,20 +260,4 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/**
- * One limiter per budget per process, whoever asks: every collection running in
- * this process against the same host and group (or app key) shares it.
- */
-const registry = new Map<string, RateLimiter>();
-
-export function sharedLimiter(key: string, opts: WindowOptions): RateLimiter {
-  const fullKey = `${key}|${opts.limit}/${opts.windowMs}`;
-  let limiter = registry.get(fullKey);
-  if (!limiter) {
-    limiter = new RateLimiter(opts);
-    registry.set(fullKey, limiter);
-  }
-  return limiter;
 }

@@ -1,13 +1,21 @@
 import { AppError, PermanentError, type Logger, type Timeframe } from '@wombat/core';
+import { BudgetBannedError } from './rate-limit.ts';
 import { floorToTimeframe, type Candle } from './candle.ts';
 import { RetryableError } from './errors.ts';
 import { header, httpRequest, parseJson, withRetries, type HttpResponse } from './http.ts';
-import { sharedLimiter, type RateLimiter } from './rate-limit.ts';
+import { defaultLimiter } from './limiter-default.ts';
+import type { Budget, Limiter, Priority } from './rate-limit.ts';
 
 /** Upbit quotation API (EXCHANGES.md §1): public, JSON, 10 requests/s per IP per group. */
 export interface UpbitClientOptions {
   baseUrl: string;
   requestsPerSecond?: number;
+  /** Upbit's per-minute figure (`Remaining-Req: min=`), kept as a second limit. */
+  requestsPerMinute?: number;
+  /** Ban recorded for a 418 without Retry-After. */
+  banMs?: number;
+  /** Where the budget lives: shared through PostgreSQL, or this process only. */
+  limiter?: Limiter;
   timeoutMs?: number;
   retries?: number;
   retryBaseDelayMs?: number;
@@ -36,80 +44,91 @@ const PATHS: Record<Timeframe, string> = {
   '1M': 'months',
 };
 
-/** A 418 bans the IP: every client of the host in this process stops until then. */
-const bannedUntil = new Map<string, number>();
+/** How a call waits for the budget: its priority among this process's calls, and who hears about pauses. */
+export interface CallOptions {
+  signal?: AbortSignal;
+  priority?: Priority;
+  onWait?: (message: string) => void;
+}
+
+const GROUPS = ['market', 'candles'] as const;
+type Group = (typeof GROUPS)[number];
 
 export interface UpbitClient {
   readonly baseUrl: string;
   markets(signal?: AbortSignal): Promise<UpbitMarket[]>;
   /** Up to `count` candles that end at or before `to` (exclusive end), oldest first. */
-  candlesBefore(market: string, tf: Timeframe, to: Date | undefined, count: number, signal?: AbortSignal): Promise<Candle[]>;
+  candlesBefore(market: string, tf: Timeframe, to: Date | undefined, count: number, call?: CallOptions): Promise<Candle[]>;
   /**
    * Every candle starting in [from, end), walking `to` backwards one page at a
    * time. A short page means the market has no older candles (listed later, or
    * the start of its history); gaps in trading are simply absent candles.
    */
-  backfill(market: string, tf: Timeframe, from: Date, end: Date, opts?: { signal?: AbortSignal; onPage?: (cursor: Date, fetched: number) => void }): Promise<{ candles: Candle[]; requests: number }>;
+  backfill(market: string, tf: Timeframe, from: Date, end: Date, opts?: CallOptions & { onPage?: (cursor: Date, fetched: number) => void }): Promise<{ candles: Candle[]; requests: number }>;
   requestCount(): number;
 }
 
 export function createUpbitClient(opts: UpbitClientOptions): UpbitClient {
   const baseUrl = opts.baseUrl.replace(/\/+$/, '');
   const perSecond = opts.requestsPerSecond ?? 10;
-  const limiters = new Map<string, RateLimiter>();
-  const limiter = (group: string) => {
-    let l = limiters.get(group);
-    if (!l) {
-      l = sharedLimiter(`upbit|${baseUrl}|${group}`, { limit: perSecond, windowMs: 1000 });
-      limiters.set(group, l);
-    }
-    return l;
-  };
+  const limiter = opts.limiter ?? defaultLimiter();
+  const host = new URL(baseUrl).host;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  // Upbit counts per IP and group: every process on this database shares these.
+  const budgets = Object.fromEntries(
+    GROUPS.map((g) => [
+      g,
+      limiter.budget(`upbit:${host}:${g}`, {
+        limits: [
+          { limit: perSecond, windowMs: 1000 },
+          { limit: opts.requestsPerMinute ?? 600, windowMs: 60_000 },
+        ],
+        holdMs: timeoutMs + 1000,
+      }),
+    ]),
+  ) as Record<Group, Budget>;
   let requests = 0;
 
-  async function call(group: 'market' | 'candles', path: string, query: Record<string, string>, what: string, signal?: AbortSignal): Promise<unknown> {
+  async function call(group: Group, path: string, query: Record<string, string>, what: string, c: CallOptions = {}): Promise<unknown> {
     const url = `${baseUrl}/v1/${path}?${new URLSearchParams(query).toString()}`;
+    const signal = c.signal;
     return withRetries(
       what,
       async () => {
-        const until = bannedUntil.get(baseUrl) ?? 0;
-        if (Date.now() < until) {
-          throw new PermanentError('upbit_banned', `Upbit has banned this IP (HTTP 418) until ${new Date(until).toISOString()}; collection stopped`);
-        }
-        const done = await limiter(group).acquire(signal);
-        requests++;
-        let res: HttpResponse;
-        try {
-          res = await httpRequest(url, { ...(signal ? { signal } : {}), timeoutMs: opts.timeoutMs ?? 10_000, headers: { accept: 'application/json' } });
-        } finally {
-          done();
-        }
-        observeRemainingReq(res);
-        return interpret(res, group, what);
+        const res = await budgets[group].schedule(
+          () => {
+            requests++;
+            return httpRequest(url, { ...(signal ? { signal } : {}), timeoutMs, headers: { accept: 'application/json' } });
+          },
+          { ...(signal ? { signal } : {}), ...(c.priority ? { priority: c.priority } : {}), ...(c.onWait ? { onWait: c.onWait } : {}) },
+        ).catch((err: unknown) => {
+          if (err instanceof BudgetBannedError) throw new PermanentError('upbit_banned', `${what}: ${err.message}; collection stopped`, { cause: err });
+          throw err;
+        });
+        return interpret(res, group, what, c);
       },
       { retries: opts.retries ?? 5, baseDelayMs: opts.retryBaseDelayMs ?? 250, maxDelayMs: 10_000, log: opts.log, ...(signal ? { signal } : {}) },
     );
   }
 
-  function observeRemainingReq(res: HttpResponse): void {
-    const m = /group=([a-z-]+);\s*min=\d+;\s*sec=(\d+)/i.exec(header(res, 'remaining-req') ?? '');
-    if (!m) return;
-    const group = m[1] === 'candle' ? 'candles' : m[1]!;
-    limiter(group).observeRemaining(Number(m[2]));
-  }
-
-  function interpret(res: HttpResponse, group: string, what: string): unknown {
+  async function interpret(res: HttpResponse, group: Group, what: string, c: CallOptions): Promise<unknown> {
     if (res.status === 200) return parseJson(res, what);
     const retryAfterMs = retryAfter(res);
     if (res.status === 429) {
-      // Back off the whole group before anyone calls again: continuing after a 429 earns a 418.
-      limiter(group).pause(retryAfterMs ?? 1000);
-      throw new RetryableError('upbit_429', `${what}: Upbit answered 429 too many requests`, { rateLimited: true, retryAfterMs: retryAfterMs ?? 1000 });
+      // Back off the whole group in every process before anyone calls again: continuing after a 429 earns a 418.
+      const pauseMs = retryAfterMs ?? 1000;
+      await budgets[group].pause(pauseMs, 'upbit_429', `Upbit answered 429 too many requests (${what})`);
+      c.onWait?.(`Upbit answered 429: every process paused ${pauseMs} ms`);
+      throw new RetryableError('upbit_429', `${what}: Upbit answered 429 too many requests`, { rateLimited: true, retryAfterMs: pauseMs });
     }
     if (res.status === 418) {
-      const banMs = retryAfterMs ?? 60_000;
-      bannedUntil.set(baseUrl, Date.now() + banMs);
-      throw new PermanentError('upbit_banned', `${what}: Upbit banned this IP (HTTP 418) for about ${Math.round(banMs / 1000)} s; collection stopped: ${res.text.slice(0, 120)}`);
+      // The ban is on the IP, so on every group, and binds every process sharing the budget.
+      const banMs = retryAfterMs ?? opts.banMs ?? 60_000;
+      const until = new Date(Date.now() + banMs).toISOString();
+      const message = `Upbit banned this IP (HTTP 418) for about ${Math.round(banMs / 1000)} s, until about ${until}`;
+      await Promise.all(GROUPS.map((g) => budgets[g].ban(banMs, 'upbit_banned', message)));
+      c.onWait?.(message);
+      throw new PermanentError('upbit_banned', `${what}: ${message}; collection stopped: ${res.text.slice(0, 120)}`);
     }
     if (res.status >= 500) throw new RetryableError('upbit_5xx', `${what}: Upbit answered ${res.status}`);
     const message = errorMessage(res);
@@ -120,14 +139,14 @@ export function createUpbitClient(opts: UpbitClientOptions): UpbitClient {
   const client: UpbitClient = {
     baseUrl,
     async markets(signal) {
-      const body = await call('market', 'market/all', { is_details: 'false' }, 'Upbit market list', signal);
+      const body = await call('market', 'market/all', { is_details: 'false' }, 'Upbit market list', signal ? { signal } : {});
       return parseMarkets(body);
     },
-    async candlesBefore(market, tf, to, count, signal) {
+    async candlesBefore(market, tf, to, count, c = {}) {
       const query: Record<string, string> = { market, count: String(count) };
       if (to) query.to = to.toISOString().replace(/\.\d{3}Z$/, 'Z');
       const what = `Upbit ${tf} candles of ${market}`;
-      const body = await call('candles', `candles/${PATHS[tf]}`, query, what, signal);
+      const body = await call('candles', `candles/${PATHS[tf]}`, query, what, c);
       return parseCandles(body, market, tf, what);
     },
     async backfill(market, tf, from, end, o = {}) {
@@ -135,7 +154,7 @@ export function createUpbitClient(opts: UpbitClientOptions): UpbitClient {
       let cursor = end;
       let pages = 0;
       while (cursor > from) {
-        const page = await client.candlesBefore(market, tf, cursor, UPBIT_PAGE_SIZE, o.signal);
+        const page = await client.candlesBefore(market, tf, cursor, UPBIT_PAGE_SIZE, o);
         pages++;
         for (const c of page) if (c.time >= from && c.time < end) out.push(c);
         if (page.length < UPBIT_PAGE_SIZE) break;

@@ -84,7 +84,8 @@ t.test('symbol collection adds, renames and delists, and listSymbols serves the 
   const fake = await fakeExchange(t, { now });
   const db = await createTestDatabase(t);
   const dataRoot = await tempDataRoot(t);
-  const c = collectorsFor(t, fake, { dataRoot, now, db: db.db, kis: kisOpts(fake) });
+  // The fake builds its cp949 table on the first master download: seconds on a busy machine.
+  const c = collectorsFor(t, fake, { dataRoot, now, db: db.db, kis: kisOpts(fake), requestTimeoutMs: 30_000 });
   const first = await c.collectSymbols({});
   t.same(first.map((r) => [r.exchange, r.total, r.added]), [['upbit', 5, 5], ['kis', 5, 5]]);
   const names = await db.sql<{ name: string }[]>`select name from wombat.symbols where symbol = '247540'`;
@@ -123,4 +124,31 @@ t.test('a mock account keeps to 1 request/s and is never refused', async (t) => 
   const r = await c.fetchCandles({ exchange: 'kis', symbol: '005930', timeframe: '1D', daysBack: 250 }, {});
   t.equal(r.requests, 2);
   t.same(fake.requests.kis.byStatus, { 200: 3 }, 'token and both pages answered 200');
+});
+
+t.test('a token issue waiting out EGW00133 holds no transaction and no pooled connection', async (t) => {
+  const fake = await fakeExchange(t, { now, kis: { tokenIntervalMs: 2500 } });
+  // One connection in the pool: a token issue holding it would block every other query.
+  const db = await createTestDatabase(t, { poolSize: 1 });
+  const dataRoot = await tempDataRoot(t);
+  const appKey = 'app-key-egw';
+  // Someone else just had a token issued for this key: KIS refuses another for a while (EGW00133).
+  const pre = await fetch(`${fake.url}/oauth2/tokenP`, { method: 'POST', body: JSON.stringify({ grant_type: 'client_credentials', appkey: appKey, appsecret: 's' }) });
+  t.equal(pre.status, 200);
+  await pre.text();
+  const c = collectorsFor(t, fake, { dataRoot, now, db: db.db, kis: kisOpts(fake, { appKey, appSecret: 's', tokenRetryDelayMs: 1500 }) });
+  const collecting = c.fetchCandles({ exchange: 'kis', symbol: '005930', timeframe: '1D', daysBack: 10 }, {});
+  const deadline = Date.now() + 60_000;
+  while (fake.kis.refused.EGW00133 === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.equal(fake.kis.refused.EGW00133, 1, 'the first attempt was refused');
+  // While the issuer waits to retry: the single pooled connection is free and nothing is left in a transaction.
+  const [one] = await db.sql<{ n: number }[]>`select 1 as n`;
+  t.equal(one!.n, 1, 'the pool answers while the token is being issued');
+  const idle = await db.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`;
+  t.equal(idle[0]!.n, 0, 'no session idles in a transaction');
+  const r = await collecting;
+  t.ok(r.fetched > 0);
+  t.equal(fake.kis.tokensIssued, 2, 'issued once the interval had passed');
+  const [row] = await db.sql<{ token: string; issuing_until: Date | null }[]>`select token, issuing_until from wombat.kis_tokens`;
+  t.match(row, { token: /^fake-token-2-/, issuing_until: null }, 'the token is stored and the claim released');
 });

@@ -1,10 +1,14 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { mergeColumns, parquetPath, readColumns, writeCandlesParquet, type Candle, type Columns } from '@wombat/collectors';
 import { tempDataRoot } from './helpers.ts';
+
+// Real processes rewriting a 200,000-row file with fsyncs: slow on a busy machine. Never a timing assertion.
+t.setTimeout(600_000);
 
 const writer = path.join(import.meta.dirname, 'fixtures', 'parquet-writer.ts');
 const key = { exchange: 'upbit' as const, symbol: 'KRW-BTC', timeframe: '1m' as const };
@@ -46,8 +50,10 @@ t.test('candles of different years go to their own files', async (t) => {
   t.equal((await readColumns(parquetPath(dataRoot, key, 2026)))!.time.length, 1);
 });
 
-function run(args: string[]): { done: Promise<number | null>; child: ReturnType<typeof spawn>; lines: string[] } {
-  const child = spawn(process.execPath, [writer, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+function run(args: string[], databaseUrl?: string): { done: Promise<number | null>; child: ReturnType<typeof spawn>; lines: string[] } {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
+  if (databaseUrl) env.DATABASE_URL = databaseUrl;
+  const child = spawn(process.execPath, [writer, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: string[] = [];
   child.stdout!.setEncoding('utf8').on('data', (s: string) => lines.push(...s.split('\n').filter(Boolean)));
   const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -85,11 +91,29 @@ t.test('a writer killed mid-write leaves the previous file intact, and its lock 
   t.ok(isSortedUnique(c));
   t.ok([7, 1001, 1002].includes(c.close[0]!), `the file is one whole version (close ${c.close[0]})`);
   t.ok(c.close.every((v) => v === c.close[0]), 'no rows from two versions');
-  // The killed writer may have left its lock; the next writer must not wait for it forever.
-  await writeFile(`${file}.lock`, JSON.stringify({ id: 'dead', pid: 999_999, host: (await import('node:os')).hostname(), at: Date.now() }));
-  const r = await writeCandlesParquet(dataRoot, key, [candle(rows, 9)], { overwrite: false, lock: { timeoutMs: 5000 } });
-  t.equal(r.written, 1, 'a stale lock of a dead process is broken');
+  // The killed writer may have left its lock (if not, leave one as it would have): the next writer breaks it
+  // once it has not been refreshed for staleMs, whatever the pid.
+  if (!existsSync(`${file}.lock`)) {
+    await mkdir(`${file}.lock`);
+    await writeFile(`${file}.lock/owner`, JSON.stringify({ id: 'dead', pid: w.child.pid, host: hostname() }));
+  }
+  const r = await writeCandlesParquet(dataRoot, key, [candle(rows, 9)], { overwrite: false, lock: { timeoutMs: 60_000 } });
+  t.equal(r.written, 1, 'the lock of a dead process on this host is broken');
   t.notOk(existsSync(`${file}.lock`));
   const leftovers = (await readdir(path.dirname(file))).filter((f) => f !== '2026.parquet');
   t.same(leftovers, [], 'the dead writer\'s temp file is cleaned up');
+});
+
+t.test('a lock of another host is broken only once its holder stopped refreshing it', async (t) => {
+  const dataRoot = await tempDataRoot(t);
+  const file = parquetPath(dataRoot, key, 2026);
+  await mkdir(`${file}.lock`, { recursive: true });
+  await writeFile(`${file}.lock/owner`, JSON.stringify({ id: 'remote', pid: 1, host: 'another-host' }));
+  const err = await writeCandlesParquet(dataRoot, key, [candle(1, 1)], { overwrite: false, lock: { timeoutMs: 500, staleMs: 60_000 } }).catch((e: unknown) => e);
+  t.match(err, { code: 'lock_timeout', message: /is held and refreshed by another process/ }, 'a fresh lock is respected');
+  const old = new Date(Date.now() - 120_000);
+  await utimes(`${file}.lock`, old, old);
+  const r = await writeCandlesParquet(dataRoot, key, [candle(1, 1)], { overwrite: false, lock: { timeoutMs: 30_000, staleMs: 60_000 } });
+  t.equal(r.written, 1, 'a lock not refreshed for staleMs is broken');
+  t.notOk(existsSync(`${file}.lock`));
 });

@@ -6,6 +6,9 @@ import path from 'node:path';
 import { createTestDatabase } from '@wombat/core/testing';
 import { fakeExchange, tempDataRoot } from './helpers.ts';
 
+// Real script processes: slow on a busy machine. Never a timing assertion.
+t.setTimeout(600_000);
+
 const scripts = path.join(import.meta.dirname, '..', 'scripts');
 
 function runScript(name: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -47,6 +50,7 @@ t.test('the scripts collect symbols and candles against the exchange and inspect
   t.equal(upbit.code, 0, upbit.stderr);
   t.match(upbit.stdout, /^collected \d+ candles \(\d+ written\) for 4 of 4 series$/m);
   t.match(upbit.stdout, /"msg":"task finished"/, 'plain log lines when not on a terminal');
+  t.notMatch(upbit.stdout, /budgets are local/, 'with DATABASE_URL the budget is shared');
   t.ok(existsSync(path.join(dataRoot, 'upbit', 'KRW-GAP', '1H')));
 
   const kis = await runScript('collect-price-data.ts', ['--exchange', 'kis', '--market', 'KOSDAQ', '--timeframes', '1D', '--days-back', '30', '--storage', 'both'], env);
@@ -87,6 +91,7 @@ t.test('the scripts fail with a non-zero code and say what to fix', async (t) =>
   t.match(badEnv.stderr, /STORAGE="disk": must be one of parquet, postgres, both/);
 
   t.equal(unknown.code, 1, 'one failed series fails the run');
+  t.equal((unknown.stdout.match(/no DATABASE_URL: exchange request budgets are local to this script/g) ?? []).length, 1, 'one warning line: the budget is local');
   t.match(unknown.stdout, /for 1 of 2 series, 1 failed/);
 
   t.equal(inspect.code, 1);

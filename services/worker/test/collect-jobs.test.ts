@@ -65,3 +65,21 @@ t.test('collect-prices lists symbols from the exchange and every child job compl
   t.same(children.map((c) => c.state), children.map(() => 'completed'));
   t.same(new Set(children.map((c) => (c.params as { symbol: string }).symbol)), new Set(exchange.upbit.markets.map((m) => m.symbol)));
 });
+
+t.test('collect-prices children carry the parent schedule, so its overlap policy and history cover them', async (t) => {
+  const { tdb, boss } = await setup(t, ['collect-prices', 'fetch-candles']);
+  const [schedule] = await tdb.sql<{ id: string }[]>`insert into wombat.schedules (name, job, kind, cron) values ('prices-test', 'collect-prices', 'cron', '2 0 * * *') returning id`;
+  const scheduleId = Number(schedule!.id);
+  const id = await publishRun(tdb.db, boss, {
+    job: 'collect-prices',
+    params: { exchanges: ['upbit'], symbols: ['KRW-BTC', 'KRW-ETH'], timeframes: ['1D'], daysBack: 2 },
+    trigger: 'schedule',
+    scheduleId,
+    scheduledFor: new Date(),
+  });
+  const parent = await waitForRun(tdb, id, finished);
+  t.equal(parent.state, 'completed', parent.error ? JSON.stringify(parent.error) : 'completed');
+  const children = await tdb.db.selectFrom('wombat.runs').select(['schedule_id', 'trigger']).where('parent_id', '=', id).execute();
+  t.equal(children.length, 2);
+  t.same(children.map((c) => [Number(c.schedule_id), c.trigger]), [[scheduleId, 'fanout'], [scheduleId, 'fanout']]);
+});

@@ -40,6 +40,8 @@ export interface FakeKisControls {
   expireTokens(): void;
   tokensIssued: number;
   requests: Counter;
+  /** Calls refused with EGW00201 (over the app key's per-second limit), and token requests refused with EGW00133. */
+  readonly refused: { EGW00201: number; EGW00133: number };
   masterZip(market: KisMarket): Uint8Array;
 }
 
@@ -85,6 +87,7 @@ export function createFakeKis(opts: FakeKisOptions, now: () => Date): { handle(r
   let issued = 0;
   const [finalH, finalM] = (opts.finalAtKst ?? '18:00').split(':').map(Number) as [number, number];
   const finalMinutes = finalH * 60 + finalM;
+  const refused = { EGW00201: 0, EGW00133: 0 };
   const envelope = (rt: string, msgCd: string, msg1: string, extra: Record<string, unknown> = {}) => JSON.stringify({ rt_cd: rt, msg_cd: msgCd, msg1, ...extra });
 
   /** Period candles (D/W/M) ending on or before `endDay`, newest first. */
@@ -139,6 +142,7 @@ export function createFakeKis(opts: FakeKisOptions, now: () => Date): { handle(r
       }
       const t = Date.now();
       if (t - (lastIssued.get(appKey) ?? -Infinity) < (opts.tokenIntervalMs ?? 60_000)) {
+        refused.EGW00133++;
         send(res, requests, 403, JSON.stringify({ error_code: 'EGW00133', error_description: '접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)' }));
         return true;
       }
@@ -157,7 +161,7 @@ export function createFakeKis(opts: FakeKisOptions, now: () => Date): { handle(r
     const tok = auth ? tokens.get(auth) : undefined;
     if (!tok || tok.appKey !== req.headers.appkey) return (send(res, requests, 500, envelope('1', 'EGW00121', '유효하지 않은 token 입니다.')), true);
     if (Date.now() >= tok.expiresAt) return (send(res, requests, 500, envelope('1', 'EGW00123', '기간이 만료된 token 입니다.')), true);
-    if (!windows.take(tok.appKey, limit, Date.now()).ok) return (send(res, requests, 500, envelope('1', 'EGW00201', '초당 거래건수를 초과하였습니다.')), true);
+    if (!windows.take(tok.appKey, limit, Date.now()).ok) return (refused.EGW00201++, send(res, requests, 500, envelope('1', 'EGW00201', '초당 거래건수를 초과하였습니다.')), true);
     if (req.headers.tr_id !== 'FHKST03010100') return (send(res, requests, 500, envelope('1', 'EGW00203', 'tr_id가 올바르지 않습니다.')), true);
     const q = (k: string) => url.searchParams.get(k) ?? '';
     const tf = PERIOD[q('FID_PERIOD_DIV_CODE')];
@@ -194,6 +198,7 @@ export function createFakeKis(opts: FakeKisOptions, now: () => Date): { handle(r
       return issued;
     },
     requests,
+    refused,
     masterZip(market) {
       const tail = MASTER_TAIL_CHARS[market];
       const lines = symbols

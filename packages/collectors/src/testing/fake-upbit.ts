@@ -12,6 +12,8 @@ export interface FakeUpbitOptions {
   /** Consecutive 429s (without a success between) after which the IP is banned with 418. */
   banAfter429s?: number;
   banMs?: number;
+  /** Send Retry-After (seconds) with a 418, as a ban duration. Unverified for Upbit, so optional; default true. */
+  retryAfterOn418?: boolean;
 }
 
 export interface UpbitMarketSpec extends SeriesSpec {
@@ -30,6 +32,8 @@ export interface FakeUpbitControls {
   unban(): void;
   readonly banned: boolean;
   requests: Counter;
+  /** Requests by client address (Upbit counts per IP), and how many were 429 and 418. */
+  byClient: Map<string, Counter>;
 }
 
 const MINUTE_UNITS: Record<string, Timeframe> = { '1': '1m', '3': '3m', '5': '5m', '10': '10m', '15': '15m', '30': '30m', '60': '1H', '240': '4H' };
@@ -50,11 +54,14 @@ export function createFakeUpbit(opts: FakeUpbitOptions, now: () => Date): { hand
   const windows = new WindowCounter(() => opts.windowMs ?? 1000);
   const faults = new FaultQueue();
   const requests = newCounter();
-  let consecutive429 = 0;
-  let bannedUntil = 0;
+  // Upbit counts per IP: every process on one address shares these, whichever connection it uses.
+  const consecutive429 = new Map<string, number>();
+  const bannedUntil = new Map<string, number>();
+  const byClient = new Map<string, Counter>();
   const markets = defaultUpbitMarkets(now());
   const find = (m: string) => markets.find((x) => x.symbol === m);
   const error = (res: ServerResponse, status: number, message: string) => send(res, requests, status, JSON.stringify({ error: { name: status, message } }));
+  const err = (status: number, message: string) => JSON.stringify({ error: { name: status, message } });
 
   function handle(req: IncomingMessage, res: ServerResponse, url: URL): boolean {
     if (!url.pathname.startsWith('/v1/')) return false;
@@ -75,37 +82,51 @@ export function createFakeUpbit(opts: FakeUpbitOptions, now: () => Date): { hand
       return true;
     }
     const t = Date.now();
-    if (t < bannedUntil) return (send(res, requests, 418, JSON.stringify({ error: { name: 418, message: `banned for ${Math.ceil((bannedUntil - t) / 1000)} s` } })), true);
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    let client = byClient.get(ip);
+    if (!client) byClient.set(ip, (client = newCounter()));
+    const counted = client;
+    const reply = (status: number, body: string, headers: Record<string, string> = {}) => {
+      counted.total++;
+      counted.byStatus[status] = (counted.byStatus[status] ?? 0) + 1;
+      send(res, requests, status, body, headers);
+    };
+    const banEnd = bannedUntil.get(ip) ?? 0;
+    if (t < banEnd) {
+      const left = Math.ceil((banEnd - t) / 1000);
+      return (reply(418, JSON.stringify({ error: { name: 418, message: `banned for ${left} s` } }), opts.retryAfterOn418 === false ? {} : { 'retry-after': String(left) }), true);
+    }
     if (applyFault(faults.next(), res, requests, '[{"market":"KRW-BTC","candle_date_time_utc":')) return true;
-    const slot = windows.take(group, limit, t);
+    const slot = windows.take(`${ip}|${group}`, limit, t);
     if (!slot.ok) {
-      consecutive429++;
-      if (consecutive429 >= (opts.banAfter429s ?? 20)) bannedUntil = t + (opts.banMs ?? 30_000);
-      send(res, requests, 429, 'Too many API requests.');
+      const n = (consecutive429.get(ip) ?? 0) + 1;
+      consecutive429.set(ip, n);
+      if (n >= (opts.banAfter429s ?? 20)) bannedUntil.set(ip, t + (opts.banMs ?? 30_000));
+      reply(429, 'Too many API requests.');
       return true;
     }
-    consecutive429 = 0;
+    consecutive429.set(ip, 0);
     const headers = { 'remaining-req': `group=${group}; min=600; sec=${slot.remaining}` };
     if (group === 'market') {
-      send(res, requests, 200, JSON.stringify(markets.filter((m) => m.listedAt <= now()).map((m) => ({ market: m.symbol, korean_name: m.koreanName, english_name: m.englishName }))), headers);
+      reply(200, JSON.stringify(markets.filter((m) => m.listedAt <= now()).map((m) => ({ market: m.symbol, korean_name: m.koreanName, english_name: m.englishName }))), headers);
       return true;
     }
     const market = url.searchParams.get('market');
-    if (!market) return (error(res, 400, 'Missing request parameter error. Check the required parameters!'), true);
+    if (!market) return (reply(400, err(400, 'Missing request parameter error. Check the required parameters!')), true);
     const spec = find(market);
-    if (!spec) return (error(res, 404, 'Code not found'), true);
+    if (!spec) return (reply(404, err(404, 'Code not found')), true);
     const countRaw = url.searchParams.get('count') ?? '1';
-    if (!/^\d+$/.test(countRaw)) return (error(res, 400, 'Type mismatch error. Check the parameters type!'), true);
+    if (!/^\d+$/.test(countRaw)) return (reply(400, err(400, 'Type mismatch error. Check the parameters type!')), true);
     const count = Math.min(200, Math.max(1, Number(countRaw)));
     const toRaw = url.searchParams.get('to');
     let to = now();
     if (toRaw !== null) {
       const normal = toRaw.replace(' ', 'T');
       to = new Date(/Z|[+-]\d\d:\d\d$/.test(normal) ? normal : `${normal}Z`);
-      if (Number.isNaN(to.getTime())) return (error(res, 400, 'Invalid parameter. Check the given value!'), true);
+      if (Number.isNaN(to.getTime())) return (reply(400, err(400, 'Invalid parameter. Check the given value!')), true);
     }
     const rows = candlesBefore(spec, tf!, to, count, now(), { includeOpen: toRaw === null }).map((c) => upbitRow(market, tf!, c));
-    send(res, requests, 200, JSON.stringify(rows), headers);
+    reply(200, JSON.stringify(rows), headers);
     return true;
   }
 
@@ -118,13 +139,14 @@ export function createFakeUpbit(opts: FakeUpbitOptions, now: () => Date): { hand
       limit = n;
     },
     unban: () => {
-      bannedUntil = 0;
-      consecutive429 = 0;
+      bannedUntil.clear();
+      consecutive429.clear();
     },
     get banned() {
-      return Date.now() < bannedUntil;
+      return [...bannedUntil.values()].some((until) => Date.now() < until);
     },
     requests,
+    byClient,
   };
   return { handle, controls };
 }

@@ -187,7 +187,7 @@ export async function recordOccurrences(db: Db, rows: OccurrenceRow[]): Promise<
  */
 export async function recordChildRuns(db: Kysely<CoreTables>, boss: PgBoss, parentId: string, inputs: Omit<PublishInput, 'parentId' | 'trigger'>[]): Promise<{ children: number; reused: boolean }> {
   return db.transaction().execute(async (trx) => {
-    await trx.selectFrom('wombat.runs').select('id').where('id', '=', parentId).forUpdate().execute();
+    const parent = await trx.selectFrom('wombat.runs').select('schedule_id').where('id', '=', parentId).forUpdate().executeTakeFirst();
     const existing = await trx
       .selectFrom('wombat.runs')
       .select(sql<number>`count(*)::int`.as('n'))
@@ -198,7 +198,8 @@ export async function recordChildRuns(db: Kysely<CoreTables>, boss: PgBoss, pare
     await insertRunsAndSend(
       trx,
       boss,
-      inputs.map((input) => ({ ...input, trigger: 'fanout' as const, parentId })),
+      // Children carry the parent's schedule, so its overlap policy and history cover them.
+      inputs.map((input) => ({ ...input, trigger: 'fanout' as const, parentId, scheduleId: parent?.schedule_id ?? null })),
     );
     return { children: inputs.length, reused: false };
   });
