@@ -18,6 +18,8 @@ export const defaultQueueSettings: Record<JobType, QueueSettings> = {
   'fetch-candles': { workers: 4, batchSize: 1 },
   canary: { workers: 2, batchSize: 500 },
   backtest: { workers: 2, batchSize: 1 },
+  'crawl-prices': { workers: 1, batchSize: 1 },
+  'collect-posts': { workers: 1, batchSize: 1 },
 };
 
 /** `job=n,job=n`: a count per job type. */
