@@ -10,3 +10,9 @@ export { decodeParquet, encodeParquet, mergeColumns, parquetPath, readCandlesPar
 export { withFileLock } from './file-lock.ts';
 export type { CollectorTables, CollectorDb } from './pg-store.ts';
 export { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, type CollectorConfig } from './config.ts';
+// ETL crawls (issue 14): the price crawl and the community-post collection.
+export { parsePrice, SOLD_OUT_PATTERN, type PriceReading, type PriceHints } from './crawl/price-parse.ts';
+export { loadPriceSources, parsePriceSources, type PriceSource, type PriceSources, type HostPoliteness } from './crawl/sources.ts';
+export { parseRobots, isAllowed, productToken, type RobotsRules } from './crawl/robots.ts';
+export { crawlPrices, type PriceCrawlOptions, type PriceCrawlResult, type SourceResult } from './crawl/price-crawl.ts';
+export { latestPrices, type CrawlTables, type CrawlDb, type LatestPricesView } from './crawl/store.ts';
