@@ -16,3 +16,5 @@ export { loadPriceSources, parsePriceSources, type PriceSource, type PriceSource
 export { parseRobots, isAllowed, productToken, type RobotsRules } from './crawl/robots.ts';
 export { crawlPrices, type PriceCrawlOptions, type PriceCrawlResult, type SourceResult } from './crawl/price-crawl.ts';
 export { latestPrices, type CrawlTables, type CrawlDb, type LatestPricesView } from './crawl/store.ts';
+export { collectPosts, type PostCollectionOptions, type PostCollectionResult, type SubredditResult } from './crawl/posts.ts';
+export { createRedditClient, parseListing, type RedditClient, type RedditClientOptions } from './crawl/reddit.ts';
