@@ -4,3 +4,4 @@ export { createHistoryWriter, type HistoryWriter, type RunUpdate } from './histo
 export type { Candle, CollectorsPort } from './collectors-port.ts';
 export type { JobContext, JobHandler, JobHandlers } from './jobs/types.ts';
 export { runBacktest, type BacktestResult } from './backtest/run.ts';
+export type { CrawlsPort, CrawlOutcome } from './jobs/crawl.ts';

@@ -2,19 +2,25 @@ import { AppError, PermanentError, type JobParams } from '@wombat/core';
 import type { OnProgress } from '../collectors-port.ts';
 import type { HandlerDeps, JobContext } from './types.ts';
 
+/** What the handler reads of a crawl's result; the rest goes to the run's result as it is. */
+export interface CrawlOutcome {
+  ok: boolean;
+  summary: string;
+}
+
 /**
  * What the worker needs from the crawls in @wombat/collectors. A crawl reports failed sources in
  * its result and never throws for them: the handler decides what the run's outcome is.
  */
 export interface CrawlsPort {
-  crawlPrices(o: { runId?: string; sources?: string[]; signal?: AbortSignal; onProgress?: OnProgress }): Promise<{ ok: boolean; summary: string } & Record<string, unknown>>;
+  crawlPrices(o: { runId?: string; sources?: string[]; signal?: AbortSignal; onProgress?: OnProgress }): Promise<CrawlOutcome>;
   collectPosts(o: {
     subreddits?: string[];
     horizonHours?: number;
     maxPages?: number;
     signal?: AbortSignal;
     onProgress?: OnProgress;
-  }): Promise<{ ok: boolean; summary: string } & Record<string, unknown>>;
+  }): Promise<CrawlOutcome>;
 }
 
 function needCrawls(deps: HandlerDeps): CrawlsPort {
