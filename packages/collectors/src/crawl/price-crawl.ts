@@ -136,7 +136,7 @@ async function crawlSource(
         result.failed++;
         const message = err instanceof PageMismatch ? err.message : `${url}: ${(err as Error).message}`;
         result.errors.push(message);
-        o.log.error({ url, err: serializeError(err) }, 'price source page failed');
+        o.log.error({ url, ...(err instanceof PageMismatch ? { problem: message } : { err: serializeError(err) }) }, 'price source page failed');
       } finally {
         pageDone(source.name);
       }
@@ -152,7 +152,8 @@ async function crawlSource(
   let stored = 0;
   if (o.db && rows.size > 0) stored = await insertObservations(o.db, [...rows.values()]);
   if (result.unreadable > 0) o.log.warn({ unreadable: result.unreadable }, 'price source has unreadable prices');
-  o.log.info({ ...result, errors: result.errors.length }, result.status === 'ok' ? 'price source crawled' : 'price source FAILED');
+  const { name: _name, errors, ...counts } = result;
+  o.log.info({ ...counts, errors: errors.length }, result.status === 'ok' ? 'price source crawled' : 'price source FAILED');
   return { result, stored };
 }
 
