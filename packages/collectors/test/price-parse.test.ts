@@ -136,3 +136,14 @@ sources:
   t.throws(() => parsePriceSources('sources: [', 'x.yaml'), /not valid YAML/);
   t.throws(() => parsePriceSources('{"sources": []}', 'x.json'), /file.sources must not have fewer than 1 items/);
 });
+
+t.test('the shipped example sources file is valid', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { repoRoot } = await import('@wombat/core');
+  const path = await import('node:path');
+  const file = path.join(repoRoot, 'deploy/price-sources.example.yaml');
+  const parsed = parsePriceSources(readFileSync(file, 'utf8'), file);
+  t.same(parsed.sources.map((s) => s.name), ['shop-gpus', 'eu-shop', 'api-products']);
+  t.same(parsed.hosts.get('shop.example.com'), { requestsPerSecond: 0.5, concurrency: 1 });
+  t.equal(parsed.sources[0]!.match?.[0]!.test('GeForce RTX 4090'), true);
+});
