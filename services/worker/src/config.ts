@@ -93,7 +93,8 @@ export type WorkerConfig = ConfigOf<typeof workerConfigSchema>;
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
   const config = load(workerConfigSchema, env);
-  const problems = [...collectorConfigProblems(config), ...crawlConfigProblems(config)];
+  const crawlsPrices = config.queues.includes('all') || config.queues.includes('crawl-prices');
+  const problems = [...collectorConfigProblems(config), ...crawlConfigProblems(config, { sourcesFile: crawlsPrices })];
   if (config.queues.includes('all') && config.queues.length > 1) problems.push('WORKER_QUEUES: give all, or a list of job types, not both');
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

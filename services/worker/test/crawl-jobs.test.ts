@@ -100,5 +100,6 @@ t.test('the worker refuses to start with a bad sources file, naming each bad ent
   const subs = problem({ REDDIT_SUBREDDITS: 'ok,r/also_ok,not ok' });
   t.match(subs, /REDDIT_SUBREDDITS=.*"not ok": subreddit names are/);
   t.notMatch(subs, /"also_ok"/, 'an r/ prefix is accepted');
+  t.equal(problem({ PRICE_CRAWL_SOURCES: file, WORKER_QUEUES: 'fetch-candles,collect-posts' }), '', 'a worker that does not crawl prices does not read the file');
   t.match(problem({ PRICE_CRAWL_SOURCES: path.join(path.dirname(file), 'missing.yaml') }), /PRICE_CRAWL_SOURCES: cannot read .*missing.yaml: ENOENT/);
 });

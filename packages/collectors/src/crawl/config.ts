@@ -47,12 +47,13 @@ export type CrawlConfig = ConfigOf<typeof crawlFields>;
 
 /**
  * Problems single fields cannot see, the sources file's included: it is read and
- * checked here so a bad file stops the process at start, every bad entry named.
+ * checked here so a bad file stops the process at start, every bad entry named
+ * (`sourcesFile: false` skips it, for a process that never crawls prices).
  */
-export function crawlConfigProblems(config: CrawlConfig): string[] {
+export function crawlConfigProblems(config: CrawlConfig, opts: { sourcesFile?: boolean } = {}): string[] {
   const problems: string[] = [];
   if (Boolean(config.redditClientId) !== Boolean(config.redditClientSecret)) problems.push('REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET must be set together');
-  if (config.priceCrawlSources) {
+  if (config.priceCrawlSources && opts.sourcesFile !== false) {
     const file = resolveFromRoot(config.priceCrawlSources);
     try {
       parsePriceSources(readFileSync(file, 'utf8'), file);
