@@ -103,3 +103,21 @@ t.test('the worker refuses to start with a bad sources file, naming each bad ent
   t.equal(problem({ PRICE_CRAWL_SOURCES: file, WORKER_QUEUES: 'fetch-candles,collect-posts' }), '', 'a worker that does not crawl prices does not read the file');
   t.match(problem({ PRICE_CRAWL_SOURCES: path.join(path.dirname(file), 'missing.yaml') }), /PRICE_CRAWL_SOURCES: cannot read .*missing.yaml: ENOENT/);
 });
+
+t.test('two workers never run two crawls at once: the second run waits for the first (singleton queue)', async (t) => {
+  const shop = await startFakeShop();
+  t.teardown(() => shop.close());
+  const file = await tempFile(t, 'sources.json', JSON.stringify({ sources: [source('slow', `${shop.url}/slow`)] }));
+  const tdb: TestDatabase = await createTestDatabase(t);
+  const crawls = createCrawls(loadFields(crawlFields, { PRICE_CRAWL_SOURCES: file }), { log: tdb.log, db: tdb.db });
+  const { boss } = await startTestWorker(t, tdb, { queues: ['crawl-prices'], crawls });
+  await startTestWorker(t, tdb, { queues: ['crawl-prices'], crawls });
+  const a = await publishRun(tdb.db, boss, { job: 'crawl-prices', params: {}, trigger: 'manual' });
+  const b = await publishRun(tdb.db, boss, { job: 'crawl-prices', params: {}, trigger: 'task' });
+  const [ra, rb] = [await waitForRun(tdb, a, finished, 60_000), await waitForRun(tdb, b, finished, 60_000)];
+  t.equal(ra.state, 'completed');
+  t.equal(rb.state, 'completed');
+  const [first, second] = ra.started_at! <= rb.started_at! ? [ra, rb] : [rb, ra];
+  t.ok(second.started_at! >= first.finished_at!, 'the second run started after the first one finished');
+  t.equal(shop.maxInFlight(), 1);
+});
