@@ -1,4 +1,4 @@
-import * as cheerio from 'cheerio';
+import type { CheerioAPI } from 'cheerio';
 import { splitSelector, type PriceSource } from './sources.ts';
 
 /** One item as the page shows it, before its price is read. */
@@ -19,12 +19,14 @@ export type Extracted = { ok: true; items: RawItem[]; nameless: number } | { ok:
  * price, are not where the source says is "no longer matching": the caller fails
  * the source. A single item without a price is kept (it becomes unreadable).
  */
-export function extractItems(source: PriceSource, pageUrl: string, text: string): Extracted {
-  return source.format === 'json' ? extractJson(source, pageUrl, text) : extractHtml(source, pageUrl, text);
+export async function extractItems(source: PriceSource, pageUrl: string, text: string): Promise<Extracted> {
+  if (source.format === 'json') return extractJson(source, pageUrl, text);
+  // Loaded on first use: cheerio costs a worker's start about as much as the rest of the collectors.
+  const cheerio = await import('cheerio');
+  return extractHtml(cheerio.load(text), source, pageUrl);
 }
 
-function extractHtml(source: PriceSource, pageUrl: string, text: string): Extracted {
-  const $ = cheerio.load(text);
+function extractHtml($: CheerioAPI, source: PriceSource, pageUrl: string): Extracted {
   const nodes = $(source.items).toArray();
   type AnyNode = (typeof nodes)[number];
   if (nodes.length === 0) return { ok: false, problem: `items selector "${source.items}" matched nothing on the page` };

@@ -120,7 +120,7 @@ async function crawlSource(
       try {
         const page = await fetcher.get(url, { ignoreRobots: source.ignoreRobots, accept, ...(run.signal ? { signal: run.signal } : {}) });
         const observedAt = now();
-        const extracted = extractItems(source, page.url, page.text);
+        const extracted = await extractItems(source, page.url, page.text);
         if (!extracted.ok) throw new PageMismatch(`${url}: ${extracted.problem}; the page no longer matches the source's selectors`);
         for (const item of extracted.items) {
           if (source.match && !source.match.some((re) => re.test(item.name))) {

@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import * as cheerio from 'cheerio';
+// cheerio-select alone (not cheerio) checks selectors: the sources are checked at every worker
+// start, and cheerio itself is loaded only when a crawl reads a page.
+import { select } from 'cheerio-select';
 import Type, { type Static } from 'typebox';
 import Value from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
@@ -202,7 +204,7 @@ function selectorProblem(spec: string, isItems: boolean): string | undefined {
   // "@href" alone reads an attribute of the item itself.
   if (selector === '' && attr) return undefined;
   try {
-    cheerio.load('<p></p>')(selector);
+    select(selector, []);
     return undefined;
   } catch (err) {
     return `is not a CSS selector: ${(err as Error).message}`;
