@@ -150,7 +150,12 @@ t.test('faults: 500, 429 and a non-JSON page are retried; private and unknown su
   t.match(by.secret, { status: 'failed', error: /r\/secret cannot be read: private \(403\)/ });
   t.match(by.nosuchsub, { status: 'failed', error: /r\/nosuchsub does not exist/ });
   t.equal(r.ok, false);
+  t.equal(r.retryable, false, 'a private or unknown subreddit is not worth a retry');
   t.match(r.summary, /3 subreddit\(s\): 1 ok, 2 failed/);
+
+  fake.inject('500', 5);
+  const down = await collectPosts(options(fake, tdb, { subreddits: ['hardware'], retries: 4 }));
+  t.match(down, { ok: false, retryable: true, subreddits: [{ status: 'failed', error: /failed after 5 attempts: .*answered 500/ }] }, 'a server that stays down is');
 });
 
 t.test('X-Ratelimit headers bind two collectors sharing the database: the budget is never overrun', async (t) => {

@@ -76,6 +76,14 @@ t.test('collect-posts runs against Reddit and records the result; crawl-prices w
   const n = await crawlDb.selectFrom('wombat.reddit_posts').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
   t.equal(Number(n.n), 120);
 
+  reddit.addPosts(makePosts('hidden', 3, Math.floor(Date.now() / 1000) - 60, 300, 'z'));
+  reddit.setPrivate('hidden');
+  const priv = await publishRun(tdb.db, boss, { job: 'collect-posts', params: { subreddits: ['hidden'] }, trigger: 'manual' });
+  const privRun = await waitForRun(tdb, priv, finished, 30_000);
+  t.equal(privRun.state, 'failed');
+  t.match(privRun.error, { code: 'collect_posts_failed', message: /r\/hidden: r\/hidden cannot be read: private/ });
+  t.equal(privRun.attempts, 1, 'a private subreddit is not retried');
+
   const crawl = await publishRun(tdb.db, boss, { job: 'crawl-prices', params: {}, trigger: 'manual' });
   const failed = await waitForRun(tdb, crawl, finished, 30_000);
   t.equal(failed.state, 'failed');

@@ -1,4 +1,4 @@
-import { serializeError, type Logger } from '@wombat/core';
+import { PermanentError, serializeError, type Logger } from '@wombat/core';
 import { createRedditClient, type RedditClient, type RedditClientOptions } from './reddit.ts';
 import { storedPostIds, upsertPosts, type CrawlDb, type PostRow } from './store.ts';
 
@@ -24,10 +24,14 @@ export interface SubredditResult {
   /** Seen again but older than the refresh age: left as stored. */
   unchanged: number;
   error?: string;
+  /** False when retrying cannot help (private, banned or unknown subreddit, refused credentials). */
+  retryable?: boolean;
 }
 
 export interface PostCollectionResult {
   ok: boolean;
+  /** Some failure might pass on a retry (network, 5xx, rate limit); false when all are permanent. */
+  retryable: boolean;
   summary: string;
   mode: 'oauth' | 'public';
   subreddits: SubredditResult[];
@@ -61,6 +65,7 @@ export async function collectPosts(
       if (run.signal?.aborted) throw err;
       r.status = 'failed';
       r.error = (err as Error).message;
+      r.retryable = !(err instanceof PermanentError);
       log.error({ subreddit: sub, err: serializeError(err) }, 'subreddit FAILED');
     }
     results.push(r);
@@ -71,7 +76,7 @@ export async function collectPosts(
     `${results.length} subreddit(s): ${results.length - failed.length} ok, ${failed.length} failed; ${total('seen')} posts seen, ${total('inserted')} new, ${total('updated')} refreshed` +
     (failed.length > 0 ? ` (${failed.map((f) => `r/${f.subreddit}: ${f.error}`).join('; ')})` : '');
   run.onProgress?.(1, summary);
-  return { ok: failed.length === 0, summary, mode: client.mode, subreddits: results, requests: client.requests() };
+  return { ok: failed.length === 0, retryable: failed.some((f) => f.retryable), summary, mode: client.mode, subreddits: results, requests: client.requests() };
 
   async function collectOne(sub: string, r: SubredditResult): Promise<void> {
     const t = now().getTime();

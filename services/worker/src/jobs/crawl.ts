@@ -6,6 +6,8 @@ import type { HandlerDeps, JobContext } from './types.ts';
 export interface CrawlOutcome {
   ok: boolean;
   summary: string;
+  /** A failure a job retry might get past; absent or false: fail without retrying. */
+  retryable?: boolean;
 }
 
 /**
@@ -54,8 +56,10 @@ export async function collectPosts(ctx: JobContext<'collect-posts'>, deps: Handl
   });
   if (!result.ok) {
     ctx.log.error({ result }, 'post collection: some subreddits failed');
-    // Retryable: the posts already stored stay, a retry pages only what is missing.
-    throw new AppError('collect_posts_failed', result.summary);
+    // The posts already stored stay, so a retry pages only what is missing; it is pointless
+    // when every failure is permanent (a private or unknown subreddit, refused credentials).
+    if (result.retryable) throw new AppError('collect_posts_failed', result.summary);
+    throw new PermanentError('collect_posts_failed', result.summary);
   }
   ctx.log.info({ result }, 'post collection done');
   return result;
