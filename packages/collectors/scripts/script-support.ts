@@ -17,7 +17,7 @@ import {
   type Database,
   type Logger,
 } from '@wombat/core';
-import { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, createCollectors, type Collectors } from '@wombat/collectors';
+import { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, crawlConfigProblems, crawlFields, createCollectors, type Collectors, type CrawlConfig } from '@wombat/collectors';
 
 export const scriptFields = { ...databaseFields, ...processFields, ...collectorFields };
 
@@ -128,4 +128,20 @@ export function progressReporter(total: number, log: Logger): ProgressReporter {
     done: (label, ok) => log.info({ task: label, ok, finished: ++finished, total }, 'task finished'),
     stop: () => {},
   };
+}
+
+/** The crawl scripts' own variables (PRICE_CRAWL_*, REDDIT_*), checked before anything starts; exit 2 when bad. */
+export function loadCrawlConfig(): CrawlConfig {
+  try {
+    const config = loadConfig(crawlFields, process.env);
+    const problems = crawlConfigProblems(config);
+    if (problems.length > 0) throw new ConfigError(problems);
+    return config;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
 }

@@ -83,11 +83,18 @@ export function queueOptions(job: JobType): Omit<Queue, 'name'> {
   };
 }
 
+/**
+ * Jobs that never run twice at once, whoever sent them (schedule, api, retry): pg-boss's
+ * 'singleton' policy keeps one job of the queue active across every worker, the rest wait.
+ * A policy is fixed when the queue is created.
+ */
+export const SINGLETON_QUEUES: ReadonlySet<JobType> = new Set<JobType>(['crawl-prices', 'collect-posts']);
+
 /** Creates every queue Wombat uses; safe to repeat. Run by the migrator. */
 export async function ensureQueues(boss: PgBoss): Promise<void> {
   const existing = new Set((await boss.getQueues()).map((q) => q.name));
   for (const job of JOB_TYPES) {
     if (existing.has(job)) await boss.updateQueue(job, queueOptions(job));
-    else await boss.createQueue(job, queueOptions(job));
+    else await boss.createQueue(job, { ...queueOptions(job), ...(SINGLETON_QUEUES.has(job) ? { policy: 'singleton' as const } : {}) });
   }
 }

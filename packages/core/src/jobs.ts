@@ -104,6 +104,25 @@ export const jobParamSchemas = {
     },
     { ...closed, description: 'run a strategy over candles already collected' },
   ),
+  // ETL crawls (issue 14): configured by the worker's environment; params narrow one run.
+  'crawl-prices': Type.Object(
+    {
+      sources: Type.Optional(
+        Type.Array(Type.String({ minLength: 1, maxLength: 100, description: 'source name from the PRICE_CRAWL_SOURCES file' }), { minItems: 1, maxItems: 500, uniqueItems: true }),
+      ),
+    },
+    { ...closed, description: 'crawl the prices of watched products from the shop pages of PRICE_CRAWL_SOURCES (all sources when omitted)' },
+  ),
+  'collect-posts': Type.Object(
+    {
+      subreddits: Type.Optional(
+        Type.Array(Type.String({ minLength: 2, maxLength: 21, pattern: '^[A-Za-z0-9_]+$', description: 'subreddit name without r/' }), { minItems: 1, maxItems: 100, uniqueItems: true }),
+      ),
+      horizonHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 24 * 365, description: 'page back no further than posts this old' })),
+      maxPages: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'listing pages per subreddit at most' })),
+    },
+    { ...closed, description: 'collect new posts of REDDIT_SUBREDDITS (or the ones given) incrementally' },
+  ),
 } satisfies Record<string, TSchema>;
 
 export type JobType = keyof typeof jobParamSchemas;
@@ -128,6 +147,10 @@ export const jobDefaults: Record<JobType, JobDefaults> = {
   'fetch-candles': { timeoutSeconds: 1800, retryLimit: 5, retryDelaySeconds: 10, retryBackoff: true },
   canary: { timeoutSeconds: 60, retryLimit: 0, retryDelaySeconds: 1, retryBackoff: false },
   backtest: { timeoutSeconds: 3600, retryLimit: 0, retryDelaySeconds: 10, retryBackoff: false },
+  // Requests are retried inside a run; a failed source or page fails the run without a job retry (it would fail the same way).
+  'crawl-prices': { timeoutSeconds: 1800, retryLimit: 0, retryDelaySeconds: 60, retryBackoff: false },
+  // Idempotent: a retry only pages less.
+  'collect-posts': { timeoutSeconds: 1800, retryLimit: 2, retryDelaySeconds: 120, retryBackoff: true },
 };
 
 /**

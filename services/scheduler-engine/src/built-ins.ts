@@ -34,5 +34,36 @@ export function builtInSchedules(c: EngineConfig): ScheduleDefinition[] {
       timezone: 'UTC',
       params: { exchanges: ['upbit'], symbols: c.schedulerSymbols, timeframes: c.schedulerTimeframes },
     },
+    ...crawlSchedules(c).map((x) => ({ ...base, ...x })),
   ];
+}
+
+/** A built-in schedule left out because its configuration is missing; the engine says why and removes a stale one. */
+export interface DisabledBuiltIn {
+  name: string;
+  reason: string;
+}
+
+type CrawlSchedule = Pick<ScheduleDefinition, 'name' | 'job' | 'trigger' | 'timezone'>;
+
+function crawlSchedules(c: EngineConfig): CrawlSchedule[] {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const out: CrawlSchedule[] = [];
+  // The worker reads the sources and subreddits at run time: a schedule carries no params, so an
+  // edit of the file or the list applies to the next run without touching the schedule.
+  if (c.priceCrawlSources) {
+    out.push({ name: 'crawl-prices', job: 'crawl-prices', trigger: { kind: 'times', times: [`${pad(c.priceCrawlHour)}:${pad(c.priceCrawlMinute)}`] }, timezone: c.timezone });
+  }
+  if (c.redditSubreddits) {
+    out.push({ name: 'collect-posts', job: 'collect-posts', trigger: { kind: 'times', times: [`${pad(c.redditCrawlHour)}:${pad(c.redditCrawlMinute)}`] }, timezone: c.timezone });
+  }
+  return out;
+}
+
+/** The built-ins this configuration turns off, each with the reason the engine logs once at start. */
+export function disabledBuiltIns(c: EngineConfig): DisabledBuiltIn[] {
+  const out: DisabledBuiltIn[] = [];
+  if (!c.priceCrawlSources) out.push({ name: 'crawl-prices', reason: 'PRICE_CRAWL_SOURCES is not set: no price sources to crawl' });
+  if (!c.redditSubreddits) out.push({ name: 'collect-posts', reason: 'REDDIT_SUBREDDITS is not set: no subreddits to collect' });
+  return out;
 }

@@ -12,6 +12,7 @@ import {
   SQLSTATE,
   sqlState,
   upsertBuiltInSchedule,
+  deleteBuiltInSchedule,
   type CoreTables,
   type Logger,
   type PgBoss,
@@ -32,6 +33,8 @@ export interface EngineOptions {
   host: string;
   pid: number;
   builtIns: ScheduleDefinition[];
+  /** Built-ins the configuration turns off: logged once with the reason, a stale row removed. */
+  disabledBuiltIns?: { name: string; reason: string }[];
   version: string;
   reconcileIntervalMs: number;
   heartbeatIntervalMs: number;
@@ -332,6 +335,10 @@ export function createEngine(deps: EngineDeps): Engine {
       );
       await beat();
       for (const def of o.builtIns) await upsertBuiltInSchedule(db, def);
+      for (const off of o.disabledBuiltIns ?? []) {
+        const removed = await deleteBuiltInSchedule(db, off.name);
+        log.info({ schedule: off.name, removed }, `built-in schedule ${off.name} is off: ${off.reason}`);
+      }
       running = true;
       await reconcile();
       let first = true;

@@ -1,5 +1,5 @@
 export { loadConfig, engineSchema, type EngineConfig } from './config.ts';
-export { builtInSchedules } from './built-ins.ts';
+export { builtInSchedules, disabledBuiltIns, type DisabledBuiltIn } from './built-ins.ts';
 export { createEngine, type Engine, type EngineDeps, type EngineOptions } from './engine.ts';
 export { publishBatch, type Decision, type PublishedOccurrence } from './publish.ts';
 export { purgeFinishedRuns } from './housekeeping.ts';

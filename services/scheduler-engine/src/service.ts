@@ -1,6 +1,6 @@
 import { createDatabase, databaseDeadlines, resolveServiceDatabase, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
 import pkg from '../package.json' with { type: 'json' };
-import { builtInSchedules } from './built-ins.ts';
+import { builtInSchedules, disabledBuiltIns } from './built-ins.ts';
 import type { EngineConfig } from './config.ts';
 import { createEngine, type Engine, type EngineOptions } from './engine.ts';
 
@@ -11,6 +11,7 @@ export function engineOptions(config: EngineConfig, ctx: { host: string; pid: nu
     host: ctx.host,
     pid: ctx.pid,
     builtIns: builtInSchedules(config),
+    disabledBuiltIns: disabledBuiltIns(config),
     version: pkg.version,
     reconcileIntervalMs: config.reconcileIntervalMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,

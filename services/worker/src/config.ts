@@ -1,4 +1,4 @@
-import { collectorConfigProblems, collectorFields } from '@wombat/collectors';
+import { collectorConfigProblems, collectorFields, crawlConfigProblems, crawlFields } from '@wombat/collectors';
 import { ConfigError, JOB_TYPES, databaseFields, int, isJobType, list, loadConfig as load, processFields, type ConfigOf, type Field, type JobType } from '@wombat/core';
 
 /** How one queue is consumed: `workers` fetch loops, each taking up to `batchSize` jobs at a time. */
@@ -18,6 +18,8 @@ export const defaultQueueSettings: Record<JobType, QueueSettings> = {
   'fetch-candles': { workers: 4, batchSize: 1 },
   canary: { workers: 2, batchSize: 500 },
   backtest: { workers: 2, batchSize: 1 },
+  'crawl-prices': { workers: 1, batchSize: 1 },
+  'collect-posts': { workers: 1, batchSize: 1 },
 };
 
 /** `job=n,job=n`: a count per job type. */
@@ -59,6 +61,7 @@ export const workerConfigSchema = {
   ...databaseFields,
   ...processFields,
   ...collectorFields,
+  ...crawlFields,
   queues: list('WORKER_QUEUES', `job types this process runs, comma-separated, or all (${JOB_TYPES.join(', ')})`, {
     default: ['all'],
     item: (v) => {
@@ -95,7 +98,8 @@ export type WorkerConfig = ConfigOf<typeof workerConfigSchema>;
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
   const config = load(workerConfigSchema, env);
-  const problems = collectorConfigProblems(config);
+  const crawlsPrices = config.queues.includes('all') || config.queues.includes('crawl-prices');
+  const problems = [...collectorConfigProblems(config), ...crawlConfigProblems(config, { sourcesFile: crawlsPrices })];
   if (config.queues.includes('all') && config.queues.length > 1) problems.push('WORKER_QUEUES: give all, or a list of job types, not both');
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

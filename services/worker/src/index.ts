@@ -5,3 +5,4 @@ export type { Candle, CollectorsPort } from './collectors-port.ts';
 export type { JobContext, JobHandler, JobHandlers } from './jobs/types.ts';
 export { runBacktest, type BacktestResult } from './backtest/run.ts';
 export { defaultHandlers } from './jobs/handlers.ts';
+export type { CrawlsPort, CrawlOutcome } from './jobs/crawl.ts';

@@ -1,4 +1,4 @@
-import { createCollectors, collectorsOptionsFromConfig } from '@wombat/collectors';
+import { createCollectors, collectorsOptionsFromConfig, createCrawls } from '@wombat/collectors';
 import { createDatabase, databaseDeadlines, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
 import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
@@ -31,6 +31,7 @@ export async function startService(
     log,
     queues: queueSettings(config),
     collectors,
+    crawls: createCrawls(config, { log, db: database.db }),
     // collect-prices without exchanges fans out over the exchanges this worker can reach.
     defaultExchanges: config.kisAppKey ? ['upbit', 'kis'] : ['upbit'],
     ...(deps.handlers ? { handlers: deps.handlers } : {}),

@@ -18,6 +18,7 @@ import type { Kysely } from 'kysely';
 import type { CoreTables } from '@wombat/core';
 import type { QueueSettings } from './config.ts';
 import type { CollectorsPort } from './collectors-port.ts';
+import type { CrawlsPort } from './jobs/crawl.ts';
 import { executeJob, type ActiveJob } from './execute.ts';
 import { createHistoryWriter } from './history.ts';
 import { defaultHandlers } from './jobs/handlers.ts';
@@ -32,6 +33,7 @@ export interface WorkerOptions {
   log: Logger;
   queues: Map<JobType, QueueSettings>;
   collectors?: CollectorsPort;
+  crawls?: CrawlsPort;
   /** Exchanges collect-prices covers when its params name none (default: all). */
   defaultExchanges?: Exchange[];
   handlers?: Partial<JobHandlers>;
@@ -83,7 +85,7 @@ export function createWorker(opts: WorkerOptions): Worker {
 
   const executeDeps = {
     handlers,
-    handlerDeps: { db: opts.db, boss: opts.boss, collectors: opts.collectors, defaultExchanges: opts.defaultExchanges ?? [...EXCHANGES], log: opts.log },
+    handlerDeps: { db: opts.db, boss: opts.boss, collectors: opts.collectors, crawls: opts.crawls, defaultExchanges: opts.defaultExchanges ?? [...EXCHANGES], log: opts.log },
     history,
     active,
     shutdown: shutdown.signal,

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
+import { JOB_TYPES } from '@wombat/core';
 import { createTestDatabase } from '@wombat/core/testing';
 import { createHistoryWriter } from '../src/index.ts';
 import { loadConfig, queueSettings } from '../src/config.ts';
@@ -65,7 +66,7 @@ t.test('configuration names every bad variable and resolves queues', async (t) =
   });
   const config = loadConfig({ WORKER_QUEUES: 'canary,fetch-candles', WORKER_CONCURRENCY: 'fetch-candles=8', WORKER_BATCH_SIZE: 'canary=200' });
   t.same(Object.fromEntries(queueSettings(config)), { canary: { workers: 2, batchSize: 200 }, 'fetch-candles': { workers: 8, batchSize: 1 } });
-  t.equal(queueSettings(loadConfig({})).size, 5, 'all queues by default');
+  t.equal(queueSettings(loadConfig({})).size, JOB_TYPES.length, 'all queues by default');
 });
 
 t.test('a failed history write is kept and retried; the buffer stays bounded, progress dropped before outcomes', async (t) => {

@@ -126,6 +126,15 @@ export async function upsertBuiltInSchedule(db: Db, def: ScheduleDefinition): Pr
   return rowToSchedule(row);
 }
 
+/**
+ * Removes the built-in schedule `name`, if there is one: its configuration is gone (a crawl without
+ * sources). Its runs stay in the history; a later configuration creates it afresh. True when removed.
+ */
+export async function deleteBuiltInSchedule(db: Db, name: string): Promise<boolean> {
+  const res = await tables(db).deleteFrom('wombat.schedules').where('name', '=', name).where('built_in', '=', true).executeTakeFirst();
+  return res.numDeletedRows > 0n;
+}
+
 export async function getSchedule(db: Db, id: number): Promise<Schedule | null> {
   if (!Number.isSafeInteger(id)) return null;
   const row = await tables(db).selectFrom('wombat.schedules').selectAll().where('id', '=', id).executeTakeFirst();

@@ -1,5 +1,6 @@
 import { runBacktest } from '../backtest/run.ts';
 import { canary } from './canary.ts';
+import { collectPosts, crawlPrices } from './crawl.ts';
 import { collectPrices, collectSymbols, fetchCandles, needCollectors } from './collect.ts';
 import type { JobHandlers } from './types.ts';
 
@@ -9,5 +10,7 @@ export const defaultHandlers: JobHandlers = {
   'collect-symbols': collectSymbols,
   'collect-prices': collectPrices,
   'fetch-candles': fetchCandles,
+  'crawl-prices': crawlPrices,
+  'collect-posts': collectPosts,
   backtest: (ctx, deps) => runBacktest(ctx.params, needCollectors(deps), { signal: ctx.signal, onProgress: ctx.progress }),
 };

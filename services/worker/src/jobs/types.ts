@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { CoreTables, Exchange, JobParams, JobType, Logger, PgBoss } from '@wombat/core';
 import type { CollectorsPort } from '../collectors-port.ts';
+import type { CrawlsPort } from './crawl.ts';
 
 /** What a job handler gets: its validated params, one AbortSignal, and a progress callback. */
 export interface JobContext<J extends JobType> {
@@ -24,6 +25,8 @@ export interface HandlerDeps {
   boss: PgBoss;
   /** Absent in a worker that runs no collector jobs (e.g. a canary-only benchmark). */
   collectors?: CollectorsPort;
+  /** Absent in a worker without the crawl configuration: crawl jobs then fail saying so. */
+  crawls?: CrawlsPort;
   /** Exchanges collect-prices covers when its params name none. */
   defaultExchanges: Exchange[];
   log: Logger;
