@@ -1,0 +1,74 @@
+import t from 'tap';
+import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { startFakeHook, startFakeSmtp } from '@wombat/core/alerts-fakes';
+import { createTestDatabase } from '@wombat/core/testing';
+import { waitFor } from './helpers.ts';
+
+const tdb = await createTestDatabase(t);
+const main = path.resolve(import.meta.dirname, '../src/main.ts');
+
+function startEngine(env: Record<string, string>) {
+  const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return { child, exited, output: () => out };
+}
+
+t.test('a permanent failure produces exactly one Slack message and one e-mail with two engines running', async (t) => {
+  const slack = await startFakeHook(t);
+  const smtp = await startFakeSmtp(t);
+  const env = {
+    DATABASE_URL: tdb.url,
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    LOG_LEVEL: 'debug',
+    SLACK_WEBHOOK_URL: slack.url,
+    SMTP_URL: smtp.url,
+    ALERT_EMAIL_FROM: 'wombat@example.com',
+    ALERT_EMAIL_TO: 'ops@example.com',
+    ALERT_EVALUATE_INTERVAL_MS: '150',
+    ALERT_DELIVER_INTERVAL_MS: '100',
+    ALERT_DAILY_REPORT_TIME: 'off',
+  };
+  const engines = [startEngine(env), startEngine(env)];
+  t.ok(await waitFor(async () => engines.every((e) => e.output().includes('alerting started')), 30_000), 'both engines evaluate alerts');
+
+  const runId = randomUUID();
+  await sql`
+    insert into wombat.runs (id, job, trigger, state, params, error, attempts, started_at, finished_at)
+    values (${runId}, 'canary', 'manual', 'failed', '{}', ${JSON.stringify({ name: 'PermanentError', code: 'canary_failed', message: 'canary asked to fail for good' })}::text::jsonb, 1, now(), now())`.execute(tdb.db);
+
+  t.ok(await waitFor(async () => slack.received.length >= 1 && smtp.messages.length >= 1, 30_000), 'Slack and e-mail received the alert');
+  // Many more evaluation passes by both engines: still one of each.
+  const passes = async () => Number((await sql<{ n: string }>`select count(*) as n from wombat.alerts`.execute(tdb.db)).rows[0]!.n);
+  await new Promise((r) => setTimeout(r, 2_000));
+  t.equal(slack.received.length, 1, 'one Slack message');
+  t.equal(smtp.messages.length, 1, 'one e-mail');
+  t.equal(await passes(), 1, 'one alert row');
+  const text = (slack.received[0] as { text: string }).text;
+  t.match(text, /canary run failed for good/);
+  t.match(text, new RegExp(runId));
+  t.match(text, /canary asked to fail for good/);
+  t.match(smtp.messages[0]!.subject, /CRITICAL|WARNING/);
+  t.same(smtp.messages[0]!.to, ['ops@example.com']);
+  t.match(smtp.messages[0]!.raw, new RegExp(runId));
+  const deliveries = await sql<{ channel: string; state: string }>`select channel, state from wombat.alert_deliveries order by channel`.execute(tdb.db);
+  t.same(deliveries.rows, [{ channel: 'email', state: 'sent' }, { channel: 'slack', state: 'sent' }]);
+
+  for (const e of engines) e.child.kill('SIGTERM');
+  for (const e of engines) t.equal(await e.exited, 0, 'engine stops cleanly');
+  const logs = engines.map((e) => e.output()).join('\n');
+  t.match(logs, /alert sent/, 'the engines logged the delivery');
+  t.notOk(logs.includes('s3cr3tW3bh00kT0k3n'), 'the Slack webhook secret is not logged');
+  t.notOk(logs.includes(smtp.password), 'the SMTP password is not logged');
+});
