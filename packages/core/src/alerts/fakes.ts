@@ -27,7 +27,7 @@ export interface FakeHook {
  * A Slack-like incoming webhook: 200 "ok"; `error500` answers 500; `hang` never
  * answers; `gone` answers 404 "no_service" like a deleted Slack hook.
  */
-export async function startFakeHook(t: Teardown, secretPath = '/services/T0FAKE/B0FAKE/s3cr3tW3bh00kT0k3n'): Promise<FakeHook> {
+export async function startFakeHook(t: Teardown, secretPath = '/services/T0FAKE/B0FAKE/s3cr3tW3bh00kT0k3n', port = 0): Promise<FakeHook> {
   const sockets = new Set<Socket>();
   const hook: FakeHook = { url: '', received: [], attempts: 0, mode: 'ok' };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -61,9 +61,8 @@ export async function startFakeHook(t: Teardown, secretPath = '/services/T0FAKE/
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  hook.url = `http://127.0.0.1:${port}${secretPath}`;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  hook.url = `http://127.0.0.1:${(server.address() as { port: number }).port}${secretPath}`;
   t.teardown(async () => {
     for (const s of sockets) s.destroy();
     await new Promise((resolve) => server.close(resolve));
