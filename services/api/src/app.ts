@@ -10,6 +10,8 @@ import { accessForMethod, authorize, type Access, type AuthOptions } from './aut
 import { errorBody, handleError } from './http-errors.ts';
 import { validatorCompiler } from './validation.ts';
 import { NoQuerySchema } from './views.ts';
+import type { AlertChannelConfig } from '@wombat/core/alerts';
+import { alertRoutes } from './routes/alerts.ts';
 import { deadLetterRoutes } from './routes/dead-letters.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
@@ -51,6 +53,8 @@ export interface AppDeps {
   bodyLimitBytes?: number;
   /** Time zone of schedules created without one (TZ, as the engine's built-ins); UTC when unset. */
   defaultTimezone?: string;
+  /** Alert channels, for POST /api/alerts/test; unset: none configured. */
+  alertChannels?: AlertChannelConfig;
 }
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -127,6 +131,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   runRoutes(app, deps);
   deadLetterRoutes(app, deps);
   scheduleRoutes(app, deps);
+  alertRoutes(app, deps);
   await app.ready();
   return app;
 }

@@ -1,3 +1,4 @@
+import { alertChannelFields, alertConfigProblems } from '@wombat/core/alerts';
 import { ConfigError, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, timeZone, type ConfigOf } from '@wombat/core';
 
 export const apiConfigSchema = {
@@ -22,6 +23,7 @@ export const apiConfigSchema = {
   }),
   timezone: timeZone('TZ', 'time zone (IANA) of schedules created without one', { default: 'Asia/Seoul' }),
   bodyLimitBytes: int('API_BODY_LIMIT_BYTES', 'largest request body accepted, in bytes', { default: 1_048_576, min: 1024, max: 104_857_600 }),
+  ...alertChannelFields,
 };
 
 export type ApiConfig = ConfigOf<typeof apiConfigSchema>;
@@ -32,6 +34,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.adminToken !== undefined && config.adminToken.length < 16) problems.push('API_ADMIN_TOKEN=(value hidden): must be at least 16 characters');
   if (config.readToken !== undefined && config.readToken.length < 16) problems.push('API_READ_TOKEN=(value hidden): must be at least 16 characters');
   if (config.readToken !== undefined && config.readToken === config.adminToken) problems.push('API_READ_TOKEN must differ from API_ADMIN_TOKEN');
+  problems.push(...alertConfigProblems(config));
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -32,6 +32,7 @@ export async function startApi(opts: { config: ApiConfig; databaseUrl: string; e
     taskResultTtlDays: config.taskResultTtlDays,
     bodyLimitBytes: config.bodyLimitBytes,
     defaultTimezone: config.timezone,
+    alertChannels: config,
   });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, reads: config.authReads, openapi: `${url}/openapi.json` }, 'api listening');
