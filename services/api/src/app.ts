@@ -55,6 +55,8 @@ export interface AppDeps {
   defaultTimezone?: string;
   /** Alert channels, for POST /api/alerts/test; unset: none configured. */
   alertChannels?: AlertChannelConfig;
+  /** ALERT_STALE_FACTOR, for the schedules' stale limit in /metrics (default 1.5). */
+  alertStaleFactor?: number;
 }
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;

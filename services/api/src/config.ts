@@ -1,4 +1,4 @@
-import { alertChannelFields, alertConfigProblems } from '@wombat/core/alerts';
+import { alertChannelFields, alertConfigProblems, alertEvaluatorFields } from '@wombat/core/alerts';
 import { ConfigError, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, timeZone, type ConfigOf } from '@wombat/core';
 
 export const apiConfigSchema = {
@@ -24,6 +24,7 @@ export const apiConfigSchema = {
   timezone: timeZone('TZ', 'time zone (IANA) of schedules created without one', { default: 'Asia/Seoul' }),
   bodyLimitBytes: int('API_BODY_LIMIT_BYTES', 'largest request body accepted, in bytes', { default: 1_048_576, min: 1024, max: 104_857_600 }),
   ...alertChannelFields,
+  alertStaleFactor: alertEvaluatorFields.alertStaleFactor,
 };
 
 export type ApiConfig = ConfigOf<typeof apiConfigSchema>;

@@ -33,6 +33,7 @@ export async function startApi(opts: { config: ApiConfig; databaseUrl: string; e
     bodyLimitBytes: config.bodyLimitBytes,
     defaultTimezone: config.timezone,
     alertChannels: config,
+    alertStaleFactor: config.alertStaleFactor,
   });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, reads: config.authReads, openapi: `${url}/openapi.json` }, 'api listening');
