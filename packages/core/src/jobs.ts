@@ -75,7 +75,13 @@ export const jobParamSchemas = {
     },
     { ...closed, description: 'collect candles for one symbol and timeframe: days back, a range, or incrementally from the last stored candle' },
   ),
-  canary: Type.Object({}, { ...closed, description: 'completes at once; records scheduled-to-start latency' }),
+  canary: Type.Object(
+    {
+      sleep_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000, description: 'sleep this long first (honours cancellation and the timeout)' })),
+      fail: Type.Optional(Type.Union([Type.Literal(true), Type.Literal('permanent')], { description: 'then fail: true = a retryable error, "permanent" = no retries' })),
+    },
+    { ...closed, description: 'completes at once (records scheduled-to-start latency); sleep_ms and fail steer it for tests and drills' },
+  ),
   backtest: Type.Object(
     {
       strategy: Type.Union([Type.Literal('ma-crossover'), Type.Literal('volume-breakout')]),

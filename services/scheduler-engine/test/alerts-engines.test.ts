@@ -3,15 +3,17 @@ import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { sql } from 'kysely';
+import { publishRun, startBoss } from '@wombat/core';
 import { startFakeHook, startFakeSmtp } from '@wombat/core/alerts-fakes';
 import { createTestDatabase } from '@wombat/core/testing';
 import { waitFor } from './helpers.ts';
 
 const tdb = await createTestDatabase(t);
 const main = path.resolve(import.meta.dirname, '../src/main.ts');
+const workerMain = path.resolve(import.meta.dirname, '../../worker/src/main.ts');
 
-function startEngine(env: Record<string, string>) {
-  const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function startEngine(env: Record<string, string>, script = main) {
+  const child = spawn(process.execPath, [script], { env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -43,10 +45,16 @@ t.test('a permanent failure produces exactly one Slack message and one e-mail wi
   const engines = [startEngine(env), startEngine(env)];
   t.ok(await waitFor(async () => engines.every((e) => e.output().includes('alerting started')), 30_000), 'both engines evaluate alerts');
 
+  // A real worker fails a steered canary for good.
+  const worker = startEngine({ DATABASE_URL: tdb.url, SHUTDOWN_TIMEOUT_MS: '5000', WORKER_QUEUES: 'canary' }, workerMain);
+  const boss = await startBoss({ url: tdb.url, role: 'producer', log: tdb.log, poolSize: 2 });
+  t.teardown(() => boss.stop({ graceful: false, close: true }));
   const runId = randomUUID();
-  await sql`
-    insert into wombat.runs (id, job, trigger, state, params, error, attempts, started_at, finished_at)
-    values (${runId}, 'canary', 'manual', 'failed', '{}', ${JSON.stringify({ name: 'PermanentError', code: 'canary_failed', message: 'canary asked to fail for good' })}::text::jsonb, 1, now(), now())`.execute(tdb.db);
+  await publishRun(tdb.db, boss, { id: runId, job: 'canary', params: { fail: 'permanent' }, trigger: 'manual' });
+  t.ok(
+    await waitFor(async () => (await sql<{ state: string }>`select state from wombat.runs where id = ${runId}`.execute(tdb.db)).rows[0]?.state === 'failed', 30_000),
+    'the worker failed the run for good',
+  );
 
   t.ok(await waitFor(async () => slack.received.length >= 1 && smtp.messages.length >= 1, 30_000), 'Slack and e-mail received the alert');
   // Many more evaluation passes by both engines: still one of each.
@@ -59,12 +67,15 @@ t.test('a permanent failure produces exactly one Slack message and one e-mail wi
   t.match(text, /canary run failed for good/);
   t.match(text, new RegExp(runId));
   t.match(text, /canary asked to fail for good/);
+  t.match(text, /failed after 1 attempt/, 'a permanent error is not retried');
   t.match(smtp.messages[0]!.subject, /CRITICAL|WARNING/);
   t.same(smtp.messages[0]!.to, ['ops@example.com']);
   t.match(smtp.messages[0]!.raw, new RegExp(runId));
   const deliveries = await sql<{ channel: string; state: string }>`select channel, state from wombat.alert_deliveries order by channel`.execute(tdb.db);
   t.same(deliveries.rows, [{ channel: 'email', state: 'sent' }, { channel: 'slack', state: 'sent' }]);
 
+  worker.child.kill('SIGTERM');
+  t.equal(await worker.exited, 0, 'worker stops cleanly');
   for (const e of engines) e.child.kill('SIGTERM');
   for (const e of engines) t.equal(await e.exited, 0, 'engine stops cleanly');
   const logs = engines.map((e) => e.output()).join('\n');
