@@ -132,6 +132,24 @@ t.test('thresholds: failure rate, average run time and dead letters, warning the
   t.equal(rows.rows[0]!.n, 1, 'escalation keeps one alert');
 });
 
+t.test('a storm of failed runs: a message per run up to ALERT_RUN_BURST, then one summary', async (t) => {
+  await reset();
+  const slack = await startFakeHook(t);
+  for (let i = 0; i < 8; i++) {
+    await sql`insert into wombat.runs (id, job, trigger, state, params, attempts, started_at, finished_at)
+              values (${randomUUID()}, 'fetch-candles', 'fanout', 'failed', '{}', 5, now(), now())`.execute(tdb.db);
+  }
+  const alerting = createAlerting({ db: tdb.db, log: tdb.log, options: options({ SLACK_WEBHOOK_URL: slack.url, ALERT_RUN_BURST: '3', ALERT_DEAD_LETTERS_WARNING: '100', ALERT_DEAD_LETTERS_CRITICAL: '100' }) });
+  t.match(await alerting.evaluate(), { opened: 8 });
+  await alerting.deliver('slack');
+  const texts = slack.received.map((m) => (m as { text: string }).text);
+  t.equal(texts.length, 4);
+  t.equal(texts.filter((x) => /fetch-candles run failed for good/.test(x)).length, 3);
+  t.match(texts[3], /CRITICAL: 5 more runs failed for good or were lost/);
+  t.match(texts[3], /fetch-candles 5/);
+  t.equal((await open()).filter((a) => a.kind === 'run_failed').length, 8, 'each run has its alert');
+});
+
 t.test('an evaluator that finds the lock taken does nothing', async (t) => {
   await reset();
   const alerting = createAlerting({ db: tdb.db, log: tdb.log, options: options() });

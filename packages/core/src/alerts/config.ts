@@ -80,6 +80,7 @@ export const alertEvaluatorFields = {
   alertRepeatMs: int('ALERT_REPEAT_MS', 'an alert still open is sent again after this many ms (0: never)', { default: 14_400_000, min: 0, max: 604_800_000 }),
   alertResolveAfterMs: int('ALERT_RESOLVE_AFTER_MS', 'a condition must stay clear this long before its alert resolves (a flapping one stays one alert)', { default: 120_000, min: 0, max: 86_400_000 }),
   alertLookbackHours: int('ALERT_LOOKBACK_HOURS', 'failed, lost, missed and skipped runs younger than this raise alerts', { default: 24, min: 1, max: 720 }),
+  alertRunBurst: int('ALERT_RUN_BURST', 'failed or lost runs found in one pass beyond this many are sent as one summary message (each still has its alert)', { default: 5, min: 1, max: 10_000 }),
   alertOverlapSkips: int('ALERT_OVERLAP_SKIPS', 'a schedule whose last N occurrences were skipped by overlap raises an alert', { default: 3, min: 1, max: 1000 }),
   alertStaleFactor: number('ALERT_STALE_FACTOR', 'a built-in schedule not succeeded for longer than its interval x this raises an alert (0: off; per schedule: wombat.schedules.alert_stale_factor)', 1.5, { min: 0, max: 1000 }),
   alertWorkersWarning: int('ALERT_WORKERS_WARNING', 'live workers for a queue at or below this: warning', { default: 1, min: 0, max: 1000 }),

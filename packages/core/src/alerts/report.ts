@@ -57,7 +57,7 @@ export async function buildDailyReport(db: Trx, timezone: string): Promise<Daily
     from wombat.runs r, ${bounds} b where r.state = 'failed' and r.requeued_as is null`.execute(db);
   const alerts = await sql<{ kind: string; severity: string; n: number }>`
     select a.kind, a.severity, count(*)::int as n from wombat.alerts a, ${bounds} b
-    where a.opened_at >= b.from_ts and a.opened_at < b.to_ts and a.kind not in ('daily_report', 'test')
+    where a.opened_at >= b.from_ts and a.opened_at < b.to_ts and a.kind not in ('daily_report', 'test', 'run_failed_burst')
     group by 1, 2 order by 1, 2`.execute(db);
   return {
     day,

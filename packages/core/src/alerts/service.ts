@@ -82,7 +82,7 @@ export function createAlerting(deps: AlertingDeps): Alerting {
       const { conditions, unevaluated, errors } = await gatherConditions(trx, o, { openRunIds, nowMs });
       for (const err of errors) log.warn({ err }, 'an alert condition could not be evaluated; its alerts stay as they are');
       const actions = planAlerts(open, conditions, nowMs, { cooldownMs: o.alertCooldownMs, repeatMs: o.alertRepeatMs, resolveAfterMs: o.alertResolveAfterMs }, unevaluated);
-      const applied = await applyAlertActions(trx, actions, names);
+      const applied = await applyAlertActions(trx, actions, names, { runBurst: o.alertRunBurst });
       let report = false;
       if (o.alertDailyReportTime) {
         const key = await dailyReportDue(trx, o.timezone, o.alertDailyReportTime);

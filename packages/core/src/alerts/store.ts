@@ -96,7 +96,7 @@ async function insertAlert(db: Db, c: Condition, state: 'open' | 'resolved'): Pr
 }
 
 /** Records an alert that is a message only (daily report, test): resolved at once, sent once. */
-export async function recordMessageAlert(db: Db, c: Condition, event: 'report' | 'test', channels: readonly ChannelName[]): Promise<AlertRow> {
+export async function recordMessageAlert(db: Db, c: Condition, event: DeliveryEvent, channels: readonly ChannelName[]): Promise<AlertRow> {
   const row = await insertAlert(db, c, 'resolved');
   await insertDeliveries(db, row.id, messageOf(row, event), channels);
   return row;
@@ -111,13 +111,31 @@ export async function alertKeyExists(db: Db, key: string): Promise<boolean> {
  * Applies the planner's actions, writing each message to the outbox of every
  * configured channel in the same transaction. Returns how many messages were queued.
  */
-export async function applyAlertActions(db: Db, actions: AlertAction[], channels: readonly ChannelName[]): Promise<{ opened: number; resolved: number; messages: number }> {
+export async function applyAlertActions(
+  db: Db,
+  actions: AlertAction[],
+  channels: readonly ChannelName[],
+  opts: { runBurst?: number } = {},
+): Promise<{ opened: number; resolved: number; messages: number }> {
   let opened = 0;
   let resolved = 0;
   let messages = 0;
+  // A storm of failed runs (a fan-out whose children all fail) is one message per run up to
+  // runBurst, then one summary: every run still gets its own alert row.
+  const runBurst = opts.runBurst ?? Infinity;
+  let runOpens = 0;
+  const quiet = new Map<string, number>();
   for (const a of actions) {
     if (a.type === 'open') {
       const row = await insertAlert(db, a.condition, 'open');
+      const isRun = row.kind === 'run_failed' || row.kind === 'run_lost';
+      if (isRun && ++runOpens > runBurst) {
+        const job = String((a.condition.details as { job?: unknown }).job ?? 'unknown');
+        quiet.set(job, (quiet.get(job) ?? 0) + 1);
+        await bumpCounter(db, 'raised', `${row.kind}:${row.severity}`);
+        opened++;
+        continue;
+      }
       await insertDeliveries(db, row.id, messageOf(row, 'opened'), channels);
       await bumpCounter(db, 'raised', `${row.kind}:${row.severity}`);
       opened++;
@@ -150,6 +168,24 @@ export async function applyAlertActions(db: Db, actions: AlertAction[], channels
       resolved++;
       messages++;
     }
+  }
+  if (quiet.size > 0) {
+    const n = [...quiet.values()].reduce((x, y) => x + y, 0);
+    const byJob = [...quiet].map(([job, k]) => `${job} ${k}`).join(', ');
+    await recordMessageAlert(
+      db,
+      {
+        key: `run_failed_burst:${Date.now()}`,
+        kind: 'run_failed_burst',
+        severity: 'critical',
+        subject: `${n} more runs failed for good or were lost`,
+        message: `Besides the ${runBurst} run alerts just sent, ${n} more runs failed for good or were lost: ${byJob}.\nLook: GET /api/alerts?kind=run_failed and GET /api/dead-letters on the api`,
+        details: { runs: n, by_job: Object.fromEntries(quiet) },
+      },
+      'opened',
+      channels,
+    );
+    messages++;
   }
   return { opened, resolved, messages };
 }

@@ -23,6 +23,7 @@ export type DeliveryState = (typeof DELIVERY_STATES)[number];
 export const ALERT_KINDS = [
   'run_failed',
   'run_lost',
+  'run_failed_burst',
   'occurrence_missed',
   'overlap_skipped',
   'schedule_stale',
