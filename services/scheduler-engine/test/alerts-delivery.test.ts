@@ -97,7 +97,7 @@ t.test('dead channels (timeout, connection refused, 500) delay neither another c
   });
   t.teardown(() => alerting.stop());
   const engine = await startTestEngine(t, tdb, boss);
-  const schedule = await addSchedule(tdb, { name: 'every-second', job: 'canary', every: '1s' });
+  const schedule = await addSchedule(tdb, { name: 'every-second', job: 'canary', every: '1s', overlap: 'allow' });
   alerting.start();
 
   for (let i = 0; i < 3; i++) await boss.send('canary', {});
@@ -124,11 +124,19 @@ t.test('dead channels (timeout, connection refused, 500) delay neither another c
   // The channels come back: each message is sent once.
   slack.mode = 'ok';
   const webhook = await startFakeHook(t, '/hooks/wombat-w3bh00k-s3cret', refusedPort);
-  t.ok(await waitFor(async () => slack.received.length === 1 && webhook.received.length === 1, 30_000), 'Slack and the webhook get it once they answer');
-  const rows = await sql<{ channel: string; state: string; attempts: number }>`select channel, state, attempts from wombat.alert_deliveries order by channel`.execute(tdb.db);
-  t.same(rows.rows.map((r) => [r.channel, r.state]), [['email', 'sent'], ['slack', 'sent'], ['webhook', 'sent']]);
+  const about = (received: unknown[]) => received.filter((m) => (m as { key?: string; text?: string }).key === 'queue_length:canary' || /queue canary/.test((m as { text?: string }).text ?? ''));
+  t.ok(await waitFor(async () => about(slack.received).length === 1 && about(webhook.received).length === 1, 30_000), 'Slack and the webhook get it once they answer');
+  const deliveries = () => sql<{ channel: string; state: string; attempts: number }>`
+    select d.channel, d.state, d.attempts from wombat.alert_deliveries d join wombat.alerts a on a.id = d.alert_id
+    where a.key = 'queue_length:canary' and d.event = 'opened' order by d.channel`.execute(tdb.db);
+  // The receiver has the message a moment before the sender records its answer.
+  await waitFor(async () => (await deliveries()).rows.every((r) => r.state === 'sent'), 10_000);
+  const rows = await deliveries();
+  t.same(rows.rows.map((r) => [r.channel, r.state]), [['email', 'sent'], ['slack', 'sent'], ['webhook', 'sent']], 'each channel sent the alert once');
   t.ok(rows.rows.find((r) => r.channel === 'webhook')!.attempts >= 2);
-  t.match(webhook.received[0], { kind: 'queue_length', severity: 'warning', event: 'opened' }, 'the webhook gets the alert as JSON');
+  t.match(about(webhook.received)[0], { kind: 'queue_length', severity: 'warning', event: 'opened' }, 'the webhook gets the alert as JSON');
+  const kinds = await sql<{ kind: string }>`select distinct kind from wombat.alerts`.execute(tdb.db);
+  t.comment(`alerts raised meanwhile: ${kinds.rows.map((k) => k.kind).join(', ')}`);
   await alerting.stop();
   await engine.stop();
   const logs = text();
@@ -163,4 +171,23 @@ t.test('a 500 is retried with back-off until the channel answers; a silent SMTP 
   );
   const failures = await sql<{ label: string; value: number }>`select label, value from wombat.alert_counters where name = 'delivery_failures' order by label`.execute(tdb.db);
   t.ok(failures.rows.find((r) => r.label === 'slack')!.value >= 2, 'failed attempts are counted per channel');
+});
+
+t.test('a channel that was down gets an alert and its RESOLVED in order', async (t) => {
+  await reset();
+  const slack = await startFakeHook(t);
+  slack.mode = 'error500';
+  const alerting = createAlerting({ db: tdb.db, log: tdb.log, options: options({ SLACK_WEBHOOK_URL: slack.url, ALERT_RESOLVE_AFTER_MS: '0', ALERT_RETRY_BASE_MS: '300', ALERT_RETRY_MAX_MS: '300' }) });
+  t.teardown(() => alerting.stop());
+  for (let i = 0; i < 3; i++) await boss.send('canary', {});
+  t.match(await alerting.evaluate(), { opened: 1 });
+  await alerting.deliver('slack'); // fails: the opened message waits for its retry
+  await sql`delete from pgboss.job where name = 'canary'`.execute(tdb.db);
+  t.match(await alerting.evaluate(), { resolved: 1 });
+  t.equal(await alerting.deliver('slack'), 0, 'the RESOLVED waits behind the opened message');
+  slack.mode = 'ok';
+  t.ok(await waitFor(async () => (await alerting.deliver('slack'), slack.received.length === 2), 10_000, 100));
+  const texts = slack.received.map((m) => (m as { text: string }).text);
+  t.match(texts[0], /WARNING: queue canary/);
+  t.match(texts[1], /RESOLVED: queue canary/);
 });

@@ -13,6 +13,7 @@ import {
   markDeliverySent,
   purgeOldAlerts,
   recordMessageAlert,
+  releaseDeliveries,
   selectOpenAlerts,
   tryAlertsLock,
 } from './store.ts';
@@ -113,7 +114,12 @@ export function createAlerting(deps: AlertingDeps): Alerting {
   async function deliverOn(channel: Channel): Promise<number> {
     // The lease outlasts the channel's own deadline, so a live sender never loses a message to another.
     const claimed = await claimDeliveries(db, channel.name, o.alertChannelTimeoutMs * 2 + 5_000, CLAIM_BATCH);
-    for (const d of claimed) {
+    for (const [i, d] of claimed.entries()) {
+      if (stopping && i > 0) {
+        // Stopping: what is left goes back untried rather than holding up the stop.
+        await releaseDeliveries(db, claimed.slice(i).map((x) => x.id));
+        break;
+      }
       const res = await channel.send(d.payload);
       if (res.ok) {
         await markDeliverySent(db, d.id, channel.name, res.response);
@@ -126,6 +132,12 @@ export function createAlerting(deps: AlertingDeps): Alerting {
           { channel: channel.name, alertId: d.alert_id, attempts: d.attempts, error: res.error, ...(retryInMs === null ? {} : { retryInMs }) },
           giveUp ? 'alert delivery failed; giving up' : 'alert delivery failed; will retry',
         );
+        if (!res.permanent) {
+          // The channel is down: the rest would fail the same way, each after a deadline. They wait
+          // for the next pass untried; the failed one waits for its back-off.
+          await releaseDeliveries(db, claimed.slice(i + 1).map((x) => x.id));
+          break;
+        }
       }
     }
     return claimed.length;

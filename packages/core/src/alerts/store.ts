@@ -206,25 +206,45 @@ export interface ClaimedDelivery {
 }
 
 /**
- * Takes up to `limit` due messages of one channel: pending ones whose retry time
- * has come, and ones whose sender died mid-send (lease passed). Skip-locked, so
- * engines draining the same channel never take the same message.
+ * Takes up to `limit` due messages of one channel, oldest first and in order:
+ * it stops at the first message still waiting for its retry, so a channel never
+ * gets an alert's RESOLVED before the alert. Due are pending messages whose
+ * retry time has come and ones whose sender died mid-send (lease passed).
+ * Skip-locked, so engines draining the same channel never take the same message.
  */
-export async function claimDeliveries(db: Db, channel: ChannelName, leaseMs: number, limit: number): Promise<ClaimedDelivery[]> {
-  const { rows } = await sql<ClaimedDelivery>`
-    update wombat.alert_deliveries d set state = 'sending', attempts = d.attempts + 1,
-      lease_until = now() + make_interval(secs => ${leaseMs / 1000})
-    where d.id in (
-      select id from wombat.alert_deliveries
-      where channel = ${channel} and ((state = 'pending' and next_attempt_at <= now()) or (state = 'sending' and lease_until < now()))
-      order by id limit ${limit} for update skip locked)
-    returning d.id, d.alert_id, d.payload, d.attempts`.execute(db);
-  return rows.sort((a, b) => a.id - b.id);
+export async function claimDeliveries(db: Kysely<any>, channel: ChannelName, leaseMs: number, limit: number): Promise<ClaimedDelivery[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return db.transaction().execute(async (trx) => {
+    const { rows } = await sql<{ id: number; due: boolean }>`
+      select id, (state = 'pending' and next_attempt_at <= now()) or (state = 'sending' and lease_until < now()) as due
+      from wombat.alert_deliveries
+      where channel = ${channel} and state in ('pending', 'sending')
+      order by id limit ${limit} for update skip locked`.execute(trx);
+    const ids: number[] = [];
+    for (const r of rows) {
+      if (!r.due) break;
+      ids.push(r.id);
+    }
+    if (ids.length === 0) return [];
+    const claimed = await sql<ClaimedDelivery>`
+      update wombat.alert_deliveries set state = 'sending', attempts = attempts + 1,
+        lease_until = now() + make_interval(secs => ${leaseMs / 1000})
+      where id = any(${ids}::bigint[])
+      returning id, alert_id, payload, attempts`.execute(trx);
+    return claimed.rows.sort((a, b) => a.id - b.id);
+  });
 }
 
 export async function markDeliverySent(db: Db, id: number, channel: ChannelName, response: string): Promise<void> {
   await sql`update wombat.alert_deliveries set state = 'sent', sent_at = now(), response = ${response}, last_error = null, lease_until = null where id = ${id}`.execute(db);
   await bumpCounter(db, 'delivered', channel);
+}
+
+/** Gives claimed messages back untried (the channel just failed, or the process is stopping): the attempt is not counted. */
+export async function releaseDeliveries(db: Db, ids: number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await sql`
+    update wombat.alert_deliveries set state = 'pending', attempts = greatest(attempts - 1, 0), lease_until = null
+    where id = any(${ids}::bigint[]) and state = 'sending'`.execute(db);
 }
 
 /** A failed attempt: retried after `retryInMs`, or given up (`retryInMs` null). */
