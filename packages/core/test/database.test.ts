@@ -1,7 +1,7 @@
 import t from 'tap';
-import { createSql, migrateWombat, publishRun, readMigrations, startBoss, JOB_TYPES } from '@wombat/core';
+import { createSql, migrateWombat, migrationsDir, publishRun, readMigrations, startBoss, JOB_TYPES } from '@wombat/core';
 import { createEmptyTestDatabase, createTestDatabase, testLogger } from '@wombat/core/testing';
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -66,10 +66,15 @@ t.test('a database that recorded 0005_api before the renumbering keeps it as 000
   const { url } = await createEmptyTestDatabase(t);
   const sql = createSql({ url, poolSize: 1 });
   t.teardown(() => sql.end());
-  await migrateWombat(sql, testLogger());
+  // The database as it was then: migrations up to 0004 only, the last recorded as 0005_api.
+  const then = await mkdtemp(path.join(tmpdir(), 'wombat-mig-then-'));
+  t.teardown(() => rm(then, { recursive: true, force: true }));
+  const existing = await readMigrations();
+  for (const f of (await readdir(migrationsDir)).filter((f) => /^000[1-4]_/.test(f))) await copyFile(path.join(migrationsDir, f), path.join(then, f));
+  await migrateWombat(sql, testLogger(), then);
   await sql`update wombat.schema_migrations set version = 5 where version = 4 and name = 'api'`;
   const again = await migrateWombat(sql, testLogger());
-  t.same(again.applied, [], 'nothing is applied twice');
+  t.same(again.applied, existing.filter((m) => m.version > 4).map((m) => `${String(m.version).padStart(4, '0')}_${m.name}`), 'nothing is applied twice; later migrations are applied');
   const versions = (await sql<{ version: number }[]>`select version from wombat.schema_migrations order by version`).map((r) => r.version);
   t.same(versions, (await readMigrations()).map((m) => m.version));
 });
