@@ -191,3 +191,19 @@ t.test('a channel that was down gets an alert and its RESOLVED in order', async 
   t.match(texts[0], /WARNING: queue canary/);
   t.match(texts[1], /RESOLVED: queue canary/);
 });
+
+t.test('with no channel configured alerts are recorded, not sent, and that is said once', async (t) => {
+  await reset();
+  const { log, text } = capturedLogger();
+  const alerting = createAlerting({ db: tdb.db, log, options: options() });
+  t.same(alerting.channels, []);
+  for (let i = 0; i < 3; i++) await boss.send('canary', {});
+  t.match(await alerting.evaluate(), { opened: 1 });
+  await alerting.evaluate();
+  await alerting.stop();
+  const alerts = await sql<{ kind: string; state: string }>`select kind, state from wombat.alerts`.execute(tdb.db);
+  t.same(alerts.rows, [{ kind: 'queue_length', state: 'open' }], 'recorded');
+  const deliveries = await sql<{ n: number }>`select count(*)::int as n from wombat.alert_deliveries`.execute(tdb.db);
+  t.equal(deliveries.rows[0]!.n, 0, 'nothing to send');
+  t.equal(text().split('no alert channel configured').length - 1, 1, 'said once');
+});
