@@ -83,3 +83,40 @@ t.test('a permanent failure produces exactly one Slack message and one e-mail wi
   t.notOk(logs.includes('s3cr3tW3bh00kT0k3n'), 'the Slack webhook secret is not logged');
   t.notOk(logs.includes(smtp.password), 'the SMTP password is not logged');
 });
+
+t.test('an engine SIGKILLed while sending: another takes the message over once its lease passes, and sends it once', async (t) => {
+  await sql`truncate wombat.alerts, wombat.alert_deliveries, wombat.alert_counters, wombat.runs`.execute(tdb.db);
+  const slack = await startFakeHook(t);
+  slack.mode = 'hang';
+  const env = {
+    DATABASE_URL: tdb.url,
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    SLACK_WEBHOOK_URL: slack.url,
+    ALERT_EVALUATE_INTERVAL_MS: '150',
+    ALERT_DELIVER_INTERVAL_MS: '100',
+    ALERT_CHANNEL_TIMEOUT_MS: '1500',
+    ALERT_DAILY_REPORT_TIME: 'off',
+  };
+  const first = startEngine(env);
+  t.ok(await waitFor(async () => first.output().includes('alerting started'), 30_000));
+  await sql`
+    insert into wombat.runs (id, job, trigger, state, params, error, attempts, started_at, finished_at)
+    values (${randomUUID()}, 'fetch-candles', 'fanout', 'failed', '{}', ${JSON.stringify({ code: 'worker_lost', message: 'worker stopped beating' })}::text::jsonb, 1, now(), now())`.execute(tdb.db);
+  t.ok(await waitFor(async () => slack.attempts >= 1, 30_000), 'the first engine is sending');
+  first.child.kill('SIGKILL');
+  await first.exited;
+  const state = await sql<{ state: string }>`select state from wombat.alert_deliveries`.execute(tdb.db);
+  t.same(state.rows, [{ state: 'sending' }], 'the message was left mid-send');
+  slack.mode = 'ok';
+  const second = startEngine(env);
+  t.ok(await waitFor(async () => slack.received.length >= 1, 60_000), 'the second engine sends it after the lease');
+  await new Promise((r) => setTimeout(r, 1_000));
+  t.equal(slack.received.length, 1, 'once');
+  t.match((slack.received[0] as { text: string }).text, /fetch-candles run lost with its worker/);
+  const rows = await sql<{ state: string; attempts: number }>`select state, attempts from wombat.alert_deliveries`.execute(tdb.db);
+  t.match(rows.rows, [{ state: 'sent', attempts: 2 }]);
+  const alerts = await sql<{ n: number }>`select count(*)::int as n from wombat.alerts`.execute(tdb.db);
+  t.equal(alerts.rows[0]!.n, 1, 'the restarted evaluator did not raise it again');
+  second.child.kill('SIGTERM');
+  t.equal(await second.exited, 0);
+});
