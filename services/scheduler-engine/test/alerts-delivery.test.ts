@@ -195,7 +195,7 @@ t.test('a channel that was down gets an alert and its RESOLVED in order', async 
 t.test('with no channel configured alerts are recorded, not sent, and that is said once', async (t) => {
   await reset();
   const { log, text } = capturedLogger();
-  const alerting = createAlerting({ db: tdb.db, log, options: options() });
+  const alerting = createAlerting({ db: tdb.db, log, options: options({}) });
   t.same(alerting.channels, []);
   for (let i = 0; i < 3; i++) await boss.send('canary', {});
   t.match(await alerting.evaluate(), { opened: 1 });
