@@ -94,7 +94,7 @@ t.test('an engine SIGKILLed while sending: another takes the message over once i
     SLACK_WEBHOOK_URL: slack.url,
     ALERT_EVALUATE_INTERVAL_MS: '150',
     ALERT_DELIVER_INTERVAL_MS: '100',
-    ALERT_CHANNEL_TIMEOUT_MS: '1500',
+    ALERT_CHANNEL_TIMEOUT_MS: '4000',
     ALERT_DAILY_REPORT_TIME: 'off',
   };
   const first = startEngine(env);

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Logger } from '../logger.ts';
 import { channelsFromConfig, type Channel, type ChannelSet } from './channels.ts';
 import { gatherConditions } from './conditions.ts';
@@ -77,9 +77,12 @@ export function createAlerting(deps: AlertingDeps): Alerting {
   async function evaluate(): Promise<EvaluationResult | null> {
     const result = await db.transaction().execute(async (trx) => {
       if (!(await tryAlertsLock(trx))) return null;
+      // A stuck query must not hold the lock (and this loop) for ever.
+      await sql`set local statement_timeout = '30s'`.execute(trx);
+      // The database clock, like the timestamps the planner compares with (clear_since, last_notified_at).
+      const nowMs = (await sql<{ ms: number }>`select (extract(epoch from now()) * 1000)::float8 as ms`.execute(trx)).rows[0]!.ms;
       const open = await selectOpenAlerts(trx);
       const openRunIds = open.filter((a) => a.kind === 'run_failed' || a.kind === 'run_lost').map((a) => a.key.slice(a.key.indexOf(':') + 1));
-      const nowMs = Date.now();
       const { conditions, unevaluated, errors } = await gatherConditions(trx, o, { openRunIds, nowMs });
       for (const err of errors) log.warn({ err }, 'an alert condition could not be evaluated; its alerts stay as they are');
       const actions = planAlerts(open, conditions, nowMs, { cooldownMs: o.alertCooldownMs, repeatMs: o.alertRepeatMs, resolveAfterMs: o.alertResolveAfterMs }, unevaluated);
@@ -114,6 +117,7 @@ export function createAlerting(deps: AlertingDeps): Alerting {
   async function deliverOn(channel: Channel): Promise<number> {
     // The lease outlasts the channel's own deadline, so a live sender never loses a message to another.
     const claimed = await claimDeliveries(db, channel.name, o.alertChannelTimeoutMs * 2 + 5_000, CLAIM_BATCH);
+    let tried = 0;
     for (const [i, d] of claimed.entries()) {
       if (stopping && i > 0) {
         // Stopping: what is left goes back untried rather than holding up the stop.
@@ -121,6 +125,7 @@ export function createAlerting(deps: AlertingDeps): Alerting {
         break;
       }
       const res = await channel.send(d.payload);
+      tried++;
       if (res.ok) {
         await markDeliverySent(db, d.id, channel.name, res.response);
         log.info({ channel: channel.name, alertId: d.alert_id, event: d.payload.event, attempts: d.attempts }, 'alert sent');
@@ -140,7 +145,7 @@ export function createAlerting(deps: AlertingDeps): Alerting {
         }
       }
     }
-    return claimed.length;
+    return tried;
   }
 
   function deliver(name: ChannelName): Promise<number> {
