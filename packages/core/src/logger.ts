@@ -27,6 +27,13 @@ export const redactPaths = [
   '*.adminToken',
   'readToken',
   '*.readToken',
+  // alert channels (issue 13): webhook URLs carry their credential in the path
+  'slackWebhookUrl',
+  '*.slackWebhookUrl',
+  'alertWebhookUrl',
+  '*.alertWebhookUrl',
+  'smtpUrl',
+  '*.smtpUrl',
 ];
 
 export interface LoggerOptions {

@@ -10,6 +10,8 @@ import { accessForMethod, authorize, type Access, type AuthOptions } from './aut
 import { errorBody, handleError } from './http-errors.ts';
 import { validatorCompiler } from './validation.ts';
 import { NoQuerySchema } from './views.ts';
+import type { AlertChannelConfig } from '@wombat/core/alerts';
+import { alertRoutes } from './routes/alerts.ts';
 import { deadLetterRoutes } from './routes/dead-letters.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
@@ -61,6 +63,10 @@ export interface AppDeps {
   healthPingTimeoutMs?: number;
   /** An abandoned submission write unsettled this long makes /health report the writer stuck. */
   writerStuckAfterMs?: number;
+  /** Alert channels, for POST /api/alerts/test; unset: none configured. */
+  alertChannels?: AlertChannelConfig;
+  /** ALERT_STALE_FACTOR, for the schedules' stale limit in /metrics (default 1.5). */
+  alertStaleFactor?: number;
 }
 
 
@@ -158,6 +164,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   deadLetterRoutes(app, deps);
   scheduleRoutes(app, deps);
   uiRoutes(app, deps);
+  alertRoutes(app, deps);
   await app.ready();
   return app;
 }

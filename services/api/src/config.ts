@@ -1,3 +1,4 @@
+import { alertChannelFields, alertConfigProblems, alertEvaluatorFields } from '@wombat/core/alerts';
 import { ConfigError, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, timeZone, type ConfigOf } from '@wombat/core';
 
 /** Deadlines of the api's own (defaults of the fields below, and of buildApp when a test leaves them out). */
@@ -30,6 +31,8 @@ export const apiConfigSchema = {
     min: 100,
     max: 600_000,
   }),
+  ...alertChannelFields,
+  alertStaleFactor: alertEvaluatorFields.alertStaleFactor,
 };
 
 export type ApiConfig = ConfigOf<typeof apiConfigSchema>;
@@ -40,6 +43,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.adminToken !== undefined && config.adminToken.length < 16) problems.push('API_ADMIN_TOKEN=(value hidden): must be at least 16 characters');
   if (config.readToken !== undefined && config.readToken.length < 16) problems.push('API_READ_TOKEN=(value hidden): must be at least 16 characters');
   if (config.readToken !== undefined && config.readToken === config.adminToken) problems.push('API_READ_TOKEN must differ from API_ADMIN_TOKEN');
+  problems.push(...alertConfigProblems(config));
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

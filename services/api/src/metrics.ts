@@ -1,33 +1,31 @@
-import { ACTIVE_RUN_STATES, BOSS_SCHEMA, JOB_TYPES, WORKER_ALIVE_SQL, type Sql } from '@wombat/core';
+import { BOSS_SCHEMA, JOB_TYPES, nextOccurrences, type ScheduleTrigger, type Sql } from '@wombat/core';
+import { expectedIntervalMs } from '@wombat/core/alerts';
+import { Counter, Gauge, Registry } from 'prom-client';
 
 /** Upper bounds of the run duration histogram, in seconds. */
 export const DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600];
-/** Failure rate, duration histogram and publish lag look at runs finished (or published) within this window. */
+/** Windowed gauges (finished runs, failure ratio, average duration, publish lag) look this far back. */
 export const METRICS_WINDOW_SECONDS = 3600;
+/**
+ * The duration histogram takes the runs finished in consecutive slices of
+ * finished_at, each slice once. A slice ends this long before now, so that a
+ * run whose history row commits a moment after its finished_at is still in it.
+ */
+const FINISH_SETTLE_SECONDS = 10;
+const ACTIVE_STATES = ['held', 'queued', 'running', 'retrying'] as const;
 
-type Labels = Record<string, string>;
-interface Family {
-  name: string;
-  help: string;
-  type: 'gauge' | 'counter' | 'histogram';
-  samples: { suffix?: string; labels?: Labels; value: number }[];
+export interface MetricsOptions {
+  /** ALERT_STALE_FACTOR: built-in schedules get a stale limit of interval x this (0: none). */
+  staleFactor: number;
+  /** Default FINISH_SETTLE_SECONDS. */
+  settleSeconds?: number;
 }
 
-const escapeLabel = (v: string) => v.replaceAll('\\', '\\\\').replaceAll('\n', '\\n').replaceAll('"', '\\"');
-
-/** Prometheus text exposition format 0.0.4. */
-export function renderMetrics(families: Family[]): string {
-  const lines: string[] = [];
-  for (const f of families) {
-    lines.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
-    for (const s of f.samples) {
-      const labels = Object.entries(s.labels ?? {});
-      const text = labels.length === 0 ? '' : `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`;
-      const value = Number.isFinite(s.value) ? String(s.value) : s.value > 0 ? '+Inf' : s.value < 0 ? '-Inf' : 'NaN';
-      lines.push(`${f.name}${s.suffix ?? ''}${text} ${value}`);
-    }
-  }
-  return `${lines.join('\n')}\n`;
+export interface Metrics {
+  registry: Registry;
+  /** Reads Postgres and renders the text exposition. */
+  render(): Promise<string>;
+  contentType: string;
 }
 
 async function tableExists(sql: Sql, name: string): Promise<boolean> {
@@ -35,128 +33,231 @@ async function tableExists(sql: Sql, name: string): Promise<boolean> {
   return row?.exists === true;
 }
 
-/** Reads every figure from Postgres at scrape time: the api keeps no counters of its own. */
-export async function collectMetrics(sql: Sql): Promise<Family[]> {
-  const window = METRICS_WINDOW_SECONDS;
-  const [queueRows, runRows, finishedRows, durationRows, deadRow, hasEngines, hasSchedules] = await Promise.all([
-    sql<{ name: string; state: string; n: number }[]>`
-      select name, state::text as state, count(*)::int as n from ${sql(BOSS_SCHEMA)}.job
-      where state in ('created', 'retry', 'active') group by name, state`,
-    sql<{ job: string; n: number }[]>`select job, count(*)::int as n from wombat.runs where state = 'running' group by job`,
-    sql<{ job: string; state: string; n: number }[]>`
-      select job, state, count(*)::int as n from wombat.runs
-      where state in ('completed', 'failed', 'cancelled') and finished_at > now() - make_interval(secs => ${window})
-      group by job, state`,
-    sql<{ job: string; counts: number[]; sum: number; n: number }[]>`
-      select job,
+function triggerOf(r: { kind: string; cron: string | null; every: string | null; every_seconds: number | null; times: string[] | null }): ScheduleTrigger {
+  if (r.kind === 'cron') return { kind: 'cron', cron: r.cron! };
+  if (r.kind === 'every') return { kind: 'every', every: r.every!, everySeconds: r.every_seconds! };
+  return { kind: 'times', times: r.times! };
+}
+
+/**
+ * The api's Prometheus metrics (prom-client). Gauges are read from Postgres at
+ * scrape time; counters and the duration histogram are cumulative, so rate()
+ * and histogram_quantile() are right: the histogram observes each run once as
+ * it is seen finished (since this process started, and the hour before), the
+ * alert counters come from a table that is never purged.
+ */
+export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.5 }): Metrics {
+  const settleSeconds = opts.settleSeconds ?? FINISH_SETTLE_SECONDS;
+  const registry = new Registry();
+  const r = [registry];
+  const g = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: r });
+  const queueDepth = g('wombat_queue_depth', 'jobs waiting in each pg-boss queue (created or retry)', ['queue']);
+  const queueActive = g('wombat_queue_active_jobs', 'jobs a worker has fetched in each pg-boss queue', ['queue']);
+  const running = g('wombat_runs_running', 'runs in state running, by job', ['job']);
+  const active = g('wombat_runs_active', 'unfinished runs by state (held, queued, running, retrying)', ['state']);
+  const finishedWindow = g('wombat_runs_finished_window', `runs finished in the last ${METRICS_WINDOW_SECONDS} s, by job and state`, ['job', 'state']);
+  const failureRatio = g('wombat_run_failure_ratio', `failed / (completed + failed) among runs finished in the last ${METRICS_WINDOW_SECONDS} s, by job`, ['job']);
+  const avgDuration = g('wombat_run_duration_window_avg_seconds', `average duration of runs finished in the last ${METRICS_WINDOW_SECONDS} s, by job`, ['job']);
+  // A cumulative histogram kept from SQL aggregates (prom-client's Histogram takes one observation
+  // at a time; a burst of finished runs is one row per job here).
+  const hist = new Map<string, { counts: number[]; sum: number; count: number }>();
+  const durationName = 'wombat_run_duration_seconds';
+  const durationHelp = `duration (finished_at - started_at) of finished runs (completed, failed, cancelled), each counted once, ${settleSeconds} s after it finishes`;
+  registry.registerMetric({
+    name: durationName,
+    help: durationHelp,
+    type: 'histogram',
+    aggregator: 'sum',
+    get: async () => ({
+      name: durationName,
+      help: durationHelp,
+      type: 'histogram',
+      aggregator: 'sum',
+      values: [...hist].flatMap(([job, h]) => [
+        ...DURATION_BUCKETS_SECONDS.map((le, i) => ({ metricName: `${durationName}_bucket`, labels: { job, le }, value: h.counts[i]! })),
+        { metricName: `${durationName}_bucket`, labels: { job, le: '+Inf' }, value: h.count },
+        { metricName: `${durationName}_sum`, labels: { job }, value: h.sum },
+        { metricName: `${durationName}_count`, labels: { job }, value: h.count },
+      ]),
+    }),
+    reset() {},
+  } as never);
+  const deadLetters = g('wombat_dead_letters', 'failed runs not yet requeued or purged');
+  const engineAge = g('wombat_engine_heartbeat_age_seconds', 'seconds since each running scheduler-engine last wrote its heartbeat', ['engine', 'enabled']);
+  const enginesLive = g('wombat_engines_live', 'scheduler-engines alive (beat within 3 intervals) with the scheduler enabled');
+  const publishLag = g('wombat_schedule_publish_lag_seconds', "published_at - scheduled_for of each schedule's latest published occurrence", ['schedule_id', 'schedule']);
+  const sinceSuccess = g('wombat_schedule_seconds_since_success', 'seconds since each active schedule last completed a run (or was created, resumed or edited)', ['schedule_id', 'schedule']);
+  const staleAfter = g('wombat_schedule_stale_after_seconds', 'expected interval x alert factor of schedules that alert when they stop succeeding', ['schedule_id', 'schedule']);
+  const workersLive = g('wombat_workers_live', 'live workers serving each queue', ['queue']);
+  const workersLiveTotal = g('wombat_workers_live_total', 'live worker processes');
+  const workerRss = g('wombat_worker_rss_bytes', 'resident memory of each live worker at its last heartbeat', ['worker', 'host']);
+  const alertsOpen = g('wombat_alerts_open', 'open alerts by kind and severity', ['kind', 'severity']);
+  const deliveriesPending = g('wombat_alert_deliveries_pending', 'alert messages waiting to be sent or retried, by channel', ['channel']);
+  const raised = new Counter({ name: 'wombat_alerts_raised_total', help: 'alerts opened, by kind and severity', labelNames: ['kind', 'severity'], registers: r });
+  const finishedTotal = new Counter({ name: 'wombat_runs_finished_total', help: 'runs that ran and finished (completed, failed for good, cancelled), by job and state', labelNames: ['job', 'state'], registers: r });
+  const deliveryFailures = new Counter({ name: 'wombat_alert_delivery_failures_total', help: 'failed alert delivery attempts, by channel', labelNames: ['channel'], registers: r });
+  const delivered = new Counter({ name: 'wombat_alert_deliveries_sent_total', help: 'alert messages a channel accepted, by channel', labelNames: ['channel'], registers: r });
+
+  const lastCounter = new Map<string, number>();
+  let sliceEndMs: number | undefined;
+  let scraping: Promise<string> | undefined;
+
+  /** Adds what a never-decreasing table count grew by since the last scrape. */
+  function feed(counter: Counter, key: string, labels: Record<string, string>, value: number): void {
+    const before = lastCounter.get(key) ?? 0;
+    if (value > before) counter.inc(labels, value - before);
+    lastCounter.set(key, Math.max(before, value));
+  }
+
+  /** Adds the runs finished since the last slice; the first slice reaches back one window before this process's first scrape. */
+  async function observeFinished(): Promise<void> {
+    const [bounds] = await sql<{ to_ms: number }[]>`select (extract(epoch from now()) * 1000)::float8 - ${settleSeconds * 1000} as to_ms`;
+    const toMs = bounds!.to_ms;
+    const fromMs = sliceEndMs ?? toMs - METRICS_WINDOW_SECONDS * 1000;
+    if (toMs <= fromMs) return;
+    const rows = await sql<{ job: string; state: string; counts: number[]; sum: number; n: number }[]>`
+      select job, state,
         array[${sql.unsafe(DURATION_BUCKETS_SECONDS.map((b) => `count(*) filter (where d <= ${b})::int`).join(', '))}] as counts,
         coalesce(sum(d), 0)::float8 as sum, count(*)::int as n
-      from (select job, extract(epoch from finished_at - started_at)::float8 as d from wombat.runs
-            where finished_at > now() - make_interval(secs => ${window}) and started_at is not null
-              and state in ('completed', 'failed', 'cancelled')) r
-      group by job`,
-    sql<{ n: number }[]>`select count(*)::int as n from wombat.runs where state = 'failed' and requeued_as is null`,
-    tableExists(sql, 'wombat.engines'),
-    tableExists(sql, 'wombat.schedules'),
-  ]);
-
-  const depth = new Map<string, number>(JOB_TYPES.map((j) => [j, 0]));
-  const active = new Map<string, number>(JOB_TYPES.map((j) => [j, 0]));
-  for (const r of queueRows) {
-    if (r.state === 'active') active.set(r.name, (active.get(r.name) ?? 0) + r.n);
-    else depth.set(r.name, (depth.get(r.name) ?? 0) + r.n);
-  }
-  const running = new Map<string, number>(JOB_TYPES.map((j) => [j, 0]));
-  for (const r of runRows) running.set(r.job, r.n);
-
-  const finished = new Map<string, { completed: number; failed: number; cancelled: number }>();
-  for (const r of finishedRows) {
-    const f = finished.get(r.job) ?? { completed: 0, failed: 0, cancelled: 0 };
-    f[r.state as 'completed' | 'failed' | 'cancelled'] = r.n;
-    finished.set(r.job, f);
+      from (select job, state, greatest(extract(epoch from finished_at - started_at), 0)::float8 as d from wombat.runs
+            where finished_at > to_timestamp(${fromMs / 1000}) and finished_at <= to_timestamp(${toMs / 1000})
+              and started_at is not null and state in ('completed', 'failed', 'cancelled')) f
+      group by job, state`;
+    for (const row of rows) {
+      finishedTotal.inc({ job: row.job, state: row.state }, row.n);
+      const h = hist.get(row.job) ?? { counts: DURATION_BUCKETS_SECONDS.map(() => 0), sum: 0, count: 0 };
+      row.counts.forEach((c, i) => (h.counts[i]! += c));
+      h.sum += row.sum;
+      h.count += row.n;
+      hist.set(row.job, h);
+    }
+    sliceEndMs = toMs;
   }
 
-  const families: Family[] = [
-    { name: 'wombat_queue_depth', help: 'jobs waiting in each pg-boss queue (created or retry)', type: 'gauge', samples: [...depth].map(([q, v]) => ({ labels: { queue: q }, value: v })) },
-    { name: 'wombat_queue_active_jobs', help: 'jobs a worker has fetched in each pg-boss queue', type: 'gauge', samples: [...active].map(([q, v]) => ({ labels: { queue: q }, value: v })) },
-    { name: 'wombat_runs_running', help: 'runs in state running, by job', type: 'gauge', samples: [...running].map(([j, v]) => ({ labels: { job: j }, value: v })) },
-    {
-      name: 'wombat_runs_finished_window',
-      help: `runs finished in the last ${window} s, by job and state`,
-      type: 'gauge',
-      samples: [...finished].flatMap(([job, f]) => Object.entries(f).map(([state, v]) => ({ labels: { job, state }, value: v }))),
-    },
-    {
-      name: 'wombat_run_failure_ratio',
-      help: `failed / (completed + failed) among runs finished in the last ${window} s, by job`,
-      type: 'gauge',
-      samples: [...finished].filter(([, f]) => f.completed + f.failed > 0).map(([job, f]) => ({ labels: { job }, value: f.failed / (f.completed + f.failed) })),
-    },
-    {
-      name: 'wombat_run_duration_seconds',
-      help: `duration (finished_at - started_at) of runs finished in the last ${window} s`,
-      type: 'histogram',
-      samples: durationRows.flatMap((r) => [
-        ...DURATION_BUCKETS_SECONDS.map((le, i) => ({ suffix: '_bucket', labels: { job: r.job, le: String(le) }, value: r.counts[i] ?? 0 })),
-        { suffix: '_bucket', labels: { job: r.job, le: '+Inf' }, value: r.n },
-        { suffix: '_sum', labels: { job: r.job }, value: r.sum },
-        { suffix: '_count', labels: { job: r.job }, value: r.n },
-      ]),
-    },
-    { name: 'wombat_dead_letters', help: 'failed runs not yet requeued or purged', type: 'gauge', samples: [{ value: deadRow[0]?.n ?? 0 }] },
-  ];
+  async function refresh(): Promise<void> {
+    const window = METRICS_WINDOW_SECONDS;
+    const [queueRows, activeRows, finishedRows, deadRow, hasWorkers, hasAlerts] = await Promise.all([
+      sql<{ name: string; state: string; n: number }[]>`
+        select name, state::text as state, count(*)::int as n from ${sql(BOSS_SCHEMA)}.job
+        where state in ('created', 'retry', 'active') group by name, state`,
+      sql<{ job: string; state: string; n: number }[]>`
+        select job, state, count(*)::int as n from wombat.runs where state in ('held', 'queued', 'running', 'retrying') group by job, state`,
+      sql<{ job: string; state: string; n: number; avg_s: number | null }[]>`
+        select job, state, count(*)::int as n, avg(extract(epoch from finished_at - started_at))::float8 as avg_s from wombat.runs
+        where state in ('completed', 'failed', 'cancelled') and finished_at > now() - make_interval(secs => ${window})
+        group by job, state`,
+      sql<{ n: number }[]>`select count(*)::int as n from wombat.runs where state = 'failed' and requeued_as is null`,
+      tableExists(sql, 'wombat.workers'),
+      tableExists(sql, 'wombat.alerts'),
+    ]);
+    await observeFinished();
 
-  // Unfinished runs by state (held and retrying included) and the worker registry (migration 0005).
-  const activeRows = await sql<{ job: string; state: string; n: number }[]>`
-    select job, state, count(*)::int as n from wombat.runs where state in ${sql([...ACTIVE_RUN_STATES])} group by job, state`;
-  const activeByKey = new Map(activeRows.map((r) => [`${r.job}\0${r.state}`, r.n]));
-  families.push({
-    name: 'wombat_runs_active',
-    help: 'unfinished runs by job and state (held, queued, running, retrying)',
-    type: 'gauge',
-    samples: JOB_TYPES.flatMap((job) => ACTIVE_RUN_STATES.map((state) => ({ labels: { job, state }, value: activeByKey.get(`${job}\0${state}`) ?? 0 }))),
-  });
-  if (await tableExists(sql, 'wombat.workers')) {
-    const workers = await sql<{ id: string; host: string; pid: number; rss: number; runs: number }[]>`
-      select id, host, pid, rss_bytes::float8 as rss, runs_in_hand as runs from wombat.workers where ${sql.unsafe(WORKER_ALIVE_SQL)}`;
-    families.push(
-      { name: 'wombat_workers_live', help: 'worker processes whose heartbeat is fresh (0: no worker runs jobs)', type: 'gauge', samples: [{ value: workers.length }] },
-      {
-        name: 'wombat_worker_rss_bytes',
-        help: 'resident memory of each live worker at its last heartbeat',
-        type: 'gauge',
-        samples: workers.map((w) => ({ labels: { worker: w.id, host: w.host, pid: String(w.pid) }, value: w.rss })),
-      },
-      {
-        name: 'wombat_worker_runs_in_hand',
-        help: 'jobs each live worker was running at its last heartbeat',
-        type: 'gauge',
-        samples: workers.map((w) => ({ labels: { worker: w.id, host: w.host, pid: String(w.pid) }, value: w.runs })),
-      },
-    );
-  }
-  if (hasEngines) {
-    const engines = await sql<{ id: string; age: number; enabled: boolean }[]>`
-      select id, extract(epoch from now() - last_beat_at)::float8 as age, enabled from wombat.engines where stopped_at is null`;
-    families.push({
-      name: 'wombat_engine_heartbeat_age_seconds',
-      help: 'seconds since each running scheduler-engine last wrote its heartbeat',
-      type: 'gauge',
-      samples: engines.map((e) => ({ labels: { engine: e.id, enabled: String(e.enabled) }, value: Math.round(e.age * 1000) / 1000 })),
-    });
-  }
-  if (hasSchedules) {
+    for (const m of [queueDepth, queueActive, running, active, finishedWindow, failureRatio, avgDuration, engineAge, publishLag, sinceSuccess, staleAfter, workersLive, workerRss, alertsOpen, deliveriesPending]) m.reset();
+    for (const j of JOB_TYPES) {
+      queueDepth.set({ queue: j }, 0);
+      queueActive.set({ queue: j }, 0);
+      running.set({ job: j }, 0);
+    }
+    for (const q of queueRows) (q.state === 'active' ? queueActive : queueDepth).inc({ queue: q.name }, q.n);
+    for (const s of ACTIVE_STATES) active.set({ state: s }, 0);
+    for (const a of activeRows) {
+      active.inc({ state: a.state }, a.n);
+      if (a.state === 'running') running.inc({ job: a.job }, a.n);
+    }
+    const perJob = new Map<string, { completed: number; failed: number; n: number; sum: number }>();
+    for (const f of finishedRows) {
+      finishedWindow.set({ job: f.job, state: f.state }, f.n);
+      const p = perJob.get(f.job) ?? { completed: 0, failed: 0, n: 0, sum: 0 };
+      if (f.state === 'completed') p.completed = f.n;
+      if (f.state === 'failed') p.failed = f.n;
+      if (f.avg_s !== null) {
+        p.n += f.n;
+        p.sum += f.avg_s * f.n;
+      }
+      perJob.set(f.job, p);
+    }
+    for (const [job, p] of perJob) {
+      if (p.completed + p.failed > 0) failureRatio.set({ job }, p.failed / (p.completed + p.failed));
+      if (p.n > 0) avgDuration.set({ job }, p.sum / p.n);
+    }
+    deadLetters.set(deadRow[0]?.n ?? 0);
+
+    const engines = await sql<{ id: string; age: number; enabled: boolean; alive: boolean }[]>`
+      select id, extract(epoch from now() - last_beat_at)::float8 as age, enabled,
+             last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0) as alive
+      from wombat.engines where stopped_at is null`;
+    for (const e of engines) engineAge.set({ engine: e.id, enabled: String(e.enabled) }, Math.round(e.age * 1000) / 1000);
+    enginesLive.set(engines.filter((e) => e.alive && e.enabled).length);
+
     const lag = await sql<{ schedule_id: number; name: string; lag: number }[]>`
       select distinct on (r.schedule_id) r.schedule_id, s.name, extract(epoch from r.published_at - r.scheduled_for)::float8 as lag
       from wombat.runs r join wombat.schedules s on s.id = r.schedule_id
       where r.trigger = 'schedule' and r.published_at > now() - make_interval(secs => ${window})
       order by r.schedule_id, r.scheduled_for desc`;
-    families.push({
-      name: 'wombat_schedule_publish_lag_seconds',
-      help: 'published_at - scheduled_for of each schedule\'s latest published occurrence',
-      type: 'gauge',
-      samples: lag.map((l) => ({ labels: { schedule_id: String(l.schedule_id), schedule: l.name }, value: l.lag })),
-    });
+    for (const l of lag) publishLag.set({ schedule_id: String(l.schedule_id), schedule: l.name }, l.lag);
+
+    const schedules = await sql<{
+      id: number; name: string; kind: string; cron: string | null; every: string | null; every_seconds: number | null; times: string[] | null;
+      timezone: string; factor: number; since_s: number;
+    }[]>`
+      select s.id, s.name, s.kind, s.cron, s.every, s.every_seconds, s.times, s.timezone,
+             ${hasAlerts ? sql`coalesce(s.alert_stale_factor, case when s.built_in then ${opts.staleFactor}::float8 else 0 end)` : sql`0::float8`} as factor,
+             extract(epoch from now() - greatest(s.updated_at, (select max(r.finished_at) from wombat.runs r where r.schedule_id = s.id and r.state = 'completed')))::float8 as since_s
+      from wombat.schedules s where s.status = 'active'`;
+    const nowDate = new Date();
+    for (const s of schedules) {
+      const labels = { schedule_id: String(s.id), schedule: s.name };
+      sinceSuccess.set(labels, Math.round(s.since_s));
+      if (s.factor <= 0) continue;
+      try {
+        const interval = expectedIntervalMs(nextOccurrences({ trigger: triggerOf(s), timezone: s.timezone }, nowDate, 8));
+        if (interval !== null) staleAfter.set(labels, (interval / 1000) * s.factor);
+      } catch {
+        // a definition no engine can read: it has no expected interval
+      }
+    }
+
+    if (hasWorkers) {
+      const workers = await sql<{ id: string; host: string | null; queues: string[] | null; rss: number | null }[]>`
+        select id, host, queues, rss_bytes as rss from wombat.workers
+        where stopped_at is null and last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0)`;
+      const served = await sql<{ queue: string }[]>`select distinct unnest(queues) as queue from wombat.workers`;
+      for (const q of served) workersLive.set({ queue: q.queue }, 0);
+      for (const w of workers) {
+        for (const q of w.queues ?? []) workersLive.inc({ queue: q });
+        if (w.rss !== null) workerRss.set({ worker: w.id, host: w.host ?? '' }, Number(w.rss));
+      }
+      workersLiveTotal.set(workers.length);
+    }
+
+    if (hasAlerts) {
+      const [open, counters, pending] = await Promise.all([
+        sql<{ kind: string; severity: string; n: number }[]>`select kind, severity, count(*)::int as n from wombat.alerts where state = 'open' group by 1, 2`,
+        sql<{ name: string; label: string; value: number }[]>`select name, label, value from wombat.alert_counters`,
+        sql<{ channel: string; n: number }[]>`select channel, count(*)::int as n from wombat.alert_deliveries where state in ('pending', 'sending') group by 1`,
+      ]);
+      for (const o of open) alertsOpen.set({ kind: o.kind, severity: o.severity }, o.n);
+      for (const p of pending) deliveriesPending.set({ channel: p.channel }, p.n);
+      for (const c of counters) {
+        const key = `${c.name}:${c.label}`;
+        if (c.name === 'raised') {
+          const [kind = '', severity = ''] = c.label.split(':');
+          feed(raised, key, { kind, severity }, Number(c.value));
+        } else if (c.name === 'delivery_failures') feed(deliveryFailures, key, { channel: c.label }, Number(c.value));
+        else if (c.name === 'delivered') feed(delivered, key, { channel: c.label }, Number(c.value));
+      }
+    }
   }
-  return families;
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    render() {
+      // Concurrent scrapes share one read: the histogram must not see a run twice.
+      scraping ??= refresh()
+        .then(() => registry.metrics())
+        .finally(() => (scraping = undefined));
+      return scraping;
+    },
+  };
 }

@@ -34,6 +34,8 @@ export async function startApi(opts: { config: ApiConfig; databaseUrl: string; e
     defaultTimezone: config.timezone,
     submitTimeoutMs: config.submitTimeoutMs,
     healthPingTimeoutMs: config.databaseConnectTimeoutMs,
+    alertChannels: config,
+    alertStaleFactor: config.alertStaleFactor,
   });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, reads: config.authReads, openapi: `${url}/openapi.json` }, 'api listening');

@@ -1,4 +1,6 @@
+import { alertConfigProblems, alertFields } from '@wombat/core/alerts';
 import {
+  ConfigError,
   bool,
   databaseFields,
   int,
@@ -83,6 +85,7 @@ export const engineSchema = {
     min: 1,
     max: 3650,
   }),
+  ...alertFields,
 };
 
 
@@ -90,5 +93,8 @@ export type EngineConfig = ConfigOf<typeof engineSchema>;
 
 /** Reads the engine's configuration; throws one ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): EngineConfig {
-  return load(engineSchema, env);
+  const config = load(engineSchema, env);
+  const problems = alertConfigProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
 }

@@ -1,4 +1,5 @@
 import { createDatabase, databaseDeadlines, resolveServiceDatabase, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
+import { createAlerting } from '@wombat/core/alerts';
 import pkg from '../package.json' with { type: 'json' };
 import { builtInSchedules, disabledBuiltIns } from './built-ins.ts';
 import type { EngineConfig } from './config.ts';
@@ -49,5 +50,11 @@ export async function startService(
   });
   lifecycle.onStop('engine', () => engine.stop());
   await engine.start();
+  // Alerts run beside the engine on timers of their own: nothing they wait for delays a publication.
+  if (config.alertsEnabled) {
+    const alerting = createAlerting({ db: database.db, log, options: config });
+    lifecycle.onStop('alerts', () => alerting.stop());
+    alerting.start();
+  }
   return engine;
 }

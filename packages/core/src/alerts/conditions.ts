@@ -1,0 +1,357 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { BOSS_SCHEMA } from '../boss.ts';
+import { nextOccurrences } from '../schedule/occurrences.ts';
+import type { ScheduleTrigger } from '../schedule/types.ts';
+import type { AlertConfig } from './config.ts';
+import { expectedIntervalMs, levelAbove, levelAtOrBelow } from './plan.ts';
+import type { AlertKind, Condition } from './types.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Db = Kysely<any> | Transaction<any>;
+
+export type ConditionOptions = Pick<
+  AlertConfig,
+  | 'alertLookbackHours'
+  | 'alertOverlapSkips'
+  | 'alertStaleFactor'
+  | 'alertWorkersWarning'
+  | 'alertWorkersCritical'
+  | 'alertQueueLengthWarning'
+  | 'alertQueueLengthCritical'
+  | 'alertFailureRateWarningPct'
+  | 'alertFailureRateCriticalPct'
+  | 'alertFailureRateMinRuns'
+  | 'alertRunTimeWarningSeconds'
+  | 'alertRunTimeCriticalSeconds'
+  | 'alertDeadLettersWarning'
+  | 'alertDeadLettersCritical'
+  | 'alertWindowMinutes'
+  | 'alertLinkBaseUrl'
+>;
+
+const iso = (d: Date | string | null | undefined): string => (d ? new Date(d).toISOString().replace(/\.\d+Z$/, 'Z') : 'never');
+
+/** Where to look further: a link when the api's public URL is known, the api path otherwise. */
+export function lookAt(base: string | undefined, path: string): string {
+  return base ? `${base.replace(/\/+$/, '')}${path}` : `GET ${path} on the api`;
+}
+
+interface Gatherer {
+  kinds: AlertKind[];
+  run(db: Db, o: ConditionOptions, ctx: { openRunIds: string[]; nowMs: number }): Promise<Condition[]>;
+}
+
+/** A run failed for good (dead letter) or was lost with its worker: one alert per run while it stays a dead letter. */
+const failedRuns: Gatherer = {
+  kinds: ['run_failed', 'run_lost'],
+  async run(db, o, { openRunIds }) {
+    const { rows } = await sql<{
+      id: string;
+      job: string;
+      trigger: string;
+      schedule_id: number | null;
+      schedule_name: string | null;
+      attempts: number;
+      finished_at: Date | null;
+      error: { code?: string; message?: string } | null;
+    }>`
+      select r.id, r.job, r.trigger, r.schedule_id, s.name as schedule_name, r.attempts, r.finished_at, r.error
+      from wombat.runs r left join wombat.schedules s on s.id = r.schedule_id
+      where r.state = 'failed' and r.requeued_as is null
+        and (r.finished_at > now() - make_interval(hours => ${o.alertLookbackHours}) or r.id = any(${openRunIds}::uuid[]))
+      order by r.finished_at desc
+      limit 500`.execute(db);
+    return rows.map((r) => {
+      const lost = r.error?.code === 'worker_lost';
+      const what = r.schedule_name ? `schedule ${r.schedule_name}` : `${r.trigger} run`;
+      const why = r.error?.message ? `: ${r.error.message.slice(0, 500)}` : '';
+      const severity = r.trigger === 'schedule' || r.trigger === 'fanout' ? 'critical' : 'warning';
+      return {
+        key: `${lost ? 'run_lost' : 'run_failed'}:${r.id}`,
+        kind: lost ? 'run_lost' : 'run_failed',
+        severity,
+        subject: lost ? `${r.job} run lost with its worker (${what})` : `${r.job} run failed for good (${what})`,
+        message:
+          `${lost ? 'Run lost with its worker' : `Run failed after ${r.attempts} attempt(s)`} at ${iso(r.finished_at)}${why}\n` +
+          `job ${r.job}, ${what}, run ${r.id}\n` +
+          `Look: ${lookAt(o.alertLinkBaseUrl, `/api/runs/${r.id}`)}; run again: POST /api/dead-letters/${r.id}/requeue`,
+        details: { run_id: r.id, job: r.job, trigger: r.trigger, schedule_id: r.schedule_id, schedule: r.schedule_name, error: r.error },
+      } satisfies Condition;
+    });
+  },
+};
+
+/** Occurrences missed (engine down past the grace) since the schedule last completed a run. */
+const missedOccurrences: Gatherer = {
+  kinds: ['occurrence_missed'],
+  async run(db, o) {
+    const { rows } = await sql<{ schedule_id: number; name: string; job: string; n: number; since: Date; last: Date }>`
+      select r.schedule_id, s.name, s.job, count(*)::int as n, min(r.scheduled_for) as since, max(r.scheduled_for) as last
+      from wombat.runs r join wombat.schedules s on s.id = r.schedule_id
+      where r.trigger = 'schedule' and r.state = 'missed' and r.created_at > now() - make_interval(hours => ${o.alertLookbackHours})
+        and not exists (select 1 from wombat.runs c where c.schedule_id = r.schedule_id and c.state = 'completed' and c.scheduled_for > r.scheduled_for)
+      group by r.schedule_id, s.name, s.job`.execute(db);
+    return rows.map((r) => ({
+      key: `occurrence_missed:${r.schedule_id}`,
+      kind: 'occurrence_missed',
+      severity: 'warning',
+      subject: `schedule ${r.name} missed ${r.n} occurrence(s)`,
+      message:
+        `${r.n} occurrence(s) of ${r.name} (job ${r.job}) were missed (no engine published them within the grace), from ${iso(r.since)} to ${iso(r.last)}; ` +
+        `none has completed since.\nLook: ${lookAt(o.alertLinkBaseUrl, `/api/runs?schedule=${r.schedule_id}&state=missed`)}`,
+      details: { schedule_id: r.schedule_id, schedule: r.name, missed: r.n, since: r.since, last: r.last },
+    }));
+  },
+};
+
+/** The latest N or more occurrences of a schedule were all skipped (overlap policy). */
+const overlapSkips: Gatherer = {
+  kinds: ['overlap_skipped'],
+  async run(db, o) {
+    const { rows } = await sql<{ schedule_id: number; name: string; job: string; streak: number; since: Date }>`
+      with sk as (
+        select distinct schedule_id from wombat.runs
+        where trigger = 'schedule' and state = 'skipped' and created_at > now() - make_interval(hours => ${o.alertLookbackHours}))
+      select sk.schedule_id, s.name, s.job, st.streak, st.since
+      from sk join wombat.schedules s on s.id = sk.schedule_id
+      cross join lateral (
+        select count(*)::int as streak, min(r.scheduled_for) as since from wombat.runs r
+        where r.schedule_id = sk.schedule_id and r.trigger = 'schedule' and r.state = 'skipped'
+          and r.scheduled_for > coalesce((select max(x.scheduled_for) from wombat.runs x
+                                          where x.schedule_id = sk.schedule_id and x.trigger = 'schedule' and x.state <> 'skipped'), '-infinity')
+      ) st
+      where st.streak >= ${o.alertOverlapSkips}`.execute(db);
+    return rows.map((r) => ({
+      key: `overlap_skipped:${r.schedule_id}`,
+      kind: 'overlap_skipped',
+      severity: 'warning',
+      subject: `schedule ${r.name} skipped ${r.streak} times in a row`,
+      message:
+        `The last ${r.streak} occurrences of ${r.name} (job ${r.job}), since ${iso(r.since)}, were skipped because an earlier run was still queued or running.\n` +
+        `Look: ${lookAt(o.alertLinkBaseUrl, `/api/runs?schedule=${r.schedule_id}`)}`,
+      details: { schedule_id: r.schedule_id, schedule: r.name, streak: r.streak, since: r.since },
+    }));
+  },
+};
+
+function triggerOf(r: { kind: string; cron: string | null; every: string | null; every_seconds: number | null; times: string[] | null }): ScheduleTrigger {
+  if (r.kind === 'cron') return { kind: 'cron', cron: r.cron! };
+  if (r.kind === 'every') return { kind: 'every', every: r.every!, everySeconds: r.every_seconds! };
+  return { kind: 'times', times: r.times! };
+}
+
+/** An active schedule has not completed a run for longer than its expected interval x its factor. */
+const staleSchedules: Gatherer = {
+  kinds: ['schedule_stale'],
+  async run(db, o, { nowMs }) {
+    const { rows } = await sql<{
+      id: number;
+      name: string;
+      job: string;
+      kind: string;
+      cron: string | null;
+      every: string | null;
+      every_seconds: number | null;
+      times: string[] | null;
+      timezone: string;
+      factor: number;
+      updated_at: Date;
+      last_ok: Date | null;
+    }>`
+      select s.id, s.name, s.job, s.kind, s.cron, s.every, s.every_seconds, s.times, s.timezone, s.updated_at,
+             coalesce(s.alert_stale_factor, case when s.built_in then ${o.alertStaleFactor}::float8 else 0 end) as factor,
+             (select max(r.finished_at) from wombat.runs r where r.schedule_id = s.id and r.state = 'completed') as last_ok
+      from wombat.schedules s
+      where s.status = 'active' and coalesce(s.alert_stale_factor, case when s.built_in then ${o.alertStaleFactor}::float8 else 0 end) > 0`.execute(db);
+    const out: Condition[] = [];
+    for (const r of rows) {
+      let intervalMs: number | null = null;
+      try {
+        intervalMs = expectedIntervalMs(nextOccurrences({ trigger: triggerOf(r), timezone: r.timezone }, new Date(nowMs), 8));
+      } catch {
+        continue; // a definition the engine cannot read either; the engine logs it
+      }
+      if (intervalMs === null) continue;
+      // Never succeeded: count from the last definition or status change (creation, resume).
+      const fromMs = Math.max(r.last_ok ? new Date(r.last_ok).getTime() : 0, new Date(r.updated_at).getTime());
+      const limitMs = intervalMs * r.factor;
+      if (nowMs - fromMs <= limitMs) continue;
+      const hours = (ms: number) => `${Math.round((ms / 3_600_000) * 10) / 10} h`;
+      out.push({
+        key: `schedule_stale:${r.id}`,
+        kind: 'schedule_stale',
+        severity: 'critical',
+        subject: `schedule ${r.name} has not succeeded for ${hours(nowMs - fromMs)}`,
+        message:
+          `${r.name} (job ${r.job}) last completed a run ${r.last_ok ? `at ${iso(r.last_ok)}` : 'never'}; it is expected every ${hours(intervalMs)} ` +
+          `and alerts after ${r.factor} x that (${hours(limitMs)}).\nLook: ${lookAt(o.alertLinkBaseUrl, `/api/runs?schedule=${r.id}`)}`,
+        details: { schedule_id: r.id, schedule: r.name, last_ok: r.last_ok, expected_interval_seconds: intervalMs / 1000, factor: r.factor },
+      });
+    }
+    return out;
+  },
+};
+
+/** No engine alive with the scheduler enabled. (With every engine dead nobody is left to send: see deploy/prometheus.) */
+const engines: Gatherer = {
+  kinds: ['no_engine'],
+  async run(db, o) {
+    const { rows } = await sql<{ live: number; live_enabled: number; last_beat: Date | null }>`
+      select count(*) filter (where alive)::int as live, count(*) filter (where alive and enabled)::int as live_enabled, max(last_beat_at) filter (where enabled) as last_beat
+      from (select enabled, last_beat_at, stopped_at is null and last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0) as alive
+            from wombat.engines) e`.execute(db);
+    const r = rows[0]!;
+    if (r.live_enabled > 0) return [];
+    return [
+      {
+        key: 'no_engine',
+        kind: 'no_engine',
+        severity: 'critical',
+        subject: 'no live scheduler-engine is publishing schedules',
+        message: `${r.live} engine(s) alive, none with ENABLE_SCHEDULER=true; the last scheduling engine beat at ${iso(r.last_beat)}. Scheduled collection is not running.\nLook: ${lookAt(o.alertLinkBaseUrl, '/api/status')}`,
+        details: { live: r.live, live_enabled: r.live_enabled, last_beat: r.last_beat },
+      },
+    ];
+  },
+};
+
+/** Live workers per queue served by any registered worker: at or below the thresholds. */
+const workers: Gatherer = {
+  kinds: ['workers_low'],
+  async run(db, o) {
+    const [{ exists } = { exists: false }] = (await sql<{ exists: boolean }>`select to_regclass('wombat.workers') is not null as exists`.execute(db)).rows;
+    if (!exists) return [];
+    const { rows } = await sql<{ queue: string; live: number }>`
+      select q.queue, count(*) filter (where w.stopped_at is null and w.last_beat_at > now() - make_interval(secs => w.heartbeat_interval_ms * 3 / 1000.0))::int as live
+      from wombat.workers w cross join lateral unnest(w.queues) as q(queue)
+      group by q.queue order by q.queue`.execute(db);
+    const low = rows.map((r) => ({ ...r, level: levelAtOrBelow(r.live, o.alertWorkersWarning, o.alertWorkersCritical) })).filter((r) => r.level !== null);
+    if (low.length === 0) return [];
+    const severity = low.some((r) => r.level === 'critical') ? 'critical' : 'warning';
+    return [
+      {
+        key: 'workers_low',
+        kind: 'workers_low',
+        severity,
+        subject: `too few live workers: ${low.map((r) => `${r.queue} ${r.live}`).join(', ')}`,
+        message: `Live workers per queue (warning at ${o.alertWorkersWarning} or fewer, critical at ${o.alertWorkersCritical} or fewer): ${low.map((r) => `${r.queue}: ${r.live} (${r.level})`).join(', ')}.\nLook: ${lookAt(o.alertLinkBaseUrl, '/api/status')}`,
+        details: { queues: Object.fromEntries(low.map((r) => [r.queue, r.live])) },
+      },
+    ];
+  },
+};
+
+/** Jobs waiting (ready to start) per pg-boss queue. */
+const queueLength: Gatherer = {
+  kinds: ['queue_length'],
+  async run(db, o) {
+    const { rows } = await sql<{ name: string; n: number; oldest: Date }>`
+      select name, count(*)::int as n, min(created_on) as oldest from ${sql.table(`${BOSS_SCHEMA}.job`)}
+      where state in ('created', 'retry') and start_after <= now() group by name`.execute(db);
+    return rows.flatMap((r) => {
+      const level = levelAbove(r.n, o.alertQueueLengthWarning, o.alertQueueLengthCritical);
+      if (!level) return [];
+      return [
+        {
+          key: `queue_length:${r.name}`,
+          kind: 'queue_length',
+          severity: level,
+          subject: `queue ${r.name} has ${r.n} jobs waiting`,
+          message: `${r.n} ${r.name} jobs are waiting for a worker (warning above ${o.alertQueueLengthWarning}, critical above ${o.alertQueueLengthCritical}); the oldest since ${iso(r.oldest)}.\nLook: ${lookAt(o.alertLinkBaseUrl, '/api/status')}`,
+          details: { queue: r.name, waiting: r.n, oldest: r.oldest },
+        } satisfies Condition,
+      ];
+    });
+  },
+};
+
+/** Failure rate and average run time of runs finished in the window; dead letters now. */
+const runThresholds: Gatherer = {
+  kinds: ['failure_rate', 'run_time', 'dead_letters'],
+  async run(db, o) {
+    const window = o.alertWindowMinutes;
+    const jobs = await sql<{ job: string; completed: number; failed: number; avg_s: number | null }>`
+        select job, count(*) filter (where state = 'completed')::int as completed, count(*) filter (where state = 'failed')::int as failed,
+               avg(extract(epoch from finished_at - started_at)) filter (where started_at is not null)::float8 as avg_s
+        from wombat.runs
+        where state in ('completed', 'failed') and finished_at > now() - make_interval(mins => ${window})
+        group by job`.execute(db);
+    const dead = await sql<{ n: number }>`select count(*)::int as n from wombat.runs where state = 'failed' and requeued_as is null`.execute(db);
+    const out: Condition[] = [];
+    const completed = jobs.rows.reduce((s, r) => s + r.completed, 0);
+    const failed = jobs.rows.reduce((s, r) => s + r.failed, 0);
+    if (completed + failed >= o.alertFailureRateMinRuns) {
+      const pct = (100 * failed) / (completed + failed);
+      const level = levelAbove(pct, o.alertFailureRateWarningPct, o.alertFailureRateCriticalPct);
+      if (level) {
+        out.push({
+          key: 'failure_rate',
+          kind: 'failure_rate',
+          severity: level,
+          subject: `${pct.toFixed(1)}% of runs failed in the last ${window} min`,
+          message: `${failed} of ${completed + failed} runs finished in the last ${window} min failed (warning above ${o.alertFailureRateWarningPct}%, critical above ${o.alertFailureRateCriticalPct}%): ${jobs.rows
+            .filter((r) => r.failed > 0)
+            .map((r) => `${r.job} ${r.failed}/${r.completed + r.failed}`)
+            .join(', ')}.\nLook: ${lookAt(o.alertLinkBaseUrl, '/api/dead-letters')}`,
+          details: { failed, finished: completed + failed, percent: Math.round(pct * 10) / 10 },
+        });
+      }
+    }
+    for (const r of jobs.rows) {
+      if (r.avg_s === null) continue;
+      const level = levelAbove(r.avg_s, o.alertRunTimeWarningSeconds, o.alertRunTimeCriticalSeconds);
+      if (!level) continue;
+      out.push({
+        key: `run_time:${r.job}`,
+        kind: 'run_time',
+        severity: level,
+        subject: `${r.job} runs take ${Math.round(r.avg_s)} s on average`,
+        message: `${r.job} runs finished in the last ${window} min took ${Math.round(r.avg_s)} s on average (warning above ${o.alertRunTimeWarningSeconds} s, critical above ${o.alertRunTimeCriticalSeconds} s).\nLook: ${lookAt(o.alertLinkBaseUrl, `/api/runs?job=${r.job}`)}`,
+        details: { job: r.job, average_seconds: Math.round(r.avg_s * 10) / 10, runs: r.completed + r.failed },
+      });
+    }
+    const n = dead.rows[0]?.n ?? 0;
+    const level = levelAbove(n, o.alertDeadLettersWarning, o.alertDeadLettersCritical);
+    if (level) {
+      out.push({
+        key: 'dead_letters',
+        kind: 'dead_letters',
+        severity: level,
+        subject: `${n} dead letters`,
+        message: `${n} failed runs are waiting to be requeued or dropped (warning above ${o.alertDeadLettersWarning}, critical above ${o.alertDeadLettersCritical}).\nLook: ${lookAt(o.alertLinkBaseUrl, '/api/dead-letters')}`,
+        details: { dead_letters: n },
+      });
+    }
+    return out;
+  },
+};
+
+const GATHERERS: Gatherer[] = [failedRuns, missedOccurrences, overlapSkips, staleSchedules, engines, workers, queueLength, runThresholds];
+
+/**
+ * Every condition that holds now. A gatherer whose query fails leaves its kinds
+ * unevaluated (their open alerts stay as they are) instead of failing the pass.
+ */
+export async function gatherConditions(
+  db: Transaction<any>, // eslint-disable-line @typescript-eslint/no-explicit-any
+  o: ConditionOptions,
+  ctx: { openRunIds: string[]; nowMs: number },
+): Promise<{ conditions: Condition[]; unevaluated: Set<string>; errors: unknown[] }> {
+  const conditions: Condition[] = [];
+  const unevaluated = new Set<string>();
+  const errors: unknown[] = [];
+  // One after another, each in a savepoint: in the evaluator's transaction a
+  // failed statement would otherwise abort every later one.
+  for (const g of GATHERERS) {
+    await sql`savepoint alert_gather`.execute(db);
+    try {
+      conditions.push(...(await g.run(db, o, ctx)));
+      await sql`release savepoint alert_gather`.execute(db);
+    } catch (err) {
+      await sql`rollback to savepoint alert_gather`.execute(db);
+      for (const k of g.kinds) unevaluated.add(k);
+      errors.push(err);
+    }
+  }
+  return { conditions, unevaluated, errors };
+}

@@ -1,0 +1,103 @@
+import type { ColumnType, Generated } from 'kysely';
+
+type GeneratedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+
+export const SEVERITIES = ['info', 'warning', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+export const severityRank = (s: Severity | null | undefined): number => (s ? SEVERITIES.indexOf(s) : -1);
+
+export const CHANNEL_NAMES = ['slack', 'email', 'webhook'] as const;
+export type ChannelName = (typeof CHANNEL_NAMES)[number];
+
+export const DELIVERY_EVENTS = ['opened', 'escalated', 'repeated', 'resolved', 'report', 'test'] as const;
+export type DeliveryEvent = (typeof DELIVERY_EVENTS)[number];
+
+export const DELIVERY_STATES = ['pending', 'sending', 'sent', 'failed'] as const;
+export type DeliveryState = (typeof DELIVERY_STATES)[number];
+
+/**
+ * What an alert is about. Run events (run_failed, run_lost) have one alert per
+ * run; the others one per condition (per schedule, queue or job, or global).
+ */
+export const ALERT_KINDS = [
+  'run_failed',
+  'run_lost',
+  'run_failed_burst',
+  'occurrence_missed',
+  'overlap_skipped',
+  'schedule_stale',
+  'no_engine',
+  'workers_low',
+  'queue_length',
+  'failure_rate',
+  'run_time',
+  'dead_letters',
+  'daily_report',
+  'test',
+] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
+export interface AlertsTable {
+  id: Generated<number>;
+  key: string;
+  kind: string;
+  severity: Severity;
+  state: 'open' | 'resolved';
+  subject: string;
+  message: string;
+  details: ColumnType<unknown, unknown, unknown>;
+  opened_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+  clear_since: Timestamp | null;
+  resolved_at: Timestamp | null;
+  last_notified_at: Timestamp | null;
+  notified_severity: Severity | null;
+  notifications: Generated<number>;
+}
+
+export interface AlertDeliveriesTable {
+  id: Generated<number>;
+  alert_id: number;
+  channel: ChannelName;
+  event: DeliveryEvent;
+  payload: ColumnType<AlertMessage, AlertMessage, AlertMessage>;
+  state: Generated<DeliveryState>;
+  attempts: Generated<number>;
+  next_attempt_at: GeneratedTimestamp;
+  lease_until: Timestamp | null;
+  last_error: string | null;
+  response: string | null;
+  created_at: GeneratedTimestamp;
+  sent_at: Timestamp | null;
+}
+
+/** Tables of the alerts migration: use with `db.withTables<AlertTables>()`. */
+export interface AlertTables {
+  'wombat.alerts': AlertsTable;
+  'wombat.alert_deliveries': AlertDeliveriesTable;
+}
+
+/** One message as every channel receives it (the generic webhook gets exactly this JSON). */
+export interface AlertMessage {
+  alert_id: number;
+  key: string;
+  kind: string;
+  severity: Severity;
+  event: DeliveryEvent;
+  subject: string;
+  message: string;
+  details: unknown;
+  opened_at: string;
+  resolved_at: string | null;
+}
+
+/** A condition as the evaluator sees it now: it holds, at this severity, saying this. */
+export interface Condition {
+  key: string;
+  kind: AlertKind;
+  severity: Severity;
+  subject: string;
+  message: string;
+  details: Record<string, unknown>;
+}
