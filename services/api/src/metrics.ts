@@ -1,4 +1,4 @@
-import { BOSS_SCHEMA, JOB_TYPES, nextOccurrences, type ScheduleTrigger, type Sql } from '@wombat/core';
+import { ACTIVE_RUN_STATES, BOSS_SCHEMA, JOB_TYPES, nextOccurrences, type ScheduleTrigger, type Sql } from '@wombat/core';
 import { expectedIntervalMs } from '@wombat/core/alerts';
 import { Counter, Gauge, Registry } from 'prom-client';
 
@@ -12,7 +12,6 @@ export const METRICS_WINDOW_SECONDS = 3600;
  * run whose history row commits a moment after its finished_at is still in it.
  */
 const FINISH_SETTLE_SECONDS = 10;
-const ACTIVE_STATES = ['held', 'queued', 'running', 'retrying'] as const;
 
 export interface MetricsOptions {
   /** ALERT_STALE_FACTOR: built-in schedules get a stale limit of interval x this (0: none). */
@@ -54,7 +53,7 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
   const queueDepth = g('wombat_queue_depth', 'jobs waiting in each pg-boss queue (created or retry)', ['queue']);
   const queueActive = g('wombat_queue_active_jobs', 'jobs a worker has fetched in each pg-boss queue', ['queue']);
   const running = g('wombat_runs_running', 'runs in state running, by job', ['job']);
-  const active = g('wombat_runs_active', 'unfinished runs by state (held, queued, running, retrying)', ['state']);
+  const active = g('wombat_runs_active', 'unfinished runs by job and state (held, queued, running, retrying)', ['job', 'state']);
   const finishedWindow = g('wombat_runs_finished_window', `runs finished in the last ${METRICS_WINDOW_SECONDS} s, by job and state`, ['job', 'state']);
   const failureRatio = g('wombat_run_failure_ratio', `failed / (completed + failed) among runs finished in the last ${METRICS_WINDOW_SECONDS} s, by job`, ['job']);
   const avgDuration = g('wombat_run_duration_window_avg_seconds', `average duration of runs finished in the last ${METRICS_WINDOW_SECONDS} s, by job`, ['job']);
@@ -90,7 +89,8 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
   const staleAfter = g('wombat_schedule_stale_after_seconds', 'expected interval x alert factor of schedules that alert when they stop succeeding', ['schedule_id', 'schedule']);
   const workersLive = g('wombat_workers_live', 'live workers serving each queue', ['queue']);
   const workersLiveTotal = g('wombat_workers_live_total', 'live worker processes');
-  const workerRss = g('wombat_worker_rss_bytes', 'resident memory of each live worker at its last heartbeat', ['worker', 'host']);
+  const workerRss = g('wombat_worker_rss_bytes', 'resident memory of each live worker at its last heartbeat', ['worker', 'host', 'pid']);
+  const workerRunsInHand = g('wombat_worker_runs_in_hand', 'runs each live worker holds at its last heartbeat', ['worker', 'host', 'pid']);
   const alertsOpen = g('wombat_alerts_open', 'open alerts by kind and severity', ['kind', 'severity']);
   const deliveriesPending = g('wombat_alert_deliveries_pending', 'alert messages waiting to be sent or retried, by channel', ['channel']);
   const raised = new Counter({ name: 'wombat_alerts_raised_total', help: 'alerts opened, by kind and severity', labelNames: ['kind', 'severity'], registers: r });
@@ -152,16 +152,16 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
     ]);
     await observeFinished();
 
-    for (const m of [queueDepth, queueActive, running, active, finishedWindow, failureRatio, avgDuration, engineAge, publishLag, sinceSuccess, staleAfter, workersLive, workerRss, alertsOpen, deliveriesPending]) m.reset();
+    for (const m of [queueDepth, queueActive, running, active, finishedWindow, failureRatio, avgDuration, engineAge, publishLag, sinceSuccess, staleAfter, workersLive, workerRss, workerRunsInHand, alertsOpen, deliveriesPending]) m.reset();
     for (const j of JOB_TYPES) {
       queueDepth.set({ queue: j }, 0);
       queueActive.set({ queue: j }, 0);
       running.set({ job: j }, 0);
     }
     for (const q of queueRows) (q.state === 'active' ? queueActive : queueDepth).inc({ queue: q.name }, q.n);
-    for (const s of ACTIVE_STATES) active.set({ state: s }, 0);
+    for (const j of JOB_TYPES) for (const s of ACTIVE_RUN_STATES) active.set({ job: j, state: s }, 0);
     for (const a of activeRows) {
-      active.inc({ state: a.state }, a.n);
+      active.inc({ job: a.job, state: a.state }, a.n);
       if (a.state === 'running') running.inc({ job: a.job }, a.n);
     }
     const perJob = new Map<string, { completed: number; failed: number; n: number; sum: number }>();
@@ -218,14 +218,16 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
     }
 
     if (hasWorkers) {
-      const workers = await sql<{ id: string; host: string | null; queues: string[] | null; rss: number | null }[]>`
-        select id, host, queues, rss_bytes as rss from wombat.workers
+      const workers = await sql<{ id: string; host: string | null; pid: number; queues: string[] | null; rss: number | null; in_hand: number }[]>`
+        select id, host, pid, queues, rss_bytes as rss, runs_in_hand as in_hand from wombat.workers
         where stopped_at is null and last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0)`;
       const served = await sql<{ queue: string }[]>`select distinct unnest(queues) as queue from wombat.workers`;
       for (const q of served) workersLive.set({ queue: q.queue }, 0);
       for (const w of workers) {
         for (const q of w.queues ?? []) workersLive.inc({ queue: q });
-        if (w.rss !== null) workerRss.set({ worker: w.id, host: w.host ?? '' }, Number(w.rss));
+        const labels = { worker: w.id, host: w.host ?? '', pid: String(w.pid) };
+        if (w.rss !== null) workerRss.set(labels, Number(w.rss));
+        workerRunsInHand.set(labels, w.in_hand);
       }
       workersLiveTotal.set(workers.length);
     }

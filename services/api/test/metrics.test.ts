@@ -64,9 +64,9 @@ t.test('metrics include workers, active states, engines, stale schedules and ale
   t.equal(sample(text, 'wombat_workers_live{queue="canary"}'), 1, 'the silent worker is not live');
   t.equal(sample(text, 'wombat_workers_live{queue="fetch-candles"}'), 1);
   t.equal(sample(text, 'wombat_workers_live_total'), 1);
-  t.match(text, /wombat_worker_rss_bytes\{worker="[^"]+",host="w1"\} 123456789/);
-  t.equal(sample(text, 'wombat_runs_active{state="held"}'), 0);
-  t.equal(sample(text, 'wombat_runs_active{state="retrying"}'), 0);
+  t.match(text, /wombat_worker_rss_bytes\{worker="[^"]+",host="w1",pid="\d+"\} 123456789/);
+  t.equal(sample(text, 'wombat_runs_active{job="canary",state="held"}'), 0);
+  t.equal(sample(text, 'wombat_runs_active{job="canary",state="retrying"}'), 0);
   t.equal(sample(text, 'wombat_engines_live'), 1);
   t.match(text, /wombat_schedule_stale_after_seconds\{schedule_id="\d+",schedule="every-minute"\} 120/);
   t.match(text, /wombat_schedule_seconds_since_success\{schedule_id="\d+",schedule="every-minute"\} \d/);
