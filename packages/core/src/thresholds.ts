@@ -28,17 +28,39 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
 };
 
 /**
- * The level of a figure. 'above': warning from `warning` up, critical past
- * `critical` (5 dead letters warn, 20 still warn, 21 are critical).
+ * The level of a figure, by the alerts' rule: 'above': warning past `warning`,
+ * critical past `critical` (10 queued jobs are normal, 11 warn, 51 are critical);
  * 'below': warning at or under `warning`, critical at or under `critical`.
  */
 export function levelOf(value: number, t: Threshold): Level {
   if (t.worse === 'above') {
     if (value > t.critical) return 'critical';
-    if (value >= t.warning) return 'warning';
+    if (value > t.warning) return 'warning';
     return 'ok';
   }
   if (value <= t.critical) return 'critical';
   if (value <= t.warning) return 'warning';
   return 'ok';
+}
+
+/** The alert thresholds (ALERT_* settings of the engine, read by the api too) as the levels the dashboard colours by. */
+export function thresholdsFromAlertSettings(c: {
+  alertQueueLengthWarning: number;
+  alertQueueLengthCritical: number;
+  alertFailureRateWarningPct: number;
+  alertFailureRateCriticalPct: number;
+  alertRunTimeWarningSeconds: number;
+  alertRunTimeCriticalSeconds: number;
+  alertDeadLettersWarning: number;
+  alertDeadLettersCritical: number;
+  alertWorkersWarning: number;
+  alertWorkersCritical: number;
+}): Thresholds {
+  return {
+    queueDepth: { warning: c.alertQueueLengthWarning, critical: c.alertQueueLengthCritical, worse: 'above' },
+    failureRatio: { warning: c.alertFailureRateWarningPct / 100, critical: c.alertFailureRateCriticalPct / 100, worse: 'above' },
+    avgRunSeconds: { warning: c.alertRunTimeWarningSeconds, critical: c.alertRunTimeCriticalSeconds, worse: 'above' },
+    deadLetters: { warning: c.alertDeadLettersWarning, critical: c.alertDeadLettersCritical, worse: 'above' },
+    liveWorkers: { warning: c.alertWorkersWarning, critical: c.alertWorkersCritical, worse: 'below' },
+  };
 }

@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AppError, unstorableText, type CoreTables, type Logger, type PgBoss, type Sql } from '@wombat/core';
+import { AppError, unstorableText, type CoreTables, type Logger, type PgBoss, type Sql, type Thresholds } from '@wombat/core';
 import Fastify, {
   LogController,
   type FastifyBaseLogger, type FastifyInstance,
@@ -67,6 +67,8 @@ export interface AppDeps {
   alertChannels?: AlertChannelConfig;
   /** ALERT_STALE_FACTOR, for the schedules' stale limit in /metrics (default 1.5). */
   alertStaleFactor?: number;
+  /** Levels the dashboard colours its figures by (the alerts' thresholds); default DEFAULT_THRESHOLDS. */
+  thresholds?: Thresholds;
 }
 
 

@@ -33,6 +33,17 @@ export const apiConfigSchema = {
   }),
   ...alertChannelFields,
   alertStaleFactor: alertEvaluatorFields.alertStaleFactor,
+  // The dashboard colours its figures by the alerts' own thresholds.
+  alertWorkersWarning: alertEvaluatorFields.alertWorkersWarning,
+  alertWorkersCritical: alertEvaluatorFields.alertWorkersCritical,
+  alertQueueLengthWarning: alertEvaluatorFields.alertQueueLengthWarning,
+  alertQueueLengthCritical: alertEvaluatorFields.alertQueueLengthCritical,
+  alertFailureRateWarningPct: alertEvaluatorFields.alertFailureRateWarningPct,
+  alertFailureRateCriticalPct: alertEvaluatorFields.alertFailureRateCriticalPct,
+  alertRunTimeWarningSeconds: alertEvaluatorFields.alertRunTimeWarningSeconds,
+  alertRunTimeCriticalSeconds: alertEvaluatorFields.alertRunTimeCriticalSeconds,
+  alertDeadLettersWarning: alertEvaluatorFields.alertDeadLettersWarning,
+  alertDeadLettersCritical: alertEvaluatorFields.alertDeadLettersCritical,
 };
 
 export type ApiConfig = ConfigOf<typeof apiConfigSchema>;

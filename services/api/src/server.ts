@@ -1,4 +1,4 @@
-import { createDatabase, databaseDeadlines, resolveFromRoot, startBoss, type Logger } from '@wombat/core';
+import { createDatabase, databaseDeadlines, resolveFromRoot, startBoss, thresholdsFromAlertSettings, type Logger } from '@wombat/core';
 import { buildApp, type App } from './app.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { ApiConfig } from './config.ts';
@@ -36,6 +36,7 @@ export async function startApi(opts: { config: ApiConfig; databaseUrl: string; e
     healthPingTimeoutMs: config.databaseConnectTimeoutMs,
     alertChannels: config,
     alertStaleFactor: config.alertStaleFactor,
+    thresholds: thresholdsFromAlertSettings(config),
   });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, reads: config.authReads, openapi: `${url}/openapi.json` }, 'api listening');

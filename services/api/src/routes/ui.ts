@@ -77,7 +77,7 @@ export function uiRoutes(app: App, deps: AppDeps): void {
         },
       },
     },
-    async () => readOverview(deps.sql),
+    async () => readOverview(deps.sql, deps.thresholds),
   );
 
   const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
