@@ -87,7 +87,9 @@ function prefixLines(stream: NodeJS.ReadableStream, out: NodeJS.WritableStream, 
 
 function start(service: Service, attempt = 0): void {
   const startedAt = Date.now();
-  const child = spawn(process.execPath, ['src/main.ts'], {
+  // The engine's node flags, as in its package.json start script (a small young generation).
+  const flags = service === 'scheduler-engine' ? ['--max-semi-space-size=4'] : [];
+  const child = spawn(process.execPath, [...flags, 'src/main.ts'], {
     cwd: path.join(repoRoot, 'services', service),
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],

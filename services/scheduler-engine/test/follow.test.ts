@@ -95,3 +95,27 @@ t.test('a schedule whose publication fails does not hold up the others', async (
   await boss.createQueue('backtest', queueOptions('backtest'));
   t.ok(await waitFor(async () => (await count(broken.id)) >= 2, 8_000), 'it catches up once it can publish again');
 });
+
+t.test('a full re-read follows every schedule across its pages, and forgets deleted ones', async (t) => {
+  // 1,234 schedules: more than two pages of the re-read, the last one partial.
+  await sql`insert into wombat.schedules (name, job, kind, times, timezone)
+            select 'paged-' || i, 'canary', 'times', array['03:00'], 'Asia/Seoul' from generate_series(1, 1234) i`.execute(tdb.db);
+  const before = (await sql<{ n: number }>`select count(*)::int as n from wombat.schedules where status = 'active'`.execute(tdb.db)).rows[0]!.n;
+  const engine = await startTestEngine(t, tdb, boss, { reconcileIntervalMs: 3_600_000 });
+  t.equal(engine.status().activeSchedules, before, 'every active schedule has a slot after start');
+  const unset = await sql<{ n: number }>`select count(*)::int as n from wombat.schedules where name like 'paged-%' and next_run_at is null`.execute(tdb.db);
+  t.equal(unset.rows[0]!.n, 0, 'every page had its next occurrence recorded');
+  const next = await sql<{ next_run_at: Date }>`select distinct next_run_at from wombat.schedules where name like 'paged-%'`.execute(tdb.db);
+  t.equal(next.rows.length, 1, 'schedules alike share one next occurrence');
+  t.equal(new Date(next.rows[0]!.next_run_at).getUTCHours(), 18, '03:00 in Seoul is 18:00 UTC');
+
+  // Deleted in SQL while notifications are not followed: only the full read can tell.
+  await sql`alter table wombat.schedules disable trigger user`.execute(tdb.db);
+  await sql`delete from wombat.schedules where name like 'paged-%' and right(name, 1) = '7'`.execute(tdb.db);
+  await sql`alter table wombat.schedules enable trigger user`.execute(tdb.db);
+  await engine.reconcile();
+  const left = (await sql<{ n: number }>`select count(*)::int as n from wombat.schedules where status = 'active'`.execute(tdb.db)).rows[0]!.n;
+  t.equal(engine.status().activeSchedules, left, 'deleted schedules are forgotten by the full read');
+  t.ok(left < before, 'some schedules were deleted');
+  await sql`delete from wombat.schedules where name like 'paged-%'`.execute(tdb.db);
+});

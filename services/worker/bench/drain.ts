@@ -1,132 +1,197 @@
 /**
- * Drain throughput and pickup latency of the worker, against raw pg-boss measured in the same run.
+ * Drain throughput and pickup latency of the Wombat worker against raw pg-boss and graphile-worker,
+ * all measured in the same run on the same PostgreSQL, in interleaved rounds (the order rotates
+ * each round, so a slow moment of a shared machine does not always hit the same runner).
  *
- *   npm run bench -w services/worker          (BENCH_JOBS=20000 BENCH_LATENCY_JOBS=300 BENCH_LOOPS=2)
+ *   npm run bench -w services/worker
+ *   BENCH_ROUNDS=3 BENCH_JOBS=20000 BENCH_LATENCY_JOBS=100 BENCH_SCHEDULE_SECONDS=10 (defaults)
+ *   BENCH_ONLY=drain1,drain2,pickup,schedule (default: all)
  *
- * drain: N trivial jobs are queued first, then a worker empties the queue. Wombat runs canaries
- * with run history (each run's start, completion and latency recorded, in batched writes); the baseline is raw pg-boss
- * with the same fetch settings (2 loops x batch 500, LISTEN/NOTIFY, burst) and no history.
- * pickup: jobs sent one at a time to an idle worker; latency = send (the run's scheduled instant)
- * -> handler start.
+ * - drain, 1 process: N trivial jobs are queued first, then one drainer empties the queue; the time
+ *   runs from starting the drainer until the database says every job finished (for Wombat: every
+ *   run row recorded completed).
+ * - drain, 2 processes: the same with two drainer processes (bench/drain-child.ts).
+ * - pickup: probe jobs sent one at a time to an idle drainer; send -> handler start. Wombat's figure
+ *   comes from its run rows (scheduled_for, the publishing transaction's now(), -> started_at).
+ * - schedule instant -> handler start: the scheduler-engine and a worker process with one
+ *   every-second schedule, read from the run rows.
+ * Ratios against graphile-worker are computed per round, then summarised (median, min-max).
  */
-import { randomUUID } from 'node:crypto';
+import { fork, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fromKysely, jobDefaults, startBoss, type PgBoss, publishRun, type Job } from '@wombat/core';
-import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
-import { createWorker } from '../src/index.ts';
+import { fileURLToPath } from 'node:url';
+import { sql as kyselySql } from 'kysely';
+import { startBoss } from '@wombat/core';
+import { createTestDatabase } from '@wombat/core/testing';
+import { createEngine, engineOptions, loadConfig as loadEngineConfig } from '@wombat/scheduler-engine';
+import { SYSTEMS, describePeers, startDrainer, startProducer, type System } from './peers.ts';
 
 const N = Number(process.env.BENCH_JOBS ?? 20_000);
-const LATENCY_JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 300);
-// The worker's default for canary: 2 fetch loops of 500.
-const LOOPS = Number(process.env.BENCH_LOOPS ?? 2);
-const BATCH = 500;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const PROBES = Number(process.env.BENCH_LATENCY_JOBS ?? 100);
+const SCHEDULE_SECONDS = Number(process.env.BENCH_SCHEDULE_SECONDS ?? 10);
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'drain1,drain2,pickup,schedule').split(','));
+const CHILD = fileURLToPath(new URL('./drain-child.ts', import.meta.url));
 
 const teardowns: (() => unknown)[] = [];
 const tdb = await createTestDatabase({ teardown: (fn) => teardowns.push(fn) }, { poolSize: 6 });
-const producer = await startBoss({ url: tdb.url, role: 'producer', log: tdb.log, poolSize: 4 });
+const producer = await startProducer(tdb.db, tdb.sql, tdb.url, tdb.log);
 
 function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
-const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+const median = (xs: number[]) => pct([...xs].sort((a, b) => a - b), 50);
+const range = (xs: number[], f: (x: number) => string) => `${f(Math.min(...xs))}-${f(Math.max(...xs))}`;
+const int = (x: number) => Math.round(x).toLocaleString('en-US');
+const ms = (x: number) => x.toFixed(1);
 
-async function analyze(db: TestDatabase): Promise<void> {
-  // A sudden fill leaves the planner with stale statistics and the fetch query 10x slower.
-  await db.sql`analyze pgboss.job`;
-  await db.sql`analyze wombat.runs`;
+async function until(what: string, check: () => Promise<boolean>, deadlineMs = 300_000, everyMs = 5): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`benchmark: gave up waiting for ${what}`);
+    await sleep(everyMs);
+  }
 }
 
-// ---- baseline: raw pg-boss
-async function baseline(): Promise<{ jobsPerSecond: number; p50: number; p99: number }> {
-  const queue = 'bench-raw';
-  await producer.createQueue(queue, { notify: true, retryLimit: 0 });
-  for (let i = 0; i < N; i += 5000) await producer.insert(queue, Array.from({ length: Math.min(5000, N - i) }, () => ({ data: { sentAt: 0 } })));
-  await analyze(tdb);
-  const boss = await startBoss({ url: tdb.url, role: 'worker', log: tdb.log, poolSize: 4 });
-  let done = 0;
-  let measuring = false;
+/** Drains N jobs with one drainer in this process; then probes pickup latency on the idle drainer. */
+async function drainOneProcess(system: System, probe: boolean): Promise<{ jobsPerSecond: number; latencies: number[] }> {
+  await producer.fill(system, N);
   const latencies: number[] = [];
-  let finish!: () => void;
-  const drained = new Promise<void>((r) => (finish = r));
   const started = performance.now();
-  const ids: string[] = [];
-  for (let i = 0; i < LOOPS; i++) {
-    let id = '';
-    id = await boss.work(
-      queue,
-      { batchSize: BATCH, burstWhenBatchFull: true, pollingIntervalSeconds: 2, notifyPollingIntervalSeconds: 2 },
-      async (jobs: Job<{ sentAt: number }>[]): Promise<void> => {
-        const now = Date.now();
-        if (measuring) for (const j of jobs) latencies.push(now - j.data.sentAt);
-        done += jobs.length;
-        if (done >= N && !measuring) finish();
-        boss.notifyWorker(id);
-      },
-    );
-    ids.push(id);
+  const drainer = await startDrainer(system, tdb.url, tdb.log, (x) => latencies.push(x));
+  await until(`${system} to drain`, () => producer.empty(system));
+  const jobsPerSecond = N / ((performance.now() - started) / 1000);
+  if (probe) {
+    await sleep(200);
+    const ids: string[] = [];
+    for (let i = 0; i < PROBES; i++) {
+      const id = await producer.sendOne(system);
+      if (id) ids.push(id);
+      await sleep(20);
+    }
+    if (system === 'wombat') {
+      await until('wombat probes to finish', async () => {
+        const got = await producer.wombatLatencies(ids);
+        if (got) latencies.push(...got);
+        return got !== undefined;
+      }, 60_000, 20);
+    } else {
+      await until(`${system} probes to finish`, async () => latencies.length >= PROBES, 60_000, 20);
+    }
   }
-  await drained;
-  const seconds = (performance.now() - started) / 1000;
-  measuring = true;
-  for (let i = 0; i < LATENCY_JOBS; i++) {
-    await producer.send(queue, { sentAt: Date.now() });
-    await sleep(5);
-  }
-  while (latencies.length < LATENCY_JOBS) await sleep(10);
-  await boss.stop({ graceful: true, close: true });
-  latencies.sort((a, b) => a - b);
-  return { jobsPerSecond: N / seconds, p50: pct(latencies, 50), p99: pct(latencies, 99) };
+  await drainer.stop();
+  return { jobsPerSecond, latencies };
 }
 
-// ---- Wombat: canaries with run history
-async function wombat(): Promise<{ jobsPerSecond: number; p50: number; p99: number }> {
-  const d = jobDefaults.canary;
-  for (let i = 0; i < N; i += 5000) {
-    const ids = Array.from({ length: Math.min(5000, N - i) }, () => randomUUID());
-    await tdb.db.transaction().execute(async (trx) => {
-      await trx.insertInto('wombat.runs').values(ids.map((id) => ({ id, job: 'canary', trigger: 'script' as const, params: {}, published_at: new Date(), scheduled_for: new Date() }))).execute();
-      await producer.insert('canary', ids.map((id) => ({ id, data: {}, expireInSeconds: d.timeoutSeconds, retryLimit: d.retryLimit })), { db: fromKysely(trx) });
-    });
-  }
-  await analyze(tdb);
-  const boss: PgBoss = await startBoss({ url: tdb.url, role: 'worker', log: tdb.log, poolSize: 4 });
-  const worker = createWorker({ db: tdb.db, sql: tdb.sql, boss, log: tdb.log, queues: new Map([['canary', { workers: LOOPS, batchSize: BATCH }]]) });
+function forkChild(system: System): { child: ChildProcess; next: (msg: string) => Promise<void>; exited: Promise<void> } {
+  const child = fork(CHILD, [system, tdb.url], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const waiting = new Map<string, () => void>();
+  child.on('message', (m) => waiting.get(String(m))?.());
+  const exited = new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${system} drainer exited with ${code}`)))));
+  const next = (msg: string) => new Promise<void>((resolve) => waiting.set(msg, resolve));
+  return { child, next, exited };
+}
+
+/** Drains N jobs with two drainer processes started at once. */
+async function drainTwoProcesses(system: System): Promise<number> {
+  await producer.fill(system, N);
+  const children = [forkChild(system), forkChild(system)];
+  await Promise.all(children.map((c) => c.next('ready')));
   const started = performance.now();
-  await worker.start();
-  for (;;) {
-    // Cheap: the partial index on active runs is empty once every canary is recorded.
-    const rows = await tdb.sql`select 1 from wombat.runs where state in ('queued', 'running') limit 1`;
-    if (rows.length === 0) break;
-    await sleep(5);
-  }
-  const seconds = (performance.now() - started) / 1000;
-  const ids: string[] = [];
-  for (let i = 0; i < LATENCY_JOBS; i++) {
-    ids.push(await publishRun(tdb.db, producer, { job: 'canary', params: {}, trigger: 'script' }));
-    await sleep(5);
-  }
-  let latencies: number[] = [];
-  for (;;) {
-    const rows = await tdb.sql`select (result->>'latencyMs')::float8 as ms from wombat.runs where id = any(${ids}::uuid[]) and state = 'completed'`;
-    if (rows.length >= LATENCY_JOBS) {
-      latencies = rows.map((r) => r.ms as number).sort((a, b) => a - b);
-      break;
-    }
-    await sleep(20);
-  }
-  await worker.stop();
-  await boss.stop({ graceful: true, close: true });
-  return { jobsPerSecond: N / seconds, p50: pct(latencies, 50), p99: pct(latencies, 99) };
+  for (const c of children) c.child.send('go');
+  await Promise.all(children.map((c) => c.next('started')));
+  await until(`${system} to drain (2 processes)`, () => producer.empty(system));
+  const jobsPerSecond = N / ((performance.now() - started) / 1000);
+  for (const c of children) c.child.send('stop');
+  await Promise.all(children.map((c) => c.exited));
+  return jobsPerSecond;
+}
+
+/** The scheduler-engine in this process, a worker process, one every-second canary schedule. */
+async function scheduleToHandler(): Promise<number[]> {
+  const worker = forkChild('wombat');
+  await worker.next('ready');
+  worker.child.send('go');
+  await worker.next('started');
+  const boss = await startBoss({ url: tdb.url, role: 'producer', log: tdb.log, poolSize: 4 });
+  const inserted = await kyselySql<{ id: number }>`
+    insert into wombat.schedules (name, job, kind, cron, overlap, missed)
+    values ('bench-every-second', 'canary', 'cron', '* * * * * *', 'allow', 'all') returning id`.execute(tdb.db);
+  const scheduleId = inserted.rows[0]!.id;
+  const engine = createEngine({
+    db: tdb.db,
+    sql: tdb.sql,
+    boss,
+    log: tdb.log,
+    options: { ...engineOptions(loadEngineConfig({}), { host: 'bench', pid: process.pid }), builtIns: [] },
+  });
+  await engine.start();
+  await sleep(2_000); // start-up and cold caches
+  const from = new Date();
+  await sleep(SCHEDULE_SECONDS * 1000);
+  const to = new Date();
+  await engine.stop();
+  await kyselySql`update wombat.schedules set status = 'paused' where id = ${scheduleId}`.execute(tdb.db);
+  await sleep(500);
+  const rows = await tdb.sql<{ ms: number }[]>`
+    select extract(epoch from started_at - scheduled_for)::float8 * 1000 as ms from wombat.runs
+    where schedule_id = ${scheduleId} and scheduled_for >= ${from} and scheduled_for < ${to} and started_at is not null`;
+  worker.child.send('stop');
+  await worker.exited;
+  await boss.stop({ graceful: false, close: true });
+  return rows.map((r) => r.ms).sort((a, b) => a - b);
 }
 
 try {
-  const raw = await baseline();
-  const ours = await wombat();
-  console.log(`worker drain: ${N} trivial jobs, ${LOOPS} fetch loops x batch ${BATCH}, LISTEN/NOTIFY`);
-  console.log(`  raw pg-boss (no history)    ${Math.round(raw.jobsPerSecond).toString().padStart(7)} jobs/s   pickup p50 ${fmt(raw.p50)}  p99 ${fmt(raw.p99)}`);
-  console.log(`  wombat canary (run history) ${Math.round(ours.jobsPerSecond).toString().padStart(7)} jobs/s   pickup p50 ${fmt(ours.p50)}  p99 ${fmt(ours.p99)}`);
-  console.log(`  ratio ${(ours.jobsPerSecond / raw.jobsPerSecond).toFixed(2)} (aims: >= 23k jobs/s; pickup p50 <= 10 ms, p99 <= 25 ms)`);
+  const drain1 = new Map<System, number[]>(SYSTEMS.map((s) => [s, []]));
+  const drain2 = new Map<System, number[]>(SYSTEMS.map((s) => [s, []]));
+  const pickup = new Map<System, number[]>(SYSTEMS.map((s) => [s, []]));
+  const pickupP99 = new Map<System, number[]>(SYSTEMS.map((s) => [s, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = SYSTEMS.map((_, i) => SYSTEMS[(i + round) % SYSTEMS.length]!);
+    if (ONLY.has('drain1') || ONLY.has('pickup')) {
+      for (const s of order) {
+        const r = await drainOneProcess(s, ONLY.has('pickup'));
+        drain1.get(s)!.push(r.jobsPerSecond);
+        pickup.get(s)!.push(...r.latencies);
+        pickupP99.get(s)!.push(pct(r.latencies.sort((a, b) => a - b), 99));
+      }
+    }
+    if (ONLY.has('drain2')) for (const s of order) drain2.get(s)!.push(await drainTwoProcesses(s));
+    console.error(`round ${round + 1}/${ROUNDS} done`);
+  }
+  const schedule = ONLY.has('schedule') ? await scheduleToHandler() : [];
+
+  const graphile = 'graphile-worker';
+  console.log(`worker drain benchmark: ${N} trivial jobs per drain, ${ROUNDS} interleaved rounds (order rotates), one PostgreSQL`);
+  for (const line of describePeers()) console.log(`  ${line}`);
+  console.log('  figures: median over rounds (min-max); ratio = jobs/s / graphile-worker jobs/s of the same round, median (min-max)');
+  for (const [title, table] of [
+    ['drain, 1 process', drain1],
+    ['drain, 2 processes', drain2],
+  ] as const) {
+    if (table.get(graphile)!.length === 0) continue;
+    console.log(title);
+    for (const s of SYSTEMS) {
+      const xs = table.get(s)!;
+      const ratios = xs.map((x, i) => x / table.get(graphile)![i]!);
+      console.log(`  ${s.padEnd(16)} ${int(median(xs)).padStart(7)} jobs/s (${range(xs, int)})   x graphile-worker ${median(ratios).toFixed(2)} (${range(ratios, (r) => r.toFixed(2))})`);
+    }
+  }
+  if (ONLY.has('pickup')) {
+    console.log(`pickup, send -> handler start, idle drainer (${PROBES} probes per round, 20 ms apart)`);
+    for (const s of SYSTEMS) {
+      const xs = pickup.get(s)!.sort((a, b) => a - b);
+      console.log(`  ${s.padEnd(16)} p50 ${ms(pct(xs, 50))} ms  p99 ${ms(pct(xs, 99))} ms  (per-round p99 ${range(pickupP99.get(s)!, ms)} ms)   aim p50 <= 5, p99 <= 10`);
+    }
+  }
+  if (ONLY.has('schedule')) {
+    console.log(
+      `schedule instant -> handler start, every-second schedule (engine + worker process, ${schedule.length} runs in ${SCHEDULE_SECONDS}s): p50 ${ms(pct(schedule, 50))} ms  p99 ${ms(pct(schedule, 99))} ms  max ${ms(schedule.at(-1) ?? NaN)} ms   aim p50 <= 8, p99 <= 15`,
+    );
+  }
 } finally {
-  await producer.stop({ graceful: false, close: true });
+  await producer.stop();
   for (const fn of teardowns.reverse()) await fn();
 }

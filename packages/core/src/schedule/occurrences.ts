@@ -138,9 +138,21 @@ export function everyAnchorMs(timezone: string): number {
   return a;
 }
 
+/** Parsed, sorted times of day per `times` list: a schedule keeps its list, so each is parsed once. */
+const parsedTimes = new WeakMap<string[], { hour: number; minute: number; second: number }[]>();
+
+function timesOfDay(times: string[]): { hour: number; minute: number; second: number }[] {
+  let parsed = parsedTimes.get(times);
+  if (!parsed) {
+    parsed = times.map(parseTimeOfDay).filter((x): x is NonNullable<typeof x> => x !== null);
+    parsed.sort((a, b) => a.hour * 3600 + a.minute * 60 + a.second - (b.hour * 3600 + b.minute * 60 + b.second));
+    parsedTimes.set(times, parsed);
+  }
+  return parsed;
+}
+
 function nextTimesOfDay(times: string[], timezone: string, afterMs: number, count: number): Date[] {
-  const parsed = times.map(parseTimeOfDay).filter((x): x is NonNullable<typeof x> => x !== null);
-  parsed.sort((a, b) => a.hour * 3600 + a.minute * 60 + a.second - (b.hour * 3600 + b.minute * 60 + b.second));
+  const parsed = timesOfDay(times);
   const out: Date[] = [];
   if (parsed.length === 0) return out;
   // Start a day early: the wall date at `after` may already be past some of that day's times.

@@ -151,6 +151,12 @@ export async function listSchedules(db: Db): Promise<Schedule[]> {
   return rows.map(rowToSchedule);
 }
 
+/** Up to `limit` schedules with an id above `afterId`, by id: a page of a full read. */
+export async function listSchedulesAfter(db: Db, afterId: number, limit: number): Promise<Schedule[]> {
+  const rows = await tables(db).selectFrom('wombat.schedules').selectAll().where('id', '>', afterId).orderBy('id').limit(limit).execute();
+  return rows.map(rowToSchedule);
+}
+
 /**
  * Applies a validated PATCH. Returns null for an unknown id; throws
  * ValidationError when the merged definition does not hold together (params that
