@@ -100,7 +100,10 @@ function start(service: Service, attempt = 0): void {
   child.on('exit', (code, signal) => {
     children.delete(service);
     if (stopping) {
-      if (code !== 0) exitCode = 1;
+      // Ctrl-C reaches the whole process group: a service still loading its modules has no
+      // handler yet and ends by the signal itself, which is as clean as a drained stop.
+      const endedBySignal = code === null && (signal === 'SIGINT' || signal === 'SIGTERM' || signal === 'SIGHUP');
+      if (code !== 0 && !endedBySignal) exitCode = 1;
       log.info({ child: service, code, signal }, 'service stopped');
       return;
     }

@@ -9,7 +9,7 @@
  */
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig as loadApiConfig } from '@wombat/api';
@@ -89,6 +89,13 @@ t.test('the README install sequence works line by line on a clean host (scratch 
       const file = rooted(line.split(' ')[1]!);
       writeFileSync(file, readFileSync(file, 'utf8').replace(/^DATABASE_URL=.*$/m, `DATABASE_URL=${db.url}`));
       t.pass(`edited: ${raw}`);
+    } else if ((m = /^ln -sf (\S+) (\S+)$/.exec(line))) {
+      // The operators' `wombat` command: the link goes into the scratch root, to a file the clone has.
+      const target = rooted(m[1]!);
+      const link = path.join(root, m[2]!);
+      mkdirSync(path.dirname(link), { recursive: true });
+      sh(`ln -sf ${target} ${link}`);
+      t.ok(existsSync(link) && (statSync(link).mode & 0o111) !== 0, `an executable behind the link: ${raw}`);
     } else if (line === 'systemctl daemon-reload') {
       t.pass('daemon-reload: nothing to reload offline');
     } else if ((m = /^systemctl enable --now (\S+)$/.exec(line))) {
