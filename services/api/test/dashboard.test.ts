@@ -1,13 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '@wombat/core';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import t from 'tap';
-import { ADMIN_TOKEN, READ_TOKEN, startTestApi } from './helpers.ts';
+import { ADMIN_TOKEN, READ_TOKEN, serviceStarter, startTestApi, unknownMarketUpbit } from './helpers.ts';
 
 /**
  * The dashboard in a real browser (Debian's chromium) against a running system: the
@@ -24,34 +21,9 @@ mkdirSync(artifacts, { recursive: true });
 
 const api = await startTestApi(t, { auth: { reads: 'token' } });
 
-const children: ChildProcess[] = [];
-function startService(name: 'worker' | 'scheduler-engine', env: Record<string, string>): void {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'services', name, 'src', 'main.ts')], {
-    env: { ...process.env, DATABASE_URL: api.database.url, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', LOG_FORMAT: 'json', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  children.push(child);
-}
-t.teardown(async () => {
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          c.once('exit', () => resolve());
-          c.kill('SIGTERM');
-        }),
-    ),
-  );
-});
-
-// Answers every candle request the way Upbit answers an unknown market: fetch-candles fails for good, a dead letter.
-const upbit = createServer((_req, res) => {
-  res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"name":"404","message":"Code not found"}}');
-});
-await new Promise<void>((resolve) => upbit.listen(0, '127.0.0.1', resolve));
-t.teardown(() => new Promise<void>((resolve) => upbit.close(() => resolve())));
-startService('worker', { STORAGE: 'postgres', WORKER_HISTORY_FLUSH_MS: '20', UPBIT_BASE_URL: `http://127.0.0.1:${(upbit.address() as AddressInfo).port}` });
+const startService = serviceStarter(t, api.database.url);
+const upbitUrl = await unknownMarketUpbit(t);
+startService('worker', { STORAGE: 'postgres', WORKER_HISTORY_FLUSH_MS: '20', UPBIT_BASE_URL: upbitUrl });
 startService('scheduler-engine', { ENGINE_HEARTBEAT_INTERVAL_MS: '500', ENABLE_SCHEDULER: 'false' });
 
 const browser: Browser = await chromium.launch({

@@ -1,11 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { repoRoot } from '@wombat/core';
 import t from 'tap';
-import { startTestApi, type TestApi } from './helpers.ts';
+import { serviceStarter, startTestApi, unknownMarketUpbit, type TestApi } from './helpers.ts';
 
 /**
  * Black-box: the api in process, the real scheduler-engine and worker as child
@@ -25,35 +20,8 @@ await sql`
        generate_series(${FROM}::timestamptz, ${TO}::timestamptz - interval '1 minute', interval '1 minute') with ordinality g(ts, n),
        lateral (select 100 + 10 * sin(n / 600.0) + 3 * sin(n / 37.0) as p) price`;
 
-const children: ChildProcess[] = [];
-function startService(name: 'worker' | 'scheduler-engine', env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'services', name, 'src', 'main.ts')], {
-    env: { ...process.env, DATABASE_URL: api.database.url, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', LOG_FORMAT: 'json', ...env },
-    stdio: ['ignore', process.env.TEST_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
-  });
-  children.push(child);
-  return child;
-}
-t.teardown(async () => {
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          c.once('exit', () => resolve());
-          c.kill('SIGTERM');
-        }),
-    ),
-  );
-});
-
-// Answers every candle request the way Upbit answers an unknown market, so fetch-candles fails at once, for good.
-const upbit = createServer((_req, res) => {
-  res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"name":"404","message":"Code not found"}}');
-});
-await new Promise<void>((resolve) => upbit.listen(0, '127.0.0.1', resolve));
-t.teardown(() => new Promise<void>((resolve) => upbit.close(() => resolve())));
-const upbitUrl = `http://127.0.0.1:${(upbit.address() as AddressInfo).port}`;
+const startService = serviceStarter(t, api.database.url);
+const upbitUrl = await unknownMarketUpbit(t);
 
 startService('worker', { STORAGE: 'postgres', WORKER_PROGRESS_INTERVAL_MS: '0', WORKER_HISTORY_FLUSH_MS: '20', UPBIT_BASE_URL: upbitUrl });
 startService('scheduler-engine', { ENGINE_HEARTBEAT_INTERVAL_MS: '200' });

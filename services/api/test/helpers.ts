@@ -1,4 +1,8 @@
-import { startBoss, type PgBoss } from '@wombat/core';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { repoRoot, startBoss, type PgBoss } from '@wombat/core';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
 import { buildApp, type App } from '../src/app.ts';
 import type { AuthOptions } from '../src/auth.ts';
@@ -66,3 +70,41 @@ export const backtestParams = {
   from: '2024-01-01T00:00:00Z',
   to: '2024-06-01T00:00:00Z',
 };
+
+/**
+ * Starts the real scheduler-engine or worker as a child process on `databaseUrl`;
+ * every one started this way is stopped (SIGTERM) at the file's teardown.
+ */
+export function serviceStarter(t: Tap, databaseUrl: string): (name: 'worker' | 'scheduler-engine', env: Record<string, string>) => ChildProcess {
+  const children: ChildProcess[] = [];
+  t.teardown(async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            c.once('exit', () => resolve());
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+  });
+  return (name, env) => {
+    const child = spawn(process.execPath, [path.join(repoRoot, 'services', name, 'src', 'main.ts')], {
+      env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', LOG_FORMAT: 'json', ...env },
+      stdio: ['ignore', process.env.TEST_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
+    });
+    children.push(child);
+    return child;
+  };
+}
+
+/** A local Upbit that answers every candle request as Upbit answers an unknown market: fetch-candles fails at once, for good. */
+export async function unknownMarketUpbit(t: Tap): Promise<string> {
+  const upbit = createServer((_req, res) => {
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"name":"404","message":"Code not found"}}');
+  });
+  await new Promise<void>((resolve) => upbit.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => upbit.close(() => resolve())));
+  return `http://127.0.0.1:${(upbit.address() as AddressInfo).port}`;
+}
