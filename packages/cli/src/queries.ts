@@ -88,20 +88,19 @@ export async function deadLetterCount(db: Db): Promise<number> {
 }
 
 export interface OpenAlert {
-  [column: string]: unknown;
+  id: string;
+  kind: string;
+  severity: string;
+  subject: string;
+  opened_at: Date;
 }
 
-/**
- * Open alerts from wombat.alerts when that table exists (null otherwise). Its
- * columns belong to the alerting module, so rows are read whole as JSON and an
- * alert counts as open while it has no resolved_at and no closed state/status.
- */
-export async function openAlerts(db: Db, limit = 50): Promise<OpenAlert[] | null> {
-  if (!(await tableExists(db, 'wombat.alerts'))) return null;
-  const r = await sql<{ a: OpenAlert }>`
-    select to_jsonb(a) as a from wombat.alerts a
-     where (to_jsonb(a)->>'resolved_at') is null
-       and coalesce(to_jsonb(a)->>'state', to_jsonb(a)->>'status', 'open') not in ('resolved', 'closed', 'ok')
+/** Open alerts (wombat.alerts, kept by the engines' alert evaluator), most severe and newest first. */
+export async function openAlerts(db: Db, limit = 50): Promise<OpenAlert[]> {
+  const r = await sql<OpenAlert>`
+    select id::text as id, kind, severity, subject, opened_at from wombat.alerts
+     where state = 'open'
+     order by case severity when 'critical' then 0 when 'warning' then 1 else 2 end, opened_at desc
      limit ${limit}`.execute(db);
-  return r.rows.map((x) => x.a);
+  return r.rows;
 }

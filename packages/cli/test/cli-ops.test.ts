@@ -2,7 +2,7 @@ import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { startFakeExchange } from '@wombat/collectors/testing';
 import { createTestDatabase } from '@wombat/core/testing';
-import { createAlertsTableForTests, startEngine, startWorker, tempDir, wombat, wombatProcess } from './helpers.ts';
+import { startEngine, startWorker, tempDir, wombat, wombatProcess } from './helpers.ts';
 
 /**
  * Every operator subcommand against a real database, with a real engine (started
@@ -28,7 +28,7 @@ t.test('status reports engines, queues and dead letters, and judges health by li
   t.equal(ok.json.engines.length, 1);
   t.match(ok.json.engines[0], { state: 'running', pid: Number, host: String });
   t.equal(ok.json.workers.filter((w: { state: string }) => w.state === 'alive').length, 1, 'the running worker is alive');
-  t.equal(ok.json.alerts, null, 'no alert table yet');
+  t.same(ok.json.alerts, [], 'no alert open');
   t.equal(ok.json.dead_letters, 0);
   t.match(ok.json.queues.find((q: { job: string }) => q.job === 'canary'), { waiting: 0, running: 0, failure_rate: null, failure_window_minutes: 60 });
 
@@ -68,14 +68,17 @@ t.test('status reports engines, queues and dead letters, and judges health by li
   }
   t.equal(back.code, 0, 'healthy again once the worker beats');
 
-  await createAlertsTableForTests(tdb);
-  await tdb.sql`insert into wombat.alerts (severity, title) values ('critical', 'no engine for 5 minutes')`;
-  await tdb.sql`insert into wombat.alerts (severity, title, resolved_at) values ('warning', 'old one', now())`;
+  // Alert rows as the engines' evaluator keeps them: one open, one resolved.
+  await tdb.sql`insert into wombat.alerts (key, kind, severity, state, subject, message)
+                values ('engine', 'engine', 'critical', 'open', 'no engine for 5 minutes', 'no live scheduler-engine')`;
+  await tdb.sql`insert into wombat.alerts (key, kind, severity, state, subject, message, resolved_at)
+                values ('old', 'threshold', 'warning', 'resolved', 'old one', 'cleared', now())`;
   const alerting = await wombat(['status', '--json'], env);
   t.equal(alerting.code, 1);
   t.equal(alerting.json.alerts.length, 1, 'only open alerts');
-  t.match(alerting.json.alerts[0], { title: 'no engine for 5 minutes' });
-  await tdb.sql`update wombat.alerts set resolved_at = now()`;
+  t.match(alerting.json.alerts[0], { severity: 'critical', subject: 'no engine for 5 minutes' });
+  t.match((await wombat(['status'], env)).stdout, /alerts open: 1\n {2}- critical no engine for 5 minutes/);
+  await tdb.sql`update wombat.alerts set state = 'resolved', resolved_at = now() where state = 'open'`;
   t.equal((await wombat(['status'], env)).code, 0, 'healthy again once the alert is resolved');
 });
 

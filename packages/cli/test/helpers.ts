@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import type { TestDatabase } from '@wombat/core/testing';
 import { runCli } from '../src/index.ts';
 
 interface Tap {
@@ -103,12 +102,4 @@ export async function tempDir(t: Tap): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'wombat-cli-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** A minimal alert table (the alerting work owns the real one): test setup only. */
-export async function createAlertsTableForTests(tdb: TestDatabase): Promise<void> {
-  await tdb.sql`
-    create table if not exists wombat.alerts (
-      id bigint generated always as identity primary key, severity text not null, title text not null,
-      opened_at timestamptz not null default now(), resolved_at timestamptz null)`;
 }

@@ -32,7 +32,7 @@ worker is alive, or when an alert is open. Dead letters are reported, not judged
         const problems: string[] = [];
         if (!engines.some((e) => e.alive)) problems.push('no scheduler-engine is alive: start one (systemctl start wombat-scheduler-engine, or wombat engine)');
         if (workers !== null && !workers.some((w) => w.alive)) problems.push('no worker is alive: start one (systemctl start wombat-worker)');
-        if (alerts !== null && alerts.length > 0) problems.push(`${alerts.length} alert(s) open`);
+        if (alerts.length > 0) problems.push(`${alerts.length} alert(s) open`);
         const healthy = problems.length === 0;
         const report = {
           healthy,
@@ -57,11 +57,8 @@ worker is alive, or when an alert is open. Dead letters are reported, not judged
           ctx.out(`\nqueues (failure rate over the last ${windowMinutes} min)`);
           ctx.out(table(['job', 'waiting', 'running', 'completed', 'failed', 'failure rate'], queues.map((q) => [q.job, q.waiting, q.running, q.completed, q.failed, percent(q.failure_rate)])));
           ctx.out(`\ndead letters: ${deadLetters}${deadLetters > 0 ? ' (wombat dlq list)' : ''}`);
-          if (alerts === null) ctx.out('alerts: no alert table in this database yet (wombat.alerts)');
-          else {
-            ctx.out(`alerts open: ${alerts.length}`);
-            for (const a of alerts) ctx.out(`  - ${String(a.severity ?? a.level ?? '')} ${String(a.title ?? a.message ?? a.kind ?? a.key ?? JSON.stringify(a))}`.replace(/ {2,}/g, ' '));
-          }
+          ctx.out(`alerts open: ${alerts.length}`);
+          for (const a of alerts) ctx.out(`  - ${a.severity} ${a.subject}`);
         }
         return healthy ? EXIT.ok : EXIT.failed;
       }),
