@@ -20,6 +20,7 @@ for (const unit of serviceUnits) {
   t.test(`${unit} restarts on failure, outlives the shutdown deadline and is hardened`, async (t) => {
     const text = readFileSync(path.join(unitsDir, unit), 'utf8');
     t.same(directive(text, 'Restart'), ['on-failure']);
+    t.same(directive(text, 'StartLimitIntervalSec'), ['0'], 'systemd never stops restarting it (a long database outage)');
     const stopSec = Number(directive(text, 'TimeoutStopSec')[0]);
     t.ok(stopSec * 1000 > Number(processFields.shutdownTimeoutMs.default), 'TimeoutStopSec exceeds SHUTDOWN_TIMEOUT_MS');
     t.same(directive(text, 'EnvironmentFile'), ['/etc/wombat/wombat.env']);
