@@ -25,6 +25,9 @@ t.test('a heartbeat loop that cannot make progress makes the engine exit 1 throu
       // Longer than the heartbeat round's deadline (5 s): the round hangs rather than fails.
       DATABASE_STATEMENT_TIMEOUT_MS: '60000',
       SHUTDOWN_TIMEOUT_MS: '8000',
+      // Every loop's abandoned round keeps its hung connection: a pool large enough that the
+      // heartbeat's own statement hangs (a stuck loop) rather than waiting for a connection.
+      DATABASE_POOL_SIZE: '60',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
