@@ -7,41 +7,7 @@ import { sql, type Kysely } from 'kysely';
  * never through SQL of the CLI's own.
  */
 
-
 type Db = Kysely<CoreTables>;
-
-export async function tableExists(db: Db, name: string): Promise<boolean> {
-  const r = await sql<{ t: string | null }>`select to_regclass(${name})::text as t`.execute(db);
-  return r.rows[0]?.t !== null && r.rows[0]?.t !== undefined;
-}
-
-export interface WorkerRow {
-  id: string;
-  host: string;
-  pid: number;
-  version: string;
-  queues: string[];
-  concurrency: number;
-  started_at: Date;
-  last_beat_at: Date;
-  heartbeat_interval_ms: number;
-  runs_in_hand: number;
-  rss_bytes: number | null;
-  stopped_at: Date | null;
-  alive: boolean;
-}
-
-/** The worker registry (wombat.workers), newest heartbeat first; null when the table does not exist. */
-export async function listWorkers(db: Db): Promise<WorkerRow[] | null> {
-  if (!(await tableExists(db, 'wombat.workers'))) return null;
-  const r = await sql<WorkerRow>`
-    select id, host, pid, version, queues, concurrency, started_at, last_beat_at, heartbeat_interval_ms,
-           runs_in_hand, rss_bytes, stopped_at,
-           stopped_at is null and last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0) as alive
-      from wombat.workers
-     order by last_beat_at desc`.execute(db);
-  return r.rows.map((w) => ({ ...w, rss_bytes: w.rss_bytes === null ? null : Number(w.rss_bytes) }));
-}
 
 export interface QueueStats {
   job: string;

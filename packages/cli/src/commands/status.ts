@@ -1,9 +1,9 @@
 import { engineView } from '@wombat/api';
-import { listEngines } from '@wombat/core';
+import { listEngines, listWorkers } from '@wombat/core';
 import { Option, type Command } from 'commander';
 import { EXIT, usage } from '../context.ts';
 import { json, percent, shortTime, table } from '../output.ts';
-import { deadLetterCount, listWorkers, openAlerts, queueStats } from '../queries.ts';
+import { deadLetterCount, openAlerts, queueStats } from '../queries.ts';
 import type { Act } from '../program.ts';
 import { workerView } from './workers.ts';
 
@@ -31,14 +31,14 @@ worker is alive, or when an alert is open. Dead letters are reported, not judged
         const engineRows = engines.filter((e) => e.stoppedAt === null || now.getTime() - e.stoppedAt.getTime() < 86_400_000).map((e) => engineView(e, now));
         const problems: string[] = [];
         if (!engines.some((e) => e.alive)) problems.push('no scheduler-engine is alive: start one (systemctl start wombat-scheduler-engine, or wombat engine)');
-        if (workers !== null && !workers.some((w) => w.alive)) problems.push('no worker is alive: start one (systemctl start wombat-worker)');
+        if (!workers.some((w) => w.alive)) problems.push('no worker is alive: start one (systemctl start wombat-worker)');
         if (alerts.length > 0) problems.push(`${alerts.length} alert(s) open`);
         const healthy = problems.length === 0;
         const report = {
           healthy,
           problems,
           engines: engineRows,
-          workers: workers === null ? null : workers.filter((w) => w.alive || w.stopped_at === null).map((w) => workerView(w, now)),
+          workers: workers.filter((w) => w.alive || w.stoppedAt === null).map((w) => workerView(w, now)),
           queues: queues.map((q) => ({ ...q, failure_window_minutes: windowMinutes })),
           dead_letters: deadLetters,
           alerts,
@@ -49,11 +49,8 @@ worker is alive, or when an alert is open. Dead letters are reported, not judged
           ctx.out(`${healthy ? 'healthy' : 'UNHEALTHY'}${problems.map((p) => `\n  - ${p}`).join('')}\n`);
           ctx.out(`engines (${engines.filter((e) => e.alive).length} alive)`);
           ctx.out(table(['host', 'pid', 'state', 'version', 'last beat', 'started'], engineRows.map((e) => [e.host, e.pid, e.state, e.version, `${e.heartbeat_age_seconds}s ago`, shortTime(e.started_at)])));
-          if (workers === null) ctx.out('\nworkers: no worker registry in this database yet (wombat.workers)');
-          else {
-            ctx.out(`\nworkers (${workers.filter((w) => w.alive).length} alive)`);
-            ctx.out(table(['host', 'pid', 'state', 'queues', 'in hand', 'last beat'], report.workers!.map((w) => [w.host, w.pid, w.state, w.queues.join(','), w.runs_in_hand, `${w.heartbeat_age_seconds}s ago`])));
-          }
+          ctx.out(`\nworkers (${workers.filter((w) => w.alive).length} alive)`);
+          ctx.out(table(['host', 'pid', 'state', 'queues', 'in hand', 'last beat'], report.workers.map((w) => [w.host, w.pid, w.state, w.queues.join(','), w.runs_in_hand, `${w.heartbeat_age_seconds}s ago`])));
           ctx.out(`\nqueues (failure rate over the last ${windowMinutes} min)`);
           ctx.out(table(['job', 'waiting', 'running', 'completed', 'failed', 'failure rate'], queues.map((q) => [q.job, q.waiting, q.running, q.completed, q.failed, percent(q.failure_rate)])));
           ctx.out(`\ndead letters: ${deadLetters}${deadLetters > 0 ? ' (wombat dlq list)' : ''}`);

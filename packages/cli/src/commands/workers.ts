@@ -1,24 +1,24 @@
 import type { Command } from 'commander';
-import { CliError, EXIT } from '../context.ts';
+import { listWorkers, type WorkerStatus } from '@wombat/core';
+import { EXIT } from '../context.ts';
 import { json, shortTime, table } from '../output.ts';
-import { listWorkers, type WorkerRow } from '../queries.ts';
 import type { Act } from '../program.ts';
 
-export function workerView(w: WorkerRow, now = new Date()) {
+export function workerView(w: WorkerStatus, now = new Date()) {
   return {
     id: w.id,
     host: w.host,
     pid: w.pid,
     version: w.version,
-    state: w.stopped_at !== null ? 'stopped' : w.alive ? 'alive' : 'stale',
+    state: w.stoppedAt !== null ? 'stopped' : w.alive ? 'alive' : 'stale',
     queues: w.queues,
     concurrency: w.concurrency,
-    runs_in_hand: w.runs_in_hand,
-    rss_bytes: w.rss_bytes,
-    started_at: new Date(w.started_at).toISOString(),
-    last_heartbeat: new Date(w.last_beat_at).toISOString(),
-    heartbeat_age_seconds: Math.max(0, Math.round((now.getTime() - new Date(w.last_beat_at).getTime()) / 100) / 10),
-    stopped_at: w.stopped_at === null ? null : new Date(w.stopped_at).toISOString(),
+    runs_in_hand: w.runsInHand,
+    rss_bytes: w.rssBytes,
+    started_at: w.startedAt.toISOString(),
+    last_heartbeat: w.lastBeatAt.toISOString(),
+    heartbeat_age_seconds: Math.max(0, Math.round((now.getTime() - w.lastBeatAt.getTime()) / 100) / 10),
+    stopped_at: w.stoppedAt === null ? null : w.stoppedAt.toISOString(),
   };
 }
 
@@ -31,14 +31,13 @@ export function registerWorkers(program: Command, act: Act): void {
       act(async (ctx, opts: { all?: boolean }) => {
         const { db } = await ctx.database();
         const workers = await listWorkers(db);
-        if (workers === null) throw new CliError(EXIT.database, 'not_migrated', 'this database has no worker registry (wombat.workers): run migrations (npm run migrate) with this version of Wombat');
-        const shown = workers.filter((w) => opts.all || w.stopped_at === null).map((w) => workerView(w));
+        const shown = workers.filter((w) => opts.all || w.stoppedAt === null).map((w) => workerView(w));
         if (ctx.opts.json) ctx.out(json({ workers: shown }));
         else {
           ctx.out(
             table(
               ['id', 'host', 'pid', 'state', 'queues', 'concurrency', 'in hand', 'rss', 'last beat', 'started'],
-              shown.map((w) => [w.id.slice(0, 8), w.host, w.pid, w.state, w.queues.join(','), w.concurrency, w.runs_in_hand, w.rss_bytes === null ? null : `${Math.round(w.rss_bytes / 1_048_576)}MB`, `${w.heartbeat_age_seconds}s ago`, shortTime(w.started_at)]),
+              shown.map((w) => [w.id.slice(0, 8), w.host, w.pid, w.state, w.queues.join(','), w.concurrency, w.runs_in_hand, `${Math.round(w.rss_bytes / 1_048_576)}MB`, `${w.heartbeat_age_seconds}s ago`, shortTime(w.started_at)]),
             ),
           );
         }
