@@ -1,7 +1,10 @@
 // Wombat dashboard: pages over the api's own JSON routes (no route of its own does
 // anything the api would refuse). Preact + htm, served from the installed packages.
 import { html, render, useState, useEffect, useRef, useCallback } from '/ui/vendor/preact-htm.js';
-import uPlot from '/ui/vendor/uplot.js';
+
+// uPlot is loaded once a chart is drawn, so the tables paint without waiting for it.
+let uPlotModule;
+const loadUPlot = () => (uPlotModule ??= import('/ui/vendor/uplot.js').then((m) => m.default));
 
 const TOKEN_KEY = 'wombat-token';
 const STATES = ['held', 'queued', 'running', 'retrying', 'completed', 'failed', 'cancelled', 'skipped', 'missed'];
@@ -34,13 +37,20 @@ async function api(method, path, body) {
   return parsed;
 }
 
+// The page a visitor opens asks for its data while the token check is still on its way.
+const prefetched = new Map();
+if ((location.hash.slice(1) || '/') === '/') prefetched.set('/api/overview', api('GET', '/api/overview').catch(() => undefined));
+
 /** Loads `path` now and every `everyMs` (0: once); reload() on demand. */
 function useApi(path, everyMs = 0) {
   const [state, setState] = useState({ data: null, error: null });
   const load = useCallback(async () => {
     if (!path) return;
     try {
-      setState({ data: await api('GET', path), error: null });
+      const early = prefetched.get(path);
+      prefetched.delete(path);
+      const data = early ? await early : undefined;
+      setState({ data: data ?? (await api('GET', path)), error: null });
     } catch (error) {
       setState((s) => ({ data: s.data, error }));
     }
@@ -86,9 +96,17 @@ function Chart({ opts, data }) {
   const el = useRef(null);
   const plot = useRef(null);
   useEffect(() => {
-    plot.current?.destroy();
-    plot.current = new uPlot(opts, data, el.current);
-    return () => plot.current?.destroy();
+    let live = true;
+    loadUPlot().then((UPlot) => {
+      if (!live) return;
+      plot.current?.destroy();
+      plot.current = new UPlot(opts, data, el.current);
+    });
+    return () => {
+      live = false;
+      plot.current?.destroy();
+      plot.current = null;
+    };
   }, [JSON.stringify(opts.series.map((s) => s.label)), opts.title]);
   useEffect(() => {
     plot.current?.setData(data);
