@@ -26,8 +26,11 @@ t.test('a heartbeat loop that cannot make progress makes the engine exit 1 throu
       DATABASE_STATEMENT_TIMEOUT_MS: '60000',
       SHUTDOWN_TIMEOUT_MS: '8000',
       // Every loop's abandoned round keeps its hung connection: a pool large enough that the
-      // heartbeat's own statement hangs (a stuck loop) rather than waiting for a connection.
+      // heartbeat's own statement hangs (a stuck loop) rather than waiting for a connection,
+      // and a connect deadline past the test, so a new connection to the frozen server hangs
+      // too instead of failing as "database unreachable" (which a restart would not mend).
       DATABASE_POOL_SIZE: '60',
+      DATABASE_CONNECT_TIMEOUT_MS: '60000',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
