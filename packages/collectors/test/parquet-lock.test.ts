@@ -1,57 +1,8 @@
-import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
-import path from 'node:path';
-import { parquetPath, readColumns, type Columns } from '@wombat/collectors';
-import { tempDataRoot } from './helpers.ts';
+import t from 'tap';
+import { fourWriters } from './parquet-writers.ts';
 
-/**
- * The Parquet file lock cannot let two writers in: real processes merge
- * overlapping ranges into one year file at once, several rounds, and the file
- * ends with exactly the union of their rows. MODE: "dir" (no database: lock
- * directory) or "pg" (advisory lock and lock directory).
- */
 // Real processes and fsyncs: on a busy machine a round takes tens of seconds. Never a timing assertion.
 t.setTimeout(600_000);
-
-const writer = path.join(import.meta.dirname, 'fixtures', 'parquet-writer.ts');
-const key = { exchange: 'upbit' as const, symbol: 'KRW-BTC', timeframe: '1m' as const };
-const base = Date.UTC(2026, 0, 1);
-
-function isSortedUnique(c: Columns): boolean {
-  for (let i = 1; i < c.time.length; i++) if (!(c.time[i]! > c.time[i - 1]!)) return false;
-  return true;
-}
-
-function run(args: string[], databaseUrl?: string): { done: Promise<number | null> } {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
-  if (databaseUrl) env.DATABASE_URL = databaseUrl;
-  const child = spawn(process.execPath, [writer, ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  return { done: new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))) };
-}
-
-// Four writers, overlapping ranges, several merges each, all into 2026.parquet at once.
-const WRITERS: [first: number, count: number, batches: number, stride: number][] = [
-  [0, 1500, 6, 3],
-  [1, 1500, 6, 3],
-  [0, 2000, 6, 2],
-  [5, 900, 6, 5],
-];
-const union = new Set(WRITERS.flatMap(([first, count, , stride]) => Array.from({ length: count }, (_, k) => base + (first + stride * k) * 60_000)));
-
-export async function fourWriters(t: Test, rounds: number, databaseUrl?: string) {
-  for (let round = 1; round <= rounds; round++) {
-    const dataRoot = await tempDataRoot(t);
-    const writers = WRITERS.map(([first, count, batches, stride]) => run([dataRoot, 'range', String(first), String(count), String(batches), String(stride)], databaseUrl));
-    t.same(await Promise.all(writers.map((w) => w.done)), [0, 0, 0, 0], `round ${round}: every writer finishes`);
-    const c = (await readColumns(parquetPath(dataRoot, key, 2026)))!;
-    t.ok(isSortedUnique(c), `round ${round}: sorted, one row per candle`);
-    t.same([...c.time], [...union].sort((a, b) => a - b), `round ${round}: exactly the union of the writers' rows (${union.size})`);
-    const leftovers = (await readdir(path.dirname(parquetPath(dataRoot, key, 2026)))).filter((f) => f !== '2026.parquet');
-    t.same(leftovers, [], `round ${round}: no lock or temp file is left`);
-  }
-}
-
 
 t.test('four processes merging overlapping ranges into one file, repeatedly, keep exactly the union (lock directory)', async (t) => {
   await fourWriters(t, 3);
