@@ -24,6 +24,7 @@ import { sql as kyselySql } from 'kysely';
 import { startBoss } from '@wombat/core';
 import { createTestDatabase } from '@wombat/core/testing';
 import { createEngine, engineOptions, loadConfig as loadEngineConfig } from '@wombat/scheduler-engine';
+import { cpuMeter } from './cpu.ts';
 import { SYSTEMS, describePeers, startDrainer, startProducer, type System } from './peers.ts';
 
 const N = Number(process.env.BENCH_JOBS ?? 20_000);
@@ -36,6 +37,7 @@ const CHILD = fileURLToPath(new URL('./drain-child.ts', import.meta.url));
 const teardowns: (() => unknown)[] = [];
 const tdb = await createTestDatabase({ teardown: (fn) => teardowns.push(fn) }, { poolSize: 6 });
 const producer = await startProducer(tdb.db, tdb.sql, tdb.url, tdb.log);
+const meter = await cpuMeter(tdb.sql);
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -55,13 +57,15 @@ async function until(what: string, check: () => Promise<boolean>, deadlineMs = 3
 }
 
 /** Drains N jobs with one drainer in this process; then probes pickup latency on the idle drainer. */
-async function drainOneProcess(system: System, probe: boolean): Promise<{ jobsPerSecond: number; latencies: number[] }> {
+async function drainOneProcess(system: System, probe: boolean): Promise<{ jobsPerSecond: number; latencies: number[]; cpu: { node: number; server?: number } }> {
   await producer.fill(system, N);
   const latencies: number[] = [];
+  const cpuBefore = meter.read();
   const started = performance.now();
   const drainer = await startDrainer(system, tdb.url, tdb.log, (x) => latencies.push(x));
   await until(`${system} to drain`, () => producer.empty(system));
   const jobsPerSecond = N / ((performance.now() - started) / 1000);
+  const cpu = meter.perJob(cpuBefore, meter.read(), N);
   if (probe) {
     await sleep(200);
     const ids: string[] = [];
@@ -81,7 +85,7 @@ async function drainOneProcess(system: System, probe: boolean): Promise<{ jobsPe
     }
   }
   await drainer.stop();
-  return { jobsPerSecond, latencies };
+  return { jobsPerSecond, latencies, cpu };
 }
 
 function forkChild(system: System): { child: ChildProcess; next: (msg: string) => Promise<void>; exited: Promise<void> } {
@@ -148,12 +152,16 @@ try {
   const drain2 = new Map<System, number[]>(SYSTEMS.map((s) => [s, []]));
   const pickup = new Map<System, number[]>(SYSTEMS.map((s) => [s, []]));
   const pickupP99 = new Map<System, number[]>(SYSTEMS.map((s) => [s, []]));
+  const cpuNode = new Map<System, number[]>(SYSTEMS.map((s) => [s, []]));
+  const cpuServer = new Map<System, number[]>(SYSTEMS.map((s) => [s, []]));
   for (let round = 0; round < ROUNDS; round++) {
     const order = SYSTEMS.map((_, i) => SYSTEMS[(i + round) % SYSTEMS.length]!);
     if (ONLY.has('drain1') || ONLY.has('pickup')) {
       for (const s of order) {
         const r = await drainOneProcess(s, ONLY.has('pickup'));
         drain1.get(s)!.push(r.jobsPerSecond);
+        cpuNode.get(s)!.push(r.cpu.node);
+        if (r.cpu.server !== undefined) cpuServer.get(s)!.push(r.cpu.server);
         pickup.get(s)!.push(...r.latencies);
         pickupP99.get(s)!.push(pct(r.latencies.sort((a, b) => a - b), 99));
       }
@@ -177,6 +185,16 @@ try {
       const xs = table.get(s)!;
       const ratios = xs.map((x, i) => x / table.get(graphile)![i]!);
       console.log(`  ${s.padEnd(16)} ${int(median(xs)).padStart(7)} jobs/s (${range(xs, int)})   x graphile-worker ${median(ratios).toFixed(2)} (${range(ratios, (r) => r.toFixed(2))})`);
+    }
+  }
+  if (cpuNode.get(graphile)!.length > 0) {
+    // A drain on two cores is CPU-bound: jobs/s follows the CPU each job costs, in Node and in PostgreSQL.
+    console.log('CPU per job, drain 1 process (median over rounds; Node: the draining process, PostgreSQL: its server processes)');
+    for (const s of SYSTEMS) {
+      const node = median(cpuNode.get(s)!);
+      const server = cpuServer.get(s)!.length > 0 ? median(cpuServer.get(s)!) : undefined;
+      const total = server === undefined ? 'n/a (server not on this host)' : `${ms(node + server)} us`;
+      console.log(`  ${s.padEnd(16)} Node ${ms(node).padStart(6)} us   PostgreSQL ${server === undefined ? '   n/a' : ms(server).padStart(6)} us   total ${total}`);
     }
   }
   if (ONLY.has('pickup')) {

@@ -1,4 +1,4 @@
-import { AppError, PermanentError, ValidationError, checkJobParams, serializeError, type JobType, type JobWithMetadata, type Logger } from '@wombat/core';
+import { AppError, PermanentError, ValidationError, checkJobParams, serializeError, withDeadline, type Job, type JobType, type Logger } from '@wombat/core';
 import type { JobResult } from 'pg-boss';
 import type { HistoryWriter } from './history.ts';
 import type { HandlerDeps, JobContext, JobHandler, JobHandlers } from './jobs/types.ts';
@@ -27,21 +27,49 @@ export interface ExecuteDeps {
    * a success into a retry (the reconciler settles the run from pg-boss if this worker dies first).
    */
   historyWaitMs?: number;
+  /**
+   * The job's retry limit, asked only when an attempt fails or is handed back (jobs are fetched
+   * without pg-boss's metadata, which a batch of trivial jobs would spend most of its time parsing).
+   */
+  retryLimit: (queue: JobType, id: string) => Promise<number>;
   log: Logger;
 }
 
+let lastIsoMs = 0;
+let lastIso = '';
+/** The time now as ISO text; a batch of jobs finishing in the same millisecond shares one string. */
 function nowIso(): string {
-  return new Date().toISOString();
+  const ms = Date.now();
+  if (ms !== lastIsoMs) {
+    lastIsoMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
-/** Waits for `p` at most `ms`; true when it settled in time. Never throws. */
-async function landed(p: Promise<unknown>, ms: number): Promise<boolean> {
+const waits = new WeakMap<Promise<unknown>, { ms: number; since: number; wait: Promise<boolean> }>();
+/**
+ * Waits for `p` at most `ms`; true when it settled in time. Never throws. The jobs of a batch wait
+ * on the same history flush at the same moment, so they share one timer rather than one each.
+ */
+function landed(p: Promise<unknown>, ms: number): Promise<boolean> {
+  const now = performance.now();
+  const shared = waits.get(p);
+  if (shared && shared.ms === ms && now - shared.since < 10) return shared.wait;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const wait = Promise.race([p.then(() => true, () => true), timeout]).finally(() => clearTimeout(timer));
+  waits.set(p, { ms, since: now, wait });
+  return wait;
+}
+
+/** Whether this attempt was the job's last: from pg-boss's record, read only on this path; an unreadable record counts as not the last (pg-boss decides, and the reconciler settles the run). */
+async function lastAttempt(queue: JobType, job: Job<object>, deps: ExecuteDeps): Promise<boolean> {
   try {
-    return await Promise.race([p.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
+    return job.retryCount >= (await withDeadline(deps.retryLimit(queue, job.id), 5_000, 'reading the job\'s retry limit'));
+  } catch (err) {
+    deps.log.warn({ err, job: queue, runId: job.id }, 'could not read the job\'s retry limit; recording the attempt as retrying');
+    return false;
   }
 }
 
@@ -64,7 +92,7 @@ async function landed(p: Promise<unknown>, ms: number): Promise<boolean> {
  * retried until it lands): a run never reads 'running' after its job completed while Postgres
  * answers, and a body that succeeded is completed in pg-boss even when its bookkeeping is slow.
  */
-export async function executeJob(queue: JobType, job: JobWithMetadata<object>, deps: ExecuteDeps): Promise<JobResult> {
+export async function executeJob(queue: JobType, job: Job<object>, deps: ExecuteDeps): Promise<JobResult> {
   const attempts = job.retryCount + 1;
   const attemptStartedAt = nowIso();
   const id = job.id;
@@ -136,7 +164,7 @@ export async function executeJob(queue: JobType, job: JobWithMetadata<object>, d
     if (deps.shutdown.aborted && !deadline.signal.aborted) {
       const err = new AppError('worker_stopped', 'the worker stopped while the job ran; it will run again');
       await landed(deps.history.write({ id, attempts, state: 'retrying', attemptStartedAt, error: serializeError(err) }), waitMs);
-      if (job.retryCount >= job.retryLimit) deps.handedBack.set(id, queue);
+      if (await lastAttempt(queue, job, deps)) deps.handedBack.set(id, queue);
       log.warn({ state: 'retrying', durationMs: durationMs() }, 'job handed back');
       return { id, status: 'failed', output: serializeError(err) };
     }
@@ -148,7 +176,7 @@ export async function executeJob(queue: JobType, job: JobWithMetadata<object>, d
       : job.signal.aborted
         ? new AppError('aborted', 'the job\'s claim was lost (expired or taken over elsewhere)', { cause: thrown })
         : thrown;
-    const final = err instanceof PermanentError || err instanceof ValidationError || job.retryCount >= job.retryLimit;
+    const final = err instanceof PermanentError || err instanceof ValidationError || (await lastAttempt(queue, job, deps));
     const error = serializeError(err);
     const state = final ? 'failed' : 'retrying';
     await landed(deps.history.write({ id, attempts, state, attemptStartedAt, error, ...(final ? { finishedAt: nowIso() } : {}) }), waitMs);

@@ -9,7 +9,7 @@ import {
   registerWorker,
   type Exchange,
   type JobType,
-  type JobWithMetadata,
+  type Job,
   type Logger,
   type PgBoss,
   type Sql,
@@ -93,6 +93,11 @@ export function createWorker(opts: WorkerOptions): Worker {
     progressIntervalMs: opts.progressIntervalMs ?? 250,
     workerId,
     ...(opts.historyWaitMs !== undefined ? { historyWaitMs: opts.historyWaitMs } : {}),
+    retryLimit: async (queue: JobType, id: string) => {
+      const job = await opts.boss.getJobById(queue, id);
+      if (!job) throw new Error(`job ${id} is not in queue ${queue}`);
+      return job.retryLimit;
+    },
     log,
   };
 
@@ -118,14 +123,14 @@ export function createWorker(opts: WorkerOptions): Worker {
       queue,
       {
         batchSize: settings.batchSize,
-        includeMetadata: true,
+        includeMetadata: false,
         perJobResults: true,
         burstWhenBatchFull: true,
         pollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
         notifyPollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
         heartbeatRefreshSeconds: JOB_HEARTBEAT_REFRESH_SECONDS,
       },
-      async (jobs: JobWithMetadata<object>[]) => {
+      async (jobs: Job<object>[]) => {
         const results = await Promise.all(jobs.map((job) => executeJob(queue, job, executeDeps)));
         if (!shutdown.signal.aborted && stopping === undefined) opts.boss.notifyWorker(id);
         return results;

@@ -23,20 +23,21 @@ export interface AttemptUpdate {
   finishedAt?: string;
 }
 
+/** The row as the statement reads it; fields left unset are omitted (the recordset reads them as null, which keeps the row's value). */
 function toRecord(u: AttemptUpdate): Record<string, unknown> {
-  return {
-    id: u.id,
-    attempts: u.attempts,
-    state: u.state ?? null,
-    worker_id: u.workerId ?? null,
-    attempt_started_at: u.attemptStartedAt ?? null,
-    progress: u.progress ?? null,
-    set_message: u.progressMessage !== undefined,
-    progress_message: u.progressMessage ?? null,
-    result: u.result === undefined ? null : u.result,
-    error: u.error ?? null,
-    finished_at: u.finishedAt ?? null,
-  };
+  const r: Record<string, unknown> = { id: u.id, attempts: u.attempts };
+  if (u.state !== undefined) r.state = u.state;
+  if (u.workerId !== undefined) r.worker_id = u.workerId;
+  if (u.attemptStartedAt !== undefined) r.attempt_started_at = u.attemptStartedAt;
+  if (u.progress !== undefined) r.progress = u.progress;
+  if (u.progressMessage !== undefined) {
+    r.set_message = true;
+    r.progress_message = u.progressMessage;
+  }
+  if (u.result !== undefined && u.result !== null) r.result = u.result;
+  if (u.error !== undefined && u.error !== null) r.error = u.error;
+  if (u.finishedAt !== undefined) r.finished_at = u.finishedAt;
+  return r;
 }
 
 /**
