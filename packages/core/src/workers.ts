@@ -90,6 +90,26 @@ export async function listWorkers(db: Db, opts: { goneWithinSeconds?: number } =
   }));
 }
 
+/** A worker as the api and the CLI show it (snake_case, ISO times): alive, stale (silent: its runs are ended as lost) or stopped. */
+export function workerView(w: WorkerStatus, now: Date) {
+  return {
+    id: w.id,
+    host: w.host,
+    pid: w.pid,
+    version: w.version,
+    state: w.alive ? ('alive' as const) : w.stoppedAt !== null ? ('stopped' as const) : ('stale' as const),
+    queues: w.queues,
+    concurrency: w.concurrency,
+    runs_in_hand: w.runsInHand,
+    rss_bytes: w.rssBytes,
+    started_at: w.startedAt.toISOString(),
+    last_heartbeat: w.lastBeatAt.toISOString(),
+    heartbeat_age_seconds: Math.max(0, Math.round((now.getTime() - w.lastBeatAt.getTime()) / 100) / 10),
+    heartbeat_interval_ms: w.heartbeatIntervalMs,
+    stopped_at: w.stoppedAt === null ? null : w.stoppedAt.toISOString(),
+  };
+}
+
 /** Deletes rows of workers that stopped or went silent more than `olderThanDays` ago. */
 export async function deleteStaleWorkers(db: Db, olderThanDays: number): Promise<number> {
   const res = await db.deleteFrom('wombat.workers').where(sql<boolean>`last_beat_at < now() - make_interval(days => ${olderThanDays})`).executeTakeFirst();

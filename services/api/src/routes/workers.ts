@@ -1,4 +1,4 @@
-import { listWorkers, type WorkerStatus } from '@wombat/core';
+import { listWorkers, workerView } from '@wombat/core';
 import Type from 'typebox';
 import type { App, AppDeps } from '../app.ts';
 
@@ -27,25 +27,6 @@ export const WorkersSchema = Type.Object({
   alive: Type.Integer({ description: 'live workers; 0 means nothing runs jobs' }),
   workers: Type.Array(WorkerSchema, { description: 'live workers and those gone within the last day, newest heartbeat first' }),
 });
-
-export function workerView(w: WorkerStatus, now: Date) {
-  return {
-    id: w.id,
-    host: w.host,
-    pid: w.pid,
-    version: w.version,
-    state: w.alive ? ('alive' as const) : w.stoppedAt !== null ? ('stopped' as const) : ('stale' as const),
-    queues: w.queues,
-    concurrency: w.concurrency,
-    runs_in_hand: w.runsInHand,
-    rss_bytes: w.rssBytes,
-    started_at: w.startedAt.toISOString(),
-    last_heartbeat: w.lastBeatAt.toISOString(),
-    heartbeat_age_seconds: Math.max(0, Math.round((now.getTime() - w.lastBeatAt.getTime()) / 100) / 10),
-    heartbeat_interval_ms: w.heartbeatIntervalMs,
-    stopped_at: w.stoppedAt === null ? null : w.stoppedAt.toISOString(),
-  };
-}
 
 export async function workersBody(deps: AppDeps) {
   const workers = await listWorkers(deps.db);
