@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,4 +38,16 @@ export function collectorsFor(t: Teardown, fake: FakeExchange, opts: Partial<Col
 /** Candles as comparable plain rows. */
 export function rows(candles: Candle[]): string[] {
   return candles.map((c) => `${c.time.toISOString()} ${c.open} ${c.high} ${c.low} ${c.close} ${c.volume} ${c.quoteVolume}`);
+}
+
+/** Runs a script with node and a clean environment (JSON logs at warn); resolves with its exit code and output. */
+export function runNode(file: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [file, ...args], { env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
 }

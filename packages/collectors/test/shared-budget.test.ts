@@ -1,25 +1,13 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { PermanentError } from '@wombat/core';
 import { createTestDatabase, testLogger } from '@wombat/core/testing';
 import { createCollectors, createLimiter, createPgBudgetStore } from '@wombat/collectors';
-import { fakeExchange, tempDataRoot } from './helpers.ts';
+import { fakeExchange, runNode, tempDataRoot } from './helpers.ts';
 
 const here = import.meta.dirname;
 
-function run(file: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file, ...args], { env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-const worker = (input: object) => run(path.join(here, 'fixtures', 'collect-worker.ts'), [JSON.stringify(input)]);
+const worker = (input: object) => runNode(path.join(here, 'fixtures', 'collect-worker.ts'), [JSON.stringify(input)]);
 const lastLine = (s: string) => JSON.parse(s.trim().split('\n').at(-1)!) as { ok: number; failed: number; requests: number; errors: unknown[] };
 
 t.test('two workers and a script share one Upbit budget and one KIS app key: no 418, no EGW00201', async (t) => {
@@ -31,7 +19,7 @@ t.test('two workers and a script share one Upbit budget and one KIS app key: no 
   const [a, b, script] = await Promise.all([
     worker({ ...base, tasks: [{ exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '1m', daysBack: 1 }, { exchange: 'upbit', symbol: 'KRW-ETH', timeframe: '1m', daysBack: 1 }, ...kisTasks(['005930', '000660'])] }),
     worker({ ...base, tasks: [{ exchange: 'upbit', symbol: 'KRW-GAP', timeframe: '1m', daysBack: 2 }, { exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '5m', daysBack: 5 }, ...kisTasks(['035720', '091990'])] }),
-    run(path.join(here, '..', 'scripts', 'collect-price-data.ts'), ['--exchange', 'upbit', '--symbols', 'KRW-ETH,KRW-BTC', '--timeframes', '3m', '--days-back', '3'], {
+    runNode(path.join(here, '..', 'scripts', 'collect-price-data.ts'), ['--exchange', 'upbit', '--symbols', 'KRW-ETH,KRW-BTC', '--timeframes', '3m', '--days-back', '3'], {
       DATABASE_URL: db.url,
       DATA_ROOT: dataRoot,
       UPBIT_BASE_URL: fake.url,

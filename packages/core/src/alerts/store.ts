@@ -266,18 +266,8 @@ export async function recordDirectDelivery(db: Db, alertId: number, channel: Cha
   await bumpCounter(db, outcome.ok ? 'delivered' : 'delivery_failures', channel);
 }
 
-export interface AlertView {
-  id: number;
-  key: string;
-  kind: string;
-  severity: Severity;
-  state: 'open' | 'resolved';
-  subject: string;
-  message: string;
-  details: unknown;
-  opened_at: Date;
+export interface AlertView extends AlertRow {
   updated_at: Date;
-  resolved_at: Date | null;
   last_notified_at: Date | null;
   notifications: number;
   deliveries: {
