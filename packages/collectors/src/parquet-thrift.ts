@@ -1,41 +1,47 @@
-import * as thrift from 'thrift';
+import { createRequire } from 'node:module';
+import type * as Thrift from 'thrift';
 
 /**
  * Thrift compact-protocol structs read and written without a schema: every
  * field keeps its id, wire type and value, so a Parquet footer (FileMetaData,
  * OffsetIndex) reads back, gets a few offsets changed, and is written again with
  * every field it had, including fields of newer Parquet versions this code does
- * not know. The wire coding is the Apache Thrift library's TCompactProtocol.
+ * not know. The wire coding is the Apache Thrift library's TCompactProtocol,
+ * loaded on first use (the library brings its RPC transports along).
  */
-const T = thrift.Thrift.Type;
-// Thrift's UUID type (16), newer than the type definitions.
-const UUID = 16 as thrift.Thrift.Type;
+let lib: typeof Thrift | undefined;
+const thrift = () => (lib ??= createRequire(import.meta.url)('thrift') as typeof Thrift);
+
+type TType = Thrift.Thrift.Type;
+/** Thrift's type ids (TType), fixed by the protocol; UUID (16) is newer than the library's type definitions. */
+const TYPE_IDS = { STOP: 0, BOOL: 2, BYTE: 3, DOUBLE: 4, I16: 6, I32: 8, I64: 10, STRING: 11, STRUCT: 12, MAP: 13, SET: 14, LIST: 15, UUID: 16 };
+const T = TYPE_IDS as { readonly [K in keyof typeof TYPE_IDS]: TType };
 
 export type ThriftValue = boolean | number | bigint | string | Buffer | ThriftStruct | ThriftList | ThriftMap;
 export interface ThriftField {
   id: number;
-  type: thrift.Thrift.Type;
+  type: TType;
   value: ThriftValue;
 }
 export interface ThriftStruct {
   fields: ThriftField[];
 }
 export interface ThriftList {
-  elemType: thrift.Thrift.Type;
+  elemType: TType;
   set: boolean;
   items: ThriftValue[];
 }
 export interface ThriftMap {
-  keyType: thrift.Thrift.Type;
-  valueType: thrift.Thrift.Type;
+  keyType: TType;
+  valueType: TType;
   entries: [ThriftValue, ThriftValue][];
 }
 
 /** Reads one struct from `bytes` (all of it, or throws). */
 export function readStruct(bytes: Uint8Array): ThriftStruct {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const transport = new thrift.TFramedTransport(buf) as thrift.TFramedTransport & { readPos: number };
-  const p = new thrift.TCompactProtocol(transport);
+  const transport = new (thrift().TFramedTransport)(buf) as Thrift.TFramedTransport & { readPos: number };
+  const p = new (thrift().TCompactProtocol)(transport);
   const s = readValue(p, T.STRUCT, false, 0) as ThriftStruct;
   if (transport.readPos !== buf.length) throw new Error(`thrift struct ends at byte ${transport.readPos} of ${buf.length}`);
   return s;
@@ -43,8 +49,8 @@ export function readStruct(bytes: Uint8Array): ThriftStruct {
 
 export function writeStruct(s: ThriftStruct): Buffer {
   const out: Buffer[] = [];
-  const transport = new thrift.TBufferedTransport(undefined, (msg) => msg && out.push(msg));
-  const p = new thrift.TCompactProtocol(transport);
+  const transport = new (thrift().TBufferedTransport)(undefined, (msg) => msg && out.push(msg));
+  const p = new (thrift().TCompactProtocol)(transport);
   writeValue(p, T.STRUCT, s, false);
   p.flush();
   return Buffer.concat(out);
@@ -52,7 +58,7 @@ export function writeStruct(s: ThriftStruct): Buffer {
 
 const MAX_DEPTH = 64;
 
-function readValue(p: thrift.TCompactProtocol, type: thrift.Thrift.Type, inCollection: boolean, depth: number): ThriftValue {
+function readValue(p: Thrift.TCompactProtocol, type: TType, inCollection: boolean, depth: number): ThriftValue {
   if (depth > MAX_DEPTH) throw new Error('thrift struct nested too deeply');
   switch (type) {
     case T.BOOL:
@@ -70,7 +76,7 @@ function readValue(p: thrift.TCompactProtocol, type: thrift.Thrift.Type, inColle
       return p.readDouble();
     case T.STRING:
       return Buffer.from(p.readBinary());
-    case UUID:
+    case T.UUID:
       return (p as unknown as { readUuid(): string }).readUuid();
     case T.STRUCT: {
       const fields: ThriftField[] = [];
@@ -102,7 +108,7 @@ function readValue(p: thrift.TCompactProtocol, type: thrift.Thrift.Type, inColle
   }
 }
 
-function writeValue(p: thrift.TCompactProtocol, type: thrift.Thrift.Type, v: ThriftValue, inCollection: boolean): void {
+function writeValue(p: Thrift.TCompactProtocol, type: TType, v: ThriftValue, inCollection: boolean): void {
   switch (type) {
     case T.BOOL:
       if (inCollection) p.writeByte(v as number);
@@ -120,7 +126,7 @@ function writeValue(p: thrift.TCompactProtocol, type: thrift.Thrift.Type, v: Thr
       return p.writeDouble(v as number);
     case T.STRING:
       return p.writeBinary(v as Buffer);
-    case UUID:
+    case T.UUID:
       return (p as unknown as { writeUuid(u: string): void }).writeUuid(v as string);
     case T.STRUCT:
       p.writeStructBegin('');
@@ -154,14 +160,14 @@ function writeValue(p: thrift.TCompactProtocol, type: thrift.Thrift.Type, v: Thr
   }
 }
 
-function int64ToBigInt(i: thrift.Int64): bigint {
+function int64ToBigInt(i: Thrift.Int64): bigint {
   return i.buffer.readBigInt64BE(i.offset);
 }
 
-function bigIntToInt64(v: bigint): thrift.Int64 {
+function bigIntToInt64(v: bigint): Thrift.Int64 {
   const b = Buffer.alloc(8);
   b.writeBigInt64BE(v);
-  return new thrift.Int64(b);
+  return new (thrift().Int64)(b);
 }
 
 /** The field `id` of `s`, if present. */
@@ -170,7 +176,7 @@ export function field(s: ThriftStruct, id: number): ThriftField | undefined {
 }
 
 /** Sets field `id` of `s` (kept in id order, as writers emit them). */
-export function setField(s: ThriftStruct, id: number, type: thrift.Thrift.Type, value: ThriftValue): void {
+export function setField(s: ThriftStruct, id: number, type: TType, value: ThriftValue): void {
   const f = field(s, id);
   if (f) {
     f.type = type;
