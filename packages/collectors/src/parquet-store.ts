@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ValidationError, type Exchange, type Timeframe } from '@wombat/core';
 import type { Candle } from './candle.ts';
 import { withFileLock, type FileLockOptions } from './file-lock.ts';
+import { appendParquet } from './parquet-append.ts';
 import { candlesFromColumns, columnsFromCandles, decodeParquet, emptyColumns, encodeParquet, mergeColumns, type Columns } from './parquet-columns.ts';
 
 export { candlesFromColumns, columnsFromCandles, decodeParquet, emptyColumns, encodeParquet, mergeColumns, type Columns, type MergeResult } from './parquet-columns.ts';
@@ -11,8 +12,9 @@ export { candlesFromColumns, columnsFromCandles, decodeParquet, emptyColumns, en
 /**
  * Candle files: DATA_ROOT/<exchange>/<symbol>/<timeframe>/<year>.parquet, one row
  * per candle (time = start, UTC, ms), sorted, no duplicates. Every write takes
- * the file's cross-process lock, merges with what is stored, and replaces the
- * file atomically (temp file, fsync, rename, fsync of the directory), so a
+ * the file's cross-process lock, merges with what is stored (rows after the
+ * file's end are appended as new row groups, see parquet-append.ts), and replaces
+ * the file atomically (temp file, fsync, rename, fsync of the directory), so a
  * reader or a killed writer never sees a partial file.
  */
 export interface SeriesKey {
@@ -30,15 +32,18 @@ export function parquetPath(dataRoot: string, key: SeriesKey, year: number): str
   return path.join(seriesDir(dataRoot, key), `${year}.parquet`);
 }
 
-export async function readColumns(file: string): Promise<Columns | undefined> {
-  let bytes: Buffer;
+async function readBytes(file: string): Promise<Buffer | undefined> {
   try {
-    bytes = await readFile(file);
+    return await readFile(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  return decodeParquet(bytes, file);
+}
+
+export async function readColumns(file: string): Promise<Columns | undefined> {
+  const bytes = await readBytes(file);
+  return bytes && decodeParquet(bytes, file);
 }
 
 /** Replaces `file` with `bytes` so that readers see the old or the new file, never a mix. */
@@ -102,13 +107,23 @@ export async function writeCandlesParquet(dataRoot: string, key: SeriesKey, cand
       file,
       async (lock) => {
         await removeDeadTempFiles(file);
-        const stored = (await readColumns(file)) ?? emptyColumns();
-        const r = mergeColumns(stored, columnsFromCandles(list), opts);
-        if (r.written === 0 && r.removed === 0) return 0;
+        const bytes = await readBytes(file);
+        const incoming = columnsFromCandles(list);
         // Right before the rename, the last moment to find the lock taken over: then nothing
         // replaces the file and the merge starts again.
-        await atomicWrite(file, encodeParquet(r.merged), () => lock.assertHeld());
-        files.push(file);
+        const replace = async (next: Uint8Array) => {
+          await atomicWrite(file, next, () => lock.assertHeld());
+          files.push(file);
+        };
+        // Rows after the file's end (the daily collection): the stored row groups are kept as they are.
+        const appended = bytes && appendParquet(bytes, incoming, opts);
+        if (appended) {
+          await replace(appended.bytes);
+          return appended.written;
+        }
+        const r = mergeColumns(bytes ? decodeParquet(bytes, file) : emptyColumns(), incoming, opts);
+        if (r.written === 0 && r.removed === 0) return 0;
+        await replace(encodeParquet(r.merged));
         return r.written;
       },
       opts.lock,

@@ -2,7 +2,7 @@ import type { Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { parquetPath, readColumns, type Columns } from '@wombat/collectors';
+import { parquetPath, readColumns, writeCandlesParquet, type Candle, type Columns } from '@wombat/collectors';
 import { tempDataRoot } from './helpers.ts';
 
 /**
@@ -34,13 +34,22 @@ const WRITERS: [first: number, count: number, batches: number, stride: number][]
   [0, 2000, 6, 2],
   [5, 900, 6, 5],
 ];
-const union = new Set(WRITERS.flatMap(([first, count, , stride]) => Array.from({ length: count }, (_, k) => base + (first + stride * k) * 60_000)));
 
-/** Four writers, `rounds` times, each round in a fresh data root; with `databaseUrl` they lock through PostgreSQL too. */
-export async function fourWriters(t: Test, rounds: number, databaseUrl?: string) {
+/**
+ * Four writers, `rounds` times, each round in a fresh data root; with `databaseUrl` they lock through PostgreSQL too.
+ * With `storedRows` the file first holds that many rows and the writers write after them, so that the writes
+ * past the file's end append row groups and the others merge and rewrite it.
+ */
+export async function fourWriters(t: Test, rounds: number, databaseUrl?: string, storedRows = 0) {
+  const union = new Set(Array.from({ length: storedRows }, (_, i) => base + i * 60_000));
+  for (const [first, count, , stride] of WRITERS) for (let k = 0; k < count; k++) union.add(base + (storedRows + first + stride * k) * 60_000);
   for (let round = 1; round <= rounds; round++) {
     const dataRoot = await tempDataRoot(t);
-    const writers = WRITERS.map(([first, count, batches, stride]) => run([dataRoot, 'range', String(first), String(count), String(batches), String(stride)], databaseUrl));
+    if (storedRows > 0) {
+      const stored: Candle[] = Array.from({ length: storedRows }, (_, i) => ({ time: new Date(base + i * 60_000), open: 1, high: 1, low: 1, close: 1, volume: 1, quoteVolume: 1 }));
+      await writeCandlesParquet(dataRoot, key, stored, { overwrite: false });
+    }
+    const writers = WRITERS.map(([first, count, batches, stride]) => run([dataRoot, 'range', String(storedRows + first), String(count), String(batches), String(stride)], databaseUrl));
     t.same(await Promise.all(writers.map((w) => w.done)), [0, 0, 0, 0], `round ${round}: every writer finishes`);
     const c = (await readColumns(parquetPath(dataRoot, key, 2026)))!;
     t.ok(isSortedUnique(c), `round ${round}: sorted, one row per candle`);
