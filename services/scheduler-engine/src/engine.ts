@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import {
   AppError,
@@ -21,7 +22,7 @@ import {
   type Sql,
 } from '@wombat/core';
 import { purgeFinishedRuns } from './housekeeping.ts';
-import { publishBatch, type Decision, type PublishedOccurrence } from './publish.ts';
+import { publishBatch, type Decision, type PublishCommit, type PublishedOccurrence } from './publish.ts';
 import { MAX_DUE_PER_PASS, planSlot, type DueGroup } from './due.ts';
 import { createLastRunWriter } from './last-runs.ts';
 import { computeNext, createScheduleSet, type Slot } from './schedule-set.ts';
@@ -82,10 +83,20 @@ const MAX_TIMER_MS = 60_000;
 /**
  * Occurrences per publishing transaction, and transactions at once. Measured with
  * bench/publish-lag.ts (1,000 due at once, 2 cores): 100 x 3 gave the lowest p50
- * and p99; one transaction of 1,000 commits nothing for ~55 ms.
+ * and p99; one transaction of 1,000 commits nothing for ~55 ms. A pass prepared
+ * ahead of its instant splits its occurrences over the lanes instead, so that
+ * every transaction is ready at the instant.
  */
 const PUBLISH_BATCH_OCCURRENCES = 100;
 const PUBLISH_LANES = 3;
+/**
+ * How long before an instant its pass starts, so that its transactions are
+ * written when it comes and only their COMMIT is left: twice what the last
+ * prepared pass needed (falling by a fifth a pass), within these bounds. The
+ * upper bound is also how long an edit of a due schedule may wait for a commit.
+ */
+const MIN_LEAD_MS = 20;
+const MAX_LEAD_MS = 500;
 /** A publish pass running longer is abandoned so the next can start (exactly-once holds: the database dedupes). */
 const PUBLISH_PASS_DEADLINE_MS = 30_000;
 /** Deadline of a periodic round: two intervals, within 5 s..60 s. */
@@ -124,6 +135,7 @@ export function createEngine(deps: EngineDeps): Engine {
   const pendingIds = new Set<number>();
   const lastRuns = createLastRunWriter(db, log);
   let pendingTimer: NodeJS.Timeout | undefined;
+  let leadMs = MIN_LEAD_MS;
   const loops = createLoopSupervisor({ log, stallMs: o.loopStallExitMs ?? 0, onStall: (info) => deps.onStall?.(info) });
 
   function arm(): void {
@@ -133,19 +145,23 @@ export function createEngine(deps: EngineDeps): Engine {
     let min = set.hasMissedOnChange() ? now() : Infinity;
     for (const slot of slots.values()) if (slot.fireAtMs < min) min = slot.fireAtMs;
     if (min === Infinity) return;
-    timer = setTimeout(tick, Math.min(Math.max(min - now(), 0), MAX_TIMER_MS));
+    const instantMs = min;
+    timer = setTimeout(() => tick(instantMs), Math.min(Math.max(min - leadMs - now(), 0), MAX_TIMER_MS));
   }
 
-  function tick(): void {
+  /** `instantMs`: the fire instant the pass is prepared for (the timer's); unset: now. */
+  function tick(instantMs?: number): void {
     if (!running) return;
     if (ticking) {
       retickWanted = true;
       return;
     }
+    // A timer cut to MAX_TIMER_MS, or woken a little early: not yet time to prepare.
+    if (instantMs !== undefined && instantMs - now() > leadMs) return arm();
     ticking = true;
     // The supervisor logs a failed pass and abandons one past its deadline.
     inFlight = loops
-      .round('publish', () => publishDue(), { roundTimeoutMs: PUBLISH_PASS_DEADLINE_MS })
+      .round('publish', () => publishDue(instantMs), { roundTimeoutMs: PUBLISH_PASS_DEADLINE_MS })
       .then(() => {})
       .finally(() => {
         ticking = false;
@@ -162,9 +178,27 @@ export function createEngine(deps: EngineDeps): Engine {
    * first jobs of a burst commit after a fraction of the whole, and the lanes
    * overlap one transaction's commit with another's inserts. A schedule's due
    * occurrences stay in one batch (the overlap policy counts within it).
+   *
+   * A pass for an instant still to come (the timer starts it leadMs early) plans
+   * as of that instant, writes its transactions and commits them when it comes:
+   * the jobs appear then, not a round of statements later.
    */
-  async function publishDue(): Promise<void> {
-    const nowMs = now();
+  async function publishDue(instantMs?: number): Promise<void> {
+    const startedMs = now();
+    const nowMs = Math.max(startedMs, instantMs ?? 0);
+    const ahead = nowMs > startedMs;
+    let readyMs = -Infinity;
+    const commit: PublishCommit = {
+      atMs: nowMs,
+      async wait(recorded: number) {
+        // A batch another engine recorded first waited for that engine's commit: not a measure of this one's work.
+        if (recorded > 0) readyMs = Math.max(readyMs, now());
+        // Until the instant on the engine's clock (a timer may wake a little early, the
+        // heartbeat may nudge the clock), bounded in real time: a test's clock may stand still.
+        const giveUpAt = performance.now() + Math.max(nowMs - now(), 0) + MIN_LEAD_MS;
+        for (let left = nowMs - now(); left > 0 && performance.now() < giveUpAt; left = nowMs - now()) await sleep(Math.ceil(left));
+      },
+    };
     const changed = set.takeMissedOnChange();
     if (changed.length > 0) {
       try {
@@ -175,13 +209,14 @@ export function createEngine(deps: EngineDeps): Engine {
       }
     }
     const candidates = [...slots.values()].filter((slot) => slot.fireAtMs <= nowMs);
+    const batchOccurrences = ahead ? Math.max(PUBLISH_BATCH_OCCURRENCES, Math.ceil(candidates.length / PUBLISH_LANES)) : PUBLISH_BATCH_OCCURRENCES;
     let i = 0;
     let backlog = false;
     /** Plans the next batch only when a lane is free, so the first one is in flight while the rest is planned. */
     function nextBatch(): DueGroup[] {
       const batch: DueGroup[] = [];
       let size = 0;
-      while (i < candidates.length && size < PUBLISH_BATCH_OCCURRENCES) {
+      while (i < candidates.length && size < batchOccurrences) {
         const slot = candidates[i++]!;
         if (slots.get(slot.s.id) !== slot) continue; // replaced or dropped meanwhile
         const g = planSlot(slot, nowMs, o.misfireGraceMs);
@@ -193,21 +228,26 @@ export function createEngine(deps: EngineDeps): Engine {
       return batch;
     }
     const lane = async () => {
-      for (let batch = nextBatch(); batch.length > 0; batch = nextBatch()) await publishGroups(batch);
+      for (let batch = nextBatch(); batch.length > 0; batch = nextBatch()) await publishGroups(batch, ahead ? commit : undefined);
     };
     // allSettled: the pass ends only when every lane has, even if one of them throws.
     const lanes = await Promise.allSettled(Array.from({ length: PUBLISH_LANES }, lane));
+    if (ahead && readyMs > -Infinity) {
+      // What this pass needed before its instant: the lead less what was left of it.
+      const neededMs = leadMs - (nowMs - readyMs);
+      leadMs = Math.round(Math.min(Math.max(2 * neededMs, 0.8 * leadMs, MIN_LEAD_MS), MAX_LEAD_MS));
+    }
     if (backlog) retickWanted = true;
     // After the commits, not before: the jobs are out; this is status.
     void lastRuns.flush();
     for (const l of lanes) if (l.status === 'rejected') throw l.reason;
   }
 
-  async function publishGroups(groups: DueGroup[]): Promise<void> {
+  async function publishGroups(groups: DueGroup[], commit?: PublishCommit): Promise<void> {
     const decisions = groups.flatMap((g) => g.decisions);
     try {
       await deps.beforePublish?.(decisions);
-      const published = await publishBatch(db, boss, decisions);
+      const published = await publishBatch(db, boss, decisions, commit);
       if (published.stale) {
         log.info({ scheduleIds: published.stale }, 'schedules changed since this engine read them; nothing published from the old definitions');
         const ids = published.stale;

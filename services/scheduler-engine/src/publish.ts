@@ -13,6 +13,12 @@ export interface Decision {
   nextAt: Date | undefined;
 }
 
+/** A batch prepared ahead: committed at `atMs`, once `wait` (given how many rows it recorded) resolves. */
+export interface PublishCommit {
+  atMs: number;
+  wait(recorded: number): Promise<void>;
+}
+
 export interface PublishedOccurrence {
   runId: string;
   scheduleId: number;
@@ -31,13 +37,24 @@ export interface PublishedOccurrence {
  * The schedules' last/next bookkeeping is left to the caller (`recordLastRuns`),
  * so that it does not delay the commit.
  *
+ * With `commit`, the transaction is prepared ahead of the occurrences' instant:
+ * `wait` is awaited before COMMIT, which publishes the jobs at that instant;
+ * published_at is `commit.atMs` (or the statement time when that has passed).
+ * The schedule locks taken here are held until then, so an edit in between
+ * waits for the commit.
+ *
  * A decision planned from a definition that is no longer the active one (edited,
  * paused or deleted since this engine read it; another engine may be ahead of
  * this one) publishes nothing: an occurrence due before the change is recorded
  * as missed, a later one is dropped, as it is not an occurrence of the current
  * definition. `stale` lists the schedules whose decisions were set aside.
  */
-export async function publishBatch(db: Kysely<CoreTables>, boss: PgBoss, decisions: Decision[]): Promise<PublishedOccurrence[] & { stale?: number[] }> {
+export async function publishBatch(
+  db: Kysely<CoreTables>,
+  boss: PgBoss,
+  decisions: Decision[],
+  commit?: PublishCommit,
+): Promise<PublishedOccurrence[] & { stale?: number[] }> {
   if (decisions.length === 0) return [];
   return db.transaction().execute(async (trx) => {
     const publishing = [...new Set(decisions.filter((d) => d.action === 'publish').map((d) => d.schedule.id))];
@@ -62,6 +79,7 @@ export async function publishBatch(db: Kysely<CoreTables>, boss: PgBoss, decisio
         state: d.action === 'missed' ? 'missed' : 'queued',
         reason: d.reason ?? null,
         params: d.schedule.params,
+        ...(commit ? { commit_at: new Date(commit.atMs).toISOString() } : {}),
       };
       if (row.state === 'queued' && stale.has(d.schedule.id)) {
         const changedAt = current.get(d.schedule.id)?.updatedAt;
@@ -90,6 +108,8 @@ export async function publishBatch(db: Kysely<CoreTables>, boss: PgBoss, decisio
       .filter((r) => won.has(r.id))
       .map((r) => ({ runId: r.id, scheduleId: r.schedule_id, scheduledFor: byId.get(r.id)!.at, state: r.state, nextAt: byId.get(r.id)!.nextAt }));
     if (stale.size > 0) out.stale = [...stale];
+    // Everything is written; the jobs become visible to workers at the commit.
+    await commit?.wait(out.length);
     return out;
   });
 }

@@ -1,4 +1,4 @@
-import { createTransport } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Logger } from '../logger.ts';
 import type { AlertChannelConfig } from './config.ts';
 import type { AlertMessage, ChannelName } from './types.ts';
@@ -112,20 +112,23 @@ export function webhookChannel(url: string, opts: { timeoutMs: number; scrub: (s
 }
 
 export function emailChannel(opts: { smtpUrl: string; from: string; to: string[]; timeoutMs: number; scrub: (s: string) => string }): Channel {
-  // One connection per message: alerts are rare and a pooled connection can go stale.
-  const transport = createTransport({
-    url: opts.smtpUrl,
-    connectionTimeout: opts.timeoutMs,
-    greetingTimeout: opts.timeoutMs,
-    socketTimeout: opts.timeoutMs,
-    dnsTimeout: opts.timeoutMs,
-    logger: false,
-    debug: false,
-  });
+  let transport: Transporter | undefined;
   return {
     name: 'email',
     async send(m) {
       try {
+        // nodemailer is loaded at the first alert mailed (~5 MiB of RSS every service would otherwise carry).
+        const { createTransport } = await import('nodemailer');
+        // One connection per message: alerts are rare and a pooled connection can go stale.
+        transport ??= createTransport({
+          url: opts.smtpUrl,
+          connectionTimeout: opts.timeoutMs,
+          greetingTimeout: opts.timeoutMs,
+          socketTimeout: opts.timeoutMs,
+          dnsTimeout: opts.timeoutMs,
+          logger: false,
+          debug: false,
+        });
         const info = (await transport.sendMail({
           from: opts.from,
           to: opts.to,
@@ -140,7 +143,7 @@ export function emailChannel(opts: { smtpUrl: string; from: string; to: string[]
         return { ok: false, permanent, error: truncate(opts.scrub(`${e.code ? `${e.code}: ` : ''}${e.message}`)) };
       }
     },
-    close: () => transport.close(),
+    close: () => transport?.close(),
   };
 }
 

@@ -156,6 +156,11 @@ export interface OccurrenceRow {
   state: Extract<RunState, 'queued' | 'held' | 'skipped' | 'missed'>;
   reason: string | null;
   params: object;
+  /**
+   * A queued row's transaction is prepared ahead and committed at this instant (the
+   * occurrence's fire instant): its published_at is this, not the earlier statement time.
+   */
+  commit_at?: string;
 }
 
 /**
@@ -170,10 +175,10 @@ export async function recordOccurrences(db: Db, rows: OccurrenceRow[]): Promise<
   const result = await sql<{ id: string; schedule_id: number }>`
     insert into wombat.runs (id, job, trigger, schedule_id, scheduled_for, state, reason, params, published_at, finished_at)
     select id, job, 'schedule', schedule_id, scheduled_for, state, reason, params,
-           case when state = 'queued' then now() end,
+           case when state = 'queued' then greatest(now(), commit_at) end,
            case when state in ('skipped', 'missed') then now() end
     from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as v(
-      id uuid, schedule_id bigint, job text, scheduled_for timestamptz, state text, reason text, params jsonb)
+      id uuid, schedule_id bigint, job text, scheduled_for timestamptz, state text, reason text, params jsonb, commit_at timestamptz)
     order by schedule_id, scheduled_for
     on conflict (schedule_id, scheduled_for) where trigger = 'schedule' do nothing
     returning id, schedule_id`.execute(db);
