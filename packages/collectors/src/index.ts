@@ -9,8 +9,8 @@ export { blockBudget, emptyBudget, settleSlots, takeSlots, type BudgetBlock, typ
 export { createUpbitClient, type UpbitClient, type UpbitMarket } from './upbit.ts';
 export { createKisClient, KIS_TIMEFRAMES, type KisClient } from './kis.ts';
 export { KIS_MARKETS, parseMaster, parseMasterZip, type KisMarket } from './kis-master.ts';
-export { decodeParquet, emptyColumns, encodeParquet, mergeColumns, parquetPath, readCandlesParquet, readColumns, writeCandlesParquet, type Columns, type SeriesKey } from './parquet-store.ts';
-export { APPEND_MIN_ROWS, appendParquet, MAX_ROW_GROUPS } from './parquet-append.ts';
+export { decodeParquet, emptyColumns, encodeParquet, mergeColumns, parquetPath, lastStoredParquet, readCandlesParquet, readColumns, writeCandlesParquet, type Columns, type SeriesKey } from './parquet-store.ts';
+export { APPEND_MIN_ROWS, appendParquet, footerLastTime, MAX_ROW_GROUPS } from './parquet-append.ts';
 export { withFileLock } from './file-lock.ts';
 export type { CollectorTables, CollectorDb } from './pg-store.ts';
 export { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, type CollectorConfig } from './config.ts';

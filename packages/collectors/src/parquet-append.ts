@@ -79,6 +79,15 @@ function lastTime(meta: ThriftStruct): number | undefined {
   return last;
 }
 
+/** The largest `time` of a Parquet file, from its footer's statistics alone; undefined when the footer does not give it (the caller decodes the file). */
+export function footerLastTime(bytes: Uint8Array): number | undefined {
+  try {
+    return lastTime(readFooter(bytes).meta);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * `stored` with the rows of `incoming` appended as new row groups, or undefined
  * when that cannot be done (a row at or before the file's last row, an overwrite

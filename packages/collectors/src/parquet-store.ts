@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ValidationError, type Exchange, type Timeframe } from '@wombat/core';
 import type { Candle } from './candle.ts';
 import { withFileLock, type FileLockOptions } from './file-lock.ts';
-import { appendParquet } from './parquet-append.ts';
+import { appendParquet, footerLastTime } from './parquet-append.ts';
 import { candlesFromColumns, columnsFromCandles, decodeParquet, emptyColumns, encodeParquet, mergeColumns, type Columns } from './parquet-columns.ts';
 
 export { candlesFromColumns, columnsFromCandles, decodeParquet, emptyColumns, encodeParquet, mergeColumns, type Columns, type MergeResult } from './parquet-columns.ts';
@@ -170,12 +170,17 @@ export async function readCandlesParquet(dataRoot: string, key: SeriesKey, from:
   return out;
 }
 
-/** Start of the newest stored candle, if any. */
+/** Start of the newest stored candle, if any: from the year file's footer statistics, or by decoding it when they are missing. */
 export async function lastStoredParquet(dataRoot: string, key: SeriesKey): Promise<Date | undefined> {
   const years = await storedYears(dataRoot, key);
   for (const year of years.reverse()) {
-    const c = await readColumns(parquetPath(dataRoot, key, year));
-    if (c && c.time.length > 0) return new Date(c.time[c.time.length - 1]!);
+    const file = parquetPath(dataRoot, key, year);
+    const bytes = await readBytes(file);
+    if (!bytes) continue;
+    const last = footerLastTime(bytes);
+    if (last !== undefined) return new Date(last);
+    const c = await decodeParquet(bytes, file);
+    if (c.time.length > 0) return new Date(c.time[c.time.length - 1]!);
   }
   return undefined;
 }

@@ -6,7 +6,7 @@ import * as arrow from 'apache-arrow';
 import * as pq from 'parquet-wasm';
 import { parquetMetadata, parquetReadObjects, readColumnIndex, readOffsetIndex } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { APPEND_MIN_ROWS, appendParquet, decodeParquet, emptyColumns, encodeParquet, MAX_ROW_GROUPS, parquetPath, readColumns, writeCandlesParquet, type Candle, type Columns } from '@wombat/collectors';
+import { APPEND_MIN_ROWS, appendParquet, decodeParquet, emptyColumns, encodeParquet, footerLastTime, lastStoredParquet, MAX_ROW_GROUPS, parquetPath, readColumns, writeCandlesParquet, type Candle, type Columns } from '@wombat/collectors';
 import { readStruct, ThriftType as T, writeStruct, type ThriftStruct } from '../src/parquet-thrift.ts';
 import { tempDataRoot } from './helpers.ts';
 
@@ -104,6 +104,14 @@ t.test('a day after the file\'s end is appended as new row groups, and the file 
   t.equal(mismatch, -1, 'hyparquet: every row as written');
   t.equal(Number(parquetMetadata(after).num_rows), all.length);
   checkPageIndexes(t, after);
+
+  const last = all.at(-1)!.time.getTime();
+  t.equal(footerLastTime(after), last, 'the footer statistics give the last candle of an appended file');
+  t.equal(footerLastTime(full), last, 'and of a file written whole');
+  t.equal(footerLastTime(after.subarray(0, after.length - 3)), undefined, 'a truncated file has no footer to read');
+  t.equal((await lastStoredParquet(dataRoot, key))?.getTime(), last, 'the newest stored candle, read from the footer');
+  await writeFile(file, after.subarray(0, after.length - 3));
+  await t.rejects(lastStoredParquet(dataRoot, key), 'a damaged year file is an error, not an empty series');
 });
 
 t.test('rows at or before the file\'s end are merged and the file rewritten: overlapping days de-duplicate', async (t) => {
