@@ -1,5 +1,5 @@
 /**
- * The README's api tour, run as written against a real api on its local
+ * The README's api tour (with the canary drill and the alert calls), run as written against a real api on its local
  * (embedded-style) database: only the address changes (a free port instead of
  * 8000) and each curl fails on an HTTP error (-f), so every line must succeed.
  */
@@ -16,7 +16,7 @@ import { readmeBlock } from './helpers.ts';
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const ci = process.env.CI === 'true' || process.env.WOMBAT_CI === '1';
 
-t.test('every line of "Using the api" works against a running api', { skip: (have('curl') && have('jq')) || ci ? false : 'needs curl and jq' }, async (t) => {
+t.test('every line of "Using the api", the canary drill and the alert calls works against a running api', { skip: (have('curl') && have('jq')) || ci ? false : 'needs curl and jq' }, async (t) => {
   const db = await createTestDatabase(t);
   const dir = mkdtempSync(path.join(tmpdir(), 'wombat-readme-api-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,8 +43,9 @@ t.test('every line of "Using the api" works against a running api', { skip: (hav
   for (let i = 0; i < 600 && api.exitCode === null && !out.includes('"msg":"api listening"'); i++) await sleep(100);
   t.match(out, /"msg":"api listening"/, 'the api is up');
 
-  const lines = readmeBlock('## Using the api');
-  t.ok(lines.length >= 8);
+  // The tour, then the canary drill (Runs) and the alert calls (Alerts), which use its $TOKEN.
+  const lines = [...readmeBlock('## Using the api'), ...readmeBlock('The `canary` job takes'), ...readmeBlock('At `ALERT_DAILY_REPORT_TIME`')];
+  t.ok(lines.length >= 12);
   const script = ['set -eu', ...lines]
     .join('\n')
     .replaceAll('localhost:8000', `127.0.0.1:${port}`)
@@ -55,6 +56,7 @@ t.test('every line of "Using the api" works against a running api', { skip: (hav
   t.match(run.stdout, /"schedule_id"|"name":"btc-hourly"|btc-hourly/, 'the schedule was created');
   t.match(run.stdout, /TASK=[0-9a-f-]{36}\n/, 'the task id came back');
   t.match(run.stdout, /wombat_|# HELP/, 'metrics answered');
+  t.match(run.stdout, /"task_id":"[0-9a-f-]{36}"/, 'the canary drill was accepted');
 
   api.kill('SIGTERM');
   t.equal(await exited, 0, 'the api stops cleanly');

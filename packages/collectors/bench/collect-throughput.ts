@@ -5,6 +5,8 @@
  *   npm run bench -w packages/collectors     (or: node bench/collect-throughput.ts)
  *
  * Prints requests/s against the ceiling (utilisation %) and any 429/EGW00201.
+ * BENCH_DAYS_BACK (default 7): days of Upbit minute candles per market; BENCH_KIS_FROM
+ * (default 2015-01-01): first day of the KIS daily candles.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,8 @@ const budget = (perSecond: number, seconds: number) => perSecond * (Math.floor(s
 const log = createLogger({ name: 'bench', level: 'warn', format: 'json' });
 const dataRoot = await mkdtemp(path.join(tmpdir(), 'wombat-bench-'));
 const NOW = new Date('2026-06-01T00:00:00Z');
+const DAYS_BACK = Number(process.env.BENCH_DAYS_BACK ?? 7);
+const KIS_FROM = process.env.BENCH_KIS_FROM ?? '2015-01-01';
 const fake = await startFakeExchange({ now: () => NOW, kis: { accountType: 'real' } });
 
 try {
@@ -35,7 +39,7 @@ try {
   {
     const started = performance.now();
     const results = await Promise.all(
-      ['KRW-BTC', 'KRW-ETH', 'KRW-GAP'].map((symbol) => c.fetchCandles({ exchange: 'upbit', symbol, timeframe: '1m', daysBack: 7 }, {})),
+      ['KRW-BTC', 'KRW-ETH', 'KRW-GAP'].map((symbol) => c.fetchCandles({ exchange: 'upbit', symbol, timeframe: '1m', daysBack: DAYS_BACK }, {})),
     );
     const seconds = (performance.now() - started) / 1000;
     const requests = results.reduce((a, r) => a + r.requests, 0);
@@ -50,7 +54,7 @@ try {
   {
     const started = performance.now();
     const symbols = ['005930', '000660', '091990'];
-    const results = await Promise.all(symbols.map((symbol) => c.fetchCandles({ exchange: 'kis', symbol, timeframe: '1D', from: '2015-01-01T00:00:00Z' }, {})));
+    const results = await Promise.all(symbols.map((symbol) => c.fetchCandles({ exchange: 'kis', symbol, timeframe: '1D', from: `${KIS_FROM}T00:00:00Z` }, {})));
     const seconds = (performance.now() - started) / 1000;
     const requests = results.reduce((a, r) => a + r.requests, 0);
     const candles = results.reduce((a, r) => a + r.fetched, 0);

@@ -6,6 +6,7 @@
  * million rows in the same round.
  *
  *   node bench/parquet-merge.ts
+ * BENCH_ROWS (default 1000000) rows in the file; BENCH_ROUNDS (default 3) rounds.
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { decodeParquet, encodeParquet, parquetPath, writeCandlesParquet, type Candle, type Columns } from '@wombat/collectors';
 import { atomicWrite } from '../src/parquet-store.ts';
 
-const ROWS = 1_000_000;
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const dataRoot = await mkdtemp(path.join(tmpdir(), 'wombat-bench-'));
 const key = { exchange: 'upbit' as const, symbol: 'KRW-BTC', timeframe: '1m' as const };
 const base = Date.UTC(2026, 0, 1);

@@ -11,6 +11,9 @@
  * share, and the 418 / EGW00201 counts.
  *
  *   npm run bench -w packages/collectors      (or: node deploy/with-postgres.ts node packages/collectors/bench/shared-budget.ts)
+ * BENCH_DAYS_BACK (default 4): days of Upbit minute candles per task; BENCH_KIS_FROM
+ * (default 2015-01-01): first day of the KIS daily candles; BENCH_LEASES (default 1,3): the
+ * lease sizes measured.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,6 +27,8 @@ const here = import.meta.dirname;
 const workerFile = path.join(here, '..', 'test', 'fixtures', 'collect-worker.ts');
 const scriptFile = path.join(here, '..', 'scripts', 'collect-price-data.ts');
 const DAYS_BACK = Number(process.env.BENCH_DAYS_BACK ?? 4);
+const KIS_FROM = process.env.BENCH_KIS_FROM ?? '2015-01-01';
+const LEASES = (process.env.BENCH_LEASES ?? '1,3').split(',').map(Number);
 
 function run(file: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -88,7 +93,7 @@ async function scenario(databaseUrl: string, leaseSize: number) {
 
     const kisCalls = () => fake.requests.kis.total - fake.kis.tokensIssued;
     const kis = watch(kisCalls);
-    const k = (symbols: string[]) => symbols.map((symbol) => ({ exchange: 'kis', symbol, timeframe: '1D', from: '2015-01-01T00:00:00Z' }));
+    const k = (symbols: string[]) => symbols.map((symbol) => ({ exchange: 'kis', symbol, timeframe: '1D', from: `${KIS_FROM}T00:00:00Z` }));
     const kr = await Promise.all([
       run(workerFile, [JSON.stringify({ ...base, tasks: k(['005930', '000660', '035720']) })]),
       run(workerFile, [JSON.stringify({ ...base, tasks: k(['247540', '091990', '005930']) })]),
@@ -104,7 +109,7 @@ async function scenario(databaseUrl: string, leaseSize: number) {
 
 const teardowns: (() => unknown)[] = [];
 try {
-  for (const leaseSize of [1, 3]) {
+  for (const leaseSize of LEASES) {
     const { url, name } = await createEmptyTestDatabase({ teardown: (fn: () => unknown) => void teardowns.push(fn) }, 'wombat_bench');
     await migrateAll({ url, log: testLogger('bench') });
     const database = createDatabase({ url, poolSize: 1, applicationName: 'wombat-bench' });

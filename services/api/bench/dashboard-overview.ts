@@ -7,6 +7,7 @@
  *
  *   npm run bench -w services/api
  *   BENCH_RUNS=300000 node ../../deploy/with-postgres.ts node bench/dashboard-overview.ts
+ * BENCH_RUNS (default 100000) runs in the history; BENCH_PAGE_LOADS (default 10) page loads per history.
  */
 import { existsSync } from 'node:fs';
 import { createDatabase, migrateAll, startBoss } from '@wombat/core';
@@ -16,6 +17,7 @@ import { buildApp } from '../src/app.ts';
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 const RUNS = Number(process.env.BENCH_RUNS ?? 100_000);
 const SAMPLES = 40;
+const PAGE_LOADS = Number(process.env.BENCH_PAGE_LOADS ?? 10);
 const CHROMIUM = '/usr/bin/chromium';
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -44,7 +46,7 @@ async function timeBrowser(base: string): Promise<{ p50: number; max: number } |
   });
   try {
     const times: number[] = [];
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < PAGE_LOADS; i++) {
       const page = await browser.newPage();
       await page.goto(`${base}/ui/#/`);
       await page.waitForSelector('[data-testid=queues] td');

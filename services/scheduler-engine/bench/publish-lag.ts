@@ -5,7 +5,8 @@
  *
  *   DATABASE_URL=postgres://... npm run bench -w services/scheduler-engine
  *   node deploy/with-postgres.ts node services/scheduler-engine/bench/publish-lag.ts
- * BENCH_SECONDS (default 10) sets how long each scenario runs.
+ * BENCH_SECONDS (default 10) sets how long each scenario runs; BENCH_FIRING (default 1000)
+ * and BENCH_IDLE (default 10000) how many schedules fire every second and stay idle.
  * The RSS is the whole process's (the engine plus this script's own pools); it runs
  * with the engine's node flags (package.json), as the service does.
  */
@@ -21,6 +22,8 @@ if (!adminUrl) {
   process.exit(1);
 }
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const FIRING = Number(process.env.BENCH_FIRING ?? 1000);
+const IDLE = Number(process.env.BENCH_IDLE ?? 10_000);
 const log = createLogger({ name: 'bench', level: process.env.LOG_LEVEL ?? 'warn', format: 'json' });
 const name = `wombat_bench_${randomBytes(4).toString('hex')}`;
 const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
@@ -87,8 +90,8 @@ const rssAtStart = process.memoryUsage().rss;
 try {
   await migrateAll({ url, log });
   console.log(`process RSS before any engine: ${(rssAtStart / 2 ** 20).toFixed(0)} MiB`);
-  if (process.env.BENCH_ONLY !== 'idle') await scenario('1,000 schedules firing every second', 1000, 0);
-  await scenario('1 schedule firing every second among 10,000 idle', 1, 10_000);
+  if (process.env.BENCH_ONLY !== 'idle') await scenario(`${FIRING.toLocaleString('en')} schedules firing every second`, FIRING, 0);
+  await scenario(`1 schedule firing every second among ${IDLE.toLocaleString('en')} idle`, 1, IDLE);
 } finally {
   await admin.unsafe(`drop database if exists "${name}" with (force)`);
   await admin.end();

@@ -1,0 +1,126 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { startFakeExchange } from '@wombat/collectors/testing';
+import { repoRoot } from '@wombat/core';
+import { createTestDatabase } from '@wombat/core/testing';
+import { startWorker, tempDir } from './helpers.ts';
+
+/**
+ * The README's `wombat` lines, taken from the README and run with sh as an operator
+ * types them (`wombat` on PATH, as npm links it), against a real database, the engine
+ * the README's `wombat engine` starts and a worker process, with the exchanges faked.
+ * A line naming alternatives (`dlq list|requeue|purge`) is checked against the command's
+ * --help and runs `list` for real; `<run id>` is the id the trigger line printed.
+ */
+t.setTimeout(600_000);
+const tdb = await createTestDatabase(t);
+const fake = await startFakeExchange();
+t.teardown(() => fake.close());
+const dataRoot = await tempDir(t);
+const env = {
+  PATH: `${path.join(repoRoot, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
+  LOG_FORMAT: 'json',
+  DATABASE_URL: tdb.url,
+  TZ: 'UTC',
+  DATA_ROOT: dataRoot,
+  UPBIT_BASE_URL: fake.url,
+};
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function sh(line: string, shell = 'sh'): Promise<Ran> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(shell, ['-c', line], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      t.comment(`${line}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The sh block after "## The `wombat` command", comments dropped. */
+function readmeLines(): string[] {
+  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+  const from = readme.indexOf('## The `wombat` command');
+  const block = /```sh\n([^]*?)```/.exec(readme.slice(from))?.[1] ?? '';
+  return block
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, ''))
+    .filter((l) => l.trim() !== '');
+}
+
+t.test('every wombat line of the README runs as written', async (t) => {
+  const lines = readmeLines();
+  const expected = ['status', 'schedules', 'trigger', 'run', 'run', 'runs', 'task', 'dlq', 'workers', 'engine', 'completion'];
+  t.same(
+    lines.map((l) => /\bwombat (\S+)/.exec(l)?.[1]),
+    expected,
+    'the README lines this test knows, in order',
+  );
+  const line = (command: string) => lines.find((l) => new RegExp(`\\bwombat ${command}\\b`).test(l))!;
+
+  // wombat engine: the scheduler-engine in the foreground, stopped by SIGTERM.
+  const engine = spawn('sh', ['-c', `exec ${line('engine')}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let engineOut = '';
+  engine.stdout.setEncoding('utf8').on('data', (s: string) => (engineOut += s));
+  engine.stderr.setEncoding('utf8').on('data', (s: string) => (engineOut += s));
+  const engineExit = new Promise<number | null>((resolve) => engine.on('exit', resolve));
+  t.teardown(() => void engine.kill('SIGKILL'));
+  for (let i = 0; !engineOut.includes('"engine started"'); i++) {
+    if (engine.exitCode !== null || i > 1200) throw new Error(`wombat engine did not start: ${engineOut}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await startWorker(t, { DATABASE_URL: tdb.url, TZ: 'UTC', DATA_ROOT: dataRoot, UPBIT_BASE_URL: fake.url });
+
+  const status = await sh(line('status'));
+  t.match(status.stdout, /^engines \(1 alive\)$/m, `${line('status')}: the engine`);
+  t.match(status.stdout, /^workers \(1 alive\)$/m, 'and the worker');
+  // Healthy unless an alert opened meanwhile (one worker per queue raises workers_low).
+  t.equal(status.code, /^healthy\n/.test(status.stdout) ? 0 : 1, 'exit 0 when healthy, 1 when not', { stdout: status.stdout, stderr: status.stderr });
+
+  for (const synopsis of [line('schedules'), line('dlq')]) {
+    const [, command, alternatives] = /^wombat (\S+) (\S+)$/.exec(synopsis)!;
+    const help = await sh(`wombat ${command} --help`);
+    t.equal(help.code, 0, `wombat ${command} --help`, { stderr: help.stderr });
+    const commands = help.stdout.slice(help.stdout.indexOf('\nCommands:'));
+    for (const sub of alternatives!.split('|')) t.match(commands, new RegExp(`^  ${sub}\\b`, 'm'), `wombat ${command} ${sub} is a command`);
+    const listed = await sh(`wombat ${command} list`);
+    t.equal(listed.code, 0, `wombat ${command} list`, { stderr: listed.stderr });
+  }
+
+  const trigger = await sh(line('trigger'));
+  t.equal(trigger.code, 0, line('trigger'), { stderr: trigger.stderr, stdout: trigger.stdout });
+  const runId = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/.exec(trigger.stdout)?.[0];
+  t.ok(runId, 'the trigger prints the run id');
+  const follow = await sh(line('task').replace('<run id>', runId ?? ''));
+  t.equal(follow.code, 0, `${line('task')}: the run completed`, { stderr: follow.stderr });
+  t.match(follow.stdout, /completed/);
+
+  for (const run of lines.filter((l) => /^wombat run /.test(l))) {
+    const ran = await sh(run);
+    t.equal(ran.code, 0, run, { stderr: ran.stderr, stdout: ran.stdout });
+  }
+  const runs = await sh(line('runs'));
+  t.equal(runs.code, 0, line('runs'), { stderr: runs.stderr });
+  const workers = await sh(line('workers'));
+  t.equal(workers.code, 0, line('workers'), { stderr: workers.stderr });
+  t.match(workers.stdout, /fetch-candles|canary|\d/, 'the worker is listed');
+  const completion = await sh(`${line('completion')} && complete -p wombat`, 'bash');
+  t.equal(completion.code, 0, line('completion'), { stderr: completion.stderr });
+  t.match(completion.stdout, /complete -F _wombat wombat/);
+
+  engine.kill('SIGTERM');
+  t.equal(await engineExit, 0, 'wombat engine stops cleanly on SIGTERM');
+});
