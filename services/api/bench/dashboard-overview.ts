@@ -7,6 +7,7 @@
  *
  *   npm run bench -w services/api
  *   BENCH_RUNS=300000 node ../../deploy/with-postgres.ts node bench/dashboard-overview.ts
+ *   BENCH_ONLY=submit npm run bench -w services/api     (skips this one)
  */
 import { existsSync } from 'node:fs';
 import { createDatabase, migrateAll, startBoss } from '@wombat/core';
@@ -59,6 +60,7 @@ async function timeBrowser(base: string): Promise<{ p50: number; max: number } |
   }
 }
 
+if (process.env.BENCH_ONLY && !process.env.BENCH_ONLY.split(',').includes('dashboard')) process.exit(0);
 const teardowns: (() => unknown)[] = [];
 try {
   const { url } = await createEmptyTestDatabase({ teardown: (fn: () => unknown) => void teardowns.push(fn) }, 'wombat_bench');

@@ -7,6 +7,7 @@
  *   npm run bench -w services/api          (embedded PostgreSQL unless DATABASE_URL is set)
  *   BENCH_REQUESTS=5000 npm run bench -w services/api
  *   BENCH_SYNCHRONOUS_COMMIT=off npm run bench -w services/api
+ *   BENCH_ONLY=submit BENCH_CLIENTS=10 npm run bench -w services/api   (this bench alone, 10 clients only)
  *
  * Every submission commits a NOTIFY (pg-boss wakes workers), and Postgres
  * serialises commits that notify, fsync included: under concurrency the WAL flush
@@ -17,7 +18,7 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 const TOKEN = 'bench-admin-token-0123456789abcdef';
-const LEVELS = [1, 10, 100];
+const LEVELS = (process.env.BENCH_CLIENTS ?? '1,10,100').split(',').map(Number);
 
 interface Level {
   clients: number;
@@ -68,7 +69,7 @@ async function runClients(base: string, requests: number): Promise<Level[]> {
 if (!isMainThread) {
   const { base, requests } = workerData as { base: string; requests: number };
   parentPort!.postMessage(await runClients(base, requests));
-} else {
+} else if (!process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes('submit')) {
   const { createDatabase, migrateAll, startBoss } = await import('@wombat/core');
   const { createEmptyTestDatabase, testLogger } = await import('@wombat/core/testing');
   const { buildApp } = await import('../src/app.ts');
