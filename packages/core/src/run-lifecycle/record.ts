@@ -201,9 +201,10 @@ export async function insertRunAndSend(trx: Transaction<CoreTables>, boss: PgBos
   return id!;
 }
 
-/** Records a run and sends its job in a transaction of its own. */
+/** Records a run and sends its job in a statement of its own (publishRuns). */
 export async function publishRun(db: Kysely<CoreTables>, boss: PgBoss, input: PublishInput): Promise<string> {
-  return db.transaction().execute((trx) => insertRunAndSend(trx, boss, input));
+  const [id] = await publishRuns(db, boss, [input]);
+  return id!;
 }
 
 /** A run that never becomes a job: a skipped or missed occurrence, with the reason. */
