@@ -45,24 +45,28 @@ interface Pending {
   settled: boolean;
 }
 
-/** Writes in flight at once. */
-export const SUBMIT_LANES = 3;
+/**
+ * Writes in flight at once. One: commits that notify are serialised by Postgres
+ * anyway, so a second write in flight mostly splits the batches, and each write
+ * costs PostgreSQL a commit and a NOTIFY (bench/submit-latency.ts measured two and
+ * three lanes slower than one, with more CPU per submission).
+ */
+export const SUBMIT_LANES = 1;
 
 /**
  * Group commit for task submissions. Every submission commits a NOTIFY (pg-boss
  * wakes the workers) and Postgres serialises commits that notify, WAL flush
  * included, so concurrent single-row transactions queue behind each other. Here
  * each write is one statement (core's publishRuns: runs, jobs and NOTIFY in one
- * round trip, committed by itself), up to SUBMIT_LANES writes are in flight, so
- * one statement is sent while another commits, and a submission arriving while
- * every lane is busy is written together with the others that arrived meanwhile
- * (of its job type) by the next statement, so a batch costs one commit. No timer
- * is involved: batches form only under load, and a lone caller never waits for
- * company. Measured with bench/submit-latency.ts.
+ * round trip, committed by itself). A submission arriving while no write is in
+ * flight (SUBMIT_LANES) is written at once, alone; those arriving meanwhile are
+ * written together (by job type) by the next statement, so a batch costs one
+ * commit. No timer is involved: batches form only under load, and a lone caller
+ * never waits for company. Measured with bench/submit-latency.ts.
  *
  * The writer never wedges: a submission still queued at its deadline is answered
  * 503 without being written, and a write still in flight at its deadline is
- * abandoned (its submissions answered 503) so its lane takes the next batch at
+ * abandoned (its submissions answered 503) so the next batch is written at
  * once. The statement carries the instant it may no longer commit, a little
  * before the deadline by the database's clock, so an abandoned write rolls back
  * even when it reaches the server late (a frozen or overloaded server).

@@ -112,8 +112,8 @@ export async function insertRunsAndSend(trx: Transaction<CoreTables>, boss: PgBo
   return ids;
 }
 
-/** What publishRuns' deadline check raises: a cast error whose text says why (a text, so never folded at plan time). */
-const PAST_DEADLINE = 'is past the deadline of this write';
+/** SQLSTATE of publishRuns' deadline check. */
+const DIVISION_BY_ZERO = '22012';
 
 /**
  * The statement pg-boss runs for `boss.insert(job, jobs)`, asked of pg-boss itself:
@@ -169,8 +169,10 @@ export async function publishRuns(db: Db, boss: PgBoss, inputs: PublishInput[], 
     params: input.params,
     retry_of: input.retryOf ?? null,
   }));
-  // A CASE decides the order of evaluation: the cast runs only once the deadline has passed.
-  const guard = opts.notAfter ? `where case when clock_timestamp() <= $3::timestamptz then true else (clock_timestamp()::text || ' ${PAST_DEADLINE}')::int is null end` : '';
+  // Past notAfter the statement divides by zero, as pg-boss's own guards do: nothing else in
+  // it divides by a value that can be zero, and the divisor reads the clock, so it is
+  // evaluated per row at run time rather than folded when the statement is planned.
+  const guard = opts.notAfter ? `where 1 / (case when clock_timestamp() <= $3::timestamptz then 1 else 0 end) = 1` : '';
   const runsCte = `runs as (
     insert into wombat.runs (id, job, trigger, schedule_id, parent_id, scheduled_for, params, state, published_at, retry_of)
     select id, job, trigger, schedule_id, parent_id, coalesce(scheduled_for, now()), params, 'queued', now(), retry_of
@@ -187,8 +189,8 @@ export async function publishRuns(db: Db, boss: PgBoss, inputs: PublishInput[], 
   try {
     await db.executeQuery(CompiledQuery.raw(text, values));
   } catch (err) {
-    if (opts.notAfter && (err as { code?: unknown }).code === '22P02' && (err as Error).message.includes(PAST_DEADLINE)) {
-      throw new DatabaseTimeoutError('transaction', Math.max(0, opts.notAfter.getTime() - started), `publishing ${job} runs: ${PAST_DEADLINE}`);
+    if (opts.notAfter && (err as { code?: unknown }).code === DIVISION_BY_ZERO) {
+      throw new DatabaseTimeoutError('transaction', Math.max(0, opts.notAfter.getTime() - started), `publishing ${job} runs: past notAfter, not committed`);
     }
     throw err;
   }
