@@ -154,11 +154,7 @@ export async function publishRuns(db: Db, boss: PgBoss, inputs: PublishInput[], 
   const job = inputs[0]!.job;
   if (inputs.some((i) => i.job !== job)) throw new Error('publishRuns writes runs of one job type at a time');
   const ids = inputs.map((i) => i.id ?? randomUUID());
-  const boss$ = await bossInsertStatement(
-    boss,
-    job,
-    inputs.map((input, i) => jobInsertFor(input, ids[i]!)),
-  );
+  const bossInsert = await bossInsertStatement(boss, job, inputs.map((input, i) => jobInsertFor(input, ids[i]!)));
   const runs = inputs.map((input, i) => ({
     id: ids[i],
     job,
@@ -180,12 +176,12 @@ export async function publishRuns(db: Db, boss: PgBoss, inputs: PublishInput[], 
       id uuid, job text, trigger text, schedule_id bigint, parent_id uuid, scheduled_for timestamptz, params jsonb, retry_of uuid)
     ${guard})`;
   // pg-boss's statement is `WITH ins AS (...), notified AS (...) SELECT ...` on a notifying queue, a plain INSERT otherwise.
-  const withHead = /^\s*with\s+/i.exec(boss$.text);
+  const withHead = /^\s*with\s+/i.exec(bossInsert.text);
   let text: string;
-  if (withHead) text = `with ${runsCte}, ${boss$.text.slice(withHead[0].length)}`;
-  else if (/^\s*insert\s/i.test(boss$.text)) text = `with ${runsCte}\n${boss$.text}`;
+  if (withHead) text = `with ${runsCte}, ${bossInsert.text.slice(withHead[0].length)}`;
+  else if (/^\s*insert\s/i.test(bossInsert.text)) text = `with ${runsCte}\n${bossInsert.text}`;
   else throw new Error(`pg-boss's insert for ${job} is neither a WITH nor an INSERT statement`);
-  const values = [boss$.values[0], JSON.stringify(runs), ...(opts.notAfter ? [opts.notAfter.toISOString()] : [])];
+  const values = [bossInsert.values[0], JSON.stringify(runs), ...(opts.notAfter ? [opts.notAfter.toISOString()] : [])];
   try {
     await db.executeQuery(CompiledQuery.raw(text, values));
   } catch (err) {
