@@ -7,6 +7,7 @@
  *
  *   npm run bench -w services/api
  *   BENCH_RUNS=300000 node ../../deploy/with-postgres.ts node bench/dashboard-overview.ts
+ *   BENCH_ONLY=submit npm run bench -w services/api     (skips this one)
  * BENCH_RUNS (default 100000) runs in the history; BENCH_PAGE_LOADS (default 10) page loads per history.
  */
 import { existsSync } from 'node:fs';
@@ -61,6 +62,7 @@ async function timeBrowser(base: string): Promise<{ p50: number; max: number } |
   }
 }
 
+if (process.env.BENCH_ONLY && !process.env.BENCH_ONLY.split(',').includes('dashboard')) process.exit(0);
 const teardowns: (() => unknown)[] = [];
 try {
   const { url } = await createEmptyTestDatabase({ teardown: (fn: () => unknown) => void teardowns.push(fn) }, 'wombat_bench');

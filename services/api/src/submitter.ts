@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { AppError, DatabaseTimeoutError, insertRunsAndSend, type CoreTables, type Logger, type PgBoss, type PublishInput } from '@wombat/core';
+import { DatabaseTimeoutError, publishRuns, type CoreTables, type Logger, type PgBoss, type PublishInput } from '@wombat/core';
 import type { Kysely } from 'kysely';
 
-/** Most submissions written in one transaction. */
+/** Most submissions written by one statement. */
 export const MAX_SUBMIT_BATCH = 100;
 
 /** What a task submission sets; the rest of PublishInput (schedule, parent, start time, priority) stays unset. */
@@ -11,11 +11,11 @@ export type Submission = Pick<PublishInput, 'job' | 'params' | 'trigger' | 'time
 /** What /health reads of an in-process writer. */
 export interface WriterHealth {
   ok: boolean;
-  /** Age of the write in flight, 0 when idle. */
+  /** Age of the oldest write in flight, 0 when idle. */
   in_flight_ms: number;
   /** Submissions waiting for a write. */
   queued: number;
-  /** Writes given up at their deadline whose transaction has not settled yet. */
+  /** Writes given up at their deadline whose statement has not settled yet. */
   abandoned_unsettled: number;
   problem?: string;
 }
@@ -27,10 +27,10 @@ export interface Submitter {
 }
 
 export interface SubmitterOptions {
-  /** A write (one transaction) that takes longer is abandoned and its submissions answered 503. */
+  /** A write (one statement) that takes longer is abandoned and its submissions answered 503. */
   deadlineMs: number;
   /**
-   * An abandoned transaction still unsettled after this long means database calls
+   * An abandoned write still unsettled after this long means database calls
    * outlive their own deadlines: /health reports the writer stuck, so it gets restarted.
    */
   stuckAfterMs: number;
@@ -46,25 +46,38 @@ interface Pending {
 }
 
 /**
+ * Writes in flight at once. One: commits that notify are serialised by Postgres
+ * anyway, so a second write in flight mostly splits the batches, and each write
+ * costs PostgreSQL a commit and a NOTIFY (bench/submit-latency.ts measured two and
+ * three lanes slower than one, with more CPU per submission).
+ */
+export const SUBMIT_LANES = 1;
+
+/**
  * Group commit for task submissions. Every submission commits a NOTIFY (pg-boss
  * wakes the workers) and Postgres serialises commits that notify, WAL flush
  * included, so concurrent single-row transactions queue behind each other. Here
- * a submission arriving while no write is in flight is written at once, alone;
- * those arriving meanwhile are written together by the next transaction (core's
- * insertRunsAndSend: one multi-row insert and one pg-boss insert per job type),
- * so a batch costs one commit. No timer is involved: batches form only under load, and a lone
- * caller never waits for company. Measured with bench/submit-latency.ts.
+ * each write is one statement (core's publishRuns: runs, jobs and NOTIFY in one
+ * round trip, committed by itself). A submission arriving while no write is in
+ * flight (SUBMIT_LANES) is written at once, alone; those arriving meanwhile are
+ * written together (by job type) by the next statement, so a batch costs one
+ * commit. No timer is involved: batches form only under load, and a lone caller
+ * never waits for company. Measured with bench/submit-latency.ts.
  *
  * The writer never wedges: a submission still queued at its deadline is answered
  * 503 without being written, and a write still in flight at its deadline is
- * abandoned (its submissions answered 503; the transaction rolls back instead of
- * committing if it gets that far) so the next batch is written at once.
+ * abandoned (its submissions answered 503) so the next batch is written at
+ * once. The statement carries the instant it may no longer commit, a little
+ * before the deadline by the database's clock, so an abandoned write rolls back
+ * even when it reaches the server late (a frozen or overloaded server).
  */
 export function createSubmitter(db: Kysely<CoreTables>, boss: PgBoss, opts: SubmitterOptions): Submitter {
   const log = opts.log.child({ component: 'submitter' });
+  // Room left between the database's last moment to commit and the answer 503: the commit
+  // itself (WAL flush, the NOTIFY lock) and the difference between the two machines' clocks.
+  const commitMarginMs = Math.min(250, opts.deadlineMs / 4);
   let queue: Pending[] = [];
-  let writing = false;
-  let inFlightSince = 0;
+  const inFlight = new Map<number, number>(); // write number -> started at
   const abandoned = new Map<number, number>(); // write number -> abandoned at
   let writes = 0;
 
@@ -76,51 +89,52 @@ export function createSubmitter(db: Kysely<CoreTables>, boss: PgBoss, opts: Subm
     else p.reject(outcome.err);
   }
 
-  async function write(batch: Pending[]): Promise<void> {
-    const n = ++writes;
-    let giveUp = false;
-    const tx = db.transaction().execute(async (trx) => {
-      await insertRunsAndSend(trx, boss, batch.map((p) => p.input));
-      // Answered 503 meanwhile: roll back rather than commit runs nobody was told about.
-      if (giveUp) throw new AppError('submission_abandoned', 'the submission passed its deadline before commit');
-    });
+  async function write(n: number, batch: Pending[]): Promise<void> {
+    const notAfter = new Date(Date.now() + opts.deadlineMs - commitMarginMs);
+    const statement = publishRuns(
+      db,
+      boss,
+      batch.map((p) => p.input),
+      { notAfter },
+    );
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), opts.deadlineMs)));
-    const outcome = await Promise.race([tx.then(() => 'ok' as const, (err: unknown) => ({ err })), deadline]);
+    const outcome = await Promise.race([statement.then(() => 'ok' as const, (err: unknown) => ({ err })), deadline]);
     clearTimeout(timer);
     if (outcome === 'ok') {
       for (const p of batch) settle(p, { id: p.input.id });
     } else if (outcome === 'deadline') {
-      giveUp = true;
       abandoned.set(n, Date.now());
       log.error({ submissions: batch.length, deadlineMs: opts.deadlineMs }, 'task submission write passed its deadline; abandoned, answering 503');
       const err = new DatabaseTimeoutError('transaction', opts.deadlineMs, 'task submission');
       for (const p of batch) settle(p, { err });
-      void tx
-        .catch(() => {})
-        .finally(() => {
-          abandoned.delete(n);
-          log.info({ write: n }, 'abandoned task submission write settled');
-        });
+      void statement
+        .then(
+          // Only a commit slower than commitMarginMs, or clocks further apart, gets here.
+          () => log.error({ write: n, runs: batch.map((p) => p.input.id) }, 'abandoned task submission write committed after its submissions were answered 503'),
+          () => log.info({ write: n }, 'abandoned task submission write settled'),
+        )
+        .finally(() => abandoned.delete(n));
     } else {
       for (const p of batch) settle(p, outcome);
     }
   }
 
-  async function drain(): Promise<void> {
-    writing = true;
-    try {
-      while (queue.length > 0) {
-        const batch = queue.filter((p) => !p.settled).slice(0, MAX_SUBMIT_BATCH);
-        const taken = new Set(batch);
-        queue = queue.filter((p) => !p.settled && !taken.has(p));
-        if (batch.length === 0) continue;
-        inFlightSince = Date.now();
-        await write(batch);
-      }
-    } finally {
-      inFlightSince = 0;
-      writing = false;
+  /** Starts writes while a lane is free and submissions wait; each batch is of one job type. */
+  function pump(): void {
+    while (inFlight.size < SUBMIT_LANES) {
+      queue = queue.filter((p) => !p.settled);
+      if (queue.length === 0) return;
+      const job = queue[0]!.input.job;
+      const batch = queue.filter((p) => p.input.job === job).slice(0, MAX_SUBMIT_BATCH);
+      const taken = new Set(batch);
+      queue = queue.filter((p) => !taken.has(p));
+      const n = ++writes;
+      inFlight.set(n, Date.now());
+      void write(n, batch).finally(() => {
+        inFlight.delete(n);
+        pump();
+      });
     }
   }
 
@@ -128,7 +142,7 @@ export function createSubmitter(db: Kysely<CoreTables>, boss: PgBoss, opts: Subm
     submit(input) {
       return new Promise<string>((resolve, reject) => {
         const p: Pending = { input: { ...input, id: randomUUID() }, resolve, reject, settled: false, timer: undefined as unknown as NodeJS.Timeout };
-        // Still queued at the deadline (the write ahead of it is slow): answered without being written.
+        // Still queued at the deadline (the writes ahead of it are slow): answered without being written.
         p.timer = setTimeout(() => {
           if (queue.includes(p)) {
             queue = queue.filter((x) => x !== p);
@@ -136,12 +150,13 @@ export function createSubmitter(db: Kysely<CoreTables>, boss: PgBoss, opts: Subm
           }
         }, opts.deadlineMs);
         queue.push(p);
-        if (!writing) void drain();
+        pump();
       });
     },
     health() {
       const now = Date.now();
-      const inFlightMs = inFlightSince ? now - inFlightSince : 0;
+      const oldestInFlight = Math.min(...inFlight.values());
+      const inFlightMs = inFlight.size > 0 ? now - oldestInFlight : 0;
       const oldestAbandoned = Math.min(...abandoned.values());
       let problem: string | undefined;
       if (inFlightMs > 2 * opts.deadlineMs) problem = `a write has been in flight for ${inFlightMs} ms, past its deadline`;
