@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DatabaseTimeoutError, publishRuns, type CoreTables, type Logger, type PgBoss, type PublishInput } from '@wombat/core';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 
 /** Most submissions written by one statement. */
 export const MAX_SUBMIT_BATCH = 100;
@@ -76,6 +76,31 @@ export function createSubmitter(db: Kysely<CoreTables>, boss: PgBoss, opts: Subm
   // Room left between the database's last moment to commit and the answer 503: the commit
   // itself (WAL flush, the NOTIFY lock) and the difference between the two machines' clocks.
   const commitMarginMs = Math.min(250, opts.deadlineMs / 4);
+  // The database's clock minus this machine's, so notAfter is an instant on the database's clock
+  // even when the two machines' clocks disagree. Read at start, then at most once a minute (and at
+  // once after a write refused as past its deadline), off the write path.
+  let clockOffsetMs = 0;
+  let clockReadAt = -Infinity;
+  let readingClock = false;
+  function readClock(): void {
+    if (readingClock) return;
+    readingClock = true;
+    clockReadAt = performance.now();
+    const sent = Date.now();
+    void sql<{ ms: number }>`select (extract(epoch from clock_timestamp()) * 1000)::float8 as ms`
+      .execute(db)
+      .then(({ rows }) => {
+        const received = Date.now();
+        const offset = rows[0]!.ms - (sent + received) / 2;
+        if (Math.abs(offset) > 1000 && Math.abs(offset - clockOffsetMs) > 1000) {
+          log.warn({ offsetMs: Math.round(offset) }, "the database's clock differs from this machine's by more than a second; submissions' deadlines follow the database's clock");
+        }
+        clockOffsetMs = offset;
+      })
+      .catch((err: unknown) => log.debug({ err }, "could not read the database's clock; keeping the last offset"))
+      .finally(() => (readingClock = false));
+  }
+  readClock();
   let queue: Pending[] = [];
   const inFlight = new Map<number, number>(); // write number -> started at
   const abandoned = new Map<number, number>(); // write number -> abandoned at
@@ -90,7 +115,8 @@ export function createSubmitter(db: Kysely<CoreTables>, boss: PgBoss, opts: Subm
   }
 
   async function write(n: number, batch: Pending[]): Promise<void> {
-    const notAfter = new Date(Date.now() + opts.deadlineMs - commitMarginMs);
+    if (performance.now() - clockReadAt > 60_000) readClock();
+    const notAfter = new Date(Date.now() + clockOffsetMs + opts.deadlineMs - commitMarginMs);
     const statement = publishRuns(
       db,
       boss,
@@ -116,6 +142,8 @@ export function createSubmitter(db: Kysely<CoreTables>, boss: PgBoss, opts: Subm
         )
         .finally(() => abandoned.delete(n));
     } else {
+      // Refused as past its deadline well before it: the clocks may have moved apart; read them again.
+      if (outcome.err instanceof DatabaseTimeoutError) readClock();
       for (const p of batch) settle(p, outcome);
     }
   }
