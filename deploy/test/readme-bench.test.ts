@@ -122,8 +122,10 @@ const figures: Record<string, RegExp[]> = {
       new RegExp(`^kis \\(2 workers, one app key, lease ${lease}\\): [1-9]\\d* requests in ${num} s = ${num} req/s; limit 18/s: ${num}% of the limit; EGW00201: \\d+`, 'm'),
     ]),
     new RegExp(`^round 1: encode \\(zstd\\): 2000 rows in ${num} s = ${num} rows/s$`, 'm'),
-    new RegExp(`^round 1: merge 1440 new rows into the file .*: 3440 rows in ${num} s = ${num} rows/s$`, 'm'),
-    new RegExp(`^merge rows/s / plain encode rows/s: median ${num} `, 'm'),
+    new RegExp(`^round 1: append of a day after the end .*, 1440 new rows: 3440 rows in ${num} s = ${num} rows/s$`, 'm'),
+    new RegExp(`^round 1: merge of a day overlapping the end .*, 720 new rows: 2720 rows in ${num} s = ${num} rows/s$`, 'm'),
+    new RegExp(`^append rows/s / plain encode rows/s: median ${num}, min-max ${num}-${num} `, 'm'),
+    new RegExp(`^overlapping merge rows/s / plain encode rows/s: median ${num}, `, 'm'),
     new RegExp(`^overwrite merge \\(2000 rows replaced\\): 2000 rows in ${num} s`, 'm'),
   ],
 };

@@ -16,7 +16,9 @@ t.teardown(() => fake.close());
 const dataRoot = await tempDir(t);
 const env = { DATABASE_URL: tdb.url, TZ: 'UTC', DATA_ROOT: dataRoot, UPBIT_BASE_URL: fake.url };
 
-const engine = await startEngine(t, env);
+// The engine's alert evaluator runs once at start and then not during these tests: the alert rows
+// below are the test's own, and a worker stopped on purpose must not raise one meanwhile.
+const engine = await startEngine(t, { ...env, ALERT_EVALUATE_INTERVAL_MS: '600000', ALERT_WORKERS_WARNING: '0' });
 const worker = await startWorker(t, { ...env, WORKER_QUEUES: 'canary,fetch-candles,collect-symbols', WORKER_HEARTBEAT_INTERVAL_MS: '300' });
 
 t.test('status reports engines, queues and dead letters, and judges health by live engines, workers and alerts', async (t) => {
@@ -77,9 +79,19 @@ t.test('status reports engines, queues and dead letters, and judges health by li
   t.equal(alerting.code, 1);
   t.equal(alerting.json.alerts.length, 1, 'only open alerts');
   t.match(alerting.json.alerts[0], { severity: 'critical', subject: 'no engine for 5 minutes' });
-  t.match((await wombat(['status'], env)).stdout, /alerts open: 1\n {2}- critical no engine for 5 minutes/);
+  const text = (await wombat(['status'], env)).stdout;
+  t.match(text, /^UNHEALTHY\n {2}- 1 critical alert\(s\) open/);
+  t.match(text, /alerts open: 1\n {2}- critical no engine for 5 minutes/);
   await tdb.sql`update wombat.alerts set state = 'resolved', resolved_at = now() where state = 'open'`;
   t.equal((await wombat(['status'], env)).code, 0, 'healthy again once the alert is resolved');
+
+  // A warning is reported, not judged: one worker per queue is not an outage.
+  await tdb.sql`insert into wombat.alerts (key, kind, severity, state, subject, message)
+                values ('workers_low', 'workers_low', 'warning', 'open', 'too few live workers: canary 1', 'one worker')`;
+  const warned = await wombat(['status', '--json'], env);
+  t.equal(warned.code, 0, 'an open warning leaves the system healthy');
+  t.match(warned.json.alerts, [{ severity: 'warning', subject: 'too few live workers: canary 1' }], 'and is listed');
+  await tdb.sql`update wombat.alerts set state = 'resolved', resolved_at = now() where state = 'open'`;
 });
 
 t.test('schedules: create, list, show, edit, pause, resume, preview, delete, with the api\'s validation', async (t) => {

@@ -13,7 +13,8 @@ export function registerStatus(program: Command, act: Act): void {
     .addOption(new Option('--window <minutes>', 'failure rate over the last N minutes').default('60'))
     .addHelpText('after', `
 Unhealthy (exit 1) when no scheduler-engine is alive, when the worker registry exists and no
-worker is alive, or when an alert is open. Dead letters are reported, not judged.`)
+worker is alive, or when a critical alert is open. Warnings and dead letters are reported, not
+judged (one worker per queue is a standing warning, not an outage).`)
     .action(
       act(async (ctx, opts: { window: string }) => {
         const windowMinutes = Number(opts.window);
@@ -31,7 +32,8 @@ worker is alive, or when an alert is open. Dead letters are reported, not judged
         const problems: string[] = [];
         if (!engines.some((e) => e.alive)) problems.push('no scheduler-engine is alive: start one (systemctl start wombat-scheduler-engine, or wombat engine)');
         if (!workers.some((w) => w.alive)) problems.push('no worker is alive: start one (systemctl start wombat-worker)');
-        if (alerts.length > 0) problems.push(`${alerts.length} alert(s) open`);
+        const critical = alerts.filter((a) => a.severity === 'critical').length;
+        if (critical > 0) problems.push(`${critical} critical alert(s) open`);
         const healthy = problems.length === 0;
         const report = {
           healthy,
