@@ -116,7 +116,7 @@ export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
     if (UNREACHABLE_ERRNO.has(code) || DRIVER_CONNECTION_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return true;
   }
   // node-postgres (pg-boss's driver) reports a lost connection without a code.
-  if (err instanceof Error && code === undefined && /^Connection terminated|^timeout exceeded when trying to connect/.test(err.message)) return true;
+  if (err instanceof Error && code === undefined && /^Connection terminated|^timeout exceeded when trying to connect|^Client has encountered a connection error|^Client was closed and is not queryable/.test(err.message)) return true;
   const nested = (err as { errors?: unknown }).errors;
   if (Array.isArray(nested) && nested.some((e) => isDatabaseUnavailable(e, depth + 1))) return true;
   return isDatabaseUnavailable((err as { cause?: unknown }).cause, depth + 1);

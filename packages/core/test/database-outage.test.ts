@@ -157,3 +157,27 @@ t.test('a database that hangs (SIGSTOP) fails statements at their deadline; the 
   t.ok(back, 'the pool answers again after the server resumes');
   t.same(uncaught, [], 'no uncaught error');
 });
+
+t.test("node-postgres (pg-boss's driver) on a connection the server dropped: every error it gives says unavailable", async (t) => {
+  const { default: pgDriver } = await import('pg');
+  const client = new pgDriver.Client({ connectionString: pg.url });
+  const clientErrors: unknown[] = [];
+  client.on('error', (err) => clientErrors.push(err));
+  await client.connect();
+  t.teardown(() => client.end().catch(() => {}));
+  const [{ pid }] = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows;
+  const running = settles(client.query('select pg_sleep(5)'), 10_000);
+  await sleep(200);
+  const killer = await settles(sql`select pg_terminate_backend(${pid})`.execute(db));
+  const dropped = await running;
+  t.ok(killer !== 'hung' && killer.ok, 'the backend is terminated');
+  t.ok(dropped !== 'hung' && !dropped.ok && isDatabaseUnavailable(dropped.err), `the statement running on it fails as unavailable (${dropped !== 'hung' && !dropped.ok ? (dropped.err as Error).message : ''})`);
+  const after = await settles(client.query('select 1'));
+  t.ok(after !== 'hung' && !after.ok, 'the client refuses later statements');
+  t.ok(after !== 'hung' && !after.ok && isDatabaseUnavailable(after.err), `and that refusal says unavailable (${after !== 'hung' && !after.ok ? (after.err as Error).message : ''})`);
+  const later = await settles(client.query('select 1'));
+  t.ok(later !== 'hung' && !later.ok && isDatabaseUnavailable(later.err), `so does the next one (${later !== 'hung' && !later.ok ? (later.err as Error).message : ''})`);
+  await client.end().catch(() => {});
+  const closed = await settles(client.query('select 1'));
+  t.ok(closed !== 'hung' && !closed.ok && isDatabaseUnavailable(closed.err), `and one on the closed client (${closed !== 'hung' && !closed.ok ? (closed.err as Error).message : ''})`);
+});
