@@ -15,13 +15,13 @@
  * (default 2015-01-01): first day of the KIS daily candles; BENCH_LEASES (default 1,3): the
  * lease sizes measured.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createDatabase, migrateAll } from '@wombat/core';
 import { createEmptyTestDatabase, testLogger } from '@wombat/core/testing';
 import { startFakeExchange, type FakeExchange } from '@wombat/collectors/testing';
+import { runNode } from '../test/helpers.ts';
 
 const here = import.meta.dirname;
 const workerFile = path.join(here, '..', 'test', 'fixtures', 'collect-worker.ts');
@@ -30,16 +30,8 @@ const DAYS_BACK = Number(process.env.BENCH_DAYS_BACK ?? 4);
 const KIS_FROM = process.env.BENCH_KIS_FROM ?? '2015-01-01';
 const LEASES = (process.env.BENCH_LEASES ?? '1,3').split(',').map(Number);
 
-function run(file: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file, ...args], { env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** A worker or script process, logging errors only. */
+const run = (file: string, args: string[], env: Record<string, string> = {}) => runNode(file, args, { LOG_LEVEL: 'error', ...env });
 
 /** First and last moment the counter moved: the busy period the rate is measured over. */
 function watch(count: () => number): { stop(): { seconds: number; requests: number } } {
