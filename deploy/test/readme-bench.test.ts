@@ -102,10 +102,11 @@ const figures: Record<string, RegExp[]> = {
     ]),
     ...['wombat', 'pg-boss', 'graphile-worker'].map((s) => new RegExp(`^  ${s} +p50 ${num} ms  p99 ${num} ms`, 'm')),
     new RegExp(`^schedule instant -> handler start, .*, [1-9]\\d* runs in 3s\\): p50 ${num} ms  p99 ${num} ms`, 'm'),
+    new RegExp(`^CPU per job, drain 1 process .*\\n  wombat +Node +${num} us +PostgreSQL +${num} us +total ${num} us$`, 'm'),
   ],
   'services/api': [
     /^task submission latency, 20 requests per level/m,
-    ...[1, 10, 100].map((c) => new RegExp(`^ +${c} +${num} +${num} +${num} +${num}$`, 'm')),
+    ...[1, 10, 100].map((c) => new RegExp(`^ +${c} +${num} +${num} +${num} +${num} +(?:${num}|-) +(?:${num}|-)$`, 'm')),
     new RegExp(`^GET /api/overview, empty history +${num} +${num}$`, 'm'),
     new RegExp(`^GET /api/overview, 1k runs +${num} +${num} +${num}x$`, 'm'),
     ...(chromium

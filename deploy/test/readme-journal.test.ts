@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, fstatSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, fstatSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -49,6 +49,17 @@ t.test('journalctl shows the services\' lines by unit and by priority, and -o ca
   });
   for (let i = 0; !existsSync(`${socketDir}/stdout`); i++) {
     if (journald.exitCode !== null || i > 200) throw new Error(`systemd-journald did not start: ${journaldErr}`);
+    await sleep(50);
+  }
+  // journalctl -f finds nothing to follow before the namespace has a journal file, and journald
+  // opens one at its first message: send one (no unit, so no query below matches it) and wait.
+  const probe = net.createConnection(`${socketDir}/stdout`);
+  await new Promise((resolve, reject) => probe.once('connect', resolve).once('error', reject));
+  probe.end('journal-test\n\n6\n0\n0\n0\n0\njournal ready\n');
+  const journalFiles = () =>
+    [`/var/log/journal/${machineId}.${namespace}`, `/run/log/journal/${machineId}.${namespace}`].some((dir) => existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.journal')));
+  for (let i = 0; !journalFiles(); i++) {
+    if (journald.exitCode !== null || i > 200) throw new Error(`systemd-journald wrote no journal file: ${journaldErr}`);
     await sleep(50);
   }
 
