@@ -8,15 +8,17 @@ export interface QueueSettings {
 }
 
 /**
- * Defaults per queue. Trivial jobs (canary) are fetched 500 at a time: per-job fetches cap pg-boss at
- * about 1.3k jobs/s here, batches reach 20k+. Collector and backtest jobs run for seconds to minutes,
+ * Defaults per queue. Trivial jobs (canary) are fetched 500 at a time by 4 loops: per-job fetches cap
+ * pg-boss at about 1.3k jobs/s here, batches reach 20k+, and 4 loops keep PostgreSQL busy while
+ * each waits on its three statements (16k jobs/s against 13k with 2 loops, bench/drain.ts, quiet
+ * 2-core machine). Collector and backtest jobs run for seconds to minutes,
  * so each fetch loop takes one job and `workers` is how many run at once in this process.
  */
 export const defaultQueueSettings: Record<JobType, QueueSettings> = {
   'collect-symbols': { workers: 1, batchSize: 1 },
   'collect-prices': { workers: 1, batchSize: 1 },
   'fetch-candles': { workers: 4, batchSize: 1 },
-  canary: { workers: 2, batchSize: 500 },
+  canary: { workers: 4, batchSize: 500 },
   backtest: { workers: 2, batchSize: 1 },
   'crawl-prices': { workers: 1, batchSize: 1 },
   'collect-posts': { workers: 1, batchSize: 1 },
@@ -71,7 +73,7 @@ export const workerConfigSchema = {
   }),
   concurrency: perQueue(
     'WORKER_CONCURRENCY',
-    'fetch loops per queue in this process, e.g. fetch-candles=8,backtest=1 (defaults: fetch-candles=4, backtest=2, canary=2, others 1)',
+    'fetch loops per queue in this process, e.g. fetch-candles=8,backtest=1 (defaults: fetch-candles=4, canary=4, backtest=2, others 1)',
   ),
   batchSize: perQueue('WORKER_BATCH_SIZE', 'jobs fetched at once per loop, e.g. canary=500 (default: canary=500, others 1)'),
   pollIntervalSeconds: num('WORKER_POLL_INTERVAL_SECONDS', 'backstop polling interval in seconds; NOTIFY wakes workers at once, polling finds retries whose delay has passed', {

@@ -65,7 +65,7 @@ t.test('configuration names every bad variable and resolves queues', async (t) =
     message: /WORKER_QUEUES="canary,nope": "nope" is not a job type[\s\S]*WORKER_CONCURRENCY="fetch-candles=0": fetch-candles must be between 1 and 1000[\s\S]*WORKER_POLL_INTERVAL_SECONDS="0.1": must be a number from 0.5 to 60/,
   });
   const config = loadConfig({ WORKER_QUEUES: 'canary,fetch-candles', WORKER_CONCURRENCY: 'fetch-candles=8', WORKER_BATCH_SIZE: 'canary=200' });
-  t.same(Object.fromEntries(queueSettings(config)), { canary: { workers: 2, batchSize: 200 }, 'fetch-candles': { workers: 8, batchSize: 1 } });
+  t.same(Object.fromEntries(queueSettings(config)), { canary: { workers: 4, batchSize: 200 }, 'fetch-candles': { workers: 8, batchSize: 1 } });
   t.equal(queueSettings(loadConfig({})).size, JOB_TYPES.length, 'all queues by default');
 });
 
