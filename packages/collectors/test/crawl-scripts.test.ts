@@ -1,26 +1,15 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createTestDatabase } from '@wombat/core/testing';
 import { makePosts, startFakeReddit, startFakeShop } from '@wombat/collectors/testing';
+import { runNode } from './helpers.ts';
 
 const scripts = path.join(import.meta.dirname, '..', 'scripts');
 
-function runScript(name: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(scripts, name), ...args], {
-      env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** A collector script as an operator runs it (JSON logs at info). */
+const runScript = (name: string, args: string[], env: Record<string, string>) => runNode(path.join(scripts, name), args, { LOG_LEVEL: 'info', ...env });
 
 async function tempFile(t: { teardown(fn: () => unknown): void }, name: string, text: string): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'wombat-crawl-script-'));

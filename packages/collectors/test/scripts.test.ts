@@ -1,29 +1,17 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createTestDatabase } from '@wombat/core/testing';
-import { fakeExchange, tempDataRoot } from './helpers.ts';
+import { fakeExchange, runNode, tempDataRoot } from './helpers.ts';
 
 // Real script processes: slow on a busy machine. Never a timing assertion.
 t.setTimeout(600_000);
 
 const scripts = path.join(import.meta.dirname, '..', 'scripts');
 
-function runScript(name: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(scripts, name), ...args], {
-      env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** A collector script as an operator runs it (JSON logs at info). */
+const runScript = (name: string, args: string[], env: Record<string, string>) => runNode(path.join(scripts, name), args, { LOG_LEVEL: 'info', ...env });
 
 t.test('the scripts collect symbols and candles against the exchange and inspect the files', async (t) => {
   const fake = await fakeExchange(t);
