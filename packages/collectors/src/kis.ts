@@ -147,7 +147,10 @@ export function createKisClient(opts: KisClientOptions): KisClient {
       const claimed = await sql<{ key_hash: string }>`
         insert into wombat.kis_tokens (key_hash, issuing_until, issuing_by) values (${keyHash}, now() + ${`${claimMs} milliseconds`}::interval, ${me})
         on conflict (key_hash) do update set issuing_until = excluded.issuing_until, issuing_by = excluded.issuing_by
-        where wombat.kis_tokens.issuing_until is null or wombat.kis_tokens.issuing_until < now()
+        where (wombat.kis_tokens.issuing_until is null or wombat.kis_tokens.issuing_until < now())
+          -- Another process may have stored a fresh token since the read above: then it is the one to use.
+          and (wombat.kis_tokens.token is null or wombat.kis_tokens.expires_at is null
+               or wombat.kis_tokens.expires_at <= now() + ${`${TOKEN_MARGIN_MS} milliseconds`}::interval)
         returning key_hash`.execute(db);
       if (claimed.rows.length > 0) {
         try {

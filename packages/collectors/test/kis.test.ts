@@ -5,6 +5,8 @@ import { PermanentError } from '@wombat/core';
 import { createTestDatabase } from '@wombat/core/testing';
 import { collectorsFor, fakeExchange, rows, tempDataRoot } from './helpers.ts';
 import type { FakeExchange } from '@wombat/collectors/testing';
+import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
+import { kisKeyHash } from '../src/kis.ts';
 
 const NOW = new Date('2026-06-03T08:00:00Z');
 const now = () => NOW;
@@ -151,4 +153,41 @@ t.test('a token issue waiting out EGW00133 holds no transaction and no pooled co
   t.equal(fake.kis.tokensIssued, 2, 'issued once the interval had passed');
   const [row] = await db.sql<{ token: string; issuing_until: Date | null }[]>`select token, issuing_until from wombat.kis_tokens`;
   t.match(row, { token: /^fake-token-2-/, issuing_until: null }, 'the token is stored and the claim released');
+});
+
+t.test('a token another process stores between our read and our claim is used, not issued again', async (t) => {
+  const fake = await fakeExchange(t, { now, kis: { tokenIntervalMs: 60_000 } });
+  const db = await createTestDatabase(t);
+  const dataRoot = await tempDataRoot(t);
+  const appKey = 'app-key-race';
+  // The other process's token, issued by KIS a moment ago: a second issue within the minute would be refused (EGW00133).
+  const res = await fetch(`${fake.url}/oauth2/tokenP`, { method: 'POST', body: JSON.stringify({ grant_type: 'client_credentials', appkey: appKey, appsecret: 's' }) });
+  const other = (await res.json()) as { access_token: string };
+  t.equal(fake.kis.tokensIssued, 1);
+  // Our read of the token row finds nothing; the other process stores its token right after, before our claim.
+  const reads = new Set<unknown>();
+  let stored = false;
+  const storeAfterFirstRead: KyselyPlugin = {
+    transformQuery({ node, queryId }: PluginTransformQueryArgs): RootOperationNode {
+      if (node.kind === 'SelectQueryNode' && JSON.stringify(node.from).includes('kis_tokens')) reads.add(queryId.queryId);
+      return node;
+    },
+    async transformResult({ result, queryId }: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+      if (reads.has(queryId.queryId) && !stored) {
+        stored = true;
+        t.same(result.rows, [], 'our read found no token');
+        await db.sql`insert into wombat.kis_tokens (key_hash, token, issued_at, expires_at)
+                     values (${kisKeyHash(fake.url, appKey, 's')}, ${other.access_token}, now(), now() + interval '1 day')`;
+      }
+      return result;
+    },
+  };
+  const c = collectorsFor(t, fake, { dataRoot, now, db: db.db.withPlugin(storeAfterFirstRead), kis: kisOpts(fake, { appKey, appSecret: 's' }) });
+  const r = await c.fetchCandles({ exchange: 'kis', symbol: '005930', timeframe: '1D', daysBack: 10 }, {});
+  t.ok(stored, 'the other process stored its token between our read and our claim');
+  t.ok(r.fetched > 0);
+  t.equal(fake.kis.refused.EGW00133, 0, 'no token refused');
+  t.equal(fake.kis.tokensIssued, 1, 'the stored token was used: none issued');
+  const [row] = await db.sql<{ token: string; issuing_until: Date | null }[]>`select token, issuing_until from wombat.kis_tokens`;
+  t.match(row, { token: other.access_token, issuing_until: null });
 });
