@@ -60,6 +60,12 @@ t.test('compose works with the README commands: .env made by the first, docker-c
   // A new named volume takes the owner of the image's directory at its mount point.
   const dockerfile = readFileSync(path.join(repoRoot, 'deploy/Dockerfile'), 'utf8');
   t.match(dockerfile, /chown -R node:node \/var\/lib\/wombat[^]*\nUSER node\n/, 'the image gives /var/lib/wombat to user node before switching to it');
+  // The services run their builds, which the image's build stage makes and the final image copies.
+  t.match(dockerfile, /^FROM \S+ AS build\n[^]*^RUN node deploy\/build\.ts$/m, 'a build stage bundles the services');
+  for (const service of ['api', 'scheduler-engine', 'worker']) {
+    t.match(blocks.get(service), `services/${service}/dist/main.mjs`, `${service} runs its build`);
+    t.match(dockerfile, `COPY --from=build /opt/wombat/services/${service}/dist services/${service}/dist`, `the image has ${service}'s build`);
+  }
 });
 
 function healthcheck(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {

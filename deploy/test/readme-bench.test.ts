@@ -92,6 +92,7 @@ const figures: Record<string, RegExp[]> = {
     new RegExp(`^process RSS before any engine: ${num} MiB$`, 'm'),
     new RegExp(`^20 schedules firing every second: [1-9]\\d* occurrences in 2s \\| publish lag min ${num} ms, p50 ${num} ms, p99 ${num} ms, max ${num} ms \\| process RSS max ${num} MiB`, 'm'),
     new RegExp(`^1 schedule firing every second among 100 idle: [1-9]\\d* occurrences in 2s \\| publish lag min ${num} ms, p50 ${num} ms, p99 ${num} ms`, 'm'),
+    new RegExp(`^engine process as its unit runs it \\(--max-semi-space-size=4 MALLOC_ARENA_MAX=2\\), RSS max over 2s, 1 schedule firing every second among 100 idle: built \\(dist/main\\.mjs\\) [1-9]\\d* MiB, sources \\(src/main\\.ts\\) [1-9]\\d* MiB \\| built/sources x${num}$`, 'm'),
   ],
   'services/worker': [
     /^worker drain benchmark: 100 trivial jobs per drain, 1 interleaved rounds/m,

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, fstatSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { freePort, repoRoot } from '@wombat/core';
@@ -70,14 +71,19 @@ t.test('journalctl shows the services\' lines by unit and by priority, and -o ca
   const sh = (line: string) => spawnSync('sh', ['-c', line], { encoding: 'utf8' });
 
   /** A service as systemd starts a unit with its output in the journal. */
-  async function startUnit(unit: string, identifier: string, main: string, env: Record<string, string>): Promise<ChildProcess> {
+  async function startUnit(unit: string, identifier: string, env: Record<string, string>): Promise<ChildProcess> {
+    // What the unit runs: its ExecStart's arguments after the bundled node.
+    const unitFile = readFileSync(path.join(repoRoot, 'systemd', unit.replace(/@[^.]+\./, '@.')), 'utf8');
+    const exec = /^ExecStart=\/opt\/wombat\/node_modules\/\.bin\/node (.+)$/m.exec(unitFile);
+    if (!exec) throw new Error(`${unit} does not start the bundled node`);
+    const args = exec[1]!.trim().split(/\s+/);
     const stream = net.createConnection(`${socketDir}/stdout`);
     await new Promise((resolve, reject) => stream.once('connect', resolve).once('error', reject));
     // identifier, unit, priority (info), level prefix, forward to syslog, kmsg, console
     stream.write(`${identifier}\n${unit}\n6\n1\n0\n0\n0\n`);
     const fd = (stream as unknown as { _handle: { fd: number } })._handle.fd;
     const st = fstatSync(fd);
-    const child = spawn(process.execPath, [main], {
+    const child = spawn(process.execPath, args, {
       cwd: repoRoot,
       env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', NODE_ENV: 'production', JOURNAL_STREAM: `${st.dev}:${st.ino}`, ...env },
       stdio: ['ignore', stream, stream],
@@ -108,11 +114,11 @@ t.test('journalctl shows the services\' lines by unit and by priority, and -o ca
     }
   };
   t.teardown(stopFollowing);
-  const engine = await startUnit('wombat-scheduler-engine.service', 'wombat-scheduler-engine', 'services/scheduler-engine/src/main.ts', env);
-  const worker1 = await startUnit('wombat-worker@1.service', 'wombat-worker-1', 'services/worker/src/main.ts', { ...env, WORKER_INSTANCE: '1' });
-  const worker2 = await startUnit('wombat-worker@2.service', 'wombat-worker-2', 'services/worker/src/main.ts', { ...env, WORKER_INSTANCE: '2' });
+  const engine = await startUnit('wombat-scheduler-engine.service', 'wombat-scheduler-engine', env);
+  const worker1 = await startUnit('wombat-worker@1.service', 'wombat-worker-1', { ...env, WORKER_INSTANCE: '1' });
+  const worker2 = await startUnit('wombat-worker@2.service', 'wombat-worker-2', { ...env, WORKER_INSTANCE: '2' });
   const apiPort = await freePort();
-  const api = await startUnit('wombat-api.service', 'wombat-api', 'services/api/src/main.ts', { ...env, API_PORT: String(apiPort) });
+  const api = await startUnit('wombat-api.service', 'wombat-api', { ...env, API_PORT: String(apiPort) });
 
   for (let i = 0; !seen.includes('schedule is invalid'); i++) {
     if (i > 1200) throw new Error(`the engine's error never reached journalctl -f: ${seen}`);

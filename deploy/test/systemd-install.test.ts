@@ -82,6 +82,10 @@ t.test('the README install sequence works line by line on a clean host (scratch 
       cwd = rooted(m[1]!);
       // npm ci itself is not under test here (node_modules is linked); what the units need from it is.
       t.match(execFileSync(path.join(cwd, 'node_modules/.bin/node'), ['--version'], { encoding: 'utf8' }), /^v24\./, `bundled Node 24: ${raw}`);
+      // npm ci ends with the root package's postinstall, which builds the services the units run.
+      const postinstall = (JSON.parse(readFileSync(path.join(cwd, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.postinstall;
+      t.match(postinstall, /^node deploy\/build\.ts( |$)/, 'npm ci builds the services');
+      execFileSync(path.join(cwd, 'node_modules/.bin/node'), ['deploy/build.ts'], { cwd, stdio: 'ignore' });
     } else if (/^(install|sed|cp) /.test(line)) {
       sh(rootArgs(line));
       t.pass(raw);
@@ -124,6 +128,15 @@ t.test('the README install sequence works line by line on a clean host (scratch 
   // wombat.target itself Wants= migrate, engine, api and worker@1; enabling adds worker@2.
   t.same(readdirSync(wants), ['wombat-worker@2.service'], 'a second worker is enabled');
   t.ok(readlinkSync(path.join(root, 'etc/systemd/system/multi-user.target.wants/wombat.target')).endsWith('wombat.target'), 'the target starts at boot');
+
+  // Every unit runs a file the installed tree has.
+  for (const unit of readdirSync(path.join(root, 'etc/systemd/system')).filter((u) => u.endsWith('.service'))) {
+    const text = readFileSync(path.join(root, 'etc/systemd/system', unit), 'utf8');
+    const [, ...args] = /^ExecStart=(.*)$/m.exec(text)![1]!.split(' ');
+    const dir = /^WorkingDirectory=(.*)$/m.exec(text)![1]!;
+    const main = args.find((a) => !a.startsWith('-'))!;
+    t.ok(existsSync(path.join(rooted(dir), main)), `${unit} runs ${main}, which the installed tree has`);
+  }
 
   // Offline checks of the installed units, their paths moved under the scratch root.
   const units = rootedUnits(root, path.join(root, 'verify'));

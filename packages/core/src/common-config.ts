@@ -2,8 +2,10 @@ import path from 'node:path';
 import { int, oneOf, parsePostgresUrl, str, type Field } from './config.ts';
 import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
 
+import { repoRoot } from './paths.ts';
+
 /** The checkout Wombat runs from; relative paths in configuration resolve against it. */
-export const repoRoot = path.resolve(import.meta.dirname, '../../..');
+export { repoRoot };
 
 /**
  * DATABASE_URL: a postgres:// URL, or `embedded` (a private PostgreSQL under

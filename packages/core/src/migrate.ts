@@ -4,8 +4,9 @@ import path from 'node:path';
 import { AppError } from './errors.ts';
 import type { Sql } from './db.ts';
 import type { Logger } from './logger.ts';
+import { repoRoot } from './paths.ts';
 
-export const migrationsDir = path.resolve(import.meta.dirname, '../migrations');
+export const migrationsDir = path.join(repoRoot, 'packages/core/migrations');
 
 /**
  * Migrations renumbered after they had landed: a database that recorded the old

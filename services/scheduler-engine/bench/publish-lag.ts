@@ -7,10 +7,15 @@
  *   node deploy/with-postgres.ts node services/scheduler-engine/bench/publish-lag.ts
  * BENCH_SECONDS (default 10) sets how long each scenario runs; BENCH_FIRING (default 1000)
  * and BENCH_IDLE (default 10000) how many schedules fire every second and stay idle.
- * The RSS is the whole process's (the engine plus this script's own pools); it runs
- * with the engine's node flags (package.json), as the service does.
+ * The RSS of those two is the whole process's (the engine plus this script's own
+ * pools), with the engine's node flags (package.json); then the engine runs as its
+ * own process, built and from its sources, and its RSS is sampled alone.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import postgres from 'postgres';
 import { sql } from 'kysely';
 import { createDatabase, createLogger, migrateAll, startBoss } from '@wombat/core';
@@ -86,12 +91,58 @@ async function scenario(title: string, firing: number, idle: number): Promise<vo
   );
 }
 
+/** Highest RSS of `pid` (Linux /proc) sampled every 200 ms for `ms`. */
+async function sampleRss(pid: number, ms: number): Promise<number> {
+  let max = 0;
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+    max = Math.max(max, Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return max;
+}
+
+/**
+ * The engine as systemd runs it (its unit's node flags and environment): its own
+ * process, built (dist/main.mjs, what systemd and Docker run) and from its sources
+ * (src/main.ts, what `npm start` runs), over the schedules the last scenario left
+ * (1 firing every second, the rest idle).
+ */
+async function serviceRss(): Promise<void> {
+  const root = path.resolve(import.meta.dirname, '../../..');
+  const unit = await readFile(path.join(root, 'systemd/wombat-scheduler-engine.service'), 'utf8');
+  const args = /^ExecStart=\S+ (.*)$/m.exec(unit)![1]!.split(' ');
+  const unitEnv = Object.fromEntries([...unit.matchAll(/^Environment=(.*)$/gm)].flatMap((m) => m[1]!.split(' ').map((kv) => kv.split('=') as [string, string])));
+  const figures: string[] = [];
+  const rss: Record<string, number> = {};
+  for (const [label, file] of [['built', 'services/scheduler-engine/dist/main.mjs'], ['sources', 'services/scheduler-engine/src/main.ts']] as const) {
+    if (!existsSync(path.join(root, file))) {
+      figures.push(`${label}: no ${file} (npm run build)`);
+      continue;
+    }
+    const child = spawn(process.execPath, args.map((a) => (a.endsWith('dist/main.mjs') ? file : a)), {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', ...unitEnv, DATABASE_URL: url, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    await new Promise((r) => setTimeout(r, 3_000)); // start-up, then idle
+    rss[label] = await sampleRss(child.pid!, seconds * 1000);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+    figures.push(`${label} (${path.basename(path.dirname(file))}/${path.basename(file)}) ${(rss[label] / 2 ** 20).toFixed(0)} MiB`);
+  }
+  const ratio = rss.built && rss.sources ? ` | built/sources x${(rss.built / rss.sources).toFixed(2)}` : '';
+  console.log(`engine process as its unit runs it (${args.filter((a) => a.startsWith('-')).join(' ')} ${Object.entries(unitEnv).filter(([k]) => k !== 'LOG_FORMAT' && k !== 'NODE_ENV').map(([k, v]) => `${k}=${v}`).join(' ')}), RSS max over ${seconds}s, 1 schedule firing every second among ${IDLE.toLocaleString('en')} idle: ${figures.join(', ')}${ratio}`);
+}
+
 const rssAtStart = process.memoryUsage().rss;
 try {
   await migrateAll({ url, log });
   console.log(`process RSS before any engine: ${(rssAtStart / 2 ** 20).toFixed(0)} MiB`);
   if (process.env.BENCH_ONLY !== 'idle') await scenario(`${FIRING.toLocaleString('en')} schedules firing every second`, FIRING, 0);
   await scenario(`1 schedule firing every second among ${IDLE.toLocaleString('en')} idle`, 1, IDLE);
+  await serviceRss();
 } finally {
   await admin.unsafe(`drop database if exists "${name}" with (force)`);
   await admin.end();

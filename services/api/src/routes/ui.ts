@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import Type from 'typebox';
+import { repoRoot } from '@wombat/core';
 import type { App, AppDeps } from '../app.ts';
 import { roleOf } from '../auth.ts';
 import { listSeries, readCandles } from '../data-series.ts';
@@ -10,7 +11,7 @@ import { readOverview } from '../overview.ts';
 const require = createRequire(import.meta.url);
 /** The folder of a file a package exports (htm's exports hide its package.json). */
 const exportedDir = (specifier: string) => path.dirname(require.resolve(specifier));
-const uiDir = path.resolve(import.meta.dirname, '../../ui');
+const uiDir = path.join(repoRoot, 'services/api/ui');
 
 /** The dashboard's files: its own, and the two libraries it uses, served from the installed packages (no CDN). */
 const ASSETS: Record<string, { file: string; type: string }> = {
