@@ -113,3 +113,19 @@ export async function pingDatabase(sql: Sql, timeoutMs: number = DATABASE_DEADLI
     return { ok: false, latencyMs: Math.round(performance.now() - started), error: (err as Error).message };
   }
 }
+
+/**
+ * True when a connection of its own, outside every pool, gets an answer to a trivial
+ * query within `timeoutMs`: tells a database that is down from a pool that is stuck.
+ */
+export async function probeDatabase(url: string, timeoutMs: number = DATABASE_DEADLINE_DEFAULTS.connectTimeoutMs): Promise<boolean> {
+  const sql = postgres(url, { max: 1, connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)), idle_timeout: 1, onnotice: () => {}, connection: { application_name: 'wombat-probe' } });
+  try {
+    await withDeadline(sql`select 1`, timeoutMs, 'probe');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    void sql.end({ timeout: 0 }).catch(() => {});
+  }
+}

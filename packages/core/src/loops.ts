@@ -9,7 +9,10 @@ import type { Logger } from './logger.ts';
  * `onStall` once; services wire it to "stop cleanly and exit non-zero" so that
  * systemd restarts the process. Rounds failing fast because PostgreSQL is down do
  * not count: a restart cannot bring the database back, and the loop resumes by
- * itself when it returns.
+ * itself when it returns. Unless a new connection, opened for the purpose
+ * (`probe`), gets an answer: then the database is there and it is this process's
+ * pool that is stuck (every connection held, none coming back), which a restart
+ * does fix.
  *
  * Rounds never overlap: while one is in flight (and within its deadline) the next
  * tick is skipped. An abandoned round keeps running in the background until its own
@@ -50,6 +53,11 @@ export interface LoopSupervisorOptions {
   /** A loop failing for longer than this is stalled (0: never). */
   stallMs: number;
   onStall(info: { loop: string; failingMs: number }): void;
+  /**
+   * Whether the database answers a connection of its own, outside the process's
+   * pools; asked once a loop has failed `stallMs` as if the database were unreachable.
+   */
+  probe?: () => Promise<boolean>;
   /** How often stalls are looked for; default 1 s. */
   checkEveryMs?: number;
   now?: () => number;
@@ -65,7 +73,12 @@ interface LoopState {
   abandoned: number;
   inFlightSince?: number;
   roundTimeoutMs: number;
+  /** A probe found the database unreachable during this failing spell (said once). */
+  probeWarned?: boolean;
 }
+
+/** At most one probe this often, while a loop fails as if the database were unreachable. */
+const PROBE_EVERY_MS = 10_000;
 
 export function createLoopSupervisor(opts: LoopSupervisorOptions): LoopSupervisor {
   const log = opts.log.child({ component: 'loops' });
@@ -74,6 +87,8 @@ export function createLoopSupervisor(opts: LoopSupervisorOptions): LoopSuperviso
   const timers: NodeJS.Timeout[] = [];
   let stopped = false;
   let stalled = false;
+  let probing = false;
+  let lastProbeAt = -Infinity;
 
   function state(name: string, roundTimeoutMs: number): LoopState {
     let s = loops.get(name);
@@ -112,6 +127,7 @@ export function createLoopSupervisor(opts: LoopSupervisorOptions): LoopSuperviso
       s.lastOkAt = now();
       s.failingSince = undefined;
       s.bad = false;
+      s.probeWarned = false;
       return 'ok';
     }
     s.failingSince ??= started;
@@ -131,18 +147,41 @@ export function createLoopSupervisor(opts: LoopSupervisorOptions): LoopSuperviso
     return 'failed';
   }
 
+  function stall(s: LoopState, ms: number, why: string): void {
+    stalled = true;
+    log.fatal({ loop: s.name, failingMs: ms, stallMs: opts.stallMs }, `${why}; exiting so the service manager restarts the process`);
+    opts.onStall({ loop: s.name, failingMs: ms });
+  }
+
+  /** The database looked unreachable to `s` for stallMs: does it answer a connection of its own? */
+  function probeFor(s: LoopState): void {
+    if (probing || !opts.probe || now() - lastProbeAt < PROBE_EVERY_MS) return;
+    probing = true;
+    lastProbeAt = now();
+    opts
+      .probe()
+      .catch(() => false)
+      .then((answers) => {
+        const ms = failingMs(s, now());
+        if (answers && !stopped && !stalled && ms > opts.stallMs) {
+          stall(s, ms, 'loop fails as if the database were unreachable, yet a new connection to it gets an answer: this process\'s pool is stuck');
+        } else if (!answers && !s.probeWarned) {
+          s.probeWarned = true;
+          log.warn({ loop: s.name, failingMs: ms }, 'database unreachable from a new connection too; waiting for it');
+        }
+      })
+      .finally(() => (probing = false));
+  }
+
   function check(): void {
     if (stopped || stalled || !(opts.stallMs > 0)) return;
     const t = now();
     for (const s of loops.values()) {
       const ms = failingMs(s, t);
+      if (ms <= opts.stallMs) continue;
       const overrunning = s.inFlightSince !== undefined && t - s.inFlightSince > s.roundTimeoutMs;
-      if (ms > opts.stallMs && (s.bad || overrunning)) {
-        stalled = true;
-        log.fatal({ loop: s.name, failingMs: ms, stallMs: opts.stallMs }, 'loop cannot make progress; exiting so the service manager restarts the process');
-        opts.onStall({ loop: s.name, failingMs: ms });
-        return;
-      }
+      if (s.bad || overrunning) return stall(s, ms, 'loop cannot make progress');
+      probeFor(s);
     }
   }
 

@@ -32,8 +32,9 @@ for (const unit of serviceUnits) {
     t.same(directive(text, 'Type'), ['notify'], 'ready when it works, watched by systemd');
     t.ok(Number(directive(text, 'WatchdogSec')[0]) > 0, 'a stalled event loop is restarted');
     const exec = directive(text, 'ExecStart')[0] ?? '';
-    const m = /^\/opt\/wombat\/node_modules\/\.bin\/node (services\/[a-z-]+\/src\/main\.ts)$/.exec(exec);
-    t.ok(m && existsSync(path.join(repoRoot, m[1]!)), `ExecStart runs a service's main.ts with the bundled Node: ${exec}`);
+    const m = /^\/opt\/wombat\/node_modules\/\.bin\/node (?:--[a-z-]+=\S+ )*services\/([a-z-]+)\/dist\/main\.mjs$/.exec(exec);
+    t.ok(m && existsSync(path.join(repoRoot, 'services', m[1]!, 'src/main.ts')), `ExecStart runs a service's build with the bundled Node: ${exec}`);
+    t.ok(m && existsSync(path.join(repoRoot, 'services', m[1]!, 'dist/main.mjs')), 'npm ci built it');
   });
 }
 

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLoopSupervisor, DatabaseTimeoutError } from '@wombat/core';
-import { testLogger } from '@wombat/core/testing';
+import { sql } from 'kysely';
+import { createDatabase, createLoopSupervisor, DatabaseTimeoutError, freePort, probeDatabase } from '@wombat/core';
+import { createEmptyTestDatabase, testLogger } from '@wombat/core/testing';
 
 async function waitFor(check: () => boolean, limitMs = 10_000): Promise<boolean> {
   const until = Date.now() + limitMs;
@@ -87,4 +88,54 @@ t.test('round() for event-driven loops resolves ok, failed or abandoned and neve
   t.equal(await loops.round('pass', async () => { throw new Error('x'); }, { roundTimeoutMs: 1000 }), 'failed');
   t.equal(await loops.round('pass', () => sleep(500), { roundTimeoutMs: 20 }), 'abandoned');
   t.equal(loops.health()[0]!.overruns, 1);
+});
+
+t.test('a pool stuck while the database answers a new connection stalls the loop; a database that is down does not', async (t) => {
+  const { url } = await createEmptyTestDatabase(t);
+  // One pooled connection, held by a transaction that never ends: every round waits for a
+  // connection and fails at the connect deadline, as it would if the database were down.
+  const database = createDatabase({ url, poolSize: 1, connectTimeoutMs: 100, applicationName: 'wombat-test' });
+  let release!: () => void;
+  const held = database.db.transaction().execute(() => new Promise<void>((resolve) => (release = resolve)));
+  t.teardown(async () => {
+    release();
+    await held;
+    await database.close();
+  });
+  await waitFor(() => release !== undefined);
+  const down = `postgres://postgres@127.0.0.1:${await freePort()}/nothing`;
+  t.equal(await probeDatabase(down, 500), false, 'nothing answers at a free port');
+  t.equal(await probeDatabase(url, 2000), true, 'the database answers a connection of its own');
+
+  const run = async (probeUrl: string, ms: number) => {
+    const stalls: string[] = [];
+    let probes = 0;
+    const failures: unknown[] = [];
+    const loops = createLoopSupervisor({
+      log,
+      stallMs: 300,
+      checkEveryMs: 20,
+      onStall: (i) => stalls.push(i.loop),
+      probe: () => (probes++, probeDatabase(probeUrl, 500)),
+    });
+    t.teardown(() => loops.stop());
+    const round = () =>
+      sql`select 1`.execute(database.db).catch((err: unknown) => {
+        failures.push(err);
+        throw err;
+      });
+    loops.every('beat', 20, round, { roundTimeoutMs: 5000 });
+    await waitFor(() => stalls.length > 0, ms);
+    loops.stop();
+    return { stalls, probes, failures };
+  };
+
+  const unreachable = await run(down, 1500);
+  t.ok(unreachable.failures.length > 3 && unreachable.failures.every((e) => e instanceof DatabaseTimeoutError && e.phase === 'connect'), 'every round failed waiting for a connection');
+  t.ok(unreachable.probes >= 1, 'the database was probed');
+  t.same(unreachable.stalls, [], 'not stalled while the database does not answer a new connection either');
+
+  const stuck = await run(url, 10_000);
+  t.same(stuck.stalls, ['beat'], 'stalled: the database answers, the pool does not');
+  t.equal(stuck.probes, 1, 'after one probe');
 });

@@ -65,6 +65,8 @@ export interface EngineDeps {
   onPublished?: (occurrences: PublishedOccurrence[], committedAtMs: number) => void;
   /** A loop cannot make progress: the service stops and exits non-zero. */
   onStall?: (info: { loop: string; failingMs: number }) => void;
+  /** Whether the database answers a connection of its own: tells a stuck pool from a database that is down. */
+  probeDatabase?: () => Promise<boolean>;
 }
 
 export interface Engine {
@@ -136,7 +138,12 @@ export function createEngine(deps: EngineDeps): Engine {
   const lastRuns = createLastRunWriter(db, log);
   let pendingTimer: NodeJS.Timeout | undefined;
   let leadMs = MIN_LEAD_MS;
-  const loops = createLoopSupervisor({ log, stallMs: o.loopStallExitMs ?? 0, onStall: (info) => deps.onStall?.(info) });
+  const loops = createLoopSupervisor({
+    log,
+    stallMs: o.loopStallExitMs ?? 0,
+    onStall: (info) => deps.onStall?.(info),
+    ...(deps.probeDatabase ? { probe: deps.probeDatabase } : {}),
+  });
 
   function arm(): void {
     clearTimeout(timer);

@@ -1,4 +1,4 @@
-import { createDatabase, databaseDeadlines, resolveServiceDatabase, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, databaseDeadlines, probeDatabase, resolveServiceDatabase, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
 import { createAlerting } from '@wombat/core/alerts';
 import pkg from '../package.json' with { type: 'json' };
 import { builtInSchedules, disabledBuiltIns } from './built-ins.ts';
@@ -47,6 +47,7 @@ export async function startService(
     log,
     options: engineOptions(config, { host: ctx.host, pid: ctx.pid }),
     onStall: ({ loop, failingMs }) => ctx.fatal?.(`engine loop ${loop} made no progress for ${failingMs} ms`),
+    probeDatabase: () => probeDatabase(pg.url, config.databaseConnectTimeoutMs),
   });
   lifecycle.onStop('engine', () => engine.stop());
   await engine.start();

@@ -5,22 +5,22 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startPrivatePostgres } from '@wombat/core/testing';
 
 /**
- * The engine as a real process against a PostgreSQL of this file's own: when its
- * heartbeat loop hangs (the database frozen with SIGSTOP, so calls neither answer
- * nor fail) for longer than LOOP_STALL_EXIT_MS, the process stops and exits 1 for
- * the service manager to restart it.
+ * The engine and a worker as real processes against a PostgreSQL of this file's own:
+ * when a heartbeat loop hangs (the database frozen with SIGSTOP, so calls neither
+ * answer nor fail) for longer than LOOP_STALL_EXIT_MS, the process stops and exits 1
+ * for the service manager to restart it.
  */
 const pg = await startPrivatePostgres(t);
 const main = path.resolve(import.meta.dirname, '../src/main.ts');
+const workerMain = path.resolve(import.meta.dirname, '../../worker/src/main.ts');
 
-t.test('a heartbeat loop that cannot make progress makes the engine exit 1 through its stop path', async (t) => {
+/** A service process with the settings under which a frozen database hangs its heartbeat (see below). */
+function start(main: string, env: Record<string, string>) {
   const child = spawn(process.execPath, [main], {
     env: {
       PATH: process.env.PATH ?? '',
       LOG_FORMAT: 'json',
       DATABASE_URL: pg.url,
-      ENABLE_SCHEDULER: 'false',
-      ENGINE_HEARTBEAT_INTERVAL_MS: '200',
       LOOP_STALL_EXIT_MS: '1000',
       // Longer than the heartbeat round's deadline (5 s): the round hangs rather than fails.
       DATABASE_STATEMENT_TIMEOUT_MS: '60000',
@@ -31,6 +31,7 @@ t.test('a heartbeat loop that cannot make progress makes the engine exit 1 throu
       // too instead of failing as "database unreachable" (which a restart would not mend).
       DATABASE_POOL_SIZE: '60',
       DATABASE_CONNECT_TIMEOUT_MS: '60000',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -38,17 +39,28 @@ t.test('a heartbeat loop that cannot make progress makes the engine exit 1 throu
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  t.teardown(() => child.kill('SIGKILL'));
-  for (let i = 0; i < 400 && !out.includes('engine started'); i++) await sleep(50);
-  t.match(out, /engine started/);
+  return { child, exited, out: () => out };
+}
+
+t.test('a heartbeat loop that cannot make progress makes the engine and the worker exit 1 through their stop paths', async (t) => {
+  const engine = start(main, { ENABLE_SCHEDULER: 'false', ENGINE_HEARTBEAT_INTERVAL_MS: '200' });
+  const worker = start(workerMain, { WORKER_HEARTBEAT_INTERVAL_MS: '200', WORKER_QUEUES: 'canary', DATA_ROOT: t.testdir() });
+  t.teardown(() => void engine.child.kill('SIGKILL'));
+  t.teardown(() => void worker.child.kill('SIGKILL'));
+  for (let i = 0; i < 400 && !(engine.out().includes('engine started') && worker.out().includes('worker started')); i++) await sleep(50);
+  t.match(engine.out(), /engine started/);
+  t.match(worker.out(), /worker started/);
 
   pg.pause();
   t.teardown(() => pg.resume());
-  const code = await Promise.race([exited, sleep(60_000).then(() => 'still running' as const)]);
+  const codes = await Promise.race([Promise.all([engine.exited, worker.exited]), sleep(60_000).then(() => 'still running' as const)]);
   pg.resume();
-  t.equal(code, 1, 'exit status 1');
-  t.match(out, /loop round overran its deadline; abandoned/, 'the overrun round is logged');
-  t.match(out, /loop cannot make progress/, 'the stall is logged');
-  t.match(out, /"reason":"engine loop heartbeat made no progress/, 'the stop names the loop');
-  t.match(out, /"msg":"stopping"/, 'through the normal stop path');
+  t.same(codes, [1, 1], 'exit status 1, both');
+  for (const [name, p] of [['engine', engine], ['worker', worker]] as const) {
+    const out = p.out();
+    t.match(out, /loop round overran its deadline; abandoned/, `${name}: the overrun round is logged`);
+    t.match(out, /loop cannot make progress/, `${name}: the stall is logged`);
+    t.match(out, new RegExp(`"reason":"${name} loop heartbeat made no progress`), `${name}: the stop names the loop`);
+    t.match(out, /"msg":"stopping"/, `${name}: through the normal stop path`);
+  }
 });

@@ -1,5 +1,5 @@
 import { createCollectors, collectorsOptionsFromConfig, createCrawls } from '@wombat/collectors';
-import { createDatabase, databaseDeadlines, resolveServiceDatabase, startBoss, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, databaseDeadlines, probeDatabase, resolveServiceDatabase, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
 import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';
@@ -12,7 +12,7 @@ import { createWorker, type Worker } from './worker.ts';
  */
 export async function startService(
   config: WorkerConfig,
-  deps: { log: Logger; lifecycle: Lifecycle; collectors?: () => Promise<CollectorsPort & { close?(): Promise<void> }>; handlers?: Partial<JobHandlers> },
+  deps: { log: Logger; lifecycle: Lifecycle; fatal?: Fatal; collectors?: () => Promise<CollectorsPort & { close?(): Promise<void> }>; handlers?: Partial<JobHandlers> },
 ): Promise<Worker> {
   const { log, lifecycle } = deps;
   const resolved = await resolveServiceDatabase(config, { log, lifecycle });
@@ -40,6 +40,9 @@ export async function startService(
     historyBatchRows: config.historyBatchRows,
     progressIntervalMs: config.progressIntervalMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
+    loopStallExitMs: config.loopStallExitMs,
+    onStall: ({ loop, failingMs }) => deps.fatal?.(`worker loop ${loop} made no progress for ${failingMs} ms`),
+    probeDatabase: () => probeDatabase(resolved.url, config.databaseConnectTimeoutMs),
     version: pkg.version,
     // Leaves time after the drain to hand jobs back, flush history and close pools.
     drainTimeoutMs: Math.max(500, config.shutdownTimeoutMs - 3000),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
   beatWorker,
+  createLoopSupervisor,
   CANCEL_CHANNEL,
   EXCHANGES,
   JOB_HEARTBEAT_REFRESH_SECONDS,
@@ -49,6 +50,14 @@ export interface WorkerOptions {
   heartbeatIntervalMs?: number;
   /** Shown in the registry row. */
   version?: string;
+  /**
+   * The heartbeat (this process's pool, then pg-boss's) completing no round this long, for a
+   * reason a restart may fix, calls onStall (LOOP_STALL_EXIT_MS); 0 or unset: never.
+   */
+  loopStallExitMs?: number;
+  onStall?: (info: { loop: string; failingMs: number }) => void;
+  /** Whether the database answers a connection of its own (see createLoopSupervisor). */
+  probeDatabase?: () => Promise<boolean>;
 }
 
 export interface Worker {
@@ -73,7 +82,12 @@ export function createWorker(opts: WorkerOptions): Worker {
   const workerId = randomUUID();
   const log = opts.log.child({ component: 'worker', workerId });
   const heartbeatIntervalMs = opts.heartbeatIntervalMs ?? 5_000;
-  let beatTimer: NodeJS.Timeout | undefined;
+  const supervisor = createLoopSupervisor({
+    log,
+    stallMs: opts.loopStallExitMs ?? 0,
+    onStall: (info) => opts.onStall?.(info),
+    ...(opts.probeDatabase ? { probe: opts.probeDatabase } : {}),
+  });
   const history = createHistoryWriter({ sql: opts.sql, log, flushMs: opts.historyFlushMs ?? 0, batchRows: opts.historyBatchRows ?? 1000 });
   const active = new Map<string, ActiveJob>();
   const handedBack = new Map<string, JobType>();
@@ -111,10 +125,15 @@ export function createWorker(opts: WorkerOptions): Worker {
     heartbeatIntervalMs,
   };
 
-  /** One beat: runs in hand and memory; registers again if the row was purged meanwhile. */
+  /**
+   * One beat: runs in hand and memory; registers again if the row was purged meanwhile.
+   * Then one trivial statement through pg-boss's own pool, which fetches and settles the
+   * jobs: a beat completes only when both pools work.
+   */
   async function beat(): Promise<void> {
     const alive = await beatWorker(opts.db, workerId, { runsInHand: active.size, rssBytes: process.memoryUsage.rss() });
     if (!alive) await registerWorker(opts.db, registration);
+    await opts.boss.getDb().executeSql('select 1');
   }
 
   async function startLoop(queue: JobType, settings: QueueSettings): Promise<void> {
@@ -150,14 +169,8 @@ export function createWorker(opts: WorkerOptions): Worker {
       unlisten = listener.unlisten;
       // Registered before the first fetch, so every run this process starts names a registered worker.
       await registerWorker(opts.db, registration);
-      let beating = false;
-      beatTimer = setInterval(() => {
-        if (beating) return;
-        beating = true;
-        beat()
-          .catch((err) => log.warn({ err }, 'worker heartbeat failed; will retry'))
-          .finally(() => (beating = false));
-      }, heartbeatIntervalMs);
+      // Failures are logged by the supervisor ("heartbeat failed; will retry").
+      supervisor.every('heartbeat', heartbeatIntervalMs, () => beat(), { roundTimeoutMs: Math.min(Math.max(2 * heartbeatIntervalMs, 5_000), 60_000) });
       for (const [queue, settings] of opts.queues) {
         for (let i = 0; i < settings.workers; i++) await startLoop(queue, settings);
       }
@@ -179,7 +192,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         // and retry() puts it back in the queue without counting an attempt against it.
         for (const [id, queue] of handedBack) await opts.boss.retry(queue, id).catch((err) => log.error({ err, id }, 'could not requeue job'));
         await history.close();
-        clearInterval(beatTimer);
+        supervisor.stop();
         await markWorkerStopped(opts.db, workerId).catch((err) => log.warn({ err }, 'could not mark the worker stopped'));
         await unlisten?.();
         log.info('worker stopped');
