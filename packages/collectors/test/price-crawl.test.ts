@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { ValidationError } from '@wombat/core';
+import { createDatabase, ValidationError } from '@wombat/core';
 import { createTestDatabase, testLogger } from '@wombat/core/testing';
 import { crawlPrices, latestPrices, type CrawlTables, type PriceCrawlOptions } from '@wombat/collectors';
 import { startFakeShop, type FakeShop } from '@wombat/collectors/testing';
@@ -175,6 +175,26 @@ t.test('per-host politeness: concurrency and spacing hold across sources', async
   // A lower bound only, which load can only lengthen.
   const spans = at.slice(2).map((v, i) => v - at[i]!);
   t.ok(Math.min(...spans) >= 1000, `no more than 2 requests in any second (shortest span of three: ${Math.min(...spans)} ms)`);
+});
+
+t.test('per-host politeness holds across processes crawling one shop with the same database', async (t) => {
+  const s = await shop(t);
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  // A second pool on the same database: its crawls get a limiter of their own (one per database handle),
+  // so they share nothing in memory with the first's, as in another process; only the budget row in PostgreSQL.
+  const other = createDatabase<CrawlTables>({ url: tdb.url, poolSize: 2, applicationName: 'wombat-test' });
+  t.teardown(() => other.close());
+  const urls = ['/gpus', '/gpus?page=2', '/eu', '/us'].map((p) => `${s.url}${p}`);
+  const file = await sourcesFile(t, { hosts: { [s.host]: { requestsPerSecond: 2, concurrency: 1 } }, sources: [html('a', urls)] });
+  const [one, two] = await Promise.all([crawlPrices(options(file, { db: tdb.db, timeoutMs: 5000 })), crawlPrices(options(file, { db: other.db, timeoutMs: 5000 }))]);
+  t.ok(one.ok && two.ok, 'both crawls complete');
+  const at = s.requests.map((q) => q.at).sort((a, b) => a - b);
+  t.equal(at.length, 10, 'four pages and robots.txt, twice');
+  // 2 per second between the two: any third request arrives at least a second after the first of the three.
+  const spans = at.slice(2).map((v, i) => v - at[i]!);
+  t.ok(Math.min(...spans) >= 1000, `no more than 2 requests in any second from both (shortest span of three: ${Math.min(...spans)} ms)`);
+  const budgets = await tdb.sql<{ name: string }[]>`select name from wombat.exchange_budgets where name like 'crawl:%'`;
+  t.same(budgets.map((b) => b.name), [`crawl:${s.host}:2/1000`], 'the host budget lives in PostgreSQL');
 });
 
 t.test('unknown source names and a bad file are clear errors', async (t) => {

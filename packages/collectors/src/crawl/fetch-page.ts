@@ -1,3 +1,4 @@
+import type { Kysely } from 'kysely';
 import { request, type Dispatcher } from 'undici';
 import { AppError, PermanentError, type Logger } from '@wombat/core';
 import { RetryableError } from '../errors.ts';
@@ -20,6 +21,8 @@ export interface PageFetcherOptions {
   retryBaseDelayMs: number;
   /** Politeness of a host (before robots.txt's Crawl-delay, which can only slow it down). */
   budgetFor(host: string): HostBudget;
+  /** Where the hosts' request budgets are counted: with a database, across processes. */
+  db?: Kysely<any>;
   log: Logger;
   maxRedirects?: number;
   maxBytes?: number;
@@ -55,7 +58,7 @@ export function createPageFetcher(o: PageFetcherOptions): PageFetcher {
 
   /** One attempt at one URL, no redirects followed. */
   async function once(url: URL, accept: string, signal: AbortSignal | undefined, rules: RobotsRules | undefined): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
-    const release = await hostSlot(url.host, budget(url.host, rules), signal);
+    const release = await hostSlot(url.host, budget(url.host, rules), signal, o.db);
     const timeout = AbortSignal.timeout(o.timeoutMs);
     const both = signal ? AbortSignal.any([signal, timeout]) : timeout;
     try {

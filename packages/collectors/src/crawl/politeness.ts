@@ -1,33 +1,44 @@
-import { createLocalBudgetStore } from '../budget-store.ts';
-import { createLimiter } from '../rate-limit.ts';
+import type { Kysely } from 'kysely';
+import { createLocalBudgetStore, createPgBudgetStore } from '../budget-store.ts';
+import { createLimiter, type Limiter } from '../rate-limit.ts';
 
 /**
  * The crawls' one door to the request limiter the exchanges use (bottleneck over
  * a budget store): the rest of the crawl code calls `hostSlot` and nothing else.
- * The crawl's host budgets live in this process (a shop's politeness limit is the
- * crawl's own promise, not an account's budget); moving them to the PostgreSQL
- * store changes this file only.
  *
  * Per host: at most `requestsPerSecond` (a fraction means one request every
- * 1/r seconds) and at most `concurrency` requests in flight.
+ * 1/r seconds), counted across every process that crawls with the same database
+ * (the exchanges' budget store, wombat.exchange_budgets), so two workers or a
+ * worker and a script crawling one shop at once stay within its limit together;
+ * without a database, within this process. At most `concurrency` requests in
+ * flight per host and process.
  */
 export interface HostBudget {
   requestsPerSecond: number;
   concurrency: number;
 }
 
-const limiter = createLimiter({ store: createLocalBudgetStore(), leaseSize: 1 });
+const localLimiter = createLimiter({ store: createLocalBudgetStore(), leaseSize: 1 });
+/** One shared limiter per database handle: every crawl of a process on it draws from the same budgets. */
+const sharedLimiters = new WeakMap<object, Limiter>();
+
+function limiterFor(db: Kysely<any> | undefined): Limiter {
+  if (!db) return localLimiter;
+  let l = sharedLimiters.get(db);
+  if (!l) sharedLimiters.set(db, (l = createLimiter({ store: createPgBudgetStore(db), leaseSize: 1 })));
+  return l;
+}
 /** Longest a page request may hold its place (the crawl's own request deadline is shorter). */
 const HOLD_MS = 120_000;
 
 const inFlight = new Map<string, { running: number; waiting: (() => void)[] }>();
 
 /** Waits for the host's turn; resolves with the function to call once the answer is in (or the request failed). */
-export async function hostSlot(host: string, budget: HostBudget, signal?: AbortSignal): Promise<() => void> {
+export async function hostSlot(host: string, budget: HostBudget, signal?: AbortSignal, db?: Kysely<any>): Promise<() => void> {
   const gate = await concurrencySlot(`${host}|${budget.concurrency}`, budget.concurrency, signal);
   try {
     const window = budget.requestsPerSecond >= 1 ? { limit: Math.floor(budget.requestsPerSecond), windowMs: 1000 } : { limit: 1, windowMs: Math.ceil(1000 / budget.requestsPerSecond) };
-    const hostBudget = limiter.budget(`crawl:${host}:${window.limit}/${window.windowMs}`, { limits: [window], holdMs: HOLD_MS });
+    const hostBudget = limiterFor(db).budget(`crawl:${host}:${window.limit}/${window.windowMs}`, { limits: [window], holdMs: HOLD_MS });
     // The limiter runs a function once the budget allows it and counts the request from its end:
     // here that function lasts until the caller's answer is in.
     let answered!: () => void;

@@ -74,6 +74,7 @@ export async function crawlPrices(
     retries: o.retries,
     retryBaseDelayMs: o.retryBaseDelayMs,
     budgetFor: (host) => config.hosts.get(host.toLowerCase()) ?? config.hosts.get(host.toLowerCase().replace(/:\d+$/, '')) ?? config.defaults,
+    ...(o.db ? { db: o.db } : {}),
     log,
   });
   const totalPages = chosen.reduce((n, s) => n + s.urls.length, 0);
