@@ -70,7 +70,7 @@ export const processFields = {
     min: 1000,
     max: 600000,
   }),
-  loopStallExitMs: int('LOOP_STALL_EXIT_MS', 'a periodic loop (engine heartbeat, publish pass, worker heartbeat) that completes no round for this long, its rounds hanging, failing other than from an unreachable database, or failing so while the database answers a new connection (a stuck pool), exits the process with status 1; 0: never', {
+  loopStallExitMs: int('LOOP_STALL_EXIT_MS', 'a periodic loop (engine heartbeat, publish pass, worker heartbeat, api pool check) that completes no round for this long, its rounds hanging, failing other than from an unreachable database, or failing so while the database answers a new connection (a stuck pool), exits the process with status 1; 0: never', {
     default: 120_000,
     min: 0,
     max: 86_400_000,

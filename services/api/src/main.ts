@@ -10,10 +10,16 @@ await runService({
   name: 'api',
   proc: process,
   loadConfig,
-  async start(config, { log, lifecycle }) {
+  async start(config, { log, lifecycle, fatal }) {
     const database = await resolveServiceDatabase(config, { log, lifecycle });
     const embedded = database.embedded !== undefined || isEmbeddedDatabaseUrl(database.url, config.embeddedPgPort);
-    const api = await startApi({ config, databaseUrl: database.url, embedded, log });
+    const api = await startApi({
+      config,
+      databaseUrl: database.url,
+      embedded,
+      log,
+      onStall: ({ loop, failingMs }) => fatal(`api loop ${loop} made no progress for ${failingMs} ms`),
+    });
     lifecycle.onStop('http', () => api.stop());
   },
 });

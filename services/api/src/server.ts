@@ -1,4 +1,4 @@
-import { createDatabase, databaseDeadlines, resolveFromRoot, startBoss, thresholdsFromAlertSettings, type Logger } from '@wombat/core';
+import { createDatabase, createLoopSupervisor, databaseDeadlines, probeDatabase, resolveFromRoot, startBoss, thresholdsFromAlertSettings, type Logger } from '@wombat/core';
 import { buildApp, type App } from './app.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { ApiConfig } from './config.ts';
@@ -11,8 +11,17 @@ export interface RunningApi {
   stop(): Promise<void>;
 }
 
-/** Starts the api against a migrated database; `embedded` tells whether it is the local embedded one. */
-export async function startApi(opts: { config: ApiConfig; databaseUrl: string; embedded: boolean; log: Logger }): Promise<RunningApi> {
+/**
+ * Starts the api against a migrated database; `embedded` tells whether it is the local embedded one.
+ * `onStall` is called when its pools cannot make progress for LOOP_STALL_EXIT_MS (the service exits 1).
+ */
+export async function startApi(opts: {
+  config: ApiConfig;
+  databaseUrl: string;
+  embedded: boolean;
+  log: Logger;
+  onStall?: (info: { loop: string; failingMs: number }) => void;
+}): Promise<RunningApi> {
   const { config, log } = opts;
   const database = createDatabase({ url: opts.databaseUrl, poolSize: config.databasePoolSize, applicationName: 'wombat-api', ...databaseDeadlines(config) });
   let boss;
@@ -38,6 +47,24 @@ export async function startApi(opts: { config: ApiConfig; databaseUrl: string; e
     alertStaleFactor: config.alertStaleFactor,
     thresholds: thresholdsFromAlertSettings(config),
   });
+  // A trivial statement through each pool, under the loop supervisor: pools that hang, or fail as
+  // if the database were down while it answers a connection of its own, stop the process.
+  const supervisor = createLoopSupervisor({
+    log,
+    stallMs: config.loopStallExitMs,
+    onStall: (info) => opts.onStall?.(info),
+    probe: () => probeDatabase(opts.databaseUrl, config.databaseConnectTimeoutMs),
+  });
+  const checkEveryMs = Math.min(5_000, Math.max(100, Math.floor(config.loopStallExitMs / 4) || 5_000));
+  supervisor.every(
+    'pools',
+    checkEveryMs,
+    async () => {
+      await database.sql`select 1`;
+      await boss.getDb().executeSql('select 1');
+    },
+    { roundTimeoutMs: Math.max(2 * checkEveryMs, 5_000) },
+  );
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, reads: config.authReads, openapi: `${url}/openapi.json` }, 'api listening');
   let stopping: Promise<void> | undefined;
@@ -46,6 +73,7 @@ export async function startApi(opts: { config: ApiConfig; databaseUrl: string; e
     url,
     stop() {
       stopping ??= (async () => {
+        supervisor.stop();
         // close() drains requests in flight, but a keep-alive connection that turns idle
         // after it began would be held until keepAliveTimeout (past the stop deadline):
         // sweep idle connections until the server is closed.

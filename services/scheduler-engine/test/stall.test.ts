@@ -2,10 +2,11 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '@wombat/core';
 import { startPrivatePostgres } from '@wombat/core/testing';
 
 /**
- * The engine and a worker as real processes against a PostgreSQL of this file's own:
+ * The engine, a worker and the api as real processes against a PostgreSQL of this file's own:
  * when a heartbeat loop hangs (the database frozen with SIGSTOP, so calls neither
  * answer nor fail) for longer than LOOP_STALL_EXIT_MS, the process stops and exits 1
  * for the service manager to restart it.
@@ -13,6 +14,7 @@ import { startPrivatePostgres } from '@wombat/core/testing';
 const pg = await startPrivatePostgres(t);
 const main = path.resolve(import.meta.dirname, '../src/main.ts');
 const workerMain = path.resolve(import.meta.dirname, '../../worker/src/main.ts');
+const apiMain = path.resolve(import.meta.dirname, '../../api/src/main.ts');
 
 /** A service process with the settings under which a frozen database hangs its heartbeat (see below). */
 function start(main: string, env: Record<string, string>) {
@@ -42,25 +44,26 @@ function start(main: string, env: Record<string, string>) {
   return { child, exited, out: () => out };
 }
 
-t.test('a heartbeat loop that cannot make progress makes the engine and the worker exit 1 through their stop paths', async (t) => {
+t.test('a loop that cannot make progress makes the engine, the worker and the api exit 1 through their stop paths', async (t) => {
   const engine = start(main, { ENABLE_SCHEDULER: 'false', ENGINE_HEARTBEAT_INTERVAL_MS: '200' });
   const worker = start(workerMain, { WORKER_HEARTBEAT_INTERVAL_MS: '200', WORKER_QUEUES: 'canary', DATA_ROOT: t.testdir() });
-  t.teardown(() => void engine.child.kill('SIGKILL'));
-  t.teardown(() => void worker.child.kill('SIGKILL'));
-  for (let i = 0; i < 400 && !(engine.out().includes('engine started') && worker.out().includes('worker started')); i++) await sleep(50);
-  t.match(engine.out(), /engine started/);
-  t.match(worker.out(), /worker started/);
+  const api = start(apiMain, { API_PORT: String(await freePort()), API_ADMIN_TOKEN: 'stall-test-admin-token-0123456789' });
+  const all = [engine, worker, api];
+  for (const p of all) t.teardown(() => void p.child.kill('SIGKILL'));
+  const started = () => engine.out().includes('engine started') && worker.out().includes('worker started') && api.out().includes('api listening');
+  for (let i = 0; i < 400 && !started(); i++) await sleep(50);
+  t.ok(started(), 'all three started');
 
   pg.pause();
   t.teardown(() => pg.resume());
-  const codes = await Promise.race([Promise.all([engine.exited, worker.exited]), sleep(60_000).then(() => 'still running' as const)]);
+  const codes = await Promise.race([Promise.all(all.map((p) => p.exited)), sleep(60_000).then(() => 'still running' as const)]);
   pg.resume();
-  t.same(codes, [1, 1], 'exit status 1, both');
-  for (const [name, p] of [['engine', engine], ['worker', worker]] as const) {
+  t.same(codes, [1, 1, 1], 'exit status 1, all three');
+  for (const [name, p, loop] of [['engine', engine, 'heartbeat'], ['worker', worker, 'heartbeat'], ['api', api, 'pools']] as const) {
     const out = p.out();
     t.match(out, /loop round overran its deadline; abandoned/, `${name}: the overrun round is logged`);
     t.match(out, /loop cannot make progress/, `${name}: the stall is logged`);
-    t.match(out, new RegExp(`"reason":"${name} loop heartbeat made no progress`), `${name}: the stop names the loop`);
+    t.match(out, new RegExp(`"reason":"${name} loop ${loop} made no progress`), `${name}: the stop names the loop`);
     t.match(out, /"msg":"stopping"/, `${name}: through the normal stop path`);
   }
 });
