@@ -7,6 +7,12 @@ import postgres from 'postgres';
 import { startPrivatePostgres } from '@wombat/core/testing';
 import { ADMIN_TOKEN, HEARTBEAT_INTERVAL_MS, measureRecovery, post, startStack, startSubmissions, type Answer } from '../outage-harness.ts';
 
+/** Polls `check` every 100 ms until it holds or `limitMs` passes; the caller asserts afterwards. */
+async function eventually(check: () => Promise<boolean>, limitMs: number): Promise<void> {
+  const end = Date.now() + limitMs;
+  while (!(await check()) && Date.now() < end) await sleep(100);
+}
+
 /**
  * Chaos: api, engine and worker as real processes on a PostgreSQL of this file's
  * own, a per-second schedule and a stream of task submissions, while the database
@@ -33,7 +39,13 @@ t.test('three database outages under load: nothing lost, doubled or hung; every 
   t.equal(created.status, 201, 'schedule created');
   const scheduleId = ((await created.json()) as { id: number }).id;
   const subs = startSubmissions(stack.apiUrl, { everyMs: 150, deadlineMs: CLIENT_DEADLINE_MS, fuzzEvery: 10 });
-  await sleep(3000);
+  // Under way before the first outage: submissions accepted, occurrences run by the worker.
+  const probe = postgres(pg.url, { max: 1, onnotice: () => {} });
+  await eventually(async () => {
+    const [done] = await probe<{ n: number }[]>`select count(*)::int as n from wombat.runs where schedule_id = ${scheduleId} and state = 'completed'`;
+    return done!.n >= 1 && subs.answers.filter((a) => a.status === 202).length >= 5;
+  }, 30_000);
+  await probe.end({ timeout: 1 });
 
   const fuzzDuringOutage: Awaited<ReturnType<typeof post>>[] = [];
   let lastRestartAt = new Date();
@@ -52,11 +64,16 @@ t.test('three database outages under load: nothing lost, doubled or hung; every 
     await sleep(2000);
   }
   const answers = await subs.stop();
-  // The last occurrences get a moment to be published and fetched.
-  await sleep(2000);
 
   const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
   t.teardown(() => sql.end({ timeout: 1 }));
+  // The last occurrences get a moment to be published and fetched.
+  await eventually(async () => {
+    const [row] = await sql<{ unsettled: number; completed: number }[]>`
+      select (select count(*)::int from wombat.runs where schedule_id = ${scheduleId} and trigger = 'schedule' and published_at is null and state <> 'missed') as unsettled,
+             (select count(*)::int from pgboss.job where name = 'canary' and state = 'completed' and completed_on > ${lastRestartAt}) as completed`;
+    return row!.unsettled === 0 && row!.completed > 0;
+  }, 10_000);
 
   // Every request answered, before its deadline, with an answer it may give.
   const hung = answers.filter((a) => a.status === 0);

@@ -51,6 +51,10 @@ async function getRun(tdb: TestDatabase, id: string): Promise<Run> {
   return tdb.db.selectFrom('wombat.runs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 }
 
+// The two cases share nothing (a database and processes each) and spend their time
+// waiting out the default heartbeats: they run side by side.
+t.jobs = 2;
+
 async function waitFor<T>(what: string, limitMs: number, check: () => Promise<T | undefined>): Promise<T> {
   const until = Date.now() + limitMs;
   for (;;) {

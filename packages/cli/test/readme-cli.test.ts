@@ -34,10 +34,14 @@ interface Ran {
   stderr: string;
 }
 
+// Compiled code shared by the short-lived `wombat` processes of the lines (Node writes it as
+// each exits; the engine and the worker, which start first and stay up, do without).
+const compileCache = await tempDir(t);
+
 function sh(line: string, shell = 'sh'): Promise<Ran> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(shell, ['-c', line], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(shell, ['-c', line], { env: { ...env, NODE_COMPILE_CACHE: compileCache }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -84,19 +88,23 @@ t.test('every wombat line of the README runs as written', async (t) => {
   }
   await startWorker(t, { DATABASE_URL: tdb.url, TZ: 'UTC', DATA_ROOT: dataRoot, UPBIT_BASE_URL: fake.url });
 
+  // Alone, the first: Node writes its compile cache as a process exits, and the others use it.
   const status = await sh(line('status'));
   t.match(status.stdout, /^engines \(1 alive\)$/m, `${line('status')}: the engine`);
   t.match(status.stdout, /^workers \(1 alive\)$/m, 'and the worker');
   // Healthy unless an alert opened meanwhile (one worker per queue raises workers_low).
   t.equal(status.code, /^healthy\n/.test(status.stdout) ? 0 : 1, 'exit 0 when healthy, 1 when not', { stdout: status.stdout, stderr: status.stderr });
 
-  for (const synopsis of [line('schedules'), line('dlq')]) {
-    const [, command, alternatives] = /^wombat (\S+) (\S+)$/.exec(synopsis)!;
-    const help = await sh(`wombat ${command} --help`);
+  // The lines that only read run side by side: each is a Node start of its own.
+  const synopses = [line('schedules'), line('dlq')].map((synopsis) => /^wombat (\S+) (\S+)$/.exec(synopsis)!);
+  const [helps, completion] = await Promise.all([
+    Promise.all(synopses.map(([, command]) => Promise.all([sh(`wombat ${command} --help`), sh(`wombat ${command} list`)]))),
+    sh(`${line('completion')} && complete -p wombat`, 'bash'),
+  ]);
+  for (const [[, command, alternatives], [help, listed]] of synopses.map((s, i) => [s, helps[i]!] as const)) {
     t.equal(help.code, 0, `wombat ${command} --help`, { stderr: help.stderr });
     const commands = help.stdout.slice(help.stdout.indexOf('\nCommands:'));
     for (const sub of alternatives!.split('|')) t.match(commands, new RegExp(`^  ${sub}\\b`, 'm'), `wombat ${command} ${sub} is a command`);
-    const listed = await sh(`wombat ${command} list`);
     t.equal(listed.code, 0, `wombat ${command} list`, { stderr: listed.stderr });
   }
 
@@ -112,12 +120,10 @@ t.test('every wombat line of the README runs as written', async (t) => {
     const ran = await sh(run);
     t.equal(ran.code, 0, run, { stderr: ran.stderr, stdout: ran.stdout });
   }
-  const runs = await sh(line('runs'));
+  const [runs, workers] = await Promise.all([sh(line('runs')), sh(line('workers'))]);
   t.equal(runs.code, 0, line('runs'), { stderr: runs.stderr });
-  const workers = await sh(line('workers'));
   t.equal(workers.code, 0, line('workers'), { stderr: workers.stderr });
   t.match(workers.stdout, /fetch-candles|canary|\d/, 'the worker is listed');
-  const completion = await sh(`${line('completion')} && complete -p wombat`, 'bash');
   t.equal(completion.code, 0, line('completion'), { stderr: completion.stderr });
   t.match(completion.stdout, /complete -F _wombat wombat/);
 

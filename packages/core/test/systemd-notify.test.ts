@@ -35,7 +35,8 @@ while True:
     print(msg.decode().replace("\\n", " "), flush=True)
 `;
 
-const WATCHDOG_SEC = 10;
+// Short, so that the stall is caught soon; pings (every half of it) still have seconds of slack.
+const WATCHDOG_SEC = 4;
 
 t.test('without NOTIFY_SOCKET nothing is sent and no watchdog runs', async (t) => {
   const n = createNotifier({ env: { WATCHDOG_USEC: '1000000' }, pid: process.pid, log: testLogger() });

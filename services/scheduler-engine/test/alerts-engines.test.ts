@@ -8,11 +8,14 @@ import { startFakeHook, startFakeSmtp } from '@wombat/core/alerts-fakes';
 import { createTestDatabase } from '@wombat/core/testing';
 import { waitFor } from './helpers.ts';
 
-const tdb = await createTestDatabase(t);
+// The two cases have a database, fake channels and processes each, and spend most of
+// their time waiting on intervals and a lease: they run side by side.
+t.jobs = 2;
+
 const main = path.resolve(import.meta.dirname, '../src/main.ts');
 const workerMain = path.resolve(import.meta.dirname, '../../worker/src/main.ts');
 
-function startEngine(env: Record<string, string>, script = main) {
+function startEngine(t: { teardown(fn: () => unknown): void }, env: Record<string, string>, script = main) {
   const child = spawn(process.execPath, [script], { env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -28,6 +31,7 @@ function startEngine(env: Record<string, string>, script = main) {
 }
 
 t.test('a permanent failure produces exactly one Slack message and one e-mail with two engines running', async (t) => {
+  const tdb = await createTestDatabase(t);
   const slack = await startFakeHook(t);
   const smtp = await startFakeSmtp(t);
   const env = {
@@ -44,11 +48,11 @@ t.test('a permanent failure produces exactly one Slack message and one e-mail wi
     // One worker serves canary here: the worker-count condition stays quiet (it has tests of its own).
     ALERT_WORKERS_WARNING: '0',
   };
-  const engines = [startEngine(env), startEngine(env)];
+  const engines = [startEngine(t, env), startEngine(t, env)];
   t.ok(await waitFor(async () => engines.every((e) => e.output().includes('alerting started')), 30_000), 'both engines evaluate alerts');
 
   // A real worker fails a steered canary for good.
-  const worker = startEngine({ DATABASE_URL: tdb.url, SHUTDOWN_TIMEOUT_MS: '5000', WORKER_QUEUES: 'canary' }, workerMain);
+  const worker = startEngine(t, { DATABASE_URL: tdb.url, SHUTDOWN_TIMEOUT_MS: '5000', WORKER_QUEUES: 'canary' }, workerMain);
   const boss = await startBoss({ url: tdb.url, role: 'producer', log: tdb.log, poolSize: 2 });
   t.teardown(() => boss.stop({ graceful: false, close: true }));
   const runId = randomUUID();
@@ -87,8 +91,7 @@ t.test('a permanent failure produces exactly one Slack message and one e-mail wi
 });
 
 t.test('an engine SIGKILLed while sending: another takes the message over once its lease passes, and sends it once', async (t) => {
-  // The first test's worker has stopped: forget it, or its queue would raise a worker alert here.
-  await sql`truncate wombat.alerts, wombat.alert_deliveries, wombat.alert_counters, wombat.runs, wombat.workers`.execute(tdb.db);
+  const tdb = await createTestDatabase(t);
   const slack = await startFakeHook(t);
   slack.mode = 'hang';
   const env = {
@@ -97,10 +100,12 @@ t.test('an engine SIGKILLed while sending: another takes the message over once i
     SLACK_WEBHOOK_URL: slack.url,
     ALERT_EVALUATE_INTERVAL_MS: '150',
     ALERT_DELIVER_INTERVAL_MS: '100',
-    ALERT_CHANNEL_TIMEOUT_MS: '4000',
+    // The first engine is killed well within this deadline of its send; the lease it
+    // leaves on the message is twice this plus 5 s.
+    ALERT_CHANNEL_TIMEOUT_MS: '2000',
     ALERT_DAILY_REPORT_TIME: 'off',
   };
-  const first = startEngine(env);
+  const first = startEngine(t, env);
   t.ok(await waitFor(async () => first.output().includes('alerting started'), 30_000));
   await sql`
     insert into wombat.runs (id, job, trigger, state, params, error, attempts, started_at, finished_at)
@@ -111,7 +116,7 @@ t.test('an engine SIGKILLed while sending: another takes the message over once i
   const state = await sql<{ state: string }>`select state from wombat.alert_deliveries`.execute(tdb.db);
   t.same(state.rows, [{ state: 'sending' }], 'the message was left mid-send');
   slack.mode = 'ok';
-  const second = startEngine(env);
+  const second = startEngine(t, env);
   t.ok(await waitFor(async () => slack.received.length >= 1, 60_000), 'the second engine sends it after the lease');
   await new Promise((r) => setTimeout(r, 1_000));
   t.equal(slack.received.length, 1, 'once');

@@ -4,8 +4,14 @@ import type { Schedule } from '@wombat/core';
 import { createTestDatabase } from '@wombat/core/testing';
 import { addSchedule, startTestEngine, testBoss, waitFor } from './helpers.ts';
 
-const tdb = await createTestDatabase(t);
-const boss = await testBoss(t, tdb);
+// Each case has a database, a pg-boss and engines of its own: they run side by side (the
+// first works through a backlog, the others mostly wait on per-second schedules).
+t.jobs = 3;
+
+async function ownDatabase(t: { teardown(fn: () => unknown): void }) {
+  const tdb = await createTestDatabase(t);
+  return { tdb, boss: await testBoss(t, tdb) };
+}
 
 // The engines read time from this clock, so days of downtime pass at once.
 let shiftMs = 0;
@@ -14,6 +20,7 @@ const MIN = 60_000;
 const DAY = 86_400_000;
 
 t.test('a multi-day outage: missed once publishes exactly one catch-up, missed all at most catchup_max, every occurrence recorded', async (t) => {
+  const { tdb, boss } = await ownDatabase(t);
   const common = { job: 'canary', overlap: 'allow' };
   const cases = [
     { name: 'sec-once', every: '1s', missed: 'once', stepMs: 1000, published: 1 },
@@ -67,7 +74,7 @@ t.test('a multi-day outage: missed once publishes exactly one catch-up, missed a
 });
 
 t.test('a slowed engine publishes nothing from a definition edited meanwhile; the occurrences it held are recorded as missed', async (t) => {
-  shiftMs = 0;
+  const { tdb, boss } = await ownDatabase(t);
   const s = await addSchedule(tdb, { name: 'edited', job: 'canary', every: '1s', overlap: 'allow', missed: 'all', catchup_max: 100, params: { sleep_ms: 1 } });
   let slow = false;
   let blocked = false;
@@ -109,6 +116,7 @@ t.test('a slowed engine publishes nothing from a definition edited meanwhile; th
 });
 
 t.test('pausing a schedule while an engine is slowed publishes nothing more of it', async (t) => {
+  const { tdb, boss } = await ownDatabase(t);
   const s = await addSchedule(tdb, { name: 'paused-while-slow', job: 'canary', every: '1s', overlap: 'allow' });
   let slow = false;
   let blocked = false;

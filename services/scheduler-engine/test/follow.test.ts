@@ -5,16 +5,23 @@ import { listEngines, queueOptions, triggerSchedule } from '@wombat/core';
 import { createTestDatabase } from '@wombat/core/testing';
 import { addSchedule, runsOf, startTestEngine, testBoss, waitFor } from './helpers.ts';
 
-const tdb = await createTestDatabase(t);
-const boss = await testBoss(t, tdb);
+// Each case has a database, a pg-boss and an engine of its own, and spends most of its
+// time watching per-second schedules: they run side by side.
+t.jobs = 3;
 
-async function idOf(name: string): Promise<number> {
-  const r = await sql<{ id: number }>`select id from wombat.schedules where name = ${name}`.execute(tdb.db);
-  return r.rows[0]!.id;
+async function ownDatabase(t: { teardown(fn: () => unknown): void }) {
+  const tdb = await createTestDatabase(t);
+  const boss = await testBoss(t, tdb);
+  const idOf = async (name: string): Promise<number> => {
+    const r = await sql<{ id: number }>`select id from wombat.schedules where name = ${name}`.execute(tdb.db);
+    return r.rows[0]!.id;
+  };
+  const count = async (id: number) => (await runsOf(tdb, id)).length;
+  return { tdb, boss, idOf, count };
 }
-const count = async (id: number) => (await runsOf(tdb, id)).length;
 
 t.test('follows a schedule inserted, edited, paused and deleted in SQL without a restart', async (t) => {
+  const { tdb, boss, idOf, count } = await ownDatabase(t);
   let id = 0;
   // The periodic reconcile is an hour away: only notifications can explain what follows.
   const engine = await startTestEngine(t, tdb, boss, { reconcileIntervalMs: 3_600_000 });
@@ -52,6 +59,7 @@ t.test('follows a schedule inserted, edited, paused and deleted in SQL without a
 });
 
 t.test('invalid definitions written in SQL are refused and the engine keeps going', async (t) => {
+  const { tdb, boss, idOf, count } = await ownDatabase(t);
   const engine = await startTestEngine(t, tdb, boss);
   const healthy = await addSchedule(tdb, { name: 'healthy', job: 'canary', every: '1s', overlap: 'allow' });
   await sql`insert into wombat.schedules (name, job, kind, cron) values ('bad-cron', 'canary', 'cron', 'every tuesday')`.execute(tdb.db);
@@ -63,10 +71,10 @@ t.test('invalid definitions written in SQL are refused and the engine keeps goin
   t.ok(await waitFor(async () => (await count(healthy.id)) >= before + 2, 5_000), 'a valid schedule keeps running');
   for (const name of ['bad-cron', 'bad-zone', 'bad-job', 'bad-params']) t.equal(await count(await idOf(name)), 0, `${name} never runs`);
   t.equal(engine.status().activeSchedules >= 1, true);
-  await sql`delete from wombat.schedules`.execute(tdb.db);
 });
 
 t.test('with the scheduler disabled the engine publishes nothing, says so, and manual triggers work', async (t) => {
+  const { tdb, boss, count } = await ownDatabase(t);
   const s = await addSchedule(tdb, { name: 'while-disabled', job: 'canary', every: '1s', overlap: 'allow', status: 'paused' });
   const engine = await startTestEngine(t, tdb, boss, { enabled: false });
   await sql`update wombat.schedules set status = 'active' where id = ${s.id}`.execute(tdb.db);
@@ -83,7 +91,7 @@ t.test('with the scheduler disabled the engine publishes nothing, says so, and m
 });
 
 t.test('a schedule whose publication fails does not hold up the others', async (t) => {
-  await sql`delete from wombat.schedules`.execute(tdb.db);
+  const { tdb, boss, count } = await ownDatabase(t);
   // Its queue is gone: every send for this schedule fails, until the queue is back.
   await boss.deleteQueue('backtest');
   const params = { strategy: 'ma-crossover', exchange: 'upbit', symbols: ['KRW-BTC'], from: '2025-01-01T00:00:00Z', to: '2025-02-01T00:00:00Z' };
@@ -97,6 +105,7 @@ t.test('a schedule whose publication fails does not hold up the others', async (
 });
 
 t.test('a full re-read follows every schedule across its pages, and forgets deleted ones', async (t) => {
+  const { tdb, boss } = await ownDatabase(t);
   // 1,234 schedules: more than two pages of the re-read, the last one partial.
   await sql`insert into wombat.schedules (name, job, kind, times, timezone)
             select 'paged-' || i, 'canary', 'times', array['03:00'], 'Asia/Seoul' from generate_series(1, 1234) i`.execute(tdb.db);
@@ -117,5 +126,4 @@ t.test('a full re-read follows every schedule across its pages, and forgets dele
   const left = (await sql<{ n: number }>`select count(*)::int as n from wombat.schedules where status = 'active'`.execute(tdb.db)).rows[0]!.n;
   t.equal(engine.status().activeSchedules, left, 'deleted schedules are forgotten by the full read');
   t.ok(left < before, 'some schedules were deleted');
-  await sql`delete from wombat.schedules where name like 'paged-%'`.execute(tdb.db);
 });

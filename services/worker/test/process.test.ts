@@ -13,6 +13,10 @@ import { finished, jobStateEventually, startTestWorker, waitForRun } from './fix
 
 const fixture = path.join(import.meta.dirname, 'fixtures/worker-process.ts');
 
+// Each case has a database and worker processes of its own, and spends most of its time
+// waiting on job timeouts and slowed reads: they run side by side.
+t.jobs = 4;
+
 interface WorkerProcess {
   child: ChildProcess;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
