@@ -2,7 +2,8 @@
  * The services as systemd and Docker run them: `npm run build` bundles each into
  * services/<name>/dist/main.mjs; the built engine, worker and api then work together
  * on a real PostgreSQL, with an exchange faked: a schedule fires, a task collects
- * candles into a Parquet file, and each stops cleanly on SIGTERM.
+ * candles into a Parquet file, the dashboard's files are served, and each stops
+ * cleanly on SIGTERM.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -91,6 +92,13 @@ t.test('npm run build bundles each service, and the built services run together'
   t.match(task, { status: 'completed', result: { fetched: Number } }, JSON.stringify(task));
   const files = readdirSync(dataRoot, { recursive: true }).map(String).filter((f) => f.endsWith('.parquet'));
   t.ok(files.length > 0, `a Parquet file was written: ${files.join(', ')}`);
+
+  // The dashboard's files: its own (found from the build's folder) and the libraries it serves from node_modules.
+  for (const file of ['', 'app.js', 'vendor/preact-htm.js', 'vendor/uplot.js']) {
+    const r = await fetch(`http://127.0.0.1:${port}/ui/${file}`);
+    t.equal(r.status, 200, `the built api serves /ui/${file}`);
+    t.ok((await r.text()).length > 100);
+  }
 
   for (const s of Object.values(services)) s.child.kill('SIGTERM');
   for (const [name, s] of Object.entries(services)) t.equal(await s.exited, 0, `${name} stops cleanly`);
