@@ -80,7 +80,10 @@ t.test('journalctl shows the services\' lines by unit and by priority, and -o ca
     const stream = net.createConnection(`${socketDir}/stdout`);
     await new Promise((resolve, reject) => stream.once('connect', resolve).once('error', reject));
     // identifier, unit, priority (info), level prefix, forward to syslog, kmsg, console
-    stream.write(`${identifier}\n${unit}\n6\n1\n0\n0\n0\n`);
+    // The header must be on the socket before the socket is handed over and closed here: a
+    // destroyed socket drops what it has not written, and journald would read the
+    // service's first lines as the header.
+    await new Promise<void>((resolve, reject) => stream.write(`${identifier}\n${unit}\n6\n1\n0\n0\n0\n`, (err) => (err ? reject(err) : resolve())));
     const fd = (stream as unknown as { _handle: { fd: number } })._handle.fd;
     const st = fstatSync(fd);
     const child = spawn(process.execPath, args, {
@@ -114,6 +117,19 @@ t.test('journalctl shows the services\' lines by unit and by priority, and -o ca
     }
   };
   t.teardown(stopFollowing);
+  // journalctl -f can miss what is written while it starts: the services start once it shows
+  // a line of the engine's unit (sent again until it does).
+  const following = '{"level":30,"service":"journal-test","msg":"journalctl -f is following"}';
+  for (let i = 0; !seen.includes(following); i++) {
+    if (i > 600) throw new Error(`journalctl -f never showed a line of the engine's unit: ${seen}`);
+    if (i % 40 === 0) {
+      const line = net.createConnection(`${socketDir}/stdout`);
+      await new Promise((resolve, reject) => line.once('connect', resolve).once('error', reject));
+      await new Promise<void>((resolve) => line.end(`wombat-scheduler-engine\nwombat-scheduler-engine.service\n6\n0\n0\n0\n0\n${following}\n`, () => resolve()));
+    }
+    await sleep(50);
+  }
+  seen = '';
   const engine = await startUnit('wombat-scheduler-engine.service', 'wombat-scheduler-engine', env);
   const worker1 = await startUnit('wombat-worker@1.service', 'wombat-worker-1', { ...env, WORKER_INSTANCE: '1' });
   const worker2 = await startUnit('wombat-worker@2.service', 'wombat-worker-2', { ...env, WORKER_INSTANCE: '2' });
@@ -121,7 +137,10 @@ t.test('journalctl shows the services\' lines by unit and by priority, and -o ca
   const api = await startUnit('wombat-api.service', 'wombat-api', { ...env, API_PORT: String(apiPort) });
 
   for (let i = 0; !seen.includes('schedule is invalid'); i++) {
-    if (i > 1200) throw new Error(`the engine's error never reached journalctl -f: ${seen}`);
+    if (i > 1200) {
+      const all = sh(`journalctl --namespace=${namespace} --no-pager -o short -n 20`);
+      throw new Error(`the engine's error never reached journalctl -f: ${seen}\nengine exit ${engine.exitCode}, journald exit ${journald.exitCode} ${journaldErr}\nthe namespace's last lines:\n${all.stdout}${all.stderr}`);
+    }
     await sleep(50);
   }
   t.match(seen, /wombat-scheduler-engine\[\d+\]: \{"level":30,.*"service":"scheduler-engine"/, 'journalctl -f shows the engine\'s info lines, without the <N> prefix');
@@ -161,7 +180,7 @@ t.test('journalctl shows the services\' lines by unit and by priority, and -o ca
   const w = sh(journalctl(workers));
   t.equal(w.status, 0, workers);
   t.match(w.stdout, /wombat-worker-1\[\d+\]: \{"level":30/, 'worker@1');
-  t.match(w.stdout, /wombat-worker-2\[\d+\]: \{"level":30/, 'worker@2');
+  t.match(w.stdout, /wombat-worker-2\[\d+\]: \{"level":30/, 'worker@2', { journal: sh(journalctl(`journalctl -o short`)).stdout });
   t.notMatch(w.stdout, /wombat-(api|scheduler-engine)\[/, 'no other service');
 
   // journalctl -u 'wombat-*' -p warning: exactly the lines at warning and above.

@@ -58,6 +58,31 @@ export function createLifecycle(opts: { log: Logger; shutdownTimeoutMs: number }
   };
 }
 
+/** Longest an exit waits for the log's buffered lines to be written. */
+const FLUSH_BEFORE_EXIT_MS = 1000;
+
+/**
+ * Exits with `code` once the logger's buffered lines are written (its destination is
+ * asynchronous: exiting at once would drop the last lines, "stopped" among them), or
+ * after FLUSH_BEFORE_EXIT_MS whatever happens.
+ */
+export function flushAndExit(log: Logger, proc: Pick<NodeJS.Process, 'exit'>, code: number): void {
+  let done = false;
+  const exit = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    proc.exit(code);
+  };
+  const timer = setTimeout(exit, FLUSH_BEFORE_EXIT_MS);
+  try {
+    if (log.flush) log.flush(() => exit());
+    else exit();
+  } catch {
+    exit();
+  }
+}
+
 /**
  * Wires SIGINT, SIGTERM and SIGHUP to `lifecycle.stop`. The first signal stops cleanly; a
  * second one, or the deadline, exits at once with status 1.
@@ -75,15 +100,13 @@ export function handleSignals(
     if (lifecycle.stopping && Date.now() - firstSignalAt < repeatWindowMs) return;
     if (lifecycle.stopping) {
       log.warn({ signal }, 'second signal, exiting now');
-      log.flush?.();
-      proc.exit(1);
+      flushAndExit(log, proc, 1);
       return;
     }
     firstSignalAt = Date.now();
     void lifecycle.stop(signal).then((clean) => {
       log.info({ clean }, 'stopped');
-      log.flush?.();
-      proc.exit(clean ? 0 : 1);
+      flushAndExit(log, proc, clean ? 0 : 1);
     });
   };
   proc.on('SIGINT', onSignal);

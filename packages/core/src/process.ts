@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { ConfigError } from './config.ts';
-import { createLifecycle, handleSignals, type Lifecycle } from './lifecycle.ts';
+import { createLifecycle, flushAndExit, handleSignals, type Lifecycle } from './lifecycle.ts';
 import { resolveFromRoot } from './common-config.ts';
 import { DATABASE_URL_MISSING, resolveDatabase, type ResolvedDatabase } from './embedded-postgres.ts';
 import { createNotifier } from './systemd-notify.ts';
@@ -59,10 +59,7 @@ export function createFatal(lifecycle: Lifecycle, proc: Pick<NodeJS.Process, 'ex
     void lifecycle
       .stop(reason)
       .catch(() => false)
-      .then(() => {
-        log.flush?.();
-        proc.exit(1);
-      });
+      .then(() => flushAndExit(log, proc, 1));
   };
 }
 
@@ -116,8 +113,7 @@ export async function runService<C extends ServiceConfig>(opts: {
   } catch (err) {
     log.fatal({ err }, `${opts.name} failed to start`);
     await lifecycle.stop('start failed');
-    log.flush();
-    proc.exit(1);
+    flushAndExit(log, proc, 1);
   }
 }
 

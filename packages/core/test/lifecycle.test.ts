@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
 import { EventEmitter } from 'node:events';
-import { createLifecycle, createLogger, handleSignals, redactUrl } from '@wombat/core';
+import { createLifecycle, createLogger, flushAndExit, handleSignals, redactUrl } from '@wombat/core';
 import { testLogger } from '@wombat/core/testing';
 
 t.test('stop runs steps last-registered first, once, even when a step throws', async (t) => {
@@ -85,4 +85,41 @@ t.test('logger is human-readable when asked for pretty output', async (t) => {
 
 t.test('redactUrl hides the password', async (t) => {
   t.equal(redactUrl('postgres://u:secret@h:5432/db'), 'postgres://u:***@h:5432/db');
+});
+
+t.test('an exit waits for the log to be written, and no longer than a second', async (t) => {
+  // A destination that writes later, as pino's asynchronous one does.
+  const written: string[] = [];
+  const pending: string[] = [];
+  let flushes = 0;
+  const slow = {
+    write: (line: string) => void pending.push(line),
+    flush(cb: () => void) {
+      flushes++;
+      setTimeout(() => {
+        written.push(...pending.splice(0));
+        cb();
+      }, 50);
+    },
+  };
+  const log = createLogger({ name: 'test', format: 'json', destination: slow as never });
+  const exits: { code: number; written: string[] }[] = [];
+  const proc = { exit: ((code: number) => void exits.push({ code, written: [...written] })) as never };
+  log.info('stopped');
+  flushAndExit(log, proc, 0);
+  t.same(exits, [], 'not at once');
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(flushes, 1);
+  t.equal(exits.length, 1, 'once');
+  t.equal(exits[0]!.code, 0);
+  t.match(exits[0]!.written.join(''), /"msg":"stopped"/, 'after the last line was written');
+
+  // A destination that never says it is done: the exit still comes.
+  const stuck = { write: () => {}, flush: () => {} };
+  const stuckExits: number[] = [];
+  const started = Date.now();
+  flushAndExit(createLogger({ name: 'test', format: 'json', destination: stuck as never }), { exit: ((code: number) => void stuckExits.push(code)) as never }, 1);
+  while (stuckExits.length === 0 && Date.now() - started < 5000) await new Promise((r) => setTimeout(r, 20));
+  t.same(stuckExits, [1], 'exits with its code');
+  t.ok(Date.now() - started >= 900 && Date.now() - started < 3000, `after about a second (${Date.now() - started} ms)`);
 });
