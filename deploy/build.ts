@@ -3,7 +3,7 @@
  * is what systemd and the Docker image run. A service started from its sources
  * loads some 1,500 modules and Node's TypeScript stripper; the build loads one file
  * and no stripper, so it starts faster and holds less memory (the engine with
- * 10,000 idle schedules: about 100 MiB against 160; `npm run bench -w
+ * 10,000 idle schedules: about 140 MiB against 160; `npm run bench -w
  * services/scheduler-engine` prints both).
  *
  * Runs after every `npm ci` (postinstall) and as `npm run build`. Packages that read
@@ -18,11 +18,8 @@ import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
-export const SERVICES = ['api', 'scheduler-engine', 'worker'] as const;
-export type ServiceName = (typeof SERVICES)[number];
-
-/** Where a service's build lives, relative to the checkout. */
-export const builtMain = (service: ServiceName) => path.join('services', service, 'dist', 'main.mjs');
+const SERVICES = ['api', 'scheduler-engine', 'worker'] as const;
+type ServiceName = (typeof SERVICES)[number];
 
 const EXTERNAL = [
   // Read .wasm / binaries next to their own modules.
@@ -35,8 +32,8 @@ const EXTERNAL = [
   'thrift',
 ];
 
-export async function buildService(service: ServiceName): Promise<string> {
-  const outfile = path.join(root, builtMain(service));
+async function buildService(service: ServiceName): Promise<string> {
+  const outfile = path.join(root, 'services', service, 'dist', 'main.mjs');
   await mkdir(path.dirname(outfile), { recursive: true });
   // Written beside and renamed over: a service starting meanwhile reads the old build or the new, never half of one.
   const partial = `${outfile}.${process.pid}.tmp`;

@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { int, oneOf, parsePostgresUrl, str, type Field } from './config.ts';
 import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
-
 import { repoRoot } from './paths.ts';
 
 /** The checkout Wombat runs from; relative paths in configuration resolve against it. */

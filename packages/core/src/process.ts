@@ -5,6 +5,8 @@ import { resolveFromRoot } from './common-config.ts';
 import { DATABASE_URL_MISSING, resolveDatabase, type ResolvedDatabase } from './embedded-postgres.ts';
 import { createNotifier } from './systemd-notify.ts';
 import { createLogger, isJournalStream, redactUrl, type Logger } from './logger.ts';
+import { probeDatabase } from './db.ts';
+import type { LoopSupervisorOptions } from './loops.ts';
 
 export { isProcessAlive } from './embedded-postgres.ts';
 
@@ -60,6 +62,21 @@ export function createFatal(lifecycle: Lifecycle, proc: Pick<NodeJS.Process, 'ex
       .stop(reason)
       .catch(() => false)
       .then(() => flushAndExit(log, proc, 1));
+  };
+}
+
+/**
+ * How a service's loop supervisor stops it: `fatal` naming the loop, and the probe
+ * (a connection of its own to `url`) that tells a stuck pool from a database that is down.
+ */
+export function serviceStallExit(
+  service: string,
+  fatal: Fatal | undefined,
+  db: { url: string; connectTimeoutMs: number },
+): Pick<LoopSupervisorOptions, 'onStall' | 'probe'> {
+  return {
+    onStall: ({ loop, failingMs }) => fatal?.(`${service} loop ${loop} made no progress for ${failingMs} ms`),
+    probe: () => probeDatabase(db.url, db.connectTimeoutMs),
   };
 }
 

@@ -13,13 +13,7 @@ await runService({
   async start(config, { log, lifecycle, fatal }) {
     const database = await resolveServiceDatabase(config, { log, lifecycle });
     const embedded = database.embedded !== undefined || isEmbeddedDatabaseUrl(database.url, config.embeddedPgPort);
-    const api = await startApi({
-      config,
-      databaseUrl: database.url,
-      embedded,
-      log,
-      onStall: ({ loop, failingMs }) => fatal(`api loop ${loop} made no progress for ${failingMs} ms`),
-    });
+    const api = await startApi({ config, databaseUrl: database.url, embedded, log, fatal });
     lifecycle.onStop('http', () => api.stop());
   },
 });

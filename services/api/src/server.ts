@@ -1,4 +1,4 @@
-import { createDatabase, createLoopSupervisor, databaseDeadlines, probeDatabase, resolveFromRoot, startBoss, thresholdsFromAlertSettings, type Logger } from '@wombat/core';
+import { createDatabase, createLoopSupervisor, databaseDeadlines, resolveFromRoot, serviceStallExit, startBoss, thresholdsFromAlertSettings, type Fatal, type Logger } from '@wombat/core';
 import { buildApp, type App } from './app.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { ApiConfig } from './config.ts';
@@ -13,14 +13,14 @@ export interface RunningApi {
 
 /**
  * Starts the api against a migrated database; `embedded` tells whether it is the local embedded one.
- * `onStall` is called when its pools cannot make progress for LOOP_STALL_EXIT_MS (the service exits 1).
+ * `fatal` stops the service when its pools cannot make progress for LOOP_STALL_EXIT_MS.
  */
 export async function startApi(opts: {
   config: ApiConfig;
   databaseUrl: string;
   embedded: boolean;
   log: Logger;
-  onStall?: (info: { loop: string; failingMs: number }) => void;
+  fatal?: Fatal;
 }): Promise<RunningApi> {
   const { config, log } = opts;
   const database = createDatabase({ url: opts.databaseUrl, poolSize: config.databasePoolSize, applicationName: 'wombat-api', ...databaseDeadlines(config) });
@@ -52,8 +52,7 @@ export async function startApi(opts: {
   const supervisor = createLoopSupervisor({
     log,
     stallMs: config.loopStallExitMs,
-    onStall: (info) => opts.onStall?.(info),
-    probe: () => probeDatabase(opts.databaseUrl, config.databaseConnectTimeoutMs),
+    ...serviceStallExit('api', opts.fatal, { url: opts.databaseUrl, connectTimeoutMs: config.databaseConnectTimeoutMs }),
   });
   const checkEveryMs = Math.min(5_000, Math.max(100, Math.floor(config.loopStallExitMs / 4) || 5_000));
   supervisor.every(

@@ -66,7 +66,7 @@ export interface EngineDeps {
   /** A loop cannot make progress: the service stops and exits non-zero. */
   onStall?: (info: { loop: string; failingMs: number }) => void;
   /** Whether the database answers a connection of its own: tells a stuck pool from a database that is down. */
-  probeDatabase?: () => Promise<boolean>;
+  probe?: () => Promise<boolean>;
 }
 
 export interface Engine {
@@ -142,7 +142,7 @@ export function createEngine(deps: EngineDeps): Engine {
     log,
     stallMs: o.loopStallExitMs ?? 0,
     onStall: (info) => deps.onStall?.(info),
-    ...(deps.probeDatabase ? { probe: deps.probeDatabase } : {}),
+    ...(deps.probe ? { probe: deps.probe } : {}),
   });
 
   function arm(): void {

@@ -1,4 +1,4 @@
-import { createDatabase, databaseDeadlines, probeDatabase, resolveServiceDatabase, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, databaseDeadlines, resolveServiceDatabase, serviceStallExit, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
 import { createAlerting } from '@wombat/core/alerts';
 import pkg from '../package.json' with { type: 'json' };
 import { builtInSchedules, disabledBuiltIns } from './built-ins.ts';
@@ -46,8 +46,7 @@ export async function startService(
     boss,
     log,
     options: engineOptions(config, { host: ctx.host, pid: ctx.pid }),
-    onStall: ({ loop, failingMs }) => ctx.fatal?.(`engine loop ${loop} made no progress for ${failingMs} ms`),
-    probeDatabase: () => probeDatabase(pg.url, config.databaseConnectTimeoutMs),
+    ...serviceStallExit('engine', ctx.fatal, { url: pg.url, connectTimeoutMs: config.databaseConnectTimeoutMs }),
   });
   lifecycle.onStop('engine', () => engine.stop());
   await engine.start();

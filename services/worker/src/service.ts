@@ -1,5 +1,5 @@
 import { createCollectors, collectorsOptionsFromConfig, createCrawls } from '@wombat/collectors';
-import { createDatabase, databaseDeadlines, probeDatabase, resolveServiceDatabase, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, databaseDeadlines, resolveServiceDatabase, serviceStallExit, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
 import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';
@@ -41,8 +41,7 @@ export async function startService(
     progressIntervalMs: config.progressIntervalMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     loopStallExitMs: config.loopStallExitMs,
-    onStall: ({ loop, failingMs }) => deps.fatal?.(`worker loop ${loop} made no progress for ${failingMs} ms`),
-    probeDatabase: () => probeDatabase(resolved.url, config.databaseConnectTimeoutMs),
+    ...serviceStallExit('worker', deps.fatal, { url: resolved.url, connectTimeoutMs: config.databaseConnectTimeoutMs }),
     version: pkg.version,
     // Leaves time after the drain to hand jobs back, flush history and close pools.
     drainTimeoutMs: Math.max(500, config.shutdownTimeoutMs - 3000),

@@ -57,7 +57,7 @@ export interface WorkerOptions {
   loopStallExitMs?: number;
   onStall?: (info: { loop: string; failingMs: number }) => void;
   /** Whether the database answers a connection of its own (see createLoopSupervisor). */
-  probeDatabase?: () => Promise<boolean>;
+  probe?: () => Promise<boolean>;
 }
 
 export interface Worker {
@@ -86,7 +86,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     log,
     stallMs: opts.loopStallExitMs ?? 0,
     onStall: (info) => opts.onStall?.(info),
-    ...(opts.probeDatabase ? { probe: opts.probeDatabase } : {}),
+    ...(opts.probe ? { probe: opts.probe } : {}),
   });
   const history = createHistoryWriter({ sql: opts.sql, log, flushMs: opts.historyFlushMs ?? 0, batchRows: opts.historyBatchRows ?? 1000 });
   const active = new Map<string, ActiveJob>();
