@@ -1,5 +1,5 @@
 import { collectorConfigProblems, collectorFields, crawlConfigProblems, crawlFields } from '@wombat/collectors';
-import { ConfigError, JOB_TYPES, databaseFields, int, isJobType, list, loadConfig as load, processFields, type ConfigOf, type Field, type JobType } from '@wombat/core';
+import { ConfigError, JOB_TYPES, databaseFields, int, isJobType, list, loadConfig as load, optionalStr, processFields, type ConfigOf, type Field, type JobType } from '@wombat/core';
 
 /** How one queue is consumed: `workers` fetch loops, each taking up to `batchSize` jobs at a time. */
 export interface QueueSettings {
@@ -93,6 +93,10 @@ export const workerConfigSchema = {
     min: 100,
     max: 60_000,
   }),
+  executionLog: optionalStr(
+    'WORKER_EXECUTION_LOG',
+    'a file this process appends one JSON line to at every handler start and end (run id, attempt, outcome): an audit of what really ran, for drills and chaos tests; unset: none',
+  ),
   bossPoolSize: int('WORKER_BOSS_POOL_SIZE', 'connections in the pg-boss pool of this process', { default: 4, min: 2, max: 100 }),
 };
 

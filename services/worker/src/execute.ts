@@ -1,5 +1,6 @@
 import { AppError, PermanentError, ValidationError, checkJobParams, serializeError, withDeadline, type Job, type JobType, type Logger } from '@wombat/core';
 import type { JobResult } from 'pg-boss';
+import type { ExecutionLog } from './execution-log.ts';
 import type { HistoryWriter } from './history.ts';
 import type { HandlerDeps, JobContext, JobHandler, JobHandlers } from './jobs/types.ts';
 
@@ -32,6 +33,8 @@ export interface ExecuteDeps {
    * without pg-boss's metadata, which a batch of trivial jobs would spend most of its time parsing).
    */
   retryLimit: (queue: JobType, id: string) => Promise<number>;
+  /** Where handler starts and ends are audited (WORKER_EXECUTION_LOG); unset: nowhere. */
+  executions?: ExecutionLog;
   log: Logger;
 }
 
@@ -100,6 +103,8 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
   const workerId = deps.workerId;
   // The health probe of the whole path: one history row (queued -> completed), nothing to abort.
   if (queue === 'canary' && Object.keys(job.data ?? {}).length === 0) {
+    deps.executions?.start({ runId: id, attempt: attempts, job: queue });
+    deps.executions?.end({ runId: id, attempt: attempts, job: queue, outcome: 'completed' });
     await landed(deps.history.write({ id, attempts, state: 'completed', attemptStartedAt, result: {}, finishedAt: attemptStartedAt }), waitMs);
     return { id, status: 'completed' };
   }
@@ -139,6 +144,7 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
   try {
     const handler = deps.handlers[queue] as JobHandler<JobType>;
     const ctx = { runId: id, job: queue, params: check.value, attempt: attempts, signal, progress: progress.report, log } as JobContext<JobType>;
+    deps.executions?.start({ runId: id, attempt: attempts, job: queue });
     outcome = { ok: true, result: await handler(ctx, deps.handlerDeps) };
   } catch (thrown) {
     outcome = { ok: false, thrown };
@@ -147,6 +153,7 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
     deps.active.delete(id);
     progress.stop();
   }
+  deps.executions?.end({ runId: id, attempt: attempts, job: queue, outcome: outcome.ok ? 'completed' : signal.aborted ? 'aborted' : 'failed' });
   // A cancel that arrived through the 'running' write's report: wait for that write only briefly.
   await landed(started, waitMs);
   if (cancel.signal.aborted) {

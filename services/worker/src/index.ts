@@ -6,3 +6,4 @@ export type { JobContext, JobHandler, JobHandlers } from './jobs/types.ts';
 export { runBacktest, type BacktestResult } from './backtest/run.ts';
 export { defaultHandlers } from './jobs/handlers.ts';
 export type { CrawlsPort, CrawlOutcome } from './jobs/crawl.ts';
+export { openExecutionLog, readExecutionLog, type ExecutionEvent, type ExecutionLog } from './execution-log.ts';

@@ -43,6 +43,7 @@ export async function startService(
     loopStallExitMs: config.loopStallExitMs,
     ...serviceStallExit('worker', deps.fatal, { url: resolved.url, connectTimeoutMs: config.databaseConnectTimeoutMs }),
     version: pkg.version,
+    ...(config.executionLog ? { executionLog: config.executionLog } : {}),
     // Leaves time after the drain to hand jobs back, flush history and close pools.
     drainTimeoutMs: Math.max(500, config.shutdownTimeoutMs - 3000),
   });

@@ -21,6 +21,7 @@ import type { QueueSettings } from './config.ts';
 import type { CollectorsPort } from './collectors-port.ts';
 import type { CrawlsPort } from './jobs/crawl.ts';
 import { executeJob, type ActiveJob } from './execute.ts';
+import { openExecutionLog } from './execution-log.ts';
 import { createHistoryWriter } from './history.ts';
 import { defaultHandlers } from './jobs/handlers.ts';
 import type { JobHandlers } from './jobs/types.ts';
@@ -50,6 +51,8 @@ export interface WorkerOptions {
   heartbeatIntervalMs?: number;
   /** Shown in the registry row. */
   version?: string;
+  /** A file to append every handler start and end to (WORKER_EXECUTION_LOG). */
+  executionLog?: string;
   /**
    * The heartbeat (this process's pool, then pg-boss's) completing no round this long, for a
    * reason a restart may fix, calls onStall (LOOP_STALL_EXIT_MS); 0 or unset: never.
@@ -97,7 +100,9 @@ export function createWorker(opts: WorkerOptions): Worker {
   let unlisten: (() => Promise<void>) | undefined;
   let stopping: Promise<void> | undefined;
 
+  const executions = opts.executionLog ? openExecutionLog(opts.executionLog, workerId) : undefined;
   const executeDeps = {
+    ...(executions ? { executions } : {}),
     handlers,
     handlerDeps: { db: opts.db, boss: opts.boss, collectors: opts.collectors, crawls: opts.crawls, defaultExchanges: opts.defaultExchanges ?? [...EXCHANGES], log: opts.log },
     history,
@@ -192,6 +197,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         // and retry() puts it back in the queue without counting an attempt against it.
         for (const [id, queue] of handedBack) await opts.boss.retry(queue, id).catch((err) => log.error({ err, id }, 'could not requeue job'));
         await history.close();
+        executions?.close();
         supervisor.stop();
         await markWorkerStopped(opts.db, workerId).catch((err) => log.warn({ err }, 'could not mark the worker stopped'));
         await unlisten?.();
