@@ -5,9 +5,9 @@
  *
  *   DATABASE_URL=postgres://... npm run migrate     (DATABASE_URL=embedded: the local embedded server)
  */
-import { ConfigError, DATABASE_URL_MISSING, configOrExit, isJournalStream, createLogger, databaseFields, loadConfig, migrateAll, processFields, redactUrl, resolveDatabase, resolveFromRoot } from '@wombat/core';
+import { ConfigError, DATABASE_URL_MISSING, configOrExit, isJournalStream, createLogger, databaseFields, loadConfig, migrateAll, migrationFields, processFields, redactUrl, resolveDatabase, resolveFromRoot } from '@wombat/core';
 
-const schema = { ...databaseFields, ...processFields };
+const schema = { ...databaseFields, ...processFields, ...migrationFields };
 const config = configOrExit((env) => loadConfig(schema, env), process);
 if (config.databaseUrl === undefined) {
   process.stderr.write(`${new ConfigError([DATABASE_URL_MISSING]).message}\n`);
@@ -22,7 +22,7 @@ try {
     log,
   });
   try {
-    const { applied } = await migrateAll({ url: db.url, log });
+    const { applied } = await migrateAll({ url: db.url, log, outageGraceSeconds: config.outageGraceSeconds });
     log.info({ database: redactUrl(db.url), applied }, 'database ready');
   } finally {
     await db.stop();

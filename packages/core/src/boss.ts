@@ -1,7 +1,7 @@
 import { PgBoss, type ConstructorOptions, type Queue } from 'pg-boss';
 import { AppError } from './errors.ts';
 import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
-import { JOB_HEARTBEAT_SECONDS, JOB_TYPES, jobDefaults, type JobType } from './jobs.ts';
+import { JOB_TYPES, OUTAGE_GRACE_DEFAULT_SECONDS, bossHeartbeatSeconds, jobDefaults, type JobType } from './jobs.ts';
 import type { Logger } from './logger.ts';
 
 export { PgBoss, fromKysely } from 'pg-boss';
@@ -68,17 +68,17 @@ export async function startBoss(opts: BossOptions): Promise<PgBoss> {
   return boss;
 }
 
-/** pg-boss queue settings for a job type: retries, timeout, LISTEN/NOTIFY wake-ups. */
-export function queueOptions(job: JobType): Omit<Queue, 'name'> {
+/** pg-boss queue settings for a job type: retries, timeout, heartbeat limit, LISTEN/NOTIFY wake-ups. */
+export function queueOptions(job: JobType, opts: { outageGraceSeconds?: number } = {}): Omit<Queue, 'name'> {
   const d = jobDefaults[job];
   return {
     retryLimit: d.retryLimit,
     retryDelay: d.retryDelaySeconds,
     retryBackoff: d.retryBackoff,
     expireInSeconds: d.timeoutSeconds,
-    // A worker refreshes its jobs' heartbeats every JOB_HEARTBEAT_REFRESH_SECONDS; pg-boss's monitor (in
-    // workers and engines) and the engine's reconciler fail the attempt of a job whose heartbeat is older.
-    heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
+    // Jobs take the queue's heartbeat limit (no job sets its own). pg-boss's monitor fails a job not
+    // touched for this long; Wombat's reconciler decides sooner, allowing for outages (see jobs.ts).
+    heartbeatSeconds: bossHeartbeatSeconds(opts.outageGraceSeconds ?? OUTAGE_GRACE_DEFAULT_SECONDS),
     notify: true,
   };
 }
@@ -91,10 +91,10 @@ export function queueOptions(job: JobType): Omit<Queue, 'name'> {
 export const SINGLETON_QUEUES: ReadonlySet<JobType> = new Set<JobType>(['crawl-prices', 'collect-posts']);
 
 /** Creates every queue Wombat uses; safe to repeat. Run by the migrator. */
-export async function ensureQueues(boss: PgBoss): Promise<void> {
+export async function ensureQueues(boss: PgBoss, opts: { outageGraceSeconds?: number } = {}): Promise<void> {
   const existing = new Set((await boss.getQueues()).map((q) => q.name));
   for (const job of JOB_TYPES) {
-    if (existing.has(job)) await boss.updateQueue(job, queueOptions(job));
-    else await boss.createQueue(job, { ...queueOptions(job), ...(SINGLETON_QUEUES.has(job) ? { policy: 'singleton' as const } : {}) });
+    if (existing.has(job)) await boss.updateQueue(job, queueOptions(job, opts));
+    else await boss.createQueue(job, { ...queueOptions(job, opts), ...(SINGLETON_QUEUES.has(job) ? { policy: 'singleton' as const } : {}) });
   }
 }

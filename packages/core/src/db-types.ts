@@ -55,8 +55,20 @@ export interface WorkersTable {
   stopped_at: Timestamp | null;
 }
 
+/** wombat.superseded_attempts (migration 0009): writes refused because their attempt had lost its claim. */
+export interface SupersededAttemptsTable {
+  run_id: string;
+  attempt: number;
+  state: string;
+  worker_id: string | null;
+  result: Json | null;
+  error: Json | null;
+  recorded_at: GeneratedTimestamp;
+}
+
 /** Tables of the core migrations. Other packages add theirs with `db.withTables<...>()`. */
 export interface CoreTables {
   'wombat.runs': RunsTable;
+  'wombat.superseded_attempts': SupersededAttemptsTable;
   'wombat.workers': WorkersTable;
 }

@@ -155,15 +155,30 @@ export const jobDefaults: Record<JobType, JobDefaults> = {
 };
 
 /**
- * pg-boss job heartbeat: a running job's worker touches it every JOB_HEARTBEAT_REFRESH_SECONDS;
- * one not touched for JOB_HEARTBEAT_SECONDS is failed (and retried if it has retries left) by
- * the next pg-boss monitor pass, which the engine and every worker run (see boss.ts). So a job
- * whose worker died is noticed in heartbeat + monitor interval + supervise interval (about
- * 15-40 s), not at its timeout (up to an hour). The refresh leaves a 10 s margin for a busy
- * event loop.
+ * Liveness of a running attempt. A worker touches its jobs' pg-boss heartbeat every
+ * JOB_HEARTBEAT_REFRESH_SECONDS and its own row in wombat.workers every few seconds. Wombat's
+ * reconciler (in the engine) ends an attempt whose worker or job heartbeat is older than
+ * JOB_HEARTBEAT_SECONDS, measured from the later of that heartbeat and the database's last return
+ * from an outage: nobody can beat while PostgreSQL is unreachable, so staleness that overlaps an
+ * outage says nothing about the worker. A worker that really died is caught in about 15-25 s.
+ *
+ * pg-boss's own monitor cannot tell an outage from a death, so the queues give it a heartbeat
+ * limit past any outage Wombat rides out: bossHeartbeatSeconds(OUTAGE_GRACE_S). It is the
+ * backstop for an installation with no engine running.
  */
 export const JOB_HEARTBEAT_SECONDS = 15;
 export const JOB_HEARTBEAT_REFRESH_SECONDS = 5;
+/** Default OUTAGE_GRACE_S: a database outage this long leaves every live attempt running. */
+export const OUTAGE_GRACE_DEFAULT_SECONDS = 60;
+
+/**
+ * pg-boss's job heartbeat limit for an outage grace: a job last touched just before the outage
+ * began is touched again within two refresh intervals of the database's return (the first touch
+ * may meet a dead pooled connection), plus a margin for a busy event loop.
+ */
+export function bossHeartbeatSeconds(outageGraceSeconds: number): number {
+  return outageGraceSeconds + 3 * JOB_HEARTBEAT_REFRESH_SECONDS + 15;
+}
 
 /**
  * Compiled checkers, made on first use: an engine validates every schedule it

@@ -8,7 +8,7 @@ import { migrateWombat } from './migrate.ts';
  * pg-boss's schema and Wombat's queues. Production runs this once per deploy
  * (deploy/migrate.ts) before starting services; services never migrate.
  */
-export async function migrateAll(opts: { url: string; log: Logger }): Promise<{ applied: string[] }> {
+export async function migrateAll(opts: { url: string; log: Logger; outageGraceSeconds?: number }): Promise<{ applied: string[] }> {
   const sql = createSql({ url: opts.url, poolSize: 1, applicationName: 'wombat-migrate', statementTimeoutMs: 0, transactionTimeoutMs: 0, connectTimeoutMs: 10_000 });
   let applied: string[];
   try {
@@ -18,7 +18,7 @@ export async function migrateAll(opts: { url: string; log: Logger }): Promise<{ 
   }
   const boss = await startBoss({ url: opts.url, role: 'migrator', log: opts.log, poolSize: 2, connectTimeoutMs: 10_000 });
   try {
-    await ensureQueues(boss);
+    await ensureQueues(boss, opts.outageGraceSeconds !== undefined ? { outageGraceSeconds: opts.outageGraceSeconds } : {});
   } finally {
     await boss.stop({ graceful: false, close: true });
   }

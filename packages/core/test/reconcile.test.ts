@@ -13,6 +13,14 @@ const dead = randomUUID();
 for (const id of [live, dead]) await registerWorker(tdb.db, { id, host: 'h', pid: 1, version: 't', queues: ['canary'], concurrency: 1, heartbeatIntervalMs: 1000 });
 await sql`update wombat.workers set last_beat_at = now() - interval '1 minute' where id = ${dead}`.execute(tdb.db);
 
+/** Heartbeats are judged from the server's start at the earliest: a server started moments ago makes every beat look fresh. */
+async function serverUpFor(seconds: number): Promise<void> {
+  const r = await sql<{ up: number }>`select extract(epoch from now() - pg_postmaster_start_time())::float8 as up`.execute(tdb.db);
+  const wait = seconds - r.rows[0]!.up;
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+}
+await serverUpFor(17);
+
 const run = (id: string): Promise<Run> => tdb.db.selectFrom('wombat.runs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 
 /** A canary run whose job a worker has claimed and started, recorded a while ago. */
@@ -56,7 +64,7 @@ t.test('a run whose worker went silent is retried when attempts remain, failed w
   t.same(out2?.lost, [last]);
   t.match(await run(last), { state: 'failed', error: { code: 'worker_lost' } });
   t.equal((await boss.getJobById('canary', last))?.state, 'failed');
-  t.same(await reconcileRuns(tdb.db, boss), { lost: [], retrying: [], settled: [] }, 'a second sweep changes nothing');
+  t.same(await reconcileRuns(tdb.db, boss), { lost: [], retrying: [], settled: [], jobsSettled: [] }, 'a second sweep changes nothing');
 });
 
 t.test('one engine reconciles at a time', async (t) => {
@@ -64,4 +72,80 @@ t.test('one engine reconciles at a time', async (t) => {
     await sql`select pg_advisory_xact_lock(hashtext('wombat.reconcile'))`.execute(trx);
     t.equal(await reconcileRuns(tdb.db, boss), null, 'another holder of the lock: nothing done');
   });
+});
+
+t.test('a superseded attempt: its late writes are refused and kept apart, the run follows the live attempt and agrees with pg-boss', async (t) => {
+  const id = await started(dead, 1);
+  t.same((await reconcileRuns(tdb.db, boss))?.retrying, [id], 'attempt 1 declared lost');
+  // The first attempt was alive after all and finishes late.
+  const late = await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, workerId: dead, state: 'completed', result: { late: true }, finishedAt: new Date().toISOString() }]);
+  t.same([...late.superseded], [id], 'the late completion is refused as superseded');
+  t.match(await run(id), { state: 'retrying', result: null }, 'the run keeps what happened to its live attempt');
+  t.equal((await boss.getJobById('canary', id))?.state, 'retry');
+  const kept = await sql<{ attempt: number; state: string; worker_id: string; result: unknown }>`select attempt, state, worker_id, result from wombat.superseded_attempts where run_id = ${id}`.execute(tdb.db);
+  t.same(kept.rows, [{ attempt: 1, state: 'completed', worker_id: dead, result: { late: true } }], 'kept as a superseded attempt');
+
+  // Attempt 2 runs on a live worker; attempt 1's stragglers and another worker's writes do not land.
+  await sql`update pgboss.job set start_after = now() where id = ${id}`.execute(tdb.db);
+  const [job] = await boss.fetch('canary', { batchSize: 1 });
+  t.equal(job?.id, id);
+  t.equal(job?.retryCount, 1);
+  const start = await applyAttemptUpdates(tdb.sql, [{ id, attempts: 2, workerId: live, state: 'running', attemptStartedAt: new Date().toISOString() }]);
+  t.equal(start.superseded.size, 0, 'the live attempt starts');
+  const straggler = await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, workerId: dead, progress: 0.9 }]);
+  t.same([...straggler.superseded], [id], 'a progress write of attempt 1 is refused');
+  const intruder = await applyAttemptUpdates(tdb.sql, [{ id, attempts: 2, workerId: randomUUID(), state: 'completed', finishedAt: new Date().toISOString() }]);
+  t.same([...intruder.superseded], [id], 'a write naming another worker is refused');
+  t.match(await run(id), { state: 'running', attempts: 2, worker_id: live, progress: 0 });
+  const done = await applyAttemptUpdates(tdb.sql, [{ id, attempts: 2, workerId: live, state: 'completed', result: { ok: 1 }, finishedAt: new Date().toISOString() }]);
+  t.equal(done.superseded.size, 0);
+  await boss.complete('canary', { id, retryCount: 1 }, { ok: 1 });
+  t.match(await run(id), { state: 'completed', attempts: 2, result: { ok: 1 } });
+  t.equal((await boss.getJobById('canary', id))?.state, 'completed', 'run and job agree');
+});
+
+t.test('heartbeats are judged from the database\'s return: an outage is no evidence of death', async (t) => {
+  const quiet = randomUUID();
+  await registerWorker(tdb.db, { id: quiet, host: 'h', pid: 2, version: 't', queues: ['canary'], concurrency: 1, heartbeatIntervalMs: 1000 });
+  const id = await started(quiet, 1);
+  // Its worker last beat 20 s ago, and the job's heartbeat is as old: the database was away meanwhile.
+  await sql`update wombat.workers set last_beat_at = now() - interval '20 seconds' where id = ${quiet}`.execute(tdb.db);
+  await sql`update pgboss.job set heartbeat_on = now() - interval '20 seconds' where id = ${id}`.execute(tdb.db);
+  const justBack = await reconcileRuns(tdb.db, boss, { outageEndedAt: new Date() });
+  t.notOk(justBack?.retrying.includes(id) || justBack?.lost.includes(id), 'the database just came back: not lost');
+  t.match(await run(id), { state: 'running', attempts: 1 });
+  t.equal((await boss.getJobById('canary', id))?.state, 'active');
+  // Once the limit has passed since the return without a beat, it is.
+  const later = await reconcileRuns(tdb.db, boss, { outageEndedAt: new Date(Date.now() - 16_000) });
+  t.ok(later?.retrying.includes(id), 'silent for the whole limit after the return: retried');
+  t.match(await run(id), { state: 'retrying', error: { code: 'worker_lost' } });
+});
+
+t.test('a run its worker completed whose job never settled (the database left in between) is settled in pg-boss, not run again', async (t) => {
+  const id = await started(live);
+  await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, workerId: live, state: 'completed', result: { n: 7 }, finishedAt: new Date().toISOString() }]);
+  t.equal((await boss.getJobById('canary', id))?.state, 'active', 'the worker could not settle the job');
+  t.notOk((await reconcileRuns(tdb.db, boss))?.jobsSettled.includes(id), 'not while its heartbeat is fresh');
+  await sql`update pgboss.job set heartbeat_on = now() - interval '1 minute' where id = ${id}`.execute(tdb.db);
+  const out = await reconcileRuns(tdb.db, boss);
+  t.same(out?.jobsSettled, [id]);
+  t.match(await boss.getJobById('canary', id), { state: 'completed', output: { n: 7 } });
+  t.match(await run(id), { state: 'completed', result: { n: 7 } });
+});
+
+t.test('hand back: a job stopped by its worker\'s shutdown waits again without spending an attempt', async (t) => {
+  const { handBackAttempt } = await import('@wombat/core');
+  const id = await started(live, 0);
+  // pg-boss settles the stopped job as failed (its last attempt), then the worker hands it back.
+  await boss.fail('canary', { id, retryCount: 0 }, { code: 'worker_stopped' });
+  t.equal(await handBackAttempt(tdb.db, { id, job: 'canary', attempts: 1 }), true);
+  t.match(await boss.getJobById('canary', id), { state: 'created', retryCount: 0 });
+  t.match(await run(id), { state: 'queued', attempts: 0, worker_id: null, error: null, finished_at: null });
+  t.equal(await handBackAttempt(tdb.db, { id, job: 'canary', attempts: 1 }), false, 'only once');
+  const [job] = await boss.fetch('canary', { batchSize: 1 });
+  t.equal(job?.id, id);
+  t.equal(job?.retryCount, 0, 'the next worker runs attempt 1 again: no retry spent');
+  const start = await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, workerId: live, state: 'running', attemptStartedAt: new Date().toISOString() }]);
+  t.equal(start.superseded.size, 0);
+  t.match(await run(id), { state: 'running', attempts: 1 });
 });

@@ -130,3 +130,17 @@ t.test('health answers 200 with the database status', async (t) => {
   t.equal(res.status, 200);
   t.match(res.body, { status: 'ok', database: { ok: true, latency_ms: Number } });
 });
+
+t.test('a run shows the writes of its superseded attempts apart from its outcome', async (t) => {
+  const { applyAttemptUpdates } = await import('@wombat/core');
+  const id = await submit();
+  const fresh = await api.call('GET', `/api/runs/${id}`);
+  t.same(fresh.body.superseded_attempts, [], 'none yet');
+  // A worker whose attempt never held the job's claim (nobody fetched it) writes a completion: refused.
+  const refused = await applyAttemptUpdates(api.database.sql, [{ id, attempts: 1, workerId: '00000000-0000-4000-8000-000000000001', state: 'completed', result: { late: true }, finishedAt: new Date().toISOString() }]);
+  t.same([...refused.superseded], [id]);
+  const res = await api.call('GET', `/api/runs/${id}`);
+  t.equal(res.status, 200);
+  t.equal(res.body.state, 'queued', 'the run keeps its own state');
+  t.match(res.body.superseded_attempts, [{ attempt: 1, state: 'completed', worker_id: '00000000-0000-4000-8000-000000000001' }]);
+});

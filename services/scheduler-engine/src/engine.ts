@@ -419,12 +419,23 @@ export function createEngine(deps: EngineDeps): Engine {
         for (const r of released) log.info({ scheduleId: r.scheduleId, schedule: slots.get(r.scheduleId)?.s.name, runId: r.id }, 'released held run (overlap queue-one)');
         heldSeen = released.length > 0 || queueOne;
       });
+      // The database's return from an outage, as this engine saw it: the first pass after a gap
+      // of more than three intervals (or this engine's first pass: it cannot know what came before).
+      let lastPassMs: number | undefined;
+      let outageEndedAt = new Date(Date.now() + offsetMs);
       every(o.runReconcileIntervalMs, 'run reconciliation', async () => {
-        const r = await reconcileRuns(db, boss);
+        const startedMs = performance.now();
+        if (lastPassMs !== undefined && startedMs - lastPassMs > Math.max(3 * o.runReconcileIntervalMs, 5_000)) {
+          outageEndedAt = new Date(Date.now() + offsetMs);
+          log.info({ gapMs: Math.round(startedMs - lastPassMs) }, 'database reachable again: worker heartbeats are judged from now');
+        }
+        const r = await reconcileRuns(db, boss, { outageEndedAt });
+        lastPassMs = startedMs;
         if (!r) return; // another engine holds the lock
         for (const id of r.lost) log.warn({ runId: id }, 'run lost: failed with worker_lost');
         for (const id of r.retrying) log.warn({ runId: id }, 'run attempt lost: retrying');
         if (r.settled.length > 0) log.info({ runIds: r.settled }, 'runs took the outcome pg-boss recorded for their jobs');
+        if (r.jobsSettled.length > 0) log.info({ runIds: r.jobsSettled }, 'jobs settled in pg-boss as their runs ended (the worker could not settle them)');
       });
       every(o.maintenanceIntervalMs, 'retention', () => purgeFinishedRuns(db, o));
       log.info({ engineId: id, enabled: o.enabled, schedules: slots.size, clockOffsetMs: Math.round(offsetMs) }, o.enabled ? 'engine started' : 'engine started with the scheduler disabled');

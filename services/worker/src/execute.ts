@@ -1,7 +1,7 @@
 import { AppError, PermanentError, ValidationError, checkJobParams, serializeError, withDeadline, type Job, type JobType, type Logger } from '@wombat/core';
 import type { JobResult } from 'pg-boss';
 import type { ExecutionLog } from './execution-log.ts';
-import type { HistoryWriter } from './history.ts';
+import type { FlushOutcome, HistoryWriter } from './history.ts';
 import type { HandlerDeps, JobContext, JobHandler, JobHandlers } from './jobs/types.ts';
 
 /** A job this process is running, by run id: how to cancel it or hand it back. */
@@ -17,8 +17,8 @@ export interface ExecuteDeps {
   active: Map<string, ActiveJob>;
   /** Aborted when the worker stops and running jobs must be handed back. */
   shutdown: AbortSignal;
-  /** Jobs handed back with no retry left: the worker requeues them after pg-boss settles them. */
-  handedBack: Map<string, JobType>;
+  /** Jobs stopped by the worker's shutdown, by run id: handed back (attempt not spent) once pg-boss has settled them. */
+  handedBack: Map<string, { queue: JobType; attempts: number }>;
   progressIntervalMs: number;
   /** This process in the worker registry: recorded on each run it starts. */
   workerId?: string;
@@ -87,9 +87,12 @@ async function lastAttempt(queue: JobType, job: Job<object>, deps: ExecuteDeps):
  * - cancelled (the api set the run 'cancelled' and sent NOTIFY, or the run was already 'cancelled'
  *   when the attempt started): the run is left as the api wrote it; pg-boss gets 'deadletter' so
  *   the job does not run again.
- * - worker stopping: the run goes to 'retrying' with error worker_stopped; pg-boss fails the job
- *   for retry, and a job with no retry left is requeued by the worker, so a restart never turns
- *   into a dead letter.
+ * - worker stopping: nothing is written; pg-boss fails the job, and once the batch is settled the
+ *   worker hands it back (core's handBackAttempt: queued again, its attempt not spent), so a
+ *   restart never costs a retry or turns into a dead letter.
+ * - superseded (the attempt lost its claim: the reconciler or pg-boss ended it, or a write of it
+ *   was refused): the handler is aborted; what the attempt writes is refused by the lifecycle and
+ *   kept as a superseded attempt, never as the run's outcome.
  *
  * The final history write is awaited before pg-boss settles the job (up to historyWaitMs; it is
  * retried until it lands): a run never reads 'running' after its job completed while Postgres
@@ -101,11 +104,13 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
   const id = job.id;
   const waitMs = deps.historyWaitMs ?? 5_000;
   const workerId = deps.workerId;
+  // Every write names this worker: the lifecycle refuses writes of an attempt that is no longer this worker's.
+  const w = workerId ? { workerId } : {};
   // The health probe of the whole path: one history row (queued -> completed), nothing to abort.
   if (queue === 'canary' && Object.keys(job.data ?? {}).length === 0) {
     deps.executions?.start({ runId: id, attempt: attempts, job: queue });
     deps.executions?.end({ runId: id, attempt: attempts, job: queue, outcome: 'completed' });
-    await landed(deps.history.write({ id, attempts, state: 'completed', attemptStartedAt, result: {}, finishedAt: attemptStartedAt }), waitMs);
+    await landed(deps.history.write({ id, attempts, ...w, state: 'completed', attemptStartedAt, result: {}, finishedAt: attemptStartedAt }), waitMs);
     return { id, status: 'completed' };
   }
   const endLevel = queue === 'canary' ? 'debug' : 'info';
@@ -113,9 +118,19 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
   // before this attempt started (a cancel between pg-boss handing the job over and this point,
   // which its NOTIFY could not reach): such a job is aborted as soon as the flush returns.
   const cancel = new AbortController();
-  const started = deps.history.write({ id, attempts, state: 'running', ...(workerId ? { workerId } : {}), attemptStartedAt, progress: 0, progressMessage: null }).then(
+  const superseded = new AbortController();
+  /** Aborts the handler when a write of this attempt comes back refused as superseded. */
+  const fenced = (p: Promise<FlushOutcome>) =>
+    p.then(
+      (outcome) => {
+        if (outcome.superseded.has(id)) superseded.abort(new AppError('superseded', 'this attempt no longer holds its job (ended by the reconciler or pg-boss, or run elsewhere)'));
+      },
+      () => {},
+    );
+  const started = deps.history.write({ id, attempts, ...w, state: 'running', attemptStartedAt, progress: 0, progressMessage: null }).then(
     (outcome) => {
       if (outcome.cancelled.has(id)) cancel.abort(new Error('cancelled before it started'));
+      if (outcome.superseded.has(id)) superseded.abort(new AppError('superseded', 'this attempt no longer holds its job'));
     },
     () => {},
   );
@@ -124,7 +139,7 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
   const check = checkJobParams(queue, job.data);
   if (!check.ok) {
     const err = new ValidationError(check.problems.map((p) => p.replace(/^params/, `params of ${queue}`)));
-    await landed(deps.history.write({ id, attempts, state: 'failed', attemptStartedAt, error: serializeError(err), finishedAt: nowIso() }), waitMs);
+    await landed(deps.history.write({ id, attempts, ...w, state: 'failed', attemptStartedAt, error: serializeError(err), finishedAt: nowIso() }), waitMs);
     deps.log.info({ job: queue, runId: id, attempt: attempts, state: 'failed', durationMs: 0, err }, 'run ended');
     return { id, status: 'deadletter', output: { error: err.message } };
   }
@@ -132,10 +147,10 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
   const deadline = new AbortController();
   const timeoutMs = job.expireInSeconds * 1000;
   const timer = setTimeout(() => deadline.abort(new AppError('timeout', `job ran past its timeout of ${job.expireInSeconds} s`)), timeoutMs);
-  const signal = AbortSignal.any([job.signal, cancel.signal, deadline.signal, deps.shutdown]);
+  const signal = AbortSignal.any([job.signal, cancel.signal, superseded.signal, deadline.signal, deps.shutdown]);
   deps.active.set(id, { cancel, queue });
   const log = deps.log.child({ job: queue, runId: id, attempt: attempts });
-  const progress = createProgress(id, attempts, deps);
+  const progress = createProgress(id, attempts, w, deps, fenced);
 
   const durationMs = () => Math.round(performance.now() - startedMs);
   // The body's outcome; bookkeeping happens after the try, so that a failed history write can never
@@ -162,31 +177,35 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
   }
   if (outcome.ok) {
     const result = outcome.result ?? {};
-    await landed(deps.history.write({ id, attempts, state: 'completed', attemptStartedAt, result, finishedAt: nowIso() }), waitMs);
+    const done = deps.history.write({ id, attempts, ...w, state: 'completed', attemptStartedAt, result, finishedAt: nowIso() });
+    await landed(fenced(done), waitMs);
+    if (superseded.signal.aborted) {
+      log.warn({ durationMs: durationMs() }, 'attempt superseded: its result is kept apart, not as the run\'s outcome');
+      return { id, status: 'failed', output: serializeError(superseded.signal.reason) };
+    }
     log[endLevel]({ state: 'completed', durationMs: durationMs() }, 'run ended');
     return { id, status: 'completed', output: result };
   }
   {
     const thrown = outcome.thrown;
-    if (deps.shutdown.aborted && !deadline.signal.aborted) {
-      const err = new AppError('worker_stopped', 'the worker stopped while the job ran; it will run again');
-      await landed(deps.history.write({ id, attempts, state: 'retrying', attemptStartedAt, error: serializeError(err) }), waitMs);
-      if (await lastAttempt(queue, job, deps)) deps.handedBack.set(id, queue);
-      log.warn({ state: 'retrying', durationMs: durationMs() }, 'job handed back');
-      return { id, status: 'failed', output: serializeError(err) };
+    if (deps.shutdown.aborted && !deadline.signal.aborted && !superseded.signal.aborted && !job.signal.aborted) {
+      // Settled as failed by pg-boss, then handed back by the worker once the batch is settled.
+      deps.handedBack.set(id, { queue, attempts });
+      log.info({ durationMs: durationMs() }, 'job stopped by the worker\'s shutdown; handing it back');
+      return { id, status: 'failed', output: serializeError(new AppError('worker_stopped', 'the worker stopped while the job ran; it runs again')) };
     }
     // pg-boss runs a timer of its own for the same deadline and aborts job.signal: whichever fires
     // first, a job stopped at its deadline failed by timeout.
     const timedOut = deadline.signal.aborted || (job.signal.aborted && performance.now() - startedMs >= timeoutMs - 50);
     const err = timedOut
       ? new AppError('timeout', `job ran past its timeout of ${job.expireInSeconds} s`, { cause: thrown })
-      : job.signal.aborted
-        ? new AppError('aborted', 'the job\'s claim was lost (expired or taken over elsewhere)', { cause: thrown })
+      : job.signal.aborted || superseded.signal.aborted
+        ? new AppError('superseded', 'this attempt no longer holds its job (ended by the reconciler or pg-boss, or run elsewhere); its outcome is kept apart', { cause: thrown })
         : thrown;
     const final = err instanceof PermanentError || err instanceof ValidationError || (await lastAttempt(queue, job, deps));
     const error = serializeError(err);
     const state = final ? 'failed' : 'retrying';
-    await landed(deps.history.write({ id, attempts, state, attemptStartedAt, error, ...(final ? { finishedAt: nowIso() } : {}) }), waitMs);
+    await landed(deps.history.write({ id, attempts, ...w, state, attemptStartedAt, error, ...(final ? { finishedAt: nowIso() } : {}) }), waitMs);
     log.warn({ err, final, state, durationMs: durationMs() }, 'run ended');
     const permanent = err instanceof PermanentError || err instanceof ValidationError;
     return { id, status: permanent ? 'deadletter' : 'failed', output: error };
@@ -194,7 +213,13 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
 }
 
 /** Throttled progress: the first report is written at once, then at most one per interval (the latest wins). */
-function createProgress(id: string, attempts: number, deps: ExecuteDeps): { report: (fraction: number, message?: string) => void; stop: () => void } {
+function createProgress(
+  id: string,
+  attempts: number,
+  w: { workerId?: string },
+  deps: ExecuteDeps,
+  fenced: (p: Promise<FlushOutcome>) => Promise<void>,
+): { report: (fraction: number, message?: string) => void; stop: () => void } {
   let lastAt = 0;
   let trailing: NodeJS.Timeout | undefined;
   let latest: { progress: number; progressMessage: string | null } | undefined;
@@ -203,7 +228,7 @@ function createProgress(id: string, attempts: number, deps: ExecuteDeps): { repo
     trailing = undefined;
     if (!latest || stopped) return;
     lastAt = performance.now();
-    void deps.history.write({ id, attempts, ...latest });
+    void fenced(deps.history.write({ id, attempts, ...w, ...latest }));
     latest = undefined;
   };
   return {

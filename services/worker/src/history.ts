@@ -3,9 +3,13 @@ import { applyAttemptUpdates, type AttemptUpdate, type Logger, type Sql } from '
 /** One change to a run's row, from one attempt (the core lifecycle's start/progress/retry-pending/finish). */
 export type RunUpdate = AttemptUpdate;
 
-/** What one flush found: the runs whose 'running' write it skipped because the api had cancelled them. */
+/**
+ * What one flush found: the runs whose 'running' write it skipped because the api had cancelled
+ * them, and the runs whose write it refused because their attempt was superseded.
+ */
 export interface FlushOutcome {
   cancelled: ReadonlySet<string>;
+  superseded: ReadonlySet<string>;
 }
 
 export interface HistoryWriter {
@@ -119,10 +123,11 @@ export function createHistoryWriter(opts: HistoryWriterOptions): HistoryWriter {
       // Asynchronous commit is safe here: a job's final write is committed before pg-boss settles
       // the job, and pg-boss's synchronous commit flushes the WAL up to and past this one. What a
       // Postgres crash can lose is only a 'running' or progress row of a job that then runs again.
-      const cancelled = await applyAttemptUpdates(opts.sql, rows, { synchronousCommit: false });
+      const outcome = await applyAttemptUpdates(opts.sql, rows, { synchronousCommit: false });
       if (failures > 0) log.info({ rows: rows.length, failures }, 'run history written after retries');
+      if (outcome.superseded.size > 0) log.warn({ runIds: [...outcome.superseded].slice(0, 20), count: outcome.superseded.size }, 'writes of superseded attempts refused (kept in wombat.superseded_attempts)');
       failures = 0;
-      batch.resolve({ cancelled });
+      batch.resolve(outcome);
       return true;
     } catch (err) {
       failures++;

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import {
   beatWorker,
   createLoopSupervisor,
+  handBackAttempt,
   CANCEL_CHANNEL,
   EXCHANGES,
   JOB_HEARTBEAT_REFRESH_SECONDS,
@@ -93,7 +94,7 @@ export function createWorker(opts: WorkerOptions): Worker {
   });
   const history = createHistoryWriter({ sql: opts.sql, log, flushMs: opts.historyFlushMs ?? 0, batchRows: opts.historyBatchRows ?? 1000 });
   const active = new Map<string, ActiveJob>();
-  const handedBack = new Map<string, JobType>();
+  const handedBack = new Map<string, { queue: JobType; attempts: number }>();
   const shutdown = new AbortController();
   const handlers: JobHandlers = { ...defaultHandlers, ...opts.handlers };
   const loops: { queue: JobType; id: string }[] = [];
@@ -193,9 +194,14 @@ export function createWorker(opts: WorkerOptions): Worker {
         } finally {
           clearTimeout(timer);
         }
-        // pg-boss has settled every batch by now; a handed-back job that had no retry left is failed,
-        // and retry() puts it back in the queue without counting an attempt against it.
-        for (const [id, queue] of handedBack) await opts.boss.retry(queue, id).catch((err) => log.error({ err, id }, 'could not requeue job'));
+        // pg-boss has settled every batch by now: the jobs the shutdown stopped go back to the queue
+        // with their attempt unspent.
+        for (const [id, h] of handedBack) {
+          await handBackAttempt(opts.db, { id, job: h.queue, attempts: h.attempts }).then(
+            (back) => log.info({ runId: id, job: h.queue, handedBack: back }, back ? 'job handed back' : 'job not handed back: its attempt was already superseded'),
+            (err: unknown) => log.error({ err, runId: id }, 'could not hand the job back (the engine will retry it)'),
+          );
+        }
         await history.close();
         executions?.close();
         supervisor.stop();

@@ -1,17 +1,38 @@
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
-import { JOB_TYPES } from '@wombat/core';
-import { createTestDatabase } from '@wombat/core/testing';
+import { sql } from 'kysely';
+import { JOB_TYPES, publishRun, startBoss, type JobType } from '@wombat/core';
+import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
 import { createHistoryWriter } from '../src/index.ts';
 import { loadConfig, queueSettings } from '../src/config.ts';
 
+/**
+ * Runs whose jobs a worker has claimed (history writes are fenced to a claim held in pg-boss), one
+ * per entry: its job type and the attempt the claim is at.
+ */
+async function claimedRuns(t: { teardown(fn: () => unknown): void }, tdb: TestDatabase, runs: { job: JobType; attempt?: number }[]): Promise<string[]> {
+  const boss = await startBoss({ url: tdb.url, role: 'worker', log: tdb.log, poolSize: 2 });
+  t.teardown(() => boss.stop({ graceful: false, close: true }));
+  const ids: string[] = [];
+  for (const r of runs) {
+    const id = await publishRun(tdb.db, boss, { job: r.job, params: r.job === 'canary' ? {} : { strategy: 'ma-crossover', exchange: 'upbit', symbols: ['KRW-BTC'], timeframe: '1D', from: '2025-01-01T00:00:00Z', to: '2025-02-01T00:00:00Z' }, trigger: 'task', retryLimit: 3, retryDelaySeconds: 0 });
+    for (let attempt = 1; ; attempt++) {
+      const [job] = await boss.fetch(r.job, { batchSize: 1 });
+      if (job?.id !== id) throw new Error('expected to claim the run just published');
+      if (attempt === (r.attempt ?? 1)) break;
+      await boss.fail(r.job, { id, retryCount: job.retryCount }, { message: 'an earlier attempt' });
+      await sql`update pgboss.job set start_after = now() where id = ${id}`.execute(tdb.db);
+    }
+    ids.push(id);
+  }
+  return ids;
+}
+
 t.test('buffered history: coalesces per run, keeps cancelled runs and ignores stale attempts', async (t) => {
   const tdb = await createTestDatabase(t);
-  const ids = Array.from({ length: 5 }, () => randomUUID());
-  await tdb.db
-    .insertInto('wombat.runs')
-    .values(ids.map((id, i) => ({ id, job: i === 0 ? 'canary' : 'backtest', trigger: 'manual' as const, scheduled_for: new Date(Date.now() - 1000), state: i === 2 ? ('cancelled' as const) : ('queued' as const) })))
-    .execute();
+  const ids = await claimedRuns(t, tdb, [{ job: 'canary' }, { job: 'backtest' }, { job: 'backtest' }, { job: 'backtest', attempt: 2 }, { job: 'backtest' }]);
+  await sql`update wombat.runs set scheduled_for = now() - interval '1 second'`.execute(tdb.db);
+  await sql`update wombat.runs set state = 'cancelled' where id = ${ids[2]!}`.execute(tdb.db);
   const history = createHistoryWriter({ sql: tdb.sql, log: tdb.log, flushMs: 1000, batchRows: 1000 });
   t.teardown(() => history.close());
   const started = new Date().toISOString();
@@ -71,8 +92,7 @@ t.test('configuration names every bad variable and resolves queues', async (t) =
 
 t.test('a failed history write is kept and retried; the buffer stays bounded, progress dropped before outcomes', async (t) => {
   const tdb = await createTestDatabase(t);
-  const ids = Array.from({ length: 4 }, () => randomUUID());
-  await tdb.db.insertInto('wombat.runs').values(ids.map((id) => ({ id, job: 'backtest', trigger: 'manual' as const, state: 'queued' as const }))).execute();
+  const ids = await claimedRuns(t, tdb, Array.from({ length: 4 }, () => ({ job: 'backtest' as const })));
   await tdb.sql`create function wombat.test_blip() returns trigger language plpgsql as $$ begin raise exception 'simulated blip'; end $$`;
   await tdb.sql`create trigger test_blip before update on wombat.runs for each row execute function wombat.test_blip()`;
   const history = createHistoryWriter({ sql: tdb.sql, log: tdb.log, flushMs: 0, batchRows: 1000, maxPendingRows: 3, retryMinMs: 20, retryMaxMs: 50 });

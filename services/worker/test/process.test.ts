@@ -1,13 +1,13 @@
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createCollectors } from '@wombat/collectors';
 import { startFakeExchange } from '@wombat/collectors/testing';
 import { publishRun, startBoss, type JobParams } from '@wombat/core';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
-import { runBacktest } from '../src/index.ts';
+import { readExecutionLog, runBacktest } from '../src/index.ts';
 import { memoryCandles } from './fixtures/candles.ts';
 import { finished, jobStateEventually, startTestWorker, waitForRun } from './fixtures/harness.ts';
 
@@ -47,7 +47,7 @@ async function spawnWorker(t: { teardown(fn: () => unknown): void }, tdb: TestDa
   });
   let output = '';
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker did not start: ${output}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`worker did not start: ${output}`)), 60_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       if (output.includes('"worker started"')) {
@@ -153,12 +153,15 @@ t.test('SIGTERM lets a running job finish, then the worker exits 0', async (t) =
   t.equal(run.progress, 1);
 });
 
-t.test('SIGTERM hands back a job that cannot finish in time, and it runs again elsewhere', async (t) => {
+t.test('SIGTERM hands back a job that cannot finish in time, without spending an attempt, and it runs again elsewhere', async (t) => {
   const tdb = await createTestDatabase(t);
   const boss = await startBoss({ url: tdb.url, role: 'producer', log: tdb.log, poolSize: 2 });
   t.teardown(() => boss.stop({ graceful: false, close: true }));
+  const dir = await mkdtemp(path.join(tmpdir(), 'wombat-handback-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const executions = path.join(dir, 'executions.jsonl');
   // Drain deadline: SHUTDOWN_TIMEOUT_MS - 3000 = 1000 ms; the job needs about 6 s.
-  const w = await spawnWorker(t, tdb, { FIXTURE_READ_DELAY_MS: '100', SHUTDOWN_TIMEOUT_MS: '4000' });
+  const w = await spawnWorker(t, tdb, { FIXTURE_READ_DELAY_MS: '100', SHUTDOWN_TIMEOUT_MS: '4000', WORKER_EXECUTION_LOG: executions });
   const job = params(60);
   const id = await publishRun(tdb.db, boss, { job: 'backtest', params: job, trigger: 'task', retryLimit: 0, retryDelaySeconds: 1 });
   await waitForRun(tdb, id, (r) => r.progress > 0);
@@ -167,12 +170,16 @@ t.test('SIGTERM hands back a job that cannot finish in time, and it runs again e
   t.equal(exit.code, 0);
   t.ok(exit.ms < 4000, `exited ${Math.round(exit.ms)} ms after SIGTERM`);
   const handedBack = await waitForRun(tdb, id, () => true);
-  t.equal(handedBack.state, 'retrying', 'a handed-back run waits for its retry');
-  t.match(handedBack.error, { code: 'worker_stopped' });
-  t.equal(await jobStateEventually(boss, 'backtest', id, 'retry'), 'retry', 'requeued although it had no retry left');
+  t.equal(handedBack.state, 'queued', 'a handed-back run waits in the queue');
+  t.equal(handedBack.attempts, 0, 'its attempt was not spent');
+  t.equal(handedBack.error, null, 'nothing failed');
+  t.match(await boss.getJobById('backtest', id), { state: 'created', retryCount: 0 }, 'the job waits as if never fetched, although it had no retry left');
+  const ran = readExecutionLog(await readFile(executions, 'utf8')).filter((e) => e.run === id);
+  t.same(ran.map((e) => [e.ev, e.attempt, e.outcome ?? null]), [['start', 1, null], ['end', 1, 'aborted']], 'the handler started once and was stopped');
 
   await startTestWorker(t, tdb, { queues: ['backtest'], collectors: memoryCandles() });
   const run = await waitForRun(tdb, id, finished);
   t.equal(run.state, 'completed');
-  t.equal(run.attempts, 2);
+  t.equal(run.attempts, 1, 'completed by attempt 1 on the next worker');
+  t.equal((await boss.getJobById('backtest', id))?.state, 'completed', 'run and job agree');
 });

@@ -1,18 +1,21 @@
+import { sql, type Kysely } from 'kysely';
 import type { TransactionSql } from 'postgres';
+import { BOSS_SCHEMA } from '../boss.ts';
+import type { CoreTables } from '../db-types.ts';
 import type { Sql } from '../db.ts';
 
 /**
  * The worker's transitions, one attempt at a time: start (queued/retrying ->
  * running), progress, retry-pending (running -> retrying) and finish (completed
  * or failed). One change to a run's row; fields left undefined keep what the row
- * has. Every entry names the attempt it comes from, so a late write from an
- * abandoned attempt never overwrites a newer one.
+ * has. Every entry names the attempt it comes from (and the worker running it),
+ * which fences it: a late write from a superseded attempt is never the run's outcome.
  */
 export interface AttemptUpdate {
   id: string;
   attempts: number;
   state?: 'running' | 'retrying' | 'completed' | 'failed';
-  /** The worker process running the attempt (wombat.workers.id); written with 'running'. */
+  /** The worker process running the attempt (wombat.workers.id): recorded with 'running', checked on every later write. */
   workerId?: string;
   /** This attempt's start; the row keeps the first attempt's start in started_at. */
   attemptStartedAt?: string;
@@ -40,46 +43,83 @@ function toRecord(u: AttemptUpdate): Record<string, unknown> {
   return r;
 }
 
+/** What a batch of attempt updates was refused, by run id. */
+export interface AttemptOutcome {
+  /** Starts refused because the api had cancelled the run: the worker aborts the job. */
+  cancelled: Set<string>;
+  /**
+   * Writes refused because their attempt no longer holds the job's claim (the reconciler or
+   * pg-boss ended it, it was retried elsewhere or handed back): kept in wombat.superseded_attempts,
+   * never as the run's outcome. The worker aborts such a job if it is still running.
+   */
+  superseded: Set<string>;
+}
+
 /**
- * Applies attempt updates to any number of runs in one statement; returns the ids
- * of the runs it was asked to move to 'running' and left alone because they are
- * 'cancelled'. The statement never touches a 'cancelled' run (the api owns that
- * state) and ignores updates from an attempt older than the one recorded. A
- * canary's result gets its end-to-end latency here, from the run's scheduled_for
- * to this attempt's start. The final select reads the rows as they were before
- * the update (one snapshot), which is what the update's own cancelled check saw;
- * a cancel committed after that snapshot reaches the job through NOTIFY.
+ * start / progress / retry-pending / finish, fenced: applies attempt updates to any number of
+ * runs in one call (wombat.apply_attempt_updates, migration 0009). An update lands only while its
+ * attempt holds the job's claim in pg-boss (the job active at that attempt's retry count, or
+ * ended the way the update says) and names the worker that started it; the api's 'cancelled'
+ * is never overwritten. A canary's result gets its end-to-end latency here, from the run's
+ * scheduled_for to this attempt's start. A cancel committed after this call reaches the job
+ * through NOTIFY.
  */
-export async function applyAttemptUpdates(sql: Sql | TransactionSql, updates: AttemptUpdate[], opts: { synchronousCommit?: boolean } = {}): Promise<Set<string>> {
-  if (updates.length === 0) return new Set();
+export async function applyAttemptUpdates(sql: Sql | TransactionSql, updates: AttemptUpdate[], opts: { synchronousCommit?: boolean } = {}): Promise<AttemptOutcome> {
+  const out: AttemptOutcome = { cancelled: new Set(), superseded: new Set() };
+  if (updates.length === 0) return out;
   const rows = updates.map(toRecord);
-  // set_config(..., true) lasts until the end of the statement's own transaction, so one round trip
-  // commits asynchronously without BEGIN/SET/COMMIT around it.
-  const found = await sql<{ id: string | null }[]>`
-    with v as (
-      select * from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as v(
-        id uuid, attempts int, state text, worker_id uuid, attempt_started_at timestamptz, progress float8, set_message boolean,
-        progress_message text, result jsonb, error jsonb, finished_at timestamptz)
-    ), moved as (
-      update wombat.runs r set
-        state = coalesce(v.state, r.state),
-        attempts = v.attempts,
-        worker_id = coalesce(v.worker_id, r.worker_id),
-        started_at = coalesce(r.started_at, v.attempt_started_at),
-        progress = case when v.state = 'completed' then 1 else coalesce(v.progress, r.progress) end,
-        progress_message = case when v.set_message then v.progress_message else r.progress_message end,
-        result = case
-          when r.job = 'canary' and v.state = 'completed' then coalesce(v.result, '{}'::jsonb) || jsonb_build_object(
-            'latencyMs', round((extract(epoch from v.attempt_started_at - coalesce(r.scheduled_for, r.published_at, r.created_at)) * 1000)::numeric, 3))
-          else coalesce(v.result, r.result) end,
-        error = coalesce(v.error, r.error),
-        finished_at = case when v.state in ('completed', 'failed') then v.finished_at else r.finished_at end,
-        updated_at = now()
-      from v
-      where r.id = v.id and r.state <> 'cancelled' and v.attempts >= r.attempts
-    )
-    select null::uuid as id from (select set_config('synchronous_commit', coalesce(${opts.synchronousCommit === false ? 'off' : null}::text, current_setting('synchronous_commit')), true)) c
-    union all
-    select v.id from v join wombat.runs r on r.id = v.id where v.state = 'running' and r.state = 'cancelled'`;
-  return new Set(found.flatMap((r) => (r.id === null ? [] : [r.id])));
+  const refused = await sql<{ id: string; outcome: 'cancelled' | 'superseded' }[]>`
+    select id, outcome from wombat.apply_attempt_updates(${JSON.stringify(rows)}::text::jsonb, ${opts.synchronousCommit === false})`;
+  for (const r of refused) out[r.outcome].add(r.id);
+  return out;
+}
+
+/**
+ * hand back: running -> queued, without spending an attempt. A worker that stops while a job
+ * runs stops the handler, lets pg-boss settle the job as failed (its own fenced statement, so
+ * the batch settles as usual), then gives it back here: the job waits again as if never fetched
+ * (pg-boss's restore, which its public api does not offer), so the next fetch runs the same
+ * attempt number and a restart or a deploy never costs a retry or ends a healthy run as failed.
+ * Fenced to this attempt: only a job still failed or waiting for its retry at this attempt's
+ * retry count comes back (another worker may have fetched the retry meanwhile: then the retry
+ * stands). Returns whether it was handed back.
+ */
+export async function handBackAttempt(db: Kysely<CoreTables>, a: { id: string; job: string; attempts: number }): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    // The run first, then the job: the order the reconciler and apply_attempt_updates lock in.
+    const run = await sql<{ id: string }>`
+      select id from wombat.runs where id = ${a.id} and attempts <= ${a.attempts} and state in ('queued', 'running', 'retrying', 'failed') for update`.execute(trx);
+    if (run.rows.length === 0) return false;
+    const restored = await sql<{ id: string }>`
+      update ${sql.table(`${BOSS_SCHEMA}.job`)}
+      set state = 'created', started_on = null, heartbeat_on = null, completed_on = null, start_after = now(), output = null
+      where name = ${a.job} and id = ${a.id} and state in ('retry', 'failed') and retry_count = ${a.attempts - 1}
+      returning id`.execute(trx);
+    if (restored.rows.length === 0) return false;
+    await sql`update wombat.runs set state = 'queued', worker_id = null, attempts = ${a.attempts - 1}, error = null, finished_at = null,
+                progress_message = 'handed back: its worker stopped; it runs again on the next worker', updated_at = now()
+              where id = ${a.id}`.execute(trx);
+    return true;
+  });
+}
+
+/** A write of a superseded attempt, as kept (what it tried to record, and when it was refused). */
+export interface SupersededAttempt {
+  attempt: number;
+  state: string;
+  workerId: string | null;
+  error: unknown;
+  recordedAt: Date;
+}
+
+/** The superseded attempts of a run, oldest first (at most 50). */
+export async function listSupersededAttempts(db: Kysely<CoreTables>, runId: string): Promise<SupersededAttempt[]> {
+  const rows = await db
+    .selectFrom('wombat.superseded_attempts')
+    .select(['attempt', 'state', 'worker_id', 'error', 'recorded_at'])
+    .where('run_id', '=', runId)
+    .orderBy('recorded_at')
+    .limit(50)
+    .execute();
+  return rows.map((r) => ({ attempt: r.attempt, state: r.state, workerId: r.worker_id, error: r.error, recordedAt: new Date(r.recorded_at) }));
 }

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
 import { BOSS_SCHEMA } from '../boss.ts';
 import type { CoreTables } from '../db-types.ts';
-import { isJobType } from '../jobs.ts';
+import { JOB_HEARTBEAT_SECONDS, isJobType } from '../jobs.ts';
 import { WORKER_LOST } from './states.ts';
 
 /**
@@ -16,9 +16,12 @@ import { WORKER_LOST } from './states.ts';
  *   failed with error code worker_lost (a dead letter);
  * - the run is running but pg-boss put its job back for a retry (expired): retrying;
  * - the run is running on a worker whose heartbeat stopped, or its job's pg-boss
- *   heartbeat stopped: the job's attempt is failed in pg-boss (fenced to that
- *   attempt) and the run becomes retrying when pg-boss will retry it, failed with
- *   worker_lost when that was its last attempt.
+ *   heartbeat stopped, for JOB_HEARTBEAT_SECONDS counted from the later of the
+ *   heartbeat and the database's return from an outage (opts.outageEndedAt): the
+ *   job's attempt is failed in pg-boss (fenced to that attempt) and the run becomes
+ *   retrying when pg-boss will retry it, failed with worker_lost when that was its
+ *   last attempt. The attempt is superseded: its worker's later writes are refused
+ *   (applyAttemptUpdates) and its handler is aborted at its next job heartbeat.
  *
  * Workers write a run's final state before they settle its job, so a snapshot in
  * which a job is terminal always shows the worker's own final write if there was
@@ -32,6 +35,12 @@ export interface ReconcileOutcome {
   retrying: string[];
   /** Runs that took a terminal job outcome (completed, cancelled) their worker had not recorded. */
   settled: string[];
+  /**
+   * Jobs still active in pg-boss whose run their worker had already ended (completed or failed)
+   * before its settlement in pg-boss could land (the database went away in between, or the worker
+   * died): settled now as the run says, so pg-boss never runs them again.
+   */
+  jobsSettled: string[];
 }
 
 interface Candidate {
@@ -50,8 +59,25 @@ interface Candidate {
 
 const RECONCILE_LOCK = 'wombat.reconcile';
 
-export async function reconcileRuns(db: Kysely<CoreTables>, boss: PgBoss, opts: { limit?: number } = {}): Promise<ReconcileOutcome | null> {
+export interface ReconcileOptions {
+  limit?: number;
+  /**
+   * When the caller last saw the database come back after it could not reach it (its first pass
+   * after a gap), on the database's clock. Heartbeats are judged from the later of this, the
+   * server's own start (pg_postmaster_start_time) and the heartbeat itself: staleness that
+   * overlaps an outage is no evidence that a worker died.
+   */
+  outageEndedAt?: Date;
+}
+
+export async function reconcileRuns(db: Kysely<CoreTables>, boss: PgBoss, opts: ReconcileOptions = {}): Promise<ReconcileOutcome | null> {
   const limit = opts.limit ?? 500;
+  const since = sql<Date>`greatest(pg_postmaster_start_time(), ${opts.outageEndedAt ?? null}::timestamptz)`;
+  // A worker is dead once its registry beat, or its job's pg-boss heartbeat, is older than the
+  // limit counted from the later of the beat and the database's return.
+  const workerDead = sql<boolean>`(w.id is null or w.stopped_at is not null
+    or greatest(w.last_beat_at, ${since}) < now() - make_interval(secs => w.heartbeat_interval_ms * 3 / 1000.0))`;
+  const heartbeatStale = sql<boolean>`(greatest(coalesce(j.heartbeat_on, j.started_on), ${since}) < now() - make_interval(secs => ${JOB_HEARTBEAT_SECONDS}))`;
   return db.transaction().execute(async (trx) => {
     const locked = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(${RECONCILE_LOCK})) as locked`.execute(trx);
     if (locked.rows[0]?.locked !== true) return null;
@@ -60,9 +86,8 @@ export async function reconcileRuns(db: Kysely<CoreTables>, boss: PgBoss, opts: 
     const found = await sql<Candidate>`
       select r.id, r.job, r.state, r.attempts, j.state::text as job_state, j.retry_count, j.retry_limit, j.output,
              j.completed_on as job_finished_at,
-             (r.worker_id is not null and (w.id is null or w.stopped_at is not null
-               or w.last_beat_at < now() - make_interval(secs => w.heartbeat_interval_ms * 3 / 1000.0))) as worker_dead,
-             (j.heartbeat_seconds is not null and j.heartbeat_on < now() - make_interval(secs => j.heartbeat_seconds)) as heartbeat_stale
+             (r.worker_id is not null and ${workerDead}) as worker_dead,
+             ${heartbeatStale} as heartbeat_stale
       from wombat.runs r
       left join ${jobTable} j on j.id = r.id and j.name = r.job
       left join wombat.workers w on w.id = r.worker_id
@@ -71,16 +96,15 @@ export async function reconcileRuns(db: Kysely<CoreTables>, boss: PgBoss, opts: 
           or j.state in ('completed', 'failed', 'cancelled')
           or (r.state = 'running' and j.state in ('created', 'retry'))
           or (j.state = 'active' and (
-               (r.state = 'running' and j.retry_count = r.attempts - 1 and r.worker_id is not null and (w.id is null or w.stopped_at is not null
-                 or w.last_beat_at < now() - make_interval(secs => w.heartbeat_interval_ms * 3 / 1000.0)))
+               (r.state = 'running' and j.retry_count = r.attempts - 1 and r.worker_id is not null and ${workerDead})
                -- Also covers a worker that died after claiming the job, before it recorded the start.
-               or (j.heartbeat_seconds is not null and j.heartbeat_on < now() - make_interval(secs => j.heartbeat_seconds)))))
+               or ${heartbeatStale})))
         -- A run recorded in a transaction still open has its job in that transaction too.
         and r.created_at < now() - interval '2 seconds'
       order by r.created_at
       limit ${limit}
       for update of r skip locked`.execute(trx);
-    const out: ReconcileOutcome = { lost: [], retrying: [], settled: [] };
+    const out: ReconcileOutcome = { lost: [], retrying: [], settled: [], jobsSettled: [] };
     const conn = { db: fromKysely(trx) };
     for (const c of found.rows) {
       if (c.job_state === 'active') {
@@ -117,6 +141,20 @@ export async function reconcileRuns(db: Kysely<CoreTables>, boss: PgBoss, opts: 
           : 'the job is gone from pg-boss and no worker recorded how the run ended';
       await setLost(trx, c.id, 'failed', { code: WORKER_LOST, message, ...(c.output ? { job_output: c.output } : {}) });
       out.lost.push(c.id);
+    }
+    // From the job side: active jobs are few, finished runs are many.
+    const ended = await sql<{ id: string; job: string; state: 'completed' | 'failed'; result: unknown; error: unknown; retry_count: number }>`
+      select r.id, r.job, r.state, r.result, r.error, j.retry_count
+      from ${jobTable} j
+      join wombat.runs r on r.id = j.id and r.job = j.name
+      where j.state = 'active' and r.state in ('completed', 'failed') and j.retry_count = r.attempts - 1 and ${heartbeatStale}
+      limit ${limit}
+      for update of r skip locked`.execute(trx);
+    for (const e of ended.rows) {
+      if (!isJobType(e.job)) continue;
+      const job = { id: e.id, retryCount: e.retry_count };
+      const res = e.state === 'completed' ? await boss.complete(e.job, job, (e.result ?? {}) as object, conn) : await boss.fail(e.job, job, (e.error ?? {}) as object, conn);
+      if ((res as { affected?: number }).affected !== 0) out.jobsSettled.push(e.id);
     }
     return out;
   });

@@ -3,7 +3,7 @@ import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
 import { fromKysely, type JobInsert, type PgBoss } from 'pg-boss';
 import type { CoreTables } from '../db-types.ts';
 import { DatabaseTimeoutError } from '../errors.ts';
-import { JOB_HEARTBEAT_SECONDS, jobDefaults, type JobType } from '../jobs.ts';
+import { jobDefaults, type JobType } from '../jobs.ts';
 import type { Schedule } from '../schedule/types.ts';
 import type { RunState, RunTrigger } from './states.ts';
 
@@ -30,7 +30,7 @@ export interface PublishInput {
   startAfter?: Date;
   priority?: number;
   singletonKey?: string;
-  /** pg-boss job heartbeat (at least 10); default JOB_HEARTBEAT_SECONDS. */
+  /** pg-boss job heartbeat limit (at least 10); default: the queue's (bossHeartbeatSeconds of OUTAGE_GRACE_S). */
   heartbeatSeconds?: number;
   /** Defaults to a fresh uuid; it becomes both the run id and the pg-boss job id. */
   id?: string;
@@ -51,7 +51,7 @@ export function jobInsertFor(
     retryLimit: input.retryLimit ?? defaults.retryLimit,
     retryDelay: input.retryDelaySeconds ?? defaults.retryDelaySeconds,
     retryBackoff: input.retryBackoff ?? defaults.retryBackoff,
-    heartbeatSeconds: input.heartbeatSeconds ?? JOB_HEARTBEAT_SECONDS,
+    ...(input.heartbeatSeconds !== undefined ? { heartbeatSeconds: input.heartbeatSeconds } : {}),
     ...(input.startAfter ? { startAfter: input.startAfter } : {}),
     ...(input.priority !== undefined ? { priority: input.priority } : {}),
     ...(input.singletonKey ? { singletonKey: input.singletonKey } : {}),

@@ -1,4 +1,5 @@
 import Type from 'typebox';
+import { listSupersededAttempts } from '@wombat/core';
 import type { App, AppDeps } from '../app.ts';
 import { notFound } from '../http-errors.ts';
 import { apiDb, getRun, listRuns } from '../runs-store.ts';
@@ -23,6 +24,23 @@ const RunsQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+
+/** One run, with the writes of its superseded attempts (refused, kept apart from its outcome). */
+const RunDetailSchema = Type.Intersect([
+  RunSchema,
+  Type.Object({
+    superseded_attempts: Type.Array(
+      Type.Object({
+        attempt: Type.Integer(),
+        state: Type.String({ description: 'what the superseded attempt tried to record: running, retrying, completed or failed' }),
+        worker_id: Type.Union([Type.String(), Type.Null()]),
+        error: Type.Unknown(),
+        recorded_at: Type.String({ format: 'date-time' }),
+      }),
+      { description: 'attempts that lost their claim (ended by the engine or pg-boss) and wrote afterwards; never the run\'s outcome' },
+    ),
+  }),
+]);
 
 export function runRoutes(app: App, deps: AppDeps): void {
   const db = apiDb(deps.db);
@@ -60,13 +78,17 @@ export function runRoutes(app: App, deps: AppDeps): void {
         summary: 'one run with its parameters, result or error (failed-run inspection)',
         tags: ['runs'],
         params: Type.Object({ id: UuidSchema }, { additionalProperties: false }),
-        response: { 200: RunSchema, 400: ErrorSchema, 404: ErrorSchema },
+        response: { 200: RunDetailSchema, 400: ErrorSchema, 404: ErrorSchema },
       },
     },
     async (request) => {
       const run = await getRun(db, request.params.id);
       if (!run) throw notFound('run', request.params.id);
-      return runView(run);
+      const superseded = await listSupersededAttempts(deps.db, run.id);
+      return {
+        ...runView(run),
+        superseded_attempts: superseded.map((a) => ({ attempt: a.attempt, state: a.state, worker_id: a.workerId, error: a.error ?? null, recorded_at: a.recordedAt.toISOString() })),
+      };
     },
   );
 }

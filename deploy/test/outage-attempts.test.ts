@@ -1,0 +1,115 @@
+/**
+ * A database outage longer than the job heartbeat, with jobs in flight: real engine
+ * and worker processes (main.ts, default heartbeat, reconcile and pg-boss monitor
+ * settings) on a PostgreSQL of this file's own, stopped for 25 s while canaries
+ * run through it and others finish during it. Every run completes by its original
+ * attempt: nothing retried, nothing declared lost, each handler run once (counted
+ * by the worker's execution log, not by the run states), run history and pg-boss
+ * agree.
+ */
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import postgres from 'postgres';
+import { createDatabase, publishRun, repoRoot, startBoss } from '@wombat/core';
+import { startPrivatePostgres, testLogger } from '@wombat/core/testing';
+import { readExecutionLog } from '@wombat/worker';
+
+const OUTAGE_MS = 25_000;
+// A private server, two services and a 25 s outage: well past tap's default per-file limit on a busy machine.
+t.setTimeout(300_000);
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  output(): string;
+}
+
+async function start(t: { teardown(fn: () => unknown): void }, name: string, env: Record<string, string>, ready: string): Promise<Proc> {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'services', name, 'src/main.ts')], {
+    env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000', TZ: 'UTC', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  const until = Date.now() + 60_000;
+  while (!out.includes(ready)) {
+    if (child.exitCode !== null || Date.now() > until) throw new Error(`${name} did not start: ${out.slice(-3000)}`);
+    await sleep(50);
+  }
+  return { name, child, exited, output: () => out };
+}
+
+const pg = await startPrivatePostgres(t);
+const dir = mkdtempSync(path.join(tmpdir(), 'wombat-outage-attempts-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const executions = path.join(dir, 'executions.jsonl');
+
+t.test(`an outage of ${OUTAGE_MS / 1000} s with jobs in flight: nothing retried, lost or run twice`, async (t) => {
+  const engine = await start(t, 'scheduler-engine', { DATABASE_URL: pg.url, ENABLE_SCHEDULER: 'true', DATA_ROOT: dir }, 'engine started');
+  const worker = await start(t, 'worker', { DATABASE_URL: pg.url, WORKER_QUEUES: 'canary', WORKER_CONCURRENCY: 'canary=8', WORKER_BATCH_SIZE: 'canary=1', WORKER_POLL_INTERVAL_SECONDS: '0.5', WORKER_EXECUTION_LOG: executions }, '"worker started"');
+  const database = createDatabase({ url: pg.url, poolSize: 2, applicationName: 'outage-test', connectTimeoutMs: 2000, statementTimeoutMs: 5000, transactionTimeoutMs: 5000 });
+  const boss = await startBoss({ url: pg.url, role: 'producer', log: testLogger('outage-test'), poolSize: 2 });
+  // Through the outage, and finished during it; each may be retried once, which must not happen.
+  const through = [];
+  for (let i = 0; i < 3; i++) through.push(await publishRun(database.db, boss, { job: 'canary', params: { sleep_ms: 32_000 }, trigger: 'task', retryLimit: 1, retryDelaySeconds: 0 }));
+  const during = [];
+  for (let i = 0; i < 3; i++) during.push(await publishRun(database.db, boss, { job: 'canary', params: { sleep_ms: 6_000 + i * 1000 }, trigger: 'task', retryLimit: 1, retryDelaySeconds: 0 }));
+  const ids = [...through, ...during];
+  const until = Date.now() + 60_000;
+  for (;;) {
+    const [row] = await database.sql<{ n: number }[]>`select count(*)::int as n from wombat.runs where id = any(${ids}::uuid[]) and state = 'running'`;
+    if (row!.n === ids.length) break;
+    if (Date.now() > until) throw new Error(`runs did not start: ${worker.output().slice(-3000)}`);
+    await sleep(100);
+  }
+  await boss.stop({ graceful: false, close: true });
+  await database.close();
+
+  await pg.stop();
+  await sleep(OUTAGE_MS);
+  await pg.start();
+  const back = Date.now();
+
+  const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
+  t.teardown(() => sql.end({ timeout: 1 }));
+  type Row = { id: string; state: string; attempts: number; error: unknown; job_state: string | null; retry_count: number | null };
+  let rows: Row[] = [];
+  const settleBy = Date.now() + 90_000;
+  while (Date.now() < settleBy) {
+    rows = await sql<Row[]>`
+      select r.id, r.state, r.attempts, r.error, j.state::text as job_state, j.retry_count
+      from wombat.runs r left join pgboss.job j on j.id = r.id and j.name = r.job where r.id = any(${ids}::uuid[])`.catch(() => []);
+    if (rows.length === ids.length && rows.every((r) => r.state === 'completed' && r.job_state === 'completed')) break;
+    await sleep(250);
+  }
+  t.comment(`every run and job completed ${Date.now() - back} ms after the database's return`);
+  for (const r of rows) {
+    t.match(r, { state: 'completed', attempts: 1, error: null, job_state: 'completed', retry_count: 0 }, `run ${r.id}: completed by its original attempt, and pg-boss agrees`);
+  }
+  const [superseded] = await sql<{ n: number }[]>`select count(*)::int as n from wombat.superseded_attempts`;
+  t.equal(superseded!.n, 0, 'no attempt was superseded');
+  t.notMatch(engine.output(), /run lost|run attempt lost/, 'the engine declared no run lost');
+
+  // Counted at the handler: each run started once and ended once, completed.
+  const events = readExecutionLog(readFileSync(executions, 'utf8'));
+  for (const id of ids) {
+    const mine = events.filter((e) => e.run === id);
+    t.same(mine.map((e) => [e.ev, e.attempt, e.outcome ?? null]), [['start', 1, null], ['end', 1, 'completed']], `run ${id}: one execution`);
+  }
+  for (const p of [worker, engine]) {
+    t.equal(p.child.exitCode, null, `${p.name} rode out the outage`);
+    p.child.kill('SIGTERM');
+    t.equal(await p.exited, 0, `${p.name} exits 0 on SIGTERM`);
+  }
+});
