@@ -134,16 +134,19 @@ t.test('a run its worker completed whose job never settled (the database left in
 });
 
 t.test('hand back: a job stopped by its worker\'s shutdown waits again without spending an attempt', async (t) => {
-  const { handBackAttempt } = await import('@wombat/core');
+  const { handBackAttempts } = await import('@wombat/core');
   const id = await started(live, 0);
-  // pg-boss settles the stopped job as failed (its last attempt), then the worker hands it back.
+  const other = await started(live, 2);
+  // pg-boss settles the stopped jobs as failed (the first on its last attempt), then the worker hands them back.
   await boss.fail('canary', { id, retryCount: 0 }, { code: 'worker_stopped' });
-  t.equal(await handBackAttempt(tdb.db, { id, job: 'canary', attempts: 1 }), true);
+  await boss.fail('canary', { id: other, retryCount: 0 }, { code: 'worker_stopped' });
+  t.same(new Set(await handBackAttempts(tdb.db, [{ id, job: 'canary', attempts: 1 }, { id: other, job: 'canary', attempts: 1 }])), new Set([id, other]));
+  t.match(await boss.getJobById('canary', other), { state: 'created', retryCount: 0 });
   t.match(await boss.getJobById('canary', id), { state: 'created', retryCount: 0 });
   t.match(await run(id), { state: 'queued', attempts: 0, worker_id: null, error: null, finished_at: null });
-  t.equal(await handBackAttempt(tdb.db, { id, job: 'canary', attempts: 1 }), false, 'only once');
-  const [job] = await boss.fetch('canary', { batchSize: 1 });
-  t.equal(job?.id, id);
+  t.same(await handBackAttempts(tdb.db, [{ id, job: 'canary', attempts: 1 }]), [], 'only once');
+  const jobs = await boss.fetch('canary', { batchSize: 2 });
+  const job = jobs.find((j) => j.id === id);
   t.equal(job?.retryCount, 0, 'the next worker runs attempt 1 again: no retry spent');
   const start = await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, workerId: live, state: 'running', attemptStartedAt: new Date().toISOString() }]);
   t.equal(start.superseded.size, 0);

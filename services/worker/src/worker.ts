@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import {
   beatWorker,
   createLoopSupervisor,
-  handBackAttempt,
+  handBackAttempts,
   CANCEL_CHANNEL,
   EXCHANGES,
   JOB_HEARTBEAT_REFRESH_SECONDS,
@@ -196,10 +196,11 @@ export function createWorker(opts: WorkerOptions): Worker {
         }
         // pg-boss has settled every batch by now: the jobs the shutdown stopped go back to the queue
         // with their attempt unspent.
-        for (const [id, h] of handedBack) {
-          await handBackAttempt(opts.db, { id, job: h.queue, attempts: h.attempts }).then(
-            (back) => log.info({ runId: id, job: h.queue, handedBack: back }, back ? 'job handed back' : 'job not handed back: its attempt was already superseded'),
-            (err: unknown) => log.error({ err, runId: id }, 'could not hand the job back (the engine will retry it)'),
+        if (handedBack.size > 0) {
+          const stopped = [...handedBack].map(([id, h]) => ({ id, job: h.queue, attempts: h.attempts }));
+          await handBackAttempts(opts.db, stopped).then(
+            (back) => log.info({ handedBack: back.length, of: stopped.length, runIds: back.slice(0, 20) }, 'jobs handed back (the rest had been superseded)'),
+            (err: unknown) => log.error({ err, count: stopped.length }, 'could not hand the jobs back (the engine retries them)'),
           );
         }
         await history.close();

@@ -75,32 +75,40 @@ export async function applyAttemptUpdates(sql: Sql | TransactionSql, updates: At
 }
 
 /**
- * hand back: running -> queued, without spending an attempt. A worker that stops while a job
- * runs stops the handler, lets pg-boss settle the job as failed (its own fenced statement, so
- * the batch settles as usual), then gives it back here: the job waits again as if never fetched
- * (pg-boss's restore, which its public api does not offer), so the next fetch runs the same
- * attempt number and a restart or a deploy never costs a retry or ends a healthy run as failed.
- * Fenced to this attempt: only a job still failed or waiting for its retry at this attempt's
- * retry count comes back (another worker may have fetched the retry meanwhile: then the retry
- * stands). Returns whether it was handed back.
+ * hand back: running -> queued, without spending an attempt. A worker that stops while jobs
+ * run stops their handlers, lets pg-boss settle the jobs as failed (its own fenced statement, so
+ * the batch settles as usual), then gives them back here in one statement: each job waits again
+ * as if never fetched (pg-boss's restore, which its public api does not offer), so the next fetch
+ * runs the same attempt number and a restart or a deploy never costs a retry or ends a healthy
+ * run as failed. Fenced to each attempt: only a job still failed or waiting for its retry at that
+ * attempt's retry count comes back (another worker may have fetched the retry meanwhile: then the
+ * retry stands). Returns the run ids handed back.
  */
-export async function handBackAttempt(db: Kysely<CoreTables>, a: { id: string; job: string; attempts: number }): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
-    // The run first, then the job: the order the reconciler and apply_attempt_updates lock in.
-    const run = await sql<{ id: string }>`
-      select id from wombat.runs where id = ${a.id} and attempts <= ${a.attempts} and state in ('queued', 'running', 'retrying', 'failed') for update`.execute(trx);
-    if (run.rows.length === 0) return false;
-    const restored = await sql<{ id: string }>`
-      update ${sql.table(`${BOSS_SCHEMA}.job`)}
+export async function handBackAttempts(db: Kysely<CoreTables>, attempts: { id: string; job: string; attempts: number }[]): Promise<string[]> {
+  if (attempts.length === 0) return [];
+  const res = await sql<{ id: string }>`
+    with want as (
+      select * from jsonb_to_recordset(${JSON.stringify(attempts)}::text::jsonb) as w(id uuid, job text, attempts int)
+    ), locked as (
+      -- The runs first, then the jobs: the order the reconciler and apply_attempt_updates lock in.
+      select r.id from wombat.runs r join want w on w.id = r.id
+      where r.attempts <= w.attempts and r.state in ('queued', 'running', 'retrying', 'failed')
+      order by r.id
+      for update of r
+    ), restored as (
+      update ${sql.table(`${BOSS_SCHEMA}.job`)} j
       set state = 'created', started_on = null, heartbeat_on = null, completed_on = null, start_after = now(), output = null
-      where name = ${a.job} and id = ${a.id} and state in ('retry', 'failed') and retry_count = ${a.attempts - 1}
-      returning id`.execute(trx);
-    if (restored.rows.length === 0) return false;
-    await sql`update wombat.runs set state = 'queued', worker_id = null, attempts = ${a.attempts - 1}, error = null, finished_at = null,
-                progress_message = 'handed back: its worker stopped; it runs again on the next worker', updated_at = now()
-              where id = ${a.id}`.execute(trx);
-    return true;
-  });
+      from want w
+      where j.name = w.job and j.id = w.id and j.state in ('retry', 'failed') and j.retry_count = w.attempts - 1
+        and j.id in (select id from locked)
+      returning j.id, w.attempts
+    )
+    update wombat.runs r set state = 'queued', worker_id = null, attempts = restored.attempts - 1, error = null, finished_at = null,
+      progress_message = 'handed back: its worker stopped; it runs again on the next worker', updated_at = now()
+    from restored
+    where r.id = restored.id
+    returning r.id`.execute(db);
+  return res.rows.map((r) => r.id);
 }
 
 /** A write of a superseded attempt, as kept (what it tried to record, and when it was refused). */
