@@ -44,8 +44,9 @@ export async function startService(
     ...serviceStallExit('worker', deps.fatal, { url: resolved.url, connectTimeoutMs: config.databaseConnectTimeoutMs }),
     version: pkg.version,
     ...(config.executionLog ? { executionLog: config.executionLog } : {}),
-    // Leaves time after the drain to hand jobs back, flush history and close pools.
-    drainTimeoutMs: Math.max(500, config.shutdownTimeoutMs - 3000),
+    // Leaves time after the drain (at least 3 s, 40 % of the deadline) to let pg-boss settle the
+    // stopped jobs, hand them back, flush history and close pools, on a busy machine too.
+    drainTimeoutMs: Math.max(500, config.shutdownTimeoutMs - Math.max(3000, Math.round(0.4 * config.shutdownTimeoutMs))),
   });
   lifecycle.onStop('worker', () => worker.stop());
   await worker.start();
