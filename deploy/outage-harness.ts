@@ -1,7 +1,8 @@
 /**
  * The three services as real processes against one PostgreSQL, a stream of task
- * submissions, and recovery measurements: shared by the chaos test
- * (deploy/test/chaos.test.ts) and the recovery benchmark (deploy/bench-recovery.ts).
+ * submissions, and recovery measurements: shared by the chaos soak
+ * (deploy/soak-harness.ts, run by deploy/soak.ts and deploy/test/soak.test.ts) and
+ * the recovery benchmark (deploy/bench-recovery.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -12,27 +13,40 @@ import { freePort, repoRoot } from '@wombat/core';
 export const ADMIN_TOKEN = 'chaos-admin-token-0123456789abcdef';
 export const HEARTBEAT_INTERVAL_MS = 1000;
 
+export type ServiceName = 'api' | 'scheduler-engine' | 'worker';
+
 export interface ServiceProcess {
-  name: string;
+  name: ServiceName;
   child: ChildProcess;
   output(): string;
+  /** Every line logged at level fatal (60), kept apart from the output's tail. */
+  fatalLines(): string[];
   alive(): boolean;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startProcess(name: string, env: Record<string, string>): ServiceProcess {
+/** services/<name>/src/main.ts as a child process (the test runner's Node), its output kept. */
+export function startProcess(name: ServiceName, env: Record<string, string>): ServiceProcess {
   const main = path.join(repoRoot, 'services', name, 'src/main.ts');
   const child = spawn(process.execPath, [main], { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  // Keep the tail only: a long run logs a lot.
-  const add = (d: Buffer) => {
-    out += String(d);
-    if (out.length > 400_000) out = out.slice(-200_000);
+  const fatal: string[] = [];
+  // Keep the tail only: a long run logs a lot. Fatal lines are kept whole, per stream.
+  const add = () => {
+    let partial = '';
+    return (d: Buffer) => {
+      const text = String(d);
+      out += text;
+      if (out.length > 400_000) out = out.slice(-200_000);
+      const lines = (partial + text).split('\n');
+      partial = lines.pop()!;
+      for (const l of lines) if (l.includes('"level":60')) fatal.push(l);
+    };
   };
-  child.stdout!.on('data', add);
-  child.stderr!.on('data', add);
+  child.stdout!.on('data', add());
+  child.stderr!.on('data', add());
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { name, child, output: () => out, alive: () => child.exitCode === null && child.signalCode === null, exited };
+  return { name, child, output: () => out, fatalLines: () => fatal, alive: () => child.exitCode === null && child.signalCode === null, exited };
 }
 
 export interface Stack {
@@ -45,7 +59,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, limitMs: number, procs: ServiceProcess[]): Promise<void> {
+export async function until(what: string, check: () => boolean | Promise<boolean>, limitMs: number, procs: ServiceProcess[]): Promise<void> {
   const end = Date.now() + limitMs;
   while (Date.now() < end) {
     if (await check()) return;
@@ -56,9 +70,9 @@ async function until(what: string, check: () => boolean | Promise<boolean>, limi
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** api, scheduler-engine and a canary worker on `databaseUrl`, each ready. */
-export async function startStack(opts: { databaseUrl: string; dataRoot: string; teardown(fn: () => unknown): void }): Promise<Stack> {
-  const common = {
+/** The environment every service of a harness gets. */
+export function commonEnv(opts: { databaseUrl: string; dataRoot: string }): Record<string, string> {
+  return {
     DATABASE_URL: opts.databaseUrl,
     LOG_FORMAT: 'json',
     LOG_LEVEL: 'info',
@@ -66,10 +80,29 @@ export async function startStack(opts: { databaseUrl: string; dataRoot: string; 
     DATA_ROOT: opts.dataRoot,
     TZ: 'UTC',
   };
+}
+
+/** Each service's own environment on top of commonEnv (the api's port is the caller's). */
+export function serviceEnv(name: ServiceName, apiPort: number): Record<string, string> {
+  if (name === 'api') return { API_PORT: String(apiPort), API_ADMIN_TOKEN: ADMIN_TOKEN };
+  if (name === 'scheduler-engine') return { ENABLE_SCHEDULER: 'true', ENGINE_HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_INTERVAL_MS) };
+  return { WORKER_QUEUES: 'canary' };
+}
+
+/** Resolves once `p` is ready: the api answers /health 200, the engine and the worker logged their start. */
+export async function waitReady(p: ServiceProcess, apiUrl: string, limitMs = 60_000): Promise<void> {
+  if (p.name === 'api') await until('the api', async () => (await fetch(`${apiUrl}/health`).catch(() => undefined))?.status === 200, limitMs, [p]);
+  else if (p.name === 'scheduler-engine') await until('the engine', () => p.output().includes('engine started'), limitMs, [p]);
+  else await until('the worker', () => p.output().includes('"worker started"'), limitMs, [p]);
+}
+
+/** api, scheduler-engine and a canary worker on `databaseUrl`, each ready. */
+export async function startStack(opts: { databaseUrl: string; dataRoot: string; teardown(fn: () => unknown): void; workerEnv?: Record<string, string> }): Promise<Stack> {
+  const common = commonEnv(opts);
   const apiPort = await freePort();
-  const api = startProcess('api', { ...common, API_PORT: String(apiPort), API_ADMIN_TOKEN: ADMIN_TOKEN });
-  const engine = startProcess('scheduler-engine', { ...common, ENABLE_SCHEDULER: 'true', ENGINE_HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_INTERVAL_MS) });
-  const worker = startProcess('worker', { ...common, WORKER_QUEUES: 'canary', WORKER_POLL_INTERVAL_SECONDS: '0.5' });
+  const api = startProcess('api', { ...common, ...serviceEnv('api', apiPort) });
+  const engine = startProcess('scheduler-engine', { ...common, ...serviceEnv('scheduler-engine', apiPort) });
+  const worker = startProcess('worker', { ...common, ...serviceEnv('worker', apiPort), WORKER_POLL_INTERVAL_SECONDS: '0.5', ...opts.workerEnv });
   const all = [api, engine, worker];
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -81,9 +114,7 @@ export async function startStack(opts: { databaseUrl: string; dataRoot: string; 
     })());
   opts.teardown(stop);
   const apiUrl = `http://127.0.0.1:${apiPort}`;
-  await until('the api', async () => (await fetch(`${apiUrl}/health`).catch(() => undefined))?.status === 200, 60_000, all);
-  await until('the engine', () => engine.output().includes('engine started'), 60_000, all);
-  await until('the worker', () => worker.output().includes('"worker started"'), 60_000, all);
+  for (const p of all) await waitReady(p, apiUrl);
   return { apiUrl, api, engine, worker, all, stop };
 }
 
@@ -96,6 +127,8 @@ export interface Answer {
   taskId?: string;
   /** No answer before the client's deadline (status 0), or no connection. */
   failure?: string;
+  /** Status 0 because the client's deadline passed (a hung request), not a refused or reset connection. */
+  timedOut?: boolean;
 }
 
 export async function post(apiUrl: string, pathname: string, body: unknown, deadlineMs: number): Promise<Omit<Answer, 'kind' | 'at'>> {
@@ -116,7 +149,8 @@ export async function post(apiUrl: string, pathname: string, body: unknown, dead
       ...(json.error?.code ? { code: json.error.code } : {}),
     };
   } catch (err) {
-    return { status: 0, ms: Math.round(performance.now() - started), failure: String((err as Error).message ?? err) };
+    const timedOut = (err as Error).name === 'TimeoutError';
+    return { status: 0, ms: Math.round(performance.now() - started), failure: String((err as Error).message ?? err), ...(timedOut ? { timedOut } : {}) };
   }
 }
 
@@ -131,7 +165,10 @@ export const FUZZ_BODIES = [
  * `fuzzEvery`-th request a fuzzed one, until stopped. Requests overlap: a slow
  * answer does not hold up the next request.
  */
-export function startSubmissions(apiUrl: string, opts: { everyMs: number; deadlineMs: number; fuzzEvery: number }) {
+export function startSubmissions(
+  apiUrl: string,
+  opts: { everyMs: number; deadlineMs: number; fuzzEvery: number; /** The canary's params (default {}) and path (default /api/tasks/canary). */ task?: () => { path: string; body: object } },
+) {
   const answers: Answer[] = [];
   const inFlight = new Set<Promise<void>>();
   let n = 0;
@@ -139,7 +176,8 @@ export function startSubmissions(apiUrl: string, opts: { everyMs: number; deadli
     const i = n++;
     const at = Date.now();
     const fuzz = i % opts.fuzzEvery === opts.fuzzEvery - 1 ? FUZZ_BODIES[i % FUZZ_BODIES.length]! : undefined;
-    const p = post(apiUrl, fuzz?.path ?? '/api/tasks/canary', fuzz?.body ?? {}, opts.deadlineMs).then((a) => {
+    const task = fuzz ?? opts.task?.() ?? { path: '/api/tasks/canary', body: {} };
+    const p = post(apiUrl, task.path, task.body, opts.deadlineMs).then((a) => {
       answers.push({ ...a, at, kind: fuzz ? 'fuzz' : 'task' });
     });
     inFlight.add(p);
