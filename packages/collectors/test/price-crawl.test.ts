@@ -36,6 +36,8 @@ const html = (name: string, urls: string[], extra: object = {}) => ({
   price: '.price',
   availability: '.stock',
   link: 'a.title@href',
+  // The fake shop listens on 127.0.0.1.
+  allow_private: true,
   ...extra,
 });
 
@@ -52,7 +54,7 @@ t.test('crawls HTML and JSON sources; a source that no longer matches fails loud
       html('kr-gpus', [`${s.url}/gpus`, `${s.url}/gpus?page=2`]),
       html('eu-gpus', [`${s.url}/eu`]),
       html('us-gpus', [`${s.url}/us`], { currency: 'USD' }),
-      { name: 'json-api', format: 'json', url: `${s.url}/api/products`, items: 'data.products', name_field: 'title', price: 'price.amount', currency_field: 'price.currency', availability: 'available' },
+      { name: 'json-api', format: 'json', url: `${s.url}/api/products`, items: 'data.products', name_field: 'title', price: 'price.amount', currency_field: 'price.currency', availability: 'available', allow_private: true },
       html('redesigned', [`${s.url}/broken`]),
       html('euc-kr', [`${s.url}/euc-kr`]),
     ],
@@ -157,6 +159,39 @@ t.test('robots.txt is respected unless a source says otherwise; an unreadable ro
   s.setRobots(undefined);
   const none = await crawlPrices(options(file), { sources: ['private'] });
   t.match(none.sources[0], { status: 'ok' }, 'no robots.txt (404) allows everything');
+});
+
+t.test('loopback, private and link-local addresses are refused before connecting, on every hop; bodies never reach errors', async (t) => {
+  const s = await shop(t);
+  const port = new URL(s.url).port;
+  s.setPage('/to-metadata', { status: 302, body: '', headers: { location: 'http://169.254.169.254/latest/meta-data/' } });
+  s.setPage('/to-private', { status: 301, body: '', headers: { location: 'http://10.1.2.3/gpus' } });
+  s.setPage('/to-v6', { status: 307, body: '', headers: { location: 'http://[::ffff:127.0.0.1]/gpus' } });
+  // A name, not an address: refused once DNS answers, before any connection.
+  s.setPage('/to-localhost', { status: 302, body: '', headers: { location: `http://localhost:${port}/gpus` } });
+  s.setPage('/leak', { body: '<html>SECRET-TOKEN-0123456789abcdef internal admin page</html>', contentType: 'text/html; charset=utf-8' });
+  const file = await sourcesFile(t, {
+    hosts: { [s.host]: { requestsPerSecond: 50, concurrency: 4 } },
+    sources: [
+      html('not-allowed', [`${s.url}/gpus`], { allow_private: false }),
+      html('metadata', [`${s.url}/to-metadata`]),
+      html('private-range', [`${s.url}/to-private`]),
+      html('mapped-v6', [`${s.url}/to-v6`]),
+      html('via-dns', [`${s.url}/to-localhost`]),
+      { name: 'leaky', format: 'json', url: `${s.url}/leak`, items: 'data', name_field: 'name', price: 'price', currency: 'USD', allow_private: true },
+    ],
+  });
+  const r = await crawlPrices(options(file));
+  const by = Object.fromEntries(r.sources.map((x) => [x.name, x]));
+  t.match(by['not-allowed'], { status: 'failed', errors: [/127\.0\.0\.1:\d+ is a loopback address; .*allow_private/] }, 'a private source must say so');
+  t.match(by.metadata, { status: 'failed', errors: [/169\.254\.169\.254 is a linkLocal address/] });
+  t.match(by['private-range'], { status: 'failed', errors: [/10\.1\.2\.3 is a private address/] });
+  t.match(by['mapped-v6'], { status: 'failed', errors: [/is a loopback address/] }, 'an IPv4-mapped IPv6 loopback is loopback');
+  t.match(by['via-dns'], { status: 'failed', errors: [/localhost is a loopback address/] }, 'allow_private opens the source\'s own hosts, not where they redirect');
+  t.equal(s.requests.filter((q) => q.path === '/gpus').length, 0, 'no refused hop reached the shop');
+  t.match(by.leaky, { status: 'failed', errors: [/the page is not JSON \(content type text\/html, \d+ characters\)/] });
+  t.notMatch(r.summary, /SECRET|internal admin/, 'nothing of a body is copied into the run\'s summary');
+  t.notMatch(JSON.stringify(r.sources), /SECRET|internal admin/);
 });
 
 t.test('per-host politeness: concurrency and spacing hold across sources', async (t) => {

@@ -19,8 +19,8 @@ export type Extracted = { ok: true; items: RawItem[]; nameless: number } | { ok:
  * price, are not where the source says is "no longer matching": the caller fails
  * the source. A single item without a price is kept (it becomes unreadable).
  */
-export async function extractItems(source: PriceSource, pageUrl: string, text: string): Promise<Extracted> {
-  if (source.format === 'json') return extractJson(source, pageUrl, text);
+export async function extractItems(source: PriceSource, pageUrl: string, text: string, contentType = ''): Promise<Extracted> {
+  if (source.format === 'json') return extractJson(source, pageUrl, text, contentType);
   // Loaded on first use: cheerio costs a worker's start about as much as the rest of the collectors.
   const cheerio = await import('cheerio');
   return extractHtml(cheerio.load(text), source, pageUrl);
@@ -63,12 +63,13 @@ function extractHtml($: CheerioAPI, source: PriceSource, pageUrl: string): Extra
   return { ok: true, items, nameless };
 }
 
-function extractJson(source: PriceSource, pageUrl: string, text: string): Extracted {
+function extractJson(source: PriceSource, pageUrl: string, text: string, contentType: string): Extracted {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch {
-    return { ok: false, problem: `the page is not JSON (starts with ${JSON.stringify(text.slice(0, 40))})` };
+    // Never the body itself: this problem becomes the run's error, shown by the API, the dashboard and alerts.
+    return { ok: false, problem: `the page is not JSON (${describeBody(contentType, text)})` };
   }
   const list = source.items === '$' ? doc : at(doc, source.items);
   if (!Array.isArray(list)) return { ok: false, problem: `items path "${source.items}" is not a list in the document` };
@@ -101,6 +102,12 @@ function extractJson(source: PriceSource, pageUrl: string, text: string): Extrac
   if (items.length === 0) return { ok: false, problem: `name_field "${source.nameField}" is missing in all ${list.length} items` };
   if (priced === 0) return { ok: false, problem: `price "${source.price}" is missing in all ${list.length} items` };
   return { ok: true, items, nameless };
+}
+
+/** What a body was, without any of its content: its media type (if it looks like one) and its length. */
+export function describeBody(contentType: string, text: string): string {
+  const media = /^\s*([a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64})/i.exec(contentType)?.[1]?.toLowerCase();
+  return `content type ${media ?? 'not stated'}, ${text.length} characters`;
 }
 
 function at(doc: unknown, path: string): unknown {

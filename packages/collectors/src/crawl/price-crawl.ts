@@ -116,12 +116,13 @@ async function crawlSource(
   const result: SourceResult = { name: source.name, status: 'ok', pages: source.urls.length, found: 0, priced: 0, soldOut: 0, unreadable: 0, failed: 0, skipped: 0, errors: [] };
   const rows = new Map<string, Observation>();
   const accept = source.format === 'json' ? 'application/json' : 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.5';
+  const privateHosts = source.allowPrivate ? new Set(source.urls.map((u) => new URL(u).hostname.toLowerCase())) : undefined;
   await Promise.all(
     source.urls.map(async (url) => {
       try {
-        const page = await fetcher.get(url, { ignoreRobots: source.ignoreRobots, accept, ...(run.signal ? { signal: run.signal } : {}) });
+        const page = await fetcher.get(url, { ignoreRobots: source.ignoreRobots, accept, ...(privateHosts ? { privateHosts } : {}), ...(run.signal ? { signal: run.signal } : {}) });
         const observedAt = now();
-        const extracted = await extractItems(source, page.url, page.text);
+        const extracted = await extractItems(source, page.url, page.text, page.contentType);
         if (!extracted.ok) throw new PageMismatch(`${url}: ${extracted.problem}; the page no longer matches the source's selectors`);
         for (const item of extracted.items) {
           if (source.match && !source.match.some((re) => re.test(item.name))) {
