@@ -194,6 +194,86 @@ t.test('loopback, private and link-local addresses are refused before connecting
   t.notMatch(JSON.stringify(r.sources), /SECRET|internal admin/);
 });
 
+t.test('every item is checked before storing: an overflowing price or a NUL in a name spoils one item, not the crawl', async (t) => {
+  const s = await shop(t);
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  const products = [
+    { title: 'GeForce RTX 5090', price: 1999 },
+    { title: 'Overflow Card', price: 12345678901234567 },
+    { title: 'Overflow Text', price: '$12,345,678,901,234,567' },
+    { title: 'Nul\u0000Card', price: 499 },
+    { title: 'Tab\tand\u0007bell', price: 299 },
+    { title: 'x'.repeat(5000), price: 99 },
+  ];
+  s.setPage('/api/odd', { body: JSON.stringify({ products }), contentType: 'application/json' });
+  const file = await sourcesFile(t, {
+    hosts: { [s.host]: { requestsPerSecond: 50, concurrency: 4 } },
+    sources: [
+      { name: 'odd', format: 'json', url: `${s.url}/api/odd`, items: 'products', name_field: 'title', price: 'price', currency: 'USD', allow_private: true },
+      html('eu', [`${s.url}/eu`]),
+    ],
+  });
+  const r = await crawlPrices(options(file, { db: tdb.db }), { runId: '00000000-0000-4000-8000-0000000000c1' });
+  t.equal(r.ok, true, 'the crawl is ok');
+  t.match(r.sources[0], { name: 'odd', status: 'ok', found: 6, priced: 4, unreadable: 2 });
+  const rows = await tdb.db.selectFrom('wombat.price_observations').selectAll().where('source', '=', 'odd').execute();
+  const row = (product: string) => rows.find((x) => x.product === product);
+  t.match(row('GeForce RTX 5090'), { status: 'priced', price: '1999.0000' });
+  t.match(row('Overflow Card'), { status: 'unreadable', price: null, raw: /^1234567890123456\d$/, problem: /10\^15 or more/ });
+  t.match(row('Overflow Text'), { status: 'unreadable', price: null, problem: /10\^15 or more/ });
+  t.match(row('NulCard'), { status: 'priced', price: '499.0000' }, 'NUL is removed from text');
+  t.match(row('Tab andbell'), { status: 'priced' }, 'control characters are removed, white space folded');
+  const long = rows.find((x) => x.product.startsWith('xxx'))!;
+  t.equal(long.product.length, 500, 'a name is bounded');
+  t.equal(await countRows(tdb), 6 + 3, 'the other source is stored too');
+});
+
+t.test('a source that cannot be stored fails alone, and the crawl ends only when every lane has', async (t) => {
+  const s = await shop(t);
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  // A constraint the checks do not know stands for any database refusal.
+  await tdb.sql`alter table wombat.price_observations add constraint no_poison check (product <> 'Arc A770')`;
+  s.setPage('/slow-us', { body: (await (await fetch(`${s.url}/us`)).text()), delayMs: 400 });
+  const file = await sourcesFile(t, {
+    hosts: { [s.host]: { requestsPerSecond: 50, concurrency: 4 } },
+    sources: [html('poisoned', [`${s.url}/eu`]), html('slow', [`${s.url}/slow-us`], { currency: 'USD' }), html('kr', [`${s.url}/gpus`])],
+  });
+  const r = await crawlPrices(options(file, { db: tdb.db, timeoutMs: 5000 }), { runId: '00000000-0000-4000-8000-0000000000c2' });
+  const by = Object.fromEntries(r.sources.map((x) => [x.name, x]));
+  t.match(by.poisoned, { status: 'failed', errors: [/storing 3 observation\(s\) failed \(SQLSTATE 23514\)/] });
+  t.notMatch(by.poisoned.errors[0], /Arc A770|no_poison/, 'the driver\'s message stays in the journal');
+  t.match(by.slow, { status: 'ok', found: 2 });
+  t.match(by.kr, { status: 'ok', found: 5 });
+  const counts = async () => Object.fromEntries((await tdb.sql<{ source: string; n: number }[]>`select source, count(*)::int as n from wombat.price_observations group by source`).map((x) => [x.source, x.n]));
+  const atEnd = await counts();
+  t.same(atEnd, { slow: 2, kr: 5 }, 'nothing of the failed source, everything of the others');
+  const requests = s.requests.length;
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  t.same(await counts(), atEnd, 'no row is written after the crawl has ended');
+  t.equal(s.requests.length, requests, 'no request is sent after the crawl has ended');
+});
+
+t.test('an aborted crawl rejects only once every lane has stopped', async (t) => {
+  const s = await shop(t);
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  const eu = await (await fetch(`${s.url}/eu`)).text();
+  s.setPage('/slow-a', { body: eu, delayMs: 2000 });
+  s.setPage('/slow-b', { body: eu, delayMs: 2000 });
+  const file = await sourcesFile(t, {
+    hosts: { [s.host]: { requestsPerSecond: 50, concurrency: 4 } },
+    sources: [html('slow-a', [`${s.url}/slow-a`, `${s.url}/gpus`]), html('slow-b', [`${s.url}/slow-b`]), html('later', [`${s.url}/us`], { currency: 'USD' })],
+  });
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new Error('run cancelled')), 300);
+  await t.rejects(crawlPrices(options(file, { db: tdb.db, timeoutMs: 5000, sourceConcurrency: 2 }), { runId: '00000000-0000-4000-8000-0000000000c3', signal: controller.signal }), /run cancelled/);
+  const rows = await countRows(tdb);
+  const requests = s.requests.length;
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.equal(await countRows(tdb), rows, 'no row is written after the crawl has ended');
+  t.equal(s.requests.length, requests, 'no request is sent after the crawl has ended');
+  t.notOk(s.requests.some((q) => q.path === '/us'), 'no source is started after the abort');
+});
+
 t.test('per-host politeness: concurrency and spacing hold across sources', async (t) => {
   const s = await shop(t);
   const urls = ['/gpus', '/gpus?page=2', '/eu', '/us', '/euc-kr', '/moved'].map((p) => `${s.url}${p}`);

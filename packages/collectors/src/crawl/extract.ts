@@ -92,11 +92,12 @@ function extractJson(source: PriceSource, pageUrl: string, text: string, content
     }
     const item: RawItem = { name, price: typeof priceValue === 'number' ? priceValue : typeof priceValue === 'string' ? clean(priceValue) : priceValue == null ? undefined : JSON.stringify(priceValue) };
     const currency = source.currencyField ? at(entry, source.currencyField) : undefined;
-    if (typeof currency === 'string') item.currency = currency.trim();
+    if (typeof currency === 'string') item.currency = clean(currency);
     const availability = source.availability ? at(entry, source.availability) : undefined;
-    if (typeof availability === 'boolean' || typeof availability === 'string') item.availability = availability;
+    if (typeof availability === 'boolean') item.availability = availability;
+    else if (typeof availability === 'string') item.availability = clean(availability);
     const link = source.link ? at(entry, source.link) : undefined;
-    if (typeof link === 'string' && link) item.link = absolute(link, pageUrl);
+    if (typeof link === 'string' && clean(link)) item.link = absolute(clean(link), pageUrl);
     items.push(item);
   }
   if (items.length === 0) return { ok: false, problem: `name_field "${source.nameField}" is missing in all ${list.length} items` };
@@ -119,8 +120,11 @@ function at(doc: unknown, path: string): unknown {
   return cur;
 }
 
-function clean(s: string): string {
-  return s.replace(/\s+/g, ' ').trim();
+/** Control characters (NUL above all: PostgreSQL text refuses it, 22021) are noise from the page, never content. */
+const CONTROL = /[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/g;
+
+export function clean(s: string): string {
+  return s.replace(CONTROL, '').replace(/\s+/g, ' ').trim().toWellFormed();
 }
 
 function absolute(link: string, base: string): string {
