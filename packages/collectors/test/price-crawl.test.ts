@@ -309,7 +309,36 @@ t.test('per-host politeness holds across processes crawling one shop with the sa
   const spans = at.slice(2).map((v, i) => v - at[i]!);
   t.ok(Math.min(...spans) >= 1000, `no more than 2 requests in any second from both (shortest span of three: ${Math.min(...spans)} ms)`);
   const budgets = await tdb.sql<{ name: string }[]>`select name from wombat.exchange_budgets where name like 'crawl:%'`;
-  t.same(budgets.map((b) => b.name), [`crawl:${s.host}:2/1000`], 'the host budget lives in PostgreSQL');
+  t.same(budgets.map((b) => b.name), [`crawl:${s.host}`], 'the host budget lives in PostgreSQL');
+});
+
+t.test('one budget per host: different rates and Crawl-delay share it, robots.txt included', async (t) => {
+  const s = await shop(t);
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  s.setRobots({ body: 'User-agent: *\nCrawl-delay: 1\n', contentType: 'text/plain' });
+  const urls = ['/gpus', '/eu', '/us'].map((p) => `${s.url}${p}`);
+  const fast = await sourcesFile(t, { user_agent: 'FastCrawler/1', hosts: { [s.host]: { requestsPerSecond: 50, concurrency: 4 } }, sources: [html('a', urls)] });
+  const slow = await sourcesFile(t, { user_agent: 'SlowCrawler/1', hosts: { [s.host]: { requestsPerSecond: 0.5, concurrency: 1 } }, sources: [html('b', urls)] });
+  const [one, two] = await Promise.all([crawlPrices(options(fast, { db: tdb.db, timeoutMs: 5000 })), crawlPrices(options(slow, { db: tdb.db, timeoutMs: 5000 }))]);
+  t.ok(one.ok && two.ok, 'both crawls complete');
+  const budgets = await tdb.sql<{ name: string }[]>`select name from wombat.exchange_budgets where name like 'crawl:%'`;
+  t.same(budgets.map((b) => b.name), [`crawl:${s.host}`], 'one budget for the host, not one per rate');
+  const at = s.requests.map((q) => ({ at: q.at, slow: q.userAgent === 'SlowCrawler/1', robots: q.path === '/robots.txt' })).sort((a, b) => a.at - b.at);
+  t.equal(at.length, 8, 'three pages and robots.txt, twice');
+  // Crawl-delay: 1 holds pages a second apart, from robots.txt too; a lower bound, which load only lengthens.
+  const gaps = at.slice(1).map((r, i) => ({ ...r, gap: r.at - at[i]!.at }));
+  const firstPage = gaps.find((g) => !g.robots)!;
+  t.ok(firstPage.gap >= 1000 || at.slice(0, at.indexOf(firstPage)).filter((r) => r.robots).length === 2, `the first page waits for the robots.txt request before it (${firstPage.gap} ms)`);
+  const pages = at.filter((r) => !r.robots);
+  const pageGaps = pages.slice(1).map((r, i) => r.at - pages[i]!.at);
+  t.ok(Math.min(...pageGaps) >= 1000, `no two pages within a second, whichever process asked (shortest: ${Math.min(...pageGaps)} ms)`);
+  // The slow one (one per 2 s) counts the fast one's requests too.
+  const slowAt = at.filter((r) => r.slow && !r.robots);
+  for (const r of slowAt) {
+    const before = at.filter((x) => x.at < r.at && !x.robots && x !== r);
+    const last = before.at(-1);
+    if (last) t.ok(r.at - last.at >= 1000, `a slow page comes at least a second after the page before it, fast or slow (${r.at - last.at} ms)`);
+  }
 });
 
 t.test('unknown source names and a bad file are clear errors', async (t) => {

@@ -20,7 +20,7 @@ export interface PageFetcherOptions {
   timeoutMs: number;
   retries: number;
   retryBaseDelayMs: number;
-  /** Politeness of a host (before robots.txt's Crawl-delay, which can only slow it down). */
+  /** Politeness of a host (before robots.txt's Crawl-delay, which can only slow it down, to one request a minute at most). */
   budgetFor(host: string): HostBudget;
   /** Where the hosts' request budgets are counted: with a database, across processes. */
   db?: Kysely<any>;
