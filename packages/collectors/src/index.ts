@@ -23,4 +23,5 @@ export { crawlPrices, type PriceCrawlOptions, type PriceCrawlResult, type Source
 export { latestPrices, type CrawlTables, type CrawlDb, type LatestPricesView } from './crawl/store.ts';
 export { collectPosts, type PostCollectionOptions, type PostCollectionResult, type SubredditResult } from './crawl/posts.ts';
 export { createRedditClient, parseListing, type RedditClient, type RedditClientOptions } from './crawl/reddit.ts';
+export { redditBudget, type RedditBudget } from './crawl/reddit-budget.ts';
 export { crawlConfigProblems, crawlFields, createCrawls, type CrawlConfig, type Crawls } from './crawl/config.ts';
