@@ -82,8 +82,7 @@ export function createAlerting(deps: AlertingDeps): Alerting {
       // The database clock, like the timestamps the planner compares with (clear_since, last_notified_at).
       const nowMs = (await sql<{ ms: number }>`select (extract(epoch from now()) * 1000)::float8 as ms`.execute(trx)).rows[0]!.ms;
       const open = await selectOpenAlerts(trx);
-      const openRunIds = open.filter((a) => a.kind === 'run_failed' || a.kind === 'run_lost').map((a) => a.key.slice(a.key.indexOf(':') + 1));
-      const { conditions, unevaluated, errors } = await gatherConditions(trx, o, { openRunIds, nowMs });
+      const { conditions, unevaluated, errors } = await gatherConditions(trx, o, { open, nowMs });
       for (const err of errors) log.warn({ err }, 'an alert condition could not be evaluated; its alerts stay as they are');
       const actions = planAlerts(open, conditions, nowMs, { cooldownMs: o.alertCooldownMs, repeatMs: o.alertRepeatMs, resolveAfterMs: o.alertResolveAfterMs }, unevaluated);
       const applied = await applyAlertActions(trx, actions, names, { runBurst: o.alertRunBurst });

@@ -125,6 +125,10 @@ export async function applyAlertActions(
   const runBurst = opts.runBurst ?? Infinity;
   let runOpens = 0;
   const quiet = new Map<string, number>();
+  // Resolutions the same way: a storm that clears (an exchange back, its dead letters requeued)
+  // is runBurst RESOLVED messages, then one summary; every alert row still resolves.
+  let runResolves = 0;
+  const quietResolved = new Map<string, number>();
   for (const a of actions) {
     if (a.type === 'open') {
       const row = await insertAlert(db, a.condition, 'open');
@@ -161,6 +165,12 @@ export async function applyAlertActions(
         returning id, key, kind, severity, state, subject, message, details, opened_at, resolved_at`.execute(db);
       const row = rows[0];
       if (!row) continue;
+      if ((row.kind === 'run_failed' || row.kind === 'run_lost') && ++runResolves > runBurst) {
+        const job = String((row.details as { job?: unknown } | null)?.job ?? 'unknown');
+        quietResolved.set(job, (quietResolved.get(job) ?? 0) + 1);
+        resolved++;
+        continue;
+      }
       const openedAt = new Date(row.opened_at);
       const lasted = Math.round((new Date(row.resolved_at!).getTime() - openedAt.getTime()) / 60_000);
       const message = { ...messageOf(row, 'resolved'), message: `Cleared: ${row.subject} (open since ${openedAt.toISOString().replace(/\.\d+Z$/, 'Z')}, ${lasted} min).` };
@@ -168,6 +178,24 @@ export async function applyAlertActions(
       resolved++;
       messages++;
     }
+  }
+  if (quietResolved.size > 0) {
+    const n = [...quietResolved.values()].reduce((x, y) => x + y, 0);
+    const byJob = [...quietResolved].map(([job, k]) => `${job} ${k}`).join(', ');
+    await recordMessageAlert(
+      db,
+      {
+        key: `run_failed_burst:resolved:${Date.now()}`,
+        kind: 'run_failed_burst',
+        severity: 'info',
+        subject: `${n} more run alerts cleared`,
+        message: `Besides the ${runBurst} RESOLVED messages just sent, ${n} more run alerts cleared (none of their runs is a dead letter any more): ${byJob}.\nLook: GET /api/alerts?kind=run_failed on the api`,
+        details: { alerts: n, by_job: Object.fromEntries(quietResolved) },
+      },
+      'resolved',
+      channels,
+    );
+    messages++;
   }
   if (quiet.size > 0) {
     const n = [...quiet.values()].reduce((x, y) => x + y, 0);
