@@ -199,6 +199,21 @@ t.test('failed runs group per schedule and error code; a group opened before sta
   t.equal((await open()).filter((x) => x.kind === 'run_failed' || x.kind === 'run_lost').length, 3);
 });
 
+t.test('an alert opened per run before grouping stays open while its run is a dead letter, then resolves', async (t) => {
+  await reset();
+  const runId = randomUUID();
+  await sql`insert into wombat.runs (id, job, trigger, state, params, attempts, started_at, finished_at)
+            values (${runId}, 'canary', 'task', 'failed', '{}', 1, now() - interval '3 days', now() - interval '3 days')`.execute(tdb.db);
+  await sql`insert into wombat.alerts (key, kind, severity, state, subject, message, details)
+            values (${`run_failed:${runId}`}, 'run_failed', 'warning', 'open', 'canary run failed for good (task run)', 'old message', '{}')`.execute(tdb.db);
+  const alerting = createAlerting({ db: tdb.db, log: tdb.log, options: options({ ALERT_DEAD_LETTERS_WARNING: '100', ALERT_DEAD_LETTERS_CRITICAL: '100' }) });
+  t.match(await alerting.evaluate(), { resolved: 0 });
+  t.match(await open(), [{ key: `run_failed:${runId}`, message: 'old message' }], 'kept as it was, not resolved');
+  await sql`update wombat.runs set requeued_as = gen_random_uuid() where id = ${runId}`.execute(tdb.db);
+  t.match(await alerting.evaluate(), { resolved: 1 });
+  t.same(await open(), []);
+});
+
 t.test('openings and resolutions of run alerts are rate-limited alike: ALERT_RUN_BURST messages, then one summary', async (t) => {
   await reset();
   const slack = await startFakeHook(t);
