@@ -201,3 +201,13 @@ t.test('the budget runs on the database clock: a process whose clock is an hour 
   // A lower bound, which load only lengthens: with the process clock the window had ended an hour ago.
   t.ok(waited >= 1500, `the other process waited for the window stated by the lagging one (${Math.round(waited)} ms)`);
 });
+
+t.test('a Reddit that keeps answering HTML: the error names its content type and length, never its body', async (t) => {
+  const fake = await reddit(t);
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  fake.addPosts(makePosts('hardware', 5, NOW_S - 60, 600, 'h'));
+  fake.inject('malformed', 5);
+  const r = await collectPosts(options(fake, tdb, { subreddits: ['hardware'], retries: 1 }));
+  t.match(r.subreddits[0], { status: 'failed', error: /response body is not JSON \(status 200, content type text\/html, \d+ characters\)/ });
+  t.notMatch(JSON.stringify(r), /CDN|having a moment/, 'nothing of the body reaches the result');
+});

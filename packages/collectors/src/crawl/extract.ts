@@ -1,4 +1,5 @@
 import type { CheerioAPI } from 'cheerio';
+import { describeBody } from '../http.ts';
 import { splitSelector, type PriceSource } from './sources.ts';
 
 /** One item as the page shows it, before its price is read. */
@@ -103,12 +104,6 @@ function extractJson(source: PriceSource, pageUrl: string, text: string, content
   if (items.length === 0) return { ok: false, problem: `name_field "${source.nameField}" is missing in all ${list.length} items` };
   if (priced === 0) return { ok: false, problem: `price "${source.price}" is missing in all ${list.length} items` };
   return { ok: true, items, nameless };
-}
-
-/** What a body was, without any of its content: its media type (if it looks like one) and its length. */
-export function describeBody(contentType: string, text: string): string {
-  const media = /^\s*([a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64})/i.exec(contentType)?.[1]?.toLowerCase();
-  return `content type ${media ?? 'not stated'}, ${text.length} characters`;
 }
 
 function at(doc: unknown, path: string): unknown {
