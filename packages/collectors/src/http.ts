@@ -52,8 +52,15 @@ export function parseJson(res: HttpResponse, what: string): unknown {
   try {
     return JSON.parse(res.text);
   } catch (err) {
-    throw new RetryableError('malformed_body', `${what}: response body is not JSON (status ${res.status}): ${res.text.slice(0, 80)}`, { cause: err });
+    // Never the body itself: the error becomes a run's error, shown by the api, the dashboard and alerts.
+    throw new RetryableError('malformed_body', `${what}: response body is not JSON (status ${res.status}, ${describeBody(header(res, 'content-type') ?? '', res.text)})`, { cause: err });
   }
+}
+
+/** What a body was, without any of its content: its media type (if it looks like one) and its length. */
+export function describeBody(contentType: string, text: string): string {
+  const media = /^\s*([a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64})/i.exec(contentType)?.[1]?.toLowerCase();
+  return `content type ${media ?? 'not stated'}, ${text.length} characters`;
 }
 
 export interface RetryOptions {

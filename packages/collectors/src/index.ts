@@ -18,9 +18,10 @@ export { collectPriceSeries, planPriceSeries, seriesLabel, type PriceSeriesPlan,
 // ETL crawls (issue 14): the price crawl and the community-post collection.
 export { parsePrice, SOLD_OUT_PATTERN, type PriceReading, type PriceHints } from './crawl/price-parse.ts';
 export { loadPriceSources, parsePriceSources, type PriceSource, type PriceSources, type HostPoliteness } from './crawl/sources.ts';
-export { parseRobots, isAllowed, productToken, type RobotsRules } from './crawl/robots.ts';
+export { parseRobots, isAllowed, matchRobotsPattern, productToken, type RobotsRules } from './crawl/robots.ts';
 export { crawlPrices, type PriceCrawlOptions, type PriceCrawlResult, type SourceResult } from './crawl/price-crawl.ts';
 export { latestPrices, type CrawlTables, type CrawlDb, type LatestPricesView } from './crawl/store.ts';
 export { collectPosts, type PostCollectionOptions, type PostCollectionResult, type SubredditResult } from './crawl/posts.ts';
 export { createRedditClient, parseListing, type RedditClient, type RedditClientOptions } from './crawl/reddit.ts';
+export { redditBudget, type RedditBudget } from './crawl/reddit-budget.ts';
 export { crawlConfigProblems, crawlFields, createCrawls, type CrawlConfig, type Crawls } from './crawl/config.ts';

@@ -23,7 +23,7 @@ t.test('crawl-prices: stores observations, exits 0 only when every source succee
   const shop = await startFakeShop();
   t.teardown(() => shop.close());
   const db = await createTestDatabase(t);
-  const src = (name: string, p: string) => `  - { name: ${name}, url: "${shop.url}${p}", items: li.product, name_field: a.title, price: .price, availability: .stock }\n`;
+  const src = (name: string, p: string) => `  - { name: ${name}, url: "${shop.url}${p}", items: li.product, name_field: a.title, price: .price, availability: .stock, allow_private: true }\n`;
   const good = await tempFile(t, 'good.yaml', `user_agent: "WombatTest/1.0 (+mailto:ops@example.com)"\ndefaults: { requestsPerSecond: 20 }\nsources:\n${src('kr', '/gpus')}${src('eu', '/eu')}`);
   const ok = await runScript('crawl-prices.ts', [], { DATABASE_URL: db.url, PRICE_CRAWL_SOURCES: good });
   t.equal(ok.code, 0, ok.stderr);

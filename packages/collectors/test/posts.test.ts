@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createTestDatabase, testLogger } from '@wombat/core/testing';
-import { collectPosts, type CrawlTables, type PostCollectionOptions } from '@wombat/collectors';
+import { collectPosts, redditBudget, type CrawlTables, type PostCollectionOptions } from '@wombat/collectors';
 import { makePosts, startFakeReddit, type FakeReddit, type FakeRedditOptions } from '@wombat/collectors/testing';
 
 interface Teardown {
@@ -170,9 +170,44 @@ t.test('X-Ratelimit headers bind two collectors sharing the database: the budget
   t.equal(await count(tdb), 180);
   const listings = fake.requests.filter((q) => q.path.startsWith('/r/'));
   t.equal(listings.length, 6);
-  // Each collector's first request goes out before any header is known; after that the shared budget rules.
-  t.ok(listings.filter((q) => q.status === 429).length <= 1, `at most one 429 (the two blind first requests), got ${listings.filter((q) => q.status === 429).length}`);
+  // The first request books the unknown window; the other collector waits for its answer.
+  t.equal(listings.filter((q) => q.status === 429).length, 0, 'no 429');
   const state = await tdb.db.selectFrom('wombat.reddit_rate_limits').selectAll().executeTakeFirstOrThrow();
   t.equal(state.client_key, `public:${fake.url}`);
   t.ok(state.remaining >= 0 && state.remaining <= 4, 'the budget as Reddit last stated it is stored');
+});
+
+t.test('the first request of an unknown window is booked: concurrent first requests do not all go out', async (t) => {
+  const fake = await reddit(t, { limit: 1, windowSeconds: 2 });
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  const subs = ['aaa', 'bbb', 'ccc', 'ddd'];
+  for (const sub of subs) fake.addPosts(makePosts(sub, 5, NOW_S - 60, 60, sub));
+  const results = await Promise.all(subs.map((sub) => collectPosts(options(fake, tdb, { subreddits: [sub] }))));
+  t.ok(results.every((r) => r.ok), 'every collection completes');
+  const listings = fake.requests.filter((q) => q.path.startsWith('/r/'));
+  t.equal(listings.length, 4);
+  t.equal(listings.filter((q) => q.status === 429).length, 0, 'one request per window, the first one included: no 429');
+});
+
+t.test('the budget runs on the database clock: a process whose clock is an hour behind still waits for the reset', async (t) => {
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  const behind = redditBudget({ db: tdb.db, clientKey: 'clock-test', now: () => Date.now() - 3_600_000 });
+  const right = redditBudget({ db: tdb.db, clientKey: 'clock-test' });
+  await behind.take();
+  await behind.observe({ remaining: 0, used: 1, resetSeconds: 2 });
+  const started = performance.now();
+  await right.take();
+  const waited = performance.now() - started;
+  // A lower bound, which load only lengthens: with the process clock the window had ended an hour ago.
+  t.ok(waited >= 1500, `the other process waited for the window stated by the lagging one (${Math.round(waited)} ms)`);
+});
+
+t.test('a Reddit that keeps answering HTML: the error names its content type and length, never its body', async (t) => {
+  const fake = await reddit(t);
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  fake.addPosts(makePosts('hardware', 5, NOW_S - 60, 600, 'h'));
+  fake.inject('malformed', 5);
+  const r = await collectPosts(options(fake, tdb, { subreddits: ['hardware'], retries: 1 }));
+  t.match(r.subreddits[0], { status: 'failed', error: /response body is not JSON \(status 200, content type text\/html, \d+ characters\)/ });
+  t.notMatch(JSON.stringify(r), /CDN|having a moment/, 'nothing of the body reaches the result');
 });

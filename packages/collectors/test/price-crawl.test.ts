@@ -36,6 +36,8 @@ const html = (name: string, urls: string[], extra: object = {}) => ({
   price: '.price',
   availability: '.stock',
   link: 'a.title@href',
+  // The fake shop listens on 127.0.0.1.
+  allow_private: true,
   ...extra,
 });
 
@@ -52,7 +54,7 @@ t.test('crawls HTML and JSON sources; a source that no longer matches fails loud
       html('kr-gpus', [`${s.url}/gpus`, `${s.url}/gpus?page=2`]),
       html('eu-gpus', [`${s.url}/eu`]),
       html('us-gpus', [`${s.url}/us`], { currency: 'USD' }),
-      { name: 'json-api', format: 'json', url: `${s.url}/api/products`, items: 'data.products', name_field: 'title', price: 'price.amount', currency_field: 'price.currency', availability: 'available' },
+      { name: 'json-api', format: 'json', url: `${s.url}/api/products`, items: 'data.products', name_field: 'title', price: 'price.amount', currency_field: 'price.currency', availability: 'available', allow_private: true },
       html('redesigned', [`${s.url}/broken`]),
       html('euc-kr', [`${s.url}/euc-kr`]),
     ],
@@ -159,6 +161,119 @@ t.test('robots.txt is respected unless a source says otherwise; an unreadable ro
   t.match(none.sources[0], { status: 'ok' }, 'no robots.txt (404) allows everything');
 });
 
+t.test('loopback, private and link-local addresses are refused before connecting, on every hop; bodies never reach errors', async (t) => {
+  const s = await shop(t);
+  const port = new URL(s.url).port;
+  s.setPage('/to-metadata', { status: 302, body: '', headers: { location: 'http://169.254.169.254/latest/meta-data/' } });
+  s.setPage('/to-private', { status: 301, body: '', headers: { location: 'http://10.1.2.3/gpus' } });
+  s.setPage('/to-v6', { status: 307, body: '', headers: { location: 'http://[::ffff:127.0.0.1]/gpus' } });
+  // A name, not an address: refused once DNS answers, before any connection.
+  s.setPage('/to-localhost', { status: 302, body: '', headers: { location: `http://localhost:${port}/gpus` } });
+  s.setPage('/leak', { body: '<html>SECRET-TOKEN-0123456789abcdef internal admin page</html>', contentType: 'text/html; charset=utf-8' });
+  const file = await sourcesFile(t, {
+    hosts: { [s.host]: { requestsPerSecond: 50, concurrency: 4 } },
+    sources: [
+      html('not-allowed', [`${s.url}/gpus`], { allow_private: false }),
+      html('metadata', [`${s.url}/to-metadata`]),
+      html('private-range', [`${s.url}/to-private`]),
+      html('mapped-v6', [`${s.url}/to-v6`]),
+      html('via-dns', [`${s.url}/to-localhost`]),
+      { name: 'leaky', format: 'json', url: `${s.url}/leak`, items: 'data', name_field: 'name', price: 'price', currency: 'USD', allow_private: true },
+    ],
+  });
+  const r = await crawlPrices(options(file));
+  const by = Object.fromEntries(r.sources.map((x) => [x.name, x]));
+  t.match(by['not-allowed'], { status: 'failed', errors: [/127\.0\.0\.1:\d+ is a loopback address; .*allow_private/] }, 'a private source must say so');
+  t.match(by.metadata, { status: 'failed', errors: [/169\.254\.169\.254 is a linkLocal address/] });
+  t.match(by['private-range'], { status: 'failed', errors: [/10\.1\.2\.3 is a private address/] });
+  t.match(by['mapped-v6'], { status: 'failed', errors: [/is a loopback address/] }, 'an IPv4-mapped IPv6 loopback is loopback');
+  t.match(by['via-dns'], { status: 'failed', errors: [/localhost is a loopback address/] }, 'allow_private opens the source\'s own hosts, not where they redirect');
+  t.equal(s.requests.filter((q) => q.path === '/gpus').length, 0, 'no refused hop reached the shop');
+  t.match(by.leaky, { status: 'failed', errors: [/the page is not JSON \(content type text\/html, \d+ characters\)/] });
+  t.notMatch(r.summary, /SECRET|internal admin/, 'nothing of a body is copied into the run\'s summary');
+  t.notMatch(JSON.stringify(r.sources), /SECRET|internal admin/);
+});
+
+t.test('every item is checked before storing: an overflowing price or a NUL in a name spoils one item, not the crawl', async (t) => {
+  const s = await shop(t);
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  const products = [
+    { title: 'GeForce RTX 5090', price: 1999 },
+    { title: 'Overflow Card', price: 12345678901234567 },
+    { title: 'Overflow Text', price: '$12,345,678,901,234,567' },
+    { title: 'Nul\u0000Card', price: 499 },
+    { title: 'Tab\tand\u0007bell', price: 299 },
+    { title: 'x'.repeat(5000), price: 99 },
+  ];
+  s.setPage('/api/odd', { body: JSON.stringify({ products }), contentType: 'application/json' });
+  const file = await sourcesFile(t, {
+    hosts: { [s.host]: { requestsPerSecond: 50, concurrency: 4 } },
+    sources: [
+      { name: 'odd', format: 'json', url: `${s.url}/api/odd`, items: 'products', name_field: 'title', price: 'price', currency: 'USD', allow_private: true },
+      html('eu', [`${s.url}/eu`]),
+    ],
+  });
+  const r = await crawlPrices(options(file, { db: tdb.db }), { runId: '00000000-0000-4000-8000-0000000000c1' });
+  t.equal(r.ok, true, 'the crawl is ok');
+  t.match(r.sources[0], { name: 'odd', status: 'ok', found: 6, priced: 4, unreadable: 2 });
+  const rows = await tdb.db.selectFrom('wombat.price_observations').selectAll().where('source', '=', 'odd').execute();
+  const row = (product: string) => rows.find((x) => x.product === product);
+  t.match(row('GeForce RTX 5090'), { status: 'priced', price: '1999.0000' });
+  t.match(row('Overflow Card'), { status: 'unreadable', price: null, raw: /^1234567890123456\d$/, problem: /10\^15 or more/ });
+  t.match(row('Overflow Text'), { status: 'unreadable', price: null, problem: /10\^15 or more/ });
+  t.match(row('NulCard'), { status: 'priced', price: '499.0000' }, 'NUL is removed from text');
+  t.match(row('Tab andbell'), { status: 'priced' }, 'control characters are removed, white space folded');
+  const long = rows.find((x) => x.product.startsWith('xxx'))!;
+  t.equal(long.product.length, 500, 'a name is bounded');
+  t.equal(await countRows(tdb), 6 + 3, 'the other source is stored too');
+});
+
+t.test('a source that cannot be stored fails alone, and the crawl ends only when every lane has', async (t) => {
+  const s = await shop(t);
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  // A constraint the checks do not know stands for any database refusal.
+  await tdb.sql`alter table wombat.price_observations add constraint no_poison check (product <> 'Arc A770')`;
+  s.setPage('/slow-us', { body: (await (await fetch(`${s.url}/us`)).text()), delayMs: 400 });
+  const file = await sourcesFile(t, {
+    hosts: { [s.host]: { requestsPerSecond: 50, concurrency: 4 } },
+    sources: [html('poisoned', [`${s.url}/eu`]), html('slow', [`${s.url}/slow-us`], { currency: 'USD' }), html('kr', [`${s.url}/gpus`])],
+  });
+  const r = await crawlPrices(options(file, { db: tdb.db, timeoutMs: 5000 }), { runId: '00000000-0000-4000-8000-0000000000c2' });
+  const by = Object.fromEntries(r.sources.map((x) => [x.name, x]));
+  t.match(by.poisoned, { status: 'failed', errors: [/storing 3 observation\(s\) failed \(SQLSTATE 23514\)/] });
+  t.notMatch(by.poisoned.errors[0], /Arc A770|no_poison/, 'the driver\'s message stays in the journal');
+  t.match(by.slow, { status: 'ok', found: 2 });
+  t.match(by.kr, { status: 'ok', found: 5 });
+  const counts = async () => Object.fromEntries((await tdb.sql<{ source: string; n: number }[]>`select source, count(*)::int as n from wombat.price_observations group by source`).map((x) => [x.source, x.n]));
+  const atEnd = await counts();
+  t.same(atEnd, { slow: 2, kr: 5 }, 'nothing of the failed source, everything of the others');
+  const requests = s.requests.length;
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  t.same(await counts(), atEnd, 'no row is written after the crawl has ended');
+  t.equal(s.requests.length, requests, 'no request is sent after the crawl has ended');
+});
+
+t.test('an aborted crawl rejects only once every lane has stopped', async (t) => {
+  const s = await shop(t);
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  const eu = await (await fetch(`${s.url}/eu`)).text();
+  s.setPage('/slow-a', { body: eu, delayMs: 2000 });
+  s.setPage('/slow-b', { body: eu, delayMs: 2000 });
+  const file = await sourcesFile(t, {
+    hosts: { [s.host]: { requestsPerSecond: 50, concurrency: 4 } },
+    sources: [html('slow-a', [`${s.url}/slow-a`, `${s.url}/gpus`]), html('slow-b', [`${s.url}/slow-b`]), html('later', [`${s.url}/us`], { currency: 'USD' })],
+  });
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new Error('run cancelled')), 300);
+  await t.rejects(crawlPrices(options(file, { db: tdb.db, timeoutMs: 5000, sourceConcurrency: 2 }), { runId: '00000000-0000-4000-8000-0000000000c3', signal: controller.signal }), /run cancelled/);
+  const rows = await countRows(tdb);
+  const requests = s.requests.length;
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.equal(await countRows(tdb), rows, 'no row is written after the crawl has ended');
+  t.equal(s.requests.length, requests, 'no request is sent after the crawl has ended');
+  t.notOk(s.requests.some((q) => q.path === '/us'), 'no source is started after the abort');
+});
+
 t.test('per-host politeness: concurrency and spacing hold across sources', async (t) => {
   const s = await shop(t);
   const urls = ['/gpus', '/gpus?page=2', '/eu', '/us', '/euc-kr', '/moved'].map((p) => `${s.url}${p}`);
@@ -194,7 +309,36 @@ t.test('per-host politeness holds across processes crawling one shop with the sa
   const spans = at.slice(2).map((v, i) => v - at[i]!);
   t.ok(Math.min(...spans) >= 1000, `no more than 2 requests in any second from both (shortest span of three: ${Math.min(...spans)} ms)`);
   const budgets = await tdb.sql<{ name: string }[]>`select name from wombat.exchange_budgets where name like 'crawl:%'`;
-  t.same(budgets.map((b) => b.name), [`crawl:${s.host}:2/1000`], 'the host budget lives in PostgreSQL');
+  t.same(budgets.map((b) => b.name), [`crawl:${s.host}`], 'the host budget lives in PostgreSQL');
+});
+
+t.test('one budget per host: different rates and Crawl-delay share it, robots.txt included', async (t) => {
+  const s = await shop(t);
+  const tdb = await createTestDatabase<CrawlTables>(t);
+  s.setRobots({ body: 'User-agent: *\nCrawl-delay: 1\n', contentType: 'text/plain' });
+  const urls = ['/gpus', '/eu', '/us'].map((p) => `${s.url}${p}`);
+  const fast = await sourcesFile(t, { user_agent: 'FastCrawler/1', hosts: { [s.host]: { requestsPerSecond: 50, concurrency: 4 } }, sources: [html('a', urls)] });
+  const slow = await sourcesFile(t, { user_agent: 'SlowCrawler/1', hosts: { [s.host]: { requestsPerSecond: 0.5, concurrency: 1 } }, sources: [html('b', urls)] });
+  const [one, two] = await Promise.all([crawlPrices(options(fast, { db: tdb.db, timeoutMs: 5000 })), crawlPrices(options(slow, { db: tdb.db, timeoutMs: 5000 }))]);
+  t.ok(one.ok && two.ok, 'both crawls complete');
+  const budgets = await tdb.sql<{ name: string }[]>`select name from wombat.exchange_budgets where name like 'crawl:%'`;
+  t.same(budgets.map((b) => b.name), [`crawl:${s.host}`], 'one budget for the host, not one per rate');
+  const at = s.requests.map((q) => ({ at: q.at, slow: q.userAgent === 'SlowCrawler/1', robots: q.path === '/robots.txt' })).sort((a, b) => a.at - b.at);
+  t.equal(at.length, 8, 'three pages and robots.txt, twice');
+  // Crawl-delay: 1 holds pages a second apart, from robots.txt too; a lower bound, which load only lengthens.
+  const gaps = at.slice(1).map((r, i) => ({ ...r, gap: r.at - at[i]!.at }));
+  const firstPage = gaps.find((g) => !g.robots)!;
+  t.ok(firstPage.gap >= 1000 || at.slice(0, at.indexOf(firstPage)).filter((r) => r.robots).length === 2, `the first page waits for the robots.txt request before it (${firstPage.gap} ms)`);
+  const pages = at.filter((r) => !r.robots);
+  const pageGaps = pages.slice(1).map((r, i) => r.at - pages[i]!.at);
+  t.ok(Math.min(...pageGaps) >= 1000, `no two pages within a second, whichever process asked (shortest: ${Math.min(...pageGaps)} ms)`);
+  // The slow one (one per 2 s) counts the fast one's requests too.
+  const slowAt = at.filter((r) => r.slow && !r.robots);
+  for (const r of slowAt) {
+    const before = at.filter((x) => x.at < r.at && !x.robots && x !== r);
+    const last = before.at(-1);
+    if (last) t.ok(r.at - last.at >= 1000, `a slow page comes at least a second after the page before it, fast or slow (${r.at - last.at} ms)`);
+  }
 });
 
 t.test('unknown source names and a bad file are clear errors', async (t) => {

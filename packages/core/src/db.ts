@@ -3,6 +3,7 @@ import postgres from 'postgres';
 import type { CoreTables } from './db-types.ts';
 import { PostgresJsDialect } from './db-driver.ts';
 import { withDeadline } from './deadline.ts';
+import { DatabaseTimeoutError, sqlState, SQLSTATE } from './errors.ts';
 
 export type Sql = postgres.Sql;
 
@@ -103,15 +104,56 @@ export function createDatabase<Tables = CoreTables>(opts: DatabaseOptions): Data
   };
 }
 
+export interface DatabasePing {
+  ok: boolean;
+  latencyMs: number;
+  /** When not ok: a stable code and a short reason, fit to show anyone (see `describeDatabaseFailure`). */
+  code?: DatabaseFailureCode;
+  reason?: string;
+  /** The driver's error, for the journal only: it can name roles, hosts and ports. */
+  err?: unknown;
+}
+
 /** True when Postgres answers a trivial query within `timeoutMs` (default: the connect timeout). */
-export async function pingDatabase(sql: Sql, timeoutMs: number = DATABASE_DEADLINE_DEFAULTS.connectTimeoutMs): Promise<{ ok: boolean; latencyMs: number; error?: string }> {
+export async function pingDatabase(sql: Sql, timeoutMs: number = DATABASE_DEADLINE_DEFAULTS.connectTimeoutMs): Promise<DatabasePing> {
   const started = performance.now();
   try {
     await withDeadline(sql`select 1`, timeoutMs, 'ping');
     return { ok: true, latencyMs: Math.round(performance.now() - started) };
   } catch (err) {
-    return { ok: false, latencyMs: Math.round(performance.now() - started), error: (err as Error).message };
+    return { ok: false, latencyMs: Math.round(performance.now() - started), ...describeDatabaseFailure(err), err };
   }
+}
+
+export type DatabaseFailureCode = 'timeout' | 'unreachable' | 'auth_failed' | 'no_database' | 'starting' | 'shutting_down' | 'too_many_connections' | 'error';
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED']);
+
+/**
+ * A database failure as anyone may read it: the driver's own message names the
+ * role ("role … is not permitted to log in", "password authentication failed for
+ * user …"), the host and the port, which an open endpoint such as /health must not
+ * show. Matched by SQLSTATE and errno code, never by message text.
+ */
+export function describeDatabaseFailure(err: unknown): { code: DatabaseFailureCode; reason: string } {
+  if (err instanceof DatabaseTimeoutError) return { code: 'timeout', reason: `no answer within ${err.timeoutMs} ms` };
+  const code = sqlState(err);
+  switch (code) {
+    case '28000':
+    case '28P01':
+      return { code: 'auth_failed', reason: 'the database refused our login' };
+    case SQLSTATE.invalidCatalogName:
+      return { code: 'no_database', reason: 'the database does not exist' };
+    case SQLSTATE.cannotConnectNow:
+      return { code: 'starting', reason: 'the database is starting or recovering' };
+    case SQLSTATE.adminShutdown:
+    case '57P02':
+      return { code: 'shutting_down', reason: 'the database is shutting down' };
+    case '53300':
+      return { code: 'too_many_connections', reason: 'the database has no free connection' };
+  }
+  if (code && UNREACHABLE.has(code)) return { code: 'unreachable', reason: 'cannot connect to the database' };
+  return { code: 'error', reason: code && /^[0-9A-Z]{5}$/.test(code) ? `the database answered with an error (SQLSTATE ${code})` : 'the database call failed' };
 }
 
 /**

@@ -132,22 +132,113 @@ t.test('thresholds: failure rate, average run time and dead letters, warning the
   t.equal(rows.rows[0]!.n, 1, 'escalation keeps one alert');
 });
 
-t.test('a storm of failed runs: a message per run up to ALERT_RUN_BURST, then one summary', async (t) => {
+/** Messages queued for channels, per alert kind and event. */
+async function queued(kind: string): Promise<Record<string, number>> {
+  const r = await sql<{ event: string; n: number }>`
+    select d.payload->>'event' as event, count(*)::int as n from wombat.alert_deliveries d join wombat.alerts a on a.id = d.alert_id
+    where a.kind = ${kind} group by 1`.execute(tdb.db);
+  return Object.fromEntries(r.rows.map((x) => [x.event, x.n]));
+}
+
+async function failChildren(n: number, code = 'exchange_unavailable') {
+  await sql`insert into wombat.runs (id, job, trigger, state, params, attempts, started_at, finished_at, error)
+            select gen_random_uuid(), 'fetch-candles', 'fanout', 'failed', '{}', 5, now() - interval '2 hours', now() - interval '2 hours' + make_interval(secs => i),
+                   jsonb_build_object('code', ${code}::text, 'message', 'upbit answered 503')
+            from generate_series(1, ${n}) i`.execute(tdb.db);
+}
+
+t.test('a fan-out whose hundreds of children fail is one grouped alert, with the count, resolved only when none is a dead letter', async (t) => {
+  await reset();
+  const slack = await startFakeHook(t);
+  const alerting = createAlerting({ db: tdb.db, log: tdb.log, options: options({ SLACK_WEBHOOK_URL: slack.url, ALERT_DEAD_LETTERS_WARNING: '100000', ALERT_DEAD_LETTERS_CRITICAL: '100000' }) });
+  await failChildren(600);
+  t.match(await alerting.evaluate(), { opened: 1 });
+  const key = 'run_failed:job:fetch-candles:exchange_unavailable';
+  let alerts = (await open()).filter((a) => a.kind === 'run_failed');
+  t.match(alerts, [{ key, severity: 'critical', subject: '600 fetch-candles runs failed for good (fanout runs of no schedule, exchange_unavailable)', message: /600 runs failed for good with exchange_unavailable.*upbit answered 503.*and 595 more/s }]);
+  const details = async () => (await sql<{ details: { count: number; run_ids: string[] } }>`select details from wombat.alerts where key = ${key}`.execute(tdb.db)).rows[0]!.details;
+  t.match(await details(), { count: 600 });
+  t.equal((await details()).run_ids.length, 5, 'a few ids, not all');
+
+  // The case that sent 100 false RESOLVED messages: more failures than the old query's 500.
+  await failChildren(100);
+  t.match(await alerting.evaluate(), { opened: 0, resolved: 0 });
+  alerts = (await open()).filter((a) => a.kind === 'run_failed');
+  t.equal(alerts.length, 1, 'still one alert');
+  t.match(await details(), { count: 700 });
+  t.same(await queued('run_failed'), { opened: 1 }, 'one message, and no RESOLVED while runs are dead letters');
+
+  await sql`update wombat.runs set requeued_as = gen_random_uuid() where id in (select id from wombat.runs where state = 'failed' order by finished_at limit 699)`.execute(tdb.db);
+  t.match(await alerting.evaluate(), { resolved: 0 });
+  t.match(await details(), { count: 1 });
+  await sql`update wombat.runs set requeued_as = gen_random_uuid() where state = 'failed' and requeued_as is null`.execute(tdb.db);
+  t.match(await alerting.evaluate(), { resolved: 1 });
+  t.same(await queued('run_failed'), { opened: 1, resolved: 1 }, 'RESOLVED once the last dead letter is requeued');
+});
+
+t.test('failed runs group per schedule and error code; a group opened before stays open while its runs are dead letters', async (t) => {
+  await reset();
+  const a = await schedule('a');
+  const b = await schedule('b');
+  const fail = (scheduleId: number, code: string, hoursAgo: number) =>
+    sql`insert into wombat.runs (id, job, trigger, schedule_id, state, params, attempts, started_at, finished_at, error)
+        values (gen_random_uuid(), 'canary', 'schedule', ${scheduleId}, 'failed', '{}', 1, now() - make_interval(hours => ${hoursAgo}), now() - make_interval(hours => ${hoursAgo}),
+                jsonb_build_object('code', ${code}::text, 'message', 'boom'))`.execute(tdb.db);
+  await fail(a, 'timeout', 1);
+  await fail(a, 'timeout', 1);
+  await fail(a, 'worker_lost', 1);
+  await fail(b, 'timeout', 1);
+  await fail(b, 'old', 48);
+  const alerting = createAlerting({ db: tdb.db, log: tdb.log, options: options({ ALERT_LOOKBACK_HOURS: '24', ALERT_DEAD_LETTERS_WARNING: '1000', ALERT_DEAD_LETTERS_CRITICAL: '1000' }) });
+  await alerting.evaluate();
+  const keys = (await open()).filter((x) => x.kind === 'run_failed' || x.kind === 'run_lost').map((x) => x.key);
+  t.same(keys.sort(), [`run_failed:schedule:${a}:timeout`, `run_failed:schedule:${b}:timeout`, `run_lost:schedule:${a}:worker_lost`].sort(), 'a group older than the look-back does not open');
+  // Runs age past the look-back: the open groups stay open while their runs are dead letters.
+  await sql`update wombat.runs set finished_at = finished_at - interval '3 days'`.execute(tdb.db);
+  t.match(await alerting.evaluate(), { resolved: 0 });
+  t.equal((await open()).filter((x) => x.kind === 'run_failed' || x.kind === 'run_lost').length, 3);
+});
+
+t.test('an alert opened per run before grouping stays open while its run is a dead letter, then resolves', async (t) => {
+  await reset();
+  const runId = randomUUID();
+  await sql`insert into wombat.runs (id, job, trigger, state, params, attempts, started_at, finished_at)
+            values (${runId}, 'canary', 'task', 'failed', '{}', 1, now() - interval '3 days', now() - interval '3 days')`.execute(tdb.db);
+  await sql`insert into wombat.alerts (key, kind, severity, state, subject, message, details)
+            values (${`run_failed:${runId}`}, 'run_failed', 'warning', 'open', 'canary run failed for good (task run)', 'old message', '{}')`.execute(tdb.db);
+  const alerting = createAlerting({ db: tdb.db, log: tdb.log, options: options({ ALERT_DEAD_LETTERS_WARNING: '100', ALERT_DEAD_LETTERS_CRITICAL: '100' }) });
+  t.match(await alerting.evaluate(), { resolved: 0 });
+  t.match(await open(), [{ key: `run_failed:${runId}`, message: 'old message' }], 'kept as it was, not resolved');
+  await sql`update wombat.runs set requeued_as = gen_random_uuid() where id = ${runId}`.execute(tdb.db);
+  t.match(await alerting.evaluate(), { resolved: 1 });
+  t.same(await open(), []);
+});
+
+t.test('openings and resolutions of run alerts are rate-limited alike: ALERT_RUN_BURST messages, then one summary', async (t) => {
   await reset();
   const slack = await startFakeHook(t);
   for (let i = 0; i < 8; i++) {
-    await sql`insert into wombat.runs (id, job, trigger, state, params, attempts, started_at, finished_at)
-              values (${randomUUID()}, 'fetch-candles', 'fanout', 'failed', '{}', 5, now(), now())`.execute(tdb.db);
+    const id = await schedule(`s${i}`);
+    await sql`insert into wombat.runs (id, job, trigger, schedule_id, state, params, attempts, started_at, finished_at)
+              values (${randomUUID()}, 'fetch-candles', 'schedule', ${id}, 'failed', '{}', 5, now(), now())`.execute(tdb.db);
   }
   const alerting = createAlerting({ db: tdb.db, log: tdb.log, options: options({ SLACK_WEBHOOK_URL: slack.url, ALERT_RUN_BURST: '3', ALERT_DEAD_LETTERS_WARNING: '100', ALERT_DEAD_LETTERS_CRITICAL: '100' }) });
   t.match(await alerting.evaluate(), { opened: 8 });
   await alerting.deliver('slack');
-  const texts = slack.received.map((m) => (m as { text: string }).text);
+  let texts = slack.received.map((m) => (m as { text: string }).text);
   t.equal(texts.length, 4);
   t.equal(texts.filter((x) => /fetch-candles run failed for good/.test(x)).length, 3);
   t.match(texts[3], /CRITICAL: 5 more runs failed for good or were lost/);
   t.match(texts[3], /fetch-candles 5/);
-  t.equal((await open()).filter((a) => a.kind === 'run_failed').length, 8, 'each run has its alert');
+  t.equal((await open()).filter((a) => a.kind === 'run_failed').length, 8, 'each schedule has its alert');
+
+  await sql`update wombat.runs set requeued_as = gen_random_uuid() where state = 'failed'`.execute(tdb.db);
+  t.match(await alerting.evaluate(), { resolved: 8 });
+  await alerting.deliver('slack');
+  texts = slack.received.map((m) => (m as { text: string }).text).slice(4);
+  t.equal(texts.length, 4, 'three RESOLVED messages and one summary, not eight');
+  t.match(texts[3], /5 more run alerts cleared/);
+  t.equal((await open()).filter((a) => a.kind === 'run_failed').length, 0, 'every alert resolved');
 });
 
 t.test('an evaluator that finds the lock taken does nothing', async (t) => {

@@ -47,14 +47,15 @@ const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : nul
 
 /**
  * What is stored per exchange, symbol and timeframe (the candles mirrored in
- * PostgreSQL) and when each series was last collected (its latest fetch-candles
+ * PostgreSQL, as wombat.candle_series keeps their figures) and when each series was last collected (its latest fetch-candles
  * run of the last 90 days, whatever the storage).
  */
 export async function listSeries(sql: Sql): Promise<SeriesRow[]> {
   const [stored, runs] = await Promise.all([
+    // Kept by triggers on wombat.candles (migration 0010): one row per series, never a scan of the candles.
     sql<{ exchange: string; symbol: string; timeframe: string; first: Date; last: Date; n: number }[]>`
-      select exchange, symbol, timeframe, min(time) as first, max(time) as last, count(*)::int as n
-      from wombat.candles group by 1, 2, 3`,
+      select exchange, symbol, timeframe, first_time as first, last_time as last, candles::float8 as n
+      from wombat.candle_series`,
     sql<{ exchange: string; symbol: string; timeframe: string; finished_at: Date | null; id: string; state: string; written: number | null }[]>`
       select distinct on (1, 2, 3) params->>'exchange' as exchange, params->>'symbol' as symbol, params->>'timeframe' as timeframe,
         finished_at, id, state, (result->>'written')::int as written

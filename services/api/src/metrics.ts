@@ -88,7 +88,8 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
   const sinceSuccess = g('wombat_schedule_seconds_since_success', 'seconds since each active schedule last completed a run (or was created, resumed or edited)', ['schedule_id', 'schedule']);
   const staleAfter = g('wombat_schedule_stale_after_seconds', 'expected interval x alert factor of schedules that alert when they stop succeeding', ['schedule_id', 'schedule']);
   const workersLive = g('wombat_workers_live', 'live workers serving each queue', ['queue']);
-  const workersLiveTotal = g('wombat_workers_live_total', 'live worker processes');
+  // Was wombat_workers_live_total: a gauge, and "_total" is for counters (promtool check metrics).
+  const workersLiveTotal = g('wombat_worker_processes_live', 'live worker processes');
   const workerRss = g('wombat_worker_rss_bytes', 'resident memory of each live worker at its last heartbeat', ['worker', 'host', 'pid']);
   const workerRunsInHand = g('wombat_worker_runs_in_hand', 'runs each live worker holds at its last heartbeat', ['worker', 'host', 'pid']);
   const alertsOpen = g('wombat_alerts_open', 'open alerts by kind and severity', ['kind', 'severity']);

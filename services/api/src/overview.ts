@@ -31,7 +31,8 @@ export interface Overview {
   failure_ratio: Figure;
   avg_run_seconds: Figure;
   dead_letters: Figure;
-  alerts: { id: string; severity: string; subject: string; opened_at: string }[] | null;
+  /** `count`: runs a grouped alert (run_failed, run_lost) stands for. */
+  alerts: { id: string; severity: string; subject: string; opened_at: string; count: number | null }[] | null;
   thresholds: Thresholds;
 }
 
@@ -85,8 +86,10 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
       from wombat.runs where finished_at > now() - make_interval(secs => ${OVERVIEW_WINDOW_SECONDS}) and state in ('completed', 'failed')`,
     sql<{ n: number }[]>`select count(*)::int as n from wombat.runs where state = 'failed' and requeued_as is null`,
     hasAlerts
-      ? sql<{ id: string; severity: string; subject: string; opened_at: Date }[]>`
-          select id::text, severity, subject, opened_at from wombat.alerts where state = 'open' order by opened_at desc limit 50`
+      ? sql<{ id: string; severity: string; subject: string; opened_at: Date; count: number | null }[]>`
+          select id::text, severity, subject, opened_at,
+                 case when jsonb_typeof(details->'count') = 'number' then (details->>'count')::int end as count
+          from wombat.alerts where state = 'open' order by opened_at desc limit 50`
       : Promise.resolve(null),
   ]);
 
@@ -139,7 +142,7 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
     failure_ratio: { value: Math.round(failureRatio * 10000) / 10000, level: levelOf(failureRatio, thresholds.failureRatio) },
     avg_run_seconds: { value: Math.round(avgRun * 1000) / 1000, level: levelOf(avgRun, thresholds.avgRunSeconds) },
     dead_letters: { value: dead, level: levelOf(dead, thresholds.deadLetters) },
-    alerts: alerts === null ? null : alerts.map((a) => ({ id: a.id, severity: a.severity, subject: a.subject, opened_at: new Date(a.opened_at).toISOString() })),
+    alerts: alerts === null ? null : alerts.map((a) => ({ id: a.id, severity: a.severity, subject: a.subject, opened_at: new Date(a.opened_at).toISOString(), count: a.count })),
     thresholds,
   };
 }

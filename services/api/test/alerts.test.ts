@@ -99,7 +99,7 @@ t.test('GET /api/alerts lists open alerts first, then recent ones, with delivery
   t.equal(res.status, 200);
   t.equal(res.body.open, 1);
   const [first, second] = res.body.alerts;
-  t.match(first, { kind: 'run_lost', state: 'open', severity: 'warning', key: `run_lost:${runId}`, subject: /fetch-candles run lost with its worker/ });
+  t.match(first, { kind: 'run_lost', state: 'open', severity: 'warning', key: 'run_lost:job:fetch-candles:worker_lost', subject: /fetch-candles run lost with its worker/, details: { count: 1, run_ids: [runId] } });
   const states = Object.fromEntries(first.deliveries.map((d: { channel: string; state: string }) => [d.channel, d.state]));
   t.same(states, { slack: 'sent', email: 'pending', webhook: 'pending' });
   t.match(first.deliveries.find((d: { channel: string }) => d.channel === 'webhook'), { attempts: 1, last_error: /ECONNREFUSED/ });
@@ -108,6 +108,18 @@ t.test('GET /api/alerts lists open alerts first, then recent ones, with delivery
   t.same(open.body.alerts.map((a: { kind: string }) => a.kind), ['test']);
   t.equal((await call('GET', '/api/alerts?state=closed', null)).status, 400);
   for (const s of secrets) t.notOk(res.text.includes(s), `answer hides ${s}`);
+});
+
+t.test('the overview (the dashboard) shows how many runs a grouped alert stands for', async (t) => {
+  const alerting = createAlerting({ db: tdb.db, log: tdb.log, options: { ...loadConfig(alertFields, { ...channelEnv, ALERT_DAILY_REPORT_TIME: 'off' }), timezone: 'UTC' } });
+  t.teardown(() => alerting.stop());
+  await sql`
+    insert into wombat.runs (id, job, trigger, state, params, error, attempts, started_at, finished_at)
+    values (${randomUUID()}, 'fetch-candles', 'task', 'failed', '{}', ${JSON.stringify({ code: 'worker_lost', message: 'worker 5678 stopped beating' })}::text::jsonb, 1, now(), now())`.execute(tdb.db);
+  await alerting.evaluate();
+  const res = await call('GET', '/api/overview', null);
+  t.equal(res.status, 200);
+  t.match(res.body.alerts, [{ subject: /2 fetch-candles runs lost with their workers/, count: 2 }]);
 });
 
 t.test('the OpenAPI document describes the alert routes', async (t) => {

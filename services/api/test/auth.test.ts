@@ -1,4 +1,4 @@
-import { createDatabase } from '@wombat/core';
+import { createDatabase, createLogger } from '@wombat/core';
 import t from 'tap';
 import { buildApp } from '../src/app.ts';
 import { ADMIN_TOKEN, READ_TOKEN, startTestApi } from './helpers.ts';
@@ -91,5 +91,26 @@ t.test('health answers 503 while the database is unreachable, and still answers'
   t.teardown(() => app.close());
   const res = await app.inject({ method: 'GET', url: '/health' });
   t.equal(res.statusCode, 503);
-  t.match(res.json(), { status: 'degraded', database: { ok: false, error: String } });
+  t.match(res.json(), { status: 'degraded', database: { ok: false, code: 'unreachable', error: 'cannot connect to the database' } });
+  t.notMatch(res.body, /127\.0\.0\.1|nobody|:1\b|ECONNREFUSED/, 'neither host, port, role nor driver message');
+});
+
+t.test('health names a refused login by code, not by the driver\'s message', async (t) => {
+  const role = `wombat_nologin_${process.pid}`;
+  await api.database.sql.unsafe(`create role ${role} nologin`);
+  t.teardown(() => api.database.sql.unsafe(`drop role if exists ${role}`));
+  const url = new URL(api.database.url);
+  url.username = role;
+  url.password = '';
+  const refused = createDatabase({ url: url.href, poolSize: 1, connectTimeoutSeconds: 2 });
+  t.teardown(() => refused.close());
+  const lines: string[] = [];
+  const app = await buildApp({ db: refused.db, sql: refused.sql, boss: api.boss, log: createLogger({ name: 'api', level: 'info', format: 'json', destination: { write: (l: string) => lines.push(l) } as never }), auth: { reads: 'open' }, taskResultTtlDays: 7 });
+  t.teardown(() => app.close());
+  const res = await app.inject({ method: 'GET', url: '/health' });
+  t.equal(res.statusCode, 503);
+  t.same(res.json().database, { ok: false, latency_ms: res.json().database.latency_ms, code: 'auth_failed', error: 'the database refused our login' });
+  t.notMatch(res.body, new RegExp(`${role}|not permitted|password|${url.port}`), 'the answer names neither the role nor the port');
+  // Refused as a nologin role, or before that by password (the test cluster asks for one).
+  t.match(lines.join(''), /not permitted to log in|password authentication failed/, 'the driver\'s message is in the journal');
 });

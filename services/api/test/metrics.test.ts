@@ -63,7 +63,7 @@ t.test('metrics include workers, active states, engines, stale schedules and ale
   const text = await metrics.render();
   t.equal(sample(text, 'wombat_workers_live{queue="canary"}'), 1, 'the silent worker is not live');
   t.equal(sample(text, 'wombat_workers_live{queue="fetch-candles"}'), 1);
-  t.equal(sample(text, 'wombat_workers_live_total'), 1);
+  t.equal(sample(text, 'wombat_worker_processes_live'), 1);
   t.match(text, /wombat_worker_rss_bytes\{worker="[^"]+",host="w1",pid="\d+"\} 123456789/);
   t.equal(sample(text, 'wombat_runs_active{job="canary",state="held"}'), 0);
   t.equal(sample(text, 'wombat_runs_active{job="canary",state="retrying"}'), 0);

@@ -23,7 +23,7 @@ t.test('no worker alive is visible in /api/workers, the status and /metrics', as
   t.equal(res.status, 200);
   t.same(res.body, { alive: 0, workers: [] });
   const metrics = await api.call('GET', '/metrics');
-  t.match(metrics.body, /^wombat_workers_live_total 0$/m);
+  t.match(metrics.body, /^wombat_worker_processes_live 0$/m);
 });
 
 t.test('workers are listed alive, stale or stopped, with queues, runs in hand and memory', async (t) => {
@@ -47,7 +47,7 @@ t.test('workers are listed alive, stale or stopped, with queues, runs in hand an
   t.equal(status.body.workers.alive, 1, 'the scheduler status shows the workers too');
 
   const metrics = await api.call('GET', '/metrics');
-  t.match(metrics.body, /^wombat_workers_live_total 1$/m);
+  t.match(metrics.body, /^wombat_worker_processes_live 1$/m);
   t.match(metrics.body, new RegExp(`^wombat_worker_rss_bytes\\{worker="${live.id}",host="box-1",pid="1"\\} 123456789$`, 'm'));
   t.match(metrics.body, new RegExp(`^wombat_worker_runs_in_hand\\{worker="${live.id}",host="box-1",pid="1"\\} 2$`, 'm'));
   t.notMatch(metrics.body, new RegExp(silent.id), 'a silent worker is not counted');

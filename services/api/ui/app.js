@@ -169,7 +169,7 @@ function Overview() {
     ${data.alerts?.length > 0 &&
     html`<h2>Open alerts</h2>
       <table><tr><th>severity</th><th>what</th><th>since</th></tr>
-        ${data.alerts.map((a) => html`<tr><td class=${`text-${a.severity}`}>${a.severity}</td><td>${a.subject}</td><td>${fmtUtc(a.opened_at)}</td></tr>`)}
+        ${data.alerts.map((a) => html`<tr><td class=${`text-${a.severity}`}>${a.severity}</td><td>${a.subject}${a.count > 1 ? html` <span class="count" data-testid="alert-count">${a.count} runs</span>` : null}</td><td>${fmtUtc(a.opened_at)}</td></tr>`)}
       </table>`}
     <h2>Queues</h2>
     <table data-testid="queues">

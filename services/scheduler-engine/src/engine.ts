@@ -410,14 +410,15 @@ export function createEngine(deps: EngineDeps): Engine {
       unlisten = () => listener.unlisten();
       every(o.reconcileIntervalMs, 'reconcile', reconcile);
       every(o.heartbeatIntervalMs, 'heartbeat', beat);
-      let heldSeen = true;
+      // Every round, whatever schedules this engine knows: a held run whose schedule was paused,
+      // deleted or edited must still end skipped or run (the lookup is one index scan of
+      // wombat.runs_active when nothing is held).
       every(o.heldRunCheckMs, 'held run release', async () => {
-        // Only queue-one schedules hold runs; one more look after the last of them goes.
-        const queueOne = [...slots.values()].some((x) => x.s.overlap === 'queue-one');
-        if (!queueOne && !heldSeen) return;
-        const released = await releaseHeldRuns(db, boss);
-        for (const r of released) log.info({ scheduleId: r.scheduleId, schedule: slots.get(r.scheduleId)?.s.name, runId: r.id }, 'released held run (overlap queue-one)');
-        heldSeen = released.length > 0 || queueOne;
+        for (const r of await releaseHeldRuns(db, boss)) {
+          const fields = { scheduleId: r.scheduleId, schedule: slots.get(r.scheduleId)?.s.name, runId: r.id };
+          if (r.state === 'queued') log.info(fields, 'released held run (overlap queue-one)');
+          else log.info({ ...fields, reason: r.reason }, 'held run skipped');
+        }
       });
       // The database's return from an outage, as this engine saw it: the first pass after a gap
       // of more than three intervals (or this engine's first pass: it cannot know what came before).

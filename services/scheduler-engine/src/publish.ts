@@ -136,7 +136,11 @@ function applyOverlap(row: OccurrenceRow, s: Schedule, active: Map<number, Activ
     row.state = 'skipped';
     row.reason = 'overlap queue-one: a run is already waiting';
   } else {
-    if (a.busy > 0) row.state = 'held';
+    if (a.busy > 0) {
+      row.state = 'held';
+      // Shown with the run (api, dashboard): why it has no job yet. Cleared when it is released.
+      row.reason = 'overlap queue-one: waits for the running (or retrying) run of its schedule to end';
+    }
     a.waiting++;
   }
 }

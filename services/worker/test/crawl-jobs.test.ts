@@ -21,7 +21,7 @@ async function tempFile(t: Teardown, name: string, text: string): Promise<string
   return file;
 }
 
-const source = (name: string, url: string) => ({ name, url, items: 'li.product', name_field: 'a.title', price: '.price', availability: '.stock' });
+const source = (name: string, url: string) => ({ name, url, items: 'li.product', name_field: 'a.title', price: '.price', availability: '.stock', allow_private: true });
 
 async function setup(t: Teardown, env: Record<string, string>) {
   const tdb: TestDatabase = await createTestDatabase(t);

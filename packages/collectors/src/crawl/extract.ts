@@ -1,4 +1,5 @@
 import type { CheerioAPI } from 'cheerio';
+import { describeBody } from '../http.ts';
 import { splitSelector, type PriceSource } from './sources.ts';
 
 /** One item as the page shows it, before its price is read. */
@@ -19,8 +20,8 @@ export type Extracted = { ok: true; items: RawItem[]; nameless: number } | { ok:
  * price, are not where the source says is "no longer matching": the caller fails
  * the source. A single item without a price is kept (it becomes unreadable).
  */
-export async function extractItems(source: PriceSource, pageUrl: string, text: string): Promise<Extracted> {
-  if (source.format === 'json') return extractJson(source, pageUrl, text);
+export async function extractItems(source: PriceSource, pageUrl: string, text: string, contentType = ''): Promise<Extracted> {
+  if (source.format === 'json') return extractJson(source, pageUrl, text, contentType);
   // Loaded on first use: cheerio costs a worker's start about as much as the rest of the collectors.
   const cheerio = await import('cheerio');
   return extractHtml(cheerio.load(text), source, pageUrl);
@@ -63,12 +64,13 @@ function extractHtml($: CheerioAPI, source: PriceSource, pageUrl: string): Extra
   return { ok: true, items, nameless };
 }
 
-function extractJson(source: PriceSource, pageUrl: string, text: string): Extracted {
+function extractJson(source: PriceSource, pageUrl: string, text: string, contentType: string): Extracted {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch {
-    return { ok: false, problem: `the page is not JSON (starts with ${JSON.stringify(text.slice(0, 40))})` };
+    // Never the body itself: this problem becomes the run's error, shown by the API, the dashboard and alerts.
+    return { ok: false, problem: `the page is not JSON (${describeBody(contentType, text)})` };
   }
   const list = source.items === '$' ? doc : at(doc, source.items);
   if (!Array.isArray(list)) return { ok: false, problem: `items path "${source.items}" is not a list in the document` };
@@ -91,11 +93,12 @@ function extractJson(source: PriceSource, pageUrl: string, text: string): Extrac
     }
     const item: RawItem = { name, price: typeof priceValue === 'number' ? priceValue : typeof priceValue === 'string' ? clean(priceValue) : priceValue == null ? undefined : JSON.stringify(priceValue) };
     const currency = source.currencyField ? at(entry, source.currencyField) : undefined;
-    if (typeof currency === 'string') item.currency = currency.trim();
+    if (typeof currency === 'string') item.currency = clean(currency);
     const availability = source.availability ? at(entry, source.availability) : undefined;
-    if (typeof availability === 'boolean' || typeof availability === 'string') item.availability = availability;
+    if (typeof availability === 'boolean') item.availability = availability;
+    else if (typeof availability === 'string') item.availability = clean(availability);
     const link = source.link ? at(entry, source.link) : undefined;
-    if (typeof link === 'string' && link) item.link = absolute(link, pageUrl);
+    if (typeof link === 'string' && clean(link)) item.link = absolute(clean(link), pageUrl);
     items.push(item);
   }
   if (items.length === 0) return { ok: false, problem: `name_field "${source.nameField}" is missing in all ${list.length} items` };
@@ -112,8 +115,11 @@ function at(doc: unknown, path: string): unknown {
   return cur;
 }
 
-function clean(s: string): string {
-  return s.replace(/\s+/g, ' ').trim();
+/** Control characters (NUL above all: PostgreSQL text refuses it, 22021) are noise from the page, never content. */
+const CONTROL = /[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/g;
+
+export function clean(s: string): string {
+  return s.replace(CONTROL, '').replace(/\s+/g, ' ').trim().toWellFormed();
 }
 
 function absolute(link: string, base: string): string {

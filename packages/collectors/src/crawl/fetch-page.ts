@@ -3,6 +3,7 @@ import { request, type Dispatcher } from 'undici';
 import { AppError, PermanentError, type Logger } from '@wombat/core';
 import { RetryableError } from '../errors.ts';
 import { withRetries } from '../http.ts';
+import { dispatcherFor } from './address-guard.ts';
 import { hostSlot, type HostBudget } from './politeness.ts';
 import { isAllowed, parseRobots, productToken, type RobotsRules } from './robots.ts';
 
@@ -19,7 +20,7 @@ export interface PageFetcherOptions {
   timeoutMs: number;
   retries: number;
   retryBaseDelayMs: number;
-  /** Politeness of a host (before robots.txt's Crawl-delay, which can only slow it down). */
+  /** Politeness of a host (before robots.txt's Crawl-delay, which can only slow it down, to one request a minute at most). */
   budgetFor(host: string): HostBudget;
   /** Where the hosts' request budgets are counted: with a database, across processes. */
   db?: Kysely<any>;
@@ -29,7 +30,8 @@ export interface PageFetcherOptions {
 }
 
 export interface PageFetcher {
-  get(url: string, o: { ignoreRobots: boolean; accept: string; signal?: AbortSignal }): Promise<Page>;
+  /** `privateHosts`: host names this source may reach on private addresses (see address-guard.ts). */
+  get(url: string, o: { ignoreRobots: boolean; accept: string; signal?: AbortSignal; privateHosts?: ReadonlySet<string> }): Promise<Page>;
   /** Requests sent, robots.txt included. */
   requests(): number;
 }
@@ -57,7 +59,9 @@ export function createPageFetcher(o: PageFetcherOptions): PageFetcher {
   }
 
   /** One attempt at one URL, no redirects followed. */
-  async function once(url: URL, accept: string, signal: AbortSignal | undefined, rules: RobotsRules | undefined): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  async function once(url: URL, accept: string, signal: AbortSignal | undefined, rules: RobotsRules | undefined, privateHosts: ReadonlySet<string> | undefined): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+    // Before the host's slot: a refused address costs the host no request.
+    const dispatcher = dispatcherFor(url, privateHosts);
     const release = await hostSlot(url.host, budget(url.host, rules), signal, o.db);
     const timeout = AbortSignal.timeout(o.timeoutMs);
     const both = signal ? AbortSignal.any([signal, timeout]) : timeout;
@@ -67,6 +71,7 @@ export function createPageFetcher(o: PageFetcherOptions): PageFetcher {
         method: 'GET',
         headers: { 'user-agent': o.userAgent, accept, 'accept-language': 'ko,en;q=0.8' },
         signal: both,
+        ...(dispatcher ? { dispatcher } : {}),
       } as unknown as Dispatcher.RequestOptions);
       const chunks: Buffer[] = [];
       let size = 0;
@@ -89,8 +94,8 @@ export function createPageFetcher(o: PageFetcherOptions): PageFetcher {
     }
   }
 
-  async function attempt(url: URL, accept: string, signal: AbortSignal | undefined, rules: RobotsRules | undefined) {
-    const r = await once(url, accept, signal, rules);
+  async function attempt(url: URL, accept: string, signal: AbortSignal | undefined, rules: RobotsRules | undefined, privateHosts: ReadonlySet<string> | undefined) {
+    const r = await once(url, accept, signal, rules, privateHosts);
     if (r.status === 429 || r.status === 408 || r.status >= 500) {
       const after = retryAfterMs(r.headers['retry-after']);
       throw new RetryableError(`http_${r.status}`, `${url.href} answered ${r.status}`, { ...(after !== undefined ? { retryAfterMs: after } : {}), rateLimited: r.status === 429 });
@@ -102,22 +107,24 @@ export function createPageFetcher(o: PageFetcherOptions): PageFetcher {
     return withRetries(what, fn, { retries: o.retries, baseDelayMs: o.retryBaseDelayMs, maxDelayMs: MAX_RETRY_AFTER_MS, log: o.log, ...(signal ? { signal } : {}) });
   }
 
-  function rulesFor(origin: URL, signal?: AbortSignal): Promise<RobotsRules> {
-    let p = robots.get(origin.origin);
+  function rulesFor(origin: URL, signal: AbortSignal | undefined, privateHosts: ReadonlySet<string> | undefined): Promise<RobotsRules> {
+    // Sources that may and may not reach a private host do not share its answer.
+    const key = `${origin.origin}|${privateHosts?.has(origin.hostname.toLowerCase()) ? 'private' : 'public'}`;
+    let p = robots.get(key);
     if (!p) {
-      p = readRobots(origin, signal);
-      robots.set(origin.origin, p);
+      p = readRobots(origin, signal, privateHosts);
+      robots.set(key, p);
       // A failure is the answer for this crawl (disallow all); an abort is not.
-      p.catch(() => robots.delete(origin.origin));
+      p.catch(() => robots.delete(key));
     }
     return p;
   }
 
-  async function readRobots(origin: URL, signal?: AbortSignal): Promise<RobotsRules> {
+  async function readRobots(origin: URL, signal: AbortSignal | undefined, privateHosts: ReadonlySet<string> | undefined): Promise<RobotsRules> {
     let url = new URL('/robots.txt', origin);
     try {
       for (let hop = 0; ; hop++) {
-        const r = await retrying(`robots.txt of ${origin.host}`, () => attempt(url, 'text/plain', signal, undefined), signal);
+        const r = await retrying(`robots.txt of ${origin.host}`, () => attempt(url, 'text/plain', signal, undefined, privateHosts), signal);
         const location = r.headers.location;
         if (REDIRECTS.has(r.status) && typeof location === 'string' && hop < maxRedirects) {
           url = new URL(location, url);
@@ -130,6 +137,8 @@ export function createPageFetcher(o: PageFetcherOptions): PageFetcher {
       }
     } catch (err) {
       if (signal?.aborted) throw err;
+      // A refused address is not an unreachable robots.txt: the page fails with that reason.
+      if (err instanceof AppError && err.code === 'private_address') throw err;
       // §2.3.1.4: unreachable means the crawler must assume everything is disallowed.
       o.log.warn({ host: origin.host, err: (err as Error).message }, 'robots.txt unreachable: the host is treated as disallowing everything');
       return { disallowAll: true, rules: [] };
@@ -138,14 +147,16 @@ export function createPageFetcher(o: PageFetcherOptions): PageFetcher {
 
   return {
     requests: () => sent,
-    async get(start, { ignoreRobots, accept, signal }) {
+    async get(start, { ignoreRobots, accept, signal, privateHosts }) {
       let url = new URL(start);
       for (let hop = 0; ; hop++) {
-        const rules = ignoreRobots ? undefined : await rulesFor(url, signal);
+        // Checked on every hop, before robots.txt is asked for.
+        dispatcherFor(url, privateHosts);
+        const rules = ignoreRobots ? undefined : await rulesFor(url, signal, privateHosts);
         if (rules && !isAllowed(rules, url)) {
           throw new PermanentError('robots_disallowed', `robots.txt of ${url.host} disallows ${url.pathname}${url.search} for ${token}${rules.disallowAll ? ' (robots.txt could not be read)' : ''}; set ignore_robots: true on the source only if the shop allows it`);
         }
-        const r = await retrying(`GET ${url.href}`, () => attempt(url, accept, signal, rules), signal);
+        const r = await retrying(`GET ${url.href}`, () => attempt(url, accept, signal, rules, privateHosts), signal);
         if (REDIRECTS.has(r.status)) {
           const location = r.headers.location;
           if (typeof location !== 'string') throw new PermanentError('bad_redirect', `${url.href} answered ${r.status} without a Location`);

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { createLocalBudgetStore, createPgBudgetStore } from '../budget-store.ts';
+import { createLocalBudgetStore, createPgBudgetStore, type BudgetStore } from '../budget-store.ts';
 import { createLimiter, type Limiter } from '../rate-limit.ts';
 
 /**
@@ -18,16 +18,38 @@ export interface HostBudget {
   concurrency: number;
 }
 
-const localLimiter = createLimiter({ store: createLocalBudgetStore(), leaseSize: 1 });
+/**
+ * A limiter keeps one queue per budget name, its spec fixed by the first caller; a host
+ * budget is named `crawl:<host>|<rate>` so each rate gets its queue, and this store
+ * drops the `|<rate>` so every rate of a host counts in one shared log.
+ */
+function perHost(store: BudgetStore): BudgetStore {
+  const key = (name: string) => name.replace(/\|[^|]*$/, '');
+  return {
+    kind: store.kind,
+    take: (name, spec, n) => store.take(key(name), spec, n),
+    settle: (name, stamp, count, o) => store.settle(key(name), stamp, count, o),
+    block: (name, kind, ms, code, message) => store.block(key(name), kind, ms, code, message),
+  };
+}
+
+const localLimiter = createLimiter({ store: perHost(createLocalBudgetStore()), leaseSize: 1 });
 /** One shared limiter per database handle: every crawl of a process on it draws from the same budgets. */
 const sharedLimiters = new WeakMap<object, Limiter>();
 
 function limiterFor(db: Kysely<any> | undefined): Limiter {
   if (!db) return localLimiter;
   let l = sharedLimiters.get(db);
-  if (!l) sharedLimiters.set(db, (l = createLimiter({ store: createPgBudgetStore(db), leaseSize: 1 })));
+  if (!l) sharedLimiters.set(db, (l = createLimiter({ store: perHost(createPgBudgetStore(db)), leaseSize: 1 })));
   return l;
 }
+/**
+ * Longest spacing between two requests to a host: a Crawl-delay is robots.txt's to
+ * choose (hostile input), and a day-long one would overflow the budget's int window.
+ */
+export const MAX_SPACING_MS = 60_000;
+/** Kept in every host budget so the shared log keeps MAX_SPACING_MS of history: at most 50 × 60 entries. */
+const HISTORY = { limit: 1_000_000_000, windowMs: MAX_SPACING_MS };
 /** Longest a page request may hold its place (the crawl's own request deadline is shorter). */
 const HOLD_MS = 120_000;
 
@@ -37,8 +59,12 @@ const inFlight = new Map<string, { running: number; waiting: (() => void)[] }>()
 export async function hostSlot(host: string, budget: HostBudget, signal?: AbortSignal, db?: Kysely<any>): Promise<() => void> {
   const gate = await concurrencySlot(`${host}|${budget.concurrency}`, budget.concurrency, signal);
   try {
-    const window = budget.requestsPerSecond >= 1 ? { limit: Math.floor(budget.requestsPerSecond), windowMs: 1000 } : { limit: 1, windowMs: Math.ceil(1000 / budget.requestsPerSecond) };
-    const hostBudget = limiterFor(db).budget(`crawl:${host}:${window.limit}/${window.windowMs}`, { limits: [window], holdMs: HOLD_MS });
+    const window = budget.requestsPerSecond >= 1 ? { limit: Math.floor(budget.requestsPerSecond), windowMs: 1000 } : { limit: 1, windowMs: Math.min(MAX_SPACING_MS, Math.ceil(1000 / budget.requestsPerSecond)) };
+    // One budget per host, whatever this caller's rate: processes configured with different
+    // rates, and robots.txt beside pages slowed by Crawl-delay, count the same requests. Each
+    // caller holds the shared log to its own limit; the history limit (never binding) keeps every
+    // caller from pruning the log shorter than the slowest one needs.
+    const hostBudget = limiterFor(db).budget(`crawl:${host}|${window.limit}/${window.windowMs}`, { limits: [window, HISTORY], holdMs: HOLD_MS });
     // The limiter runs a function once the budget allows it and counts the request from its end:
     // here that function lasts until the caller's answer is in.
     let answered!: () => void;

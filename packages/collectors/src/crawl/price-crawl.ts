@@ -1,5 +1,5 @@
 import { serializeError, ValidationError, type Logger } from '@wombat/core';
-import { extractItems, type RawItem } from './extract.ts';
+import { clean, extractItems, type RawItem } from './extract.ts';
 import { createPageFetcher, type PageFetcher } from './fetch-page.ts';
 import { parsePrice, SOLD_OUT_PATTERN } from './price-parse.ts';
 import { loadPriceSources, type PriceSource, type PriceSources } from './sources.ts';
@@ -44,6 +44,7 @@ export interface PriceCrawlResult {
   requests: number;
 }
 
+const TOO_LARGE = 'price is 10^15 or more: not a price a shop shows';
 const OUT_OF_STOCK = new RegExp(`${SOLD_OUT_PATTERN.source}|unavailable|not\\s*available|일시\\s*중단`, 'i');
 const IN_STOCK = /재고\s*있음|구매\s*가능|판매\s*중|주문\s*가능|in\s*stock|available|add\s*to\s*cart|buy\s*now/i;
 
@@ -84,17 +85,27 @@ export async function crawlPrices(
   const results: SourceResult[] = new Array(chosen.length);
   let stored = 0;
   let next = 0;
+  let stopping = false;
   const lanes = Array.from({ length: Math.min(o.sourceConcurrency ?? 4, chosen.length) }, async () => {
-    while (next < chosen.length) {
+    while (next < chosen.length && !stopping && !run.signal?.aborted) {
       const i = next++;
       const source = chosen[i]!;
-      const r = await crawlSource(source, fetcher, { ...o, log: log.child({ source: source.name }) }, run, pageDone);
-      results[i] = r.result;
-      stored += r.stored;
+      try {
+        const r = await crawlSource(source, fetcher, { ...o, log: log.child({ source: source.name }) }, run, pageDone);
+        results[i] = r.result;
+        stored += r.stored;
+      } catch (err) {
+        stopping = true;
+        throw err;
+      }
     }
   });
-  await Promise.all(lanes);
+  // Every lane has ended before the crawl does (settled, not raced): a run that is over
+  // has nothing of it still fetching or writing rows.
+  const settled = await Promise.allSettled(lanes);
   run.signal?.throwIfAborted();
+  const thrown = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (thrown) throw thrown.reason;
   const failed = results.filter((r) => r.status === 'failed');
   const total = (k: 'found' | 'unreadable' | 'failed') => results.reduce((n, r) => n + r[k], 0);
   const summary =
@@ -116,21 +127,22 @@ async function crawlSource(
   const result: SourceResult = { name: source.name, status: 'ok', pages: source.urls.length, found: 0, priced: 0, soldOut: 0, unreadable: 0, failed: 0, skipped: 0, errors: [] };
   const rows = new Map<string, Observation>();
   const accept = source.format === 'json' ? 'application/json' : 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.5';
-  await Promise.all(
+  const privateHosts = source.allowPrivate ? new Set(source.urls.map((u) => new URL(u).hostname.toLowerCase())) : undefined;
+  const pages = await Promise.allSettled(
     source.urls.map(async (url) => {
       try {
-        const page = await fetcher.get(url, { ignoreRobots: source.ignoreRobots, accept, ...(run.signal ? { signal: run.signal } : {}) });
+        const page = await fetcher.get(url, { ignoreRobots: source.ignoreRobots, accept, ...(privateHosts ? { privateHosts } : {}), ...(run.signal ? { signal: run.signal } : {}) });
         const observedAt = now();
-        const extracted = await extractItems(source, page.url, page.text);
+        const extracted = await extractItems(source, page.url, page.text, page.contentType);
         if (!extracted.ok) throw new PageMismatch(`${url}: ${extracted.problem}; the page no longer matches the source's selectors`);
         for (const item of extracted.items) {
           if (source.match && !source.match.some((re) => re.test(item.name))) {
             result.skipped++;
             continue;
           }
+          const row = observe(item, source, page.url, observedAt, run.runId ?? null);
           // The same product twice (a listing that shifted between pages): the first one counts.
-          if (rows.has(item.name)) continue;
-          rows.set(item.name, observe(item, source, page.url, observedAt, run.runId ?? null));
+          if (!rows.has(row.product)) rows.set(row.product, row);
         }
       } catch (err) {
         if (run.signal?.aborted) throw err;
@@ -143,6 +155,10 @@ async function crawlSource(
       }
     }),
   );
+  // Only an abort escapes a page; the others are counted above.
+  run.signal?.throwIfAborted();
+  const escaped = pages.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+  if (escaped) throw escaped.reason;
   for (const r of rows.values()) {
     result.found++;
     if (r.status === 'priced') result.priced++;
@@ -151,7 +167,17 @@ async function crawlSource(
   }
   if (result.failed > 0) result.status = 'failed';
   let stored = 0;
-  if (o.db && rows.size > 0) stored = await insertObservations(o.db, [...rows.values()]);
+  if (o.db && rows.size > 0) {
+    try {
+      stored = await insertObservations(o.db, [...rows.values()]);
+    } catch (err) {
+      // This source's rows only (one transaction); the others are stored or not on their own.
+      // The run error names the SQLSTATE; the driver's message (which can quote values) goes to the journal.
+      result.status = 'failed';
+      result.errors.push(`storing ${rows.size} observation(s) failed (SQLSTATE ${sqlState(err) ?? 'unknown'})`);
+      o.log.error({ err: serializeError(err) }, 'price source not stored');
+    }
+  }
   if (result.unreadable > 0) o.log.warn({ unreadable: result.unreadable }, 'price source has unreadable prices');
   const { name: _name, errors, ...counts } = result;
   o.log.info({ ...counts, errors: errors.length }, result.status === 'ok' ? 'price source crawled' : 'price source FAILED');
@@ -160,14 +186,38 @@ async function crawlSource(
 
 class PageMismatch extends Error {}
 
+function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/**
+ * numeric(20,4) (0007_crawls.sql) holds 16 digits before the point; a 17-digit
+ * "price" overflowed it (22003) and took the whole crawl down. No shop price
+ * comes near 10^15, so anything at or above it is unreadable, not stored.
+ */
+const MAX_PRICE = 1e15;
+/** Longest text stored per field: a page decides these lengths, so they are bounded here. */
+const MAX_CHARS = { product: 500, raw: 200, url: 2000 } as const;
+
+function bounded(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`.toWellFormed();
+}
+
+/**
+ * One item as a row, every value checked before the database sees it: text
+ * cleaned (no NUL or control characters, bounded length), a price that is not a
+ * sane amount stored as `unreadable` with the reason.
+ */
 function observe(item: RawItem, source: PriceSource, pageUrl: string, observedAt: Date, runId: string | null): Observation {
-  const raw = item.price === undefined ? '' : String(item.price);
-  const base = { run_id: runId, source: source.name, product: item.name, url: item.link ?? pageUrl, raw, observed_at: observedAt };
+  const raw = bounded(clean(item.price === undefined ? '' : String(item.price)), MAX_CHARS.raw);
+  const base = { run_id: runId, source: source.name, product: bounded(clean(item.name), MAX_CHARS.product), url: bounded(clean(item.link ?? pageUrl), MAX_CHARS.url), raw, observed_at: observedAt };
   const stock = availability(item.availability);
   const stated = source.currency ?? item.currency;
   if (item.price === undefined) return { ...base, status: 'unreadable', price: null, currency: null, in_stock: stock, problem: 'no price element in the item' };
   if (typeof item.price === 'number') {
     if (!(item.price > 0) || !Number.isFinite(item.price)) return { ...base, status: 'unreadable', price: null, currency: null, in_stock: stock, problem: 'price is not above zero' };
+    if (item.price >= MAX_PRICE) return { ...base, status: 'unreadable', price: null, currency: null, in_stock: stock, problem: TOO_LARGE };
     if (!stated || !/^[A-Za-z]{3}$/.test(stated)) {
       return { ...base, status: 'unreadable', price: null, currency: null, in_stock: stock, problem: 'no currency: set currency or currency_field on the source' };
     }
@@ -179,6 +229,7 @@ function observe(item: RawItem, source: PriceSource, pageUrl: string, observedAt
   const reading = parsePrice(text, { currency: iso, decimalSeparator: source.decimalSeparator });
   if (reading.kind === 'sold_out') return { ...base, status: 'sold_out', price: null, currency: null, in_stock: false, problem: null };
   if (reading.kind === 'unreadable') return { ...base, status: 'unreadable', price: null, currency: null, in_stock: stock, problem: reading.reason };
+  if (reading.amount >= MAX_PRICE) return { ...base, status: 'unreadable', price: null, currency: null, in_stock: stock, problem: TOO_LARGE };
   return { ...base, status: 'priced', price: reading.amount, currency: reading.currency, in_stock: stock, problem: null };
 }
 

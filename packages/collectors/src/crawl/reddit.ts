@@ -51,9 +51,10 @@ export function createRedditClient(o: RedditClientOptions): RedditClient {
   const tokenUrl = `${baseUrl}/api/v1/access_token`;
   const keyHash = oauth ? createHash('sha256').update(`${tokenUrl}\n${o.clientId}\n${o.clientSecret}`).digest('hex') : '';
   // Reddit counts per OAuth client, or per address for the public JSON.
-  const budget: RedditBudget = redditBudget({ ...(o.db ? { db: o.db } : {}), clientKey: oauth ? `oauth:${keyHash.slice(0, 32)}` : `public:${baseUrl}` });
-  const retry = { retries: o.retries ?? 4, baseDelayMs: o.retryBaseDelayMs ?? 500, maxDelayMs: 60_000, log: o.log };
   const timeoutMs = o.timeoutMs ?? 15_000;
+  // A window's first request holds it until its answer: at most its deadline (and a second).
+  const budget: RedditBudget = redditBudget({ ...(o.db ? { db: o.db } : {}), clientKey: oauth ? `oauth:${keyHash.slice(0, 32)}` : `public:${baseUrl}`, probeHoldMs: timeoutMs + 1000 });
+  const retry = { retries: o.retries ?? 4, baseDelayMs: o.retryBaseDelayMs ?? 500, maxDelayMs: 60_000, log: o.log };
   let sent = 0;
 
   const fresh = (expiresAt: number) => expiresAt - TOKEN_MARGIN_MS > Date.now();

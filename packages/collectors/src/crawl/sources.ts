@@ -35,6 +35,7 @@ const sourceSchema = Type.Object(
     match: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 500 }), { minItems: 1, maxItems: 200 })),
     decimal_separator: Type.Optional(Type.Union([Type.Literal(','), Type.Literal('.')], { description: '"," or "."' })),
     ignore_robots: Type.Optional(Type.Boolean()),
+    allow_private: Type.Optional(Type.Boolean({ description: 'the source\'s own hosts may be on loopback or private addresses' })),
   },
   closed,
 );
@@ -72,6 +73,8 @@ export interface PriceSource {
   match?: RegExp[];
   decimalSeparator?: ',' | '.';
   ignoreRobots: boolean;
+  /** Its own hosts (those of `urls`) may be on private addresses; where they redirect may not. */
+  allowPrivate: boolean;
 }
 
 export interface PriceSources {
@@ -189,6 +192,7 @@ function checkSource(raw: RawSource, say: (p: string) => void): PriceSource | un
     ...(match.length > 0 ? { match } : {}),
     ...(raw.decimal_separator ? { decimalSeparator: raw.decimal_separator } : {}),
     ignoreRobots: raw.ignore_robots === true,
+    allowPrivate: raw.allow_private === true,
   };
 }
 

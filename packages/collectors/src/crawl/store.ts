@@ -80,10 +80,17 @@ export type Observation = Omit<PriceObservationsTable, 'id'>;
 
 /**
  * Stores one source's observations of a run. A retried run replaces its rows
- * (unique run, source, product) instead of adding a second set.
+ * (unique run, source, product) instead of adding a second set. Rows are
+ * expected checked (see `observe` in price-crawl.ts): products unique, text
+ * without NUL, prices within numeric(20,4).
  */
 export async function insertObservations(db: CrawlDb, rows: Observation[]): Promise<number> {
   if (rows.length === 0) return 0;
+  // One transaction: a source's observations of a run are stored whole or not at all.
+  return db.transaction().execute((trx) => insertChunks(trx, rows));
+}
+
+async function insertChunks(db: CrawlDb, rows: Observation[]): Promise<number> {
   let written = 0;
   for (let i = 0; i < rows.length; i += 500) {
     const chunk = rows.slice(i, i + 500);

@@ -55,7 +55,7 @@ export function messageTitle(m: AlertMessage): string {
 
 function slackText(m: AlertMessage): string {
   const icon = m.event === 'resolved' ? ':white_check_mark:' : m.event === 'report' ? ':bar_chart:' : (EMOJI[m.severity] ?? '');
-  return `${icon} *${messageTitle(m)}*\n${m.message}`;
+  return `${icon} *${messageTitle(m)}*\n${m.message}${m.delivery_id ? `\n_ref ${m.delivery_id}_` : ''}`;
 }
 
 function truncate(s: string, n = 300): string {
@@ -133,6 +133,8 @@ export function emailChannel(opts: { smtpUrl: string; from: string; to: string[]
           from: opts.from,
           to: opts.to,
           subject: `[Wombat] ${messageTitle(m)}`,
+          // A repeat of this delivery carries the same Message-ID: mail systems and readers drop it.
+          ...(m.delivery_id ? { messageId: `<${m.delivery_id}@${messageIdDomain(opts.from)}>` } : {}),
           text: `${m.message}\n\nalert ${m.alert_id} (${m.kind}, key ${m.key}), opened ${m.opened_at}${m.resolved_at ? `, resolved ${m.resolved_at}` : ''}\n`,
         })) as { response?: string };
         return { ok: true, response: truncate(opts.scrub(String(info.response ?? 'accepted'))) };
@@ -145,6 +147,11 @@ export function emailChannel(opts: { smtpUrl: string; from: string; to: string[]
     },
     close: () => transport?.close(),
   };
+}
+
+/** The domain of the sender address (Message-IDs are `<id@domain>`), or wombat.invalid. */
+function messageIdDomain(from: string): string {
+  return /@([A-Za-z0-9.-]+)>?\s*$/.exec(from)?.[1] ?? 'wombat.invalid';
 }
 
 export interface ChannelSet {

@@ -3,7 +3,7 @@ import { BOSS_SCHEMA } from '../boss.ts';
 import { nextOccurrences } from '../schedule/occurrences.ts';
 import type { ScheduleTrigger } from '../schedule/types.ts';
 import type { AlertConfig } from './config.ts';
-import { expectedIntervalMs, levelAbove, levelAtOrBelow } from './plan.ts';
+import { expectedIntervalMs, levelAbove, levelAtOrBelow, type OpenAlert } from './plan.ts';
 import type { AlertKind, Condition } from './types.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -38,46 +38,118 @@ export function lookAt(base: string | undefined, path: string): string {
 
 interface Gatherer {
   kinds: AlertKind[];
-  run(db: Db, o: ConditionOptions, ctx: { openRunIds: string[]; nowMs: number }): Promise<Condition[]>;
+  run(db: Db, o: ConditionOptions, ctx: { open: OpenAlert[]; nowMs: number }): Promise<Condition[]>;
 }
 
-/** A run failed for good (dead letter) or was lost with its worker: one alert per run while it stays a dead letter. */
+/** Run ids listed in a grouped alert; the count says how many there are. */
+const GROUP_IDS_SHOWN = 5;
+
+/**
+ * Runs failed for good (dead letters) or lost with their worker, grouped per
+ * schedule (or job, for runs of no schedule) and error code: a fan-out whose
+ * thousands of children fail while an exchange is down is one alert with the
+ * count and a few run ids. A group is evaluated over every dead letter it has,
+ * not the newest few hundred, so it resolves only when none of its runs is still
+ * a dead letter (requeued or purged); it opens only for a run that failed within
+ * the look-back window.
+ */
 const failedRuns: Gatherer = {
   kinds: ['run_failed', 'run_lost'],
-  async run(db, o, { openRunIds }) {
+  async run(db, o, { open }) {
     const { rows } = await sql<{
-      id: string;
-      job: string;
-      trigger: string;
       schedule_id: number | null;
-      schedule_name: string | null;
+      job: string;
+      code: string;
+      n: number;
+      critical: boolean;
+      ids: string[];
+      first_at: Date;
+      last_at: Date;
+      recent: boolean;
+      trigger: string;
       attempts: number;
-      finished_at: Date | null;
       error: { code?: string; message?: string } | null;
+      schedule_name: string | null;
     }>`
-      select r.id, r.job, r.trigger, r.schedule_id, s.name as schedule_name, r.attempts, r.finished_at, r.error
-      from wombat.runs r left join wombat.schedules s on s.id = r.schedule_id
-      where r.state = 'failed' and r.requeued_as is null
-        and (r.finished_at > now() - make_interval(hours => ${o.alertLookbackHours}) or r.id = any(${openRunIds}::uuid[]))
-      order by r.finished_at desc
-      limit 500`.execute(db);
-    return rows.map((r) => {
-      const lost = r.error?.code === 'worker_lost';
-      const what = r.schedule_name ? `schedule ${r.schedule_name}` : `${r.trigger} run`;
+      with groups as (
+        select r.schedule_id, case when r.schedule_id is null then r.job end as job_group,
+               coalesce(r.error->>'code', 'unknown') as code,
+               count(*)::int as n,
+               bool_or(r.trigger in ('schedule', 'fanout')) as critical,
+               (array_agg(r.id::text order by r.finished_at desc, r.id))[1:${GROUP_IDS_SHOWN}] as ids,
+               min(r.finished_at) as first_at, max(r.finished_at) as last_at,
+               bool_or(r.finished_at > now() - make_interval(hours => ${o.alertLookbackHours})) as recent,
+               (array_agg(r.job order by r.finished_at desc, r.id))[1] as job,
+               (array_agg(r.trigger order by r.finished_at desc, r.id))[1] as trigger,
+               (array_agg(r.attempts order by r.finished_at desc, r.id))[1] as attempts,
+               (array_agg(r.error order by r.finished_at desc, r.id))[1] as error
+        from wombat.runs r
+        where r.state = 'failed' and r.requeued_as is null
+        group by 1, 2, 3)
+      select g.schedule_id, g.job, g.code, g.n, g.critical, g.ids, g.first_at, g.last_at, g.recent, g.trigger, g.attempts, g.error, s.name as schedule_name
+      from groups g left join wombat.schedules s on s.id = g.schedule_id`.execute(db);
+    const openKeys = new Set(open.map((a) => a.key));
+    const out: Condition[] = [];
+    for (const r of rows) {
+      const lost = r.code === 'worker_lost';
+      const kind = lost ? 'run_lost' : 'run_failed';
+      const code = r.code.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64);
+      const key = `${kind}:${r.schedule_id !== null ? `schedule:${r.schedule_id}` : `job:${r.job}`}:${code}`;
+      // A group that is already open stays evaluated whatever the age of its runs.
+      if (!r.recent && !openKeys.has(key)) continue;
+      const what = r.schedule_name ? `schedule ${r.schedule_name}` : r.schedule_id !== null ? `schedule ${r.schedule_id} (deleted)` : `${r.trigger} runs of no schedule`;
       const why = r.error?.message ? `: ${r.error.message.slice(0, 500)}` : '';
-      const severity = r.trigger === 'schedule' || r.trigger === 'fanout' ? 'critical' : 'warning';
-      return {
-        key: `${lost ? 'run_lost' : 'run_failed'}:${r.id}`,
-        kind: lost ? 'run_lost' : 'run_failed',
-        severity,
-        subject: lost ? `${r.job} run lost with its worker (${what})` : `${r.job} run failed for good (${what})`,
+      const more = r.n > r.ids.length ? ` and ${r.n - r.ids.length} more` : '';
+      const look = r.schedule_id !== null ? `/api/runs?schedule=${r.schedule_id}&state=failed` : `/api/runs?job=${r.job}&state=failed`;
+      out.push({
+        key,
+        kind,
+        severity: r.critical ? 'critical' : 'warning',
+        subject:
+          r.n === 1
+            ? lost
+              ? `${r.job} run lost with its worker (${what})`
+              : `${r.job} run failed for good (${what})`
+            : lost
+              ? `${r.n} ${r.job} runs lost with their workers (${what})`
+              : `${r.n} ${r.job} runs failed for good (${what}, ${code})`,
         message:
-          `${lost ? 'Run lost with its worker' : `Run failed after ${r.attempts} attempt(s)`} at ${iso(r.finished_at)}${why}\n` +
-          `job ${r.job}, ${what}, run ${r.id}\n` +
-          `Look: ${lookAt(o.alertLinkBaseUrl, `/api/runs/${r.id}`)}; run again: POST /api/dead-letters/${r.id}/requeue`,
-        details: { run_id: r.id, job: r.job, trigger: r.trigger, schedule_id: r.schedule_id, schedule: r.schedule_name, error: r.error },
-      } satisfies Condition;
-    });
+          (r.n === 1
+            ? `${lost ? 'Run lost with its worker' : `Run failed after ${r.attempts} attempt(s)`} at ${iso(r.last_at)}${why}
+`
+            : `${r.n} runs ${lost ? 'lost with their workers' : 'failed for good'} with ${code}, from ${iso(r.first_at)} to ${iso(r.last_at)}; the latest${why}
+`) +
+          `job ${r.job}, ${what}, run${r.n === 1 ? '' : 's'} ${r.ids.join(', ')}${more}
+` +
+          `Look: ${lookAt(o.alertLinkBaseUrl, r.n === 1 ? `/api/runs/${r.ids[0]}` : look)}; run again: POST /api/dead-letters/${r.n === 1 ? r.ids[0] : '<id>'}/requeue`,
+        details: {
+          count: r.n,
+          run_ids: r.ids,
+          job: r.job,
+          schedule_id: r.schedule_id,
+          schedule: r.schedule_name,
+          error_code: r.code,
+          first_failed_at: r.first_at,
+          last_failed_at: r.last_at,
+          error: r.error,
+          ...(r.n === 1 ? { run_id: r.ids[0], trigger: r.trigger } : {}),
+        },
+      });
+    }
+    // Alerts opened one per run before grouping (key run_failed:<run id>) stay open, as they
+    // are, while their run is still a dead letter: never a RESOLVED for a run that is not.
+    const legacy = open.filter((a) => (a.kind === 'run_failed' || a.kind === 'run_lost') && /^run_(failed|lost):[0-9a-f-]{36}$/.test(a.key));
+    if (legacy.length > 0) {
+      const ids = legacy.map((a) => a.key.slice(a.key.indexOf(':') + 1));
+      const dead = await sql<{ id: string }>`
+        select id::text as id from wombat.runs where id = any(${ids}::uuid[]) and state = 'failed' and requeued_as is null`.execute(db);
+      const still = new Set(dead.rows.map((d) => d.id));
+      for (const a of legacy) {
+        if (!still.has(a.key.slice(a.key.indexOf(':') + 1))) continue;
+        out.push({ key: a.key, kind: a.kind as AlertKind, severity: a.severity, subject: a.subject, message: a.message, details: a.details as Record<string, unknown> });
+      }
+    }
+    return out;
   },
 };
 
@@ -335,7 +407,7 @@ const GATHERERS: Gatherer[] = [failedRuns, missedOccurrences, overlapSkips, stal
 export async function gatherConditions(
   db: Transaction<any>, // eslint-disable-line @typescript-eslint/no-explicit-any
   o: ConditionOptions,
-  ctx: { openRunIds: string[]; nowMs: number },
+  ctx: { open: OpenAlert[]; nowMs: number },
 ): Promise<{ conditions: Condition[]; unevaluated: Set<string>; errors: unknown[] }> {
   const conditions: Condition[] = [];
   const unevaluated = new Set<string>();

@@ -9,6 +9,7 @@ import {
   alertKeyExists,
   applyAlertActions,
   claimDeliveries,
+  deliveryId,
   markDeliveryFailed,
   markDeliverySent,
   purgeOldAlerts,
@@ -82,8 +83,7 @@ export function createAlerting(deps: AlertingDeps): Alerting {
       // The database clock, like the timestamps the planner compares with (clear_since, last_notified_at).
       const nowMs = (await sql<{ ms: number }>`select (extract(epoch from now()) * 1000)::float8 as ms`.execute(trx)).rows[0]!.ms;
       const open = await selectOpenAlerts(trx);
-      const openRunIds = open.filter((a) => a.kind === 'run_failed' || a.kind === 'run_lost').map((a) => a.key.slice(a.key.indexOf(':') + 1));
-      const { conditions, unevaluated, errors } = await gatherConditions(trx, o, { openRunIds, nowMs });
+      const { conditions, unevaluated, errors } = await gatherConditions(trx, o, { open, nowMs });
       for (const err of errors) log.warn({ err }, 'an alert condition could not be evaluated; its alerts stay as they are');
       const actions = planAlerts(open, conditions, nowMs, { cooldownMs: o.alertCooldownMs, repeatMs: o.alertRepeatMs, resolveAfterMs: o.alertResolveAfterMs }, unevaluated);
       const applied = await applyAlertActions(trx, actions, names, { runBurst: o.alertRunBurst });
@@ -124,15 +124,17 @@ export function createAlerting(deps: AlertingDeps): Alerting {
         await releaseDeliveries(db, claimed.slice(i).map((x) => x.id));
         break;
       }
-      const res = await channel.send(d.payload);
+      // At-least-once: a crash between send and mark sends again after the lease, with the same delivery id.
+      const res = await channel.send({ ...d.payload, delivery_id: deliveryId(d.id) });
       tried++;
       if (res.ok) {
-        await markDeliverySent(db, d.id, channel.name, res.response);
-        log.info({ channel: channel.name, alertId: d.alert_id, event: d.payload.event, attempts: d.attempts }, 'alert sent');
+        const mine = await markDeliverySent(db, d.id, channel.name, res.response, d.attempts);
+        if (mine) log.info({ channel: channel.name, alertId: d.alert_id, event: d.payload.event, attempts: d.attempts }, 'alert sent');
+        else log.warn({ channel: channel.name, alertId: d.alert_id, deliveryId: deliveryId(d.id) }, 'alert sent after its lease passed: another sender has it; the receiver may see this delivery id twice');
       } else {
         const giveUp = res.permanent || d.attempts >= o.alertMaxAttempts;
         const retryInMs = giveUp ? null : backoffMs(d.attempts, res.retryAfterMs);
-        await markDeliveryFailed(db, d.id, channel.name, res.error, retryInMs);
+        await markDeliveryFailed(db, d.id, channel.name, res.error, retryInMs, d.attempts);
         log.warn(
           { channel: channel.name, alertId: d.alert_id, attempts: d.attempts, error: res.error, ...(retryInMs === null ? {} : { retryInMs }) },
           giveUp ? 'alert delivery failed; giving up' : 'alert delivery failed; will retry',

@@ -125,6 +125,10 @@ export async function applyAlertActions(
   const runBurst = opts.runBurst ?? Infinity;
   let runOpens = 0;
   const quiet = new Map<string, number>();
+  // Resolutions the same way: a storm that clears (an exchange back, its dead letters requeued)
+  // is runBurst RESOLVED messages, then one summary; every alert row still resolves.
+  let runResolves = 0;
+  const quietResolved = new Map<string, number>();
   for (const a of actions) {
     if (a.type === 'open') {
       const row = await insertAlert(db, a.condition, 'open');
@@ -161,13 +165,41 @@ export async function applyAlertActions(
         returning id, key, kind, severity, state, subject, message, details, opened_at, resolved_at`.execute(db);
       const row = rows[0];
       if (!row) continue;
+      if ((row.kind === 'run_failed' || row.kind === 'run_lost') && ++runResolves > runBurst) {
+        const job = String((row.details as { job?: unknown } | null)?.job ?? 'unknown');
+        quietResolved.set(job, (quietResolved.get(job) ?? 0) + 1);
+        resolved++;
+        continue;
+      }
+      // A RESOLVED goes where the alert's OPENED went (a quiet opening, or a channel added since, gets none).
+      const { rows: told } = await sql<{ channel: ChannelName }>`
+        select distinct channel from wombat.alert_deliveries where alert_id = ${row.id} and event = 'opened'`.execute(db);
+      const toldChannels = channels.filter((c) => told.some((x) => x.channel === c));
       const openedAt = new Date(row.opened_at);
       const lasted = Math.round((new Date(row.resolved_at!).getTime() - openedAt.getTime()) / 60_000);
       const message = { ...messageOf(row, 'resolved'), message: `Cleared: ${row.subject} (open since ${openedAt.toISOString().replace(/\.\d+Z$/, 'Z')}, ${lasted} min).` };
-      await insertDeliveries(db, row.id, message, channels);
+      await insertDeliveries(db, row.id, message, toldChannels);
       resolved++;
-      messages++;
+      if (toldChannels.length > 0) messages++;
     }
+  }
+  if (quietResolved.size > 0) {
+    const n = [...quietResolved.values()].reduce((x, y) => x + y, 0);
+    const byJob = [...quietResolved].map(([job, k]) => `${job} ${k}`).join(', ');
+    await recordMessageAlert(
+      db,
+      {
+        key: `run_failed_burst:resolved:${Date.now()}`,
+        kind: 'run_failed_burst',
+        severity: 'info',
+        subject: `${n} more run alerts cleared`,
+        message: `Besides the ${runBurst} RESOLVED messages just sent, ${n} more run alerts cleared (none of their runs is a dead letter any more): ${byJob}.\nLook: GET /api/alerts?kind=run_failed on the api`,
+        details: { alerts: n, by_job: Object.fromEntries(quietResolved) },
+      },
+      'resolved',
+      channels,
+    );
+    messages++;
   }
   if (quiet.size > 0) {
     const n = [...quiet.values()].reduce((x, y) => x + y, 0);
@@ -214,11 +246,15 @@ export interface ClaimedDelivery {
  */
 export async function claimDeliveries(db: Kysely<any>, channel: ChannelName, leaseMs: number, limit: number): Promise<ClaimedDelivery[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
   return db.transaction().execute(async (trx) => {
+    // One claimer per channel at a time, and rows waited for rather than skipped: a message
+    // whose row is being marked failed (to retry later) is never overtaken by the next one,
+    // so an alert's RESOLVED always follows its OPENED on every channel.
+    await sql`select pg_advisory_xact_lock(hashtext(${`wombat.alert_deliveries:${channel}`}))`.execute(trx);
     const { rows } = await sql<{ id: number; due: boolean }>`
       select id, (state = 'pending' and next_attempt_at <= now()) or (state = 'sending' and lease_until < now()) as due
       from wombat.alert_deliveries
       where channel = ${channel} and state in ('pending', 'sending')
-      order by id limit ${limit} for update skip locked`.execute(trx);
+      order by id limit ${limit} for update`.execute(trx);
     const ids: number[] = [];
     for (const r of rows) {
       if (!r.due) break;
@@ -234,9 +270,23 @@ export async function claimDeliveries(db: Kysely<any>, channel: ChannelName, lea
   });
 }
 
-export async function markDeliverySent(db: Db, id: number, channel: ChannelName, response: string): Promise<void> {
-  await sql`update wombat.alert_deliveries set state = 'sent', sent_at = now(), response = ${response}, last_error = null, lease_until = null where id = ${id}`.execute(db);
+/** The stable id of a delivery, the same on every attempt (see AlertMessage.delivery_id). */
+export function deliveryId(id: number): string {
+  return `wombat-delivery-${id}`;
+}
+
+/**
+ * Records a sent message, if the caller still holds its lease: `attempts` is the claim's,
+ * and a sender whose lease passed (another claimed the message since, attempts moved on)
+ * records nothing. Returns whether it did.
+ */
+export async function markDeliverySent(db: Db, id: number, channel: ChannelName, response: string, attempts: number): Promise<boolean> {
+  const { rows } = await sql`
+    update wombat.alert_deliveries set state = 'sent', sent_at = now(), response = ${response}, last_error = null, lease_until = null
+    where id = ${id} and state = 'sending' and attempts = ${attempts} returning id`.execute(db);
+  if (rows.length === 0) return false;
   await bumpCounter(db, 'delivered', channel);
+  return true;
 }
 
 /** Gives claimed messages back untried (the channel just failed, or the process is stopping): the attempt is not counted. */
@@ -248,13 +298,14 @@ export async function releaseDeliveries(db: Db, ids: number[]): Promise<void> {
 }
 
 /** A failed attempt: retried after `retryInMs`, or given up (`retryInMs` null). */
-export async function markDeliveryFailed(db: Db, id: number, channel: ChannelName, error: string, retryInMs: number | null): Promise<void> {
+export async function markDeliveryFailed(db: Db, id: number, channel: ChannelName, error: string, retryInMs: number | null, attempts: number): Promise<boolean> {
   const state: DeliveryState = retryInMs === null ? 'failed' : 'pending';
-  await sql`
+  const { rows } = await sql`
     update wombat.alert_deliveries set state = ${state}, last_error = ${error}, lease_until = null,
       next_attempt_at = now() + make_interval(secs => ${(retryInMs ?? 0) / 1000})
-    where id = ${id}`.execute(db);
+    where id = ${id} and state = 'sending' and attempts = ${attempts} returning id`.execute(db);
   await bumpCounter(db, 'delivery_failures', channel);
+  return rows.length > 0;
 }
 
 /** Test messages are sent directly by the api; their outcome is recorded like any delivery. */

@@ -90,6 +90,13 @@ export interface AlertMessage {
   details: unknown;
   opened_at: string;
   resolved_at: string | null;
+  /**
+   * Stable id of this delivery (one channel's copy of one message), the same on every
+   * attempt: delivery is at-least-once (a sender that dies after the channel accepted the
+   * message, before recording it, sends it again once its lease passes), so a receiver drops
+   * a repeat by this id. Webhook body field, e-mail Message-ID, Slack "ref".
+   */
+  delivery_id?: string;
 }
 
 /** A condition as the evaluator sees it now: it holds, at this severity, saying this. */

@@ -14,7 +14,12 @@ const WriterSchema = Type.Object({
 
 const HealthSchema = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
-  database: Type.Object({ ok: Type.Boolean(), latency_ms: Type.Integer(), error: Type.Optional(Type.String()) }),
+  database: Type.Object({
+    ok: Type.Boolean(),
+    latency_ms: Type.Integer(),
+    code: Type.Optional(Type.String({ description: 'when not ok: timeout, unreachable, auth_failed, no_database, starting, shutting_down, too_many_connections or error' })),
+    error: Type.Optional(Type.String({ description: "when not ok: a short reason; the driver's message is in the api's journal" })),
+  }),
   writers: Type.Optional(Type.Record(Type.String(), WriterSchema, { description: "the api's in-process writers (task submission)" })),
 });
 
@@ -31,9 +36,11 @@ export function healthRoutes(app: App, deps: AppDeps, opts: { writers: Record<st
       config: { access: 'none' },
       schema: { summary: 'liveness, database and writer status', tags: ['status'], security: [], response: { 200: HealthSchema, 503: HealthSchema } },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       const ping = await pingDatabase(deps.sql, pingTimeoutMs);
-      const database = { ok: ping.ok, latency_ms: ping.latencyMs, ...(ping.error !== undefined ? { error: ping.error } : {}) };
+      // /health is open to anyone: the driver's message (role, host, port) goes to the journal only.
+      if (!ping.ok) request.log.warn({ err: ping.err, code: ping.code }, 'health: database ping failed');
+      const database = { ok: ping.ok, latency_ms: ping.latencyMs, ...(ping.code !== undefined ? { code: ping.code, error: ping.reason } : {}) };
       const writers = Object.fromEntries(Object.entries(opts.writers).map(([name, w]) => [name, w.health()]));
       const ok = ping.ok && Object.values(writers).every((w) => w.ok);
       return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', database, writers });
