@@ -8,46 +8,29 @@
  * agree.
  */
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
-import { createDatabase, publishRun, repoRoot, startBoss } from '@wombat/core';
+import { createDatabase, publishRun, startBoss } from '@wombat/core';
 import { startPrivatePostgres, testLogger } from '@wombat/core/testing';
 import { readExecutionLog } from '@wombat/worker';
+import { commonEnv, startProcess, waitReady, type ServiceProcess } from '../outage-harness.ts';
 
 const OUTAGE_MS = 25_000;
 // A private server, two services and a 25 s outage: well past tap's default per-file limit on a busy machine.
 t.setTimeout(300_000);
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  exited: Promise<number | null>;
-  output(): string;
-}
-
-async function start(t: { teardown(fn: () => unknown): void }, name: string, env: Record<string, string>, ready: string): Promise<Proc> {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'services', name, 'src/main.ts')], {
-    env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000', TZ: 'UTC', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+/** A service of this test as a process, killed at teardown, resolved once ready. */
+async function start(t: { teardown(fn: () => unknown): void }, name: 'scheduler-engine' | 'worker', env: Record<string, string>): Promise<ServiceProcess> {
+  const p = startProcess(name, { ...commonEnv({ databaseUrl: pg.url, dataRoot: dir }), ...env });
   t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
+    if (p.alive()) p.child.kill('SIGKILL');
+    await p.exited;
   });
-  const until = Date.now() + 60_000;
-  while (!out.includes(ready)) {
-    if (child.exitCode !== null || Date.now() > until) throw new Error(`${name} did not start: ${out.slice(-3000)}`);
-    await sleep(50);
-  }
-  return { name, child, exited, output: () => out };
+  await waitReady(p, '');
+  return p;
 }
 
 const pg = await startPrivatePostgres(t);
@@ -56,8 +39,9 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const executions = path.join(dir, 'executions.jsonl');
 
 t.test(`an outage of ${OUTAGE_MS / 1000} s with jobs in flight: nothing retried, lost or run twice`, async (t) => {
-  const engine = await start(t, 'scheduler-engine', { DATABASE_URL: pg.url, ENABLE_SCHEDULER: 'true', DATA_ROOT: dir }, 'engine started');
-  const worker = await start(t, 'worker', { DATABASE_URL: pg.url, WORKER_QUEUES: 'canary', WORKER_CONCURRENCY: 'canary=8', WORKER_BATCH_SIZE: 'canary=1', WORKER_POLL_INTERVAL_SECONDS: '0.5', WORKER_EXECUTION_LOG: executions }, '"worker started"');
+  const engine = await start(t, 'scheduler-engine', { ENABLE_SCHEDULER: 'true' });
+  // One fetch loop per job, so every job runs at once.
+  const worker = await start(t, 'worker', { WORKER_QUEUES: 'canary', WORKER_CONCURRENCY: 'canary=8', WORKER_BATCH_SIZE: 'canary=1', WORKER_POLL_INTERVAL_SECONDS: '0.5', WORKER_EXECUTION_LOG: executions });
   const database = createDatabase({ url: pg.url, poolSize: 2, applicationName: 'outage-test', connectTimeoutMs: 2000, statementTimeoutMs: 5000, transactionTimeoutMs: 5000 });
   const boss = await startBoss({ url: pg.url, role: 'producer', log: testLogger('outage-test'), poolSize: 2 });
   // Through the outage, and finished during it; each may be retried once, which must not happen.
@@ -108,8 +92,8 @@ t.test(`an outage of ${OUTAGE_MS / 1000} s with jobs in flight: nothing retried,
     t.same(mine.map((e) => [e.ev, e.attempt, e.outcome ?? null]), [['start', 1, null], ['end', 1, 'completed']], `run ${id}: one execution`);
   }
   for (const p of [worker, engine]) {
-    t.equal(p.child.exitCode, null, `${p.name} rode out the outage`);
+    t.ok(p.alive(), `${p.name} rode out the outage`);
     p.child.kill('SIGTERM');
-    t.equal(await p.exited, 0, `${p.name} exits 0 on SIGTERM`);
+    t.match(await p.exited, { code: 0 }, `${p.name} exits 0 on SIGTERM`);
   }
 });
