@@ -57,10 +57,14 @@ export interface AttemptOutcome {
 
 /**
  * start / progress / retry-pending / finish, fenced: applies attempt updates to any number of
- * runs in one call (wombat.apply_attempt_updates, migration 0009). An update lands only while its
- * attempt holds the job's claim in pg-boss (the job active at that attempt's retry count, or
- * ended the way the update says) and names the worker that started it; the api's 'cancelled'
- * is never overwritten. A canary's result gets its end-to-end latency here, from the run's
+ * runs in one statement. An update lands only while its attempt holds the job's claim in pg-boss
+ * (the job active at that attempt's retry count, or ended the way the update says: the worker
+ * settles its job right after writing) and names the worker that started it; the api's
+ * 'cancelled' is never overwritten. A refused update with a state is kept in
+ * wombat.superseded_attempts. The claim is read from the statement's snapshot; a run changed
+ * by someone else after it (the reconciler ending the attempt and failing its job in one
+ * transaction) is left alone by the update, which re-checks the row's updated_at under its lock,
+ * and reported superseded too. A canary's result gets its end-to-end latency here, from the run's
  * scheduled_for to this attempt's start. A cancel committed after this call reaches the job
  * through NOTIFY.
  */
@@ -68,9 +72,55 @@ export async function applyAttemptUpdates(sql: Sql | TransactionSql, updates: At
   const out: AttemptOutcome = { cancelled: new Set(), superseded: new Set() };
   if (updates.length === 0) return out;
   const rows = updates.map(toRecord);
-  const refused = await sql<{ id: string; outcome: 'cancelled' | 'superseded' }[]>`
-    select id, outcome from wombat.apply_attempt_updates(${JSON.stringify(rows)}::text::jsonb, ${opts.synchronousCommit === false})`;
-  for (const r of refused) out[r.outcome].add(r.id);
+  // set_config(..., true) lasts until the end of the statement's own transaction, so one round trip
+  // commits asynchronously without BEGIN/SET/COMMIT around it.
+  const refused = await sql<{ id: string | null; outcome: 'cancelled' | 'superseded' | null }[]>`
+    with v as (
+      select * from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as v(
+        id uuid, attempts int, state text, worker_id uuid, attempt_started_at timestamptz, progress float8, set_message boolean,
+        progress_message text, result jsonb, error jsonb, finished_at timestamptz)
+    ), c as (
+      select v.*, r.state as run_state, r.updated_at as seen_at,
+        coalesce(r.state <> 'cancelled' and v.attempts >= r.attempts and j.retry_count = v.attempts - 1
+          and (j.state = 'active'
+            or (v.state = 'completed' and j.state = 'completed')
+            or (v.state = 'failed' and j.state = 'failed')
+            or (v.state = 'retrying' and j.state in ('retry', 'created')))
+          and (v.state = 'running' or v.worker_id is null or r.worker_id is null or r.worker_id = v.worker_id), false) as live
+      from v
+      join wombat.runs r on r.id = v.id
+      left join ${sql(BOSS_SCHEMA)}.job j on j.name = r.job and j.id = r.id
+    ), moved as (
+      update wombat.runs r set
+        state = coalesce(c.state, r.state),
+        attempts = c.attempts,
+        worker_id = coalesce(c.worker_id, r.worker_id),
+        started_at = coalesce(r.started_at, c.attempt_started_at),
+        progress = case when c.state = 'completed' then 1 else coalesce(c.progress, r.progress) end,
+        progress_message = case when c.set_message then c.progress_message else r.progress_message end,
+        result = case
+          when r.job = 'canary' and c.state = 'completed' then coalesce(c.result, '{}'::jsonb) || jsonb_build_object(
+            'latencyMs', round((extract(epoch from c.attempt_started_at - coalesce(r.scheduled_for, r.published_at, r.created_at)) * 1000)::numeric, 3))
+          else coalesce(c.result, r.result) end,
+        error = coalesce(c.error, r.error),
+        finished_at = case when c.state in ('completed', 'failed') then c.finished_at else r.finished_at end,
+        updated_at = now()
+      from c
+      where r.id = c.id and c.live and r.updated_at = c.seen_at
+      returning r.id
+    ), kept as (
+      insert into wombat.superseded_attempts (run_id, attempt, state, worker_id, result, error)
+      select c.id, c.attempts, c.state, c.worker_id, c.result, c.error from c
+      where not c.live and c.run_state <> 'cancelled' and c.state is not null
+      on conflict do nothing
+    )
+    select null::uuid as id, null::text as outcome
+      from (select set_config('synchronous_commit', coalesce(${opts.synchronousCommit === false ? 'off' : null}::text, current_setting('synchronous_commit')), true)) s
+    union all
+    select c.id, 'cancelled' from c where c.state = 'running' and c.run_state = 'cancelled'
+    union all
+    select c.id, 'superseded' from c where c.run_state <> 'cancelled' and (not c.live or not exists (select 1 from moved m where m.id = c.id))`;
+  for (const r of refused) if (r.id !== null && r.outcome !== null) out[r.outcome].add(r.id);
   return out;
 }
 
