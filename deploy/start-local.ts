@@ -7,7 +7,9 @@
  * Ctrl-C (or SIGTERM) stops the services first, each within its own shutdown
  * deadline, then the embedded PostgreSQL; nothing is left running. A service that
  * crashes is restarted with backoff, as systemd would; one that fails at once with
- * status 1 (bad configuration) stops everything.
+ * status 1 (bad configuration) stops everything, and so does the embedded PostgreSQL
+ * stopping under it. The embedded server is stopped only by the process that started
+ * it: a launcher that found one running borrows it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -53,7 +55,6 @@ const database = await resolveDatabase({
   embeddedDir: resolveFromRoot(config.embeddedPgDir),
   embeddedPort: config.embeddedPgPort,
   log,
-  adopt: true,
 }).catch((err: unknown) => {
   log.fatal({ err }, 'could not start PostgreSQL');
   log.flush();
@@ -156,6 +157,21 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 
 for (const service of SERVICES) start(service);
+
+// The embedded server is this launcher's own, or borrowed from another process in this
+// checkout; should it stop all the same (killed, or its owner stopped it), the services
+// would only retry against nothing: stop them cleanly and say why.
+const embedded = database.embedded;
+if (embedded) {
+  const watch = setInterval(() => {
+    if (stopping || embedded.running()) return;
+    clearInterval(watch);
+    log.error({ pid: embedded.pid, dir: embedded.dir }, 'the embedded PostgreSQL stopped under Wombat; stopping the services (run npm start again)');
+    exitCode = 1;
+    void stopAll('the embedded PostgreSQL stopped');
+  }, 500);
+  watch.unref();
+}
 
 const healthUrl = `http://${config.apiHost.includes(':') ? `[${config.apiHost}]` : config.apiHost}:${config.apiPort}/health`;
 for (let i = 0; i < 300 && !stopping; i++) {
