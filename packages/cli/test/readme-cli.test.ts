@@ -18,6 +18,8 @@ t.setTimeout(600_000);
 const tdb = await createTestDatabase(t);
 const fake = await startFakeExchange();
 t.teardown(() => fake.close());
+// The markets of the built-in daily-candles schedule, each of which --wait now waits for.
+fake.upbit.markets.push({ symbol: 'KRW-XRP', koreanName: '리플', englishName: 'XRP', listedAt: new Date('2018-01-01T00:00:00Z'), gapRatio: 0, basePrice: 800, tick: 1 });
 const dataRoot = await tempDir(t);
 const env = {
   PATH: `${path.join(repoRoot, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
@@ -110,6 +112,7 @@ t.test('every wombat line of the README runs as written', async (t) => {
 
   const trigger = await sh(line('trigger'));
   t.equal(trigger.code, 0, line('trigger'), { stderr: trigger.stderr, stdout: trigger.stdout });
+  t.match(trigger.stdout, /^children:\s+6: 6 completed$/m, 'it waited for the six series of daily-candles');
   const runId = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/.exec(trigger.stdout)?.[0];
   t.ok(runId, 'the trigger prints the run id');
   const follow = await sh(line('task').replace('<run id>', runId ?? ''));
