@@ -75,6 +75,9 @@ let stopping = false;
 let exitCode = 0;
 const childEnv = {
   ...process.env,
+  // One worker serves every queue here, which the production default (a warning at one
+  // live worker per queue, meaning no spare) would report as soon as Wombat starts.
+  ...(process.env.ALERT_WORKERS_WARNING === undefined && process.env.ALERT_WORKERS_CRITICAL === undefined ? { ALERT_WORKERS_WARNING: '0' } : {}),
   DATABASE_URL: database.url,
   // Child output is piped through this process, so they cannot see the terminal themselves.
   LOG_FORMAT: process.env.LOG_FORMAT || (tty ? 'pretty' : 'json'),

@@ -30,9 +30,12 @@ t.test('npm start brings up api, engine and worker on an embedded PostgreSQL, an
     DATA_ROOT: path.join(dir, 'data'),
     LOG_FORMAT: 'json',
     SHUTDOWN_TIMEOUT_MS: '10000',
+    ALERT_EVALUATE_INTERVAL_MS: '300',
   };
   delete env.DATABASE_URL;
   delete env.WOMBAT_TEST_ADMIN_URL;
+  delete env.ALERT_WORKERS_WARNING;
+  delete env.ALERT_WORKERS_CRITICAL;
 
   // Its own process group, like a terminal's foreground job: Ctrl-C reaches the whole group.
   const child = spawn(process.execPath, ['deploy/start-local.ts'], { cwd: repoRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -65,6 +68,20 @@ t.test('npm start brings up api, engine and worker on an embedded PostgreSQL, an
   }
   const pgPid = Number(readFileSync(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
   t.ok(isProcessAlive(pgPid), 'embedded PostgreSQL is running');
+
+  // A fresh start raises no alert about itself: once the worker beats, the evaluations
+  // (every 300 ms here) after that find nothing to report.
+  let alerts: { open: number; alerts: { subject: string; state: string }[] } | undefined;
+  for (let i = 0; i < 600; i++) {
+    const workers = (await (await fetch(`http://127.0.0.1:${apiPort}/api/workers`)).json()) as { workers: { state: string }[] };
+    if (workers.workers.some((w) => w.state === 'alive')) break;
+    await sleep(100);
+  }
+  // Evaluations log only changes: give them ten rounds to raise one.
+  await sleep(3000);
+  alerts = (await (await fetch(`http://127.0.0.1:${apiPort}/api/alerts`)).json()) as typeof alerts;
+  t.equal(alerts?.open, 0, `no alert open on a fresh start: ${JSON.stringify(alerts?.alerts.map((a) => a.subject))}`);
+  t.notMatch(output, /too few live workers/);
 
   const stopStarted = Date.now();
   process.kill(-child.pid!, 'SIGINT');
