@@ -158,6 +158,12 @@ t.test('a collector script and a second npm start borrow the running embedded Po
   t.ok(isProcessAlive(pgPid), 'the script left the database running');
   t.equal(await healthStatus(apiPort), 200, 'npm start is still healthy after the script');
 
+  // The wombat command finds the running npm start's database by itself, and leaves it be.
+  const status = await runNode(['packages/cli/src/main.ts', 'status', '--json'], env);
+  t.not(status.code, 2, `no DATABASE_URL needed beside npm start: ${status.stderr}`);
+  t.match(JSON.parse(status.stdout), { engines: [{ state: 'running' }] }, 'it reads the running engine');
+  t.ok(isProcessAlive(pgPid), 'the wombat command left the database running');
+
   // A second npm start in the same checkout whose worker fails its configuration.
   const second = launch(t, { ...env, API_PORT: String(await freePort()), STORAGE: 's3' });
   t.equal(await second.exited, 1, second.output.slice(-3000));

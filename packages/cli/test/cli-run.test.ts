@@ -93,6 +93,11 @@ t.test('help, usage errors, configuration and an unreachable database have their
   t.equal(badConfig.code, 2);
   t.match(badConfig.stderr, /^wombat: DATABASE_URL=\(value hidden\): must start with postgres:\/\//);
 
+  // No DATABASE_URL and no npm start running in the checkout (its data directory here is empty).
+  const nothing = await wombatProcess(['status'], { EMBEDDED_PG_DIR: path.join(await tempDir(t), 'pg') });
+  t.equal(nothing.code, 2);
+  t.match(nothing.stderr, /^wombat: DATABASE_URL is not set and no npm start runs in this checkout .*set DATABASE_URL .*or start Wombat with npm start\n$/);
+
   const port = await freePort();
   const down = await wombatProcess(['status', '--json'], { DATABASE_URL: `postgres://nobody@127.0.0.1:${port}/none` });
   t.equal(down.code, 4, 'an unreachable database exits 4');

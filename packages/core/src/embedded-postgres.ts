@@ -120,6 +120,28 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   return handle(place.dir, pid, port, opts.database ?? 'wombat', token, log);
 }
 
+/**
+ * The embedded server already running from `dir` (an `npm start` in this checkout),
+ * borrowed read-only: this process never claims it, even as an orphan, and never
+ * stops it. Undefined when none runs there; nothing is started or created.
+ */
+export async function findEmbeddedPostgres(opts: { dir: string; log: Logger; database?: string }): Promise<EmbeddedPostgres | undefined> {
+  const log = opts.log.child({ component: 'embedded-postgres' });
+  let dir = opts.dir;
+  if (process.getuid?.() === 0) {
+    // As root the data directory may live elsewhere (see placement); an unusable platform has none.
+    const place = await placement(opts.dir).catch(() => undefined);
+    if (!place) return undefined;
+    dir = place.dir;
+  }
+  const running = await runningServer(dir);
+  if (!running) return undefined;
+  await waitReady(urlFor(running.port, 'postgres'), running.pid, 10_000);
+  log.info({ pid: running.pid, port: running.port, dir }, 'using the embedded PostgreSQL running in this checkout (borrowed)');
+  const borrowed = handle(dir, running.pid, running.port, opts.database ?? 'wombat', randomUUID(), log);
+  return { ...borrowed, owned: false, stop: async () => {}, release: async () => {} };
+}
+
 const urlFor = (port: number, db: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${db}`;
 
 /** Under the owner lock: join the running server (claiming it when orphaned), or start one and own it. */
