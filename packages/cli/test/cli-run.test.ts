@@ -89,6 +89,11 @@ t.test('help, usage errors, configuration and an unreachable database have their
   t.equal(missing.code, 2);
   t.match(missing.stderr, /missing required argument 'target'/);
 
+  const purgeHelp = await wombat(['dlq', 'purge', '--help'], {});
+  t.equal(purgeHelp.code, 0);
+  t.match(purgeHelp.stdout, /--older-than <hours>\s+\(required\) delete those/, '--help says which options are required');
+  t.notMatch(purgeHelp.stdout, /--job <job>\s+\(required\)/);
+
   const badConfig = await wombatProcess(['status'], { DATABASE_URL: 'mysql://x' });
   t.equal(badConfig.code, 2);
   t.match(badConfig.stderr, /^wombat: DATABASE_URL=\(value hidden\): must start with postgres:\/\//);
