@@ -89,7 +89,7 @@ t.test('help, usage errors, configuration and an unreachable database have their
   t.equal(missing.code, 2);
   t.match(missing.stderr, /missing required argument 'target'/);
 
-  const purgeHelp = await wombat(['dlq', 'purge', '--help'], {});
+  const purgeHelp = await wombatProcess(['dlq', 'purge', '--help'], {});
   t.equal(purgeHelp.code, 0);
   t.match(purgeHelp.stdout, /--older-than <hours>\s+\(required\) delete those/, '--help says which options are required');
   t.notMatch(purgeHelp.stdout, /--job <job>\s+\(required\)/);
