@@ -17,10 +17,13 @@ import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   configOrExit,
+  createDatabase,
   createLogger,
   databaseFields,
   EMBEDDED_DATABASE,
   int,
+  listEngines,
+  listWorkers,
   loadConfig,
   migrateAll,
   processFields,
@@ -34,8 +37,6 @@ import {
 const SERVICES = ['scheduler-engine', 'worker', 'api'] as const;
 type Service = (typeof SERVICES)[number];
 const COLORS: Record<Service, string> = { 'scheduler-engine': '\x1b[35m', worker: '\x1b[36m', api: '\x1b[32m' };
-/** A service that exits 1 this soon after starting failed its configuration or start-up checks. */
-const FAILED_START_MS = 5000;
 
 const schema = {
   ...databaseFields,
@@ -70,6 +71,9 @@ try {
   process.exit(1);
 }
 
+// The launcher's own look at the registries, to tell when the services are up.
+const readiness = createDatabase({ url: database.url, poolSize: 1, applicationName: 'wombat-launcher' });
+
 const children = new Map<Service, ChildProcess>();
 let stopping = false;
 let exitCode = 0;
@@ -88,6 +92,13 @@ function prefixLines(stream: NodeJS.ReadableStream, out: NodeJS.WritableStream, 
   const label = tty ? `${COLORS[service]}${service.padEnd(16)}\x1b[0m| ` : `[${service}] `;
   readline.createInterface({ input: stream }).on('line', (line) => out.write(`${label}${line}\n`));
 }
+
+/**
+ * Services seen ready (the api answering /health, the engine and the worker registered
+ * under their own pids): one that exits 1 before that failed its configuration or
+ * start-up checks, however long a loaded machine took to get there.
+ */
+const everReady = new Set<Service>();
 
 function start(service: Service, attempt = 0): void {
   const startedAt = Date.now();
@@ -111,7 +122,7 @@ function start(service: Service, attempt = 0): void {
       log.info({ child: service, code, signal }, 'service stopped');
       return;
     }
-    if (code === 1 && Date.now() - startedAt < FAILED_START_MS) {
+    if (code === 1 && !everReady.has(service)) {
       log.error({ child: service, code }, 'service failed to start; stopping Wombat (see its messages above)');
       exitCode = 1;
       void stopAll('a service failed to start');
@@ -139,6 +150,7 @@ async function stopAll(reason: string): Promise<void> {
     exitCode = 1;
   }
   while (children.size > 0) await sleep(50);
+  await readiness.close();
   await database.stop();
   log.info({ exitCode }, 'Wombat stopped');
   log.flush();
@@ -177,18 +189,27 @@ if (embedded) {
 }
 
 const healthUrl = `http://${config.apiHost.includes(':') ? `[${config.apiHost}]` : config.apiHost}:${config.apiPort}/health`;
-for (let i = 0; i < 300 && !stopping; i++) {
-  try {
-    const res = await fetch(healthUrl);
-    if (res.ok) {
-      log.info(
-        { api: `http://${config.apiHost}:${config.apiPort}`, openapi: `${healthUrl.replace('/health', '/openapi.json')}`, database: redactUrl(database.url) },
-        'Wombat is running; Ctrl-C stops it',
-      );
-      break;
-    }
-  } catch {
-    // not listening yet
+
+async function isReady(service: Service, db: typeof readiness.db): Promise<boolean> {
+  const pid = children.get(service)?.pid;
+  if (pid === undefined) return false;
+  if (service === 'api') return fetch(healthUrl).then((res) => res.ok, () => false);
+  const rows = service === 'worker' ? await listWorkers(db) : await listEngines(db);
+  return rows.some((r) => r.pid === pid && r.alive);
+}
+
+// "Running" only once every service is: a worker that fails its configuration a few
+// seconds after the api answers must not follow the announcement.
+while (!stopping && everReady.size < SERVICES.length) {
+  for (const service of SERVICES) {
+    if (!everReady.has(service) && (await isReady(service, readiness.db).catch(() => false))) everReady.add(service);
   }
-  await sleep(100);
+  if (everReady.size === SERVICES.length && !stopping) {
+    log.info(
+      { api: `http://${config.apiHost}:${config.apiPort}`, openapi: `${healthUrl.replace('/health', '/openapi.json')}`, database: redactUrl(database.url) },
+      'Wombat is running; Ctrl-C stops it',
+    );
+    break;
+  }
+  await sleep(250);
 }

@@ -59,6 +59,8 @@ t.test('npm start brings up api, engine and worker on an embedded PostgreSQL, an
     await sleep(100);
   }
   t.equal(health?.status, 200, `GET /health answers 200\n${output.slice(-3000)}`);
+  for (let i = 0; i < 600 && !output.includes('Wombat is running'); i++) await sleep(100);
+  t.match(output, /Wombat is running; Ctrl-C stops it/, 'it says it is running, once every service is');
   t.match(JSON.stringify(health?.body), /database/i, 'health reports the database');
 
   // All three services announce themselves.
@@ -168,6 +170,8 @@ t.test('a collector script and a second npm start borrow the running embedded Po
   const second = launch(t, { ...env, API_PORT: String(await freePort()), STORAGE: 's3' });
   t.equal(await second.exited, 1, second.output.slice(-3000));
   t.match(second.output, /STORAGE/, 'it names the bad setting');
+  t.notMatch(second.output, /Wombat is running/, 'and never said it was running');
+  t.match(second.output, /service failed to start; stopping Wombat/);
   t.ok(isProcessAlive(pgPid), 'the failed second npm start left the database running');
   t.equal(await healthStatus(apiPort), 200, 'the first npm start is still healthy');
   t.equal(first.child.exitCode, null);
