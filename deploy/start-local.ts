@@ -7,7 +7,9 @@
  * Ctrl-C (or SIGTERM) stops the services first, each within its own shutdown
  * deadline, then the embedded PostgreSQL; nothing is left running. A service that
  * crashes is restarted with backoff, as systemd would; one that fails at once with
- * status 1 (bad configuration) stops everything.
+ * status 1 (bad configuration) stops everything, and so does the embedded PostgreSQL
+ * stopping under it. The embedded server is stopped only by the process that started
+ * it: a launcher that found one running borrows it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -15,10 +17,13 @@ import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   configOrExit,
+  createDatabase,
   createLogger,
   databaseFields,
   EMBEDDED_DATABASE,
   int,
+  listEngines,
+  listWorkers,
   loadConfig,
   migrateAll,
   processFields,
@@ -32,8 +37,6 @@ import {
 const SERVICES = ['scheduler-engine', 'worker', 'api'] as const;
 type Service = (typeof SERVICES)[number];
 const COLORS: Record<Service, string> = { 'scheduler-engine': '\x1b[35m', worker: '\x1b[36m', api: '\x1b[32m' };
-/** A service that exits 1 this soon after starting failed its configuration or start-up checks. */
-const FAILED_START_MS = 5000;
 
 const schema = {
   ...databaseFields,
@@ -53,7 +56,6 @@ const database = await resolveDatabase({
   embeddedDir: resolveFromRoot(config.embeddedPgDir),
   embeddedPort: config.embeddedPgPort,
   log,
-  adopt: true,
 }).catch((err: unknown) => {
   log.fatal({ err }, 'could not start PostgreSQL');
   log.flush();
@@ -69,11 +71,17 @@ try {
   process.exit(1);
 }
 
+// The launcher's own look at the registries, to tell when the services are up.
+const readiness = createDatabase({ url: database.url, poolSize: 1, applicationName: 'wombat-launcher' });
+
 const children = new Map<Service, ChildProcess>();
 let stopping = false;
 let exitCode = 0;
 const childEnv = {
   ...process.env,
+  // One worker serves every queue here, which the production default (a warning at one
+  // live worker per queue, meaning no spare) would report as soon as Wombat starts.
+  ...(process.env.ALERT_WORKERS_WARNING === undefined && process.env.ALERT_WORKERS_CRITICAL === undefined ? { ALERT_WORKERS_WARNING: '0' } : {}),
   DATABASE_URL: database.url,
   // Child output is piped through this process, so they cannot see the terminal themselves.
   LOG_FORMAT: process.env.LOG_FORMAT || (tty ? 'pretty' : 'json'),
@@ -84,6 +92,13 @@ function prefixLines(stream: NodeJS.ReadableStream, out: NodeJS.WritableStream, 
   const label = tty ? `${COLORS[service]}${service.padEnd(16)}\x1b[0m| ` : `[${service}] `;
   readline.createInterface({ input: stream }).on('line', (line) => out.write(`${label}${line}\n`));
 }
+
+/**
+ * Services seen ready (the api answering /health, the engine and the worker registered
+ * under their own pids): one that exits 1 before that failed its configuration or
+ * start-up checks, however long a loaded machine took to get there.
+ */
+const everReady = new Set<Service>();
 
 function start(service: Service, attempt = 0): void {
   const startedAt = Date.now();
@@ -107,7 +122,7 @@ function start(service: Service, attempt = 0): void {
       log.info({ child: service, code, signal }, 'service stopped');
       return;
     }
-    if (code === 1 && Date.now() - startedAt < FAILED_START_MS) {
+    if (code === 1 && !everReady.has(service)) {
       log.error({ child: service, code }, 'service failed to start; stopping Wombat (see its messages above)');
       exitCode = 1;
       void stopAll('a service failed to start');
@@ -135,6 +150,7 @@ async function stopAll(reason: string): Promise<void> {
     exitCode = 1;
   }
   while (children.size > 0) await sleep(50);
+  await readiness.close();
   await database.stop();
   log.info({ exitCode }, 'Wombat stopped');
   log.flush();
@@ -157,19 +173,43 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 for (const service of SERVICES) start(service);
 
+// The embedded server is this launcher's own, or borrowed from another process in this
+// checkout; should it stop all the same (killed, or its owner stopped it), the services
+// would only retry against nothing: stop them cleanly and say why.
+const embedded = database.embedded;
+if (embedded) {
+  const watch = setInterval(() => {
+    if (stopping || embedded.running()) return;
+    clearInterval(watch);
+    log.error({ pid: embedded.pid, dir: embedded.dir }, 'the embedded PostgreSQL stopped under Wombat; stopping the services (run npm start again)');
+    exitCode = 1;
+    void stopAll('the embedded PostgreSQL stopped');
+  }, 500);
+  watch.unref();
+}
+
 const healthUrl = `http://${config.apiHost.includes(':') ? `[${config.apiHost}]` : config.apiHost}:${config.apiPort}/health`;
-for (let i = 0; i < 300 && !stopping; i++) {
-  try {
-    const res = await fetch(healthUrl);
-    if (res.ok) {
-      log.info(
-        { api: `http://${config.apiHost}:${config.apiPort}`, openapi: `${healthUrl.replace('/health', '/openapi.json')}`, database: redactUrl(database.url) },
-        'Wombat is running; Ctrl-C stops it',
-      );
-      break;
-    }
-  } catch {
-    // not listening yet
+
+async function isReady(service: Service, db: typeof readiness.db): Promise<boolean> {
+  const pid = children.get(service)?.pid;
+  if (pid === undefined) return false;
+  if (service === 'api') return fetch(healthUrl).then((res) => res.ok, () => false);
+  const rows = service === 'worker' ? await listWorkers(db) : await listEngines(db);
+  return rows.some((r) => r.pid === pid && r.alive);
+}
+
+// "Running" only once every service is: a worker that fails its configuration a few
+// seconds after the api answers must not follow the announcement.
+while (!stopping && everReady.size < SERVICES.length) {
+  for (const service of SERVICES) {
+    if (!everReady.has(service) && (await isReady(service, readiness.db).catch(() => false))) everReady.add(service);
   }
-  await sleep(100);
+  if (everReady.size === SERVICES.length && !stopping) {
+    log.info(
+      { api: `http://${config.apiHost}:${config.apiPort}`, openapi: `${healthUrl.replace('/health', '/openapi.json')}`, database: redactUrl(database.url) },
+      'Wombat is running; Ctrl-C stops it',
+    );
+    break;
+  }
+  await sleep(250);
 }

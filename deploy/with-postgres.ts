@@ -80,7 +80,6 @@ const resolved: ResolvedDatabase = databaseUrl
         // Any free port: a running server is found through its data directory, not its port.
         embeddedPort: process.env.EMBEDDED_PG_TEST_PORT ? Number(process.env.EMBEDDED_PG_TEST_PORT) : await freePort(),
         log,
-        adopt: true,
       });
     });
 const adminUrl = resolved.embedded?.adminUrl ?? resolved.url;

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, repoRoot } from '@wombat/core';
-import { createTestDatabase } from '@wombat/core/testing';
+import { createEmptyTestDatabase } from '@wombat/core/testing';
 import t from 'tap';
 
 /**
@@ -24,9 +24,20 @@ const ready: Record<string, string> = {
   'services/api': '"msg":"api listening"',
 };
 
-t.test('every "start it alone" command starts its service, which stops cleanly on SIGTERM', async (t) => {
+const migrate = /`(DATABASE_URL=\.\.\. npm run migrate)`/.exec(readme)?.[1];
+
+t.test('every "start it alone" command starts its service, after the README\'s migrate line, and stops cleanly on SIGTERM', async (t) => {
   t.same(commands.map((c) => c.slice(c.indexOf('services/'))).sort(), Object.keys(ready).sort(), 'one command per service');
-  const db = await createTestDatabase(t);
+  // A new, empty database: the services start only because the migrate line ran first.
+  const db = await createEmptyTestDatabase(t, 'wombat_alone');
+  t.ok(migrate, 'the README says to migrate first');
+  const migrated = spawnSync('sh', ['-c', migrate!.replace('DATABASE_URL=... ', '')], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url, LOG_FORMAT: 'json' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  t.equal(migrated.status, 0, migrated.stderr + migrated.stdout);
   for (const command of commands) {
     const service = command.slice(command.indexOf('services/'));
     const line = command.replace('DATABASE_URL=... ', '');

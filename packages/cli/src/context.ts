@@ -4,6 +4,7 @@ import {
   createDatabase,
   createLogger,
   databaseFields,
+  findEmbeddedPostgres,
   loadConfig,
   redactUrl,
   resolveDatabase,
@@ -88,6 +89,9 @@ export function toCliError(err: unknown): CliError {
   return new CliError(EXIT.failed, 'internal', (err as Error)?.message ?? String(err), { cause: err });
 }
 
+const NO_DATABASE =
+  'DATABASE_URL is not set and no npm start runs in this checkout (its embedded PostgreSQL under EMBEDDED_PG_DIR): set DATABASE_URL to your PostgreSQL (installed: /etc/wombat/wombat.env), or start Wombat with npm start';
+
 export const cliFields = {
   ...databaseFields,
   timezone: timeZone('TZ', 'time zone (IANA) of schedules created without one, as the api', { default: 'Asia/Seoul' }),
@@ -141,12 +145,13 @@ export function createContext(io: CliIo, opts: CliOptions): CliContext {
 
   async function open() {
     const config = getConfig();
-    const resolved = await resolveDatabase({
-      databaseUrl: config.databaseUrl,
-      embeddedDir: resolveFromRoot(config.embeddedPgDir),
-      embeddedPort: config.embeddedPgPort,
-      log,
-    });
+    const embeddedDir = resolveFromRoot(config.embeddedPgDir);
+    // Without DATABASE_URL: the database of the `npm start` running in this checkout, borrowed.
+    const found = config.databaseUrl === undefined ? await findEmbeddedPostgres({ dir: embeddedDir, log }) : undefined;
+    if (config.databaseUrl === undefined && !found) throw new ConfigError([NO_DATABASE]);
+    const resolved = found
+      ? { url: found.url, stop: async () => {} }
+      : await resolveDatabase({ databaseUrl: config.databaseUrl, embeddedDir, embeddedPort: config.embeddedPgPort, log });
     const database = createDatabase({ url: resolved.url, poolSize: 3, applicationName: 'wombat-cli', connectTimeoutSeconds: 5 });
     try {
       await database.sql`select 1`;

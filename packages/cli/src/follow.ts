@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { apiDb, getRun, runView, type ApiRun } from '@wombat/api';
+import { apiDb, childTally, getRun, runView, type ApiRun, type ChildTally } from '@wombat/api';
 import cliProgress from 'cli-progress';
 import { EXIT, notFoundError, usage, type CliContext } from './context.ts';
 import { duration, errorMessage, fields, json, shortTime } from './output.ts';
-import { FINISHED_STATES, type CliRunState } from './queries.ts';
+import { FINISHED_STATES, RUN_STATES, type CliRunState } from './queries.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const POLL_MS = 250;
@@ -22,10 +22,35 @@ export async function loadRun(ctx: CliContext, id: string): Promise<ApiRun> {
 
 export const isFinished = (state: string) => (FINISHED_STATES as readonly string[]).includes(state as CliRunState);
 
-/** A run's outcome as an exit code: 0 only when it completed. */
-export const outcomeCode = (state: string) => (state === 'completed' ? EXIT.ok : EXIT.failed);
+/** A run and, for a fan-out, its children by state. */
+export interface RunWithChildren {
+  run: ApiRun;
+  children: ChildTally | null;
+}
 
-export function runDetails(run: ApiRun): string {
+export async function loadRunWithChildren(ctx: CliContext, id: string): Promise<RunWithChildren> {
+  const run = await loadRun(ctx, id);
+  const { db } = await ctx.database();
+  return { run, children: await childTally(apiDb(db), id) };
+}
+
+/**
+ * A run's outcome as an exit code: 0 only when it completed and so did every child
+ * of a fan-out (a collect-prices whose fetch-candles all failed collected nothing).
+ */
+export function outcomeCode({ run, children }: RunWithChildren): number {
+  if (run.state !== 'completed') return EXIT.failed;
+  if (children && (children.by_state.completed ?? 0) < children.total) return EXIT.failed;
+  return EXIT.ok;
+}
+
+/** "6: 5 completed, 1 failed" */
+export function tallyText(children: ChildTally): string {
+  const parts = RUN_STATES.filter((state) => children.by_state[state]).map((state) => `${children.by_state[state]} ${state}`);
+  return `${children.total}: ${parts.join(', ')}`;
+}
+
+export function runDetails(run: ApiRun, children: ChildTally | null = null): string {
   const v = runView(run);
   return fields([
     ['id', v.id],
@@ -43,37 +68,45 @@ export function runDetails(run: ApiRun): string {
     ['error', errorMessage(v.error)],
     ['retry of', v.retry_of],
     ['requeued as', v.requeued_as],
+    ...(children ? [['children', tallyText(children)] as [string, string]] : []),
   ]);
 }
 
 /**
- * Follows a run until it finishes: a progress bar on a terminal (stderr), a line
- * per state change otherwise. Resolves with the finished row.
+ * Follows a run until it finishes and, for a fan-out, until each of its children
+ * has: a progress bar on a terminal (stderr), a line per change otherwise.
+ * Resolves with the finished run and its children.
  */
-export async function followRun(ctx: CliContext, id: string): Promise<ApiRun> {
+export async function followRun(ctx: CliContext, id: string): Promise<RunWithChildren> {
   const bar = ctx.errIsTty && !ctx.opts.json
     ? new cliProgress.SingleBar({ format: '{bar} {percentage}% | {state} {message}', stream: ctx.errStream as NodeJS.WriteStream, hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined;
-  let run = await loadRun(ctx, id);
-  bar?.start(100, 0, { state: run.state, message: '' });
-  let lastState = '';
+  let current = await loadRunWithChildren(ctx, id);
+  bar?.start(100, 0, { state: current.run.state, message: '' });
+  let last = '';
   try {
     for (;;) {
-      if (bar) bar.update(Math.round(run.progress * 100), { state: run.state, message: run.progress_message ?? '' });
-      else if (run.state !== lastState && !ctx.opts.json) ctx.err(`${run.id} ${run.state}${run.progress_message ? ` ${run.progress_message}` : ''}`);
-      lastState = run.state;
-      if (isFinished(run.state)) return run;
+      const { run, children } = current;
+      const waitingForChildren = isFinished(run.state) && children !== null && children.active > 0;
+      const state = children ? `${run.state}, ${waitingForChildren ? 'waiting for children' : 'children'}` : run.state;
+      const message = children ? tallyText(children) : (run.progress_message ?? '');
+      // A fan-out's own progress ends when its children are created; theirs is the rest of the work.
+      const progress = children ? (children.total - children.active) / children.total : run.progress;
+      if (bar) bar.update(Math.round(progress * 100), { state, message });
+      else if (`${state} ${message}` !== last && !ctx.opts.json) ctx.err(`${run.id} ${state}${message ? ` ${message}` : ''}`);
+      last = `${state} ${message}`;
+      if (isFinished(run.state) && !waitingForChildren) return current;
       await sleep(POLL_MS, undefined, { signal: ctx.signal });
-      run = await loadRun(ctx, id);
+      current = await loadRunWithChildren(ctx, id);
     }
   } finally {
     bar?.stop();
   }
 }
 
-/** Prints a finished run (JSON or details) and returns its exit code. */
-export function reportOutcome(ctx: CliContext, run: ApiRun): number {
-  if (ctx.opts.json) ctx.out(json(runView(run)));
-  else ctx.out(runDetails(run));
-  return outcomeCode(run.state);
+/** Prints a finished run (JSON or details) with its children's tally and returns its exit code. */
+export function reportOutcome(ctx: CliContext, finished: RunWithChildren): number {
+  if (ctx.opts.json) ctx.out(json({ ...runView(finished.run), children: finished.children }));
+  else ctx.out(runDetails(finished.run, finished.children));
+  return outcomeCode(finished);
 }

@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { EXIT } from './context.ts';
 import { runCli } from './program.ts';
 
 // The services' environment file, when the operator's shell does not set the variables itself.
@@ -25,6 +26,20 @@ const onSignal = () => {
   interrupt.abort(new Error('interrupted'));
 };
 
+// A reader that goes away (`wombat status | head -1`) ends the command quietly: the
+// write's EPIPE arrives as an 'error' event, which would otherwise crash with a stack.
+// Nothing more is printed (stderr included: the output was cut on purpose), and a
+// command still running is stopped as by Ctrl-C.
+let outputClosed = false;
+const closedPipe = new Error('output closed');
+const onOutputError = (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  outputClosed = true;
+  if (!interrupt.signal.aborted) interrupt.abort(closedPipe);
+};
+process.stdout.on('error', onOutputError);
+process.stderr.on('error', onOutputError);
+
 const argv = process.argv.slice(2);
 // `wombat engine` hands signals to the engine's own lifecycle.
 const engine = argv.find((a) => !a.startsWith('-')) === 'engine' && !argv.includes('--help') && !argv.includes('-h');
@@ -35,8 +50,12 @@ if (!engine) {
 
 const code = await runCli(argv, {
   env: process.env,
-  out: (text) => process.stdout.write(`${text}\n`),
-  err: (text) => process.stderr.write(`${text}\n`),
+  out: (text) => {
+    if (!outputClosed) process.stdout.write(`${text}\n`);
+  },
+  err: (text) => {
+    if (!outputClosed) process.stderr.write(`${text}\n`);
+  },
   isTty: process.stdout.isTTY === true,
   errIsTty: process.stderr.isTTY === true,
   errStream: process.stderr,
@@ -54,6 +73,7 @@ const code = await runCli(argv, {
     return new Promise<number>(() => {});
   },
 });
-process.exitCode = code;
+// Cut short by the closed pipe: the status of a process ended by SIGPIPE (as git's), not 130.
+process.exitCode = outputClosed && interrupt.signal.reason === closedPipe && code === EXIT.interrupted ? 141 : code;
 // Output to a pipe is written asynchronously: let it drain, but never hang on a stray handle.
 setTimeout(() => process.exit(code), 3000).unref();

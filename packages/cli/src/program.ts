@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Help, Option } from 'commander';
 import { createContext, EXIT, EXIT_CODES_HELP, toCliError, type CliContext, type CliIo } from './context.ts';
 import { registerCompletion } from './commands/completion.ts';
 import { registerDlq } from './commands/dlq.ts';
@@ -39,7 +39,15 @@ export function buildProgram(rt: CliRuntime, result: { code: number }): Command 
     .addOption(new Option('--json', 'print JSON (one document) instead of tables, for scripts'))
     .addOption(new Option('-v, --verbose', 'log what happens (to stderr)'))
     .showSuggestionAfterError(true)
-    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .configureHelp({
+      showGlobalOptions: true,
+      sortSubcommands: false,
+      // commander refuses a command without its required options but does not say so in --help.
+      optionDescription(option) {
+        const text = Help.prototype.optionDescription.call(this, option);
+        return option.mandatory ? `(required) ${text}` : text;
+      },
+    })
     .addHelpText(
       'after',
       `

@@ -89,9 +89,19 @@ t.test('help, usage errors, configuration and an unreachable database have their
   t.equal(missing.code, 2);
   t.match(missing.stderr, /missing required argument 'target'/);
 
+  const purgeHelp = await wombatProcess(['dlq', 'purge', '--help'], {});
+  t.equal(purgeHelp.code, 0);
+  t.match(purgeHelp.stdout, /--older-than <hours>\s+\(required\) delete those/, '--help says which options are required');
+  t.notMatch(purgeHelp.stdout, /--job <job>\s+\(required\)/);
+
   const badConfig = await wombatProcess(['status'], { DATABASE_URL: 'mysql://x' });
   t.equal(badConfig.code, 2);
   t.match(badConfig.stderr, /^wombat: DATABASE_URL=\(value hidden\): must start with postgres:\/\//);
+
+  // No DATABASE_URL and no npm start running in the checkout (its data directory here is empty).
+  const nothing = await wombatProcess(['status'], { EMBEDDED_PG_DIR: path.join(await tempDir(t), 'pg') });
+  t.equal(nothing.code, 2);
+  t.match(nothing.stderr, /^wombat: DATABASE_URL is not set and no npm start runs in this checkout .*set DATABASE_URL .*or start Wombat with npm start\n$/);
 
   const port = await freePort();
   const down = await wombatProcess(['status', '--json'], { DATABASE_URL: `postgres://nobody@127.0.0.1:${port}/none` });

@@ -9,7 +9,8 @@ import { startWorker, tempDir } from './helpers.ts';
 
 /**
  * The README's `wombat` lines, taken from the README and run with sh as an operator
- * types them (`wombat` on PATH, as npm links it), against a real database, the engine
+ * types them in a checkout after `npm ci` (`npx wombat`: node_modules/.bin is not on
+ * the PATH), against a real database, the engine
  * the README's `wombat engine` starts and a worker process, with the exchanges faked.
  * A line naming alternatives (`dlq list|requeue|purge`) is checked against the command's
  * --help and runs `list` for real; `<run id>` is the id the trigger line printed.
@@ -18,9 +19,11 @@ t.setTimeout(600_000);
 const tdb = await createTestDatabase(t);
 const fake = await startFakeExchange();
 t.teardown(() => fake.close());
+// The markets of the built-in daily-candles schedule, each of which --wait now waits for.
+fake.upbit.markets.push({ symbol: 'KRW-XRP', koreanName: '리플', englishName: 'XRP', listedAt: new Date('2018-01-01T00:00:00Z'), gapRatio: 0, basePrice: 800, tick: 1 });
 const dataRoot = await tempDir(t);
 const env = {
-  PATH: `${path.join(repoRoot, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
+  PATH: (process.env.PATH ?? '').split(':').filter((p) => !p.includes('node_modules')).join(':'),
   LOG_FORMAT: 'json',
   DATABASE_URL: tdb.url,
   TZ: 'UTC',
@@ -41,7 +44,7 @@ const compileCache = await tempDir(t);
 function sh(line: string, shell = 'sh'): Promise<Ran> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(shell, ['-c', line], { env: { ...env, NODE_COMPILE_CACHE: compileCache }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(shell, ['-c', line], { cwd: repoRoot, env: { ...env, NODE_COMPILE_CACHE: compileCache }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -76,12 +79,19 @@ t.test('every wombat line of the README runs as written', async (t) => {
   const line = (command: string) => lines.find((l) => new RegExp(`\\bwombat ${command}\\b`).test(l))!;
 
   // wombat engine: the scheduler-engine in the foreground, stopped by SIGTERM.
-  const engine = spawn('sh', ['-c', `exec ${line('engine')}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // In a process group of its own, as a terminal's foreground job: Ctrl-C reaches npx and the engine alike.
+  const engine = spawn('sh', ['-c', `exec ${line('engine')}`], { cwd: repoRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let engineOut = '';
   engine.stdout.setEncoding('utf8').on('data', (s: string) => (engineOut += s));
   engine.stderr.setEncoding('utf8').on('data', (s: string) => (engineOut += s));
   const engineExit = new Promise<number | null>((resolve) => engine.on('exit', resolve));
-  t.teardown(() => void engine.kill('SIGKILL'));
+  t.teardown(() => {
+    try {
+      process.kill(-engine.pid!, 'SIGKILL');
+    } catch {
+      // the group has ended
+    }
+  });
   for (let i = 0; !engineOut.includes('"engine started"'); i++) {
     if (engine.exitCode !== null || i > 1200) throw new Error(`wombat engine did not start: ${engineOut}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -96,9 +106,9 @@ t.test('every wombat line of the README runs as written', async (t) => {
   t.equal(status.code, /^healthy\n/.test(status.stdout) ? 0 : 1, 'exit 0 when healthy, 1 when not', { stdout: status.stdout, stderr: status.stderr });
 
   // The lines that only read run side by side: each is a Node start of its own.
-  const synopses = [line('schedules'), line('dlq')].map((synopsis) => /^wombat (\S+) (\S+)$/.exec(synopsis)!);
+  const synopses = [line('schedules'), line('dlq')].map((synopsis) => /^npx wombat (\S+) (\S+)$/.exec(synopsis)!);
   const [helps, completion] = await Promise.all([
-    Promise.all(synopses.map(([, command]) => Promise.all([sh(`wombat ${command} --help`), sh(`wombat ${command} list`)]))),
+    Promise.all(synopses.map(([, command]) => Promise.all([sh(`npx wombat ${command} --help`), sh(`npx wombat ${command} list`)]))),
     sh(`${line('completion')} && complete -p wombat`, 'bash'),
   ]);
   for (const [[, command, alternatives], [help, listed]] of synopses.map((s, i) => [s, helps[i]!] as const)) {
@@ -110,13 +120,14 @@ t.test('every wombat line of the README runs as written', async (t) => {
 
   const trigger = await sh(line('trigger'));
   t.equal(trigger.code, 0, line('trigger'), { stderr: trigger.stderr, stdout: trigger.stdout });
+  t.match(trigger.stdout, /^children:\s+6: 6 completed$/m, 'it waited for the six series of daily-candles');
   const runId = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/.exec(trigger.stdout)?.[0];
   t.ok(runId, 'the trigger prints the run id');
   const follow = await sh(line('task').replace('<run id>', runId ?? ''));
   t.equal(follow.code, 0, `${line('task')}: the run completed`, { stderr: follow.stderr });
   t.match(follow.stdout, /completed/);
 
-  for (const run of lines.filter((l) => /^wombat run /.test(l))) {
+  for (const run of lines.filter((l) => /^npx wombat run /.test(l))) {
     const ran = await sh(run);
     t.equal(ran.code, 0, run, { stderr: ran.stderr, stdout: ran.stdout });
   }
@@ -127,6 +138,10 @@ t.test('every wombat line of the README runs as written', async (t) => {
   t.equal(completion.code, 0, line('completion'), { stderr: completion.stderr });
   t.match(completion.stdout, /complete -F _wombat wombat/);
 
-  engine.kill('SIGTERM');
-  t.equal(await engineExit, 0, 'wombat engine stops cleanly on SIGTERM');
+  // npx forwards no SIGTERM: the foreground engine is stopped as an operator does, with Ctrl-C.
+  // (npx itself then ends as interrupted, 130, as npm does after Ctrl-C.)
+  process.kill(-engine.pid!, 'SIGINT');
+  await engineExit;
+  t.match(engineOut, /"clean":true,"msg":"stopped"/, 'wombat engine stops cleanly on Ctrl-C', { output: engineOut.slice(-2000) });
+  t.throws(() => process.kill(-engine.pid!, 0), { code: 'ESRCH' }, 'nothing of it left running');
 });

@@ -62,7 +62,6 @@ export async function openContext(name: string, opts: { needDb: (config: ReturnT
       embeddedDir: resolveFromRoot(config.embeddedPgDir),
       embeddedPort: config.embeddedPgPort,
       log,
-      adopt: true,
     });
     db = createDatabase({ url: resolved.url, poolSize: 4, applicationName: name });
     stopDb = async () => {

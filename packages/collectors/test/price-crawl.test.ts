@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { createDatabase, ValidationError } from '@wombat/core';
+import { createDatabase, freePort, ValidationError } from '@wombat/core';
 import { createTestDatabase, testLogger } from '@wombat/core/testing';
 import { crawlPrices, latestPrices, type CrawlTables, type PriceCrawlOptions } from '@wombat/collectors';
 import { startFakeShop, type FakeShop } from '@wombat/collectors/testing';
@@ -155,7 +155,7 @@ t.test('robots.txt is respected unless a source says otherwise; an unreadable ro
 
   s.setRobots({ status: 503, body: 'down' });
   const down = await crawlPrices(options(file, { retries: 1 }), { sources: ['private'] });
-  t.match(down.sources[0], { status: 'failed', errors: [/could not be read/] });
+  t.match(down.sources[0], { status: 'failed', errors: [/robots.txt of .* answered 503, which counts as disallowing every page until it can be read/] });
   s.setRobots(undefined);
   const none = await crawlPrices(options(file), { sources: ['private'] });
   t.match(none.sources[0], { status: 'ok' }, 'no robots.txt (404) allows everything');
@@ -272,6 +272,14 @@ t.test('an aborted crawl rejects only once every lane has stopped', async (t) =>
   t.equal(await countRows(tdb), rows, 'no row is written after the crawl has ended');
   t.equal(s.requests.length, requests, 'no request is sent after the crawl has ended');
   t.notOk(s.requests.some((q) => q.path === '/us'), 'no source is started after the abort');
+});
+
+t.test('a shop that does not answer is reported as such, not as a robots.txt that disallows', async (t) => {
+  const port = await freePort();
+  const file = await sourcesFile(t, { sources: [html('gone', [`http://127.0.0.1:${port}/deals`])] });
+  const result = await crawlPrices(options(file, { retries: 1 }));
+  t.match(result.sources[0], { status: 'failed', errors: [new RegExp(`127.0.0.1:${port} does not answer \\(connect ECONNREFUSED 127.0.0.1:${port}\\); check the source's URL`)] });
+  t.notMatch(result.sources[0]!.errors.join(' '), /robots|ignore_robots/);
 });
 
 t.test('per-host politeness: concurrency and spacing hold across sources', async (t) => {

@@ -81,6 +81,25 @@ function prefixPriority(line: string): string {
   return level ? `<${syslogPriority(Number(level[1]))}>${line}` : line;
 }
 
+/**
+ * pino's error serializer, with a message that names each cause once. pino appends
+ * every cause's message to the error's own, but Wombat's messages already carry
+ * their cause's text ("request to api.upbit.com failed: getaddrinfo ENOTFOUND ..."),
+ * which then read two and three times over. A cause whose text is there already is
+ * left out; the stack still shows the whole chain.
+ */
+export function serializeLoggedError(err: unknown): unknown {
+  const serialized = pino.stdSerializers.err(err as Error) as unknown;
+  if (!(err instanceof Error) || !serialized || typeof serialized !== 'object') return serialized;
+  let message = err.message;
+  const seen = new Set<unknown>([err]);
+  for (let cause = err.cause; cause instanceof Error && !seen.has(cause); cause = cause.cause) {
+    seen.add(cause);
+    if (cause.message && !message.includes(cause.message)) message += `: ${cause.message}`;
+  }
+  return { ...serialized, message };
+}
+
 export function createLogger(opts: LoggerOptions): Logger {
   const format = opts.format ?? 'auto';
   const usePretty = format === 'pretty' || (format === 'auto' && opts.isTty === true);
@@ -89,6 +108,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     level: opts.level ?? 'info',
     redact: { paths: redactPaths, censor: '[redacted]' },
     base: { service: opts.name },
+    serializers: { err: serializeLoggedError },
     ...(opts.journal && !usePretty ? { hooks: { streamWrite: prefixPriority } } : {}),
   };
   if (usePretty) {

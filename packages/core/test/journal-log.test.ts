@@ -4,7 +4,7 @@ import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { createLogger, freePort, isJournalStream, repoRoot } from '@wombat/core';
+import { AppError, createLogger, freePort, isJournalStream, repoRoot } from '@wombat/core';
 
 function capture(): { stream: Writable; lines: string[] } {
   const lines: string[] = [];
@@ -34,6 +34,22 @@ t.test('under journald each JSON line starts with its syslog priority, and is pl
     const json = JSON.parse(line.replace(/^<\d>/, '')) as { level: number; msg: string };
     t.ok(json.level > 0 && json.msg.length === 1, 'the rest is the JSON record');
   }
+});
+
+t.test('a logged error names each cause once, however the messages nest', async (t) => {
+  const { stream, lines } = capture();
+  const log = createLogger({ name: 'x', level: 'info', format: 'json', destination: stream });
+  const dns = Object.assign(new Error('getaddrinfo ENOTFOUND api.upbit.com'), { code: 'ENOTFOUND' });
+  const request = new AppError('network', `request to api.upbit.com failed: ${dns.message}`, { cause: dns });
+  const retried = new AppError('exchange_unavailable', `Upbit market list failed after 6 attempts: ${request.message}`, { cause: request });
+  log.error({ err: retried }, 'symbol collection failed');
+  // A cause whose text the message does not carry is still named.
+  log.error({ err: new AppError('alert_delivery', 'webhook answered 500', { cause: new Error('socket hang up') }) }, 'x');
+  const [first, second] = lines.map((l) => JSON.parse(l) as { err: { message: string; stack: string; code: string } });
+  t.equal(first!.err.message, 'Upbit market list failed after 6 attempts: request to api.upbit.com failed: getaddrinfo ENOTFOUND api.upbit.com');
+  t.equal(first!.err.code, 'exchange_unavailable');
+  t.match(first!.err.stack, /caused by: Error: getaddrinfo ENOTFOUND/, 'the stack keeps the whole chain');
+  t.equal(second!.err.message, 'webhook answered 500: socket hang up');
 });
 
 t.test('elsewhere (a terminal, a pipe, a file) lines are plain JSON', async (t) => {

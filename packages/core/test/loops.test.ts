@@ -73,9 +73,10 @@ t.test('rounds failing because the database is unreachable do not stall the loop
     throw new TypeError('a bug');
   }, { roundTimeoutMs: 1000 });
   t.ok(await waitFor(() => stalls.includes('broken')), 'a loop failing with a bug stalls');
-  await sleep(300);
+  // Past the stall limit by a margin, counted in rounds rather than wall-clock time.
+  const start = dbRounds;
+  t.ok(await waitFor(() => dbRounds > start + 10 && loops.health().find((h) => h.name === 'db-down')!.failing_ms > 400, 60_000), 'and keeps retrying');
   t.notOk(stalls.includes('db-down'), 'a loop failing only because the database is down does not');
-  t.ok(dbRounds > 10, 'and keeps retrying');
   const dbDown = loops.health().find((h) => h.name === 'db-down')!;
   t.equal(dbDown.ok, false, 'it is reported failing');
   t.ok(dbDown.failing_ms > 200);
@@ -94,48 +95,61 @@ t.test('a pool stuck while the database answers a new connection stalls the loop
   const { url } = await createEmptyTestDatabase(t);
   // One pooled connection, held by a transaction that never ends: every round waits for a
   // connection and fails at the connect deadline, as it would if the database were down.
-  const database = createDatabase({ url, poolSize: 1, connectTimeoutMs: 100, applicationName: 'wombat-test' });
-  let release!: () => void;
-  const held = database.db.transaction().execute(() => new Promise<void>((resolve) => (release = resolve)));
+  // The deadline leaves a busy machine time to open the holding transaction itself.
+  const database = createDatabase({ url, poolSize: 1, connectTimeoutMs: 1000, applicationName: 'wombat-test' });
+  let release: (() => void) | undefined;
+  let held: Promise<unknown> = Promise.resolve();
   t.teardown(async () => {
-    release();
-    await held;
+    release?.();
+    await held.catch(() => {});
     await database.close();
   });
-  await waitFor(() => release !== undefined);
+  for (let attempt = 0; attempt < 20 && release === undefined; attempt++) {
+    const began = new Promise<void>((resolveBegan) => {
+      held = database.db.transaction().execute(() => new Promise<void>((resolve) => ((release = resolve), resolveBegan())));
+    });
+    // BEGIN may miss the connect deadline on a loaded machine: try again.
+    await Promise.race([began, held.catch(() => {})]);
+  }
+  t.ok(release, 'the pool\'s only connection is held');
   const down = `postgres://postgres@127.0.0.1:${await freePort()}/nothing`;
-  t.equal(await probeDatabase(down, 500), false, 'nothing answers at a free port');
-  t.equal(await probeDatabase(url, 2000), true, 'the database answers a connection of its own');
+  t.equal(await probeDatabase(down, 5000), false, 'nothing answers at a free port');
+  t.equal(await probeDatabase(url, 10_000), true, 'the database answers a connection of its own');
 
-  const run = async (probeUrl: string, ms: number) => {
-    const stalls: string[] = [];
-    let probes = 0;
-    const failures: unknown[] = [];
+  const run = async (probeUrl: string, done: (r: { stalls: string[]; probes: number; answers: boolean[]; failures: unknown[] }) => boolean) => {
+    const r = { stalls: [] as string[], probes: 0, answers: [] as boolean[], failures: [] as unknown[] };
     const loops = createLoopSupervisor({
       log,
       stallMs: 300,
       checkEveryMs: 20,
-      onStall: (i) => stalls.push(i.loop),
-      probe: () => (probes++, probeDatabase(probeUrl, 500)),
+      onStall: (i) => r.stalls.push(i.loop),
+      // Generous: a probe that times out on a loaded machine would read as "database down".
+      probe: async () => {
+        r.probes++;
+        const answer = await probeDatabase(probeUrl, 10_000);
+        r.answers.push(answer);
+        return answer;
+      },
     });
     t.teardown(() => loops.stop());
     const round = () =>
       sql`select 1`.execute(database.db).catch((err: unknown) => {
-        failures.push(err);
+        r.failures.push(err);
         throw err;
       });
-    loops.every('beat', 20, round, { roundTimeoutMs: 5000 });
-    await waitFor(() => stalls.length > 0, ms);
+    loops.every('beat', 20, round, { roundTimeoutMs: 30_000 });
+    t.ok(await waitFor(() => done(r), 120_000), 'the loop got where this case needs it');
     loops.stop();
-    return { stalls, probes, failures };
+    return r;
   };
 
-  const unreachable = await run(down, 1500);
-  t.ok(unreachable.failures.length > 3 && unreachable.failures.every((e) => e instanceof DatabaseTimeoutError && e.phase === 'connect'), 'every round failed waiting for a connection');
+  // Enough failed rounds, and the probe's answer: a stall, if any, would follow it at once.
+  const unreachable = await run(down, (r) => r.failures.length > 3 && r.answers.length >= 1);
+  t.ok(unreachable.failures.every((e) => e instanceof DatabaseTimeoutError && e.phase === 'connect'), 'every round failed waiting for a connection');
   t.ok(unreachable.probes >= 1, 'the database was probed');
   t.same(unreachable.stalls, [], 'not stalled while the database does not answer a new connection either');
 
-  const stuck = await run(url, 10_000);
+  const stuck = await run(url, (r) => r.stalls.length > 0);
   t.same(stuck.stalls, ['beat'], 'stalled: the database answers, the pool does not');
   t.equal(stuck.probes, 1, 'after one probe');
 });

@@ -2,6 +2,6 @@ export { buildApp, type App, type AppDeps } from './app.ts';
 export { loadConfig, apiConfigSchema, type ApiConfig } from './config.ts';
 export { startApi, type RunningApi } from './server.ts';
 // For the `wombat` CLI: the same stores and JSON shapes as the api's answers.
-export { apiDb, deadLetterIds, getRun, listDeadLetters, listRuns, type ApiRun } from './runs-store.ts';
+export { apiDb, childTally, deadLetterIds, getRun, listDeadLetters, listRuns, type ApiRun, type ChildTally } from './runs-store.ts';
 export { runView, taskView } from './views.ts';
 export { engineView, nextRunOf, scheduleView } from './schedule-views.ts';

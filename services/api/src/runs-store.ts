@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { CoreTables, RunsTable, RunState, RunTrigger } from '@wombat/core';
+import { ACTIVE_RUN_STATES, type CoreTables, type RunsTable, type RunState, type RunTrigger } from '@wombat/core';
 
 /**
  * The api's reads of wombat.runs. Every write (cancel, requeue, purge) is a
@@ -14,6 +14,30 @@ export function apiDb(db: Kysely<CoreTables>): ApiDb {
 
 export async function getRun(db: ApiDb, id: string): Promise<ApiRun | undefined> {
   return db.selectFrom('wombat.runs').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** The child runs of a fan-out by state; a failed child requeued since counts as its new run only. */
+export interface ChildTally {
+  total: number;
+  /** Children not finished yet (held, queued, running, retrying). */
+  active: number;
+  by_state: Partial<Record<RunState, number>>;
+}
+
+export async function childTally(db: ApiDb, parentId: string): Promise<ChildTally | null> {
+  const rows = await db
+    .selectFrom('wombat.runs')
+    .select(['state', (eb) => eb.fn.countAll<string>().as('n')])
+    .where('parent_id', '=', parentId)
+    .where('requeued_as', 'is', null)
+    .groupBy('state')
+    .execute();
+  if (rows.length === 0) return null;
+  const byState: Partial<Record<RunState, number>> = {};
+  for (const r of rows) byState[r.state] = Number(r.n);
+  const total = rows.reduce((sum, r) => sum + Number(r.n), 0);
+  const active = (ACTIVE_RUN_STATES as readonly RunState[]).reduce((sum, s) => sum + (byState[s] ?? 0), 0);
+  return { total, active, by_state: byState };
 }
 
 export interface RunFilter {

@@ -1,6 +1,6 @@
 import Type from 'typebox';
 import { JOB_TYPES, RUN_STATES, RUN_TRIGGERS } from '@wombat/core';
-import type { ApiRun } from './runs-store.ts';
+import type { ApiRun, ChildTally } from './runs-store.ts';
 
 /** JSON shapes the api answers with; they also document the OpenAPI document. Run states and triggers come from core. */
 
@@ -55,6 +55,12 @@ export const RunSchema = Type.Object({
   requeued_as: Type.Union([Type.String(), Type.Null()]),
 });
 
+export const ChildTallySchema = Type.Object({
+  total: Type.Integer(),
+  active: Type.Integer({ description: 'children not finished yet' }),
+  by_state: Type.Record(Type.String(), Type.Integer(), { description: 'how many children are in each state, e.g. {"completed": 5, "failed": 1}' }),
+});
+
 export const TaskStatusSchema = Type.Object({
   task_id: Type.String(),
   type: Type.String(),
@@ -72,6 +78,9 @@ export const TaskStatusSchema = Type.Object({
   expires_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'when maintenance removes a finished task (TASK_RESULT_TTL_DAYS)' }),
   retry_of: Type.Union([Type.String(), Type.Null()]),
   retried_as: Type.Union([Type.String(), Type.Null()]),
+  children: Type.Union([ChildTallySchema, Type.Null()], {
+    description: 'a fan-out\'s child runs (collect-prices: one fetch-candles per series), by state; null for a task with none. The task is done when its status is final and children.active is 0',
+  }),
 });
 
 export const AcceptedSchema = Type.Object({
@@ -111,7 +120,7 @@ export function runView(r: ApiRun) {
   };
 }
 
-export function taskView(r: ApiRun, ttlDays: number) {
+export function taskView(r: ApiRun, ttlDays: number, children: ChildTally | null = null) {
   const finished = r.finished_at;
   return {
     task_id: r.id,
@@ -130,5 +139,6 @@ export function taskView(r: ApiRun, ttlDays: number) {
     expires_at: finished && r.trigger === 'task' ? new Date(finished.getTime() + ttlDays * 86_400_000).toISOString() : null,
     retry_of: r.retry_of,
     retried_as: r.requeued_as,
+    children,
   };
 }

@@ -140,3 +140,23 @@ t.test('concurrent submissions are each recorded once with their own job and set
   const [{ n }] = await api.database.sql<{ n: number }[]>`select count(distinct created_at)::int as n from wombat.runs where id in ${api.database.sql(ids)}`;
   t.ok(n < 60, `${n} transactions wrote 60 submissions`);
 });
+
+t.test('a fan-out task reports its children by state; a child requeued since counts once, as its new run', async (t) => {
+  const res = await api.call('POST', '/api/tasks/collect-prices', { body: { exchanges: ['upbit'], symbols: ['KRW-BTC'] } });
+  t.equal(res.status, 202);
+  const parent = res.body.task_id as string;
+  const alone = await api.call('GET', `/api/tasks/${parent}`);
+  t.equal(alone.body.children, null, 'no children yet');
+
+  const child = (state: string, extra: { requeued_as?: string } = {}) => ({ id: crypto.randomUUID(), state, ...extra });
+  const retried = child('queued');
+  const rows = [child('completed'), child('completed'), child('failed'), child('running'), retried, child('failed', { requeued_as: retried.id })];
+  for (const r of rows) {
+    await api.database.sql`
+      insert into wombat.runs (id, job, trigger, parent_id, state, params, requeued_as)
+      values (${r.id}, 'fetch-candles', 'fanout', ${parent}, ${r.state}, ${api.database.sql.json({ exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '1D' })}, ${r.requeued_as ?? null})`;
+  }
+  const status = await api.call('GET', `/api/tasks/${parent}`);
+  t.equal(status.status, 200);
+  t.same(status.body.children, { total: 5, active: 2, by_state: { completed: 2, failed: 1, running: 1, queued: 1 } });
+});

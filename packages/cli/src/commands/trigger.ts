@@ -2,7 +2,7 @@ import { runView } from '@wombat/api';
 import { checkJobParams, getSchedule, getScheduleByName, isJobType, JOB_TYPES, publishRun, triggerSchedule, ValidationError } from '@wombat/core';
 import type { Command } from 'commander';
 import { EXIT, notFoundError } from '../context.ts';
-import { checkRunId, followRun, loadRun, reportOutcome, runDetails } from '../follow.ts';
+import { checkRunId, followRun, loadRunWithChildren, reportOutcome, runDetails } from '../follow.ts';
 import { json } from '../output.ts';
 import type { Act } from '../program.ts';
 import { parseJsonOption } from './schedule-input.ts';
@@ -13,7 +13,7 @@ export function registerTrigger(program: Command, act: Act): void {
     .description('run a schedule (by id or name) or a job type now through the queue; prints the run id')
     .option('--params <json>', 'job parameters as JSON; for a schedule they replace the schedule\'s')
     .option('--job', 'read <target> as a job type even if a schedule has that name')
-    .option('--wait', 'follow the run (a progress bar on a terminal) and exit with its outcome: 0 completed, 1 otherwise')
+    .option('--wait', 'follow the run (a progress bar on a terminal), and a fan-out\'s children (collect-prices) until each has finished; exit 0 when it and every child completed, 1 otherwise')
     .addHelpText('after', `
 A schedule runs with trigger "manual", paused or not, whether or not the scheduler is enabled.
 Examples:
@@ -45,14 +45,14 @@ Examples:
 
   program
     .command('task <id>')
-    .description('one run (task) by id: state, progress, result or error')
-    .option('--follow', 'follow it until it finishes (a progress bar on a terminal) and exit with its outcome: 0 completed, 1 otherwise')
+    .description('one run (task) by id: state, progress, result or error, and a fan-out\'s children by state')
+    .option('--follow', 'follow it, and a fan-out\'s children, until they finish (a progress bar on a terminal); exit 0 when it and every child completed, 1 otherwise')
     .action(
       act(async (ctx, id: string, opts: { follow?: boolean }) => {
         const runId = checkRunId(id);
         if (opts.follow) return reportOutcome(ctx, await followRun(ctx, runId));
-        const run = await loadRun(ctx, runId);
-        ctx.out(ctx.opts.json ? json(runView(run)) : runDetails(run));
+        const { run, children } = await loadRunWithChildren(ctx, runId);
+        ctx.out(ctx.opts.json ? json({ ...runView(run), children }) : runDetails(run, children));
         return EXIT.ok;
       }),
     );

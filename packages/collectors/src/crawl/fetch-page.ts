@@ -120,6 +120,22 @@ export function createPageFetcher(o: PageFetcherOptions): PageFetcher {
     return p;
   }
 
+  /** Why `url` may not be fetched: the host does not answer, its robots.txt fails, or it says no. */
+  function disallowed(url: URL, rules: RobotsRules): AppError {
+    const why = rules.unreadable;
+    if (why && 'unreachable' in why) {
+      // Not a robots.txt matter: the page itself would get no answer either.
+      return new AppError('host_unreachable', `${url.host} does not answer (${why.unreachable}); check the source's URL and the network`);
+    }
+    if (why) {
+      return new AppError(
+        'robots_unreadable',
+        `robots.txt of ${url.host} answered ${why.status}, which counts as disallowing every page until it can be read (RFC 9309); try again later`,
+      );
+    }
+    return new PermanentError('robots_disallowed', `robots.txt of ${url.host} disallows ${url.pathname}${url.search} for ${token}; set ignore_robots: true on the source only if the shop allows it`);
+  }
+
   async function readRobots(origin: URL, signal: AbortSignal | undefined, privateHosts: ReadonlySet<string> | undefined): Promise<RobotsRules> {
     let url = new URL('/robots.txt', origin);
     try {
@@ -133,7 +149,7 @@ export function createPageFetcher(o: PageFetcherOptions): PageFetcher {
         if (r.status >= 200 && r.status < 300) return parseRobots(decode(r.body, r.headers['content-type']), token);
         // RFC 9309 §2.3.1.3: an unavailable robots.txt (4xx) allows everything.
         if (r.status >= 400 && r.status < 500) return { allowAll: true, rules: [] };
-        return { disallowAll: true, rules: [] };
+        return { disallowAll: true, rules: [], unreadable: { status: r.status } };
       }
     } catch (err) {
       if (signal?.aborted) throw err;
@@ -141,7 +157,14 @@ export function createPageFetcher(o: PageFetcherOptions): PageFetcher {
       if (err instanceof AppError && err.code === 'private_address') throw err;
       // §2.3.1.4: unreachable means the crawler must assume everything is disallowed.
       o.log.warn({ host: origin.host, err: (err as Error).message }, 'robots.txt unreachable: the host is treated as disallowing everything');
-      return { disallowAll: true, rules: [] };
+      // Retries that ran out on a status (5xx, 429) are the server answering; anything else is the host not answering.
+      const last = (err as { cause?: { code?: unknown } }).cause?.code;
+      const status = typeof last === 'string' && /^http_\d{3}$/.test(last) ? Number(last.slice(5)) : undefined;
+      if (status !== undefined) return { disallowAll: true, rules: [], unreadable: { status } };
+      // The socket's own words ("getaddrinfo ENOTFOUND shop.example.com"), not the wrappers around them.
+      let root = err as Error;
+      while (root.cause instanceof Error) root = root.cause;
+      return { disallowAll: true, rules: [], unreadable: { unreachable: root.message } };
     }
   }
 
@@ -153,9 +176,7 @@ export function createPageFetcher(o: PageFetcherOptions): PageFetcher {
         // Checked on every hop, before robots.txt is asked for.
         dispatcherFor(url, privateHosts);
         const rules = ignoreRobots ? undefined : await rulesFor(url, signal, privateHosts);
-        if (rules && !isAllowed(rules, url)) {
-          throw new PermanentError('robots_disallowed', `robots.txt of ${url.host} disallows ${url.pathname}${url.search} for ${token}${rules.disallowAll ? ' (robots.txt could not be read)' : ''}; set ignore_robots: true on the source only if the shop allows it`);
-        }
+        if (rules && !isAllowed(rules, url)) throw disallowed(url, rules);
         const r = await retrying(`GET ${url.href}`, () => attempt(url, accept, signal, rules, privateHosts), signal);
         if (REDIRECTS.has(r.status)) {
           const location = r.headers.location;

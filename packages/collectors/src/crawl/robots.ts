@@ -9,6 +9,8 @@ export interface RobotsRules {
   allowAll?: boolean;
   /** `disallowAll: true` when robots.txt could not be read (5xx, unreachable): RFC 9309 §2.3.1.3. */
   disallowAll?: boolean;
+  /** Why robots.txt could not be read: its status ("answered 503"), or the host's own failure to answer. */
+  unreadable?: { status: number } | { unreachable: string };
   rules: { allow: boolean; pattern: string }[];
   crawlDelaySeconds?: number;
 }

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { isDatabaseUnavailable } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { channelsFromConfig, type Channel, type ChannelSet } from './channels.ts';
 import { gatherConditions } from './conditions.ts';
@@ -159,6 +160,7 @@ export function createAlerting(deps: AlertingDeps): Alerting {
   function loop(name: string, everyMs: number, fn: () => Promise<unknown>): () => void {
     let busy = false;
     let again = false;
+    let databaseDown = false;
     const run = () => {
       if (!running) return;
       if (busy) {
@@ -167,7 +169,18 @@ export function createAlerting(deps: AlertingDeps): Alerting {
       }
       busy = true;
       const p = fn()
-        .catch((err) => log.warn({ err }, `${name} failed; will retry`))
+        .then(
+          () => {
+            if (databaseDown) log.info(`${name} resumed: the database answers again`);
+            databaseDown = false;
+          },
+          (err: unknown) => {
+            // Said once per outage, and not as a failure of the channel: nothing was sent or tried.
+            if (!isDatabaseUnavailable(err)) log.warn({ err }, `${name} failed; will retry`);
+            else if (!databaseDown) log.warn({ err }, `${name} waits: the database is unavailable`);
+            databaseDown = isDatabaseUnavailable(err);
+          },
+        )
         .finally(() => {
           busy = false;
           inFlight.delete(p);

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import type { App, AppDeps } from '../app.ts';
 import { isLegacyBacktestBody, mapLegacyBacktest } from '../legacy-backtest.ts';
 import { errorBody, notFound } from '../http-errors.ts';
-import { apiDb, getRun } from '../runs-store.ts';
+import { apiDb, childTally, getRun } from '../runs-store.ts';
 import type { Submitter } from '../submitter.ts';
 import { AcceptedSchema, ErrorSchema, JobTypeSchema, NoBodySchema, TaskStatusSchema, UuidSchema, taskView } from '../views.ts';
 
@@ -54,7 +54,7 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
   async function status(id: string) {
     const run = await getRun(db, id);
     if (!run) throw notFound('task', id);
-    return taskView(run, deps.taskResultTtlDays);
+    return taskView(run, deps.taskResultTtlDays, await childTally(db, id));
   }
 
   app.post(
