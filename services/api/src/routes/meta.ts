@@ -13,14 +13,14 @@ import type { App } from '../app.ts';
 
 /** Each list as core defines it, so the dashboard (or any client) keeps no copy of its own. */
 const META = {
-  run_states: RUN_STATES,
-  active_run_states: ACTIVE_RUN_STATES,
-  finished_run_states: FINISHED_RUN_STATES,
-  run_triggers: RUN_TRIGGERS,
-  job_types: JOB_TYPES,
-  overlap_policies: OVERLAP_POLICIES,
-  missed_policies: MISSED_POLICIES,
-  schedule_statuses: SCHEDULE_STATUSES,
+  run_states: [...RUN_STATES],
+  active_run_states: [...ACTIVE_RUN_STATES],
+  finished_run_states: [...FINISHED_RUN_STATES],
+  run_triggers: [...RUN_TRIGGERS],
+  job_types: [...JOB_TYPES],
+  overlap_policies: [...OVERLAP_POLICIES],
+  missed_policies: [...MISSED_POLICIES],
+  schedule_statuses: [...SCHEDULE_STATUSES],
 };
 
 const list = (description: string) => Type.Array(Type.String(), { description });
