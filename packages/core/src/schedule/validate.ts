@@ -47,7 +47,9 @@ const FIELD_PROBLEM: Record<string, (v: unknown) => string> = {
 /** The schema's verdict as lines that say what to fix: unknown fields, missing ones, then each bad field once. */
 function schemaProblems(raw: Record<string, unknown>, partial: boolean): FieldIssue[] {
   const problems: FieldIssue[] = [];
-  for (const k of Object.keys(raw)) if (!SCHEDULE_FIELDS.includes(k)) problems.push({ field: k, message: `${k} is not a schedule field; known fields: ${SCHEDULE_FIELDS.join(', ')}` });
+  for (const k of Object.keys(raw)) {
+    if (!SCHEDULE_FIELDS.includes(k)) problems.push({ field: k, message: `${k} is not a schedule field; known fields: ${SCHEDULE_FIELDS.join(', ')}` });
+  }
   if (!partial) {
     if (raw.name === undefined) problems.push({ field: 'name', message: 'name is required' });
     if (raw.job === undefined) problems.push({ field: 'job', message: `job is required: one of ${JOB_TYPES.join(', ')}` });
