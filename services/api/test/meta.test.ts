@@ -71,3 +71,21 @@ t.test('a request the route schema refuses names the field too', async (t) => {
   t.equal(body.status, 400);
   t.equal(body.body.error.field, 'older_than_hours');
 });
+
+t.test('a task refused for one parameter names it in error.field; a problem of several parameters names none', async (t) => {
+  const res = await api.call('POST', '/api/tasks/fetch-candles', { body: { exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '7m' } });
+  t.equal(res.status, 400);
+  t.equal(res.body.error.code, 'invalid_input');
+  t.match(res.body.error.message, /^params\.timeframe /);
+  t.same(res.body.error.details, [res.body.error.message]);
+  t.equal(res.body.error.field, 'timeframe');
+  const both = await api.call('POST', '/api/tasks/fetch-candles', {
+    body: { exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '1D', daysBack: 3, from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z' },
+  });
+  t.equal(both.status, 400);
+  t.equal(both.body.error.field, undefined);
+  t.same(both.body.error.issues.map((i: { field: unknown }) => i.field), [null]);
+  const now = await api.call('POST', '/api/scheduler/trigger', { body: { job: 'fetch-candles', params: { exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '7m' } } });
+  t.equal(now.status, 400);
+  t.equal(now.body.error.field, 'params', 'run now: the parameters are the params field of its body');
+});
