@@ -94,7 +94,7 @@ t.test('npm run build bundles each service, and the built services run together'
   t.ok(files.length > 0, `a Parquet file was written: ${files.join(', ')}`);
 
   // The dashboard's files: its own (found from the build's folder) and the libraries it serves from node_modules.
-  for (const file of ['', 'app.js', 'vendor/preact-htm.js', 'vendor/uplot.js']) {
+  for (const file of ['', 'app.js', 'client.js', 'pages/runs.js', 'vendor/preact-htm.js', 'vendor/uplot.js']) {
     const r = await fetch(`http://127.0.0.1:${port}/ui/${file}`);
     t.equal(r.status, 200, `the built api serves /ui/${file}`);
     t.ok((await r.text()).length > 100);

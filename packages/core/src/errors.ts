@@ -5,23 +5,35 @@
 export class AppError extends Error {
   readonly code: string;
   readonly details: unknown;
+  /** Per problem, the input field it concerns, so a form can show it beside that field. */
+  readonly issues: FieldIssue[] | undefined;
 
-  constructor(code: string, message: string, options: { cause?: unknown; details?: unknown } = {}) {
+  constructor(code: string, message: string, options: { cause?: unknown; details?: unknown; issues?: FieldIssue[] } = {}) {
     super(message, { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
     this.details = options.details;
+    this.issues = options.issues;
   }
+}
+
+/** One problem with an input and the field it concerns (null when it concerns several, or the whole input). */
+export interface FieldIssue {
+  field: string | null;
+  message: string;
 }
 
 /** Invalid input from a person or a caller: says what to fix. Never retried. */
 export class ValidationError extends AppError {
   readonly problems: string[];
 
-  constructor(problems: string[], message = problems.join('; ')) {
-    super('invalid_input', message, { details: problems });
+  /** Problems as lines, or as issues that also name their field. */
+  constructor(problems: string[] | FieldIssue[], message?: string) {
+    const lines = problems.map((p) => (typeof p === 'string' ? p : p.message));
+    const issues = problems.every((p) => typeof p !== 'string') ? (problems as FieldIssue[]) : undefined;
+    super('invalid_input', message ?? lines.join('; '), { details: lines, ...(issues ? { issues } : {}) });
     this.name = 'ValidationError';
-    this.problems = problems;
+    this.problems = lines;
   }
 }
 

@@ -1,5 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import Value from 'typebox/value';
+import type { FieldIssue } from './errors.ts';
 import { unstorableText } from './json-text.ts';
 import { Compile, type Validator } from 'typebox/compile';
 
@@ -194,23 +195,27 @@ function validator(job: JobType): Validator {
   return v;
 }
 
-export type ParamsCheck<T> = { ok: true; value: T } | { ok: false; problems: string[] };
+/** On failure, `issues` name for each problem the parameter it concerns (null: several, or all of them). */
+export type ParamsCheck<T> = { ok: true; value: T } | { ok: false; problems: string[]; issues: FieldIssue[] };
+
+const refused = (issues: FieldIssue[]) => ({ ok: false as const, problems: issues.map((i) => i.message), issues });
+const unplaced = (problems: string[]) => refused(problems.map((message) => ({ field: null, message })));
 
 /** Validates `params` for `job`; problems name the offending field and what it must be. */
 export function checkJobParams<J extends JobType>(job: J, params: unknown): ParamsCheck<JobParams<J>>;
 export function checkJobParams(job: string, params: unknown): ParamsCheck<unknown>;
 export function checkJobParams(job: string, params: unknown): ParamsCheck<unknown> {
-  if (!isJobType(job)) return { ok: false, problems: [`job "${job}" is unknown; known jobs: ${JOB_TYPES.join(', ')}`] };
+  if (!isJobType(job)) return unplaced([`job "${job}" is unknown; known jobs: ${JOB_TYPES.join(', ')}`]);
   const schema = jobParamSchemas[job];
   const value = params ?? {};
   // Keys too (a record's keys are not checked by its schema): Postgres cannot store NUL or lone surrogates.
   const text = unstorableText(value, 'params');
-  if (text) return { ok: false, problems: [text] };
+  if (text) return unplaced([text]);
   if (validator(job).Check(value)) {
     const extra = crossFieldProblems(job, value as Record<string, unknown>);
-    return extra.length > 0 ? { ok: false, problems: extra } : { ok: true, value };
+    return extra.length > 0 ? unplaced(extra) : { ok: true, value };
   }
-  return { ok: false, problems: describeErrors(schema, value, 'params') };
+  return refused(describeIssues(schema, value, 'params'));
 }
 
 function crossFieldProblems(job: JobType, p: Record<string, unknown>): string[] {
@@ -226,8 +231,13 @@ function crossFieldProblems(job: JobType, p: Record<string, unknown>): string[] 
 
 /** Turns TypeBox errors into one readable line per problem, deepest first. */
 export function describeErrors(schema: TSchema, value: unknown, root: string): string[] {
+  return describeIssues(schema, value, root).map((i) => i.message);
+}
+
+/** describeErrors with, for each line, the top-level field of `value` it concerns. */
+function describeIssues(schema: TSchema, value: unknown, root: string): FieldIssue[] {
   const seen = new Set<string>();
-  const out: string[] = [];
+  const out: FieldIssue[] = [];
   for (const e of Value.Errors(schema, value)) {
     const where = root + e.instancePath.replaceAll('/', '.');
     let message = e.message;
@@ -238,7 +248,7 @@ export function describeErrors(schema: TSchema, value: unknown, root: string): s
       // An unknown field shows up twice (as `false` schema and as additionalProperties): say it once.
       const parts = e.instancePath.split('/');
       const parent = root + parts.slice(0, -1).join('.');
-      out.push(`${parent} has unknown field ${parts.at(-1)}`);
+      out.push({ field: parts[1] ?? null, message: `${parent} has unknown field ${parts.at(-1)}` });
       seen.add(parent);
       continue;
     } else if (e.keyword === 'const' || e.keyword === 'anyOf') {
@@ -248,10 +258,10 @@ export function describeErrors(schema: TSchema, value: unknown, root: string): s
     const line = `${where} ${message}`;
     if (!seen.has(where)) {
       seen.add(where);
-      out.push(line);
+      out.push({ field: e.instancePath.split('/')[1] || null, message: line });
     }
   }
-  return out.length > 0 ? out : [`${root} is invalid`];
+  return out.length > 0 ? out : [{ field: null, message: `${root} is invalid` }];
 }
 
 function schemaAt(schema: TSchema, pointer: string): (TSchema & { description?: string }) | undefined {

@@ -14,6 +14,7 @@ import type { AlertChannelConfig } from '@wombat/core/alerts';
 import { alertRoutes } from './routes/alerts.ts';
 import { deadLetterRoutes } from './routes/dead-letters.ts';
 import { healthRoutes } from './routes/health.ts';
+import { metaRoutes } from './routes/meta.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
@@ -166,6 +167,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   deadLetterRoutes(app, deps);
   scheduleRoutes(app, deps);
   uiRoutes(app, deps);
+  metaRoutes(app);
   alertRoutes(app, deps);
   await app.ready();
   return app;

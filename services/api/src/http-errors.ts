@@ -1,9 +1,9 @@
-import { AppError, isDatabaseUnavailable } from '@wombat/core';
+import { AppError, isDatabaseUnavailable, type FieldIssue } from '@wombat/core';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 /** The JSON body of every error answer. */
 export interface ErrorBody {
-  error: { code: string; message: string; details?: unknown };
+  error: { code: string; message: string; details?: unknown; field?: string; issues?: FieldIssue[] };
 }
 
 /** AppError codes the api answers with a status other than 500. One table, one place. */
@@ -38,8 +38,23 @@ export function statusForCode(code: string): number {
   return 500;
 }
 
-export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
-  return { error: { code, message, ...(details !== undefined ? { details } : {}) } };
+/**
+ * With issues, the body also names the field of each problem (`issues`) and, when
+ * every problem concerns the same field, that field (`field`): a form places its
+ * errors by these, never by reading the message.
+ */
+export function errorBody(code: string, message: string, details?: unknown, issues?: FieldIssue[]): ErrorBody {
+  const fields = new Set(issues?.map((i) => i.field));
+  const field = fields.size === 1 ? [...fields][0] : null;
+  return {
+    error: {
+      code,
+      message,
+      ...(details !== undefined ? { details } : {}),
+      ...(field ? { field } : {}),
+      ...(issues && issues.length > 0 ? { issues } : {}),
+    },
+  };
 }
 
 export function notFound(what: string, id: string | number): AppError {
@@ -57,37 +72,39 @@ interface AjvIssue {
  * One readable line per problem: where, and what it must be. A union of literals
  * fails once per literal and again as anyOf: those fold into "must be one of ...".
  */
-function describeValidation(context: string, issues: AjvIssue[]): string[] {
+function describeValidation(context: string, issues: AjvIssue[]): FieldIssue[] {
   const allowed = new Map<string, unknown[]>();
   for (const i of issues) {
     if (i.keyword === 'const') allowed.set(i.instancePath, [...(allowed.get(i.instancePath) ?? []), i.params.allowedValue]);
   }
-  const lines: string[] = [];
-  const add = (line: string) => {
-    if (!lines.includes(line)) lines.push(line);
+  const lines: FieldIssue[] = [];
+  // The field is the top-level property of the body, query or params that the problem is in.
+  const add = (path: string, message: string) => {
+    if (!lines.some((l) => l.message === message)) lines.push({ field: path.split('/')[1] || null, message });
   };
   for (const i of issues) {
     const where = `${context}${i.instancePath.replaceAll('/', '.')}`;
-    if (i.keyword === 'const' || (i.keyword === 'type' && allowed.has(i.instancePath))) continue;
-    if (i.keyword === 'anyOf' && allowed.has(i.instancePath)) {
-      add(`${where} must be one of ${allowed.get(i.instancePath)!.join(', ')}`);
+    const at = i.instancePath;
+    if (i.keyword === 'const' || (i.keyword === 'type' && allowed.has(at))) continue;
+    if (i.keyword === 'anyOf' && allowed.has(at)) {
+      add(at, `${where} must be one of ${allowed.get(at)!.join(', ')}`);
     } else if (i.keyword === 'additionalProperties') {
       const names = (i.params.additionalProperties as string[] | undefined) ?? [String(i.params.additionalProperty)];
-      for (const n of names) add(`${where} has unknown field ${n}`);
-    } else if (i.keyword === 'boolean' && i.instancePath) {
+      for (const n of names) add(`${at}/${n}`, `${where} has unknown field ${n}`);
+    } else if (i.keyword === 'boolean' && at) {
       // A property the schema forbids (additionalProperties: false), reported at the property itself.
-      const parts = i.instancePath.split('/');
-      add(`${context}${parts.slice(0, -1).join('.')} has unknown field ${parts.at(-1)}`);
+      const parts = at.split('/');
+      add(at, `${context}${parts.slice(0, -1).join('.')} has unknown field ${parts.at(-1)}`);
     } else if (i.keyword === 'required') {
       const names = (i.params.requiredProperties as string[] | undefined) ?? [String(i.params.missingProperty)];
-      for (const n of names) add(`${where}.${n} is required`);
+      for (const n of names) add(`${at}/${n}`, `${where}.${n} is required`);
     } else if (i.keyword === 'enum') {
-      add(`${where} must be one of ${(i.params.allowedValues as unknown[]).join(', ')}`);
+      add(at, `${where} must be one of ${(i.params.allowedValues as unknown[]).join(', ')}`);
     } else {
-      add(`${where} ${i.message ?? 'is invalid'}`);
+      add(at, `${where} ${i.message ?? 'is invalid'}`);
     }
   }
-  return lines.length > 0 ? lines : [`${context} is invalid`];
+  return lines.length > 0 ? lines : [{ field: null, message: `${context} is invalid` }];
 }
 
 /**
@@ -98,8 +115,9 @@ function describeValidation(context: string, issues: AjvIssue[]): string[] {
 export function handleError(err: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply): void {
   const fe = err as FastifyError & { validation?: AjvIssue[]; validationContext?: string };
   if (fe.validation) {
-    const problems = describeValidation(fe.validationContext ?? 'request', fe.validation);
-    void reply.status(400).send(errorBody('invalid_request', problems.join('; '), problems));
+    const issues = describeValidation(fe.validationContext ?? 'request', fe.validation);
+    const problems = issues.map((i) => i.message);
+    void reply.status(400).send(errorBody('invalid_request', problems.join('; '), problems, issues));
     return;
   }
   // Before AppError: a database deadline is an AppError too. Connection refused or reset,
@@ -120,7 +138,7 @@ export function handleError(err: FastifyError | AppError | Error, request: Fasti
       void reply.status(status).send(errorBody(err.code, err.message));
       return;
     }
-    void reply.status(status).send(errorBody(err.code, err.message, err.details));
+    void reply.status(status).send(errorBody(err.code, err.message, err.details, err.issues));
     return;
   }
   const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;

@@ -25,6 +25,16 @@ export const ErrorSchema = Type.Object(
       code: Type.String({ description: 'stable error code, e.g. invalid_request, task_not_found' }),
       message: Type.String({ description: 'what went wrong and what to fix' }),
       details: Type.Optional(Type.Unknown()),
+      field: Type.Optional(Type.String({ description: 'the input field (top level of body, query or path) every problem concerns, when they concern one' })),
+      issues: Type.Optional(
+        Type.Array(
+          Type.Object({
+            field: Type.Union([Type.String(), Type.Null()], { description: 'the top-level input field, or null for several or the whole input' }),
+            message: Type.String(),
+          }),
+          { description: 'each problem of a refused input with the field it concerns' },
+        ),
+      ),
     }),
   },
   { description: 'error answer' },

@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { repoRoot } from '@wombat/core';
+import { JOB_TYPES, RUN_STATES, RUN_TRIGGERS, repoRoot } from '@wombat/core';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import t from 'tap';
 import { ADMIN_TOKEN, READ_TOKEN, serviceStarter, startTestApi, unknownMarketUpbit } from './helpers.ts';
@@ -200,6 +200,79 @@ t.test('the data page shows what is stored per series, its gaps and last collect
   await row.locator('text=Chart').click();
   await page.waitForSelector('[data-testid=candle-chart] canvas');
   await page.screenshot({ path: path.join(artifacts, 'data.png'), fullPage: true });
+  noPageErrors(t);
+});
+
+t.test('every dashboard module is served with its type and the same headers, and nothing outside ui/', async (t) => {
+  const uiDir = path.join(repoRoot, 'services/api/ui');
+  const own = readdirSync(uiDir, { recursive: true }).map((f) => String(f).split(path.sep).join('/')).filter((f) => /\.(js|css)$/.test(f));
+  t.ok(own.includes('pages/runs.js') && own.includes('client.js'), `the modules are there: ${own.join(', ')}`);
+  for (const file of ['', ...own]) {
+    const res = await fetch(`${api.url}/ui/${file}`);
+    t.equal(res.status, 200, `/ui/${file}`);
+    const type = file === '' ? 'text/html' : file.endsWith('.css') ? 'text/css' : 'text/javascript';
+    t.match(res.headers.get('content-type'), type, `/ui/${file} is ${type}`);
+    t.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    t.equal(res.headers.get('cache-control'), 'no-cache');
+    t.match(res.headers.get('content-security-policy'), /default-src 'self'/);
+    const text = await res.text();
+    const copies = /'retrying', ?'completed'|'manual', ?'task'|'fetch-candles', ?'canary'/;
+    if (file.endsWith('.js')) t.notMatch(text, copies, `${file} keeps no copy of the api's lists`);
+    const long = text.split('\n').filter((line) => line.length > 160);
+    t.same(long, [], `${file || 'index.html'} has no line over 160 characters`);
+  }
+  for (const outside of ['../package.json', '%2e%2e/package.json', 'pages/../../src/app.ts', '..%2fsrc%2fapp.ts', 'pages', 'pages/']) {
+    const res = await fetch(`${api.url}/ui/${outside}`);
+    t.equal(res.status, 404, `/ui/${outside} is not served`);
+  }
+});
+
+t.test('every page renders, with the run states, triggers and job types read from /api/meta', async (t) => {
+  const sent = await api.call('POST', '/api/tasks/canary', { body: {} });
+  const runId = sent.body.task_id as string;
+  const page = await openPage(t, ADMIN_TOKEN);
+  const asked: string[] = [];
+  page.on('request', (r) => asked.push(new URL(r.url()).pathname));
+  await page.reload();
+  await page.waitForSelector('[data-testid=engines-alive]');
+  t.ok(asked.includes('/api/meta'), 'the page asks the api for its lists');
+  const pages: [string, string, string][] = [
+    ['overview', '#/', '[data-testid=runs-24h]'],
+    ['schedules', '#/schedules', '[data-testid=schedules] tr[data-schedule]'],
+    ['runs', '#/runs', '[data-testid=runs] tr[data-run]'],
+    ['run', `#/runs/${runId}`, '[data-testid=run-state] [data-state]'],
+    ['dead-letters', '#/dead-letters', '[data-testid=dead-letters]'],
+    ['data', '#/data', '[data-testid=series] tr[data-series]'],
+  ];
+  for (const [name, hash, landmark] of pages) {
+    await page.goto(`${api.url}/ui/${hash}`);
+    await page.waitForSelector(landmark);
+    t.match(await page.textContent('main h1'), /\w/, `${hash} has its heading`);
+    await page.screenshot({ path: path.join(artifacts, `page-${name}.png`), fullPage: true });
+  }
+
+  await page.goto(`${api.url}/ui/#/runs`);
+  await page.waitForSelector('select[name=state]');
+  const listed = (name: string) => page.$$eval(`select[name=${name}] option`, (os) => os.map((o) => o.getAttribute('value') ?? '').filter(Boolean));
+  t.same(await listed('state'), RUN_STATES, 'the state filter lists exactly the run states');
+  t.same(await listed('trigger'), RUN_TRIGGERS, 'the trigger filter lists exactly the run triggers');
+  t.same(await listed('job'), JOB_TYPES, 'the job filter lists exactly the job types');
+  noPageErrors(t);
+});
+
+t.test('a field error lands next to the field the api names in error.field', async (t) => {
+  const body = { name: '2026', job: 'canary', cron: '*/5 * * * *', overlap: 'skip', missed: 'once', params: {} };
+  const refused = await api.call('POST', '/api/schedules', { body });
+  t.equal(refused.body.error.field, 'name', 'the api names the field');
+  const page = await openPage(t, ADMIN_TOKEN);
+  await page.click('a[href="#/schedules"]');
+  await page.click('text=New schedule');
+  await page.fill('[data-testid=schedule-form] input[name=name]', body.name);
+  await page.click('text=Create schedule');
+  await page.waitForSelector('[data-error-for=name]');
+  t.equal(await page.textContent('[data-error-for=name]'), refused.body.error.message, 'the message, beside the name field');
+  t.equal(await page.locator('[data-error-for]').count(), 1, 'and nowhere else');
+  t.equal(await page.locator('#f-name ~ [data-error-for=name]').count(), 1, 'in the same cell as the name input');
   noPageErrors(t);
 });
 

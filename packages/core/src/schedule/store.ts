@@ -169,7 +169,7 @@ export async function updateSchedule(db: Db, id: number, patch: SchedulePatch): 
   const definitionKeys = Object.keys(patch).filter((k) => k !== 'status' && k !== 'pausedReason');
   if (current.builtIn && definitionKeys.length > 0) builtInRefused(current, 'edited');
   const merged = mergeSchedulePatch(current, patch);
-  if (!merged.ok) throw new ValidationError(merged.problems);
+  if (!merged.ok) throw new ValidationError(merged.issues);
   try {
     const row = await tables(db)
       .updateTable('wombat.schedules')

@@ -1,4 +1,5 @@
 import Value from 'typebox/value';
+import type { FieldIssue } from '../errors.ts';
 import { checkJobParams, JOB_TYPES } from '../jobs.ts';
 import { textProblem, unstorableText } from '../json-text.ts';
 import { cronFor, EVERY_MAX_SECONDS, EVERY_MIN_SECONDS, parseEvery, parseTimeOfDay } from './occurrences.ts';
@@ -14,7 +15,10 @@ import {
 } from './types.ts';
 
 
-export type ScheduleValidation<T> = { ok: true; value: T } | { ok: false; problems: string[] };
+/** `problems` are the issues' messages, in order: what the CLI and the engine print. */
+export type ScheduleValidation<T> = { ok: true; value: T } | { ok: false; problems: string[]; issues: FieldIssue[] };
+
+const failed = (issues: FieldIssue[]) => ({ ok: false as const, problems: issues.map((i) => i.message), issues });
 
 /** What to fix, per field, when the schema refuses it: one line each, in the caller's words. */
 const FIELD_PROBLEM: Record<string, (v: unknown) => string> = {
@@ -41,12 +45,14 @@ const FIELD_PROBLEM: Record<string, (v: unknown) => string> = {
 };
 
 /** The schema's verdict as lines that say what to fix: unknown fields, missing ones, then each bad field once. */
-function schemaProblems(raw: Record<string, unknown>, partial: boolean): string[] {
-  const problems: string[] = [];
-  for (const k of Object.keys(raw)) if (!SCHEDULE_FIELDS.includes(k)) problems.push(`${k} is not a schedule field; known fields: ${SCHEDULE_FIELDS.join(', ')}`);
+function schemaProblems(raw: Record<string, unknown>, partial: boolean): FieldIssue[] {
+  const problems: FieldIssue[] = [];
+  for (const k of Object.keys(raw)) {
+    if (!SCHEDULE_FIELDS.includes(k)) problems.push({ field: k, message: `${k} is not a schedule field; known fields: ${SCHEDULE_FIELDS.join(', ')}` });
+  }
   if (!partial) {
-    if (raw.name === undefined) problems.push('name is required');
-    if (raw.job === undefined) problems.push(`job is required: one of ${JOB_TYPES.join(', ')}`);
+    if (raw.name === undefined) problems.push({ field: 'name', message: 'name is required' });
+    if (raw.job === undefined) problems.push({ field: 'job', message: `job is required: one of ${JOB_TYPES.join(', ')}` });
   }
   const schema = partial ? SchedulePatchSchema : ScheduleInputSchema;
   const bad = new Set<string>();
@@ -54,7 +60,7 @@ function schemaProblems(raw: Record<string, unknown>, partial: boolean): string[
     const field = e.instancePath.split('/')[1];
     if (field && Object.hasOwn(FIELD_PROBLEM, field)) bad.add(field);
   }
-  for (const field of SCHEDULE_FIELDS) if (bad.has(field)) problems.push(FIELD_PROBLEM[field]!(raw[field]));
+  for (const field of SCHEDULE_FIELDS) if (bad.has(field)) problems.push({ field, message: FIELD_PROBLEM[field]!(raw[field]) });
   return problems;
 }
 
@@ -75,51 +81,52 @@ export function validateScheduleInput(
   opts: { partial?: boolean; defaultTimezone?: string } = {},
 ): ScheduleValidation<SchedulePatch | ScheduleDefinition> {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    return { ok: false, problems: ['the schedule must be a JSON object'] };
+    return failed([{ field: null, message: 'the schedule must be a JSON object' }]);
   }
   const partial = opts.partial === true;
   // An undefined field is an absent one (JSON has no undefined; callers building objects do).
   const raw = Object.fromEntries(Object.entries(input as Record<string, unknown>).filter(([, v]) => v !== undefined));
-  const problems = schemaProblems(raw, partial);
-  const valid = (k: string) => Object.hasOwn(raw, k) && !problems.some((p) => p.startsWith(`${k} `));
+  const issues = schemaProblems(raw, partial);
+  const say = (field: string | null, message: string) => issues.push({ field, message });
+  const valid = (k: string) => Object.hasOwn(raw, k) && !issues.some((i) => i.field === k);
   const r = raw as ScheduleInputPatch;
   const out: SchedulePatch = {};
 
   if (valid('name')) {
     const n = r.name!.trim();
-    if (n.length === 0) problems.push('name must be a string of 1 to 100 characters');
-    else if (/^\d+$/.test(n)) problems.push('name must not be only digits (ids are numbers)');
-    else if (/[\u0000-\u001f]/.test(n)) problems.push('name must not contain control characters');
-    else if (textProblem(n)) problems.push(`name ${textProblem(n)}`);
+    if (n.length === 0) say('name', 'name must be a string of 1 to 100 characters');
+    else if (/^\d+$/.test(n)) say('name', 'name must not be only digits (ids are numbers)');
+    else if (/[\u0000-\u001f]/.test(n)) say('name', 'name must not contain control characters');
+    else if (textProblem(n)) say('name', `name ${textProblem(n)}`);
     else out.name = n;
   }
   if (valid('job')) out.job = r.job!;
 
   if (valid('timezone')) {
     if (isTimeZone(r.timezone!)) out.timezone = r.timezone!;
-    else problems.push(FIELD_PROBLEM.timezone!(r.timezone));
+    else say('timezone', FIELD_PROBLEM.timezone!(r.timezone));
   } else if (!partial && !Object.hasOwn(raw, 'timezone')) out.timezone = opts.defaultTimezone ?? SCHEDULE_DEFAULTS.timezone;
 
   const triggers = ['cron', 'every', 'times'].filter((k) => Object.hasOwn(raw, k));
-  if (triggers.length > 1) problems.push(`give exactly one of cron, every or times, not ${triggers.join(' and ')}`);
-  else if (triggers.length === 0 && !partial) problems.push('one of cron, every or times is required');
+  if (triggers.length > 1) say(null, `give exactly one of cron, every or times, not ${triggers.join(' and ')}`);
+  else if (triggers.length === 0 && !partial) say(null, 'one of cron, every or times is required');
   else if (triggers.length === 1 && valid(triggers[0]!)) {
-    const trigger = checkTrigger(triggers[0]!, raw[triggers[0]!], out.timezone ?? 'UTC', problems);
+    const trigger = checkTrigger(triggers[0]!, raw[triggers[0]!], out.timezone ?? 'UTC', (m) => say(triggers[0]!, m));
     if (trigger) out.trigger = trigger;
   }
 
   if (valid('params')) {
     const unstorable = unstorableText(r.params, 'params');
-    if (unstorable) problems.push(unstorable);
+    if (unstorable) say('params', unstorable);
     else if (out.job) {
       const check = checkJobParams(out.job, r.params);
       if (check.ok) out.params = check.value as object;
-      else problems.push(...check.problems);
+      else for (const p of check.problems) say('params', p);
     } else if (!Object.hasOwn(raw, 'job')) out.params = r.params!;
   } else if (!partial && out.job && !Object.hasOwn(raw, 'params')) {
     const check = checkJobParams(out.job, {});
     if (check.ok) out.params = {};
-    else problems.push(...check.problems.map((s) => `${s} (params is required for job ${out.job})`));
+    else for (const p of check.problems) say('params', `${p} (params is required for job ${out.job})`);
   }
 
   const take = <K extends keyof SchedulePatch>(field: string, key: K, dflt: SchedulePatch[K] | undefined) => {
@@ -139,29 +146,29 @@ export function validateScheduleInput(
   take('paused_reason', 'pausedReason', null);
   if (out.status === 'active') out.pausedReason = null;
 
-  if (problems.length > 0) return { ok: false, problems };
+  if (issues.length > 0) return failed(issues);
   return { ok: true, value: out as SchedulePatch | ScheduleDefinition };
 }
 
-function checkTrigger(kind: string, v: unknown, timezone: string, problems: string[]): ScheduleTrigger | undefined {
+function checkTrigger(kind: string, v: unknown, timezone: string, problem: (message: string) => void): ScheduleTrigger | undefined {
   if (kind === 'cron') {
     if (typeof v !== 'string') {
-      problems.push('cron must be a string of 5 fields (minute hour day month weekday) or 6 with seconds first');
+      problem('cron must be a string of 5 fields (minute hour day month weekday) or 6 with seconds first');
       return undefined;
     }
     const pattern = v.trim().replace(/\s+/g, ' ');
     const fields = pattern.split(' ').length;
     if (fields !== 5 && fields !== 6) {
-      problems.push(`cron "${v}" has ${fields} fields; give 5 (minute hour day month weekday) or 6 (seconds first)`);
+      problem(`cron "${v}" has ${fields} fields; give 5 (minute hour day month weekday) or 6 (seconds first)`);
       return undefined;
     }
     try {
       if (!cronFor(pattern, timezone).nextRun()) {
-        problems.push(`cron "${v}" never fires`);
+        problem(`cron "${v}" never fires`);
         return undefined;
       }
     } catch (err) {
-      problems.push(`cron "${v}" is not a valid cron pattern: ${(err as Error).message}`);
+      problem(`cron "${v}" is not a valid cron pattern: ${(err as Error).message}`);
       return undefined;
     }
     return { kind: 'cron', cron: pattern };
@@ -169,23 +176,23 @@ function checkTrigger(kind: string, v: unknown, timezone: string, problems: stri
   if (kind === 'every') {
     const seconds = typeof v === 'string' ? parseEvery(v) : null;
     if (seconds === null || seconds < EVERY_MIN_SECONDS || seconds > EVERY_MAX_SECONDS) {
-      problems.push(`every ${JSON.stringify(v)} must be a number and a unit (s, m, h, d, w, mo), from 1s to 1mo, for example "30s", "5m" or "1d"`);
+      problem(`every ${JSON.stringify(v)} must be a number and a unit (s, m, h, d, w, mo), from 1s to 1mo, for example "30s", "5m" or "1d"`);
       return undefined;
     }
     return { kind: 'every', every: (v as string).trim(), everySeconds: seconds };
   }
   if (!Array.isArray(v) || v.length === 0 || v.length > 100) {
-    problems.push('times must be a list of 1 to 100 times of day, for example ["09:00", "18:00"]');
+    problem('times must be a list of 1 to 100 times of day, for example ["09:00", "18:00"]');
     return undefined;
   }
   const bad = v.filter((x) => typeof x !== 'string' || parseTimeOfDay(x) === null);
   if (bad.length > 0) {
-    problems.push(`times ${bad.map((b) => JSON.stringify(b)).join(', ')} must be HH:MM or HH:MM:SS (24-hour), for example "09:00"`);
+    problem(`times ${bad.map((b) => JSON.stringify(b)).join(', ')} must be HH:MM or HH:MM:SS (24-hour), for example "09:00"`);
     return undefined;
   }
   const unique = [...new Set(v as string[])].sort();
   if (unique.length !== v.length) {
-    problems.push('times must not repeat a time');
+    problem('times must not repeat a time');
     return undefined;
   }
   return { kind: 'times', times: unique };
@@ -195,19 +202,19 @@ function checkTrigger(kind: string, v: unknown, timezone: string, problems: stri
 export function mergeSchedulePatch(current: ScheduleDefinition, patch: SchedulePatch): ScheduleValidation<ScheduleDefinition> {
   const merged: ScheduleDefinition = { ...current, ...patch };
   if (merged.status === 'active') merged.pausedReason = null;
-  const problems: string[] = [];
+  const issues: FieldIssue[] = [];
   if (merged.trigger.kind === 'cron') {
     try {
       cronFor(merged.trigger.cron, merged.timezone);
     } catch (err) {
-      problems.push(`cron "${merged.trigger.cron}" is not valid in ${merged.timezone}: ${(err as Error).message}`);
+      issues.push({ field: 'cron', message: `cron "${merged.trigger.cron}" is not valid in ${merged.timezone}: ${(err as Error).message}` });
     }
   }
   // A new job without new params keeps the stored params only if they still fit.
   const check = checkJobParams(merged.job, merged.params);
   if (check.ok) merged.params = check.value as object;
-  else problems.push(...check.problems.map((p) => `${p} (for job ${merged.job})`));
-  return problems.length > 0 ? { ok: false, problems } : { ok: true, value: merged };
+  else for (const p of check.problems) issues.push({ field: 'params', message: `${p} (for job ${merged.job})` });
+  return issues.length > 0 ? failed(issues) : { ok: true, value: merged };
 }
 
 /** A definition in the schema's shape (snake_case, as the api and the CLI take it). */

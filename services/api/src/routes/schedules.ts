@@ -1,5 +1,4 @@
 import {
-  AppError,
   deleteSchedule,
   describeTrigger,
   getSchedule,
@@ -12,6 +11,8 @@ import {
   triggerSchedule,
   updateSchedule,
   validateScheduleInput,
+  ValidationError,
+  type FieldIssue,
 } from '@wombat/core';
 import type { FastifySchemaCompiler } from 'fastify';
 import Type, { type TSchema } from 'typebox';
@@ -35,9 +36,8 @@ const IdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 9_007_199
  */
 const coreChecksBody: FastifySchemaCompiler<TSchema> = (req) => (req.httpPart === 'body' ? (value: unknown) => ({ value }) : validatorCompiler(req));
 
-function invalid(problems: string[]): AppError {
-  return new AppError('invalid_input', problems.join('; '), { details: problems });
-}
+/** The problems as lines (message, details) and as issues that name their field (error.issues, error.field). */
+const invalid = (issues: FieldIssue[]) => new ValidationError(issues);
 
 export function scheduleRoutes(app: App, deps: AppDeps): void {
   const db = deps.db;
@@ -65,7 +65,7 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
     { schema: { summary: 'create a schedule; the engine picks it up without a restart', tags: ['schedules'], body: ScheduleInputSchema, response: { 201: ScheduleSchema, ...errors } }, validatorCompiler: coreChecksBody },
     async (request, reply) => {
       const check = validateScheduleInput(request.body, tz);
-      if (!check.ok) throw invalid(check.problems);
+      if (!check.ok) throw invalid(check.issues);
       const created = await insertSchedule(db, check.value);
       return reply.status(201).header('location', `/api/schedules/${created.id}`).send(scheduleView(created));
     },
@@ -76,7 +76,7 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
     { schema: { summary: 'change some fields of a schedule', tags: ['schedules'], params: IdParams, body: SchedulePatchSchema, response: one }, validatorCompiler: coreChecksBody },
     async (request) => {
       const check = validateScheduleInput(request.body, { partial: true });
-      if (!check.ok) throw invalid(check.problems);
+      if (!check.ok) throw invalid(check.issues);
       const updated = await updateSchedule(db, request.params.id, check.value);
       if (!updated) throw notFound('schedule', request.params.id);
       return scheduleView(updated);
@@ -88,7 +88,7 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
     { schema: { summary: 'replace a schedule\'s definition', tags: ['schedules'], params: IdParams, body: ScheduleInputSchema, response: one }, validatorCompiler: coreChecksBody },
     async (request) => {
       const check = validateScheduleInput(request.body, tz);
-      if (!check.ok) throw invalid(check.problems);
+      if (!check.ok) throw invalid(check.issues);
       const updated = await updateSchedule(db, request.params.id, check.value);
       if (!updated) throw notFound('schedule', request.params.id);
       return scheduleView(updated);
@@ -177,7 +177,7 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
       // A preview needs only the trigger: name and job default so a half-written definition can be tried.
       const body = { name: 'preview', job: 'canary', ...(request.body as object) };
       const check = validateScheduleInput(body, tz);
-      if (!check.ok) throw invalid(check.problems);
+      if (!check.ok) throw invalid(check.issues);
       const after = request.query.after === undefined ? new Date() : new Date(request.query.after);
       const occurrences = nextOccurrences(check.value, after, request.query.count);
       return { trigger: describeTrigger(check.value), timezone: check.value.timezone, occurrences: occurrences.map((d) => d.toISOString()) };

@@ -1,4 +1,4 @@
-import { AppError, checkJobParams, describeTrigger, getScheduleByName, listEngines, listSchedules, publishRun, triggerSchedule } from '@wombat/core';
+import { AppError, ValidationError, checkJobParams, describeTrigger, getScheduleByName, listEngines, listSchedules, publishRun, triggerSchedule } from '@wombat/core';
 
 /** The built-in schedule of the daily candle collection (scheduler-engine built-ins). */
 export const DAILY_CANDLES_SCHEDULE = 'daily-candles';
@@ -134,7 +134,7 @@ export function statusRoutes(app: App, deps: AppDeps): void {
         runId = (await triggerSchedule(deps.db, deps.boss, daily.id))!;
       } else if (b.job !== undefined) {
         const check = checkJobParams(b.job, b.params ?? {});
-        if (!check.ok) throw new AppError('invalid_input', check.problems.join('; '), { details: check.problems });
+        if (!check.ok) throw new ValidationError(check.problems.map((message) => ({ field: 'params', message })));
         runId = await publishRun(deps.db, deps.boss, { job: b.job, params: check.value as object, trigger: 'manual' });
       } else {
         const id = await triggerSchedule(deps.db, deps.boss, b.schedule_id!, b.params !== undefined ? { params: b.params } : {});

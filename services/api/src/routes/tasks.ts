@@ -1,4 +1,4 @@
-import { AppError, cancelRun, checkJobParams, jobParamSchemas, requeueRun, type JobType } from '@wombat/core';
+import { AppError, cancelRun, checkJobParams, jobParamSchemas, requeueRun, ValidationError, type JobType } from '@wombat/core';
 import Type from 'typebox';
 import type { FastifyReply } from 'fastify';
 import type { App, AppDeps } from '../app.ts';
@@ -40,7 +40,8 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
 
   async function submit(job: JobType, body: unknown, query: { timeout_seconds?: number | undefined; max_retries?: number | undefined }) {
     const check = checkJobParams(job, taskParams(job, body));
-    if (!check.ok) throw new AppError('invalid_input', check.problems.join('; '), { details: check.problems });
+    // The body is the parameters: a problem names the parameter as its field.
+    if (!check.ok) throw new ValidationError(check.issues);
     const id = await submitter.submit({
       job,
       params: check.value as object,

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import Type from 'typebox';
@@ -13,11 +13,32 @@ const require = createRequire(import.meta.url);
 const exportedDir = (specifier: string) => path.dirname(require.resolve(specifier));
 const uiDir = path.join(repoRoot, 'services/api/ui');
 
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+};
+
+/**
+ * The dashboard's own files: every .html, .js and .css under ui/ (its modules, one
+ * per page), by their path there; index.html is the folder itself. Listed once at
+ * start, so a request names an entry of this list and never reaches the disk.
+ */
+function ownAssets(): Record<string, { file: string; type: string }> {
+  const out: Record<string, { file: string; type: string }> = {};
+  for (const entry of readdirSync(uiDir, { recursive: true, withFileTypes: true })) {
+    const type = TYPES[path.extname(entry.name)];
+    if (!entry.isFile() || !type) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    const name = path.relative(uiDir, file).split(path.sep).join('/');
+    out[name === 'index.html' ? '' : name] = { file, type };
+  }
+  return out;
+}
+
 /** The dashboard's files: its own, and the two libraries it uses, served from the installed packages (no CDN). */
 const ASSETS: Record<string, { file: string; type: string }> = {
-  '': { file: path.join(uiDir, 'index.html'), type: 'text/html; charset=utf-8' },
-  'app.js': { file: path.join(uiDir, 'app.js'), type: 'text/javascript; charset=utf-8' },
-  'style.css': { file: path.join(uiDir, 'style.css'), type: 'text/css; charset=utf-8' },
+  ...ownAssets(),
   'vendor/preact-htm.js': { file: path.join(exportedDir('htm/preact'), 'standalone.module.js'), type: 'text/javascript; charset=utf-8' },
   'vendor/uplot.js': { file: path.join(exportedDir('uplot'), 'uPlot.esm.js'), type: 'text/javascript; charset=utf-8' },
   'vendor/uplot.css': { file: path.join(exportedDir('uplot'), 'uPlot.min.css'), type: 'text/css; charset=utf-8' },

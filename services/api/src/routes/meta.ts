@@ -1,0 +1,45 @@
+import Type from 'typebox';
+import {
+  ACTIVE_RUN_STATES,
+  FINISHED_RUN_STATES,
+  JOB_TYPES,
+  MISSED_POLICIES,
+  OVERLAP_POLICIES,
+  RUN_STATES,
+  RUN_TRIGGERS,
+  SCHEDULE_STATUSES,
+} from '@wombat/core';
+import type { App } from '../app.ts';
+
+/** Each list as core defines it, so the dashboard (or any client) keeps no copy of its own. */
+const META = {
+  run_states: [...RUN_STATES],
+  active_run_states: [...ACTIVE_RUN_STATES],
+  finished_run_states: [...FINISHED_RUN_STATES],
+  run_triggers: [...RUN_TRIGGERS],
+  job_types: [...JOB_TYPES],
+  overlap_policies: [...OVERLAP_POLICIES],
+  missed_policies: [...MISSED_POLICIES],
+  schedule_statuses: [...SCHEDULE_STATUSES],
+};
+
+const list = (description: string) => Type.Array(Type.String(), { description });
+
+export const MetaSchema = Type.Object({
+  run_states: list('every state a run can be in, in lifecycle order'),
+  active_run_states: list('states of a run that is not finished'),
+  finished_run_states: list('states a run ends in'),
+  run_triggers: list('what can create a run'),
+  job_types: list('job types (queues) a task or schedule can name'),
+  overlap_policies: list('what a schedule does when its previous run is unfinished'),
+  missed_policies: list('what a schedule does with occurrences missed while no engine ran'),
+  schedule_statuses: list('states of a schedule'),
+});
+
+export function metaRoutes(app: App): void {
+  app.get(
+    '/api/meta',
+    { schema: { summary: 'the names the api uses: run states, triggers, job types, schedule policies', tags: ['status'], response: { 200: MetaSchema } } },
+    async () => META,
+  );
+}

@@ -1,0 +1,64 @@
+// Runs: the history, filtered by schedule, job, state, trigger and time.
+import { html, useState } from '/ui/vendor/preact-htm.js';
+import { useApi } from '../client.js';
+import { ErrorBox, State, errText, fmtMs, fmtUtc } from '../format.js';
+
+function queryOf(route) {
+  return Object.fromEntries(new URLSearchParams(route.split('?')[1] ?? ''));
+}
+
+const choice = (name, value, onInput, values) =>
+  html`<select name=${name} value=${value} onInput=${onInput}>
+    <option value="">any</option>${values.map((v) => html`<option value=${v}>${v}</option>`)}
+  </select>`;
+
+/** `meta`: the api's names (/api/meta) the job, state and trigger filters offer. */
+export function Runs({ route, meta }) {
+  const initial = queryOf(route);
+  const [filters, setFilters] = useState({
+    schedule: initial.schedule ?? '',
+    job: initial.job ?? '',
+    state: initial.state ?? '',
+    trigger: initial.trigger ?? '',
+    since: '',
+    until: '',
+  });
+  const schedules = useApi('/api/schedules');
+  const qs = new URLSearchParams({ limit: '100' });
+  for (const [k, v] of Object.entries(filters)) {
+    if (!v) continue;
+    qs.set(k, k === 'since' || k === 'until' ? new Date(v).toISOString() : v);
+  }
+  const { data, error } = useApi(`/api/runs?${qs}`, 3000);
+  const set = (k) => (e) => {
+    const v = e.target.value;
+    // Functional update: two quick changes must not undo each other.
+    setFilters((old) => ({ ...old, [k]: v }));
+  };
+  return html`
+    <h1>Runs</h1>
+    <div class="filters" data-testid="run-filters">
+      <label>schedule<select name="schedule" value=${filters.schedule} onInput=${set('schedule')}><option value="">any</option>
+        ${(schedules.data?.schedules ?? []).map((s) => html`<option value=${String(s.id)}>${s.name}</option>`)}</select></label>
+      <label>job${choice('job', filters.job, set('job'), meta.job_types)}</label>
+      <label>state${choice('state', filters.state, set('state'), meta.run_states)}</label>
+      <label>trigger${choice('trigger', filters.trigger, set('trigger'), meta.run_triggers)}</label>
+      <label>created from<input type="datetime-local" name="since" value=${filters.since} onInput=${set('since')} /></label>
+      <label>created before<input type="datetime-local" name="until" value=${filters.until} onInput=${set('until')} /></label>
+    </div>
+    <${ErrorBox} error=${error} />
+    ${data && html`<p class="note">${data.total} runs match; newest ${data.runs.length} shown.</p>`}
+    <table data-testid="runs">
+      <tr><th>run</th><th>job</th><th>trigger</th><th>state</th><th>scheduled</th><th>started</th><th>finished</th>
+        <th class="num">lateness</th><th class="num">duration</th><th class="num">attempts</th><th>error</th></tr>
+      ${(data?.runs ?? []).map(
+        (r) => html`<tr data-run=${r.id}>
+          <td class="mono"><a href=${`#/runs/${r.id}`}>${r.id.slice(0, 8)}</a></td><td>${r.job}</td><td>${r.trigger}</td>
+          <td><${State} state=${r.state} /></td>
+          <td class="mono">${fmtUtc(r.scheduled_for)}</td><td class="mono">${fmtUtc(r.started_at)}</td><td class="mono">${fmtUtc(r.finished_at)}</td>
+          <td class="num">${fmtMs(r.start_lateness_ms)}</td><td class="num">${fmtMs(r.duration_ms)}</td><td class="num">${r.attempts}</td>
+          <td>${errText(r.error)}</td>
+        </tr>`,
+      )}
+    </table>`;
+}
