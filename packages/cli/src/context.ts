@@ -200,3 +200,11 @@ export function createContext(io: CliIo, opts: CliOptions): CliContext {
     },
   };
 }
+
+export interface CliRuntime extends CliIo {
+  /** Starts the scheduler-engine in this process (main.ts hands over the process); resolves when it has stopped. */
+  startEngine(): Promise<number>;
+}
+
+/** Wraps a command body: a context opened for it and closed after, its exit code recorded. */
+export type Act = <A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number | void>) => (...args: unknown[]) => Promise<void>;

@@ -1,2 +1,3 @@
-export { runCli, buildProgram, type CliRuntime } from './program.ts';
+export { runCli, buildProgram } from './program.ts';
+export type { CliRuntime } from './context.ts';
 export { EXIT, EXIT_CODES_HELP } from './context.ts';

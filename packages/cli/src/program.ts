@@ -1,5 +1,5 @@
 import { Command, CommanderError, Help, Option } from 'commander';
-import { createContext, EXIT, EXIT_CODES_HELP, toCliError, type CliContext, type CliIo } from './context.ts';
+import { createContext, EXIT, EXIT_CODES_HELP, toCliError, type Act, type CliRuntime } from './context.ts';
 import { registerCompletion } from './commands/completion.ts';
 import { registerDlq } from './commands/dlq.ts';
 import { registerEngine } from './commands/engine.ts';
@@ -9,14 +9,6 @@ import { registerSchedules } from './commands/schedules.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerTrigger } from './commands/trigger.ts';
 import { registerWorkers } from './commands/workers.ts';
-
-export interface CliRuntime extends CliIo {
-  /** Starts the scheduler-engine in this process (main.ts hands over the process); resolves when it has stopped. */
-  startEngine(): Promise<number>;
-}
-
-/** Wraps a command body: a context opened for it and closed after, its exit code recorded. */
-export type Act = <A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number | void>) => (...args: unknown[]) => Promise<void>;
 
 const DESCRIPTION = `Wombat's operator command line. It talks to PostgreSQL directly, with the
 services' environment (DATABASE_URL, or the embedded server under EMBEDDED_PG_DIR),

@@ -1,16 +1,11 @@
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AppError, unstorableText, type CoreTables, type Logger, type PgBoss, type Sql, type Thresholds } from '@wombat/core';
-import Fastify, {
-  LogController,
-  type FastifyBaseLogger, type FastifyInstance,
-  type FastifyReply, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
-import type { Kysely } from 'kysely';
-import { accessForMethod, authorize, type Access, type AuthOptions } from './auth.ts';
+import { AppError, unstorableText } from '@wombat/core';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply } from 'fastify';
+import { accessForMethod, authorize, type Access } from './auth.ts';
 import { errorBody, handleError } from './http-errors.ts';
 import { validatorCompiler } from './validation.ts';
 import { NoQuerySchema } from './views.ts';
-import type { AlertChannelConfig } from '@wombat/core/alerts';
 import { alertRoutes } from './routes/alerts.ts';
 import { deadLetterRoutes } from './routes/dead-letters.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -22,6 +17,7 @@ import { statusRoutes } from './routes/status.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { uiRoutes } from './routes/ui.ts';
 import { workerRoutes } from './routes/workers.ts';
+import type { App, AppDeps } from './deps.ts';
 import { createSubmitter } from './submitter.ts';
 import { API_DEADLINE_DEFAULTS } from './config.ts';
 
@@ -45,35 +41,6 @@ function nonFinite(where: string, value: unknown, depth: number): string | undef
 }
 
 const MAX_JSON_DEPTH = 32;
-
-export interface AppDeps {
-  db: Kysely<CoreTables>;
-  sql: Sql;
-  /** A pg-boss instance in the 'producer' role: sends, cancels; never works or maintains. */
-  boss: PgBoss;
-  log: Logger;
-  auth: AuthOptions;
-  /** Shown as expires_at of finished tasks; the engine's maintenance does the removing. */
-  taskResultTtlDays: number;
-  bodyLimitBytes?: number;
-  /** Time zone of schedules created without one (TZ, as the engine's built-ins); UTC when unset. */
-  defaultTimezone?: string;
-  /** A task submission not committed within this is answered 503 (API_SUBMIT_TIMEOUT_MS). */
-  submitTimeoutMs?: number;
-  /** /health deadline for the database ping, in ms. */
-  healthPingTimeoutMs?: number;
-  /** An abandoned submission write unsettled this long makes /health report the writer stuck. */
-  writerStuckAfterMs?: number;
-  /** Alert channels, for POST /api/alerts/test; unset: none configured. */
-  alertChannels?: AlertChannelConfig;
-  /** ALERT_STALE_FACTOR, for the schedules' stale limit in /metrics (default 1.5). */
-  alertStaleFactor?: number;
-  /** Levels the dashboard colours its figures by (the alerts' thresholds); default DEFAULT_THRESHOLDS. */
-  thresholds?: Thresholds;
-}
-
-
-export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
 
 /**
  * The HTTP API as a Fastify instance, not yet listening: main.ts calls listen, tests

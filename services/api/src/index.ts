@@ -1,4 +1,5 @@
-export { buildApp, type App, type AppDeps } from './app.ts';
+export { buildApp } from './app.ts';
+export type { App, AppDeps } from './deps.ts';
 export { loadConfig, apiConfigSchema, type ApiConfig } from './config.ts';
 export { startApi, type RunningApi } from './server.ts';
 // For the `wombat` CLI: the same stores and JSON shapes as the api's answers.

@@ -1,5 +1,6 @@
 import { createDatabase, createLoopSupervisor, databaseDeadlines, resolveFromRoot, serviceStallExit, startBoss, thresholdsFromAlertSettings, type Fatal, type Logger } from '@wombat/core';
-import { buildApp, type App } from './app.ts';
+import { buildApp } from './app.ts';
+import type { App } from './deps.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { ApiConfig } from './config.ts';
 

@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { repoRoot, startBoss, type PgBoss } from '@wombat/core';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
-import { buildApp, type App } from '../src/app.ts';
+import { buildApp } from '../src/app.ts';
+import type { App } from '../src/deps.ts';
 import type { AuthOptions } from '../src/auth.ts';
 
 export const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';

@@ -1,6 +1,26 @@
 import { jitterMs, nextOccurrences, planDue, type Schedule } from '@wombat/core';
 import type { Decision } from './publish.ts';
-import { computeNext, type Slot } from './schedule-set.ts';
+
+/** An active schedule as the engine tracks it. */
+export interface Slot {
+  s: Schedule;
+  /** Consecutive failed publications, for the retry backoff. */
+  failures: number;
+  /** Every occurrence at or before this instant has been handled. */
+  cursorMs: number;
+  next: Date | undefined;
+  /** When the next occurrence is due: the occurrence plus its jitter. */
+  fireAtMs: number;
+  /** The catch-up plan of a backlog longer than one pass, while it is being worked through. */
+  backlog?: BacklogPlan | undefined;
+}
+
+/** The slot's next occurrence after its cursor, and when it fires (the occurrence plus its jitter). */
+export function computeNext(slot: Slot): void {
+  const [next, following] = nextOccurrences(slot.s, new Date(slot.cursorMs), slot.s.jitterSeconds > 0 ? 2 : 1);
+  slot.next = next;
+  slot.fireAtMs = next ? next.getTime() + jitterMs(slot.s.id, slot.s.jitterSeconds, next, following) : Infinity;
+}
 
 /** Occurrences examined per schedule per pass; a longer backlog continues on the next pass (planned as a whole by planBacklog). */
 export const MAX_DUE_PER_PASS = 1000;

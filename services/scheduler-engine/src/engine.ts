@@ -23,9 +23,9 @@ import {
 } from '@wombat/core';
 import { purgeFinishedRuns } from './housekeeping.ts';
 import { publishBatch, type Decision, type PublishCommit, type PublishedOccurrence } from './publish.ts';
-import { MAX_DUE_PER_PASS, planSlot, type DueGroup } from './due.ts';
+import { MAX_DUE_PER_PASS, computeNext, planSlot, type DueGroup, type Slot } from './due.ts';
 import { createLastRunWriter } from './last-runs.ts';
-import { computeNext, createScheduleSet, type Slot } from './schedule-set.ts';
+import { createScheduleSet } from './schedule-set.ts';
 import { beatEngine, insertEngine, markEngineStopped, setNextRunAt } from './statements.ts';
 
 export interface EngineOptions {

@@ -1,26 +1,6 @@
-import { checkScheduleDefinition, jitterMs, nextOccurrences, type Logger, type Schedule } from '@wombat/core';
-import { dueOccurrences, MAX_DUE_PER_PASS, type BacklogPlan } from './due.ts';
+import { checkScheduleDefinition, type Logger, type Schedule } from '@wombat/core';
+import { computeNext, dueOccurrences, MAX_DUE_PER_PASS, type Slot } from './due.ts';
 import type { Decision } from './publish.ts';
-
-/** An active schedule as the engine tracks it. */
-export interface Slot {
-  s: Schedule;
-  /** Consecutive failed publications, for the retry backoff. */
-  failures: number;
-  /** Every occurrence at or before this instant has been handled. */
-  cursorMs: number;
-  next: Date | undefined;
-  /** When the next occurrence is due: the occurrence plus its jitter. */
-  fireAtMs: number;
-  /** The catch-up plan of a backlog longer than one pass, while it is being worked through. */
-  backlog?: BacklogPlan | undefined;
-}
-
-export function computeNext(slot: Slot): void {
-  const [next, following] = nextOccurrences(slot.s, new Date(slot.cursorMs), slot.s.jitterSeconds > 0 ? 2 : 1);
-  slot.next = next;
-  slot.fireAtMs = next ? next.getTime() + jitterMs(slot.s.id, slot.s.jitterSeconds, next, following) : Infinity;
-}
 
 /**
  * The schedules an engine follows, by id. A stored row is applied only when its

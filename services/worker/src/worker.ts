@@ -19,8 +19,7 @@ import {
 import type { Kysely } from 'kysely';
 import type { CoreTables } from '@wombat/core';
 import type { QueueSettings } from './config.ts';
-import type { CollectorsPort } from './collectors-port.ts';
-import type { CrawlsPort } from './jobs/crawl.ts';
+import type { CollectorsPort, CrawlsPort } from './collectors-port.ts';
 import { executeJob, type ActiveJob } from './execute.ts';
 import { openExecutionLog } from './execution-log.ts';
 import { createHistoryWriter } from './history.ts';

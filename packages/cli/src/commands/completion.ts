@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { usage } from '../context.ts';
-import type { CliRuntime } from '../program.ts';
+import { usage, type CliRuntime } from '../context.ts';
 
 const flags = (c: Command) => [...c.options.map((o) => o.long).filter((f): f is string => Boolean(f)), '--json', '--help'];
 

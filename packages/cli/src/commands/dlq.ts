@@ -2,10 +2,9 @@ import { AppError } from '@wombat/core';
 import { purgeDeadLetters, requeueRun } from '@wombat/core';
 import { apiDb, deadLetterIds, listDeadLetters, runView } from '@wombat/api';
 import type { Command } from 'commander';
-import { EXIT, usage } from '../context.ts';
+import { EXIT, usage, type Act } from '../context.ts';
 import { checkRunId } from '../follow.ts';
 import { errorMessage, json, shortTime, table } from '../output.ts';
-import type { Act } from '../program.ts';
 import { limitOf, sinceOf } from './runs.ts';
 
 const MAX_BATCH = 1000;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CliRuntime } from '../program.ts';
+import type { CliRuntime } from '../context.ts';
 
 export function registerEngine(program: Command, rt: CliRuntime, result: { code: number }): void {
   program

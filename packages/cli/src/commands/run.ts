@@ -18,9 +18,8 @@ import {
 import type { JobContext, JobHandler } from '@wombat/worker';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { EXIT, usage, type CliContext } from '../context.ts';
+import { EXIT, usage, type CliContext, type Act } from '../context.ts';
 import { duration, errorMessage, json } from '../output.ts';
-import type { Act } from '../program.ts';
 import { parseJsonOption } from './schedule-input.ts';
 
 /** Names the replaced system's CLI used, for operators' muscle memory. */

@@ -1,9 +1,8 @@
 import { apiDb, listRuns, runView } from '@wombat/api';
 import { Option, type Command } from 'commander';
-import { EXIT, usage } from '../context.ts';
+import { EXIT, usage, type Act } from '../context.ts';
 import { duration, errorMessage, json, shortTime, table } from '../output.ts';
 import { RUN_STATES } from '../queries.ts';
-import type { Act } from '../program.ts';
 import { resolveSchedule } from './schedule-input.ts';
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };

@@ -12,9 +12,8 @@ import {
   type Schedule,
 } from '@wombat/core';
 import type { Command } from 'commander';
-import { EXIT, usage } from '../context.ts';
+import { EXIT, usage, type Act } from '../context.ts';
 import { fields, json, shortTime, table } from '../output.ts';
-import type { Act } from '../program.ts';
 import { addDefinitionOptions, definitionBody, resolveSchedule, type DefinitionFlags } from './schedule-input.ts';
 
 const MAX_PREVIEW = 100;

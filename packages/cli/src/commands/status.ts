@@ -1,10 +1,9 @@
 import { engineView } from '@wombat/api';
 import { listEngines, listWorkers, workerView } from '@wombat/core';
 import { Option, type Command } from 'commander';
-import { EXIT, usage } from '../context.ts';
+import { EXIT, usage, type Act } from '../context.ts';
 import { json, percent, shortTime, table } from '../output.ts';
 import { deadLetterCount, openAlerts, queueStats } from '../queries.ts';
-import type { Act } from '../program.ts';
 
 export function registerStatus(program: Command, act: Act): void {
   program

@@ -1,10 +1,9 @@
 import { runView } from '@wombat/api';
 import { checkJobParams, getSchedule, getScheduleByName, isJobType, JOB_TYPES, publishRun, triggerSchedule, ValidationError } from '@wombat/core';
 import type { Command } from 'commander';
-import { EXIT, notFoundError } from '../context.ts';
+import { EXIT, notFoundError, type Act } from '../context.ts';
 import { checkRunId, followRun, loadRunWithChildren, reportOutcome, runDetails } from '../follow.ts';
 import { json } from '../output.ts';
-import type { Act } from '../program.ts';
 import { parseJsonOption } from './schedule-input.ts';
 
 export function registerTrigger(program: Command, act: Act): void {

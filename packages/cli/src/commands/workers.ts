@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { listWorkers, workerView } from '@wombat/core';
-import { EXIT } from '../context.ts';
+import { EXIT, type Act } from '../context.ts';
 import { json, shortTime, table } from '../output.ts';
-import type { Act } from '../program.ts';
 
 export function registerWorkers(program: Command, act: Act): void {
   program

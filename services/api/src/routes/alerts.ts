@@ -9,7 +9,7 @@ import {
   type AlertView,
 } from '@wombat/core/alerts';
 import Type from 'typebox';
-import type { App, AppDeps } from '../app.ts';
+import type { App, AppDeps } from '../deps.ts';
 import { ErrorSchema } from '../views.ts';
 
 const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);

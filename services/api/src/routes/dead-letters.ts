@@ -1,6 +1,6 @@
 import { AppError, purgeDeadLetters, requeueRun } from '@wombat/core';
 import Type from 'typebox';
-import type { App, AppDeps } from '../app.ts';
+import type { App, AppDeps } from '../deps.ts';
 import { apiDb, deadLetterIds, listDeadLetters } from '../runs-store.ts';
 import { ErrorSchema, NoBodySchema, RunSchema, UuidSchema, runView } from '../views.ts';
 import { JobNameQuery, PageQuery, TimeQuery } from './runs.ts';

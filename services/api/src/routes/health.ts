@@ -1,6 +1,6 @@
 import { pingDatabase } from '@wombat/core';
 import Type from 'typebox';
-import type { App, AppDeps } from '../app.ts';
+import type { App, AppDeps } from '../deps.ts';
 import { API_DEADLINE_DEFAULTS } from '../config.ts';
 import type { WriterHealth } from '../submitter.ts';
 

@@ -1,4 +1,4 @@
-import type { App, AppDeps } from '../app.ts';
+import type { App, AppDeps } from '../deps.ts';
 import { createMetrics } from '../metrics.ts';
 
 export function metricsRoutes(app: App, deps: AppDeps): void {

@@ -1,6 +1,6 @@
 import Type from 'typebox';
 import { listSupersededAttempts } from '@wombat/core';
-import type { App, AppDeps } from '../app.ts';
+import type { App, AppDeps } from '../deps.ts';
 import { notFound } from '../http-errors.ts';
 import { apiDb, getRun, listRuns } from '../runs-store.ts';
 import { ErrorSchema, RunSchema, RunStateSchema, RunTriggerSchema, UuidSchema, runView } from '../views.ts';

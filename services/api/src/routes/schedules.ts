@@ -16,7 +16,7 @@ import {
 } from '@wombat/core';
 import type { FastifySchemaCompiler } from 'fastify';
 import Type, { type TSchema } from 'typebox';
-import type { App, AppDeps } from '../app.ts';
+import type { App, AppDeps } from '../deps.ts';
 import { notFound } from '../http-errors.ts';
 import { ScheduleSchema, scheduleView } from '../schedule-views.ts';
 import { validatorCompiler } from '../validation.ts';

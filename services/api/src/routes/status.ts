@@ -3,7 +3,7 @@ import { AppError, ValidationError, checkJobParams, describeTrigger, getSchedule
 /** The built-in schedule of the daily candle collection (scheduler-engine built-ins). */
 export const DAILY_CANDLES_SCHEDULE = 'daily-candles';
 import Type from 'typebox';
-import type { App, AppDeps } from '../app.ts';
+import type { App, AppDeps } from '../deps.ts';
 import { notFound } from '../http-errors.ts';
 import { apiDb } from '../runs-store.ts';
 import { EngineSchema, engineView, nextRunOf } from '../schedule-views.ts';

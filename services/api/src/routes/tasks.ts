@@ -1,7 +1,7 @@
 import { AppError, cancelRun, checkJobParams, jobParamSchemas, requeueRun, ValidationError, type JobType } from '@wombat/core';
 import Type from 'typebox';
 import type { FastifyReply } from 'fastify';
-import type { App, AppDeps } from '../app.ts';
+import type { App, AppDeps } from '../deps.ts';
 import { isLegacyBacktestBody, mapLegacyBacktest } from '../legacy-backtest.ts';
 import { errorBody, notFound } from '../http-errors.ts';
 import { apiDb, childTally, getRun } from '../runs-store.ts';

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import Type from 'typebox';
 import { repoRoot } from '@wombat/core';
-import type { App, AppDeps } from '../app.ts';
+import type { App, AppDeps } from '../deps.ts';
 import { roleOf } from '../auth.ts';
 import { listSeries, readCandles } from '../data-series.ts';
 import { readOverview } from '../overview.ts';

@@ -1,6 +1,6 @@
 import { listWorkers, workerView } from '@wombat/core';
 import Type from 'typebox';
-import type { App, AppDeps } from '../app.ts';
+import type { App, AppDeps } from '../deps.ts';
 
 const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
 

@@ -1,29 +1,6 @@
 import { AppError, PermanentError, type JobParams } from '@wombat/core';
-import type { OnProgress } from '../collectors-port.ts';
+import type { CrawlsPort } from '../collectors-port.ts';
 import type { HandlerDeps, JobContext } from './types.ts';
-
-/** What the handler reads of a crawl's result; the rest goes to the run's result as it is. */
-export interface CrawlOutcome {
-  ok: boolean;
-  summary: string;
-  /** A failure a job retry might get past; absent or false: fail without retrying. */
-  retryable?: boolean;
-}
-
-/**
- * What the worker needs from the crawls in @wombat/collectors. A crawl reports failed sources in
- * its result and never throws for them: the handler decides what the run's outcome is.
- */
-export interface CrawlsPort {
-  crawlPrices(o: { runId?: string; sources?: string[]; signal?: AbortSignal; onProgress?: OnProgress }): Promise<CrawlOutcome>;
-  collectPosts(o: {
-    subreddits?: string[];
-    horizonHours?: number;
-    maxPages?: number;
-    signal?: AbortSignal;
-    onProgress?: OnProgress;
-  }): Promise<CrawlOutcome>;
-}
 
 function needCrawls(deps: HandlerDeps): CrawlsPort {
   if (!deps.crawls) throw new PermanentError('crawls_unavailable', 'this worker runs without the crawls; start it with the crawl configuration');

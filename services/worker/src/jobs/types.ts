@@ -1,7 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { CoreTables, Exchange, JobParams, JobType, Logger, PgBoss } from '@wombat/core';
-import type { CollectorsPort } from '../collectors-port.ts';
-import type { CrawlsPort } from './crawl.ts';
+import type { CollectorsPort, CrawlsPort } from '../collectors-port.ts';
 
 /** What a job handler gets: its validated params, one AbortSignal, and a progress callback. */
 export interface JobContext<J extends JobType> {
