@@ -9,7 +9,7 @@ import {
   RUN_TRIGGERS,
   SCHEDULE_STATUSES,
 } from '@wombat/core';
-import type { App } from '../app.ts';
+import type { App } from '../deps.ts';
 
 /** Each list as core defines it, so the dashboard (or any client) keeps no copy of its own. */
 const META = {
