@@ -5,6 +5,8 @@
  * refuses to start, saying so in one line.
  */
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createDatabase, insertSchedule, sharesSessions, validateScheduleInput } from '@wombat/core';
 import { tryAlertsLock } from '@wombat/core/alerts';
@@ -14,7 +16,7 @@ import { sql as ksql } from 'kysely';
 import { findPgBouncer, startPgBouncer, POOLER_SETTINGS } from '../pgbouncer-harness.ts';
 import { commonEnv, post, serviceEnv, startProcess, waitReady, type ServiceName, type ServiceProcess } from '../outage-harness.ts';
 import { collectorsFor, fakeExchange, tempDataRoot } from '../../packages/collectors/test/helpers.ts';
-import { freePort } from '@wombat/core';
+import { freePort, repoRoot } from '@wombat/core';
 
 const ci = process.env.CI === 'true' || process.env.WOMBAT_CI === '1';
 const bin = findPgBouncer();
@@ -46,6 +48,16 @@ if (!bin) {
         t.equal(lines.length, 1, `${p.name}: one line names DATABASE_SESSION_URL`);
         t.match(lines[0] ?? '', /transaction-mode pooler/, `${p.name} says why`);
       }
+    });
+
+    await t.test('npm run migrate with DATABASE_URL on the pooler runs on DATABASE_SESSION_URL', async (t) => {
+      const r = spawnSync(process.execPath, [path.join(repoRoot, 'deploy/migrate.ts')], {
+        env: { PATH: process.env.PATH ?? '', DATABASE_URL: bouncer.url, DATABASE_SESSION_URL: tdb.url, LOG_FORMAT: 'json' },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      t.equal(r.status, 0, 'migrate exits 0', { output: r.stdout + r.stderr });
+      t.match(r.stdout, /database ready/);
     });
 
     await t.test('the reconciler and the alert evaluator each hold their transaction lock alone', async (t) => {
@@ -143,6 +155,8 @@ if (!bin) {
         }
         await sleep(3000);
         for (const p of procs) t.ok(p.alive(), `${mode}: ${p.name} still running`);
+        const health = spawnSync(process.execPath, [path.join(repoRoot, 'deploy/healthcheck.ts'), 'worker'], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 30_000 });
+        t.equal(health.status, 0, `${mode}: the worker's healthcheck passes`, { output: health.stdout + health.stderr });
         t.same(procs.flatMap((p) => p.fatalLines()), [], `${mode}: nothing fatal`);
         await stop();
         const runs = await db.sql<{ id: string; trigger: string; scheduled_for: Date | null; state: string; attempts: number; published_at: Date | null }[]>`
