@@ -158,6 +158,8 @@ if (!bin) {
         const health = spawnSync(process.execPath, [path.join(repoRoot, 'deploy/healthcheck.ts'), 'worker'], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 30_000 });
         t.equal(health.status, 0, `${mode}: the worker's healthcheck passes`, { output: health.stdout + health.stderr });
         t.same(procs.flatMap((p) => p.fatalLines()), [], `${mode}: nothing fatal`);
+        // pg-boss reports background failures (maintenance, polling, its LISTEN) only as these lines.
+        t.same(procs.flatMap((p) => p.output().split('\n').filter((l) => l.includes('"pg-boss error"'))), [], `${mode}: pg-boss reported no error`);
         await stop();
         const runs = await db.sql<{ id: string; trigger: string; scheduled_for: Date | null; state: string; attempts: number; published_at: Date | null }[]>`
           select id, trigger, scheduled_for, state, attempts, published_at from wombat.runs where job = 'canary' and (created_at >= ${startedAt} or schedule_id = ${schedule.id})`;
