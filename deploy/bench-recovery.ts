@@ -11,8 +11,14 @@
  * executed twice (two executions overlapping, or two that ended completed). Also the
  * slowest 503 answered during the outages.
  *
- *   node deploy/bench-recovery.ts            # outages of 10, 30 and 60 s
+ * Then, where PostgreSQL's own binaries with pg_basebackup are installed, a fail-over
+ * to a streaming standby, synchronous and asynchronous (deploy/failover-harness.ts):
+ * how long from the primary's kill to the promotion, and from the promotion until each
+ * service works again; what was lost and what ran twice.
+ *
+ *   node deploy/bench-recovery.ts            # outages of 10, 30 and 60 s, then the fail-overs
  *   OUTAGES_S=30,10 node deploy/bench-recovery.ts
+ *   FAILOVER=0 node deploy/bench-recovery.ts # no fail-over
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +29,7 @@ import { startPrivatePostgres } from '@wombat/core/testing';
 import { ADMIN_TOKEN, measureRecovery, startStack, startSubmissions, type Recovery } from './outage-harness.ts';
 import { check, readEvidenceRows } from './soak-checks.ts';
 import { byRun, openExecutions, readExecutions } from './soak-executions.ts';
+import { findPostgresBin, runFailover } from './failover-harness.ts';
 
 const outages = (process.env.OUTAGES_S ?? '10,30,60').split(',').map((s) => Number(s.trim()) * 1000);
 if (outages.some((ms) => !(ms > 0))) {
@@ -116,4 +123,23 @@ try {
 } finally {
   for (const fn of cleanups.reverse()) await fn();
   rmSync(dataRoot, { recursive: true, force: true });
+}
+
+const bin = process.env.FAILOVER === '0' ? undefined : findPostgresBin();
+if (bin) {
+  console.log('\nfail-over to a streaming standby (primary killed with pg_ctl stop -m immediate, standby promoted, address re-pointed; ms from the promotion)');
+  console.log('standby      | kill to promotion | api accepts | engine publishes | engine heartbeats | worker fetches | accepted | lost | published twice | completed twice | stuck');
+  for (const synchronous of [true, false]) {
+    const done: (() => unknown)[] = [];
+    try {
+      const r = await runFailover({ teardown: (fn) => void done.push(fn) }, { bin, synchronous });
+      const v = r.recovery;
+      const figures = [synchronous ? 'synchronous' : 'asynchronous', r.outageMs, v.apiAcceptsMs, v.enginePublishesMs, v.engineHeartbeatsMs, v.workerFetchesMs, r.accepted, r.lostAccepted.length + r.lostAfter.length, r.publishedTwice, r.completedTwice.length, r.stuck.length];
+      console.log(figures.map((x, i) => String(x).padStart([12, 17, 11, 16, 17, 14, 8, 4, 15, 15, 5][i]!)).join(' | '));
+    } finally {
+      for (const fn of done.reverse()) await fn();
+    }
+  }
+} else if (process.env.FAILOVER !== '0') {
+  console.log('\nfail-over: skipped, no PostgreSQL binaries with pg_basebackup (Debian: apt-get install postgresql)');
 }

@@ -33,7 +33,9 @@ if (kind !== 'scheduler-engine' && kind !== 'worker') {
   done(1, 'usage: node deploy/healthcheck.ts api | scheduler-engine | worker [host]');
 }
 
-const { databaseUrl } = loadConfig({ databaseUrl: databaseFields.databaseUrl }, process.env);
+// The session address when there is one: a direct connection, whatever pooler DATABASE_URL names.
+const addresses = loadConfig({ databaseUrl: databaseFields.databaseUrl, databaseSessionUrl: databaseFields.databaseSessionUrl }, process.env);
+const databaseUrl = addresses.databaseSessionUrl ?? addresses.databaseUrl;
 if (!databaseUrl || databaseUrl === 'embedded') done(1, `${kind}: DATABASE_URL must name the PostgreSQL the service uses`);
 const sql = createSql({ url: databaseUrl, poolSize: 1, applicationName: 'wombat-healthcheck', connectTimeoutSeconds: 5 });
 try {

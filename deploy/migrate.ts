@@ -4,6 +4,9 @@
  * and queues. Services themselves never migrate.
  *
  *   DATABASE_URL=postgres://... npm run migrate     (DATABASE_URL=embedded: the local embedded server)
+ *
+ * With DATABASE_SESSION_URL set (DATABASE_URL is then a transaction pooler) the
+ * migrations run there: long DDL with no statement deadline, on a session of its own.
  */
 import { ConfigError, DATABASE_URL_MISSING, configOrExit, isJournalStream, createLogger, databaseFields, loadConfig, migrateAll, migrationFields, processFields, redactUrl, resolveDatabase, resolveFromRoot } from '@wombat/core';
 
@@ -16,7 +19,7 @@ if (config.databaseUrl === undefined) {
 const log = createLogger({ name: 'migrate', level: config.logLevel, format: config.logFormat, isTty: process.stdout.isTTY, journal: isJournalStream(process.env) });
 try {
   const db = await resolveDatabase({
-    databaseUrl: config.databaseUrl,
+    databaseUrl: config.databaseSessionUrl ?? config.databaseUrl,
     embeddedDir: resolveFromRoot(config.embeddedPgDir),
     embeddedPort: config.embeddedPgPort,
     log,

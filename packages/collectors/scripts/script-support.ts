@@ -51,6 +51,7 @@ export async function openContext(name: string, opts: { needDb: (config: ReturnT
   }
   const log = createLogger({ name, level: config.logLevel, format: config.logFormat, isTty: process.stdout.isTTY === true });
   let db: Database<any> | undefined;
+  let sessionUrl: string | undefined;
   let stopDb = async () => {};
   if (opts.needDb(config)) {
     if (config.databaseUrl === undefined) {
@@ -64,12 +65,14 @@ export async function openContext(name: string, opts: { needDb: (config: ReturnT
       log,
     });
     db = createDatabase({ url: resolved.url, poolSize: 4, applicationName: name });
+    sessionUrl = resolved.url;
     stopDb = async () => {
       await db!.close();
       await resolved.stop();
     };
   }
-  const collectors = createCollectors(collectorsOptionsFromConfig(config, { log, ...(db ? { db: db.db } : {}) }));
+  // Parquet file locks are session advisory locks: held on a connection of their own to the session address.
+  const collectors = createCollectors(collectorsOptionsFromConfig(config, { log, ...(db ? { db: db.db, sessionUrl: config.databaseSessionUrl ?? sessionUrl! } : {}) }));
   if (!collectors.budgetsShared) log.warn('no DATABASE_URL: exchange request budgets are local to this script; workers and other scripts calling the same exchange do not count against them');
   const ac = new AbortController();
   const onSignal = (sig: string) => {

@@ -14,6 +14,8 @@ import { defaultLimiter } from './limiter-default.ts';
 export interface CollectorsOptions {
   /** Needed for storage postgres|both, the shared KIS token cache and the symbols table. */
   db?: Kysely<any>;
+  /** The database's session address (DATABASE_SESSION_URL): Parquet file locks are held there. */
+  sessionUrl?: string;
   /** Absolute path. */
   dataRoot: string;
   storage: Storage;
@@ -219,7 +221,7 @@ export function createCollectors(opts: CollectorsOptions): Collectors {
       let written = 0;
       if (storage === 'parquet' || storage === 'both') {
         // With a database, writers on every host take the file's PostgreSQL advisory lock.
-        const lock = { ...(signal ? { signal } : {}), ...(db ? { db } : {}) };
+        const lock = { ...(signal ? { signal } : {}), ...(db ? { db } : {}), ...(opts.sessionUrl ? { sessionUrl: opts.sessionUrl } : {}) };
         const r = await writeCandlesParquet(opts.dataRoot, key, candles, { overwrite, rangeFrom: from.getTime(), rangeTo: end.getTime(), lock });
         written = r.written;
       }

@@ -49,10 +49,11 @@ export function collectorConfigProblems(config: CollectorConfig): string[] {
   return [];
 }
 
-export function collectorsOptionsFromConfig(config: CollectorConfig, deps: { log: Logger; db?: Kysely<any>; now?: () => Date }): CollectorsOptions {
+export function collectorsOptionsFromConfig(config: CollectorConfig, deps: { log: Logger; db?: Kysely<any>; sessionUrl?: string; now?: () => Date }): CollectorsOptions {
   const master = (v: string) => (/^https?:\/\//i.test(v) ? v : resolveFromRoot(v));
   return {
     ...(deps.db ? { db: deps.db } : {}),
+    ...(deps.sessionUrl ? { sessionUrl: deps.sessionUrl } : {}),
     dataRoot: resolveFromRoot(config.dataRoot),
     storage: config.storage,
     upbit: { baseUrl: config.upbitBaseUrl, requestsPerSecond: config.upbitRequestsPerSecond },

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import lockfile from 'proper-lockfile';
-import { AppError } from '@wombat/core';
+import { AppError, createSql } from '@wombat/core';
 import { sleep } from './rate-limit.ts';
 
 /**
@@ -35,6 +35,12 @@ export interface FileLockOptions {
   signal?: AbortSignal;
   /** When set, a PostgreSQL advisory lock is used instead of the lock directory. */
   db?: Kysely<any>;
+  /**
+   * The database's session address (DATABASE_SESSION_URL): the advisory lock is then held
+   * on a connection of its own to it, opened for the write, as a session lock needs (a
+   * transaction pooler would hand the lock's session to others between statements).
+   */
+  sessionUrl?: string;
 }
 
 export interface HeldLock {
@@ -65,6 +71,7 @@ export async function withFileLock<T>(file: string, fn: (lock: HeldLock) => Prom
       // With a database, the lock directory is taken too, under the advisory lock: a script run
       // without a database on the same files then still excludes (and is excluded by) the workers.
       const db = opts.db;
+      if (opts.sessionUrl) return await withSessionAdvisoryLock(absolute, () => withLockDir(absolute, fn, opts), opts.sessionUrl, opts);
       return db ? await withAdvisoryLock(absolute, () => withLockDir(absolute, fn, opts), db, opts) : await withLockDir(absolute, fn, opts);
     } catch (err) {
       if (!(err instanceof LockLostError) || attempt >= LOCK_ATTEMPTS) throw err;
@@ -93,6 +100,32 @@ async function withAdvisoryLock<T>(file: string, fn: (lock: HeldLock) => Promise
       await sql`select pg_advisory_unlock(hashtextextended(${key}, 0))`.execute(conn);
     }
   });
+}
+
+async function withSessionAdvisoryLock<T>(file: string, fn: (lock: HeldLock) => Promise<T>, sessionUrl: string, opts: FileLockOptions): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const deadline = Date.now() + timeoutMs;
+  const key = `wombat.file:${file}`;
+  // One connection, one session: lock, write and unlock; its end frees the lock in every case.
+  const conn = createSql({ url: sessionUrl, poolSize: 1, applicationName: 'wombat-file-lock' });
+  try {
+    let delayMs = 5;
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const [row] = await conn<{ ok: boolean }[]>`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as ok`;
+      if (row?.ok) break;
+      if (Date.now() > deadline) throw new AppError('lock_timeout', `could not lock ${file} within ${timeoutMs} ms: another process holds its PostgreSQL advisory lock`);
+      await sleep(delayMs, opts.signal);
+      delayMs = Math.min(100, delayMs * 2);
+    }
+    try {
+      return await fn({ assertHeld: async () => {} });
+    } finally {
+      await conn`select pg_advisory_unlock(hashtextextended(${key}, 0))`.catch(() => {});
+    }
+  } finally {
+    await conn.end({ timeout: 1 });
+  }
 }
 
 async function withLockDir<T>(file: string, fn: (lock: HeldLock) => Promise<T>, opts: FileLockOptions): Promise<T> {

@@ -50,15 +50,15 @@ export interface DriverDeadlines {
  * statement has a client-side deadline, so no caller waits forever.
  */
 export class PostgresJsDialect implements Dialect {
-  readonly opts: { sql: Sql; deadlines: DriverDeadlines };
-  constructor(opts: { sql: Sql; deadlines: DriverDeadlines }) {
+  readonly opts: { sql: Sql; deadlines: DriverDeadlines; prepare?: boolean };
+  constructor(opts: { sql: Sql; deadlines: DriverDeadlines; prepare?: boolean }) {
     this.opts = opts;
   }
   createAdapter() {
     return new PostgresAdapter();
   }
   createDriver(): Driver {
-    return new PostgresJsDriver(this.opts.sql, this.opts.deadlines);
+    return new PostgresJsDriver(this.opts.sql, this.opts.deadlines, this.opts.prepare ?? true);
   }
   createIntrospector(db: Kysely<unknown>) {
     return new PostgresIntrospector(db);
@@ -89,9 +89,11 @@ class PostgresJsConnection implements DatabaseConnection {
   txState: TxState | undefined;
   readonly sql: Sql;
   readonly d: DriverDeadlines;
-  constructor(sql: Sql, d: DriverDeadlines) {
+  readonly prepare: boolean;
+  constructor(sql: Sql, d: DriverDeadlines, prepare: boolean) {
     this.sql = sql;
     this.d = d;
+    this.prepare = prepare;
   }
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
@@ -107,7 +109,7 @@ class PostgresJsConnection implements DatabaseConnection {
       if (t.broken) throw t.broken;
     }
     const target = t?.tx ?? this.sql;
-    const q = target.unsafe(compiled.sql, [...compiled.parameters] as never[], { prepare: true }) as unknown as PendingQuery;
+    const q = target.unsafe(compiled.sql, [...compiled.parameters] as never[], { prepare: this.prepare }) as unknown as PendingQuery;
     let result;
     try {
       result = await this.withDeadline(q, compiled.sql);
@@ -166,15 +168,17 @@ class PostgresJsConnection implements DatabaseConnection {
 class PostgresJsDriver implements Driver {
   readonly sql: Sql;
   readonly d: DriverDeadlines;
-  constructor(sql: Sql, d: DriverDeadlines) {
+  readonly prepare: boolean;
+  constructor(sql: Sql, d: DriverDeadlines, prepare: boolean) {
     this.sql = sql;
     this.d = d;
+    this.prepare = prepare;
   }
 
   async init(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new PostgresJsConnection(this.sql, this.d);
+    return new PostgresJsConnection(this.sql, this.d, this.prepare);
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {

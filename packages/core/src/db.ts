@@ -43,6 +43,11 @@ export interface DatabaseOptions {
   transactionTimeoutMs?: number;
   /** @deprecated seconds; use connectTimeoutMs. */
   connectTimeoutSeconds?: number;
+  /**
+   * `url` is a transaction-mode pooler: no session settings at connection start (PgBouncer
+   * refuses them) and no named prepared statements (a server connection is not kept).
+   */
+  pooled?: boolean;
 }
 
 function deadlinesOf(opts: DatabaseOptions) {
@@ -67,11 +72,18 @@ export function createSql(opts: DatabaseOptions): Sql {
     // noticed late. Short and capped: fail fast, recover fast.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, MAX_RECONNECT_DELAY_SECONDS),
     onnotice: () => {},
+    prepare: !opts.pooled,
     connection: {
       application_name: opts.applicationName ?? 'wombat',
-      // Server-side deadlines: they free the backend even when this process is gone.
-      statement_timeout: d.statementTimeoutMs,
-      idle_in_transaction_session_timeout: d.transactionTimeoutMs,
+      // Server-side deadlines: they free the backend even when this process is gone. A
+      // transaction pooler takes no startup settings: its query_timeout and
+      // idle_transaction_timeout stand in, with the client's own deadlines.
+      ...(opts.pooled
+        ? {}
+        : {
+            statement_timeout: d.statementTimeoutMs,
+            idle_in_transaction_session_timeout: d.transactionTimeoutMs,
+          }),
     },
     // int8 as number: Wombat's bigint ids and counts stay far below 2^53.
     types: {
@@ -85,6 +97,7 @@ export function createDatabase<Tables = CoreTables>(opts: DatabaseOptions): Data
   const d = deadlinesOf(opts);
   const dialect = new PostgresJsDialect({
     sql,
+    prepare: !opts.pooled,
     deadlines: {
       connectTimeoutMs: d.connectTimeoutMs,
       queryTimeoutMs: d.statementTimeoutMs > 0 ? d.statementTimeoutMs + CLIENT_GRACE_MS : 0,

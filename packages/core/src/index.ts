@@ -4,6 +4,7 @@ export * from './common-config.ts';
 export * from './logger.ts';
 export * from './lifecycle.ts';
 export * from './db.ts';
+export * from './pooler.ts';
 export * from './db-types.ts';
 export * from './migrate.ts';
 export * from './setup.ts';

@@ -92,7 +92,8 @@ t.test('round() for event-driven loops resolves ok, failed or abandoned and neve
 });
 
 t.test('a pool stuck while the database answers a new connection stalls the loop; a database that is down does not', async (t) => {
-  const { url } = await createEmptyTestDatabase(t);
+  // The server's role: a fresh connection must open within the 100 ms connect deadline below.
+  const { url } = await createEmptyTestDatabase(t, 'wombat_t', { asAdmin: true });
   // One pooled connection, held by a transaction that never ends: every round waits for a
   // connection and fails at the connect deadline, as it would if the database were down.
   // The deadline leaves a busy machine time to open the holding transaction itself.

@@ -1,4 +1,4 @@
-import { createDatabase, createLoopSupervisor, databaseDeadlines, resolveFromRoot, serviceStallExit, startBoss, thresholdsFromAlertSettings, type Fatal, type Logger } from '@wombat/core';
+import { createDatabase, createLoopSupervisor, databaseDeadlines, resolveDatabaseAddresses, resolveFromRoot, serviceStallExit, startBoss, thresholdsFromAlertSettings, type Fatal, type Logger } from '@wombat/core';
 import { buildApp } from './app.ts';
 import type { App } from './deps.ts';
 import { resolveAdminToken } from './admin-token.ts';
@@ -24,7 +24,10 @@ export async function startApi(opts: {
   fatal?: Fatal;
 }): Promise<RunningApi> {
   const { config, log } = opts;
-  const database = createDatabase({ url: opts.databaseUrl, poolSize: config.databasePoolSize, applicationName: 'wombat-api', ...databaseDeadlines(config) });
+  // The api needs no session of its own, but refuses a transaction pooler without a session
+  // address as the other services do: one configuration serves every process.
+  const addr = await resolveDatabaseAddresses({ url: opts.databaseUrl, sessionUrl: config.databaseSessionUrl, log, timeoutMs: config.databaseConnectTimeoutMs });
+  const database = createDatabase({ url: addr.url, pooled: addr.pooled, poolSize: config.databasePoolSize, applicationName: 'wombat-api', ...databaseDeadlines(config) });
   let boss;
   try {
     boss = await startBoss({ url: opts.databaseUrl, role: 'producer', log, poolSize: 4, connectTimeoutMs: config.databaseConnectTimeoutMs });

@@ -1,4 +1,6 @@
 import { createDatabase, createLogger } from '@wombat/core';
+import postgres from 'postgres';
+import { testAdminUrl } from '@wombat/core/testing';
 import t from 'tap';
 import { buildApp } from '../src/app.ts';
 import { ADMIN_TOKEN, READ_TOKEN, startTestApi } from './helpers.ts';
@@ -97,8 +99,11 @@ t.test('health answers 503 while the database is unreachable, and still answers'
 
 t.test('health names a refused login by code, not by the driver\'s message', async (t) => {
   const role = `wombat_nologin_${process.pid}`;
-  await api.database.sql.unsafe(`create role ${role} nologin`);
-  t.teardown(() => api.database.sql.unsafe(`drop role if exists ${role}`));
+  // The test database's own role may not create roles (a managed database's owner cannot): the server's may.
+  const admin = postgres(testAdminUrl(), { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  t.teardown(() => admin.end());
+  await admin.unsafe(`create role ${role} nologin`);
+  t.teardown(() => admin.unsafe(`drop role if exists ${role}`));
   const url = new URL(api.database.url);
   url.username = role;
   url.password = '';

@@ -52,8 +52,10 @@ export interface EngineOptions {
 
 export interface EngineDeps {
   db: Kysely<CoreTables>;
-  /** The postgres.js client under `db`, for LISTEN. */
+  /** The postgres.js client under `db`. */
   sql: Sql;
+  /** For LISTEN: a client on the session address (DATABASE_SESSION_URL); unset: `sql`. */
+  listenSql?: Sql;
   boss: PgBoss;
   log: Logger;
   options: EngineOptions;
@@ -402,7 +404,7 @@ export function createEngine(deps: EngineDeps): Engine {
       running = true;
       await reconcile();
       let first = true;
-      const listener = await deps.sql.listen(SCHEDULES_CHANNEL, onNotify, () => {
+      const listener = await (deps.listenSql ?? deps.sql).listen(SCHEDULES_CHANNEL, onNotify, () => {
         // Called again after a reconnect: notifications may have been lost meanwhile.
         if (!first && running) reconcile().catch((err) => log.error({ err }, 'reconcile after reconnect failed'));
         first = false;

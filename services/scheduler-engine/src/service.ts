@@ -1,4 +1,4 @@
-import { createDatabase, databaseDeadlines, resolveServiceDatabase, serviceStallExit, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, createSql, databaseDeadlines, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
 import { createAlerting } from '@wombat/core/alerts';
 import pkg from '../package.json' with { type: 'json' };
 import { builtInSchedules, disabledBuiltIns } from './built-ins.ts';
@@ -36,13 +36,18 @@ export async function startService(
 ): Promise<Engine> {
   const { log, lifecycle } = ctx;
   const pg = await resolveServiceDatabase(config, { log, lifecycle });
-  const database = createDatabase({ url: pg.url, poolSize: config.databasePoolSize, applicationName: 'wombat-scheduler-engine', ...databaseDeadlines(config) });
+  const addr = await resolveDatabaseAddresses({ url: pg.url, sessionUrl: config.databaseSessionUrl, log, timeoutMs: config.databaseConnectTimeoutMs });
+  const database = createDatabase({ url: addr.url, pooled: addr.pooled, poolSize: config.databasePoolSize, applicationName: 'wombat-scheduler-engine', ...databaseDeadlines(config) });
   lifecycle.onStop('database pool', () => database.close());
-  const boss = await startBoss({ url: pg.url, role: 'maintainer', log, connectTimeoutMs: config.databaseConnectTimeoutMs });
+  // The schedule-change LISTEN holds one connection of its own on the session address.
+  const listenSql = addr.pooled ? createSql({ url: addr.sessionUrl, poolSize: 1, applicationName: 'wombat-scheduler-engine', ...databaseDeadlines(config) }) : database.sql;
+  if (listenSql !== database.sql) lifecycle.onStop('session connection', () => listenSql.end({ timeout: 1 }));
+  const boss = await startBoss({ url: addr.url, role: 'maintainer', log, connectTimeoutMs: config.databaseConnectTimeoutMs });
   lifecycle.onStop('pg-boss', () => boss.stop({ graceful: false, close: true }));
   const engine = createEngine({
     db: database.db,
     sql: database.sql,
+    listenSql,
     boss,
     log,
     options: engineOptions(config, { host: ctx.host, pid: ctx.pid }),

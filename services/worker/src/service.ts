@@ -1,5 +1,5 @@
 import { createCollectors, collectorsOptionsFromConfig, createCrawls } from '@wombat/collectors';
-import { createDatabase, databaseDeadlines, resolveServiceDatabase, serviceStallExit, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, createSql, databaseDeadlines, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
 import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';
@@ -17,16 +17,22 @@ export async function startService(
   const { log, lifecycle } = deps;
   const resolved = await resolveServiceDatabase(config, { log, lifecycle });
 
-  const database = createDatabase({ url: resolved.url, poolSize: config.databasePoolSize, applicationName: 'wombat-worker', ...databaseDeadlines(config) });
+  const addr = await resolveDatabaseAddresses({ url: resolved.url, sessionUrl: config.databaseSessionUrl, log, timeoutMs: config.databaseConnectTimeoutMs });
+  const database = createDatabase({ url: addr.url, pooled: addr.pooled, poolSize: config.databasePoolSize, applicationName: 'wombat-worker', ...databaseDeadlines(config) });
   lifecycle.onStop('database', () => database.close());
-  const boss = await startBoss({ url: resolved.url, role: 'worker', log, poolSize: config.bossPoolSize, connectTimeoutMs: config.databaseConnectTimeoutMs });
+  // The cancel LISTEN holds one connection of its own on the session address.
+  const listenSql = addr.pooled ? createSql({ url: addr.sessionUrl, poolSize: 1, applicationName: 'wombat-worker', ...databaseDeadlines(config) }) : database.sql;
+  if (listenSql !== database.sql) lifecycle.onStop('session connection', () => listenSql.end({ timeout: 1 }));
+  // A worker's pg-boss LISTENs for new jobs on a connection of its pool's settings: the session address.
+  const boss = await startBoss({ url: addr.sessionUrl, role: 'worker', log, poolSize: config.bossPoolSize, connectTimeoutMs: config.databaseConnectTimeoutMs });
   lifecycle.onStop('pg-boss', () => boss.stop({ graceful: false, close: true }));
-  const collectors = deps.collectors ? await deps.collectors() : createCollectors(collectorsOptionsFromConfig(config, { log, db: database.db }));
+  const collectors = deps.collectors ? await deps.collectors() : createCollectors(collectorsOptionsFromConfig(config, { log, db: database.db, sessionUrl: addr.sessionUrl }));
   if (collectors.close) lifecycle.onStop('collectors', () => collectors.close!());
 
   const worker = createWorker({
     db: database.db,
     sql: database.sql,
+    listenSql,
     boss,
     log,
     queues: queueSettings(config),

@@ -28,8 +28,10 @@ import type { JobHandlers } from './jobs/types.ts';
 
 export interface WorkerOptions {
   db: Kysely<CoreTables>;
-  /** The postgres.js client under `db`: history writes and the cancel LISTEN. */
+  /** The postgres.js client under `db`: history writes, and the cancel LISTEN without `listenSql`. */
   sql: Sql;
+  /** For the cancel LISTEN: a client on the session address (DATABASE_SESSION_URL). */
+  listenSql?: Sql;
   /** A pg-boss instance started with role 'worker'. */
   boss: PgBoss;
   log: Logger;
@@ -165,7 +167,7 @@ export function createWorker(opts: WorkerOptions): Worker {
 
   return {
     async start() {
-      const listener = await opts.sql.listen(CANCEL_CHANNEL, (runId) => {
+      const listener = await (opts.listenSql ?? opts.sql).listen(CANCEL_CHANNEL, (runId) => {
         const job = active.get(runId);
         if (!job) return;
         log.info({ runId, job: job.queue }, 'cancelling job');
