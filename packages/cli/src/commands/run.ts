@@ -50,8 +50,9 @@ async function openRunner(ctx: CliContext): Promise<Runner> {
   // The sources file is read and checked by each crawl run, with a message per bad entry.
   const problems = [...collectorConfigProblems(config), ...crawlConfigProblems(config, { sourcesFile: false })];
   if (problems.length > 0) throw new ConfigError(problems);
-  const { db } = await ctx.database();
-  const collectors = createCollectors(collectorsOptionsFromConfig(config, { log: ctx.log, db }));
+  const { db, url } = await ctx.database();
+  // Parquet file locks are session advisory locks: held on a connection of their own to the session address.
+  const collectors = createCollectors(collectorsOptionsFromConfig(config, { log: ctx.log, db, sessionUrl: config.databaseSessionUrl ?? url }));
   const unconfigured: Runner['unconfigured'] = {};
   if (!config.priceCrawlSources) unconfigured['crawl-prices'] = 'PRICE_CRAWL_SOURCES is not set';
   if (!config.redditSubreddits || config.redditSubreddits.length === 0) unconfigured['collect-posts'] = 'REDDIT_SUBREDDITS is not set';
