@@ -10,8 +10,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createDatabase, insertSchedule, sharesSessions, validateScheduleInput } from '@wombat/core';
 import { tryAlertsLock } from '@wombat/core/alerts';
-import { createTestDatabase } from '@wombat/core/testing';
-import { withFileLock } from '@wombat/collectors';
+import { createTestDatabase, testLogger } from '@wombat/core/testing';
+import { collectPosts, withFileLock, type PostCollectionOptions } from '@wombat/collectors';
+import { makePosts, startFakeReddit } from '@wombat/collectors/testing';
 import { sql as ksql } from 'kysely';
 import { findPgBouncer, startPgBouncer, POOLER_SETTINGS } from '../pgbouncer-harness.ts';
 import { commonEnv, post, serviceEnv, startProcess, waitReady, type ServiceName, type ServiceProcess } from '../outage-harness.ts';
@@ -119,6 +120,30 @@ if (!bin) {
         b.fetchCandles({ exchange: 'kis', symbol: '035720', timeframe: '1D', daysBack: 10 }, {}),
       ]);
       t.equal(fake.kis.tokensIssued, 1, 'two collectors, one token');
+    });
+
+    await t.test('the Reddit token claim through the pooler issues one token for two collections', async (t) => {
+      const fake = await startFakeReddit({ clients: { 'client-p': 'secret-p' } });
+      t.teardown(() => fake.close());
+      fake.addPosts(makePosts('hardware', 20, Math.floor(Date.now() / 1000) - 60, 600, 'p'));
+      const options = (subreddit: string) => ({
+        db: pooled.db as unknown as PostCollectionOptions['db'],
+        baseUrl: fake.url,
+        oauthBaseUrl: fake.url,
+        userAgent: 'linux:wombat-test:0.1 (by /u/wombat)',
+        clientId: 'client-p',
+        clientSecret: 'secret-p',
+        subreddits: [subreddit],
+        horizonHours: 72,
+        refreshHours: 24,
+        maxPages: 2,
+        log: testLogger('posts'),
+        retryBaseDelayMs: 10,
+        timeoutMs: 5000,
+      });
+      const [a, b] = await Promise.all([collectPosts(options('hardware')), collectPosts(options('hardware'))]);
+      t.match([a, b], [{ ok: true, mode: 'oauth' }, { ok: true, mode: 'oauth' }]);
+      t.equal(fake.tokensIssued(), 1, 'two collections, one token');
     });
 
     await t.test('two engines, the api and a worker on the pooler: each occurrence published and run once; pickup latency against a direct connection', async (t) => {
