@@ -15,7 +15,7 @@ export { withFileLock } from './file-lock.ts';
 export type { CollectorTables, CollectorDb } from './pg-store.ts';
 export { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, type CollectorConfig } from './config.ts';
 export { collectPriceSeries, planPriceSeries, seriesLabel, type PriceSeriesPlan, type SeriesHooks, type SeriesReport } from './price-series.ts';
-// ETL crawls (issue 14): the price crawl and the community-post collection.
+// ETL crawls: the price crawl and the community-post collection.
 export { parsePrice, SOLD_OUT_PATTERN, type PriceReading, type PriceHints } from './crawl/price-parse.ts';
 export { loadPriceSources, parsePriceSources, type PriceSource, type PriceSources, type HostPoliteness } from './crawl/sources.ts';
 export { parseRobots, isAllowed, matchRobotsPattern, productToken, type RobotsRules } from './crawl/robots.ts';

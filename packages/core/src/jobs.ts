@@ -106,7 +106,7 @@ export const jobParamSchemas = {
     },
     { ...closed, description: 'run a strategy over candles already collected' },
   ),
-  // ETL crawls (issue 14): configured by the worker's environment; params narrow one run.
+  // ETL crawls: configured by the worker's environment; params narrow one run.
   'crawl-prices': Type.Object(
     {
       sources: Type.Optional(

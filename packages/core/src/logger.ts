@@ -27,7 +27,7 @@ export const redactPaths = [
   '*.adminToken',
   'readToken',
   '*.readToken',
-  // alert channels (issue 13): webhook URLs carry their credential in the path
+  // alert channels: webhook URLs carry their credential in the path
   'slackWebhookUrl',
   '*.slackWebhookUrl',
   'alertWebhookUrl',

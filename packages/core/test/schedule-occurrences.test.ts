@@ -54,7 +54,7 @@ const every = (e: string, seconds: number): ScheduleTrigger => ({ kind: 'every',
  * 09-06 gap 00:00-01:00. All in 2026.
  */
 const DST_TABLE: [string, ScheduleTrigger, string, string, string[]][] = [
-  // The five cases of issue 17: lists, ranges and steps without a wildcard are fixed times.
+  // Five cases: lists, ranges and steps without a wildcard are fixed times.
   ['list of hours, one in the gap', cron('30 2,14 * * *'), 'Europe/Berlin', '2026-03-28T22:00:00Z', ['2026-03-29T01:00:00Z', '2026-03-29T12:30:00Z']],
   ['list of minutes in the gap, merged at its end', cron('0,30 2 * * *'), 'America/New_York', '2026-03-08T04:00:00Z', ['2026-03-08T07:00:00Z', '2026-03-09T06:00:00Z']],
   ['list of hours, one in the fold', cron('0 2,3 * * *'), 'Europe/Berlin', '2026-10-24T22:00:00Z', ['2026-10-25T00:00:00Z', '2026-10-25T02:00:00Z', '2026-10-26T01:00:00Z']],
