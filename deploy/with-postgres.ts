@@ -10,10 +10,9 @@
  *   node deploy/with-postgres.ts tap [files...]
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { EMBEDDED_DATABASE, createLogger, freePort, isProcessAlive, parsePostgresUrl, resolveDatabase, resolveFromRoot, type ResolvedDatabase } from '@wombat/core';
+import { EMBEDDED_DATABASE, createLogger, freePort, isProcessAlive, parsePostgresUrl, resolveDatabase, resolveFromRoot, withDirLock, type ResolvedDatabase } from '@wombat/core';
 
 const log = createLogger({ name: 'test-postgres', level: process.env.LOG_LEVEL ?? 'info', format: 'auto', isTty: process.stderr.isTTY, destination: process.stderr });
 const [cmd, ...args] = process.argv.slice(2);
@@ -37,30 +36,8 @@ const embeddedDir = resolveFromRoot(process.env.EMBEDDED_PG_TEST_DIR ?? '.wombat
 const usersDir = `${embeddedDir}.users`;
 const lockDir = `${embeddedDir}.lock`;
 
-/** A short critical section across processes: mkdir is atomic; a dead holder's lock is broken. */
-async function withLock<T>(fn: () => Promise<T>): Promise<T> {
-  mkdirSync(path.dirname(lockDir), { recursive: true });
-  for (;;) {
-    try {
-      mkdirSync(lockDir);
-      writeFileSync(path.join(lockDir, 'pid'), String(process.pid));
-      break;
-    } catch {
-      try {
-        const holder = Number(readFileSync(path.join(lockDir, 'pid'), 'utf8'));
-        if (Number.isInteger(holder) && !isProcessAlive(holder)) rmSync(lockDir, { recursive: true, force: true });
-      } catch {
-        // the holder is just releasing it
-      }
-      await sleep(50);
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(lockDir, { recursive: true, force: true });
-  }
-}
+/** A short critical section across the runs sharing the embedded server. */
+const withLock = <T>(fn: () => Promise<T>): Promise<T> => withDirLock(lockDir, fn);
 
 function liveUsers(): number[] {
   mkdirSync(usersDir, { recursive: true });

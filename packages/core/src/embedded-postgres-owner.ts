@@ -75,9 +75,8 @@ export function clearOwner(dir: string): void {
   rmSync(ownerFile(dir), { force: true });
 }
 
-/** A short critical section across processes: mkdir is atomic; a dead holder's lock is broken. */
-export async function withOwnerLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  const lockDir = `${dir}.owner.lock`;
+/** A short critical section across processes: mkdir of `lockDir` is atomic; a dead holder's lock is broken. */
+export async function withDirLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
   mkdirSync(path.dirname(lockDir), { recursive: true });
   for (;;) {
     try {
@@ -99,6 +98,11 @@ export async function withOwnerLock<T>(dir: string, fn: () => Promise<T>): Promi
   } finally {
     rmSync(lockDir, { recursive: true, force: true });
   }
+}
+
+/** The owner file's critical section (reading, claiming or clearing the owner). */
+export function withOwnerLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  return withDirLock(`${dir}.owner.lock`, fn);
 }
 
 /**

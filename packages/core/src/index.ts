@@ -9,6 +9,7 @@ export * from './db-types.ts';
 export * from './migrate.ts';
 export * from './setup.ts';
 export * from './embedded-postgres.ts';
+export { withDirLock } from './embedded-postgres-owner.ts';
 export * from './boss.ts';
 export * from './jobs.ts';
 export * from './run-lifecycle/index.ts';
