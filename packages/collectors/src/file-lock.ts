@@ -85,15 +85,7 @@ async function withAdvisoryLock<T>(file: string, fn: (lock: HeldLock) => Promise
   const key = `wombat.file:${file}`;
   // One connection for lock, write and unlock: an advisory lock belongs to its session.
   return db.connection().execute(async (conn) => {
-    let delayMs = 5;
-    for (;;) {
-      opts.signal?.throwIfAborted();
-      const r = await sql<{ ok: boolean }>`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as ok`.execute(conn);
-      if (r.rows[0]?.ok) break;
-      if (Date.now() > deadline) throw new AppError('lock_timeout', `could not lock ${file} within ${timeoutMs} ms: another process holds its PostgreSQL advisory lock`);
-      await sleep(delayMs, opts.signal);
-      delayMs = Math.min(100, delayMs * 2);
-    }
+    await untilLocked(async () => (await sql<{ ok: boolean }>`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as ok`.execute(conn)).rows[0]?.ok === true, file, deadline, timeoutMs, opts);
     try {
       return await fn({ assertHeld: async () => {} });
     } finally {
@@ -109,15 +101,7 @@ async function withSessionAdvisoryLock<T>(file: string, fn: (lock: HeldLock) => 
   // One connection, one session: lock, write and unlock; its end frees the lock in every case.
   const conn = createSql({ url: sessionUrl, poolSize: 1, applicationName: 'wombat-file-lock' });
   try {
-    let delayMs = 5;
-    for (;;) {
-      opts.signal?.throwIfAborted();
-      const [row] = await conn<{ ok: boolean }[]>`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as ok`;
-      if (row?.ok) break;
-      if (Date.now() > deadline) throw new AppError('lock_timeout', `could not lock ${file} within ${timeoutMs} ms: another process holds its PostgreSQL advisory lock`);
-      await sleep(delayMs, opts.signal);
-      delayMs = Math.min(100, delayMs * 2);
-    }
+    await untilLocked(async () => (await conn<{ ok: boolean }[]>`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as ok`)[0]?.ok === true, file, deadline, timeoutMs, opts);
     try {
       return await fn({ assertHeld: async () => {} });
     } finally {
@@ -207,5 +191,17 @@ async function holderIsDead(ownerPath: string): Promise<boolean> {
     return false;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/** Tries `tryLock` with a doubling pause (5 to 100 ms) until it succeeds, the signal aborts, or the deadline passes. */
+async function untilLocked(tryLock: () => Promise<boolean>, file: string, deadline: number, timeoutMs: number, opts: FileLockOptions): Promise<void> {
+  let delayMs = 5;
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    if (await tryLock()) return;
+    if (Date.now() > deadline) throw new AppError('lock_timeout', `could not lock ${file} within ${timeoutMs} ms: another process holds its PostgreSQL advisory lock`);
+    await sleep(delayMs, opts.signal);
+    delayMs = Math.min(100, delayMs * 2);
   }
 }
