@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
-import { createLogger, freePort, migrateAll } from '@wombat/core';
+import { createLogger, freePort } from '@wombat/core/platform';
+import { migrateAll } from '@wombat/core/setup';
 import { ADMIN_TOKEN, measureRecovery, startStack, startSubmissions, type Recovery } from './outage-harness.ts';
 import { readExecutions } from './soak-executions.ts';
 

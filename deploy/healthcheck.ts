@@ -11,7 +11,7 @@
  * optional second argument names another host (tests, or checking from outside).
  */
 import { hostname } from 'node:os';
-import { createSql, databaseFields, int, loadConfig, SQLSTATE, sqlState } from '@wombat/core';
+import { createSql, databaseFields, int, loadConfig, SQLSTATE, sqlState } from '@wombat/core/platform';
 
 const TABLES = { 'scheduler-engine': 'engines', worker: 'workers' } as const;
 const [kind, host = hostname()] = process.argv.slice(2);

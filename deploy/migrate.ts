@@ -8,7 +8,9 @@
  * With DATABASE_SESSION_URL set (DATABASE_URL is then a transaction pooler) the
  * migrations run there: long DDL with no statement deadline, on a session of its own.
  */
-import { ConfigError, DATABASE_URL_MISSING, configOrExit, isJournalStream, createLogger, databaseFields, loadConfig, migrateAll, migrationFields, processFields, redactUrl, resolveDatabase, resolveFromRoot } from '@wombat/core';
+import { ConfigError, DATABASE_URL_MISSING, configOrExit, isJournalStream, createLogger, databaseFields, loadConfig, processFields, redactUrl, resolveDatabase, resolveFromRoot } from '@wombat/core/platform';
+import { migrationFields } from '@wombat/core/jobs';
+import { migrateAll } from '@wombat/core/setup';
 
 const schema = { ...databaseFields, ...processFields, ...migrationFields };
 const config = configOrExit((env) => loadConfig(schema, env), process);

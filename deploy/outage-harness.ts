@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
-import { freePort, repoRoot } from '@wombat/core';
+import { freePort, repoRoot } from '@wombat/core/platform';
 
 export const ADMIN_TOKEN = 'chaos-admin-token-0123456789abcdef';
 export const HEARTBEAT_INTERVAL_MS = 1000;

@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { freePort } from '@wombat/core';
+import { freePort } from '@wombat/core/platform';
 import { commonEnv, serviceEnv, startProcess, waitReady, type ServiceName, type ServiceProcess } from './outage-harness.ts';
 
 export interface Life {

@@ -22,17 +22,17 @@ import {
   databaseFields,
   EMBEDDED_DATABASE,
   int,
-  listEngines,
-  listWorkers,
   loadConfig,
-  migrateAll,
   processFields,
   redactUrl,
   repoRoot,
   resolveDatabase,
   resolveFromRoot,
   str,
-} from '@wombat/core';
+} from '@wombat/core/platform';
+import { listWorkers } from '@wombat/core/workers';
+import { listEngines } from '@wombat/core/schedules';
+import { migrateAll } from '@wombat/core/setup';
 
 const SERVICES = ['scheduler-engine', 'worker', 'api'] as const;
 type Service = (typeof SERVICES)[number];

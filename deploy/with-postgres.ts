@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { EMBEDDED_DATABASE, createLogger, freePort, isProcessAlive, parsePostgresUrl, resolveDatabase, resolveFromRoot, withDirLock, type ResolvedDatabase } from '@wombat/core';
+import { EMBEDDED_DATABASE, createLogger, freePort, isProcessAlive, parsePostgresUrl, resolveDatabase, resolveFromRoot, withDirLock, type ResolvedDatabase } from '@wombat/core/platform';
 
 const log = createLogger({ name: 'test-postgres', level: process.env.LOG_LEVEL ?? 'info', format: 'auto', isTty: process.stderr.isTTY, destination: process.stderr });
 const [cmd, ...args] = process.argv.slice(2);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { repoRoot } from '@wombat/core';
+import { repoRoot } from '@wombat/core/platform';
 
 const cases: { service: string; env: Record<string, string>; names: string[] }[] = [
   { service: 'scheduler-engine', env: { SCHEDULER_HOUR: '25', DATABASE_URL: 'mysql://db/x' }, names: ['SCHEDULER_HOUR', 'DATABASE_URL'] },

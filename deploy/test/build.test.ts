@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, repoRoot } from '@wombat/core';
+import { freePort, repoRoot } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
 import { startFakeExchange } from '@wombat/collectors/testing';
 import t, { type Test } from 'tap';

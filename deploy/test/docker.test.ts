@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, repoRoot } from '@wombat/core';
+import { freePort, repoRoot } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
 import { readmeBlock } from './helpers.ts';
 

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, isProcessAlive, repoRoot } from '@wombat/core';
+import { freePort, isProcessAlive, repoRoot } from '@wombat/core/platform';
 
 t.test('DATABASE_URL=embedded: migrate, then a service started on its own, each with the embedded server, leaving none running', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'wombat-optin-'));

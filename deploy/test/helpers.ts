@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '@wombat/core';
+import { repoRoot } from '@wombat/core/platform';
 
 const WORKSPACES = ['packages/core', 'packages/collectors', 'services/scheduler-engine', 'services/worker', 'services/api'];
 

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { migrateAll } from '@wombat/core';
+import { migrateAll } from '@wombat/core/setup';
 import { createTestDatabase } from '@wombat/core/testing';
 import { post, startStack } from '../outage-harness.ts';
 

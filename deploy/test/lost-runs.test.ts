@@ -6,7 +6,9 @@ import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { insertSchedule, publishRun, startBoss, validateScheduleInput, type Run } from '@wombat/core';
+import { startBoss } from '@wombat/core/platform';
+import { insertSchedule, validateScheduleInput } from '@wombat/core/schedules';
+import { publishRun, type Run } from '@wombat/core/runs';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
 import { buildApp } from '@wombat/api';
 

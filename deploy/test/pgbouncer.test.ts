@@ -8,7 +8,8 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createDatabase, insertSchedule, sharesSessions, validateScheduleInput } from '@wombat/core';
+import { createDatabase, sharesSessions } from '@wombat/core/platform';
+import { insertSchedule, validateScheduleInput } from '@wombat/core/schedules';
 import { tryAlertsLock } from '@wombat/core/alerts';
 import { createTestDatabase, testLogger } from '@wombat/core/testing';
 import { collectPosts, withFileLock, type PostCollectionOptions } from '@wombat/collectors';
@@ -17,7 +18,7 @@ import { sql as ksql } from 'kysely';
 import { findPgBouncer, startPgBouncer, POOLER_SETTINGS } from '../pgbouncer-harness.ts';
 import { commonEnv, post, serviceEnv, startProcess, waitReady, type ServiceName, type ServiceProcess } from '../outage-harness.ts';
 import { collectorsFor, fakeExchange, tempDataRoot } from '../../packages/collectors/test/helpers.ts';
-import { freePort, repoRoot } from '@wombat/core';
+import { freePort, repoRoot } from '@wombat/core/platform';
 
 const ci = process.env.CI === 'true' || process.env.WOMBAT_CI === '1';
 const bin = findPgBouncer();

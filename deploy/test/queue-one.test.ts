@@ -6,7 +6,8 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
-import { AppError, insertSchedule, startBoss, validateScheduleInput } from '@wombat/core';
+import { AppError, startBoss } from '@wombat/core/platform';
+import { insertSchedule, validateScheduleInput } from '@wombat/core/schedules';
 import { createTestDatabase } from '@wombat/core/testing';
 import { createEngine } from '@wombat/scheduler-engine';
 import { createWorker } from '@wombat/worker';

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, repoRoot } from '@wombat/core';
+import { freePort, repoRoot } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
 import { readmeBlock } from './helpers.ts';
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { repoRoot } from '@wombat/core';
+import { repoRoot } from '@wombat/core/platform';
 import t from 'tap';
 import { readmeBlock } from './helpers.ts';
 

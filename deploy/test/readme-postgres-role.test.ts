@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import postgres from 'postgres';
-import { migrateAll, repoRoot, startBoss } from '@wombat/core';
+import { repoRoot, startBoss } from '@wombat/core/platform';
+import { migrateAll } from '@wombat/core/setup';
 import { testAdminUrl, testLogger } from '@wombat/core/testing';
 
 /**

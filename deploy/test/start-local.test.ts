@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, isProcessAlive, repoRoot } from '@wombat/core';
+import { freePort, isProcessAlive, repoRoot } from '@wombat/core/platform';
 import { startFakeExchange } from '@wombat/collectors/testing';
 
 /** Every process still in the process group `pgid`. */

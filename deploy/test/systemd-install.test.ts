@@ -15,7 +15,7 @@ import path from 'node:path';
 import { loadConfig as loadApiConfig } from '@wombat/api';
 import { loadConfig as loadEngineConfig } from '@wombat/scheduler-engine';
 import { loadConfig as loadWorkerConfig } from '@wombat/worker';
-import { repoRoot } from '@wombat/core';
+import { repoRoot } from '@wombat/core/platform';
 import { createEmptyTestDatabase } from '@wombat/core/testing';
 import { freshTree, readmeBlock } from './helpers.ts';
 

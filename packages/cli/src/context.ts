@@ -15,11 +15,11 @@ import {
   timeZone,
   ValidationError,
   type ConfigOf,
-  type CoreTables,
   type Database,
   type Logger,
   type PgBoss,
-} from '@wombat/core';
+} from '@wombat/core/platform';
+import type { CoreTables } from '@wombat/core/tables';
 import type { Kysely } from 'kysely';
 
 /**
@@ -116,7 +116,7 @@ export interface CliContext {
   errStream: NodeJS.WritableStream;
   /** Aborts on Ctrl-C. */
   signal: AbortSignal;
-  database(): Promise<{ db: Kysely<CoreTables>; sql: Database['sql']; url: string }>;
+  database(): Promise<{ db: Kysely<CoreTables>; sql: Database<CoreTables>['sql']; url: string }>;
   /** The CLI's configuration (database, TZ); throws ConfigError naming each bad variable. */
   config(): ConfigOf<typeof cliFields>;
   boss(): Promise<PgBoss>;
@@ -137,7 +137,7 @@ export interface CliIo {
 export function createContext(io: CliIo, opts: CliOptions): CliContext {
   // The command's own messages go to stdout; logs stay quiet on stderr unless asked for.
   const log = createLogger({ name: 'wombat', level: opts.verbose ? 'debug' : 'warn', format: 'auto', isTty: io.errIsTty, destination: io.errStream });
-  let opened: Promise<{ database: Database; url: string; stop: () => Promise<void> }> | undefined;
+  let opened: Promise<{ database: Database<CoreTables>; url: string; stop: () => Promise<void> }> | undefined;
   let boss: Promise<PgBoss> | undefined;
 
   let config: ConfigOf<typeof cliFields> | undefined;
@@ -152,7 +152,7 @@ export function createContext(io: CliIo, opts: CliOptions): CliContext {
     const resolved = found
       ? { url: found.url, stop: async () => {} }
       : await resolveDatabase({ databaseUrl: config.databaseUrl, embeddedDir, embeddedPort: config.embeddedPgPort, log });
-    const database = createDatabase({ url: resolved.url, poolSize: 3, applicationName: 'wombat-cli', connectTimeoutSeconds: 5 });
+    const database = createDatabase<CoreTables>({ url: resolved.url, poolSize: 3, applicationName: 'wombat-cli', connectTimeoutSeconds: 5 });
     try {
       await database.sql`select 1`;
     } catch (err) {

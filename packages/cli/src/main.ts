@@ -62,7 +62,7 @@ const code = await runCli(argv, {
   signal: interrupt.signal,
   async startEngine() {
     // Loaded only here: other commands start faster without the engine's modules.
-    const [{ runService }, { loadConfig: loadEngineConfig, startService: startEngineService }] = await Promise.all([import('@wombat/core'), import('@wombat/scheduler-engine')]);
+    const [{ runService }, { loadConfig: loadEngineConfig, startService: startEngineService }] = await Promise.all([import('@wombat/core/platform'), import('@wombat/scheduler-engine')]);
     // The engine owns the process from here: its lifecycle handles signals and exits.
     await runService({
       name: 'scheduler-engine',

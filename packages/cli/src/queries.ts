@@ -1,5 +1,6 @@
-import { JOB_TYPES, type CoreTables } from '@wombat/core';
-export { ACTIVE_RUN_STATES, FINISHED_RUN_STATES as FINISHED_STATES, RUN_STATES, type RunState as CliRunState } from '@wombat/core';
+import { JOB_TYPES } from '@wombat/core/jobs';
+import type { CoreTables } from '@wombat/core/tables';
+export { ACTIVE_RUN_STATES, FINISHED_RUN_STATES as FINISHED_STATES, RUN_STATES, type RunState as CliRunState } from '@wombat/core/runs';
 import { sql, type Kysely } from 'kysely';
 
 /**

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { startFakeExchange } from '@wombat/collectors/testing';
-import { freePort, repoRoot } from '@wombat/core';
+import { freePort, repoRoot } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
 import { bin, tempDir, wombat, wombatProcess } from './helpers.ts';
 

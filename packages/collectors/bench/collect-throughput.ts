@@ -11,7 +11,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createLogger } from '@wombat/core';
+import { createLogger } from '@wombat/core/platform';
 import { createCollectors } from '@wombat/collectors';
 import { startFakeExchange } from '@wombat/collectors/testing';
 

@@ -18,7 +18,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createDatabase, migrateAll } from '@wombat/core';
+import { createDatabase } from '@wombat/core/platform';
+import { migrateAll } from '@wombat/core/setup';
 import { createEmptyTestDatabase, testLogger } from '@wombat/core/testing';
 import { startFakeExchange, type FakeExchange } from '@wombat/collectors/testing';
 import { runNode } from '../test/helpers.ts';

@@ -8,7 +8,8 @@
  * lines otherwise; exit code 0 only if every subreddit succeeded.
  */
 import { parseArgs } from 'node:util';
-import { checkJobParams, serializeError } from '@wombat/core';
+import { serializeError } from '@wombat/core/platform';
+import { checkJobParams } from '@wombat/core/jobs';
 import { createCrawls } from '@wombat/collectors';
 import { loadCrawlConfig, openContext, progressReporter, usageError } from './script-support.ts';
 

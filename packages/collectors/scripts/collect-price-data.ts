@@ -10,7 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { collectPriceSeries, planPriceSeries } from '@wombat/collectors';
-import { STORAGES, TIMEFRAMES, type Exchange, type Storage, type Timeframe } from '@wombat/core';
+import { STORAGES, TIMEFRAMES, type Exchange, type Storage, type Timeframe } from '@wombat/core/jobs';
 import { openContext, progressReporter, usageError } from './script-support.ts';
 
 const USAGE = `usage: collect-price-data --exchange all|upbit|kis [--market KOSPI|KOSDAQ|KRW] [--symbols A,B]

@@ -6,7 +6,7 @@
  * Needs Postgres (DATABASE_URL, or the embedded one). Exit code 0 only on success.
  */
 import { parseArgs } from 'node:util';
-import { EXCHANGES, type Exchange } from '@wombat/core';
+import { EXCHANGES, type Exchange } from '@wombat/core/jobs';
 import { openContext, usageError } from './script-support.ts';
 
 const USAGE = 'usage: collect-symbols [--exchanges upbit,kis]';

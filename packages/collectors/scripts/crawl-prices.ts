@@ -9,7 +9,7 @@
  * exit code 0 only if every source succeeded.
  */
 import { parseArgs } from 'node:util';
-import { serializeError } from '@wombat/core';
+import { serializeError } from '@wombat/core/platform';
 import { createCrawls } from '@wombat/collectors';
 import { loadCrawlConfig, openContext, progressReporter, usageError } from './script-support.ts';
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readSchema } from 'parquet-wasm';
 import * as arrow from 'apache-arrow';
-import type { Timeframe } from '@wombat/core';
+import type { Timeframe } from '@wombat/core/jobs';
 import { addPeriods, decodeParquet, isTimeframe } from '@wombat/collectors';
 import { usageError } from './script-support.ts';
 

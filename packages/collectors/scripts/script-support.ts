@@ -16,7 +16,7 @@ import {
   DATABASE_URL_MISSING,
   type Database,
   type Logger,
-} from '@wombat/core';
+} from '@wombat/core/platform';
 import { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, crawlConfigProblems, crawlFields, createCollectors, type Collectors, type CrawlConfig } from '@wombat/collectors';
 
 export const scriptFields = { ...databaseFields, ...processFields, ...collectorFields };

@@ -1,4 +1,4 @@
-import { TIMEFRAMES, type Timeframe } from '@wombat/core';
+import { TIMEFRAMES, type Timeframe } from '@wombat/core/jobs';
 
 /** One normalised candle: `time` is the candle's start in UTC. */
 export interface Candle {

@@ -1,4 +1,5 @@
-import { checkJobParams, PermanentError, ValidationError, type Exchange, type JobParams, type Logger, type Storage, type Timeframe } from '@wombat/core';
+import { PermanentError, ValidationError, type Logger } from '@wombat/core/platform';
+import { checkJobParams, type Exchange, type JobParams, type Storage, type Timeframe } from '@wombat/core/jobs';
 import type { Kysely } from 'kysely';
 import { addPeriods, approxPeriodMs, floorToTimeframe, sortUnique, type Candle } from './candle.ts';
 import { createKisClient, type KisClient } from './kis.ts';

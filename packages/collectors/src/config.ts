@@ -1,4 +1,5 @@
-import { httpUrl, int, oneOf, optionalStr, resolveFromRoot, str, STORAGES, type ConfigOf, type Field, type Logger } from '@wombat/core';
+import { httpUrl, int, oneOf, optionalStr, resolveFromRoot, str, type ConfigOf, type Field, type Logger } from '@wombat/core/platform';
+import { STORAGES } from '@wombat/core/jobs';
 import type { Kysely } from 'kysely';
 import type { CollectorsOptions } from './collectors.ts';
 import { KRX_SESSION_CLOSE_DEFAULT, parseSessionClose } from './market-calendar.ts';

@@ -1,4 +1,4 @@
-import { AppError } from '@wombat/core';
+import { AppError } from '@wombat/core/platform';
 
 /** The exchange kept answering "too many requests" after every retry; try again later. */
 export class RateLimitedError extends AppError {

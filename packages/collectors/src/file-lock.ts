@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import lockfile from 'proper-lockfile';
-import { AppError, createSql } from '@wombat/core';
+import { AppError, createSql } from '@wombat/core/platform';
 import { sleep } from './rate-limit.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { request, type Dispatcher } from 'undici';
-import { AppError, type Logger } from '@wombat/core';
+import { AppError, type Logger } from '@wombat/core/platform';
 import { RateLimitedError, RetryableError } from './errors.ts';
 import { sleep } from './rate-limit.ts';
 

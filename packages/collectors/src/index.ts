@@ -2,7 +2,7 @@ export { createCollectors, DEFAULT_BACKFILL_DAYS, type Collectors, type Collecto
 export { addPeriods, closedCutoff, floorToTimeframe, isTimeframe, sortUnique, candleProblems, type Candle } from './candle.ts';
 export { closedCutoffOf, kisClosedCutoff, kisPeriodClose, KRX_SESSION_CLOSE_DEFAULT, parseSessionClose } from './market-calendar.ts';
 export { RateLimitedError } from './errors.ts';
-export { PermanentError } from '@wombat/core';
+export { PermanentError } from '@wombat/core/platform';
 export { BudgetBannedError, createLimiter, sleep, type Budget, type Limiter, type LimiterOptions, type Priority, type ScheduleOptions } from './rate-limit.ts';
 export { createLocalBudgetStore, createPgBudgetStore, type BudgetStore } from './budget-store.ts';
 export { blockBudget, emptyBudget, settleSlots, takeSlots, type BudgetBlock, type BudgetLimit, type BudgetSpec, type BudgetState, type TakeResult } from './budget-math.ts';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { unzipSync } from 'fflate';
 import { request } from 'undici';
-import { AppError, PermanentError } from '@wombat/core';
+import { AppError, PermanentError } from '@wombat/core/platform';
 import type { ListedSymbol } from './pg-store.ts';
 
 /**

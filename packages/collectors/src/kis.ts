@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { PermanentError, type Logger, type Timeframe } from '@wombat/core';
+import { PermanentError, type Logger } from '@wombat/core/platform';
+import type { Timeframe } from '@wombat/core/jobs';
 import { floorToTimeframe, type Candle } from './candle.ts';
 import { RetryableError } from './errors.ts';
 import { httpRequest, parseJson, withRetries, type HttpResponse } from './http.ts';

@@ -1,4 +1,4 @@
-import type { Exchange, Timeframe } from '@wombat/core';
+import type { Exchange, Timeframe } from '@wombat/core/jobs';
 import { addPeriods, closedCutoff, floorToTimeframe } from './candle.ts';
 
 /**

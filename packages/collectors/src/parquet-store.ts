@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { ValidationError, type Exchange, type Timeframe } from '@wombat/core';
+import { ValidationError } from '@wombat/core/platform';
+import type { Exchange, Timeframe } from '@wombat/core/jobs';
 import type { Candle } from './candle.ts';
 import { withFileLock, type FileLockOptions } from './file-lock.ts';
 import { appendParquet, footerLastTime } from './parquet-append.ts';

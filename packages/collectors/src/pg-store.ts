@@ -1,9 +1,9 @@
 import { sql, type Generated, type Kysely } from 'kysely';
-import type { Exchange } from '@wombat/core';
+import type { Exchange } from '@wombat/core/jobs';
 import type { Candle } from './candle.ts';
 import type { SeriesKey } from './parquet-store.ts';
 
-/** Tables of migration 0003_collectors. */
+/** Tables of migrations/0003_collectors.sql (0006_exchange_budgets.sql reworks kis_tokens). */
 export interface CandlesTable {
   exchange: string;
   symbol: string;

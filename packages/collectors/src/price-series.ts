@@ -1,4 +1,5 @@
-import { checkJobParams, serializeError, type Exchange, type JobParams, type Storage, type Timeframe } from '@wombat/core';
+import { serializeError } from '@wombat/core/platform';
+import { checkJobParams, type Exchange, type JobParams, type Storage, type Timeframe } from '@wombat/core/jobs';
 import type { Collectors } from './collectors.ts';
 
 /**

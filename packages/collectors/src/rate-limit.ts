@@ -1,5 +1,5 @@
 import Bottleneck from 'bottleneck';
-import { PermanentError, type Logger } from '@wombat/core';
+import { PermanentError, type Logger } from '@wombat/core/platform';
 import type { BudgetSpec } from './budget-math.ts';
 import type { BudgetStore } from './budget-store.ts';
 

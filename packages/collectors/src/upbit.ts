@@ -1,4 +1,5 @@
-import { AppError, PermanentError, type Logger, type Timeframe } from '@wombat/core';
+import { AppError, PermanentError, type Logger } from '@wombat/core/platform';
+import type { Timeframe } from '@wombat/core/jobs';
 import { BudgetBannedError } from './rate-limit.ts';
 import { floorToTimeframe, type Candle } from './candle.ts';
 import { RetryableError } from './errors.ts';

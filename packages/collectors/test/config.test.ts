@@ -1,6 +1,6 @@
 import t from 'tap';
 import path from 'node:path';
-import { ConfigError, ValidationError, loadConfig, repoRoot } from '@wombat/core';
+import { ConfigError, ValidationError, loadConfig, repoRoot } from '@wombat/core/platform';
 import { testLogger } from '@wombat/core/testing';
 import { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, createCollectors } from '@wombat/collectors';
 

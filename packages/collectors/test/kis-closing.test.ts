@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
-import { ConfigError, loadConfig, ValidationError, type Timeframe } from '@wombat/core';
+import { ConfigError, loadConfig, ValidationError } from '@wombat/core/platform';
+import type { Timeframe } from '@wombat/core/jobs';
 import { testLogger } from '@wombat/core/testing';
 import { addPeriods, collectorFields, collectorsOptionsFromConfig, createCollectors, kisClosedCutoff } from '@wombat/collectors';
 import type { FakeExchange } from '@wombat/collectors/testing';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PermanentError } from '@wombat/core';
+import { PermanentError } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
 import { collectorsFor, fakeExchange, rows, tempDataRoot } from './helpers.ts';
 import type { FakeExchange } from '@wombat/collectors/testing';

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { createDatabase, freePort, ValidationError } from '@wombat/core';
+import { createDatabase, freePort, ValidationError } from '@wombat/core/platform';
 import { createTestDatabase, testLogger } from '@wombat/core/testing';
 import { crawlPrices, latestPrices, type CrawlTables, type PriceCrawlOptions } from '@wombat/collectors';
 import { startFakeShop, type FakeShop } from '@wombat/collectors/testing';

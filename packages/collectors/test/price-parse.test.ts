@@ -139,7 +139,7 @@ sources:
 
 t.test('the shipped example sources file is valid', async (t) => {
   const { readFileSync } = await import('node:fs');
-  const { repoRoot } = await import('@wombat/core');
+  const { repoRoot } = await import('@wombat/core/platform');
   const path = await import('node:path');
   const file = path.join(repoRoot, 'deploy/price-sources.example.yaml');
   const parsed = parsePriceSources(readFileSync(file, 'utf8'), file);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import path from 'node:path';
-import { PermanentError } from '@wombat/core';
+import { PermanentError } from '@wombat/core/platform';
 import { createTestDatabase, testLogger } from '@wombat/core/testing';
 import { createCollectors, createLimiter, createPgBudgetStore } from '@wombat/collectors';
 import { fakeExchange, runNode, tempDataRoot } from './helpers.ts';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { stat } from 'node:fs/promises';
-import { PermanentError } from '@wombat/core';
+import { PermanentError } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
 import { parquetPath, readColumns, writeCandlesParquet } from '@wombat/collectors';
 import { collectorsFor, fakeExchange, rows, tempDataRoot } from './helpers.ts';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { AppError, PermanentError } from '@wombat/core';
+import { AppError, PermanentError } from '@wombat/core/platform';
 import { collectorsFor, fakeExchange, rows, tempDataRoot } from './helpers.ts';
 
 const NOW = new Date('2026-06-01T12:00:00Z');

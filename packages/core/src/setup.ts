@@ -1,18 +1,21 @@
-import { ensureQueues, startBoss } from './boss.ts';
-import { createSql } from './db.ts';
-import type { Logger } from './logger.ts';
-import { migrateWombat } from './migrate.ts';
+import { ensureQueues } from './jobs/queues.ts';
+import { startBoss } from './platform/boss.ts';
+import { createSql } from './platform/db.ts';
+import type { Logger } from './platform/logger.ts';
+import { migrateWombat, workspaceMigrations } from './platform/migrate.ts';
 
 /**
- * Brings a database up to this version of Wombat: Wombat's migrations, then
- * pg-boss's schema and Wombat's queues. Production runs this once per deploy
- * (deploy/migrate.ts) before starting services; services never migrate.
+ * Brings a database up to this version of Wombat: the migrations of every package
+ * (the folders each one lists in its package.json: core's domains, the collectors),
+ * then pg-boss's schema and Wombat's queues. Production runs this once per deploy
+ * (deploy/migrate.ts) before starting services; services never migrate. Import as
+ * `@wombat/core/setup`.
  */
 export async function migrateAll(opts: { url: string; log: Logger; outageGraceSeconds?: number }): Promise<{ applied: string[] }> {
   const sql = createSql({ url: opts.url, poolSize: 1, applicationName: 'wombat-migrate', statementTimeoutMs: 0, transactionTimeoutMs: 0, connectTimeoutMs: 10_000 });
   let applied: string[];
   try {
-    ({ applied } = await migrateWombat(sql, opts.log));
+    ({ applied } = await migrateWombat(sql, opts.log, await workspaceMigrations()));
   } finally {
     await sql.end({ timeout: 5 });
   }

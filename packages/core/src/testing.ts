@@ -3,12 +3,12 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { createDatabase, type Database } from './db.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { createDatabase, type Database } from './platform/db.ts';
+import { startEmbeddedPostgres } from './platform/embedded-postgres.ts';
+import { createLogger, type Logger } from './platform/logger.ts';
+import { freePort } from './platform/process.ts';
 import { migrateAll } from './setup.ts';
-import { startEmbeddedPostgres } from './embedded-postgres.ts';
-import { freePort } from './process.ts';
-import type { CoreTables } from './db-types.ts';
+import type { CoreTables } from './tables.ts';
 
 /**
  * Test support: every test file gets a database of its own, migrated (Wombat and

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { loadConfig } from '@wombat/core';
+import { loadConfig } from '@wombat/core/platform';
 import { alertFields, createAlerting, type AlertingOptions } from '@wombat/core/alerts';
 import { startFakeHook } from '@wombat/core/alerts-fakes';
 import { createTestDatabase } from '@wombat/core/testing';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { loadConfig } from '@wombat/core';
+import { loadConfig } from '@wombat/core/platform';
 import { alertFields, claimDeliveries, createAlerting, markDeliverySent, type AlertingOptions } from '@wombat/core/alerts';
 import { startFakeHook, startFakeSmtp } from '@wombat/core/alerts-fakes';
 import { createTestDatabase } from '@wombat/core/testing';

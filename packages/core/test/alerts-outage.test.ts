@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createDatabase, createLogger, loadConfig } from '@wombat/core';
+import { createDatabase, createLogger, loadConfig } from '@wombat/core/platform';
 import { alertFields, createAlerting } from '@wombat/core/alerts';
 import { startFakeHook } from '@wombat/core/alerts-fakes';
 import { startPrivatePostgres } from '@wombat/core/testing';

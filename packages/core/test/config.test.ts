@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ConfigError, bool, databaseFields, int, list, loadConfig, oneOf, processFields, timeZone } from '@wombat/core';
+import { ConfigError, bool, databaseFields, int, list, loadConfig, oneOf, processFields, timeZone } from '@wombat/core/platform';
 
 const schema = {
   ...databaseFields,

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
-import { createDatabase, DatabaseTimeoutError, isDatabaseUnavailable } from '@wombat/core';
+import { createDatabase, DatabaseTimeoutError, isDatabaseUnavailable } from '@wombat/core/platform';
 import { startPrivatePostgres } from '@wombat/core/testing';
 
 /**

@@ -1,22 +1,39 @@
-import t from 'tap';
-import { createSql, migrateWombat, migrationsDir, publishRun, readMigrations, startBoss, JOB_TYPES } from '@wombat/core';
+import t, { type Test } from 'tap';
+import { createSql, migrateWombat, readMigrations, repoRoot, startBoss, workspaceMigrations } from '@wombat/core/platform';
+import { JOB_TYPES } from '@wombat/core/jobs';
+import { publishRun } from '@wombat/core/runs';
 import { createEmptyTestDatabase, createTestDatabase, testLogger } from '@wombat/core/testing';
-import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-t.test('migrates a fresh database into schema wombat, and again is a no-op', async (t) => {
+const named = (m: { version: number; name: string }) => `${String(m.version).padStart(4, '0')}_${m.name}`;
+
+async function tempDir(t: Test): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'wombat-mig-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test('migrates a fresh database into schema wombat, every package\'s migrations in one order, and again is a no-op', async (t) => {
   const { url } = await createEmptyTestDatabase(t);
   const sql = createSql({ url, poolSize: 2 });
   t.teardown(() => sql.end());
   const log = testLogger();
-  const first = await migrateWombat(sql, log);
-  t.same(first.applied, (await readMigrations()).map((m) => `${String(m.version).padStart(4, '0')}_${m.name}`));
-  const second = await migrateWombat(sql, log);
+  const dirs = await workspaceMigrations();
+  t.same(
+    dirs.map((d) => path.relative(repoRoot, d)),
+    ['packages/core/src/runs/migrations', 'packages/core/src/schedules/migrations', 'packages/core/src/alerts/migrations', 'packages/collectors/src/migrations'],
+    'each package names the folders of the tables it owns',
+  );
+  const first = await migrateWombat(sql, log, dirs);
+  t.same(first.applied, (await readMigrations(dirs)).map(named));
+  t.same(first.applied.slice(0, 4), ['0001_core', '0002_scheduler', '0003_collectors', '0004_api'], 'numbered across the folders, applied in that order');
+  const second = await migrateWombat(sql, log, dirs);
   t.same(second.applied, []);
-  const [row] = await sql`select count(*)::int as n from information_schema.tables where table_schema = 'wombat' and table_name = 'runs'`;
-  t.equal(row!.n, 1);
+  const [row] = await sql`select count(*)::int as n from information_schema.tables where table_schema = 'wombat' and table_name in ('runs', 'candles')`;
+  t.equal(row!.n, 2, 'core\'s tables and the collectors\'');
 });
 
 t.test('two processes migrating at once apply each migration once', async (t) => {
@@ -27,39 +44,53 @@ t.test('two processes migrating at once apply each migration once', async (t) =>
     await a.end();
     await b.end();
   });
-  const [ra, rb] = await Promise.all([migrateWombat(a, testLogger()), migrateWombat(b, testLogger())]);
+  const dirs = await workspaceMigrations();
+  const [ra, rb] = await Promise.all([migrateWombat(a, testLogger(), dirs), migrateWombat(b, testLogger(), dirs)]);
   const total = ra.applied.length + rb.applied.length;
-  t.equal(total, (await readMigrations()).length);
+  t.equal(total, (await readMigrations(dirs)).length);
 });
 
 t.test('refuses a migration edited after it was applied', async (t) => {
   const { url } = await createEmptyTestDatabase(t);
   const sql = createSql({ url, poolSize: 1 });
   t.teardown(() => sql.end());
-  const dir = await mkdtemp(path.join(tmpdir(), 'wombat-mig-'));
-  await cp(path.resolve(import.meta.dirname, '../migrations'), dir, { recursive: true });
-  await migrateWombat(sql, testLogger(), dir);
-  await writeFile(path.join(dir, '0001_core.sql'), '-- edited\n', { flag: 'a' });
-  await t.rejects(migrateWombat(sql, testLogger(), dir), { code: 'migration_changed' });
+  const root = await tempDir(t);
+  const dirs: string[] = [];
+  for (const [i, dir] of (await workspaceMigrations()).entries()) {
+    dirs.push(path.join(root, String(i)));
+    await cp(dir, dirs.at(-1)!, { recursive: true });
+  }
+  await migrateWombat(sql, testLogger(), dirs);
+  await writeFile(path.join(dirs[0]!, '0001_core.sql'), '-- edited\n', { flag: 'a' });
+  await t.rejects(migrateWombat(sql, testLogger(), dirs), { code: 'migration_changed', message: /0001_core\.sql was changed after it was applied/ });
 });
 
-t.test('refuses holes in the numbering and a pending migration older than an applied one', async (t) => {
+t.test('refuses holes and repeats in the numbering across folders, and a pending migration older than an applied one', async (t) => {
   const { url } = await createEmptyTestDatabase(t);
   const sql = createSql({ url, poolSize: 1 });
   t.teardown(() => sql.end());
-  const dir = await mkdtemp(path.join(tmpdir(), 'wombat-mig-'));
-  await writeFile(path.join(dir, '0001_a.sql'), 'create table if not exists wombat.mig_a (x int);\n');
-  await writeFile(path.join(dir, '0003_c.sql'), 'create table if not exists wombat.mig_c (x int);\n');
-  await t.rejects(migrateWombat(sql, testLogger(), dir), { code: 'migration_gap', message: /0003_c\.sql should be numbered 0002/ });
+  const root = await tempDir(t);
+  const [one, two] = [path.join(root, 'one'), path.join(root, 'two')];
+  await mkdir(one);
+  await mkdir(two);
+  await writeFile(path.join(one, '0001_a.sql'), 'create table if not exists wombat.mig_a (x int);\n');
+  await writeFile(path.join(two, '0003_c.sql'), 'create table if not exists wombat.mig_c (x int);\n');
+  await t.rejects(migrateWombat(sql, testLogger(), [one, two]), { code: 'migration_gap', message: /two\/0003_c\.sql should be numbered 0002/ });
+  await writeFile(path.join(two, '0001_x.sql'), 'select 1;\n');
+  await t.rejects(migrateWombat(sql, testLogger(), [one, two]), { code: 'duplicate_migration', message: /one\/0001_a\.sql and .*two\/0001_x\.sql share number 0001/ });
+  await rm(path.join(two, '0001_x.sql'));
+  await t.rejects(migrateWombat(sql, testLogger(), [one, path.join(root, 'three')]), { code: 'migration_folder_missing', message: /three/ });
+  await t.rejects(migrateWombat(sql, testLogger(), []), { code: 'no_migrations' });
+  t.equal((await sql`select to_regclass('wombat.mig_a') as t`)[0]!.t, null, 'nothing was applied from a refused set');
 
   // A database that has 0001 and 0003 applied (made by hand here) must not get 0002 afterwards.
   const c = 'create table if not exists wombat.mig_c (x int);\n';
-  await rm(path.join(dir, '0003_c.sql'));
-  await migrateWombat(sql, testLogger(), dir);
+  await rm(path.join(two, '0003_c.sql'));
+  await migrateWombat(sql, testLogger(), [one, two]);
   await sql`insert into wombat.schema_migrations (version, name, checksum) values (3, 'c', ${createHash('sha256').update(c).digest('hex')})`;
-  await writeFile(path.join(dir, '0002_b.sql'), 'create table if not exists wombat.mig_b (x int);\n');
-  await writeFile(path.join(dir, '0003_c.sql'), c);
-  await t.rejects(migrateWombat(sql, testLogger(), dir), { code: 'migration_out_of_order', message: /0002_b is pending but 0003 is already applied/ });
+  await writeFile(path.join(two, '0002_b.sql'), 'create table if not exists wombat.mig_b (x int);\n');
+  await writeFile(path.join(one, '0003_c.sql'), c);
+  await t.rejects(migrateWombat(sql, testLogger(), [one, two]), { code: 'migration_out_of_order', message: /0002_b is pending but 0003 is already applied/ });
 });
 
 t.test('a database that recorded 0005_api before the renumbering keeps it as 0004_api', async (t) => {
@@ -67,14 +98,14 @@ t.test('a database that recorded 0005_api before the renumbering keeps it as 000
   const sql = createSql({ url, poolSize: 1 });
   t.teardown(() => sql.end());
   // The database as it was before the renumbering: migrations up to api, recorded as 0005.
-  const all = await readMigrations();
-  const dir = await mkdtemp(path.join(tmpdir(), 'wombat-mig-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  for (const m of all.filter((m) => m.version <= 4)) await writeFile(path.join(dir, `${String(m.version).padStart(4, '0')}_${m.name}.sql`), m.sql);
-  await migrateWombat(sql, testLogger(), dir);
+  const dirs = await workspaceMigrations();
+  const all = await readMigrations(dirs);
+  const dir = await tempDir(t);
+  for (const m of all.filter((m) => m.version <= 4)) await writeFile(path.join(dir, `${named(m)}.sql`), m.sql);
+  await migrateWombat(sql, testLogger(), [dir]);
   await sql`update wombat.schema_migrations set version = 5 where version = 4 and name = 'api'`;
-  const again = await migrateWombat(sql, testLogger());
-  t.same(again.applied, all.filter((m) => m.version > 4).map((m) => `${String(m.version).padStart(4, '0')}_${m.name}`), 'api is not applied twice; later migrations are');
+  const again = await migrateWombat(sql, testLogger(), dirs);
+  t.same(again.applied, all.filter((m) => m.version > 4).map(named), 'api is not applied twice; later migrations are');
   const versions = (await sql<{ version: number }[]>`select version from wombat.schema_migrations order by version`).map((r) => r.version);
   t.same(versions, all.map((m) => m.version));
 });
@@ -97,7 +128,7 @@ t.test('publishRun records the run and its pg-boss job under one id', async (t) 
   // A failure after the send rolls back both the run and the job.
   await t.rejects(
     tdb.db.transaction().execute(async (trx) => {
-      const { insertRunAndSend } = await import('@wombat/core');
+      const { insertRunAndSend } = await import('@wombat/core/runs');
       await insertRunAndSend(trx, boss, { job: 'canary', params: {}, trigger: 'manual', id: '00000000-0000-4000-8000-000000000001' });
       throw new Error('abort');
     }),

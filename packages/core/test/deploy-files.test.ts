@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { databaseFields, processFields, repoRoot } from '@wombat/core';
+import { databaseFields, processFields, repoRoot } from '@wombat/core/platform';
 
 const unitsDir = path.join(repoRoot, 'systemd');
 const serviceUnits = readdirSync(unitsDir).filter((f) => f.endsWith('.service') && f !== 'wombat-migrate.service');

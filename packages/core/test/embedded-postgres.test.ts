@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { ConfigError, EMBEDDED_DATABASE, freePort, isProcessAlive, resolveDatabase, startEmbeddedPostgres } from '@wombat/core';
+import { ConfigError, EMBEDDED_DATABASE, freePort, isProcessAlive, resolveDatabase, startEmbeddedPostgres } from '@wombat/core/platform';
 import { testLogger } from '@wombat/core/testing';
 
 async function query(url: string): Promise<string> {
@@ -46,7 +46,7 @@ t.test('DATABASE_URL=embedded starts a real PostgreSQL under the data directory,
 t.test('a server orphaned by a killed process is claimed by the next start and stopped', async (t) => {
   const port = await freePort();
   const script = `
-    import { startEmbeddedPostgres } from '@wombat/core';
+    import { startEmbeddedPostgres } from '@wombat/core/platform';
     import { testLogger } from '@wombat/core/testing';
     const pg = await startEmbeddedPostgres({ dir: ${JSON.stringify(dataDir)}, port: ${port}, log: testLogger() });
     console.log('READY ' + pg.pid);
@@ -81,7 +81,7 @@ function user(t: { teardown(fn: () => unknown): void }, port: number) {
   const script = `
     import postgres from 'postgres';
     import readline from 'node:readline';
-    import { resolveDatabase } from '@wombat/core';
+    import { resolveDatabase } from '@wombat/core/platform';
     import { testLogger } from '@wombat/core/testing';
     const db = await resolveDatabase({ databaseUrl: 'embedded', embeddedDir: ${JSON.stringify(dataDir)}, embeddedPort: ${port}, log: testLogger() });
     console.log('READY ' + JSON.stringify({ pid: db.embedded.pid, owned: db.embedded.owned }));

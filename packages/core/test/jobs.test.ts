@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkJobParams, JOB_TYPES, jobDefaults, jobParamSchemas } from '@wombat/core';
+import { checkJobParams, JOB_TYPES, jobDefaults, jobParamSchemas } from '@wombat/core/jobs';
 
 t.test('every job type has a schema and defaults', async (t) => {
   t.same(Object.keys(jobDefaults).sort(), [...JOB_TYPES].sort());

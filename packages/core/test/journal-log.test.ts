@@ -4,7 +4,7 @@ import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { AppError, createLogger, freePort, isJournalStream, repoRoot } from '@wombat/core';
+import { AppError, createLogger, freePort, isJournalStream, repoRoot } from '@wombat/core/platform';
 
 function capture(): { stream: Writable; lines: string[] } {
   const lines: string[] = [];

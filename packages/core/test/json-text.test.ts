@@ -1,5 +1,7 @@
 import t from 'tap';
-import { checkJobParams, textProblem, unstorableText, validateScheduleInput } from '@wombat/core';
+import { textProblem, unstorableText } from '@wombat/core/platform';
+import { checkJobParams } from '@wombat/core/jobs';
+import { validateScheduleInput } from '@wombat/core/schedules';
 
 t.test('textProblem finds NUL and lone surrogates, and passes well-formed text', async (t) => {
   t.match(textProblem('a\u0000'), /NUL/);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
 import { EventEmitter } from 'node:events';
-import { createLifecycle, createLogger, flushAndExit, handleSignals, redactUrl } from '@wombat/core';
+import { createLifecycle, createLogger, flushAndExit, handleSignals, redactUrl } from '@wombat/core/platform';
 import { testLogger } from '@wombat/core/testing';
 
 t.test('stop runs steps last-registered first, once, even when a step throws', async (t) => {

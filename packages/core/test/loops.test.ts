@@ -1,7 +1,7 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
-import { createDatabase, createLoopSupervisor, DatabaseTimeoutError, freePort, probeDatabase } from '@wombat/core';
+import { createDatabase, createLoopSupervisor, DatabaseTimeoutError, freePort, probeDatabase } from '@wombat/core/platform';
 import { createEmptyTestDatabase, testLogger } from '@wombat/core/testing';
 
 async function waitFor(check: () => boolean, limitMs = 10_000): Promise<boolean> {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
-import { DatabaseTimeoutError, publishRuns, startBoss } from '@wombat/core';
+import { DatabaseTimeoutError, startBoss } from '@wombat/core/platform';
+import { publishRuns } from '@wombat/core/runs';
 import { createTestDatabase } from '@wombat/core/testing';
 
 const tdb = await createTestDatabase(t);

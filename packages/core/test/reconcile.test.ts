@@ -1,7 +1,9 @@
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { applyAttemptUpdates, publishRun, reconcileRuns, registerWorker, startBoss, type Run } from '@wombat/core';
+import { startBoss } from '@wombat/core/platform';
+import { registerWorker } from '@wombat/core/workers';
+import { applyAttemptUpdates, publishRun, reconcileRuns, type Run } from '@wombat/core/runs';
 import { createTestDatabase } from '@wombat/core/testing';
 
 const tdb = await createTestDatabase(t);
@@ -134,7 +136,7 @@ t.test('a run its worker completed whose job never settled (the database left in
 });
 
 t.test('hand back: a job stopped by its worker\'s shutdown waits again without spending an attempt', async (t) => {
-  const { handBackAttempts } = await import('@wombat/core');
+  const { handBackAttempts } = await import('@wombat/core/runs');
   const id = await started(live, 0);
   const other = await started(live, 2);
   // pg-boss settles the stopped jobs as failed (the first on its last attempt), then the worker hands them back.

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { nextOccurrences, type ScheduleTrigger } from '@wombat/core';
+import { nextOccurrences, type ScheduleTrigger } from '@wombat/core/schedules';
 
 /*
  * Property: nextOccurrences agrees with a deliberately naive reference around real

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { cronDstKind, describeTrigger, instantOfWallTime, jitterMs, nextOccurrences, planDue, type ScheduleTrigger } from '@wombat/core';
+import { cronDstKind, describeTrigger, instantOfWallTime, jitterMs, nextOccurrences, planDue, type ScheduleTrigger } from '@wombat/core/schedules';
 
 const at = (iso: string) => new Date(iso);
 const iso = (ds: Date[]) => ds.map((d) => d.toISOString());

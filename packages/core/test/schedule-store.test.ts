@@ -1,21 +1,19 @@
 import t from 'tap';
+import { AppError, startBoss, ValidationError } from '@wombat/core/platform';
 import {
-  AppError,
   deleteSchedule,
   getSchedule,
   insertSchedule,
   listEngines,
   listSchedules,
   setScheduleStatus,
-  startBoss,
-  triggerSchedule,
   updateSchedule,
   upsertBuiltInSchedule,
   validateScheduleInput,
-  ValidationError,
   type ScheduleDefinition,
   type SchedulerTables,
-} from '@wombat/core';
+} from '@wombat/core/schedules';
+import { triggerSchedule } from '@wombat/core/runs';
 import { createTestDatabase } from '@wombat/core/testing';
 import { sql } from 'kysely';
 

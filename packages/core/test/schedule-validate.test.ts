@@ -1,6 +1,6 @@
 import t from 'tap';
 import Value from 'typebox/value';
-import { checkScheduleDefinition, mergeSchedulePatch, ScheduleInputSchema, SchedulePatchSchema, validateScheduleInput, type ScheduleDefinition } from '@wombat/core';
+import { checkScheduleDefinition, mergeSchedulePatch, ScheduleInputSchema, SchedulePatchSchema, validateScheduleInput, type ScheduleDefinition } from '@wombat/core/schedules';
 
 const validOf = (input: unknown): ScheduleDefinition => {
   const r = validateScheduleInput(input);

@@ -11,7 +11,8 @@
  * BENCH_RUNS (default 100000) runs in the history; BENCH_PAGE_LOADS (default 10) page loads per history.
  */
 import { existsSync } from 'node:fs';
-import { createDatabase, migrateAll, startBoss } from '@wombat/core';
+import { createDatabase, startBoss } from '@wombat/core/platform';
+import { migrateAll } from '@wombat/core/setup';
 import { createEmptyTestDatabase, testLogger } from '@wombat/core/testing';
 import { buildApp } from '../src/app.ts';
 

@@ -93,7 +93,8 @@ if (!isMainThread) {
     });
   parentPort!.postMessage({ levels: await runClients(base, requests, mark) });
 } else if (!process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes('submit')) {
-  const { createDatabase, migrateAll, startBoss } = await import('@wombat/core');
+  const { createDatabase, startBoss } = await import('@wombat/core/platform');
+  const { migrateAll } = await import('@wombat/core/setup');
   const { createEmptyTestDatabase, testLogger } = await import('@wombat/core/testing');
   const { buildApp } = await import('../src/app.ts');
   const requests = Number(process.env.BENCH_REQUESTS ?? 3000);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Logger } from '@wombat/core';
+import type { Logger } from '@wombat/core/platform';
 
 /**
  * True when `databaseUrl` is the embedded PostgreSQL of a local run: the launcher

@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AppError, unstorableText } from '@wombat/core';
+import { AppError, unstorableText } from '@wombat/core/platform';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply } from 'fastify';
 import { accessForMethod, authorize, type Access } from './auth.ts';
 import { errorBody, handleError } from './http-errors.ts';

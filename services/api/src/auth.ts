@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AppError } from '@wombat/core';
+import { AppError } from '@wombat/core/platform';
 import type { FastifyRequest } from 'fastify';
 
 export interface AuthOptions {

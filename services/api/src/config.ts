@@ -1,5 +1,5 @@
 import { alertChannelFields, alertConfigProblems, alertEvaluatorFields } from '@wombat/core/alerts';
-import { ConfigError, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, timeZone, type ConfigOf } from '@wombat/core';
+import { ConfigError, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, timeZone, type ConfigOf } from '@wombat/core/platform';
 
 /** Deadlines of the api's own (defaults of the fields below, and of buildApp when a test leaves them out). */
 export const API_DEADLINE_DEFAULTS = { submitTimeoutMs: 2_000, healthPingTimeoutMs: 2_000 } as const;

@@ -1,4 +1,4 @@
-import type { Sql } from '@wombat/core';
+import type { Sql } from '@wombat/core/platform';
 
 /** Period of each fixed-length timeframe in seconds; months are counted by calendar. */
 const PERIOD_SECONDS: Record<string, number> = {

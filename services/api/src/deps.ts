@@ -1,5 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { CoreTables, Logger, PgBoss, Sql, Thresholds } from '@wombat/core';
+import type { Logger, PgBoss, Sql } from '@wombat/core/platform';
+import type { Thresholds } from '@wombat/core/alerts';
+import type { CoreTables } from '@wombat/core/tables';
 import type { AlertChannelConfig } from '@wombat/core/alerts';
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Kysely } from 'kysely';

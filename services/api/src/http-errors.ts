@@ -1,4 +1,4 @@
-import { AppError, isDatabaseUnavailable, type FieldIssue } from '@wombat/core';
+import { AppError, isDatabaseUnavailable, type FieldIssue } from '@wombat/core/platform';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 /** The JSON body of every error answer. */

@@ -1,4 +1,4 @@
-import { TIMEFRAMES } from '@wombat/core';
+import { TIMEFRAMES } from '@wombat/core/jobs';
 
 /**
  * The backtest body of the system Wombat replaces, mapped to the backtest job's

@@ -1,7 +1,7 @@
 /**
  * The api process: `npm run start -w services/api`, or systemd's wombat-api.
  */
-import { resolveServiceDatabase, runService } from '@wombat/core';
+import { resolveServiceDatabase, runService } from '@wombat/core/platform';
 import { isEmbeddedDatabaseUrl } from './admin-token.ts';
 import { loadConfig } from './config.ts';
 import { startApi } from './server.ts';

@@ -1,4 +1,7 @@
-import { ACTIVE_RUN_STATES, BOSS_SCHEMA, JOB_TYPES, nextOccurrences, type ScheduleTrigger, type Sql } from '@wombat/core';
+import { BOSS_SCHEMA, type Sql } from '@wombat/core/platform';
+import { JOB_TYPES } from '@wombat/core/jobs';
+import { nextOccurrences, type ScheduleTrigger } from '@wombat/core/schedules';
+import { ACTIVE_RUN_STATES } from '@wombat/core/runs';
 import { expectedIntervalMs } from '@wombat/core/alerts';
 import { Counter, Gauge, Registry } from 'prom-client';
 

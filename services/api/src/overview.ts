@@ -1,4 +1,6 @@
-import { BOSS_SCHEMA, DEFAULT_THRESHOLDS, JOB_TYPES, levelOf, type Level, type Sql, type Thresholds } from '@wombat/core';
+import { BOSS_SCHEMA, type Sql } from '@wombat/core/platform';
+import { JOB_TYPES } from '@wombat/core/jobs';
+import { DEFAULT_THRESHOLDS, levelOf, type Level, type Thresholds } from '@wombat/core/alerts';
 
 /** Failure rate and average run time look at runs finished within this window, as /metrics does. */
 export const OVERVIEW_WINDOW_SECONDS = 3600;

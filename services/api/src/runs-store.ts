@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
-import { ACTIVE_RUN_STATES, type CoreTables, type RunsTable, type RunState, type RunTrigger } from '@wombat/core';
+import { ACTIVE_RUN_STATES, type RunsTable, type RunState, type RunTrigger } from '@wombat/core/runs';
+import type { CoreTables } from '@wombat/core/tables';
 
 /**
  * The api's reads of wombat.runs. Every write (cancel, requeue, purge) is a

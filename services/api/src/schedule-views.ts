@@ -1,4 +1,4 @@
-import { describeTrigger, nextOccurrences, type EngineStatus, type Schedule } from '@wombat/core';
+import { describeTrigger, nextOccurrences, type EngineStatus, type Schedule } from '@wombat/core/schedules';
 import Type from 'typebox';
 
 /** Schedules in the api's JSON shape: the snake_case fields a create takes, plus what the engine keeps. */

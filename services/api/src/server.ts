@@ -1,4 +1,5 @@
-import { createDatabase, createLoopSupervisor, databaseDeadlines, resolveDatabaseAddresses, resolveFromRoot, serviceStallExit, startBoss, thresholdsFromAlertSettings, type Fatal, type Logger } from '@wombat/core';
+import { createDatabase, createLoopSupervisor, databaseDeadlines, resolveDatabaseAddresses, resolveFromRoot, serviceStallExit, startBoss, type Fatal, type Logger } from '@wombat/core/platform';
+import { thresholdsFromAlertSettings } from '@wombat/core/alerts';
 import { buildApp } from './app.ts';
 import type { App } from './deps.ts';
 import { resolveAdminToken } from './admin-token.ts';

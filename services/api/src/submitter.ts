@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { DatabaseTimeoutError, publishRuns, type CoreTables, type Logger, type PgBoss, type PublishInput } from '@wombat/core';
+import { DatabaseTimeoutError, type Logger, type PgBoss } from '@wombat/core/platform';
+import { publishRuns, type PublishInput } from '@wombat/core/runs';
+import type { CoreTables } from '@wombat/core/tables';
 import { sql, type Kysely } from 'kysely';
 
 /** Most submissions written by one statement. */

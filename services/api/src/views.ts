@@ -1,5 +1,6 @@
 import Type from 'typebox';
-import { JOB_TYPES, RUN_STATES, RUN_TRIGGERS } from '@wombat/core';
+import { JOB_TYPES } from '@wombat/core/jobs';
+import { RUN_STATES, RUN_TRIGGERS } from '@wombat/core/runs';
 import type { ApiRun, ChildTally } from './runs-store.ts';
 
 /** JSON shapes the api answers with; they also document the OpenAPI document. Run states and triggers come from core. */

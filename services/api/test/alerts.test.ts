@@ -2,7 +2,7 @@ import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { sql } from 'kysely';
-import { createLogger, loadConfig, startBoss } from '@wombat/core';
+import { createLogger, loadConfig, startBoss } from '@wombat/core/platform';
 import { alertChannelFields, alertFields, createAlerting } from '@wombat/core/alerts';
 import { closedPort, startFakeHook, startFakeSmtp } from '@wombat/core/alerts-fakes';
 import { createTestDatabase } from '@wombat/core/testing';

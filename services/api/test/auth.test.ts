@@ -1,4 +1,4 @@
-import { createDatabase, createLogger } from '@wombat/core';
+import { createDatabase, createLogger } from '@wombat/core/platform';
 import postgres from 'postgres';
 import { testAdminUrl } from '@wombat/core/testing';
 import t from 'tap';
@@ -73,7 +73,7 @@ t.test('without an admin token every mutation is refused with a message saying w
 
 t.test('tokens never reach the log', async (t) => {
   const lines: string[] = [];
-  const { createLogger } = await import('@wombat/core');
+  const { createLogger } = await import('@wombat/core/platform');
   const log = createLogger({ name: 'api', level: 'trace', format: 'json', destination: { write: (s: string) => lines.push(s) } as never });
   const app = await buildApp({ db: api.database.db, sql: api.database.sql, boss: api.boss, log, auth: { adminToken: ADMIN_TOKEN, readToken: READ_TOKEN, reads: 'open' }, taskResultTtlDays: 7 });
   t.teardown(() => app.close());

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createLogger, describeSchema, repoRoot } from '@wombat/core';
+import { createLogger, describeSchema, repoRoot } from '@wombat/core/platform';
 import t from 'tap';
 import { isEmbeddedDatabaseUrl, resolveAdminToken } from '../src/admin-token.ts';
 import { apiConfigSchema, loadConfig } from '../src/config.ts';

@@ -1,7 +1,9 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { JOB_TYPES, RUN_STATES, RUN_TRIGGERS, repoRoot } from '@wombat/core';
+import { repoRoot } from '@wombat/core/platform';
+import { JOB_TYPES } from '@wombat/core/jobs';
+import { RUN_STATES, RUN_TRIGGERS } from '@wombat/core/runs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import t from 'tap';
 import { ADMIN_TOKEN, READ_TOKEN, serviceStarter, startTestApi, unknownMarketUpbit } from './helpers.ts';

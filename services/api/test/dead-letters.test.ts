@@ -132,7 +132,7 @@ t.test('health answers 200 with the database status', async (t) => {
 });
 
 t.test('a run shows the writes of its superseded attempts apart from its outcome', async (t) => {
-  const { applyAttemptUpdates } = await import('@wombat/core');
+  const { applyAttemptUpdates } = await import('@wombat/core/runs');
   const id = await submit();
   const fresh = await api.call('GET', `/api/runs/${id}`);
   t.same(fresh.body.superseded_attempts, [], 'none yet');

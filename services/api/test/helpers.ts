@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { repoRoot, startBoss, type PgBoss } from '@wombat/core';
+import { repoRoot, startBoss, type PgBoss } from '@wombat/core/platform';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
 import { buildApp } from '../src/app.ts';
 import type { App } from '../src/deps.ts';

@@ -1,4 +1,6 @@
-import { FINISHED_RUN_STATES, JOB_TYPES, MISSED_POLICIES, OVERLAP_POLICIES, RUN_STATES, RUN_TRIGGERS } from '@wombat/core';
+import { JOB_TYPES } from '@wombat/core/jobs';
+import { MISSED_POLICIES, OVERLAP_POLICIES } from '@wombat/core/schedules';
+import { FINISHED_RUN_STATES, RUN_STATES, RUN_TRIGGERS } from '@wombat/core/runs';
 import t from 'tap';
 import { READ_TOKEN, startTestApi } from './helpers.ts';
 

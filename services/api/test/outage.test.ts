@@ -1,6 +1,7 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createDatabase, startBoss } from '@wombat/core';
+import { createDatabase, startBoss } from '@wombat/core/platform';
+import type { CoreTables } from '@wombat/core/tables';
 import { startPrivatePostgres, testLogger } from '@wombat/core/testing';
 import { buildApp } from '../src/app.ts';
 import { ADMIN_TOKEN } from './helpers.ts';
@@ -14,7 +15,7 @@ const pg = await startPrivatePostgres(t);
 const log = testLogger();
 
 async function startApi(t: { teardown(fn: () => unknown): void }, dbOpts: { statementTimeoutMs: number; transactionTimeoutMs: number; connectTimeoutMs: number }, extra: { submitTimeoutMs: number; writerStuckAfterMs?: number }) {
-  const database = createDatabase({ url: pg.url, poolSize: 4, ...dbOpts });
+  const database = createDatabase<CoreTables>({ url: pg.url, poolSize: 4, ...dbOpts });
   t.teardown(() => database.close());
   const boss = await startBoss({ url: pg.url, role: 'producer', log, poolSize: 2, connectTimeoutMs: 1000 });
   t.teardown(() => boss.stop({ graceful: false, close: true }));

@@ -2,7 +2,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { sql } from 'kysely';
-import { repoRoot } from '@wombat/core';
+import { repoRoot } from '@wombat/core/platform';
 import { startTestApi } from './helpers.ts';
 
 /**

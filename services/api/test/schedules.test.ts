@@ -1,4 +1,4 @@
-import { nextOccurrences, validateScheduleInput } from '@wombat/core';
+import { nextOccurrences, validateScheduleInput } from '@wombat/core/schedules';
 import t from 'tap';
 import { startTestApi } from './helpers.ts';
 

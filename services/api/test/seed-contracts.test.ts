@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
-import { repoRoot, upsertBuiltInSchedule } from '@wombat/core';
+import { repoRoot } from '@wombat/core/platform';
+import { upsertBuiltInSchedule } from '@wombat/core/schedules';
 import t from 'tap';
 import { ADMIN_TOKEN, startTestApi } from './helpers.ts';
 

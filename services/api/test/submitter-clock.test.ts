@@ -2,7 +2,7 @@
 // disagrees with the database's still gets its submissions written.
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DatabaseTimeoutError, startBoss } from '@wombat/core';
+import { DatabaseTimeoutError, startBoss } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
 import { createSubmitter } from '../src/submitter.ts';
 

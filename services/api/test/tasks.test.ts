@@ -1,4 +1,5 @@
-import { CANCEL_CHANNEL, createSql } from '@wombat/core';
+import { createSql } from '@wombat/core/platform';
+import { CANCEL_CHANNEL } from '@wombat/core/jobs';
 import t from 'tap';
 import { backtestParams, startTestApi } from './helpers.ts';
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { SchedulerTables } from '@wombat/core';
+import type { SchedulerTables } from '@wombat/core/schedules';
 import { backtestParams, startTestApi } from './helpers.ts';
 
 /**

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { markWorkerStopped, registerWorker, RUN_STATES, type WorkerRegistration } from '@wombat/core';
+import { markWorkerStopped, registerWorker, type WorkerRegistration } from '@wombat/core/workers';
+import { RUN_STATES } from '@wombat/core/runs';
 import { startTestApi } from './helpers.ts';
 
 const api = await startTestApi(t);

@@ -18,7 +18,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import postgres from 'postgres';
 import { sql } from 'kysely';
-import { createDatabase, createLogger, migrateAll, startBoss } from '@wombat/core';
+import { createDatabase, createLogger, startBoss } from '@wombat/core/platform';
+import { migrateAll } from '@wombat/core/setup';
 import { createEngine, engineOptions, loadConfig, type PublishedOccurrence } from '../src/index.ts';
 
 const adminUrl = process.env.WOMBAT_TEST_ADMIN_URL ?? process.env.DATABASE_URL;

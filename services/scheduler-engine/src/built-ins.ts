@@ -1,4 +1,4 @@
-import { SCHEDULE_DEFAULTS, type ScheduleDefinition } from '@wombat/core';
+import { SCHEDULE_DEFAULTS, type ScheduleDefinition } from '@wombat/core/schedules';
 import type { EngineConfig } from './config.ts';
 
 /**

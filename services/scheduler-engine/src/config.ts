@@ -1,18 +1,6 @@
 import { alertConfigProblems, alertFields } from '@wombat/core/alerts';
-import {
-  ConfigError,
-  bool,
-  databaseFields,
-  int,
-  list,
-  loadConfig as load,
-  optionalStr,
-  processFields,
-  TIMEFRAMES,
-  timeZone,
-  type ConfigOf,
-  type Field,
-} from '@wombat/core';
+import { ConfigError, bool, databaseFields, int, list, loadConfig as load, optionalStr, processFields, timeZone, type ConfigOf, type Field } from '@wombat/core/platform';
+import { TIMEFRAMES } from '@wombat/core/jobs';
 
 function timeOfDay(v: string): string {
   if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(v)) throw new Error('must be a time of day HH:MM (24-hour), for example 00:02');

@@ -1,4 +1,4 @@
-import { jitterMs, nextOccurrences, planDue, type Schedule } from '@wombat/core';
+import { jitterMs, nextOccurrences, planDue, type Schedule } from '@wombat/core/schedules';
 import type { Decision } from './publish.ts';
 
 /** An active schedule as the engine tracks it. */

@@ -1,32 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
+import { AppError, createLoopSupervisor, pingDatabase, SQLSTATE, sqlState, type Logger, type PgBoss, type Sql } from '@wombat/core/platform';
 import {
-  AppError,
-  createLoopSupervisor,
+  beatEngine,
+  deleteBuiltInSchedule,
+  insertEngine,
   listSchedulesAfter,
-  pingDatabase,
-  reconcileRuns,
-  releaseHeldRuns,
+  markEngineStopped,
   rowToSchedule,
   SCHEDULES_CHANNEL,
-  SQLSTATE,
-  sqlState,
+  setNextRunAt,
   upsertBuiltInSchedule,
-  deleteBuiltInSchedule,
-  type CoreTables,
-  type Logger,
-  type PgBoss,
   type ScheduleDefinition,
   type SchedulerTables,
-  type Sql,
-} from '@wombat/core';
+} from '@wombat/core/schedules';
+import { reconcileRuns, releaseHeldRuns } from '@wombat/core/runs';
+import type { CoreTables } from '@wombat/core/tables';
 import { purgeFinishedRuns } from './housekeeping.ts';
 import { publishBatch, type Decision, type PublishCommit, type PublishedOccurrence } from './publish.ts';
 import { MAX_DUE_PER_PASS, computeNext, planSlot, type DueGroup, type Slot } from './due.ts';
 import { createLastRunWriter } from './last-runs.ts';
 import { createScheduleSet } from './schedule-set.ts';
-import { beatEngine, insertEngine, markEngineStopped, setNextRunAt } from './statements.ts';
 
 export interface EngineOptions {
   enabled: boolean;

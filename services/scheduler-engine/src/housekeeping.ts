@@ -1,6 +1,9 @@
 import type { Kysely } from 'kysely';
-import { deleteFinishedRuns, deleteStaleWorkers, type CoreTables } from '@wombat/core';
-import { deleteStaleEngines, tryXactLock } from './statements.ts';
+import { deleteStaleWorkers } from '@wombat/core/workers';
+import { deleteStaleEngines } from '@wombat/core/schedules';
+import { deleteFinishedRuns } from '@wombat/core/runs';
+import type { CoreTables } from '@wombat/core/tables';
+import { tryXactLock } from './statements.ts';
 
 export interface RetentionOptions {
   taskResultTtlDays: number;

@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely';
-import type { CoreTables, Logger } from '@wombat/core';
+import type { Logger } from '@wombat/core/platform';
+import { recordLastRuns, type LastRunRow } from '@wombat/core/schedules';
+import type { CoreTables } from '@wombat/core/tables';
 import type { PublishedOccurrence } from './publish.ts';
-import { recordLastRuns, type LastRunRow } from './statements.ts';
 
 export interface LastRunWriter {
   /**

@@ -4,7 +4,7 @@
  * still published once.
  */
 import { hostname } from 'node:os';
-import { runService } from '@wombat/core';
+import { runService } from '@wombat/core/platform';
 import { loadConfig } from './config.ts';
 import { startService } from './service.ts';
 

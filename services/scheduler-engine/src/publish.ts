@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { fromKysely, jobInsertForSchedule, recordOccurrences, type CoreTables, type JobType, type OccurrenceRow, type PgBoss, type Schedule } from '@wombat/core';
+import { fromKysely, type PgBoss } from '@wombat/core/platform';
+import type { JobType } from '@wombat/core/jobs';
+import type { Schedule } from '@wombat/core/schedules';
+import { jobInsertForSchedule, recordOccurrences, type OccurrenceRow } from '@wombat/core/runs';
+import type { CoreTables } from '@wombat/core/tables';
 import { countActiveRuns, lockScheduleVersions, type ActiveCounts } from './statements.ts';
 
 /** What the engine decided for one occurrence, before the overlap policy. */

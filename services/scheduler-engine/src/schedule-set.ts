@@ -1,4 +1,5 @@
-import { checkScheduleDefinition, type Logger, type Schedule } from '@wombat/core';
+import type { Logger } from '@wombat/core/platform';
+import { checkScheduleDefinition, type Schedule } from '@wombat/core/schedules';
 import { computeNext, dueOccurrences, MAX_DUE_PER_PASS, type Slot } from './due.ts';
 import type { Decision } from './publish.ts';
 

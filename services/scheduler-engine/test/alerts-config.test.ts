@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ConfigError } from '@wombat/core';
+import { ConfigError } from '@wombat/core/platform';
 import { loadConfig } from '@wombat/scheduler-engine';
 
 function problems(env: Record<string, string>): string {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
 import { sql } from 'kysely';
-import { createLogger, loadConfig } from '@wombat/core';
+import { createLogger, loadConfig } from '@wombat/core/platform';
 import { alertFields, createAlerting, type AlertingOptions } from '@wombat/core/alerts';
 import { closedPort, startFakeHook, startFakeSmtp, startSilentPort } from '@wombat/core/alerts-fakes';
 import { createTestDatabase } from '@wombat/core/testing';

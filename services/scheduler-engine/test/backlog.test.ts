@@ -1,6 +1,6 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import type { Schedule } from '@wombat/core';
+import type { Schedule } from '@wombat/core/schedules';
 import { createTestDatabase } from '@wombat/core/testing';
 import { addSchedule, startTestEngine, testBoss, waitFor } from './helpers.ts';
 

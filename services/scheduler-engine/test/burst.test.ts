@@ -1,6 +1,6 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import type { SchedulerTables } from '@wombat/core';
+import type { SchedulerTables } from '@wombat/core/schedules';
 import { createTestDatabase } from '@wombat/core/testing';
 import { startTestEngine, testBoss } from './helpers.ts';
 

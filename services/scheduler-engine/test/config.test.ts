@@ -1,7 +1,7 @@
 import t from 'tap';
-import { ConfigError } from '@wombat/core';
+import { ConfigError } from '@wombat/core/platform';
 import { builtInSchedules, loadConfig } from '@wombat/scheduler-engine';
-import { checkScheduleDefinition } from '@wombat/core';
+import { checkScheduleDefinition } from '@wombat/core/schedules';
 
 t.test('defaults: Asia/Seoul, scheduler on, daily candles at 09:00 UTC', async (t) => {
   const c = loadConfig({});

@@ -1,6 +1,8 @@
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { checkScheduleDefinition, createLogger, getScheduleByName, setScheduleStatus, triggerSchedule, type Logger } from '@wombat/core';
+import { createLogger, type Logger } from '@wombat/core/platform';
+import { checkScheduleDefinition, getScheduleByName, setScheduleStatus } from '@wombat/core/schedules';
+import { triggerSchedule } from '@wombat/core/runs';
 import { createTestDatabase } from '@wombat/core/testing';
 import { builtInSchedules, disabledBuiltIns, engineOptions, loadConfig } from '@wombat/scheduler-engine';
 import { startTestEngine, testBoss } from './helpers.ts';

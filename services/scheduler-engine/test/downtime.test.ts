@@ -44,7 +44,7 @@ t.test('after downtime, skip, once and all each do what they say, within window 
     const runs = await runsOf(tdb, id);
     t.equal(new Set(runs.map((r) => new Date(r.scheduled_for!).getTime())).size, 6, 'six distinct occurrences, each recorded once');
   }
-  const s = (await tdb.db.withTables<import('@wombat/core').SchedulerTables>().selectFrom('wombat.schedules').selectAll().where('id', '=', once.id).executeTakeFirstOrThrow());
+  const s = (await tdb.db.withTables<import('@wombat/core/schedules').SchedulerTables>().selectFrom('wombat.schedules').selectAll().where('id', '=', once.id).executeTakeFirstOrThrow());
   t.equal(new Date(s.last_run_at!).getTime(), nextMinute + 5 * MIN, 'last occurrence kept on the schedule');
   t.equal(new Date(s.next_run_at!).getTime(), nextMinute + 6 * MIN, 'next occurrence kept on the schedule');
 });

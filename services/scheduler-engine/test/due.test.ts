@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Schedule } from '@wombat/core';
+import type { Schedule } from '@wombat/core/schedules';
 import { dueOccurrences, MAX_DUE_PER_PASS } from '@wombat/scheduler-engine';
 import { definition } from './helpers.ts';
 

@@ -1,7 +1,9 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
-import { listEngines, queueOptions, triggerSchedule } from '@wombat/core';
+import { queueOptions } from '@wombat/core/jobs';
+import { listEngines } from '@wombat/core/schedules';
+import { triggerSchedule } from '@wombat/core/runs';
 import { createTestDatabase } from '@wombat/core/testing';
 import { addSchedule, runsOf, startTestEngine, testBoss, waitFor } from './helpers.ts';
 

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { insertSchedule, startBoss, validateScheduleInput, type PgBoss, type Schedule, type ScheduleDefinition } from '@wombat/core';
+import { startBoss, type PgBoss } from '@wombat/core/platform';
+import { insertSchedule, validateScheduleInput, type Schedule, type ScheduleDefinition } from '@wombat/core/schedules';
 import type { TestDatabase } from '@wombat/core/testing';
 import { createEngine, type Engine, type EngineDeps, type EngineOptions } from '@wombat/scheduler-engine';
 

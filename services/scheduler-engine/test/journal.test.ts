@@ -1,6 +1,6 @@
 import t from 'tap';
 import { PassThrough } from 'node:stream';
-import { createLogger } from '@wombat/core';
+import { createLogger } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
 import { createEngine } from '@wombat/scheduler-engine';
 import { addSchedule, fastOptions, testBoss, waitFor } from './helpers.ts';

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { releaseHeldRuns, type Schedule } from '@wombat/core';
+import type { Schedule } from '@wombat/core/schedules';
+import { releaseHeldRuns } from '@wombat/core/runs';
 import { createTestDatabase } from '@wombat/core/testing';
 import { publishBatch } from '@wombat/scheduler-engine';
 import { addSchedule, runsOf, startTestEngine, testBoss, waitFor } from './helpers.ts';

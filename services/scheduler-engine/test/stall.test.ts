@@ -2,7 +2,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '@wombat/core';
+import { freePort } from '@wombat/core/platform';
 import { startPrivatePostgres } from '@wombat/core/testing';
 
 /**

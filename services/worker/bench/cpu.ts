@@ -6,7 +6,7 @@
  * backends alive at both readings; elsewhere it reads undefined.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import type { Sql } from '@wombat/core';
+import type { Sql } from '@wombat/core/platform';
 
 /** utime + stime of a process and its parent pid, in ms; undefined once it is gone. */
 function procTimes(pid: number): { cpuMs: number; ppid: number } | undefined {

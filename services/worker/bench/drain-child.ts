@@ -2,7 +2,7 @@
  * One drainer process of the 2-process drain benchmark: `node bench/drain-child.ts <system> <url>`.
  * Loads its modules, says `ready`, starts draining on `go` and stops on `stop` (IPC messages).
  */
-import { createLogger } from '@wombat/core';
+import { createLogger } from '@wombat/core/platform';
 import { SYSTEMS, startDrainer, type Drainer, type System } from './peers.ts';
 
 const [system, url] = process.argv.slice(2) as [System, string];

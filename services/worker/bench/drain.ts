@@ -21,7 +21,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { sql as kyselySql } from 'kysely';
-import { startBoss } from '@wombat/core';
+import { startBoss } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
 import { createEngine, engineOptions, loadConfig as loadEngineConfig } from '@wombat/scheduler-engine';
 import { cpuMeter } from './cpu.ts';

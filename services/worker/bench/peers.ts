@@ -10,9 +10,10 @@
  *   completion, 24 concurrent jobs), as in its own performance test.
  */
 import { Logger as GraphileLogger, makeWorkerUtils, run as runGraphile, runMigrations, type Runner, type WorkerUtils } from 'graphile-worker';
-import { createDatabase, insertRunsAndSend, publishRun, startBoss, type Job, type Logger, type PgBoss, type Sql } from '@wombat/core';
+import { createDatabase, startBoss, type Job, type Logger, type PgBoss, type Sql } from '@wombat/core/platform';
+import { insertRunsAndSend, publishRun } from '@wombat/core/runs';
 import type { Kysely } from 'kysely';
-import type { CoreTables } from '@wombat/core';
+import type { CoreTables } from '@wombat/core/tables';
 import { createWorker, defaultQueueSettings } from '../src/index.ts';
 
 export const SYSTEMS = ['wombat', 'pg-boss', 'graphile-worker'] as const;

@@ -1,5 +1,5 @@
 import type { Candle } from '@wombat/collectors';
-import type { Exchange, JobParams, Timeframe } from '@wombat/core';
+import type { Exchange, JobParams, Timeframe } from '@wombat/core/jobs';
 
 export type { Candle };
 

@@ -1,5 +1,6 @@
 import { collectorConfigProblems, collectorFields, crawlConfigProblems, crawlFields } from '@wombat/collectors';
-import { ConfigError, JOB_TYPES, databaseFields, int, isJobType, list, loadConfig as load, optionalStr, processFields, type ConfigOf, type Field, type JobType } from '@wombat/core';
+import { ConfigError, databaseFields, int, list, loadConfig as load, optionalStr, processFields, type ConfigOf, type Field } from '@wombat/core/platform';
+import { JOB_TYPES, isJobType, type JobType } from '@wombat/core/jobs';
 
 /** How one queue is consumed: `workers` fetch loops, each taking up to `batchSize` jobs at a time. */
 export interface QueueSettings {

@@ -1,4 +1,5 @@
-import { AppError, PermanentError, ValidationError, checkJobParams, serializeError, withDeadline, type Job, type JobType, type Logger } from '@wombat/core';
+import { AppError, PermanentError, ValidationError, serializeError, withDeadline, type Job, type Logger } from '@wombat/core/platform';
+import { checkJobParams, type JobType } from '@wombat/core/jobs';
 import type { JobResult } from 'pg-boss';
 import type { ExecutionLog } from './execution-log.ts';
 import type { FlushOutcome, HistoryWriter } from './history.ts';

@@ -1,4 +1,5 @@
-import { applyAttemptUpdates, type AttemptUpdate, type Logger, type Sql } from '@wombat/core';
+import type { Logger, Sql } from '@wombat/core/platform';
+import { applyAttemptUpdates, type AttemptUpdate } from '@wombat/core/runs';
 
 /** One change to a run's row, from one attempt (the core lifecycle's start/progress/retry-pending/finish). */
 export type RunUpdate = AttemptUpdate;

@@ -1,5 +1,5 @@
 import { createCollectors, collectorsOptionsFromConfig, createCrawls } from '@wombat/collectors';
-import { createDatabase, createSql, databaseDeadlines, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
+import { createDatabase, createSql, databaseDeadlines, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core/platform';
 import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';

@@ -1,23 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import {
-  beatWorker,
-  createLoopSupervisor,
-  handBackAttempts,
-  CANCEL_CHANNEL,
-  EXCHANGES,
-  JOB_HEARTBEAT_REFRESH_SECONDS,
-  markWorkerStopped,
-  registerWorker,
-  type Exchange,
-  type JobType,
-  type Job,
-  type Logger,
-  type PgBoss,
-  type Sql,
-} from '@wombat/core';
+import { createLoopSupervisor, type Job, type Logger, type PgBoss, type Sql } from '@wombat/core/platform';
+import { CANCEL_CHANNEL, EXCHANGES, JOB_HEARTBEAT_REFRESH_SECONDS, type Exchange, type JobType } from '@wombat/core/jobs';
+import { beatWorker, markWorkerStopped, registerWorker } from '@wombat/core/workers';
+import { handBackAttempts } from '@wombat/core/runs';
 import type { Kysely } from 'kysely';
-import type { CoreTables } from '@wombat/core';
+import type { CoreTables } from '@wombat/core/tables';
 import type { QueueSettings } from './config.ts';
 import type { CollectorsPort, CrawlsPort } from './collectors-port.ts';
 import { executeJob, type ActiveJob } from './execute.ts';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { JobParams } from '@wombat/core';
+import type { JobParams } from '@wombat/core/jobs';
 import { Account } from '../src/backtest/portfolio.ts';
 import { maCrossover, volumeBreakout } from '../src/backtest/strategies.ts';
 import { runBacktest, type Candle } from '../src/index.ts';

@@ -1,7 +1,10 @@
 import t from 'tap';
 import { sql } from 'kysely';
 import { PassThrough } from 'node:stream';
-import { checkJobParams, createLogger, listWorkers, publishRun, startBoss, type Run } from '@wombat/core';
+import { createLogger, startBoss } from '@wombat/core/platform';
+import { checkJobParams } from '@wombat/core/jobs';
+import { listWorkers } from '@wombat/core/workers';
+import { publishRun, type Run } from '@wombat/core/runs';
 import { createWorker } from '../src/index.ts';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
 import { jobStateEventually, startTestWorker, waitForRun } from './fixtures/harness.ts';

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createCollectors } from '@wombat/collectors';
 import { startFakeExchange } from '@wombat/collectors/testing';
-import { publishRun, type JobParams } from '@wombat/core';
+import type { JobParams } from '@wombat/core/jobs';
+import { publishRun } from '@wombat/core/runs';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
 import { finished, startTestWorker, waitForRun } from './fixtures/harness.ts';
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createCollectors } from '@wombat/collectors';
 import { startFakeExchange } from '@wombat/collectors/testing';
-import { nextOccurrences, publishRun } from '@wombat/core';
+import { nextOccurrences } from '@wombat/core/schedules';
+import { publishRun } from '@wombat/core/runs';
 import { createTestDatabase } from '@wombat/core/testing';
 import { finished, startTestWorker, waitForRun } from './fixtures/harness.ts';
 

@@ -1,7 +1,9 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { publishRun, startBoss, type JobParams } from '@wombat/core';
+import { startBoss } from '@wombat/core/platform';
+import type { JobParams } from '@wombat/core/jobs';
+import { publishRun } from '@wombat/core/runs';
 import { createTestDatabase } from '@wombat/core/testing';
 import { finished, getRun, jobStateEventually, waitForRun } from './fixtures/harness.ts';
 

@@ -1,7 +1,9 @@
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { JOB_TYPES, publishRun, startBoss, type JobType } from '@wombat/core';
+import { startBoss } from '@wombat/core/platform';
+import { JOB_TYPES, type JobType } from '@wombat/core/jobs';
+import { publishRun } from '@wombat/core/runs';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
 import { createHistoryWriter } from '../src/index.ts';
 import { loadConfig, queueSettings } from '../src/config.ts';

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { CANCEL_CHANNEL, insertRunAndSend, publishRun, startBoss, type JobParams } from '@wombat/core';
+import { startBoss } from '@wombat/core/platform';
+import { CANCEL_CHANNEL, type JobParams } from '@wombat/core/jobs';
+import { insertRunAndSend, publishRun } from '@wombat/core/runs';
 import { createTestDatabase } from '@wombat/core/testing';
 import { runBacktest } from '../src/index.ts';
 import { collectPrices } from '../src/jobs/collect.ts';

@@ -1,5 +1,5 @@
-import { AppError } from '@wombat/core';
-import { purgeDeadLetters, requeueRun } from '@wombat/core';
+import { AppError } from '@wombat/core/platform';
+import { purgeDeadLetters, requeueRun } from '@wombat/core/runs';
 import { apiDb, deadLetterIds, listDeadLetters, runView } from '@wombat/api';
 import type { Command } from 'commander';
 import { EXIT, usage, type Act } from '../context.ts';

@@ -1,20 +1,7 @@
 import type { Collectors, Crawls } from '@wombat/collectors';
-import {
-  checkJobParams,
-  ConfigError,
-  databaseFields,
-  isJobType,
-  JOB_TYPES,
-  loadConfig,
-  recordCliRunEnd,
-  recordCliRunProgress,
-  recordCliRunStart,
-  serializeError,
-  ValidationError,
-  type Exchange,
-  type JobParams,
-  type JobType,
-} from '@wombat/core';
+import { ConfigError, databaseFields, loadConfig, serializeError, ValidationError } from '@wombat/core/platform';
+import { checkJobParams, isJobType, JOB_TYPES, type Exchange, type JobParams, type JobType } from '@wombat/core/jobs';
+import { recordCliRunEnd, recordCliRunProgress, recordCliRunStart } from '@wombat/core/runs';
 import type { JobContext, JobHandler } from '@wombat/worker';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';

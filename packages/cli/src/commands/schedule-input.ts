@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { getSchedule, getScheduleByName, type CoreTables, type Schedule } from '@wombat/core';
+import { getSchedule, getScheduleByName, type Schedule } from '@wombat/core/schedules';
+import type { CoreTables } from '@wombat/core/tables';
 import { Option, type Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { notFoundError, usage } from '../context.ts';

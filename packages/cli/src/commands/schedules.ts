@@ -1,4 +1,5 @@
 import { nextRunOf, scheduleView } from '@wombat/api';
+import { ValidationError } from '@wombat/core/platform';
 import {
   deleteSchedule,
   describeTrigger,
@@ -8,9 +9,8 @@ import {
   setScheduleStatus,
   updateSchedule,
   validateScheduleInput,
-  ValidationError,
   type Schedule,
-} from '@wombat/core';
+} from '@wombat/core/schedules';
 import type { Command } from 'commander';
 import { EXIT, usage, type Act } from '../context.ts';
 import { fields, json, shortTime, table } from '../output.ts';

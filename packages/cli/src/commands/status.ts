@@ -1,5 +1,6 @@
 import { engineView } from '@wombat/api';
-import { listEngines, listWorkers, workerView } from '@wombat/core';
+import { listWorkers, workerView } from '@wombat/core/workers';
+import { listEngines } from '@wombat/core/schedules';
 import { Option, type Command } from 'commander';
 import { EXIT, usage, type Act } from '../context.ts';
 import { json, percent, shortTime, table } from '../output.ts';

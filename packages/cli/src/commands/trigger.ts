@@ -1,5 +1,8 @@
 import { runView } from '@wombat/api';
-import { checkJobParams, getSchedule, getScheduleByName, isJobType, JOB_TYPES, publishRun, triggerSchedule, ValidationError } from '@wombat/core';
+import { ValidationError } from '@wombat/core/platform';
+import { checkJobParams, isJobType, JOB_TYPES } from '@wombat/core/jobs';
+import { getSchedule, getScheduleByName } from '@wombat/core/schedules';
+import { publishRun, triggerSchedule } from '@wombat/core/runs';
 import type { Command } from 'commander';
 import { EXIT, notFoundError, type Act } from '../context.ts';
 import { checkRunId, followRun, loadRunWithChildren, reportOutcome, runDetails } from '../follow.ts';

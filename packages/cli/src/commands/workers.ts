@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { listWorkers, workerView } from '@wombat/core';
+import { listWorkers, workerView } from '@wombat/core/workers';
 import { EXIT, type Act } from '../context.ts';
 import { json, shortTime, table } from '../output.ts';
 

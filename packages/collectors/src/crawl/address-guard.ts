@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import ipaddr from 'ipaddr.js';
 import { Agent, type Dispatcher } from 'undici';
-import { PermanentError } from '@wombat/core';
+import { PermanentError } from '@wombat/core/platform';
 
 /**
  * Where the crawler may connect. A shop is a stranger: a redirect (or a DNS name)

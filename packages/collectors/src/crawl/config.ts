@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, httpUrl, int, optionalStr, PermanentError, resolveFromRoot, str, type ConfigOf, type Field, type Logger } from '@wombat/core';
+import { ConfigError, httpUrl, int, optionalStr, PermanentError, resolveFromRoot, str, type ConfigOf, type Field, type Logger } from '@wombat/core/platform';
 import type { Kysely } from 'kysely';
 import { crawlPrices, type PriceCrawlResult } from './price-crawl.ts';
 import { collectPosts, type PostCollectionResult } from './posts.ts';

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { request, type Dispatcher } from 'undici';
-import { AppError, PermanentError, type Logger } from '@wombat/core';
+import { AppError, PermanentError, type Logger } from '@wombat/core/platform';
 import { RetryableError } from '../errors.ts';
 import { withRetries } from '../http.ts';
 import { dispatcherFor } from './address-guard.ts';

@@ -1,4 +1,4 @@
-import { PermanentError, serializeError, type Logger } from '@wombat/core';
+import { PermanentError, serializeError, type Logger } from '@wombat/core/platform';
 import { createRedditClient, type RedditClient, type RedditClientOptions } from './reddit.ts';
 import { storedPostIds, upsertPosts, type CrawlDb, type PostRow } from './store.ts';
 

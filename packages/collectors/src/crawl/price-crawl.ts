@@ -1,4 +1,4 @@
-import { serializeError, ValidationError, type Logger } from '@wombat/core';
+import { serializeError, ValidationError, type Logger } from '@wombat/core/platform';
 import { clean, extractItems, type RawItem } from './extract.ts';
 import { createPageFetcher, type PageFetcher } from './fetch-page.ts';
 import { parsePrice, SOLD_OUT_PATTERN } from './price-parse.ts';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
-import { AppError, PermanentError, type Logger } from '@wombat/core';
+import { AppError, PermanentError, type Logger } from '@wombat/core/platform';
 import { RetryableError } from '../errors.ts';
 import { header, httpRequest, parseJson, withRetries, type HttpResponse } from '../http.ts';
 import { redditBudget, type RedditBudget } from './reddit-budget.ts';

@@ -5,7 +5,8 @@ import { select } from 'cheerio-select';
 import Type, { type Static } from 'typebox';
 import Value from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, describeErrors } from '@wombat/core';
+import { ConfigError } from '@wombat/core/platform';
+import { describeErrors } from '@wombat/core/jobs';
 
 /**
  * The price crawl's sources file (PRICE_CRAWL_SOURCES, JSON or YAML): which pages

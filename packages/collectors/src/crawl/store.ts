@@ -1,6 +1,6 @@
 import { sql, type Generated, type Kysely } from 'kysely';
 
-/** Tables of migration 0005_crawls. */
+/** Tables of migrations/0007_crawls.sql. */
 export interface PriceObservationsTable {
   id: Generated<string>;
   run_id: string | null;

@@ -1,4 +1,4 @@
-import type { Timeframe } from '@wombat/core';
+import type { Timeframe } from '@wombat/core/jobs';
 import { addPeriods, floorToTimeframe, type Candle } from '../candle.ts';
 
 /**

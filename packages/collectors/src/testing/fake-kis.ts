@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { zipSync } from 'fflate';
-import type { Timeframe } from '@wombat/core';
+import type { Timeframe } from '@wombat/core/jobs';
 import { addPeriods, floorToTimeframe, type Candle } from '../candle.ts';
 import { MASTER_TAIL_CHARS, type KisMarket } from '../kis-master.ts';
 import { encodeCp949 } from './cp949.ts';

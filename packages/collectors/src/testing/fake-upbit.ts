@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Timeframe } from '@wombat/core';
+import type { Timeframe } from '@wombat/core/jobs';
 import { candlesBefore, closedCandles, type SeriesSpec } from './fake-data.ts';
 import { applyFault, FaultQueue, newCounter, send, WindowCounter, type Counter, type Fault } from './fake-common.ts';
 import type { Candle } from '../candle.ts';

@@ -1,5 +1,5 @@
 import type { Transporter } from 'nodemailer';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../platform/logger.ts';
 import type { AlertChannelConfig } from './config.ts';
 import type { AlertMessage, ChannelName } from './types.ts';
 

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { BOSS_SCHEMA } from '../boss.ts';
-import { nextOccurrences } from '../schedule/occurrences.ts';
-import type { ScheduleTrigger } from '../schedule/types.ts';
+import { BOSS_SCHEMA } from '../platform/boss.ts';
+import { nextOccurrences } from '../schedules/occurrences.ts';
+import type { ScheduleTrigger } from '../schedules/types.ts';
 import type { AlertConfig } from './config.ts';
 import { expectedIntervalMs, levelAbove, levelAtOrBelow, type OpenAlert } from './plan.ts';
 import type { AlertKind, Condition } from './types.ts';

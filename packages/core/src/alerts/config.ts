@@ -1,4 +1,4 @@
-import { bool, int, list, optionalStr, type ConfigOf, type Field } from '../config.ts';
+import { bool, int, list, optionalStr, type ConfigOf, type Field } from '../platform/config.ts';
 
 /**
  * Alert configuration. Channel fields are read by every process that sends (the

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
-import { isDatabaseUnavailable } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import { isDatabaseUnavailable } from '../platform/errors.ts';
+import type { Logger } from '../platform/logger.ts';
 import { channelsFromConfig, type Channel, type ChannelSet } from './channels.ts';
 import { gatherConditions } from './conditions.ts';
 import type { AlertConfig } from './config.ts';

@@ -1,8 +1,3 @@
-import type { ColumnType, Generated } from 'kysely';
-
-type GeneratedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
-type Timestamp = ColumnType<Date, Date | string, Date | string>;
-
 export const SEVERITIES = ['info', 'warning', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 export const severityRank = (s: Severity | null | undefined): number => (s ? SEVERITIES.indexOf(s) : -1);
@@ -37,46 +32,6 @@ export const ALERT_KINDS = [
   'test',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
-
-export interface AlertsTable {
-  id: Generated<number>;
-  key: string;
-  kind: string;
-  severity: Severity;
-  state: 'open' | 'resolved';
-  subject: string;
-  message: string;
-  details: ColumnType<unknown, unknown, unknown>;
-  opened_at: GeneratedTimestamp;
-  updated_at: GeneratedTimestamp;
-  clear_since: Timestamp | null;
-  resolved_at: Timestamp | null;
-  last_notified_at: Timestamp | null;
-  notified_severity: Severity | null;
-  notifications: Generated<number>;
-}
-
-export interface AlertDeliveriesTable {
-  id: Generated<number>;
-  alert_id: number;
-  channel: ChannelName;
-  event: DeliveryEvent;
-  payload: ColumnType<AlertMessage, AlertMessage, AlertMessage>;
-  state: Generated<DeliveryState>;
-  attempts: Generated<number>;
-  next_attempt_at: GeneratedTimestamp;
-  lease_until: Timestamp | null;
-  last_error: string | null;
-  response: string | null;
-  created_at: GeneratedTimestamp;
-  sent_at: Timestamp | null;
-}
-
-/** Tables of the alerts migration: use with `db.withTables<AlertTables>()`. */
-export interface AlertTables {
-  'wombat.alerts': AlertsTable;
-  'wombat.alert_deliveries': AlertDeliveriesTable;
-}
 
 /** One message as every channel receives it (the generic webhook gets exactly this JSON). */
 export interface AlertMessage {

@@ -1,4 +1,5 @@
-import { AppError, purgeDeadLetters, requeueRun } from '@wombat/core';
+import { AppError } from '@wombat/core/platform';
+import { purgeDeadLetters, requeueRun } from '@wombat/core/runs';
 import Type from 'typebox';
 import type { App, AppDeps } from '../deps.ts';
 import { apiDb, deadLetterIds, listDeadLetters } from '../runs-store.ts';

@@ -1,4 +1,4 @@
-import { pingDatabase } from '@wombat/core';
+import { pingDatabase } from '@wombat/core/platform';
 import Type from 'typebox';
 import type { App, AppDeps } from '../deps.ts';
 import { API_DEADLINE_DEFAULTS } from '../config.ts';

@@ -1,14 +1,7 @@
 import Type from 'typebox';
-import {
-  ACTIVE_RUN_STATES,
-  FINISHED_RUN_STATES,
-  JOB_TYPES,
-  MISSED_POLICIES,
-  OVERLAP_POLICIES,
-  RUN_STATES,
-  RUN_TRIGGERS,
-  SCHEDULE_STATUSES,
-} from '@wombat/core';
+import { JOB_TYPES } from '@wombat/core/jobs';
+import { MISSED_POLICIES, OVERLAP_POLICIES, SCHEDULE_STATUSES } from '@wombat/core/schedules';
+import { ACTIVE_RUN_STATES, FINISHED_RUN_STATES, RUN_STATES, RUN_TRIGGERS } from '@wombat/core/runs';
 import type { App } from '../deps.ts';
 
 /** Each list as core defines it, so the dashboard (or any client) keeps no copy of its own. */

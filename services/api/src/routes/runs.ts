@@ -1,5 +1,5 @@
 import Type from 'typebox';
-import { listSupersededAttempts } from '@wombat/core';
+import { listSupersededAttempts } from '@wombat/core/runs';
 import type { App, AppDeps } from '../deps.ts';
 import { notFound } from '../http-errors.ts';
 import { apiDb, getRun, listRuns } from '../runs-store.ts';

@@ -1,3 +1,4 @@
+import { ValidationError, type FieldIssue } from '@wombat/core/platform';
 import {
   deleteSchedule,
   describeTrigger,
@@ -8,12 +9,10 @@ import {
   ScheduleInputSchema,
   SchedulePatchSchema,
   setScheduleStatus,
-  triggerSchedule,
   updateSchedule,
   validateScheduleInput,
-  ValidationError,
-  type FieldIssue,
-} from '@wombat/core';
+} from '@wombat/core/schedules';
+import { triggerSchedule } from '@wombat/core/runs';
 import type { FastifySchemaCompiler } from 'fastify';
 import Type, { type TSchema } from 'typebox';
 import type { App, AppDeps } from '../deps.ts';

@@ -1,4 +1,7 @@
-import { AppError, ValidationError, checkJobParams, describeTrigger, getScheduleByName, listEngines, listSchedules, publishRun, triggerSchedule } from '@wombat/core';
+import { AppError, ValidationError } from '@wombat/core/platform';
+import { checkJobParams } from '@wombat/core/jobs';
+import { describeTrigger, getScheduleByName, listEngines, listSchedules } from '@wombat/core/schedules';
+import { publishRun, triggerSchedule } from '@wombat/core/runs';
 
 /** The built-in schedule of the daily candle collection (scheduler-engine built-ins). */
 export const DAILY_CANDLES_SCHEDULE = 'daily-candles';

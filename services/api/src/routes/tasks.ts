@@ -1,4 +1,6 @@
-import { AppError, cancelRun, checkJobParams, jobParamSchemas, requeueRun, ValidationError, type JobType } from '@wombat/core';
+import { AppError, ValidationError } from '@wombat/core/platform';
+import { checkJobParams, jobParamSchemas, type JobType } from '@wombat/core/jobs';
+import { cancelRun, requeueRun } from '@wombat/core/runs';
 import Type from 'typebox';
 import type { FastifyReply } from 'fastify';
 import type { App, AppDeps } from '../deps.ts';

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import Type from 'typebox';
-import { repoRoot } from '@wombat/core';
+import { repoRoot } from '@wombat/core/platform';
 import type { App, AppDeps } from '../deps.ts';
 import { roleOf } from '../auth.ts';
 import { listSeries, readCandles } from '../data-series.ts';

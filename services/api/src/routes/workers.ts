@@ -1,4 +1,4 @@
-import { listWorkers, workerView } from '@wombat/core';
+import { listWorkers, workerView } from '@wombat/core/workers';
 import Type from 'typebox';
 import type { App, AppDeps } from '../deps.ts';
 

@@ -1,5 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { PermanentError, type JobParams, type Timeframe } from '@wombat/core';
+import { PermanentError } from '@wombat/core/platform';
+import type { JobParams, Timeframe } from '@wombat/core/jobs';
 import type { CollectorsPort } from '../collectors-port.ts';
 import { Account, summarise, type Summary, type Trade } from './portfolio.ts';
 import { createStrategy } from './strategies.ts';

@@ -1,4 +1,4 @@
-import { ValidationError } from '@wombat/core';
+import { ValidationError } from '@wombat/core/platform';
 import type { Candle } from '../collectors-port.ts';
 
 export type Signal = 'buy' | 'sell' | null;

@@ -1,4 +1,6 @@
-import { AppError, recordChildRuns, type Exchange, type JobParams, type Timeframe } from '@wombat/core';
+import { AppError } from '@wombat/core/platform';
+import type { Exchange, JobParams, Timeframe } from '@wombat/core/jobs';
+import { recordChildRuns } from '@wombat/core/runs';
 import type { CollectorsPort } from '../collectors-port.ts';
 import type { HandlerDeps, JobContext } from './types.ts';
 

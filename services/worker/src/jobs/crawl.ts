@@ -1,4 +1,5 @@
-import { AppError, PermanentError, type JobParams } from '@wombat/core';
+import { AppError, PermanentError } from '@wombat/core/platform';
+import type { JobParams } from '@wombat/core/jobs';
 import type { CrawlsPort } from '../collectors-port.ts';
 import type { HandlerDeps, JobContext } from './types.ts';
 

@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
-import type { CoreTables, Exchange, JobParams, JobType, Logger, PgBoss } from '@wombat/core';
+import type { Logger, PgBoss } from '@wombat/core/platform';
+import type { Exchange, JobParams, JobType } from '@wombat/core/jobs';
+import type { CoreTables } from '@wombat/core/tables';
 import type { CollectorsPort, CrawlsPort } from '../collectors-port.ts';
 
 /** What a job handler gets: its validated params, one AbortSignal, and a progress callback. */

@@ -1,9 +1,9 @@
 import { sql, type Kysely } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
-import { BOSS_SCHEMA } from '../boss.ts';
-import type { CoreTables } from '../db-types.ts';
-import { JOB_HEARTBEAT_SECONDS, isJobType } from '../jobs.ts';
+import { JOB_HEARTBEAT_SECONDS, isJobType } from '../jobs/contracts.ts';
+import { BOSS_SCHEMA } from '../platform/boss.ts';
 import { WORKER_LOST } from './states.ts';
+import type { RunTables } from './tables.ts';
 
 /**
  * lose: the reconciler's transition. pg-boss's job table and the worker registry
@@ -70,7 +70,7 @@ export interface ReconcileOptions {
   outageEndedAt?: Date;
 }
 
-export async function reconcileRuns(db: Kysely<CoreTables>, boss: PgBoss, opts: ReconcileOptions = {}): Promise<ReconcileOutcome | null> {
+export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: ReconcileOptions = {}): Promise<ReconcileOutcome | null> {
   const limit = opts.limit ?? 500;
   const since = sql<Date>`greatest(pg_postmaster_start_time(), ${opts.outageEndedAt ?? null}::timestamptz)`;
   // A worker is dead once its registry beat, or its job's pg-boss heartbeat, is older than the
@@ -166,7 +166,7 @@ function jobMessage(output: unknown): string {
   return typeof m === 'string' ? m : 'no reason given';
 }
 
-async function setLost(trx: Kysely<CoreTables>, id: string, state: 'retrying' | 'failed', error: object): Promise<void> {
+async function setLost(trx: Kysely<RunTables>, id: string, state: 'retrying' | 'failed', error: object): Promise<void> {
   await sql`update wombat.runs set state = ${state}, error = ${JSON.stringify(error)}::text::jsonb,
               finished_at = case when ${state} = 'failed' then now() else finished_at end, updated_at = now()
             where id = ${id}`.execute(trx);

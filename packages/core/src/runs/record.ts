@@ -1,18 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
 import { fromKysely, type JobInsert, type PgBoss } from 'pg-boss';
-import type { CoreTables } from '../db-types.ts';
-import { DatabaseTimeoutError } from '../errors.ts';
-import { jobDefaults, type JobType } from '../jobs.ts';
-import type { Schedule } from '../schedule/types.ts';
+import { jobDefaults, type JobType } from '../jobs/contracts.ts';
+import { DatabaseTimeoutError } from '../platform/errors.ts';
+import type { Schedule } from '../schedules/types.ts';
 import type { RunState, RunTrigger } from './states.ts';
+import type { RunTables } from './tables.ts';
 
 /**
  * Transitions that create runs: record (a run with its job, state queued), hold
  * (an occurrence without a job yet), and the finished records of skipped and
  * missed occurrences.
  */
-type Db = Kysely<CoreTables> | Transaction<CoreTables>;
+type Db = Kysely<RunTables> | Transaction<RunTables>;
 
 export interface PublishInput {
   job: JobType;
@@ -58,19 +58,25 @@ export function jobInsertFor(
   };
 }
 
-/** The pg-boss insert for an occurrence of a schedule: the schedule's timeout and retries over the job's defaults. */
+/**
+ * A schedule's job settings as a run's job options: its own timeout and retries
+ * where it sets them, the job's defaults where it leaves them null. The one mapping
+ * for every run of a schedule: occurrences, released held runs, manual triggers.
+ */
+export function scheduleJobOptions(
+  s: Pick<Schedule, 'timeoutSeconds' | 'maxRetries' | 'retryDelaySeconds' | 'retryBackoff'>,
+): Pick<PublishInput, 'timeoutSeconds' | 'retryLimit' | 'retryDelaySeconds' | 'retryBackoff'> {
+  return {
+    ...(s.timeoutSeconds != null ? { timeoutSeconds: s.timeoutSeconds } : {}),
+    ...(s.maxRetries != null ? { retryLimit: s.maxRetries } : {}),
+    ...(s.retryDelaySeconds != null ? { retryDelaySeconds: s.retryDelaySeconds } : {}),
+    ...(s.retryBackoff != null ? { retryBackoff: s.retryBackoff } : {}),
+  };
+}
+
+/** The pg-boss insert for an occurrence of a schedule. */
 export function jobInsertForSchedule(id: string, s: Pick<Schedule, 'job' | 'params' | 'timeoutSeconds' | 'maxRetries' | 'retryDelaySeconds' | 'retryBackoff'>): JobInsert {
-  return jobInsertFor(
-    {
-      job: s.job,
-      params: s.params,
-      ...(s.timeoutSeconds != null ? { timeoutSeconds: s.timeoutSeconds } : {}),
-      ...(s.maxRetries != null ? { retryLimit: s.maxRetries } : {}),
-      ...(s.retryDelaySeconds != null ? { retryDelaySeconds: s.retryDelaySeconds } : {}),
-      ...(s.retryBackoff != null ? { retryBackoff: s.retryBackoff } : {}),
-    },
-    id,
-  );
+  return jobInsertFor({ job: s.job, params: s.params, ...scheduleJobOptions(s) }, id);
 }
 
 /** Rows per insert statement: well inside Postgres's limit of 65535 parameters. */
@@ -81,7 +87,7 @@ const INSERT_CHUNK_ROWS = 1000;
  * each run row and its job exist together or not at all. Many runs cost one
  * multi-row insert and one pg-boss insert per job type, not a round trip each.
  */
-export async function insertRunsAndSend(trx: Transaction<CoreTables>, boss: PgBoss, inputs: PublishInput[]): Promise<string[]> {
+export async function insertRunsAndSend(trx: Transaction<RunTables>, boss: PgBoss, inputs: PublishInput[]): Promise<string[]> {
   const ids = inputs.map((i) => i.id ?? randomUUID());
   for (let i = 0; i < inputs.length; i += INSERT_CHUNK_ROWS) {
     await trx
@@ -194,13 +200,13 @@ export async function publishRuns(db: Db, boss: PgBoss, inputs: PublishInput[], 
 }
 
 /** Records one run and sends its job in the caller's transaction. */
-export async function insertRunAndSend(trx: Transaction<CoreTables>, boss: PgBoss, input: PublishInput): Promise<string> {
+export async function insertRunAndSend(trx: Transaction<RunTables>, boss: PgBoss, input: PublishInput): Promise<string> {
   const [id] = await insertRunsAndSend(trx, boss, [input]);
   return id!;
 }
 
 /** Records a run and sends its job in a statement of its own (publishRuns). */
-export async function publishRun(db: Kysely<CoreTables>, boss: PgBoss, input: PublishInput): Promise<string> {
+export async function publishRun(db: Kysely<RunTables>, boss: PgBoss, input: PublishInput): Promise<string> {
   const [id] = await publishRuns(db, boss, [input]);
   return id!;
 }
@@ -273,7 +279,7 @@ export async function recordOccurrences(db: Db, rows: OccurrenceRow[]): Promise<
  * row is locked first and a retry of a parent that already created its children
  * creates none, so nothing is duplicated.
  */
-export async function recordChildRuns(db: Kysely<CoreTables>, boss: PgBoss, parentId: string, inputs: Omit<PublishInput, 'parentId' | 'trigger'>[]): Promise<{ children: number; reused: boolean }> {
+export async function recordChildRuns(db: Kysely<RunTables>, boss: PgBoss, parentId: string, inputs: Omit<PublishInput, 'parentId' | 'trigger'>[]): Promise<{ children: number; reused: boolean }> {
   return db.transaction().execute(async (trx) => {
     const parent = await trx.selectFrom('wombat.runs').select('schedule_id').where('id', '=', parentId).forUpdate().executeTakeFirst();
     const existing = await trx

@@ -1,7 +1,6 @@
-import { PgBoss, type ConstructorOptions, type Queue } from 'pg-boss';
+import { PgBoss, type ConstructorOptions } from 'pg-boss';
 import { AppError } from './errors.ts';
 import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
-import { JOB_TYPES, OUTAGE_GRACE_DEFAULT_SECONDS, bossHeartbeatSeconds, jobDefaults, type JobType } from './jobs.ts';
 import type { Logger } from './logger.ts';
 
 export { PgBoss, fromKysely } from 'pg-boss';
@@ -66,35 +65,4 @@ export async function startBoss(opts: BossOptions): Promise<PgBoss> {
     throw err;
   }
   return boss;
-}
-
-/** pg-boss queue settings for a job type: retries, timeout, heartbeat limit, LISTEN/NOTIFY wake-ups. */
-export function queueOptions(job: JobType, opts: { outageGraceSeconds?: number } = {}): Omit<Queue, 'name'> {
-  const d = jobDefaults[job];
-  return {
-    retryLimit: d.retryLimit,
-    retryDelay: d.retryDelaySeconds,
-    retryBackoff: d.retryBackoff,
-    expireInSeconds: d.timeoutSeconds,
-    // Jobs take the queue's heartbeat limit (no job sets its own). pg-boss's monitor fails a job not
-    // touched for this long; Wombat's reconciler decides sooner, allowing for outages (see jobs.ts).
-    heartbeatSeconds: bossHeartbeatSeconds(opts.outageGraceSeconds ?? OUTAGE_GRACE_DEFAULT_SECONDS),
-    notify: true,
-  };
-}
-
-/**
- * Jobs that never run twice at once, whoever sent them (schedule, api, retry): pg-boss's
- * 'singleton' policy keeps one job of the queue active across every worker, the rest wait.
- * A policy is fixed when the queue is created.
- */
-export const SINGLETON_QUEUES: ReadonlySet<JobType> = new Set<JobType>(['crawl-prices', 'collect-posts']);
-
-/** Creates every queue Wombat uses; safe to repeat. Run by the migrator. */
-export async function ensureQueues(boss: PgBoss, opts: { outageGraceSeconds?: number } = {}): Promise<void> {
-  const existing = new Set((await boss.getQueues()).map((q) => q.name));
-  for (const job of JOB_TYPES) {
-    if (existing.has(job)) await boss.updateQueue(job, queueOptions(job, opts));
-    else await boss.createQueue(job, { ...queueOptions(job, opts), ...(SINGLETON_QUEUES.has(job) ? { policy: 'singleton' as const } : {}) });
-  }
 }

@@ -1,7 +1,7 @@
 import Value from 'typebox/value';
-import type { FieldIssue } from '../errors.ts';
-import { checkJobParams, JOB_TYPES } from '../jobs.ts';
-import { textProblem, unstorableText } from '../json-text.ts';
+import type { FieldIssue } from '../platform/errors.ts';
+import { checkJobParams, JOB_TYPES } from '../jobs/contracts.ts';
+import { textProblem, unstorableText } from '../platform/json-text.ts';
 import { cronFor, EVERY_MAX_SECONDS, EVERY_MIN_SECONDS, parseEvery, parseTimeOfDay } from './occurrences.ts';
 import { SCHEDULE_DEFAULTS, SCHEDULE_FIELDS, SCHEDULE_INT_BOUNDS, ScheduleInputSchema, SchedulePatchSchema, type ScheduleInputPatch } from './schema.ts';
 import { isTimeZone } from './time-zone.ts';

@@ -1,6 +1,4 @@
-import type { ColumnType, Generated, Selectable } from 'kysely';
-import type { Json, Timestamp } from '../db-types.ts';
-import type { JobType } from '../jobs.ts';
+import type { JobType } from '../jobs/contracts.ts';
 
 export const OVERLAP_POLICIES = ['allow', 'skip', 'queue-one'] as const;
 export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
@@ -26,7 +24,7 @@ export type ScheduleTrigger =
 
 /**
  * A validated, normalised schedule definition (camelCase). Optional job settings
- * left null fall back to the job's defaults (jobs.ts `jobDefaults`).
+ * left null fall back to the job's defaults (`jobDefaults` of @wombat/core/jobs).
  */
 export interface ScheduleDefinition {
   name: string;
@@ -82,57 +80,3 @@ export interface EngineStatus {
   /** Beat within three heartbeat intervals (by the database clock) and not stopped. */
   alive: boolean;
 }
-
-/** A timestamp column with a database default. */
-type GeneratedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
-
-export interface SchedulesTable {
-  id: Generated<number>;
-  name: string;
-  job: string;
-  kind: 'cron' | 'every' | 'times';
-  cron: string | null;
-  every: string | null;
-  every_seconds: number | null;
-  times: string[] | null;
-  timezone: string;
-  params: Json;
-  overlap: string;
-  missed: string;
-  catchup_window_seconds: number;
-  catchup_max: number;
-  jitter_seconds: number;
-  timeout_seconds: number | null;
-  max_retries: number | null;
-  retry_delay_seconds: number | null;
-  retry_backoff: boolean | null;
-  status: string;
-  paused_reason: string | null;
-  built_in: Generated<boolean>;
-  version: Generated<number>;
-  created_at: GeneratedTimestamp;
-  updated_at: GeneratedTimestamp;
-  next_run_at: Timestamp | null;
-  last_run_at: Timestamp | null;
-  last_run_id: string | null;
-}
-
-export interface EnginesTable {
-  id: string;
-  host: string;
-  pid: number;
-  version: string;
-  started_at: GeneratedTimestamp;
-  last_beat_at: GeneratedTimestamp;
-  heartbeat_interval_ms: number;
-  enabled: boolean;
-  stopped_at: Timestamp | null;
-}
-
-/** Tables of migration 0002: use with `db.withTables<SchedulerTables>()`. */
-export type SchedulerTables = {
-  'wombat.schedules': SchedulesTable;
-  'wombat.engines': EnginesTable;
-};
-
-export type ScheduleRow = Selectable<SchedulesTable>;

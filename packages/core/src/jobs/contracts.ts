@@ -1,7 +1,7 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import Value from 'typebox/value';
-import type { FieldIssue } from './errors.ts';
-import { unstorableText } from './json-text.ts';
+import type { FieldIssue } from '../platform/errors.ts';
+import { unstorableText } from '../platform/json-text.ts';
 import { Compile, type Validator } from 'typebox/compile';
 
 /**

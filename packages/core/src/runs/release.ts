@@ -1,9 +1,9 @@
 import { sql, type Kysely } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
-import type { CoreTables } from '../db-types.ts';
-import { rowToSchedule } from '../schedule/store.ts';
-import type { SchedulerTables } from '../schedule/types.ts';
+import { rowToSchedule } from '../schedules/store.ts';
+import type { SchedulerTables } from '../schedules/tables.ts';
 import { jobInsertForSchedule } from './record.ts';
+import type { RunTables } from './tables.ts';
 
 export interface HeldRunOutcome {
   id: string;
@@ -29,7 +29,7 @@ export interface HeldRunOutcome {
  * Row locks (skip locked) let several engines do this at once without sending a
  * held run twice.
  */
-export async function releaseHeldRuns(db: Kysely<CoreTables>, boss: PgBoss, limit = 100): Promise<HeldRunOutcome[]> {
+export async function releaseHeldRuns(db: Kysely<RunTables>, boss: PgBoss, limit = 100): Promise<HeldRunOutcome[]> {
   return db.transaction().execute(async (trx) => {
     const held = await sql<{ id: string; schedule_id: number }>`
       select r.id, r.schedule_id from wombat.runs r

@@ -1,14 +1,10 @@
-import type { ColumnType, Generated, Selectable } from 'kysely';
-import type { RunState, RunTrigger } from './run-lifecycle/states.ts';
-
-export type Json = unknown;
-export type Timestamp = ColumnType<Date, Date | string, Date | string>;
-/** A timestamp column with a database default: optional on insert, a Date when selected. */
-export type GeneratedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+import type { Generated, Selectable } from 'kysely';
+import type { GeneratedTimestamp, Json, Timestamp } from '../platform/db-types.ts';
+import type { RunState, RunTrigger } from './states.ts';
 
 /**
- * wombat.runs. Read it anywhere; write it only through the run lifecycle
- * (packages/core/src/run-lifecycle).
+ * wombat.runs (migrations/0001_core.sql, 0004_api.sql, 0005_run_lifecycle.sql). Read it
+ * anywhere; write it only through the run lifecycle (this folder).
  */
 export interface RunsTable {
   id: string;
@@ -39,22 +35,6 @@ export interface RunsTable {
 
 export type Run = Selectable<RunsTable>;
 
-/** wombat.workers (migration 0005): one heartbeat row per worker process. */
-export interface WorkersTable {
-  id: string;
-  host: string;
-  pid: number;
-  version: string;
-  queues: string[];
-  concurrency: number;
-  started_at: GeneratedTimestamp;
-  last_beat_at: GeneratedTimestamp;
-  heartbeat_interval_ms: number;
-  runs_in_hand: Generated<number>;
-  rss_bytes: Generated<number>;
-  stopped_at: Timestamp | null;
-}
-
 /** wombat.superseded_attempts (migration 0009): writes refused because their attempt had lost its claim. */
 export interface SupersededAttemptsTable {
   run_id: string;
@@ -66,9 +46,7 @@ export interface SupersededAttemptsTable {
   recorded_at: GeneratedTimestamp;
 }
 
-/** Tables of the core migrations. Other packages add theirs with `db.withTables<...>()`. */
-export interface CoreTables {
+export interface RunTables {
   'wombat.runs': RunsTable;
   'wombat.superseded_attempts': SupersededAttemptsTable;
-  'wombat.workers': WorkersTable;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
-import type { CoreTables } from '../db-types.ts';
-import type { JobType } from '../jobs.ts';
+import type { JobType } from '../jobs/contracts.ts';
+import type { RunTables } from './tables.ts';
 
 /**
  * Run history of jobs run in the operator's own process (`wombat run`), without
@@ -9,7 +9,7 @@ import type { JobType } from '../jobs.ts';
  * progress, then the outcome, so the history and the dashboard show them like
  * any other run.
  */
-type Db = Kysely<CoreTables>;
+type Db = Kysely<RunTables>;
 
 /** Records a run that starts now in this process; returns its id. `params` must be validated. */
 export async function recordCliRunStart(db: Db, input: { job: JobType; params: object }): Promise<string> {

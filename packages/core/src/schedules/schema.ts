@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { JOB_TYPES } from '../jobs.ts';
+import { JOB_TYPES } from '../jobs/contracts.ts';
 import { MISSED_POLICIES, OVERLAP_POLICIES, SCHEDULE_STATUSES } from './types.ts';
 
 /**

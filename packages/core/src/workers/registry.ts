@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { CoreTables } from './db-types.ts';
+import type { WorkerTables } from './tables.ts';
 
 /**
  * The worker registry: one heartbeat row per worker process in wombat.workers.
@@ -7,7 +7,7 @@ import type { CoreTables } from './db-types.ts';
  * three heartbeat intervals (the rule wombat.engines follows too). The
  * reconciler ends the runs of workers that are not live.
  */
-type Db = Kysely<CoreTables>;
+type Db = Kysely<WorkerTables>;
 
 export interface WorkerRegistration {
   id: string;

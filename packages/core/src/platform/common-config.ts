@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { int, oneOf, parsePostgresUrl, str, type Field } from './config.ts';
 import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
-import { OUTAGE_GRACE_DEFAULT_SECONDS } from './jobs.ts';
 import { repoRoot } from './paths.ts';
 
 /** The checkout Wombat runs from; relative paths in configuration resolve against it. */
@@ -56,15 +55,6 @@ export const databaseFields = {
     min: 0,
     max: 86_400_000,
   }),
-};
-
-/** Settings the migrator writes into the database (pg-boss's queue settings). */
-export const migrationFields = {
-  outageGraceSeconds: int(
-    'OUTAGE_GRACE_S',
-    'a database outage up to this many seconds leaves every running job with its worker (pg-boss\'s job heartbeat limit is set from it, by npm run migrate); a worker that really died is still caught in about 20 s by the engine',
-    { default: OUTAGE_GRACE_DEFAULT_SECONDS, min: 0, max: 3600 },
-  ),
 };
 
 /** createDatabase's deadline options from a service's configuration. */

@@ -1,29 +1,16 @@
-import { sql, type Kysely } from 'kysely';
-import type { PgBoss } from 'pg-boss';
-import type { CoreTables } from '../db-types.ts';
-import { AppError, SQLSTATE, sqlState, ValidationError } from '../errors.ts';
-import { checkJobParams, type JobType } from '../jobs.ts';
-import { publishRun } from '../run-lifecycle/record.ts';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { JobType } from '../jobs/contracts.ts';
+import { AppError, SQLSTATE, sqlState, ValidationError } from '../platform/errors.ts';
+import type { SchedulerTables, ScheduleRow } from './tables.ts';
+import type { MissedPolicy, OverlapPolicy, Schedule, ScheduleDefinition, SchedulePatch, ScheduleStatus, ScheduleTrigger } from './types.ts';
 import { mergeSchedulePatch } from './validate.ts';
-import type {
-  EngineStatus,
-  MissedPolicy,
-  OverlapPolicy,
-  Schedule,
-  ScheduleDefinition,
-  SchedulePatch,
-  ScheduleRow,
-  SchedulerTables,
-  ScheduleStatus,
-  ScheduleTrigger,
-} from './types.ts';
 
 /**
- * Schedule statements, one function per statement, database handle first. They
- * take the core Kysely handle and widen it to the scheduler tables themselves.
+ * Schedule statements, one function per statement, database handle first: the only
+ * writer of wombat.schedules, for the definitions (api, CLI, the engine's built-ins)
+ * and for the engine's bookkeeping (next and last occurrence) alike.
  */
-type Db = Kysely<CoreTables>;
-const tables = (db: Db) => db.withTables<SchedulerTables>();
+type Db = Kysely<SchedulerTables> | Transaction<SchedulerTables>;
 
 export function rowToSchedule(r: ScheduleRow): Schedule {
   const trigger: ScheduleTrigger =
@@ -103,7 +90,7 @@ function builtInRefused(s: Schedule, what: string): never {
 
 export async function insertSchedule(db: Db, def: ScheduleDefinition): Promise<Schedule> {
   try {
-    const row = await tables(db).insertInto('wombat.schedules').values(definitionColumns(def)).returningAll().executeTakeFirstOrThrow();
+    const row = await db.insertInto('wombat.schedules').values(definitionColumns(def)).returningAll().executeTakeFirstOrThrow();
     return rowToSchedule(row);
   } catch (err) {
     nameTaken(err, def.name);
@@ -116,7 +103,7 @@ export async function insertSchedule(db: Db, def: ScheduleDefinition): Promise<S
  */
 export async function upsertBuiltInSchedule(db: Db, def: ScheduleDefinition): Promise<Schedule> {
   const { status: _s, paused_reason: _p, ...definition } = definitionColumns(def);
-  const row = await tables(db)
+  const row = await db
     .insertInto('wombat.schedules')
     .values({ ...definitionColumns(def), built_in: true })
     .onConflict((oc) => oc.column('name').doUpdateSet(definition).where('wombat.schedules.built_in', '=', true))
@@ -131,29 +118,29 @@ export async function upsertBuiltInSchedule(db: Db, def: ScheduleDefinition): Pr
  * sources). Its runs stay in the history; a later configuration creates it afresh. True when removed.
  */
 export async function deleteBuiltInSchedule(db: Db, name: string): Promise<boolean> {
-  const res = await tables(db).deleteFrom('wombat.schedules').where('name', '=', name).where('built_in', '=', true).executeTakeFirst();
+  const res = await db.deleteFrom('wombat.schedules').where('name', '=', name).where('built_in', '=', true).executeTakeFirst();
   return res.numDeletedRows > 0n;
 }
 
 export async function getSchedule(db: Db, id: number): Promise<Schedule | null> {
   if (!Number.isSafeInteger(id)) return null;
-  const row = await tables(db).selectFrom('wombat.schedules').selectAll().where('id', '=', id).executeTakeFirst();
+  const row = await db.selectFrom('wombat.schedules').selectAll().where('id', '=', id).executeTakeFirst();
   return row ? rowToSchedule(row) : null;
 }
 
 export async function getScheduleByName(db: Db, name: string): Promise<Schedule | null> {
-  const row = await tables(db).selectFrom('wombat.schedules').selectAll().where('name', '=', name).executeTakeFirst();
+  const row = await db.selectFrom('wombat.schedules').selectAll().where('name', '=', name).executeTakeFirst();
   return row ? rowToSchedule(row) : null;
 }
 
 export async function listSchedules(db: Db): Promise<Schedule[]> {
-  const rows = await tables(db).selectFrom('wombat.schedules').selectAll().orderBy('id').execute();
+  const rows = await db.selectFrom('wombat.schedules').selectAll().orderBy('id').execute();
   return rows.map(rowToSchedule);
 }
 
 /** Up to `limit` schedules with an id above `afterId`, by id: a page of a full read. */
 export async function listSchedulesAfter(db: Db, afterId: number, limit: number): Promise<Schedule[]> {
-  const rows = await tables(db).selectFrom('wombat.schedules').selectAll().where('id', '>', afterId).orderBy('id').limit(limit).execute();
+  const rows = await db.selectFrom('wombat.schedules').selectAll().where('id', '>', afterId).orderBy('id').limit(limit).execute();
   return rows.map(rowToSchedule);
 }
 
@@ -171,7 +158,7 @@ export async function updateSchedule(db: Db, id: number, patch: SchedulePatch): 
   const merged = mergeSchedulePatch(current, patch);
   if (!merged.ok) throw new ValidationError(merged.issues);
   try {
-    const row = await tables(db)
+    const row = await db
       .updateTable('wombat.schedules')
       .set(definitionColumns(merged.value))
       .where('id', '=', id)
@@ -188,14 +175,14 @@ export async function deleteSchedule(db: Db, id: number): Promise<boolean> {
   const current = await getSchedule(db, id);
   if (!current) return false;
   if (current.builtIn) builtInRefused(current, 'deleted');
-  const res = await tables(db).deleteFrom('wombat.schedules').where('id', '=', id).executeTakeFirst();
+  const res = await db.deleteFrom('wombat.schedules').where('id', '=', id).executeTakeFirst();
   return res.numDeletedRows > 0n;
 }
 
 /** Pauses or resumes any schedule, built-in ones included. Null for an unknown id. */
 export async function setScheduleStatus(db: Db, id: number, status: ScheduleStatus, reason?: string | null): Promise<Schedule | null> {
   if (!Number.isSafeInteger(id)) return null;
-  const row = await tables(db)
+  const row = await db
     .updateTable('wombat.schedules')
     .set({ status, paused_reason: status === 'paused' ? (reason ?? null) : null })
     .where('id', '=', id)
@@ -204,53 +191,42 @@ export async function setScheduleStatus(db: Db, id: number, status: ScheduleStat
   return row ? rowToSchedule(row) : null;
 }
 
-/**
- * A manual run of a schedule, now: trigger 'manual', works paused or not and
- * whether or not the scheduler is enabled. Returns the run id, or null for an
- * unknown id; params given here replace the schedule's (ValidationError if they
- * do not fit the job).
+/*
+ * The engine's bookkeeping: next_run_at and last_run_* say where each schedule stands.
+ * They are no definition change: the version trigger and the NOTIFY pass them over.
  */
-export async function triggerSchedule(db: Db, boss: PgBoss, id: number, opts: { params?: unknown } = {}): Promise<string | null> {
-  const s = await getSchedule(db, id);
-  if (!s) return null;
-  let params = s.params;
-  if (opts.params !== undefined) {
-    const check = checkJobParams(s.job, opts.params);
-    if (!check.ok) throw new ValidationError(check.problems);
-    params = check.value as object;
-  }
-  return publishRun(db, boss, {
-    job: s.job,
-    params,
-    trigger: 'manual',
-    scheduleId: s.id,
-    ...(s.timeoutSeconds !== null ? { timeoutSeconds: s.timeoutSeconds } : {}),
-    ...(s.maxRetries !== null ? { retryLimit: s.maxRetries } : {}),
-    ...(s.retryDelaySeconds !== null ? { retryDelaySeconds: s.retryDelaySeconds } : {}),
-    ...(s.retryBackoff !== null ? { retryBackoff: s.retryBackoff } : {}),
-  });
+export interface LastRunRow {
+  id: number;
+  last_run_at: string;
+  last_run_id: string;
+  next_at: string | null;
+  /** The schedule version the occurrence was planned with. */
+  version: number;
 }
 
-/** Engines by last heartbeat, newest first; `alive` is judged by the database clock. */
-export async function listEngines(db: Db): Promise<EngineStatus[]> {
-  const rows = await tables(db)
-    .selectFrom('wombat.engines')
-    .selectAll()
-    .select(
-      sql<boolean>`stopped_at is null and last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0)`.as('alive'),
-    )
-    .orderBy('last_beat_at', 'desc')
-    .execute();
-  return rows.map((r) => ({
-    id: r.id,
-    host: r.host,
-    pid: r.pid,
-    version: r.version,
-    startedAt: new Date(r.started_at),
-    lastBeatAt: new Date(r.last_beat_at),
-    heartbeatIntervalMs: r.heartbeat_interval_ms,
-    enabled: r.enabled,
-    stoppedAt: r.stopped_at ? new Date(r.stopped_at) : null,
-    alive: r.alive,
-  }));
+/**
+ * Advances each schedule's last/next occurrence (status bookkeeping, outside the
+ * publishing transaction). Never moves last_run_at backwards, so engines writing
+ * in any order agree; next_run_at only while the definition is the one planned
+ * with (an edit or pause since has set its own); rows go in id order so that
+ * concurrent writers lock alike.
+ */
+export async function recordLastRuns(db: Db, rows: LastRunRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await sql`
+    update wombat.schedules s
+    set last_run_at = v.last_run_at, last_run_id = v.last_run_id,
+        next_run_at = case when s.version = v.version then v.next_at else s.next_run_at end
+    from (select * from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as x(
+            id bigint, last_run_at timestamptz, last_run_id uuid, next_at timestamptz, version integer) order by id) v
+    where s.id = v.id and (s.last_run_at is null or s.last_run_at < v.last_run_at)`.execute(db);
+}
+
+/** Sets next_run_at for many schedules at once (null for paused ones). */
+export async function setNextRunAt(db: Db, rows: { id: number; next_at: string | null }[]): Promise<void> {
+  if (rows.length === 0) return;
+  await sql`
+    update wombat.schedules s set next_run_at = v.next_at
+    from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as v(id bigint, next_at timestamptz)
+    where s.id = v.id and s.next_run_at is distinct from v.next_at`.execute(db);
 }

@@ -1,8 +1,8 @@
 import { sql, type Kysely } from 'kysely';
 import type { TransactionSql } from 'postgres';
-import { BOSS_SCHEMA } from '../boss.ts';
-import type { CoreTables } from '../db-types.ts';
-import type { Sql } from '../db.ts';
+import { BOSS_SCHEMA } from '../platform/boss.ts';
+import type { Sql } from '../platform/db.ts';
+import type { RunTables } from './tables.ts';
 
 /**
  * The worker's transitions, one attempt at a time: start (queued/retrying ->
@@ -134,7 +134,7 @@ export async function applyAttemptUpdates(sql: Sql | TransactionSql, updates: At
  * attempt's retry count comes back (another worker may have fetched the retry meanwhile: then the
  * retry stands). Returns the run ids handed back.
  */
-export async function handBackAttempts(db: Kysely<CoreTables>, attempts: { id: string; job: string; attempts: number }[]): Promise<string[]> {
+export async function handBackAttempts(db: Kysely<RunTables>, attempts: { id: string; job: string; attempts: number }[]): Promise<string[]> {
   if (attempts.length === 0) return [];
   const res = await sql<{ id: string }>`
     with want as (
@@ -171,7 +171,7 @@ export interface SupersededAttempt {
 }
 
 /** The superseded attempts of a run, oldest first (at most 50). */
-export async function listSupersededAttempts(db: Kysely<CoreTables>, runId: string): Promise<SupersededAttempt[]> {
+export async function listSupersededAttempts(db: Kysely<RunTables>, runId: string): Promise<SupersededAttempt[]> {
   const rows = await db
     .selectFrom('wombat.superseded_attempts')
     .select(['attempt', 'state', 'worker_id', 'error', 'recorded_at'])

@@ -1,13 +1,13 @@
 import { Kysely } from 'kysely';
 import postgres from 'postgres';
-import type { CoreTables } from './db-types.ts';
 import { PostgresJsDialect } from './db-driver.ts';
 import { withDeadline } from './deadline.ts';
 import { DatabaseTimeoutError, sqlState, SQLSTATE } from './errors.ts';
 
 export type Sql = postgres.Sql;
 
-export interface Database<Tables = CoreTables> {
+/** A query pool with its Kysely handle, typed by the tables the caller uses (the domains export theirs). */
+export interface Database<Tables> {
   db: Kysely<Tables>;
   /** The postgres.js client under `db`: for LISTEN/NOTIFY and raw SQL files. */
   sql: Sql;
@@ -92,7 +92,7 @@ export function createSql(opts: DatabaseOptions): Sql {
   });
 }
 
-export function createDatabase<Tables = CoreTables>(opts: DatabaseOptions): Database<Tables> {
+export function createDatabase<Tables>(opts: DatabaseOptions): Database<Tables> {
   const sql = createSql(opts);
   const d = deadlinesOf(opts);
   const dialect = new PostgresJsDialect({

@@ -1,14 +1,21 @@
 /**
- * The run lifecycle: the only code that writes wombat.runs. Every change to a run
- * is one of these transitions; engine, worker and api call them.
+ * Runs: the run lifecycle, the only code that writes wombat.runs (and
+ * wombat.superseded_attempts). Every change to a run is one of these transitions;
+ * engine, worker, api and CLI call them. Its DDL is migrations/, its states are
+ * states.ts. Import as `@wombat/core/runs`.
  *
- * record (insertRunsAndSend, publishRun, recordOccurrences, recordChildRuns),
+ * record (insertRunsAndSend, publishRun, recordOccurrences, recordChildRuns, triggerSchedule),
  * hold (recordOccurrences with state held), release (releaseHeldRuns),
  * start / progress / retry-pending / finish (applyAttemptUpdates, by workers),
  * skip / miss (recordOccurrences, recordUnpublishedRun), cancel (cancelRun),
  * requeue (requeueRun), lose (reconcileRuns), purge (purgeDeadLetters, deleteFinishedRuns),
  * a job run in the operator's own process (recordCliRunStart, recordCliRunProgress, recordCliRunEnd).
+ *
+ * Runs stand above schedules: a run belongs to a schedule (schedule_id), takes its
+ * job settings from it (scheduleJobOptions) and is released by its current definition,
+ * while a schedule needs nothing of its runs.
  */
+export * from './tables.ts';
 export * from './states.ts';
 export * from './record.ts';
 export * from './release.ts';

@@ -1,15 +1,35 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
-import { BOSS_SCHEMA } from '../boss.ts';
-import type { CoreTables } from '../db-types.ts';
-import { AppError } from '../errors.ts';
-import { CANCEL_CHANNEL, isJobType } from '../jobs.ts';
-import { insertRunAndSend } from './record.ts';
+import { CANCEL_CHANNEL, checkJobParams, isJobType } from '../jobs/contracts.ts';
+import { BOSS_SCHEMA } from '../platform/boss.ts';
+import { AppError, ValidationError } from '../platform/errors.ts';
+import { getSchedule } from '../schedules/store.ts';
+import type { SchedulerTables } from '../schedules/tables.ts';
+import { insertRunAndSend, publishRun, scheduleJobOptions } from './record.ts';
 import { isActiveRunState, type RunState, type RunTrigger } from './states.ts';
+import type { RunTables } from './tables.ts';
 
-/** Transitions people ask for (api, CLI): cancel, requeue, purge. */
-type Db = Kysely<CoreTables>;
+/** Transitions people ask for (api, CLI): trigger, cancel, requeue, purge. */
+type Db = Kysely<RunTables>;
+
+/**
+ * A manual run of a schedule, now: trigger 'manual', works paused or not and
+ * whether or not the scheduler is enabled. Returns the run id, or null for an
+ * unknown id; params given here replace the schedule's (ValidationError if they
+ * do not fit the job).
+ */
+export async function triggerSchedule(db: Kysely<RunTables & SchedulerTables>, boss: PgBoss, id: number, opts: { params?: unknown } = {}): Promise<string | null> {
+  const s = await getSchedule(db, id);
+  if (!s) return null;
+  let params = s.params;
+  if (opts.params !== undefined) {
+    const check = checkJobParams(s.job, opts.params);
+    if (!check.ok) throw new ValidationError(check.problems);
+    params = check.value as object;
+  }
+  return publishRun(db, boss, { job: s.job, params, trigger: 'manual', scheduleId: s.id, ...scheduleJobOptions(s) });
+}
 
 export type CancelOutcome = { ok: true; previous: RunState } | { ok: false; state: RunState };
 
@@ -64,7 +84,7 @@ export async function requeueRun(
     const settings = await sql<{ expire_seconds: number; retry_limit: number; retry_delay: number; retry_backoff: boolean; priority: number }>`
       select expire_seconds, retry_limit, retry_delay, retry_backoff, priority from ${sql.table(`${BOSS_SCHEMA}.job`)} where id = ${id}`.execute(trx);
     const s = settings.rows[0];
-    await insertRunAndSend(trx as Transaction<CoreTables>, boss, {
+    await insertRunAndSend(trx as Transaction<RunTables>, boss, {
       id: newId,
       job: run.job,
       params: (run.params ?? {}) as object,
@@ -88,7 +108,7 @@ export async function purgeDeadLetters(db: Db, before: Date, job?: string): Prom
 }
 
 /** Deletes one batch of finished runs older than the cutoff (tasks by their own TTL); returns how many. */
-export async function deleteFinishedRuns(db: Db | Transaction<CoreTables>, opts: { taskTtlDays: number; retentionDays: number; batchSize: number }): Promise<number> {
+export async function deleteFinishedRuns(db: Db | Transaction<RunTables>, opts: { taskTtlDays: number; retentionDays: number; batchSize: number }): Promise<number> {
   const res = await sql`
     delete from wombat.runs where id in (
       select id from wombat.runs
