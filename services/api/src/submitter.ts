@@ -4,7 +4,7 @@ import { publishRuns, type PublishInput } from '@wombat/core/runs';
 import type { CoreTables } from '@wombat/core/tables';
 import { sql, type Kysely } from 'kysely';
 
-/** Most submissions written by one statement. */
+/** Most submissions written by one transaction. */
 export const MAX_SUBMIT_BATCH = 100;
 
 /** What a task submission sets; the rest of PublishInput (schedule, parent, start time, priority) stays unset. */
@@ -29,7 +29,7 @@ export interface Submitter {
 }
 
 export interface SubmitterOptions {
-  /** A write (one statement) that takes longer is abandoned and its submissions answered 503. */
+  /** A write (one transaction) that takes longer is abandoned and its submissions answered 503. */
   deadlineMs: number;
   /**
    * An abandoned write still unsettled after this long means database calls
@@ -59,18 +59,18 @@ export const SUBMIT_LANES = 1;
  * Group commit for task submissions. Every submission commits a NOTIFY (pg-boss
  * wakes the workers) and Postgres serialises commits that notify, WAL flush
  * included, so concurrent single-row transactions queue behind each other. Here
- * each write is one statement (core's publishRuns: runs, jobs and NOTIFY in one
- * round trip, committed by itself). A submission arriving while no write is in
+ * each write is one short transaction (core's publishRuns: runs, then pg-boss's
+ * jobs and NOTIFY through its own insert, committed together). A submission arriving while no write is in
  * flight (SUBMIT_LANES) is written at once, alone; those arriving meanwhile are
- * written together (by job type) by the next statement, so a batch costs one
+ * written together (by job type) by the next write, so a batch costs one
  * commit. No timer is involved: batches form only under load, and a lone caller
  * never waits for company. Measured with bench/submit-latency.ts.
  *
  * The writer never wedges: a submission still queued at its deadline is answered
  * 503 without being written, and a write still in flight at its deadline is
  * abandoned (its submissions answered 503) so the next batch is written at
- * once. The statement carries the instant it may no longer commit, a little
- * before the deadline by the database's clock, so an abandoned write rolls back
+ * once. The write carries the instant it may no longer commit, a little before
+ * the deadline by the database's clock, checked last, so an abandoned write rolls back
  * even when it reaches the server late (a frozen or overloaded server).
  */
 export function createSubmitter(db: Kysely<CoreTables>, boss: PgBoss, opts: SubmitterOptions): Submitter {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { fromKysely, type JobInsert, type PgBoss } from 'pg-boss';
 import { jobDefaults, type JobType } from '../jobs/contracts.ts';
 import { DatabaseTimeoutError } from '../platform/errors.ts';
@@ -122,81 +122,38 @@ export async function insertRunsAndSend(trx: Transaction<RunTables>, boss: PgBos
 const DIVISION_BY_ZERO = '22012';
 
 /**
- * The statement pg-boss runs for `boss.insert(job, jobs)`, asked of pg-boss itself:
- * the database it is given records the statement instead of running it.
- */
-async function bossInsertStatement(boss: PgBoss, job: JobType, jobs: JobInsert[]): Promise<{ text: string; values: unknown[] }> {
-  let captured: { text: string; values: unknown[] } | undefined;
-  const recorder = {
-    executeSql: (text: string, values?: unknown[]) => {
-      captured = { text, values: values ?? [] };
-      return Promise.resolve({ rows: [] });
-    },
-  };
-  await boss.insert(job, jobs, { db: recorder });
-  // The runs go in as $2 (and the deadline as $3) beside pg-boss's single $1.
-  if (!captured || captured.values.length !== 1 || /\$[2-9]/.test(captured.text)) {
-    throw new Error(`pg-boss's insert for ${job} is not the one-parameter statement publishRuns builds on`);
-  }
-  return captured;
-}
-
-/**
- * record, in one statement and so in one round trip: runs in state queued and
- * their jobs, all of one job type. pg-boss's own insert statement (with the NOTIFY
- * that wakes idle workers, when the queue notifies) gets the runs insert as a
- * leading data-modifying CTE, so run rows and jobs commit together or not at all;
- * outside a transaction the statement commits by itself before it answers.
+ * record, in one transaction: runs in state queued and their jobs (with the
+ * NOTIFY that wakes idle workers, when the queue notifies), so run rows and jobs
+ * commit together or not at all. pg-boss writes its jobs through its documented
+ * `insert(name, jobs, { db })` on the same transaction; the runs go in first.
  *
- * `notAfter`: the statement fails instead of committing when the database's clock
- * has passed it, so a caller that stops waiting at a deadline (and says the write
- * failed) can pass a slightly earlier instant and know that nothing it gave up on
- * commits later (a write delayed on the way, or a server that was frozen). Rejects
- * with DatabaseTimeoutError then.
+ * `notAfter`: the transaction's last statement fails instead of letting it commit
+ * when the database's clock has passed it, so a caller that stops waiting at a
+ * deadline (and says the write failed) can pass a slightly earlier instant and
+ * know that nothing it gave up on commits later (a write delayed on the way, or a
+ * server that was frozen). Rejects with DatabaseTimeoutError then.
  */
 export async function publishRuns(db: Db, boss: PgBoss, inputs: PublishInput[], opts: { notAfter?: Date } = {}): Promise<string[]> {
   if (inputs.length === 0) return [];
   const started = Date.now();
   const job = inputs[0]!.job;
   if (inputs.some((i) => i.job !== job)) throw new Error('publishRuns writes runs of one job type at a time');
-  const ids = inputs.map((i) => i.id ?? randomUUID());
-  const bossInsert = await bossInsertStatement(boss, job, inputs.map((input, i) => jobInsertFor(input, ids[i]!)));
-  const runs = inputs.map((input, i) => ({
-    id: ids[i],
-    job,
-    trigger: input.trigger,
-    schedule_id: input.scheduleId ?? null,
-    parent_id: input.parentId ?? null,
-    scheduled_for: input.scheduledFor ?? null,
-    params: input.params,
-    retry_of: input.retryOf ?? null,
-  }));
-  // Past notAfter the statement divides by zero, as pg-boss's own guards do: nothing else in
-  // it divides by a value that can be zero, and the divisor reads the clock, so it is
-  // evaluated per row at run time rather than folded when the statement is planned.
-  const guard = opts.notAfter ? `where 1 / (case when clock_timestamp() <= $3::timestamptz then 1 else 0 end) = 1` : '';
-  const runsCte = `runs as (
-    insert into wombat.runs (id, job, trigger, schedule_id, parent_id, scheduled_for, params, state, published_at, retry_of)
-    select id, job, trigger, schedule_id, parent_id, coalesce(scheduled_for, now()), params, 'queued', now(), retry_of
-    from jsonb_to_recordset($2::text::jsonb) as v(
-      id uuid, job text, trigger text, schedule_id bigint, parent_id uuid, scheduled_for timestamptz, params jsonb, retry_of uuid)
-    ${guard})`;
-  // pg-boss's statement is `WITH ins AS (...), notified AS (...) SELECT ...` on a notifying queue, a plain INSERT otherwise.
-  const withHead = /^\s*with\s+/i.exec(bossInsert.text);
-  let text: string;
-  if (withHead) text = `with ${runsCte}, ${bossInsert.text.slice(withHead[0].length)}`;
-  else if (/^\s*insert\s/i.test(bossInsert.text)) text = `with ${runsCte}\n${bossInsert.text}`;
-  else throw new Error(`pg-boss's insert for ${job} is neither a WITH nor an INSERT statement`);
-  const values = [bossInsert.values[0], JSON.stringify(runs), ...(opts.notAfter ? [opts.notAfter.toISOString()] : [])];
+  const notAfter = opts.notAfter;
   try {
-    await db.executeQuery(CompiledQuery.raw(text, values));
+    const write = async (trx: Transaction<CoreTables>): Promise<string[]> => {
+      const ids = await insertRunsAndSend(trx, boss, inputs);
+      // Past notAfter the check divides by zero: the divisor reads the clock, so it is
+      // evaluated when the statement runs, the last one before the commit.
+      if (notAfter) await sql`select 1 / (case when clock_timestamp() <= ${notAfter.toISOString()}::timestamptz then 1 else 0 end)`.execute(trx);
+      return ids;
+    };
+    return db.isTransaction ? await write(db as Transaction<CoreTables>) : await db.transaction().execute(write);
   } catch (err) {
-    if (opts.notAfter && (err as { code?: unknown }).code === DIVISION_BY_ZERO) {
-      throw new DatabaseTimeoutError('transaction', Math.max(0, opts.notAfter.getTime() - started), `publishing ${job} runs: past notAfter, not committed`);
+    if (notAfter && (err as { code?: unknown }).code === DIVISION_BY_ZERO) {
+      throw new DatabaseTimeoutError('transaction', Math.max(0, notAfter.getTime() - started), `publishing ${job} runs: past notAfter, not committed`);
     }
     throw err;
   }
-  return ids;
 }
 
 /** Records one run and sends its job in the caller's transaction. */
