@@ -18,6 +18,7 @@ export * from './schedule/index.ts';
 export * from './process.ts';
 export * from './thresholds.ts';
 export * from './deadline.ts';
+export * from './backoff.ts';
 export * from './loops.ts';
 export * from './json-text.ts';
 export * from './systemd-notify.ts';

@@ -1,4 +1,4 @@
-import { applyAttemptUpdates, type AttemptUpdate, type Logger, type Sql } from '@wombat/core';
+import { applyAttemptUpdates, backoffMs, type AttemptUpdate, type Logger, type Sql } from '@wombat/core';
 
 /** One change to a run's row, from one attempt (the core lifecycle's start/progress/retry-pending/finish). */
 export type RunUpdate = AttemptUpdate;
@@ -140,7 +140,7 @@ export function createHistoryWriter(opts: HistoryWriterOptions): HistoryWriter {
       next.done.then(batch.resolve, batch.reject);
       current = next;
       bound(next);
-      const delay = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(failures - 1, 16));
+      const delay = backoffMs(failures, { baseMs: retryMinMs, maxMs: retryMaxMs, jitter: 'none' });
       if (failures === 1 || failures % 10 === 0) log.error({ err, rows: next.rows.size, failures, retryInMs: delay }, 'run history write failed; will retry');
       retryTimer = setTimeout(() => {
         retryTimer = undefined;
