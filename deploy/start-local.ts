@@ -16,6 +16,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  backoffMs,
   configOrExit,
   createDatabase,
   createLogger,
@@ -128,7 +129,7 @@ function start(service: Service, attempt = 0): void {
       void stopAll('a service failed to start');
       return;
     }
-    const delayMs = Math.min(30_000, 1000 * 2 ** attempt);
+    const delayMs = backoffMs(attempt + 1, { baseMs: 1_000, maxMs: 30_000, jitter: 'none' });
     log.error({ child: service, code, signal, restartInMs: delayMs }, 'service exited; restarting');
     setTimeout(() => {
       if (!stopping) start(service, Date.now() - startedAt > 60_000 ? 0 : attempt + 1);

@@ -1,5 +1,5 @@
 import { request, type Dispatcher } from 'undici';
-import { AppError, type Logger } from '@wombat/core/platform';
+import { AppError, backoffMs, type Logger } from '@wombat/core/platform';
 import { RateLimitedError, RetryableError } from './errors.ts';
 import { sleep } from './rate-limit.ts';
 
@@ -73,7 +73,8 @@ export interface RetryOptions {
 
 /**
  * Runs `fn` until it succeeds, retrying RetryableErrors with exponential backoff
- * and jitter (or the server's own delay). Anything else (PermanentError, abort)
+ * and equal jitter (between half the step and the step, never past maxDelayMs),
+ * or after the server's own delay when that is longer. Anything else (PermanentError, abort)
  * passes through at once. When the retries run out the last problem is reported
  * with the number of attempts, as RateLimitedError if the server was throttling.
  */
@@ -88,8 +89,7 @@ export async function withRetries<T>(what: string, fn: (attempt: number) => Prom
         if (err.rateLimited) throw new RateLimitedError(message, err.retryAfterMs ?? opts.maxDelayMs, { cause: err });
         throw new AppError('exchange_unavailable', message, { cause: err });
       }
-      const backoffMs = Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
-      const delayMs = Math.max(err.retryAfterMs ?? 0, backoffMs);
+      const delayMs = Math.max(err.retryAfterMs ?? 0, backoffMs(attempt, { baseMs: opts.baseDelayMs, maxMs: opts.maxDelayMs, jitter: 'equal' }));
       opts.log.warn({ code: err.code, attempt, delayMs: Math.round(delayMs), err: err.message }, `${what}: retrying`);
       await sleep(delayMs, opts.signal);
     }

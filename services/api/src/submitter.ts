@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DatabaseTimeoutError, type Logger, type PgBoss } from '@wombat/core/platform';
+import { DatabaseTimeoutError, withDeadline, type Logger, type PgBoss } from '@wombat/core/platform';
 import { publishRuns, type PublishInput } from '@wombat/core/runs';
 import type { CoreTables } from '@wombat/core/tables';
 import { sql, type Kysely } from 'kysely';
@@ -125,28 +125,28 @@ export function createSubmitter(db: Kysely<CoreTables>, boss: PgBoss, opts: Subm
       batch.map((p) => p.input),
       { notAfter },
     );
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), opts.deadlineMs)));
-    const outcome = await Promise.race([statement.then(() => 'ok' as const, (err: unknown) => ({ err })), deadline]);
-    clearTimeout(timer);
-    if (outcome === 'ok') {
+    let passedDeadline = false;
+    try {
+      await withDeadline(statement, opts.deadlineMs, 'task submission', {
+        phase: 'transaction',
+        onAbandoned: (late) => {
+          passedDeadline = true;
+          abandoned.set(n, Date.now());
+          log.error({ submissions: batch.length, deadlineMs: opts.deadlineMs }, 'task submission write passed its deadline; abandoned, answering 503');
+          void late
+            .then(
+              // Only a commit slower than commitMarginMs, or clocks further apart, gets here.
+              () => log.error({ write: n, runs: batch.map((p) => p.input.id) }, 'abandoned task submission write committed after its submissions were answered 503'),
+              () => log.info({ write: n }, 'abandoned task submission write settled'),
+            )
+            .finally(() => abandoned.delete(n));
+        },
+      });
       for (const p of batch) settle(p, { id: p.input.id });
-    } else if (outcome === 'deadline') {
-      abandoned.set(n, Date.now());
-      log.error({ submissions: batch.length, deadlineMs: opts.deadlineMs }, 'task submission write passed its deadline; abandoned, answering 503');
-      const err = new DatabaseTimeoutError('transaction', opts.deadlineMs, 'task submission');
-      for (const p of batch) settle(p, { err });
-      void statement
-        .then(
-          // Only a commit slower than commitMarginMs, or clocks further apart, gets here.
-          () => log.error({ write: n, runs: batch.map((p) => p.input.id) }, 'abandoned task submission write committed after its submissions were answered 503'),
-          () => log.info({ write: n }, 'abandoned task submission write settled'),
-        )
-        .finally(() => abandoned.delete(n));
-    } else {
+    } catch (err) {
       // Refused as past its deadline well before it: the clocks may have moved apart; read them again.
-      if (outcome.err instanceof DatabaseTimeoutError) readClock();
-      for (const p of batch) settle(p, outcome);
+      if (!passedDeadline && err instanceof DatabaseTimeoutError) readClock();
+      for (const p of batch) settle(p, { err });
     }
   }
 

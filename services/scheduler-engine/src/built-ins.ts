@@ -1,4 +1,7 @@
-import { SCHEDULE_DEFAULTS, type ScheduleDefinition } from '@wombat/core/schedules';
+import type { Kysely } from 'kysely';
+import { type Logger } from '@wombat/core/platform';
+import { deleteBuiltInSchedule, SCHEDULE_DEFAULTS, type ScheduleDefinition, upsertBuiltInSchedule } from '@wombat/core/schedules';
+import { type CoreTables } from '@wombat/core/tables';
 import type { EngineConfig } from './config.ts';
 
 /**
@@ -66,4 +69,13 @@ export function disabledBuiltIns(c: EngineConfig): DisabledBuiltIn[] {
   if (!c.priceCrawlSources) out.push({ name: 'crawl-prices', reason: 'PRICE_CRAWL_SOURCES is not set: no price sources to crawl' });
   if (!c.redditSubreddits) out.push({ name: 'collect-posts', reason: 'REDDIT_SUBREDDITS is not set: no subreddits to collect' });
   return out;
+}
+
+/** Writes the built-in schedules (upserted by name) and removes the ones turned off, saying why. */
+export async function seedBuiltIns(db: Kysely<CoreTables>, log: Logger, builtIns: ScheduleDefinition[], disabled: DisabledBuiltIn[]): Promise<void> {
+  for (const def of builtIns) await upsertBuiltInSchedule(db, def);
+  for (const off of disabled) {
+    const removed = await deleteBuiltInSchedule(db, off.name);
+    log.info({ schedule: off.name, removed }, `built-in schedule ${off.name} is off: ${off.reason}`);
+  }
 }

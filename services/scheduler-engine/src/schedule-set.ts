@@ -3,6 +3,8 @@ import { checkScheduleDefinition, type Schedule } from '@wombat/core/schedules';
 import { computeNext, dueOccurrences, MAX_DUE_PER_PASS, type Slot } from './due.ts';
 import type { Decision } from './publish.ts';
 
+export type ScheduleSet = ReturnType<typeof createScheduleSet>;
+
 /**
  * The schedules an engine follows, by id. A stored row is applied only when its
  * version changed; paused and invalid ones are known but have no slot.

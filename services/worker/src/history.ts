@@ -1,4 +1,4 @@
-import type { Logger, Sql } from '@wombat/core/platform';
+import { backoffMs, type Logger, type Sql } from '@wombat/core/platform';
 import { applyAttemptUpdates, type AttemptUpdate } from '@wombat/core/runs';
 
 /** One change to a run's row, from one attempt (the core lifecycle's start/progress/retry-pending/finish). */
@@ -141,7 +141,7 @@ export function createHistoryWriter(opts: HistoryWriterOptions): HistoryWriter {
       next.done.then(batch.resolve, batch.reject);
       current = next;
       bound(next);
-      const delay = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(failures - 1, 16));
+      const delay = backoffMs(failures, { baseMs: retryMinMs, maxMs: retryMaxMs, jitter: 'none' });
       if (failures === 1 || failures % 10 === 0) log.error({ err, rows: next.rows.size, failures, retryInMs: delay }, 'run history write failed; will retry');
       retryTimer = setTimeout(() => {
         retryTimer = undefined;

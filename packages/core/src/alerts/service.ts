@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { backoffMs } from '../platform/backoff.ts';
 import { isDatabaseUnavailable } from '../platform/errors.ts';
 import type { Logger } from '../platform/logger.ts';
 import { channelsFromConfig, type Channel, type ChannelSet } from './channels.ts';
@@ -110,8 +111,8 @@ export function createAlerting(deps: AlertingDeps): Alerting {
     return result;
   }
 
-  function backoffMs(attempts: number, retryAfterMs?: number): number {
-    const exp = Math.min(o.alertRetryBaseMs * 2 ** Math.max(attempts - 1, 0), o.alertRetryMaxMs);
+  function retryDelayMs(attempts: number, retryAfterMs?: number): number {
+    const exp = backoffMs(Math.max(attempts, 1), { baseMs: o.alertRetryBaseMs, maxMs: o.alertRetryMaxMs, jitter: 'none' });
     return Math.max(exp, Math.min(retryAfterMs ?? 0, o.alertRetryMaxMs));
   }
 
@@ -134,7 +135,7 @@ export function createAlerting(deps: AlertingDeps): Alerting {
         else log.warn({ channel: channel.name, alertId: d.alert_id, deliveryId: deliveryId(d.id) }, 'alert sent after its lease passed: another sender has it; the receiver may see this delivery id twice');
       } else {
         const giveUp = res.permanent || d.attempts >= o.alertMaxAttempts;
-        const retryInMs = giveUp ? null : backoffMs(d.attempts, res.retryAfterMs);
+        const retryInMs = giveUp ? null : retryDelayMs(d.attempts, res.retryAfterMs);
         await markDeliveryFailed(db, d.id, channel.name, res.error, retryInMs, d.attempts);
         log.warn(
           { channel: channel.name, alertId: d.alert_id, attempts: d.attempts, error: res.error, ...(retryInMs === null ? {} : { retryInMs }) },

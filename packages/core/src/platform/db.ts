@@ -1,6 +1,7 @@
 import { Kysely } from 'kysely';
 import postgres from 'postgres';
 import { PostgresJsDialect } from './db-driver.ts';
+import { backoffMs } from './backoff.ts';
 import { withDeadline } from './deadline.ts';
 import { DatabaseTimeoutError, sqlState, SQLSTATE } from './errors.ts';
 
@@ -30,7 +31,7 @@ export const DATABASE_DEADLINE_DEFAULTS = {
 /** How long the client waits beyond statement_timeout before abandoning a statement itself. */
 const CLIENT_GRACE_MS = 2_000;
 /** Longest pause between reconnection attempts: a returning server is used within about this long. */
-const MAX_RECONNECT_DELAY_SECONDS = 0.5;
+const MAX_RECONNECT_DELAY_MS = 500;
 
 export interface DatabaseOptions {
   url: string;
@@ -69,8 +70,9 @@ export function createSql(opts: DatabaseOptions): Sql {
     keep_alive: 10,
     // postgres.js's default backoff grows to 20 s between attempts, so a query made
     // during an outage could wait that long to fail and a returning server was
-    // noticed late. Short and capped: fail fast, recover fast.
-    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, MAX_RECONNECT_DELAY_SECONDS),
+    // noticed late. Short and capped: fail fast, recover fast. It counts failed attempts from 0,
+    // and wants seconds.
+    backoff: (retries: number) => backoffMs(retries + 1, { baseMs: 50, maxMs: MAX_RECONNECT_DELAY_MS, jitter: 'none' }) / 1000,
     onnotice: () => {},
     prepare: !opts.pooled,
     connection: {

@@ -13,6 +13,7 @@ export * from './lifecycle.ts';
 export * from './process.ts';
 export * from './loops.ts';
 export * from './deadline.ts';
+export * from './backoff.ts';
 export * from './systemd-notify.ts';
 export * from './db.ts';
 export * from './db-types.ts';

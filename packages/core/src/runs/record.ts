@@ -140,14 +140,14 @@ export async function publishRuns(db: Db, boss: PgBoss, inputs: PublishInput[], 
   if (inputs.some((i) => i.job !== job)) throw new Error('publishRuns writes runs of one job type at a time');
   const notAfter = opts.notAfter;
   try {
-    const write = async (trx: Transaction<CoreTables>): Promise<string[]> => {
+    const write = async (trx: Transaction<RunTables>): Promise<string[]> => {
       const ids = await insertRunsAndSend(trx, boss, inputs);
       // Past notAfter the check divides by zero: the divisor reads the clock, so it is
       // evaluated when the statement runs, the last one before the commit.
       if (notAfter) await sql`select 1 / (case when clock_timestamp() <= ${notAfter.toISOString()}::timestamptz then 1 else 0 end)`.execute(trx);
       return ids;
     };
-    return db.isTransaction ? await write(db as Transaction<CoreTables>) : await db.transaction().execute(write);
+    return db.isTransaction ? await write(db as Transaction<RunTables>) : await db.transaction().execute(write);
   } catch (err) {
     if (notAfter && (err as { code?: unknown }).code === DIVISION_BY_ZERO) {
       throw new DatabaseTimeoutError('transaction', Math.max(0, notAfter.getTime() - started), `publishing ${job} runs: past notAfter, not committed`);

@@ -1,0 +1,90 @@
+import type { Kysely } from 'kysely';
+import { type Logger, type LoopSupervisor, type PgBoss } from '@wombat/core/platform';
+import { reconcileRuns, releaseHeldRuns } from '@wombat/core/runs';
+import { type CoreTables } from '@wombat/core/tables';
+import type { EngineClock } from './clock.ts';
+import { purgeFinishedRuns, type RetentionOptions } from './housekeeping.ts';
+import type { LastRunWriter } from './last-runs.ts';
+import type { ScheduleMirror } from './schedule-mirror.ts';
+import type { ScheduleSet } from './schedule-set.ts';
+
+export interface HousekeepingOptions extends RetentionOptions {
+  reconcileIntervalMs: number;
+  heartbeatIntervalMs: number;
+  heldRunCheckMs: number;
+  runReconcileIntervalMs: number;
+  maintenanceIntervalMs: number;
+}
+
+export interface HousekeepingDeps {
+  db: Kysely<CoreTables>;
+  boss: PgBoss;
+  log: Logger;
+  loops: LoopSupervisor;
+  options: HousekeepingOptions;
+  clock: EngineClock;
+  mirror: ScheduleMirror;
+  schedules: ScheduleSet;
+  lastRuns: LastRunWriter;
+  /** Started and not stopping: a round that comes after the engine began to stop does nothing. */
+  following(): boolean;
+}
+
+/** Deadline of a periodic round: two intervals, within 5 s..60 s. */
+const roundDeadlineMs = (intervalMs: number) => Math.min(Math.max(2 * intervalMs, 5_000), 60_000);
+
+/**
+ * The engine's periodic loops, on the loop supervisor (a round that hangs is
+ * abandoned and the next runs; a loop that cannot progress is a stall): the full
+ * schedule re-read, the heartbeat, held-run release, run reconciliation and
+ * retention. The supervisor's stop() ends them.
+ */
+export function startHousekeeping(deps: HousekeepingDeps): void {
+  const { db, boss, log, options: o, clock } = deps;
+  const every = (ms: number, name: string, fn: () => Promise<unknown>) =>
+    deps.loops.every(name, ms, () => (deps.following() ? fn() : Promise.resolve()), { roundTimeoutMs: roundDeadlineMs(ms) });
+
+  every(o.reconcileIntervalMs, 'reconcile', () => deps.mirror.reconcile());
+  every(o.heartbeatIntervalMs, 'heartbeat', async () => {
+    await deps.lastRuns.flush(); // retries a write that failed after its pass
+    await clock.beat();
+  });
+  // Every round, whatever schedules this engine knows: a held run whose schedule was paused,
+  // deleted or edited must still end skipped or run (the lookup is one index scan of
+  // wombat.runs_active when nothing is held).
+  every(o.heldRunCheckMs, 'held run release', async () => {
+    for (const r of await releaseHeldRuns(db, boss)) {
+      const fields = { scheduleId: r.scheduleId, schedule: deps.schedules.slots.get(r.scheduleId)?.s.name, runId: r.id };
+      if (r.state === 'queued') log.info(fields, 'released held run (overlap queue-one)');
+      else log.info({ ...fields, reason: r.reason }, 'held run skipped');
+    }
+  });
+  every(o.runReconcileIntervalMs, 'run reconciliation', runReconciliation(deps));
+  every(o.maintenanceIntervalMs, 'retention', () => purgeFinishedRuns(db, o));
+}
+
+/**
+ * One engine at a time (advisory lock) settles unfinished runs against pg-boss and
+ * the worker registry. Worker heartbeats are judged from the database's return
+ * from an outage, as this engine saw it: the first round after a gap of more than
+ * three intervals (or this engine's first round: it cannot know what came before).
+ */
+function runReconciliation(deps: HousekeepingDeps): () => Promise<void> {
+  const { log, options: o, clock } = deps;
+  let lastRoundMs: number | undefined;
+  let outageEndedAt = new Date(clock.databaseNow());
+  return async () => {
+    const startedMs = performance.now();
+    if (lastRoundMs !== undefined && startedMs - lastRoundMs > Math.max(3 * o.runReconcileIntervalMs, 5_000)) {
+      outageEndedAt = new Date(clock.databaseNow());
+      log.info({ gapMs: Math.round(startedMs - lastRoundMs) }, 'database reachable again: worker heartbeats are judged from now');
+    }
+    const r = await reconcileRuns(deps.db, deps.boss, { outageEndedAt });
+    lastRoundMs = startedMs;
+    if (!r) return; // another engine holds the lock
+    for (const id of r.lost) log.warn({ runId: id }, 'run lost: failed with worker_lost');
+    for (const id of r.retrying) log.warn({ runId: id }, 'run attempt lost: retrying');
+    if (r.settled.length > 0) log.info({ runIds: r.settled }, 'runs took the outcome pg-boss recorded for their jobs');
+    if (r.jobsSettled.length > 0) log.info({ runIds: r.jobsSettled }, 'jobs settled in pg-boss as their runs ended (the worker could not settle them)');
+  };
+}
