@@ -47,6 +47,8 @@ export interface WorkersTable {
   version: string;
   queues: string[];
   concurrency: number;
+  /** Migration 0011: [{queue, loops, batch_size}]; null for a worker registered before it. */
+  queue_settings: Json | null;
   started_at: GeneratedTimestamp;
   last_beat_at: GeneratedTimestamp;
   heartbeat_interval_ms: number;
