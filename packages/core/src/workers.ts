@@ -30,17 +30,12 @@ export interface WorkerRegistration {
   heartbeatIntervalMs: number;
 }
 
-export interface WorkerStatus {
-  id: string;
-  host: string;
-  pid: number;
-  version: string;
+export interface WorkerStatus extends Omit<WorkerRegistration, 'queueSettings'> {
   queues: string[];
   /** Handlers this process may run at once: loops x batch size, summed over its queues. */
   concurrency: number;
   /** Per queue; null for a row registered before the registry recorded them (migration 0011). */
   queueSettings: WorkerQueueSettings[] | null;
-  heartbeatIntervalMs: number;
   startedAt: Date;
   lastBeatAt: Date;
   runsInHand: number;
