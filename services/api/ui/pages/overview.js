@@ -63,8 +63,9 @@ export function Overview({ meta }) {
     ${!data.workers_known
       ? html`<p class="note">This database has no worker registry yet.</p>`
       : html`<table data-testid="workers">
-          <tr><th>host</th><th>pid</th><th title="fetch loops × jobs per fetch: at most their product of a queue's jobs run at once">queues (loops × batch)</th><th>state</th><th class="num">runs in hand</th><th class="num">memory</th>
-            <th class="num">heartbeat age</th></tr>
+          <tr><th>host</th><th>pid</th>
+            <th title="fetch loops × jobs per fetch: at most their product of a queue's jobs run at once">queues (loops × batch)</th>
+            <th>state</th><th class="num">runs in hand</th><th class="num">memory</th><th class="num">heartbeat age</th></tr>
           ${data.workers.length === 0 && html`<tr><td colspan="7" class="text-critical">No worker is alive: nothing will run.</td></tr>`}
           ${data.workers.map(
             (w) => html`<tr><td>${w.host}</td><td>${w.pid}</td><td data-testid="worker-queues">${fmtQueues(w)}</td>
