@@ -87,7 +87,7 @@ export interface Pair {
   standbyPort: number;
   /** Kills the primary as a crash would: no shutdown checkpoint, no goodbye to clients. */
   killPrimary(): void;
-  /** Promotes the standby and clears its inherited synchronous_standby_names (see the README). */
+  /** Promotes the standby and clears its inherited synchronous_standby_names (see deploy/README.md). */
   promote(): Promise<void>;
 }
 

@@ -17,7 +17,7 @@ export function findPgBouncer(): string | undefined {
   return onPath || PGBOUNCER_CANDIDATES.find((p) => existsSync(p));
 }
 
-/** The settings Wombat was tested with; the README quotes them. */
+/** The settings Wombat was tested with; deploy/README.md quotes them. */
 export const POOLER_SETTINGS = {
   pool_mode: 'transaction',
   max_client_conn: '500',

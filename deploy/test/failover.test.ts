@@ -9,7 +9,7 @@ import { findPostgresBin, runFailover } from '../failover-harness.ts';
 
 const ci = process.env.CI === 'true' || process.env.WOMBAT_CI === '1';
 const bin = findPostgresBin();
-/** The README's promise: every service healthy again within this of the promotion. */
+/** deploy/README.md's promise: every service healthy again within this of the promotion. */
 const HEALTHY_WITHIN_MS = 15_000;
 
 if (!bin) {

@@ -24,13 +24,13 @@ export function freshTree(dest: string): void {
 }
 
 
-/** The first ```sh block after `heading` in the README. */
-export function readmeBlock(heading: string): string[] {
-  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+/** The first ```sh block after `heading` in a README (`file`, from the checkout's root). */
+export function readmeBlock(heading: string, file = 'README.md'): string[] {
+  const readme = readFileSync(path.join(repoRoot, file), 'utf8');
   const from = readme.indexOf(heading);
-  if (from < 0) throw new Error(`README has no "${heading}"`);
+  if (from < 0) throw new Error(`${file} has no "${heading}"`);
   const block = /```sh\n([^]*?)```/.exec(readme.slice(from));
-  if (!block) throw new Error(`README has no sh block after "${heading}"`);
+  if (!block) throw new Error(`${file} has no sh block after "${heading}"`);
   return block[1]!.split('\n').filter((l) => l.trim() !== '');
 }
 

@@ -15,7 +15,7 @@ import { buildApp } from '@wombat/api';
 const root = path.resolve(import.meta.dirname, '../..');
 const engineMain = path.join(root, 'services/scheduler-engine/src/main.ts');
 const workerMain = path.join(root, 'services/worker/src/main.ts');
-/** The README's bound: a run of a SIGKILLed worker is final or retrying within this. */
+/** The bound services/worker/README.md states: a run of a SIGKILLed worker is final or retrying within this. */
 const LOSS_BOUND_MS = 60_000;
 
 interface Proc {

@@ -43,8 +43,12 @@ t.test('every line of "Using the api", the canary drill and the alert calls work
   for (let i = 0; i < 600 && api.exitCode === null && !out.includes('"msg":"api listening"'); i++) await sleep(100);
   t.match(out, /"msg":"api listening"/, 'the api is up');
 
-  // The tour, then the canary drill (Runs) and the alert calls (Alerts), which use its $TOKEN.
-  const lines = [...readmeBlock('## Using the api'), ...readmeBlock('The `canary` job takes'), ...readmeBlock('At `ALERT_DAILY_REPORT_TIME`')];
+  // The tour, then the canary drill (the worker's README) and the alert calls (the engine's), which use its $TOKEN.
+  const lines = [
+    ...readmeBlock('## Using the api'),
+    ...readmeBlock('The `canary` job takes', 'services/worker/README.md'),
+    ...readmeBlock('At `ALERT_DAILY_REPORT_TIME`', 'services/scheduler-engine/README.md'),
+  ];
   t.ok(lines.length >= 12);
   const script = ['set -eu', ...lines]
     .join('\n')

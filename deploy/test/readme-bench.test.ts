@@ -7,7 +7,7 @@ import t from 'tap';
 import { readmeBlock } from './helpers.ts';
 
 /**
- * The README's benchmark commands, taken from the README and run as written from the
+ * The benchmark commands of deploy/README.md, taken from it and run as written from the
  * checkout, with tiny sizes through their BENCH_* (and OUTAGES_S) variables: each
  * exits 0 and prints its figure lines. The figures themselves are not judged here.
  *
@@ -135,12 +135,12 @@ const figures: Record<string, RegExp[]> = {
   ],
 };
 
-const lines = readmeBlock('## Benchmarks')
+const lines = readmeBlock('## Benchmarks', 'deploy/README.md')
   .filter((l) => !l.trimStart().startsWith('#'))
   .map((l) => l.replace(/\s+#.*$/, ''));
 const workspaceLines = lines.filter((l) => l.startsWith('npm run bench -w '));
 const workspaces = workspaceLines.map((l) => l.slice('npm run bench -w '.length));
-const recoveryLine = /measured by `(npm run bench:recovery)`/.exec(readFileSync(path.join(repoRoot, 'README.md'), 'utf8'))?.[1];
+const recoveryLine = /measured by `(npm run bench:recovery)`/.exec(readFileSync(path.join(repoRoot, 'deploy/README.md'), 'utf8'))?.[1];
 
 t.test('the README lists npm run bench and one line per workspace', async (t) => {
   t.same(lines, ['npm run bench', ...workspaceLines], 'npm run bench, then only workspace lines');

@@ -9,7 +9,7 @@ import t from 'tap';
 import { freshTree, readmeBlock } from './helpers.ts';
 
 /**
- * The README's "Collect by hand" commands, run as written (`npx tsx ...`) from a
+ * The "Collect by hand" commands of packages/collectors/README.md, run as written (`npx tsx ...`) from a
  * tree of the committed files, against the local fake exchanges. The one change:
  * the inspected year file is this year's, where the README names 2026.
  */
@@ -45,7 +45,7 @@ function run(line: string): Promise<{ code: number | null; output: string }> {
 }
 
 t.test('every manual collection command of the README works as written', async (t) => {
-  const lines = readmeBlock('## Collect by hand');
+  const lines = readmeBlock('## Collect by hand', 'packages/collectors/README.md');
   t.equal(lines.length, 4, 'symbols, Upbit candles, KIS candles, inspect');
   const year = String(new Date().getUTCFullYear());
   for (const raw of lines) {

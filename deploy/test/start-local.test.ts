@@ -152,7 +152,7 @@ t.test('a collector script and a second npm start borrow the running embedded Po
   t.equal(await healthStatus(apiPort), 200, `npm start is up\n${first.output.slice(-3000)}`);
   const pgPid = Number(readFileSync(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
 
-  // As the README's "Collect by hand" has it, beside the running npm start.
+  // As "Collect by hand" in packages/collectors/README.md has it, beside the running npm start.
   const script = await runNode(['packages/collectors/scripts/collect-symbols.ts', '--exchanges', 'upbit'], { ...env, DATABASE_URL: 'embedded', UPBIT_BASE_URL: fake.url, LOG_LEVEL: 'info' });
   t.equal(script.code, 0, script.stderr + script.stdout);
   t.match(script.stdout, /^upbit: 5 symbols/m);

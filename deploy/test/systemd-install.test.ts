@@ -144,14 +144,14 @@ t.test('the README install sequence works line by line on a clean host (scratch 
   t.equal(verify.status, 0, verify.stderr);
   t.equal(verify.stderr.trim(), '', 'systemd-analyze verify has nothing to say');
   const stated = /exposure of\s+\*\*([\d.]+)\*\* \(api, engine, worker, worker@[^)]*\) and\s+\*\*([\d.]+)\*\* \(migrate\)/.exec(
-    readFileSync(path.join(repoRoot, 'README.md'), 'utf8'),
+    readFileSync(path.join(repoRoot, 'deploy/README.md'), 'utf8'),
   );
-  t.ok(stated, 'the README states the exposure scores');
+  t.ok(stated, 'deploy/README.md states the exposure scores');
   for (const unit of units.filter((u) => u.endsWith('.service'))) {
     const out = spawnSync('systemd-analyze', ['security', '--offline=true', unit], { encoding: 'utf8' });
     const score = Number(/Overall exposure level for \S+: ([\d.]+)/.exec(out.stdout)?.[1]);
     const expected = Number(unit.endsWith('wombat-migrate.service') ? stated?.[2] : stated?.[1]);
-    t.equal(score, expected, `${path.basename(unit)}: systemd-analyze security exposure is the README's`);
+    t.equal(score, expected, `${path.basename(unit)}: systemd-analyze security exposure is deploy/README.md's`);
   }
 
   // The migrate unit's command, as the service user, with the installed environment.

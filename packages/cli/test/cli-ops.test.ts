@@ -19,7 +19,7 @@ const env = { DATABASE_URL: tdb.url, TZ: 'UTC', DATA_ROOT: dataRoot, UPBIT_BASE_
 // The engine's alert evaluator runs once at start and then not during these tests: the alert rows
 // below are the test's own, and a worker stopped on purpose must not raise one meanwhile.
 const engine = await startEngine(t, { ...env, ALERT_EVALUATE_INTERVAL_MS: '600000', ALERT_WORKERS_WARNING: '0' });
-const worker = await startWorker(t, { ...env, WORKER_QUEUES: 'canary,fetch-candles,collect-symbols', WORKER_HEARTBEAT_INTERVAL_MS: '300' });
+const worker = await startWorker(t, { ...env, WORKER_QUEUES: 'canary,fetch-candles,collect-symbols', WORKER_CONCURRENCY: 'canary=3', WORKER_BATCH_SIZE: 'canary=50', WORKER_HEARTBEAT_INTERVAL_MS: '300' });
 
 t.test('status reports engines, queues and dead letters, and judges health by live engines, workers and alerts', async (t) => {
   // The real executable once: its exit code is what a health check sees.
@@ -46,11 +46,23 @@ t.test('status reports engines, queues and dead letters, and judges health by li
   const workers = await wombat(['workers', '--json'], env);
   t.equal(workers.code, 0);
   t.equal(workers.json.workers.length, 2);
-  t.match(workers.json.workers.find((w: { pid: number }) => w.pid === worker.child.pid), { state: 'alive', queues: ['canary', 'fetch-candles', 'collect-symbols'] });
-  t.match(workers.json.workers.find((w: { host: string }) => w.host === 'w1'), { state: 'stale', pid: 111, concurrency: 2 });
+  const running = workers.json.workers.find((w: { pid: number }) => w.pid === worker.child.pid);
+  t.match(running, { state: 'alive', queues: ['canary', 'fetch-candles', 'collect-symbols'], concurrency: 3 * 50 + 4 + 1 });
+  t.same(
+    running.queue_settings,
+    [
+      { queue: 'canary', loops: 3, batch_size: 50, max_running: 150 },
+      { queue: 'fetch-candles', loops: 4, batch_size: 1, max_running: 4 },
+      { queue: 'collect-symbols', loops: 1, batch_size: 1, max_running: 1 },
+    ],
+    'each queue with its fetch loops (WORKER_CONCURRENCY) and batch size (WORKER_BATCH_SIZE)',
+  );
+  t.match(workers.json.workers.find((w: { host: string }) => w.host === 'w1'), { state: 'stale', pid: 111, concurrency: 2, queue_settings: null });
   const table = await wombat(['workers'], env);
-  t.match(table.stdout, /HOST\s+PID\s+STATE/);
-  t.match(table.stdout, /w1\s+111\s+stale/);
+  t.match(table.stdout, /HOST\s+PID\s+STATE\s+IN HAND\s+RSS\s+LAST BEAT\s+STARTED\s+QUEUES \(LOOPS×BATCH\)$/m);
+  t.match(table.stdout, new RegExp(`\\s${worker.child.pid}\\s+alive\\s.*\\scanary 3×50, fetch-candles 4×1, collect-symbols 1×1$`, 'm'), 'loops × batch per queue, not one summed figure');
+  t.match(table.stdout, /w1\s+111\s+stale\s.*\scanary$/m, 'a row without queue settings shows its queue names');
+  t.notMatch(table.stdout, /CONCURRENCY/);
 
   // A worker whose heartbeat stops (stopped, not dead) makes the system unhealthy until it beats again.
   worker.child.kill('SIGSTOP');

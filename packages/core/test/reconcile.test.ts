@@ -12,7 +12,7 @@ t.teardown(() => boss.stop({ graceful: false, close: true }));
 
 const live = randomUUID();
 const dead = randomUUID();
-for (const id of [live, dead]) await registerWorker(tdb.db, { id, host: 'h', pid: 1, version: 't', queues: ['canary'], concurrency: 1, heartbeatIntervalMs: 1000 });
+for (const id of [live, dead]) await registerWorker(tdb.db, { id, host: 'h', pid: 1, version: 't', queueSettings: [{ queue: 'canary', loops: 1, batchSize: 1 }], heartbeatIntervalMs: 1000 });
 await sql`update wombat.workers set last_beat_at = now() - interval '1 minute' where id = ${dead}`.execute(tdb.db);
 
 /** Heartbeats are judged from the server's start at the earliest: a server started moments ago makes every beat look fresh. */
@@ -108,7 +108,7 @@ t.test('a superseded attempt: its late writes are refused and kept apart, the ru
 
 t.test('heartbeats are judged from the database\'s return: an outage is no evidence of death', async (t) => {
   const quiet = randomUUID();
-  await registerWorker(tdb.db, { id: quiet, host: 'h', pid: 2, version: 't', queues: ['canary'], concurrency: 1, heartbeatIntervalMs: 1000 });
+  await registerWorker(tdb.db, { id: quiet, host: 'h', pid: 2, version: 't', queueSettings: [{ queue: 'canary', loops: 1, batchSize: 1 }], heartbeatIntervalMs: 1000 });
   const id = await started(quiet, 1);
   // Its worker last beat 20 s ago, and the job's heartbeat is as old: the database was away meanwhile.
   await sql`update wombat.workers set last_beat_at = now() - interval '20 seconds' where id = ${quiet}`.execute(tdb.db);

@@ -6,7 +6,7 @@ import { nextOccurrences, type ScheduleTrigger } from '@wombat/core/schedules';
  * DST transitions. The reference shares no code with the schedule module: it walks
  * the timeline in UTC steps of 15 s, reads each step's wall clock from its own
  * Intl.DateTimeFormat, matches the fields with the tiny matcher below and applies
- * the documented policy (README "Time zones and DST"):
+ * the documented policy (services/scheduler-engine/README.md, "Time zones and DST"):
  * - interval patterns (a `*` or `?` in second, minute or hour) fire at every step
  *   whose wall time matches: nothing in a gap, both passes of a fold;
  * - fixed-time patterns and `times` fire once per wall time: at the first step that

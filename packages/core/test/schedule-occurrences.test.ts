@@ -47,7 +47,7 @@ t.test('two times that a gap maps onto the same instant run once', async (t) => 
 const every = (e: string, seconds: number): ScheduleTrigger => ({ kind: 'every', every: e, everySeconds: seconds });
 
 /*
- * The DST policy (README "Time zones and DST"), one row per case: trigger, zone, after, the
+ * The DST policy (services/scheduler-engine/README.md, "Time zones and DST"), one row per case: trigger, zone, after, the
  * occurrences that follow. Transitions: Berlin 03-29 gap 02:00-03:00, 10-25 fold 02:00-03:00;
  * New York 03-08 gap 02:00-03:00, 11-01 fold 01:00-02:00; Lord Howe (30-minute DST) 04-05 fold
  * 01:30-02:00, 10-04 gap 02:00-02:30; Santiago (at midnight) 04-05 00:00 back to 04-04 23:00,

@@ -1,6 +1,7 @@
 import { BOSS_SCHEMA, type Sql } from '@wombat/core/platform';
 import { JOB_TYPES } from '@wombat/core/jobs';
-import { DEFAULT_THRESHOLDS, levelOf, type Level, type Thresholds } from '@wombat/core/alerts';
+import { queueSettingsView, readQueueSettings } from '@wombat/core/workers';
+import { DEFAULT_THRESHOLDS, type Level, levelOf, type Thresholds } from '@wombat/core/alerts';
 
 /** Failure rate and average run time look at runs finished within this window, as /metrics does. */
 export const OVERVIEW_WINDOW_SECONDS = 3600;
@@ -18,6 +19,8 @@ export interface Overview {
     host: string;
     pid: number;
     queues: string[];
+    /** Per queue, fetch loops x batch size and their product; null for a worker that did not record them. */
+    queue_settings: ReturnType<typeof queueSettingsView>;
     alive: boolean;
     heartbeat_age_s: number;
     runs_in_hand: number;
@@ -60,8 +63,8 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
       from wombat.engines where stopped_at is null or stopped_at > now() - interval '1 hour'
       order by last_beat_at desc limit 50`,
     hasWorkers
-      ? sql<{ id: string; host: string; pid: number; queues: string[]; alive: boolean; age: number; runs_in_hand: number; rss_bytes: string | null }[]>`
-          select id, host, pid, queues, runs_in_hand, rss_bytes,
+      ? sql<{ id: string; host: string; pid: number; queues: string[]; queue_settings: unknown; alive: boolean; age: number; runs_in_hand: number; rss_bytes: string | null }[]>`
+          select id, host, pid, queues, queue_settings, runs_in_hand, rss_bytes,
             stopped_at is null and last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0) as alive,
             extract(epoch from now() - last_beat_at)::float8 as age
           from wombat.workers where stopped_at is null or stopped_at > now() - interval '1 hour'
@@ -131,6 +134,7 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
       host: x.host,
       pid: x.pid,
       queues: x.queues,
+      queue_settings: queueSettingsView(readQueueSettings(x.queue_settings)),
       alive: x.alive,
       heartbeat_age_s: Math.round(x.age * 10) / 10,
       runs_in_hand: x.runs_in_hand,

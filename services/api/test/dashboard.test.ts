@@ -80,6 +80,12 @@ t.test('the overview shows engines, workers, queues and thresholds from the runn
   t.equal(await page.getAttribute('[data-testid=engines-alive]', 'data-level'), 'ok');
   const queues = await page.textContent('[data-testid=queues]');
   for (const q of ['collect-symbols', 'fetch-candles', 'canary', 'backtest']) t.match(queues, q, `queue ${q} listed`);
+  // The worker runs every queue with the default loops and batch sizes.
+  await page.waitForSelector('[data-testid=worker-queues]');
+  const workerQueues = await page.textContent('[data-testid=worker-queues]');
+  t.match(workerQueues, /\bfetch-candles 4×1\b/, 'each queue with its fetch loops × batch size');
+  t.match(workerQueues, /\bcanary 4×500\b/);
+  t.match(await page.textContent('[data-testid=workers] tr'), /queues \(loops × batch\)/);
   t.equal(await page.getAttribute('[data-testid=dead-letters]', 'data-level'), 'ok', 'no dead letters yet: normal');
   t.equal(await page.textContent('[data-testid=role]').then((s) => s?.trim().startsWith('admin')), true);
   await page.screenshot({ path: path.join(artifacts, 'overview.png'), fullPage: true });

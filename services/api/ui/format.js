@@ -20,6 +20,9 @@ export function fmtMs(ms) {
 }
 export const fmtBytes = (b) => (b === null || b === undefined ? '–' : `${(b / 1048576).toFixed(0)} MiB`);
 export const pct = (x) => `${(x * 100).toFixed(1)} %`;
+// A worker's queues as `canary 4×500`: fetch loops × batch size (at most their product run at once);
+// a worker that did not record them shows its queue names.
+export const fmtQueues = (w) => (w.queue_settings ? w.queue_settings.map((q) => `${q.queue} ${q.loops}×${q.batch_size}`).join(', ') : w.queues.join(', '));
 export const errText = (e) => (e === null || e === undefined ? '' : typeof e === 'string' ? e : e.message ?? JSON.stringify(e));
 
 export const State = ({ state }) => html`<span class=${`state state-${state}`} data-state=${state}>${state}</span>`;

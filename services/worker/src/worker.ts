@@ -115,8 +115,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     host: hostname(),
     pid: process.pid,
     version: opts.version ?? '0.0.0',
-    queues: [...opts.queues.keys()],
-    concurrency: [...opts.queues.values()].reduce((n, q) => n + q.workers * q.batchSize, 0),
+    queueSettings: [...opts.queues].map(([queue, q]) => ({ queue, loops: q.workers, batchSize: q.batchSize })),
     heartbeatIntervalMs,
   };
 

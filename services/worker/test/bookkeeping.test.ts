@@ -59,11 +59,19 @@ t.test('canary params: sleep_ms and fail steer retries and dead letters; bad par
   t.match(r3.error, { code: 'timeout' }, 'a long sleep honours the timeout');
 });
 
-t.test('a worker heartbeats its row in wombat.workers and marks it stopped', async (t) => {
+t.test('a worker heartbeats its row in wombat.workers, with its loops and batch size per queue, and marks it stopped', async (t) => {
   const tdb = await createTestDatabase(t);
-  const { worker } = await startTestWorker(t, tdb, { queues: ['canary', 'backtest'] });
+  const { worker } = await startTestWorker(t, tdb, { queues: ['canary', 'backtest'], batchSize: 3 });
   const [row] = await listWorkers(tdb.db);
-  t.match(row, { id: worker.id, alive: true, queues: ['canary', 'backtest'], concurrency: 2, stoppedAt: null });
+  t.match(row, { id: worker.id, alive: true, queues: ['canary', 'backtest'], concurrency: 6, stoppedAt: null });
+  t.same(
+    row!.queueSettings,
+    [
+      { queue: 'canary', loops: 1, batchSize: 3 },
+      { queue: 'backtest', loops: 1, batchSize: 3 },
+    ],
+    'each queue with its fetch loops and batch size, in order',
+  );
   t.ok(row!.rssBytes > 0, 'memory recorded');
   await worker.stop();
   const [after] = await listWorkers(tdb.db);

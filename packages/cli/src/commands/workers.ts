@@ -3,10 +3,22 @@ import { listWorkers, workerView } from '@wombat/core/workers';
 import { EXIT, type Act } from '../context.ts';
 import { json, shortTime, table } from '../output.ts';
 
+type WorkerView = ReturnType<typeof workerView>;
+
+/**
+ * A worker's queues as `canary 4×500, fetch-candles 4×1`: fetch loops × batch size,
+ * so at most their product of that queue's handlers run at once. A worker that did
+ * not record them shows its queue names alone.
+ */
+export function queuesCell(w: Pick<WorkerView, 'queues' | 'queue_settings'>): string {
+  if (w.queue_settings === null) return w.queues.join(', ');
+  return w.queue_settings.map((q) => `${q.queue} ${q.loops}×${q.batch_size}`).join(', ');
+}
+
 export function registerWorkers(program: Command, act: Act): void {
   program
     .command('workers')
-    .description('worker processes from the worker registry: host, pid, queues, runs in hand, memory, heartbeat')
+    .description('worker processes from the worker registry: host, pid, runs in hand, memory, heartbeat, and each queue with its fetch loops × batch size')
     .option('--all', 'include stopped workers')
     .action(
       act(async (ctx, opts: { all?: boolean }) => {
@@ -17,8 +29,8 @@ export function registerWorkers(program: Command, act: Act): void {
         else {
           ctx.out(
             table(
-              ['id', 'host', 'pid', 'state', 'queues', 'concurrency', 'in hand', 'rss', 'last beat', 'started'],
-              shown.map((w) => [w.id.slice(0, 8), w.host, w.pid, w.state, w.queues.join(','), w.concurrency, w.runs_in_hand, `${Math.round(w.rss_bytes / 1_048_576)}MB`, `${w.heartbeat_age_seconds}s ago`, shortTime(w.started_at)]),
+              ['id', 'host', 'pid', 'state', 'in hand', 'rss', 'last beat', 'started', 'queues (loops×batch)'],
+              shown.map((w) => [w.id.slice(0, 8), w.host, w.pid, w.state, w.runs_in_hand, `${Math.round(w.rss_bytes / 1_048_576)}MB`, `${w.heartbeat_age_seconds}s ago`, shortTime(w.started_at), queuesCell(w)]),
             ),
           );
         }

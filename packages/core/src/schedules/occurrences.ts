@@ -52,7 +52,7 @@ export function nextOccurrences(def: TriggerDef, after: Date, count: number): Da
 }
 
 /**
- * DST policy for cron patterns (README "Time zones and DST"). A pattern whose second,
+ * DST policy for cron patterns (services/scheduler-engine/README.md, "Time zones and DST"). A pattern whose second,
  * minute and hour fields hold no wildcard (`*` or `?`) names times of day, like
  * `times`: each time it names runs once a day, a time in a spring-forward gap at the
  * gap's end (times that meet there run once) and a time in a fall-back fold at its

@@ -9,24 +9,44 @@ import type { WorkerTables } from './tables.ts';
  */
 type Db = Kysely<WorkerTables>;
 
+/**
+ * How a worker consumes one queue: `loops` fetch loops (WORKER_CONCURRENCY), each
+ * fetching up to `batchSize` jobs (WORKER_BATCH_SIZE) and running them at once, so
+ * at most loops x batchSize of its handlers run together.
+ */
+export interface WorkerQueueSettings {
+  queue: string;
+  loops: number;
+  batchSize: number;
+}
+
 export interface WorkerRegistration {
   id: string;
   host: string;
   pid: number;
   version: string;
-  queues: string[];
-  /** Jobs this process may run at once (fetch loops x batch size, summed over queues). */
-  concurrency: number;
+  /** Its queues, in order, each with its fetch loops and batch size. */
+  queueSettings: WorkerQueueSettings[];
   heartbeatIntervalMs: number;
 }
 
-export interface WorkerStatus extends WorkerRegistration {
+export interface WorkerStatus extends Omit<WorkerRegistration, 'queueSettings'> {
+  queues: string[];
+  /** Handlers this process may run at once: loops x batch size, summed over its queues. */
+  concurrency: number;
+  /** Per queue; null for a row registered before the registry recorded them (migration 0011). */
+  queueSettings: WorkerQueueSettings[] | null;
   startedAt: Date;
   lastBeatAt: Date;
   runsInHand: number;
   rssBytes: number;
   stoppedAt: Date | null;
   alive: boolean;
+}
+
+/** Handlers that may run at once over all the queues: the registry's `concurrency`. */
+export function handlersAtOnce(settings: WorkerQueueSettings[]): number {
+  return settings.reduce((n, q) => n + q.loops * q.batchSize, 0);
 }
 
 /** SQL for "this wombat.workers row is live", judged by the database clock. */
@@ -40,8 +60,9 @@ export async function registerWorker(db: Db, w: WorkerRegistration): Promise<voi
       host: w.host,
       pid: w.pid,
       version: w.version,
-      queues: sql<string[]>`${`{${w.queues.join(',')}}`}::text[]`,
-      concurrency: w.concurrency,
+      queues: sql<string[]>`${`{${w.queueSettings.map((q) => q.queue).join(',')}}`}::text[]`,
+      concurrency: handlersAtOnce(w.queueSettings),
+      queue_settings: sql`${JSON.stringify(w.queueSettings.map((q) => ({ queue: q.queue, loops: q.loops, batch_size: q.batchSize })))}::text::jsonb`,
       heartbeat_interval_ms: w.heartbeatIntervalMs,
       rss_bytes: process.memoryUsage.rss(),
     })
@@ -80,6 +101,7 @@ export async function listWorkers(db: Db, opts: { goneWithinSeconds?: number } =
     version: r.version,
     queues: r.queues,
     concurrency: r.concurrency,
+    queueSettings: readQueueSettings(r.queue_settings),
     heartbeatIntervalMs: r.heartbeat_interval_ms,
     startedAt: new Date(r.started_at),
     lastBeatAt: new Date(r.last_beat_at),
@@ -88,6 +110,17 @@ export async function listWorkers(db: Db, opts: { goneWithinSeconds?: number } =
     stoppedAt: r.stopped_at ? new Date(r.stopped_at) : null,
     alive: r.alive,
   }));
+}
+
+/** wombat.workers.queue_settings as stored (jsonb, snake_case); null when the worker did not record it. */
+export function readQueueSettings(stored: unknown): WorkerQueueSettings[] | null {
+  if (!Array.isArray(stored)) return null;
+  return (stored as { queue: string; loops: number; batch_size: number }[]).map((q) => ({ queue: q.queue, loops: q.loops, batchSize: q.batch_size }));
+}
+
+/** Queue settings as the api, the dashboard and the CLI show them: with the handlers each queue may run at once. */
+export function queueSettingsView(settings: WorkerQueueSettings[] | null) {
+  return settings === null ? null : settings.map((q) => ({ queue: q.queue, loops: q.loops, batch_size: q.batchSize, max_running: q.loops * q.batchSize }));
 }
 
 /** A worker as the api and the CLI show it (snake_case, ISO times): alive, stale (silent: its runs are ended as lost) or stopped. */
@@ -100,6 +133,7 @@ export function workerView(w: WorkerStatus, now: Date) {
     state: w.alive ? ('alive' as const) : w.stoppedAt !== null ? ('stopped' as const) : ('stale' as const),
     queues: w.queues,
     concurrency: w.concurrency,
+    queue_settings: queueSettingsView(w.queueSettings),
     runs_in_hand: w.runsInHand,
     rss_bytes: w.rssBytes,
     started_at: w.startedAt.toISOString(),

@@ -1,10 +1,11 @@
 import type { Generated } from 'kysely';
-import type { GeneratedTimestamp, Timestamp } from '../platform/db-types.ts';
+import type { GeneratedTimestamp, Json, Timestamp } from '../platform/db-types.ts';
 
 /**
  * wombat.workers: one heartbeat row per worker process, written only by the registry
  * (registry.ts). Its DDL is in the runs' migration 0005_run_lifecycle.sql, which
- * introduced workers together with the runs' worker_id and is frozen since.
+ * introduced workers together with the runs' worker_id and is frozen since; later
+ * changes are in ./migrations.
  */
 export interface WorkersTable {
   id: string;
@@ -13,6 +14,8 @@ export interface WorkersTable {
   version: string;
   queues: string[];
   concurrency: number;
+  /** Migration 0011: [{queue, loops, batch_size}]; null for a worker registered before it. */
+  queue_settings: Json | null;
   started_at: GeneratedTimestamp;
   last_beat_at: GeneratedTimestamp;
   heartbeat_interval_ms: number;

@@ -13,7 +13,21 @@ export const WorkerSchema = Type.Object({
     description: 'alive (heartbeat within 3 intervals), stale (heartbeat stopped: its runs are ended as lost) or stopped (shut down cleanly)',
   }),
   queues: Type.Array(Type.String()),
-  concurrency: Type.Integer({ description: 'jobs this process may run at once' }),
+  concurrency: Type.Integer({ description: 'handlers this process may run at once over all its queues: loops x batch_size, summed (see queue_settings)' }),
+  queue_settings: Type.Union(
+    [
+      Type.Array(
+        Type.Object({
+          queue: Type.String(),
+          loops: Type.Integer({ description: 'fetch loops on this queue (WORKER_CONCURRENCY)' }),
+          batch_size: Type.Integer({ description: 'jobs a loop fetches at once and runs together (WORKER_BATCH_SIZE)' }),
+          max_running: Type.Integer({ description: 'handlers of this queue that may run at once: loops x batch_size' }),
+        }),
+      ),
+      Type.Null(),
+    ],
+    { description: 'per queue, in the order of queues; null for a worker of a version that did not record them' },
+  ),
   runs_in_hand: Type.Integer({ description: 'jobs running at the last heartbeat' }),
   rss_bytes: Type.Integer({ description: 'resident memory at the last heartbeat' }),
   started_at: Type.String({ format: 'date-time' }),

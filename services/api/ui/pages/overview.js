@@ -2,7 +2,7 @@
 import { html } from '/ui/vendor/preact-htm.js';
 import { LatenessChart, RunsPerHourChart } from '../charts.js';
 import { useApi } from '../client.js';
-import { ErrorBox, State, fmtBytes, fmtUtc, pct } from '../format.js';
+import { ErrorBox, State, fmtBytes, fmtQueues, fmtUtc, pct } from '../format.js';
 
 const Card = ({ label, figure, text, testid }) =>
   html`<div class=${`card level-${figure?.level ?? 'ok'}`} data-testid=${testid} data-level=${figure?.level ?? 'ok'}>
@@ -63,11 +63,12 @@ export function Overview({ meta }) {
     ${!data.workers_known
       ? html`<p class="note">This database has no worker registry yet.</p>`
       : html`<table data-testid="workers">
-          <tr><th>host</th><th>pid</th><th>queues</th><th>state</th><th class="num">runs in hand</th><th class="num">memory</th>
-            <th class="num">heartbeat age</th></tr>
+          <tr><th>host</th><th>pid</th>
+            <th title="fetch loops × jobs per fetch: at most their product of a queue's jobs run at once">queues (loops × batch)</th>
+            <th>state</th><th class="num">runs in hand</th><th class="num">memory</th><th class="num">heartbeat age</th></tr>
           ${data.workers.length === 0 && html`<tr><td colspan="7" class="text-critical">No worker is alive: nothing will run.</td></tr>`}
           ${data.workers.map(
-            (w) => html`<tr><td>${w.host}</td><td>${w.pid}</td><td>${w.queues.join(', ')}</td>
+            (w) => html`<tr><td>${w.host}</td><td>${w.pid}</td><td data-testid="worker-queues">${fmtQueues(w)}</td>
               <td class=${w.alive ? 'text-ok' : 'text-critical'}>${w.alive ? 'alive' : 'gone'}</td><td class="num">${w.runs_in_hand}</td>
               <td class="num">${fmtBytes(w.rss_bytes)}</td><td class="num">${w.heartbeat_age_s} s</td></tr>`,
           )}
