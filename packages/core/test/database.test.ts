@@ -1,7 +1,7 @@
 import t from 'tap';
-import { createSql, migrateWombat, migrationsDir, publishRun, readMigrations, startBoss, JOB_TYPES } from '@wombat/core';
+import { createSql, migrateWombat, publishRun, readMigrations, startBoss, JOB_TYPES } from '@wombat/core';
 import { createEmptyTestDatabase, createTestDatabase, testLogger } from '@wombat/core/testing';
-import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

@@ -1,5 +1,4 @@
 import t from 'tap';
-import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { JOB_TYPES, publishRun, startBoss, type JobType } from '@wombat/core';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
