@@ -1,5 +1,5 @@
 import { JOB_TYPES, type CoreTables } from '@wombat/core';
-export { ACTIVE_RUN_STATES, FINISHED_RUN_STATES as FINISHED_STATES, RUN_STATES, type RunState as CliRunState } from '@wombat/core';
+export { FINISHED_RUN_STATES as FINISHED_STATES, RUN_STATES, type RunState as CliRunState } from '@wombat/core';
 import { sql, type Kysely } from 'kysely';
 
 /**
