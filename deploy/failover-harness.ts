@@ -200,7 +200,7 @@ export async function runFailover(t: Teardown, opts: { bin: string; synchronous:
   t.teardown(() => sql.end({ timeout: 1 }));
   // Settled: what was published before the fail-over has ended (retries and the reconciler included).
   const settleUntil = Date.now() + (opts.settleMs ?? 30_000);
-  let stuck: string[] = [];
+  let stuck: string[];
   for (;;) {
     const rows = await sql<{ id: string }[]>`
       select id from wombat.runs where created_at < ${new Date(promotedAt)} and state in ('queued', 'running', 'retrying')`;

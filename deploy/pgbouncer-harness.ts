@@ -88,7 +88,7 @@ export async function startPgBouncer(t: { teardown(fn: () => unknown): void }, t
       await sql`select 1`;
       break;
     } catch (err) {
-      if (Date.now() > end) throw new Error(`pgbouncer did not answer within 10 s: ${(err as Error).message}\n${out}`);
+      if (Date.now() > end) throw new Error(`pgbouncer did not answer within 10 s: ${(err as Error).message}\n${out}`, { cause: err });
       await sleep(100);
     } finally {
       await sql.end({ timeout: 0 });

@@ -134,7 +134,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     workers: opts.workers ?? 3,
     ...(opts.keepDir ? { logDir: dir } : {}),
     ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
-    teardown: opts.teardown,
+    teardown: (fn) => opts.teardown(fn),
   });
   opts.log(`${fleet.lives.length} processes ready in ${((Date.now() - started) / 1000).toFixed(1)} s (api ${fleet.apiUrl}); execution log ${executionLog}`);
   const sql = postgres(pg.url, { max: 1, connect_timeout: 2, onnotice: () => {} });

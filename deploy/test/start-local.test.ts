@@ -73,7 +73,6 @@ t.test('npm start brings up api, engine and worker on an embedded PostgreSQL, an
 
   // A fresh start raises no alert about itself: once the worker beats, the evaluations
   // (every 300 ms here) after that find nothing to report.
-  let alerts: { open: number; alerts: { subject: string; state: string }[] } | undefined;
   for (let i = 0; i < 600; i++) {
     const workers = (await (await fetch(`http://127.0.0.1:${apiPort}/api/workers`)).json()) as { workers: { state: string }[] };
     if (workers.workers.some((w) => w.state === 'alive')) break;
@@ -81,8 +80,8 @@ t.test('npm start brings up api, engine and worker on an embedded PostgreSQL, an
   }
   // Evaluations log only changes: give them ten rounds to raise one.
   await sleep(3000);
-  alerts = (await (await fetch(`http://127.0.0.1:${apiPort}/api/alerts`)).json()) as typeof alerts;
-  t.equal(alerts?.open, 0, `no alert open on a fresh start: ${JSON.stringify(alerts?.alerts.map((a) => a.subject))}`);
+  const alerts = (await (await fetch(`http://127.0.0.1:${apiPort}/api/alerts`)).json()) as { open: number; alerts: { subject: string; state: string }[] };
+  t.equal(alerts.open, 0, `no alert open on a fresh start: ${JSON.stringify(alerts.alerts.map((a) => a.subject))}`);
   t.notMatch(output, /too few live workers/);
 
   const stopStarted = Date.now();

@@ -162,7 +162,7 @@ export function createContext(io: CliIo, opts: CliOptions): CliContext {
       if (mapped.exitCode === EXIT.database) throw mapped;
       throw new CliError(EXIT.database, 'database_unreachable', `cannot reach PostgreSQL at ${redactUrl(resolved.url)}: ${(err as Error).message}; check DATABASE_URL`, { cause: err });
     }
-    return { database, url: resolved.url, stop: resolved.stop };
+    return { database, url: resolved.url, stop: () => resolved.stop() };
   }
 
   return {

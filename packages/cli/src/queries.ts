@@ -1,6 +1,6 @@
 import { JOB_TYPES } from '@wombat/core/jobs';
 import type { CoreTables } from '@wombat/core/tables';
-export { ACTIVE_RUN_STATES, FINISHED_RUN_STATES as FINISHED_STATES, RUN_STATES, type RunState as CliRunState } from '@wombat/core/runs';
+export { FINISHED_RUN_STATES as FINISHED_STATES, RUN_STATES, type RunState as CliRunState } from '@wombat/core/runs';
 import { sql, type Kysely } from 'kysely';
 
 /**

@@ -28,7 +28,7 @@ export interface ScriptContext {
   log: Logger;
   collectors: Collectors;
   signal: AbortSignal;
-  db?: Database<any>;
+  db?: Database<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   close(): Promise<void>;
 }
 
@@ -50,7 +50,7 @@ export async function openContext(name: string, opts: { needDb: (config: ReturnT
     throw err;
   }
   const log = createLogger({ name, level: config.logLevel, format: config.logFormat, isTty: process.stdout.isTTY === true });
-  let db: Database<any> | undefined;
+  let db: Database<any> | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any
   let sessionUrl: string | undefined;
   let stopDb = async () => {};
   if (opts.needDb(config)) {

@@ -50,7 +50,7 @@ interface TakeRow {
 }
 
 /** Budgets in PostgreSQL: each call is one statement (a function holding the budget's row lock for microseconds). */
-export function createPgBudgetStore(db: Kysely<any>): BudgetStore {
+export function createPgBudgetStore(db: Kysely<any>): BudgetStore { // eslint-disable-line @typescript-eslint/no-explicit-any
   return {
     kind: 'postgres',
     async take(name, spec, n) {

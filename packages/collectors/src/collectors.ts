@@ -14,7 +14,7 @@ import { defaultLimiter } from './limiter-default.ts';
 
 export interface CollectorsOptions {
   /** Needed for storage postgres|both, the shared KIS token cache and the symbols table. */
-  db?: Kysely<any>;
+  db?: Kysely<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** The database's session address (DATABASE_SESSION_URL): Parquet file locks are held there. */
   sessionUrl?: string;
   /** Absolute path. */

@@ -50,7 +50,7 @@ export function collectorConfigProblems(config: CollectorConfig): string[] {
   return [];
 }
 
-export function collectorsOptionsFromConfig(config: CollectorConfig, deps: { log: Logger; db?: Kysely<any>; sessionUrl?: string; now?: () => Date }): CollectorsOptions {
+export function collectorsOptionsFromConfig(config: CollectorConfig, deps: { log: Logger; db?: Kysely<any>; sessionUrl?: string; now?: () => Date }): CollectorsOptions { // eslint-disable-line @typescript-eslint/no-explicit-any
   const master = (v: string) => (/^https?:\/\//i.test(v) ? v : resolveFromRoot(v));
   return {
     ...(deps.db ? { db: deps.db } : {}),

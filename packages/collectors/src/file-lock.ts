@@ -34,7 +34,7 @@ export interface FileLockOptions {
   staleMs?: number;
   signal?: AbortSignal;
   /** When set, a PostgreSQL advisory lock is used instead of the lock directory. */
-  db?: Kysely<any>;
+  db?: Kysely<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /**
    * The database's session address (DATABASE_SESSION_URL): the advisory lock is then held
    * on a connection of its own to it, opened for the write, as a session lock needs (a
@@ -79,7 +79,7 @@ export async function withFileLock<T>(file: string, fn: (lock: HeldLock) => Prom
   }
 }
 
-async function withAdvisoryLock<T>(file: string, fn: (lock: HeldLock) => Promise<T>, db: Kysely<any>, opts: FileLockOptions): Promise<T> {
+async function withAdvisoryLock<T>(file: string, fn: (lock: HeldLock) => Promise<T>, db: Kysely<any>, opts: FileLockOptions): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const deadline = Date.now() + timeoutMs;
   const key = `wombat.file:${file}`;

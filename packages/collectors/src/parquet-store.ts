@@ -8,7 +8,7 @@ import { withFileLock, type FileLockOptions } from './file-lock.ts';
 import { appendParquet, footerLastTime } from './parquet-append.ts';
 import { candlesFromColumns, columnsFromCandles, decodeParquet, emptyColumns, encodeParquet, mergeColumns, type Columns } from './parquet-columns.ts';
 
-export { candlesFromColumns, columnsFromCandles, decodeParquet, emptyColumns, encodeParquet, mergeColumns, type Columns, type MergeResult } from './parquet-columns.ts';
+export { decodeParquet, emptyColumns, encodeParquet, mergeColumns, type Columns } from './parquet-columns.ts';
 
 /**
  * Candle files: DATA_ROOT/<exchange>/<symbol>/<timeframe>/<year>.parquet, one row
@@ -180,7 +180,7 @@ export async function lastStoredParquet(dataRoot: string, key: SeriesKey): Promi
     if (!bytes) continue;
     const last = footerLastTime(bytes);
     if (last !== undefined) return new Date(last);
-    const c = await decodeParquet(bytes, file);
+    const c = decodeParquet(bytes, file);
     if (c.time.length > 0) return new Date(c.time[c.time.length - 1]!);
   }
   return undefined;

@@ -37,7 +37,7 @@ t.test('crawl-prices: stores observations, exits 0 only when every source succee
   const partly = await runScript('crawl-prices.ts', ['--dry-run'], { PRICE_CRAWL_SOURCES: broken });
   t.equal(partly.code, 1, 'a failed source fails the script');
   t.match(partly.stdout, /^redesigned: failed, 0 found .*1 of 1 page\(s\) failed$/m);
-  t.match(partly.stdout, /^  http:.*\/broken: items selector "li.product" matched nothing on the page; the page no longer matches/m);
+  t.match(partly.stdout, /^ {2}http:.*\/broken: items selector "li.product" matched nothing on the page; the page no longer matches/m);
   t.match(partly.stdout, /dry run, nothing stored/);
 
   const bad = await tempFile(t, 'bad.yaml', 'sources:\n  - { name: x, url: "nope", items: li, price: .p }\n');

@@ -199,7 +199,7 @@ t.test('every item is checked before storing: an overflowing price or a NUL in a
   const tdb = await createTestDatabase<CrawlTables>(t);
   const products = [
     { title: 'GeForce RTX 5090', price: 1999 },
-    { title: 'Overflow Card', price: 12345678901234567 },
+    { title: 'Overflow Card', price: 12345678901234568 },
     { title: 'Overflow Text', price: '$12,345,678,901,234,567' },
     { title: 'Nul\u0000Card', price: 499 },
     { title: 'Tab\tand\u0007bell', price: 299 },

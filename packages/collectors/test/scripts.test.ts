@@ -54,9 +54,9 @@ t.test('the scripts collect symbols and candles against the exchange and inspect
   const inspect = await runScript('inspect-parquet.ts', ['--path', path.join(dataRoot, 'upbit', 'KRW-GAP', '1H'), '--verbose'], env);
   t.equal(inspect.code, 0, inspect.stderr);
   t.match(inspect.stdout, /schema: time Timestamp<MILLISECOND, UTC>, open Float64/);
-  t.match(inspect.stdout, /rows: \d+\n  range: \d{4}-.*\.\. \d{4}-/);
+  t.match(inspect.stdout, /rows: \d+\n {2}range: \d{4}-.*\.\. \d{4}-/);
   t.match(inspect.stdout, /gaps: [1-9]\d* \(\d+ missing candles\)/, 'the gappy market shows gaps');
-  t.match(inspect.stdout, /duplicates: 0\n  unsorted: 0/);
+  t.match(inspect.stdout, /duplicates: 0\n {2}unsorted: 0/);
 });
 
 t.test('the scripts fail with a non-zero code and say what to fix', async (t) => {

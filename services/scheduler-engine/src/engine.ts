@@ -94,7 +94,7 @@ export function createEngine(deps: EngineDeps): Engine {
 
   async function startUp(): Promise<void> {
     mode.setMode('starting');
-    for (const step of [clock.register, clock.beat, () => seedBuiltIns(db, log, o.builtIns, o.disabledBuiltIns ?? [])]) {
+    for (const step of [() => clock.register(), () => clock.beat(), () => seedBuiltIns(db, log, o.builtIns, o.disabledBuiltIns ?? [])]) {
       await step();
       if (mode.mode !== 'starting') return; // stopped meanwhile
     }

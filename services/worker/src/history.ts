@@ -115,7 +115,9 @@ export function createHistoryWriter(opts: HistoryWriterOptions): HistoryWriter {
 
   function schedule(): void {
     if (running || timer || retryTimer) return;
-    timer = opts.flushMs > 0 ? setTimeout(run, opts.flushMs) : setImmediate(run);
+    // run() never rejects: a failed write resolves false and schedules its own retry.
+    const flush = () => void run();
+    timer = opts.flushMs > 0 ? setTimeout(flush, opts.flushMs) : setImmediate(flush);
   }
 
   async function writeBatch(batch: Pending): Promise<boolean> {

@@ -160,7 +160,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         log.info({ runId, job: job.queue }, 'cancelling job');
         job.cancel.abort(new Error('cancelled'));
       });
-      unlisten = listener.unlisten;
+      unlisten = () => listener.unlisten();
       // Registered before the first fetch, so every run this process starts names a registered worker.
       await registerWorker(opts.db, registration);
       // Failures are logged by the supervisor ("heartbeat failed; will retry").

@@ -1,5 +1,4 @@
 import t from 'tap';
-import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { startBoss } from '@wombat/core/platform';
 import { JOB_TYPES, type JobType } from '@wombat/core/jobs';

@@ -77,7 +77,7 @@ export interface Crawls {
 }
 
 /** The crawls as a worker or a script runs them; the sources file is read again on every run. */
-export function createCrawls(config: CrawlConfig, deps: { log: Logger; db?: Kysely<any> }): Crawls {
+export function createCrawls(config: CrawlConfig, deps: { log: Logger; db?: Kysely<any> }): Crawls { // eslint-disable-line @typescript-eslint/no-explicit-any
   const db = deps.db as CrawlDb | undefined;
   return {
     async crawlPrices(run) {

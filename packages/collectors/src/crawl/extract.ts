@@ -116,6 +116,7 @@ function at(doc: unknown, path: string): unknown {
 }
 
 /** Control characters (NUL above all: PostgreSQL text refuses it, 22021) are noise from the page, never content. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/g;
 
 export function clean(s: string): string {

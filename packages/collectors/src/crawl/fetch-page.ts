@@ -23,7 +23,7 @@ export interface PageFetcherOptions {
   /** Politeness of a host (before robots.txt's Crawl-delay, which can only slow it down, to one request a minute at most). */
   budgetFor(host: string): HostBudget;
   /** Where the hosts' request budgets are counted: with a database, across processes. */
-  db?: Kysely<any>;
+  db?: Kysely<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   log: Logger;
   maxRedirects?: number;
   maxBytes?: number;

@@ -37,7 +37,7 @@ const localLimiter = createLimiter({ store: perHost(createLocalBudgetStore()), l
 /** One shared limiter per database handle: every crawl of a process on it draws from the same budgets. */
 const sharedLimiters = new WeakMap<object, Limiter>();
 
-function limiterFor(db: Kysely<any> | undefined): Limiter {
+function limiterFor(db: Kysely<any> | undefined): Limiter { // eslint-disable-line @typescript-eslint/no-explicit-any
   if (!db) return localLimiter;
   let l = sharedLimiters.get(db);
   if (!l) sharedLimiters.set(db, (l = createLimiter({ store: perHost(createPgBudgetStore(db)), leaseSize: 1 })));
@@ -56,7 +56,7 @@ const HOLD_MS = 120_000;
 const inFlight = new Map<string, { running: number; waiting: (() => void)[] }>();
 
 /** Waits for the host's turn; resolves with the function to call once the answer is in (or the request failed). */
-export async function hostSlot(host: string, budget: HostBudget, signal?: AbortSignal, db?: Kysely<any>): Promise<() => void> {
+export async function hostSlot(host: string, budget: HostBudget, signal?: AbortSignal, db?: Kysely<any>): Promise<() => void> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const gate = await concurrencySlot(`${host}|${budget.concurrency}`, budget.concurrency, signal);
   try {
     const window = budget.requestsPerSecond >= 1 ? { limit: Math.floor(budget.requestsPerSecond), windowMs: 1000 } : { limit: 1, windowMs: Math.min(MAX_SPACING_MS, Math.ceil(1000 / budget.requestsPerSecond)) };

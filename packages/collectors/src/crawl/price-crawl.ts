@@ -2,7 +2,7 @@ import { serializeError, ValidationError, type Logger } from '@wombat/core/platf
 import { clean, extractItems, type RawItem } from './extract.ts';
 import { createPageFetcher, type PageFetcher } from './fetch-page.ts';
 import { parsePrice, SOLD_OUT_PATTERN } from './price-parse.ts';
-import { loadPriceSources, type PriceSource, type PriceSources } from './sources.ts';
+import { loadPriceSources, type PriceSource } from './sources.ts';
 import { insertObservations, type CrawlDb, type Observation } from './store.ts';
 
 export interface PriceCrawlOptions {
@@ -48,11 +48,6 @@ const TOO_LARGE = 'price is 10^15 or more: not a price a shop shows';
 const OUT_OF_STOCK = new RegExp(`${SOLD_OUT_PATTERN.source}|unavailable|not\\s*available|일시\\s*중단`, 'i');
 const IN_STOCK = /재고\s*있음|구매\s*가능|판매\s*중|주문\s*가능|in\s*stock|available|add\s*to\s*cart|buy\s*now/i;
 
-/** Checks the sources file now (at start) so a bad one is reported before the first run. */
-export function checkPriceSources(file: string): Promise<PriceSources> {
-  return loadPriceSources(file);
-}
-
 /**
  * Crawls every source (or the named ones): pages fetched politely, items read,
  * prices parsed, one observation per item stored per source as soon as that
@@ -82,7 +77,7 @@ export async function crawlPrices(
   let pagesDone = 0;
   const pageDone = (source: string) => run.onProgress?.(Math.min(0.99, ++pagesDone / Math.max(1, totalPages)), `${pagesDone}/${totalPages} pages (${source})`);
 
-  const results: SourceResult[] = new Array(chosen.length);
+  const results = new Array<SourceResult>(chosen.length);
   let stored = 0;
   let next = 0;
   let stopping = false;

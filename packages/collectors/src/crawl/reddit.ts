@@ -148,7 +148,7 @@ export function createRedditClient(o: RedditClientOptions): RedditClient {
         async () => {
           await budget.take(signal);
           const tok = oauth ? await token(signal) : undefined;
-          const url = oauth ? `${oauthBaseUrl}/r/${subreddit}/new?${query}` : `${baseUrl}/r/${subreddit}/new.json?${query}`;
+          const url = oauth ? `${oauthBaseUrl}/r/${subreddit}/new?${query.toString()}` : `${baseUrl}/r/${subreddit}/new.json?${query.toString()}`;
           sent++;
           const res = await httpRequest(url, {
             headers: { 'user-agent': o.userAgent, accept: 'application/json', ...(tok ? { authorization: `bearer ${tok}` } : {}) },

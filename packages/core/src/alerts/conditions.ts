@@ -237,7 +237,7 @@ const staleSchedules: Gatherer = {
       where s.status = 'active' and coalesce(s.alert_stale_factor, case when s.built_in then ${o.alertStaleFactor}::float8 else 0 end) > 0`.execute(db);
     const out: Condition[] = [];
     for (const r of rows) {
-      let intervalMs: number | null = null;
+      let intervalMs: number | null;
       try {
         intervalMs = expectedIntervalMs(nextOccurrences({ trigger: triggerOf(r), timezone: r.timezone }, new Date(nowMs), 8));
       } catch {

@@ -32,7 +32,7 @@ export async function startFakeHook(t: Teardown, secretPath = '/services/T0FAKE/
   const hook: FakeHook = { url: '', received: [], attempts: 0, mode: 'ok' };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = '';
-    req.on('data', (d: Buffer) => (body += d));
+    req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
       hook.attempts++;
       if (req.method !== 'POST' || req.url !== secretPath) {

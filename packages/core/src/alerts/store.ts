@@ -351,8 +351,3 @@ export async function listAlerts(db: Db, opts: { state?: 'open' | 'resolved'; ki
     limit ${opts.limit}`.execute(db);
   return rows;
 }
-
-export async function readAlertCounters(db: Db): Promise<{ name: string; label: string; value: number }[]> {
-  const { rows } = await sql<{ name: string; label: string; value: number }>`select name, label, value from wombat.alert_counters`.execute(db);
-  return rows;
-}

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { int, oneOf, parsePostgresUrl, str, type Field } from './config.ts';
+import { int, oneOf, parsePostgresUrl, postgresUrl, str, type Field } from './config.ts';
 import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
 import { repoRoot } from './paths.ts';
 
@@ -27,15 +27,10 @@ function databaseUrlField(): Field<string | undefined> {
 
 export const databaseFields = {
   databaseUrl: databaseUrlField(),
-  databaseSessionUrl: {
-    env: 'DATABASE_SESSION_URL',
-    doc: 'PostgreSQL URL for what needs a session of its own (LISTEN, session advisory locks, pg-boss\'s LISTEN in workers): a direct or session-mode address, needed when DATABASE_URL is a transaction-mode pooler; unset: DATABASE_URL',
-    secret: true,
-    parse(raw) {
-      const v = raw?.trim();
-      return v ? parsePostgresUrl(v) : undefined;
-    },
-  } satisfies Field<string | undefined>,
+  databaseSessionUrl: postgresUrl(
+    'DATABASE_SESSION_URL',
+    'PostgreSQL URL for what needs a session of its own (LISTEN, session advisory locks, pg-boss\'s LISTEN in workers): a direct or session-mode address, needed when DATABASE_URL is a transaction-mode pooler; unset: DATABASE_URL',
+  ),
   databasePoolSize: int('DATABASE_POOL_SIZE', 'connections in this process\'s query pool', { default: 10, min: 1, max: 200 }),
   embeddedPgDir: str('EMBEDDED_PG_DIR', 'data directory of the embedded PostgreSQL (relative to the checkout)', { default: '.wombat/pg' }),
   embeddedPgPort: int('EMBEDDED_PG_PORT', 'port of the embedded PostgreSQL (127.0.0.1 only)', { default: 54329, min: 1024, max: 65535 }),

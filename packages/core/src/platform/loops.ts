@@ -158,7 +158,8 @@ export function createLoopSupervisor(opts: LoopSupervisorOptions): LoopSuperviso
     if (probing || !opts.probe || now() - lastProbeAt < PROBE_EVERY_MS) return;
     probing = true;
     lastProbeAt = now();
-    opts
+    // Not awaited: the check goes on while the probe runs. A probe that fails counts as no answer.
+    void opts
       .probe()
       .catch(() => false)
       .then((answers) => {

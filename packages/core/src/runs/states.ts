@@ -32,7 +32,3 @@ export const WORKER_LOST = 'worker_lost';
 export function isActiveRunState(state: string): state is ActiveRunState {
   return (ACTIVE_RUN_STATES as readonly string[]).includes(state);
 }
-
-export function isRunState(value: unknown): value is RunState {
-  return typeof value === 'string' && (RUN_STATES as readonly string[]).includes(value);
-}

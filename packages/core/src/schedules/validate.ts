@@ -96,6 +96,7 @@ export function validateScheduleInput(
     const n = r.name!.trim();
     if (n.length === 0) say('name', 'name must be a string of 1 to 100 characters');
     else if (/^\d+$/.test(n)) say('name', 'name must not be only digits (ids are numbers)');
+    // eslint-disable-next-line no-control-regex -- matching control characters is the point
     else if (/[\u0000-\u001f]/.test(n)) say('name', 'name must not contain control characters');
     else if (textProblem(n)) say('name', `name ${textProblem(n)}`);
     else out.name = n;

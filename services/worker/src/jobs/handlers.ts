@@ -1,5 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { AppError, PermanentError } from '@wombat/core/platform';
 import { runBacktest } from '../backtest/run.ts';
 import { canary } from './canary.ts';
 import { collectPosts, crawlPrices } from './crawl.ts';

@@ -17,7 +17,7 @@ export interface JobContext<J extends JobType> {
    */
   signal: AbortSignal;
   /** fraction 0..1; written to the run at most every WORKER_PROGRESS_INTERVAL_MS. */
-  progress(fraction: number, message?: string): void;
+  progress: (fraction: number, message?: string) => void;
   log: Logger;
 }
 
