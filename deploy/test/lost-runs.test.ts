@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { insertSchedule, publishRun, startBoss, validateScheduleInput, type Run } from '@wombat/core';
-import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
+import { childEnv, createTestDatabase, type TestDatabase } from '@wombat/core/testing';
 import { buildApp } from '@wombat/api';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -25,7 +25,7 @@ interface Proc {
 /** Starts a service process and resolves once its log says `ready`. */
 async function start(t: { teardown(fn: () => unknown): void }, main: string, env: Record<string, string>, ready: string): Promise<Proc> {
   const child = spawn(process.execPath, [main], {
-    env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '5000', ...env },
+    env: childEnv({ LOG_FORMAT: 'json', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '5000', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -35,6 +35,19 @@ export function testAdminUrl(): string {
   return url;
 }
 
+/**
+ * The environment a test gives a child process it starts with a clean environment of its own:
+ * PATH, and Node's compile cache of the run (NODE_COMPILE_CACHE, set by deploy/with-postgres.ts)
+ * so that the child does not strip and compile the same TypeScript sources again.
+ */
+export function childEnv(vars: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    ...(process.env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE } : {}),
+    ...vars,
+  };
+}
+
 export function testLogger(name = 'test'): Logger {
   return createLogger({ name, level: process.env.TEST_LOG_LEVEL ?? 'silent', format: 'json' });
 }
