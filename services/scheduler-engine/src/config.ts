@@ -4,6 +4,7 @@ import {
   bool,
   databaseFields,
   int,
+  jobHeartbeatFields,
   list,
   loadConfig as load,
   optionalStr,
@@ -36,6 +37,7 @@ function symbol(v: string): string {
 export const engineSchema = {
   ...databaseFields,
   ...processFields,
+  ...jobHeartbeatFields,
   timezone: timeZone('TZ', 'time zone of the built-in collect-symbols and collect-prices schedules (IANA)', { default: 'Asia/Seoul' }),
   enableScheduler: bool('ENABLE_SCHEDULER', 'false: the engine runs, publishes nothing on its own (manual triggers still work)', { default: true }),
   schedulerHour: int('SCHEDULER_HOUR', 'hour (UTC) of the daily candle collection', { default: 9, min: 0, max: 23 }),

@@ -43,6 +43,8 @@ export interface EngineOptions {
   heldRunCheckMs: number;
   /** How often one engine (advisory lock) reconciles unfinished runs with pg-boss and the worker registry. */
   runReconcileIntervalMs: number;
+  /** A running job's pg-boss heartbeat older than this has lost its worker (JOB_HEARTBEAT_S; default 15). */
+  jobHeartbeatSeconds?: number;
   maintenanceIntervalMs: number;
   taskResultTtlDays: number;
   runRetentionDays: number;
@@ -432,7 +434,7 @@ export function createEngine(deps: EngineDeps): Engine {
           outageEndedAt = new Date(Date.now() + offsetMs);
           log.info({ gapMs: Math.round(startedMs - lastPassMs) }, 'database reachable again: worker heartbeats are judged from now');
         }
-        const r = await reconcileRuns(db, boss, { outageEndedAt });
+        const r = await reconcileRuns(db, boss, { outageEndedAt, ...(o.jobHeartbeatSeconds !== undefined ? { jobHeartbeatSeconds: o.jobHeartbeatSeconds } : {}) });
         lastPassMs = startedMs;
         if (!r) return; // another engine holds the lock
         for (const id of r.lost) log.warn({ runId: id }, 'run lost: failed with worker_lost');

@@ -1,5 +1,5 @@
 import { collectorConfigProblems, collectorFields, crawlConfigProblems, crawlFields } from '@wombat/collectors';
-import { ConfigError, JOB_TYPES, databaseFields, int, isJobType, list, loadConfig as load, optionalStr, processFields, type ConfigOf, type Field, type JobType } from '@wombat/core';
+import { ConfigError, JOB_TYPES, databaseFields, int, isJobType, jobHeartbeatFields, list, loadConfig as load, optionalStr, processFields, type ConfigOf, type Field, type JobType } from '@wombat/core';
 
 /** How one queue is consumed: `workers` fetch loops, each taking up to `batchSize` jobs at a time. */
 export interface QueueSettings {
@@ -62,6 +62,7 @@ function num(env: string, doc: string, opts: { default: number; min: number; max
 export const workerConfigSchema = {
   ...databaseFields,
   ...processFields,
+  ...jobHeartbeatFields,
   ...collectorFields,
   ...crawlFields,
   queues: list('WORKER_QUEUES', `job types this process runs, comma-separated, or all (${JOB_TYPES.join(', ')})`, {

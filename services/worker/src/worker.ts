@@ -6,7 +6,8 @@ import {
   handBackAttempts,
   CANCEL_CHANNEL,
   EXCHANGES,
-  JOB_HEARTBEAT_REFRESH_SECONDS,
+  JOB_HEARTBEAT_SECONDS,
+  jobHeartbeatRefreshSeconds,
   markWorkerStopped,
   registerWorker,
   type Exchange,
@@ -51,6 +52,8 @@ export interface WorkerOptions {
   historyWaitMs?: number;
   /** Heartbeat of this process's row in wombat.workers (default 5000 ms); live while younger than 3 intervals. */
   heartbeatIntervalMs?: number;
+  /** The engines' limit on a job's pg-boss heartbeat (JOB_HEARTBEAT_S, default 15): touched every third of it. */
+  jobHeartbeatSeconds?: number;
   /** Shown in the registry row. */
   version?: string;
   /** A file to append every handler start and end to (WORKER_EXECUTION_LOG). */
@@ -154,7 +157,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         burstWhenBatchFull: true,
         pollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
         notifyPollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
-        heartbeatRefreshSeconds: JOB_HEARTBEAT_REFRESH_SECONDS,
+        heartbeatRefreshSeconds: jobHeartbeatRefreshSeconds(opts.jobHeartbeatSeconds ?? JOB_HEARTBEAT_SECONDS),
       },
       async (jobs: Job<object>[]) => {
         const results = await Promise.all(jobs.map((job) => executeJob(queue, job, executeDeps)));
