@@ -3,8 +3,8 @@
  * and worker processes (main.ts, default pg-boss monitor settings) on a PostgreSQL of
  * this file's own, stopped for 8 s while canaries run through it and others finish
  * during it. The limits are scaled down so that the outage outlasts each of them without
- * waiting out the defaults (15 s): job heartbeats stale after 3 s, worker heartbeats after
- * 3 s, the engine's reconciler taking a 5 s gap for an outage. Every run completes by its
+ * waiting out the defaults (15 s): job heartbeats stale after 4 s, worker heartbeats after
+ * 4.5 s, the engine's reconciler taking a 5 s gap for an outage. Every run completes by its
  * original attempt: nothing retried, nothing declared lost, each handler run once (counted
  * by the worker's execution log, not by the run states), run history and pg-boss agree.
  */
@@ -21,7 +21,7 @@ import { commonEnv, startProcess, waitReady, type ServiceProcess } from '../outa
 
 const OUTAGE_MS = 8_000;
 /** Heartbeat settings of both services: each limit well inside the outage. */
-const HEARTBEATS = { JOB_HEARTBEAT_S: '3', WORKER_HEARTBEAT_INTERVAL_MS: '1000', ENGINE_RUN_RECONCILE_INTERVAL_MS: '1000' };
+const HEARTBEATS = { JOB_HEARTBEAT_S: '4', WORKER_HEARTBEAT_INTERVAL_MS: '1500', ENGINE_RUN_RECONCILE_INTERVAL_MS: '1500' };
 // A private server, two services and an outage: past tap's default per-file limit on a busy machine.
 t.setTimeout(300_000);
 
