@@ -9,6 +9,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { freePort, repoRoot } from '@wombat/core/platform';
+import { childEnv } from '@wombat/core/testing';
 
 export const ADMIN_TOKEN = 'chaos-admin-token-0123456789abcdef';
 export const HEARTBEAT_INTERVAL_MS = 1000;
@@ -28,7 +29,7 @@ export interface ServiceProcess {
 /** services/<name>/src/main.ts as a child process (the test runner's Node), its output kept. */
 export function startProcess(name: ServiceName, env: Record<string, string>): ServiceProcess {
   const main = path.join(repoRoot, 'services', name, 'src/main.ts');
-  const child = spawn(process.execPath, [main], { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [main], { cwd: repoRoot, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const fatal: string[] = [];
   // Keep the tail only: a long run logs a lot. Fatal lines are kept whole, per stream.

@@ -61,17 +61,19 @@ export async function startFleet(opts: {
   logDir?: string;
   /** The services' LOG_LEVEL (default info); debug shows each stop step's time. */
   logLevel?: string;
+  /** Settings every service gets besides the soak's own (the test scales the heartbeat limits down). */
+  env?: Record<string, string>;
   teardown(fn: () => unknown): void;
 }): Promise<Fleet> {
   const apiPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiPort}`;
-  const common = { ...commonEnv(opts), ...(opts.logLevel ? { LOG_LEVEL: opts.logLevel } : {}) };
+  const common = { ...commonEnv(opts), ...(opts.logLevel ? { LOG_LEVEL: opts.logLevel } : {}), ...opts.env };
   const lives: Life[] = [];
   const slotOf = (name: string, service: ServiceName, extra: Record<string, string> = {}) => ({ name, service, env: { ...common, ...serviceEnv(service, apiPort), ...extra } });
   const specs = [
     slotOf('api', 'api'),
     ...Array.from({ length: opts.engines }, (_, i) => slotOf(`engine-${i + 1}`, 'scheduler-engine')),
-    // Default worker heartbeat and polling: liveness as in production.
+    // Default worker heartbeat and polling unless the soak's env says otherwise: liveness as in production.
     ...Array.from({ length: opts.workers }, (_, i) => slotOf(`worker-${i + 1}`, 'worker', { WORKER_EXECUTION_LOG: opts.executionLog })),
   ];
 

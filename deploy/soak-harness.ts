@@ -44,6 +44,8 @@ export interface SoakOptions {
   keepDir?: string;
   /** The services' LOG_LEVEL (default info). */
   logLevel?: string;
+  /** Settings every service gets (default: none, production's). */
+  env?: Record<string, string>;
   teardown(fn: () => unknown): void;
   log(line: string): void;
 }
@@ -134,6 +136,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     workers: opts.workers ?? 3,
     ...(opts.keepDir ? { logDir: dir } : {}),
     ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+    ...(opts.env ? { env: opts.env } : {}),
     teardown: (fn) => opts.teardown(fn),
   });
   opts.log(`${fleet.lives.length} processes ready in ${((Date.now() - started) / 1000).toFixed(1)} s (api ${fleet.apiUrl}); execution log ${executionLog}`);

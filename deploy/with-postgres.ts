@@ -7,12 +7,19 @@
  * Several runs may share the embedded server (two terminals in one checkout): each
  * registers itself, and the last one to finish stops the server.
  *
+ * Work a run would otherwise repeat or wait for: the embedded server runs without fsync
+ * (skipDiskFlushes); WOMBAT_TEST_TEMPLATE names this run's template database, migrated by
+ * the first test database and copied by the others, dropped at the end (see
+ * @wombat/core/testing); NODE_COMPILE_CACHE (default .wombat/compile-cache) keeps Node's
+ * compiled TypeScript for the hundreds of processes that load the same sources.
+ *
  *   node deploy/with-postgres.ts tap [files...]
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { EMBEDDED_DATABASE, createLogger, freePort, isProcessAlive, parsePostgresUrl, resolveDatabase, resolveFromRoot, withDirLock, type ResolvedDatabase } from '@wombat/core/platform';
+import { createLogger, EMBEDDED_DATABASE, freePort, isProcessAlive, parsePostgresUrl, resolveDatabase, type ResolvedDatabase, resolveFromRoot, withDirLock } from '@wombat/core/platform';
+import { dropTestTemplate, skipDiskFlushes } from '@wombat/core/testing';
 
 const log = createLogger({ name: 'test-postgres', level: process.env.LOG_LEVEL ?? 'info', format: 'auto', isTty: process.stderr.isTTY, destination: process.stderr });
 const [cmd, ...args] = process.argv.slice(2);
@@ -60,11 +67,21 @@ const resolved: ResolvedDatabase = databaseUrl
       });
     });
 const adminUrl = resolved.embedded?.adminUrl ?? resolved.url;
+// The embedded test server is ours to tune; a server in DATABASE_URL is left as it is.
+if (resolved.embedded) await skipDiskFlushes(adminUrl);
 log.info({ embedded: resolved.embedded !== undefined }, 'tests use PostgreSQL');
 
-const child = spawn(cmd, args, { stdio: 'inherit', env: { ...process.env, WOMBAT_TEST_ADMIN_URL: adminUrl } });
+const template = `wombat_tpl_${process.pid}`;
+const env = {
+  ...process.env,
+  WOMBAT_TEST_ADMIN_URL: adminUrl,
+  WOMBAT_TEST_TEMPLATE: template,
+  NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? resolveFromRoot('.wombat/compile-cache'),
+};
+const child = spawn(cmd, args, { stdio: 'inherit', env });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
 const code = await new Promise<number>((resolve) => child.on('close', (c, s) => resolve(c ?? (s ? 1 : 0))));
+await dropTestTemplate(adminUrl, template).catch((err: unknown) => log.warn({ err, template }, 'could not drop the test template'));
 if (resolved.embedded) {
   await withLock(async () => {
     rmSync(path.join(usersDir, String(process.pid)), { force: true });

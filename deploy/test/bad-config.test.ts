@@ -1,7 +1,22 @@
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot } from '@wombat/core/platform';
+
+// Each case is one service process that reads its configuration and exits: they run side by side.
+t.jobs = 6;
+
+/** `node src/main.ts` in the service's directory, as spawnSync would report it (killed after 30 s). */
+function runMain(service: string, env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['src/main.ts'], { cwd: path.join(repoRoot, 'services', service), env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
 
 const cases: { service: string; env: Record<string, string>; names: string[] }[] = [
   { service: 'scheduler-engine', env: { SCHEDULER_HOUR: '25', DATABASE_URL: 'mysql://db/x' }, names: ['SCHEDULER_HOUR', 'DATABASE_URL'] },
@@ -13,7 +28,7 @@ for (const c of cases) {
   t.test(`${c.service} exits 1 naming each bad variable`, async (t) => {
     const env: NodeJS.ProcessEnv = { ...process.env, LOG_FORMAT: "json", ...c.env };
     delete env.WOMBAT_TEST_ADMIN_URL;
-    const out = spawnSync(process.execPath, ['src/main.ts'], { cwd: path.join(repoRoot, 'services', c.service), env, encoding: 'utf8', timeout: 30000 });
+    const out = await runMain(c.service, env);
     t.equal(out.status, 1, out.stderr + out.stdout);
     const text = out.stderr + out.stdout;
     for (const name of c.names) t.match(text, name, `names ${name}`);
@@ -26,7 +41,7 @@ for (const service of ['scheduler-engine', 'worker', 'api']) {
     const env: NodeJS.ProcessEnv = { ...process.env, LOG_FORMAT: 'json' };
     delete env.DATABASE_URL;
     delete env.WOMBAT_TEST_ADMIN_URL;
-    const out = spawnSync(process.execPath, ['src/main.ts'], { cwd: path.join(repoRoot, 'services', service), env, encoding: 'utf8', timeout: 30000 });
+    const out = await runMain(service, env);
     t.equal(out.status, 1, out.stderr + out.stdout);
     t.equal(out.stdout, '', 'nothing started, nothing logged');
     const lines = out.stderr.trim().split('\n');

@@ -5,7 +5,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, repoRoot } from '@wombat/core/platform';
-import { createTestDatabase } from '@wombat/core/testing';
+import { childEnv, createTestDatabase } from '@wombat/core/testing';
 import { readmeBlock } from './helpers.ts';
 
 const hasCompose = spawnSync('sh', ['-c', 'command -v docker-compose']).status === 0;
@@ -70,7 +70,7 @@ t.test('compose works with the README commands: .env made by the first, docker-c
 
 function healthcheck(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['deploy/healthcheck.ts', ...args], { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['deploy/healthcheck.ts', ...args], { cwd: repoRoot, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += String(d)));
     child.stderr.on('data', (d: Buffer) => (out += String(d)));
@@ -96,17 +96,22 @@ t.test('the health command passes only with a live heartbeat row for its host', 
     values (gen_random_uuid(), 'live-host', 1, 'test', '{canary}', 2, 600000, now()),
            (gen_random_uuid(), 'stale-host', 1, 'test', '{canary}', 2, 2000, now() - interval '1 hour')`;
 
-  for (const kind of ['scheduler-engine', 'worker']) {
-    const live = await healthcheck([kind, 'live-host'], env);
-    t.equal(live.code, 0, `${kind} live: ${live.out}`);
-    t.match(live.out, /beat \d+ ms ago/);
-    for (const host of ['stale-host', 'stopped-host', 'other-host']) {
-      const dead = await healthcheck([kind, host], env);
-      t.equal(dead.code, 1, `${kind} ${host} is unhealthy`);
-      t.match(dead.out, new RegExp(`^${kind}: no live heartbeat for host ${host}`));
+  // Each check is a process of its own that only reads: they run side by side.
+  const kinds = ['scheduler-engine', 'worker'];
+  const deadHosts = ['stale-host', 'stopped-host', 'other-host'];
+  const [checks, noDb] = await Promise.all([
+    Promise.all(kinds.map((kind) => Promise.all(['live-host', ...deadHosts].map((host) => healthcheck([kind, host], env))))),
+    healthcheck(['worker'], {}),
+  ]);
+  for (const [i, kind] of kinds.entries()) {
+    const [live, ...dead] = checks[i]!;
+    t.equal(live!.code, 0, `${kind} live: ${live!.out}`);
+    t.match(live!.out, /beat \d+ ms ago/);
+    for (const [j, host] of deadHosts.entries()) {
+      t.equal(dead[j]!.code, 1, `${kind} ${host} is unhealthy`);
+      t.match(dead[j]!.out, new RegExp(`^${kind}: no live heartbeat for host ${host}`));
     }
   }
-  const noDb = await healthcheck(['worker'], {});
   t.equal(noDb.code, 1);
   t.match(noDb.out, /DATABASE_URL/);
 });

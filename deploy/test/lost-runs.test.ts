@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startBoss } from '@wombat/core/platform';
 import { insertSchedule, validateScheduleInput } from '@wombat/core/schedules';
 import { publishRun, type Run } from '@wombat/core/runs';
-import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
+import { childEnv, createTestDatabase, type TestDatabase } from '@wombat/core/testing';
 import { buildApp } from '@wombat/api';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -27,7 +27,7 @@ interface Proc {
 /** Starts a service process and resolves once its log says `ready`. */
 async function start(t: { teardown(fn: () => unknown): void }, main: string, env: Record<string, string>, ready: string): Promise<Proc> {
   const child = spawn(process.execPath, [main], {
-    env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '5000', ...env },
+    env: childEnv({ LOG_FORMAT: 'json', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '5000', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -1,11 +1,12 @@
 /**
- * A database outage longer than the job heartbeat, with jobs in flight: real engine
- * and worker processes (main.ts, default heartbeat, reconcile and pg-boss monitor
- * settings) on a PostgreSQL of this file's own, stopped for 25 s while canaries
- * run through it and others finish during it. Every run completes by its original
- * attempt: nothing retried, nothing declared lost, each handler run once (counted
- * by the worker's execution log, not by the run states), run history and pg-boss
- * agree.
+ * A database outage longer than every heartbeat limit, with jobs in flight: real engine
+ * and worker processes (main.ts, default pg-boss monitor settings) on a PostgreSQL of
+ * this file's own, stopped for 8 s while canaries run through it and others finish
+ * during it. The limits are scaled down so that the outage outlasts each of them without
+ * waiting out the defaults (15 s): job heartbeats stale after 4 s, worker heartbeats after
+ * 4.5 s, the engine's reconciler taking a 5 s gap for an outage. Every run completes by its
+ * original attempt: nothing retried, nothing declared lost, each handler run once (counted
+ * by the worker's execution log, not by the run states), run history and pg-boss agree.
  */
 import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,13 +20,15 @@ import { startPrivatePostgres, testLogger } from '@wombat/core/testing';
 import { readExecutionLog } from '@wombat/worker';
 import { commonEnv, startProcess, waitReady, type ServiceProcess } from '../outage-harness.ts';
 
-const OUTAGE_MS = 25_000;
-// A private server, two services and a 25 s outage: well past tap's default per-file limit on a busy machine.
+const OUTAGE_MS = 8_000;
+/** Heartbeat settings of both services: each limit well inside the outage. */
+const HEARTBEATS = { JOB_HEARTBEAT_S: '4', WORKER_HEARTBEAT_INTERVAL_MS: '1500', ENGINE_RUN_RECONCILE_INTERVAL_MS: '1500' };
+// A private server, two services and an outage: past tap's default per-file limit on a busy machine.
 t.setTimeout(300_000);
 
 /** A service of this test as a process, killed at teardown, resolved once ready. */
 async function start(t: { teardown(fn: () => unknown): void }, name: 'scheduler-engine' | 'worker', env: Record<string, string>): Promise<ServiceProcess> {
-  const p = startProcess(name, { ...commonEnv({ databaseUrl: pg.url, dataRoot: dir }), ...env });
+  const p = startProcess(name, { ...commonEnv({ databaseUrl: pg.url, dataRoot: dir }), ...HEARTBEATS, ...env });
   t.teardown(async () => {
     if (p.alive()) p.child.kill('SIGKILL');
     await p.exited;
@@ -47,9 +50,9 @@ t.test(`an outage of ${OUTAGE_MS / 1000} s with jobs in flight: nothing retried,
   const boss = await startBoss({ url: pg.url, role: 'producer', log: testLogger('outage-test'), poolSize: 2 });
   // Through the outage, and finished during it; each may be retried once, which must not happen.
   const through = [];
-  for (let i = 0; i < 3; i++) through.push(await publishRun(database.db, boss, { job: 'canary', params: { sleep_ms: 32_000 }, trigger: 'task', retryLimit: 1, retryDelaySeconds: 0 }));
+  for (let i = 0; i < 3; i++) through.push(await publishRun(database.db, boss, { job: 'canary', params: { sleep_ms: OUTAGE_MS + 7_000 }, trigger: 'task', retryLimit: 1, retryDelaySeconds: 0 }));
   const during = [];
-  for (let i = 0; i < 3; i++) during.push(await publishRun(database.db, boss, { job: 'canary', params: { sleep_ms: 6_000 + i * 1000 }, trigger: 'task', retryLimit: 1, retryDelaySeconds: 0 }));
+  for (let i = 0; i < 3; i++) during.push(await publishRun(database.db, boss, { job: 'canary', params: { sleep_ms: 4_000 + i * 1000 }, trigger: 'task', retryLimit: 1, retryDelaySeconds: 0 }));
   const ids = [...through, ...during];
   const until = Date.now() + 60_000;
   for (;;) {

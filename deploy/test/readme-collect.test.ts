@@ -48,12 +48,20 @@ t.test('every manual collection command of the README works as written', async (
   const lines = readmeBlock('## Collect by hand', 'packages/collectors/README.md');
   t.equal(lines.length, 4, 'symbols, Upbit candles, KIS candles, inspect');
   const year = String(new Date().getUTCFullYear());
-  for (const raw of lines) {
-    t.match(raw, /^npx tsx packages\/collectors\/scripts\/[a-z-]+\.ts/, 'a script run with npx tsx');
-    const line = raw.replace(/\/2026\.parquet/, `/${year}.parquet`);
-    const { code, output } = await run(line);
-    t.equal(code, 0, raw, { output: output.slice(-2000) });
-    if (raw.includes('inspect-parquet')) t.match(output, /^ {2}rows: [1-9]\d*$/m, 'the inspection counts the file\'s rows');
+  for (const raw of lines) t.match(raw, /^npx tsx packages\/collectors\/scripts\/[a-z-]+\.ts/, 'a script run with npx tsx');
+  // The symbols first (KIS collects the symbols they list), the inspection last (it reads what
+  // was collected); the collections between them (each its own files and budget) side by side.
+  const all = lines.map((raw) => ({ raw, line: raw.replace(/\/2026\.parquet/, `/${year}.parquet`) }));
+  const isSymbols = (l: { raw: string }) => l.raw.includes('/collect-symbols.ts');
+  const isInspect = (l: { raw: string }) => l.raw.includes('/inspect-parquet.ts');
+  const steps = [all.filter(isSymbols), all.filter((l) => !isSymbols(l) && !isInspect(l)), all.filter(isInspect)];
+  for (const step of steps) {
+    const ran = await Promise.all(step.map(({ line }) => run(line)));
+    for (const [i, { code, output }] of ran.entries()) {
+      const { raw } = step[i]!;
+      t.equal(code, 0, raw, { output: output.slice(-2000) });
+      if (raw.includes('inspect-parquet')) t.match(output, /^  rows: [1-9]\d*$/m, 'the inspection counts the file\'s rows');
+    }
   }
   t.ok(existsSync(path.join(tree, 'data', 'upbit', 'KRW-BTC', '1H', `${year}.parquet`)), 'candles under DATA_ROOT (./data of the tree)');
   const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from wombat.symbols where exchange = 'kis'`;

@@ -8,8 +8,9 @@ import { runSoak } from '../soak-harness.ts';
  * The chaos soak with a fixed fault sequence, one of each kind: 2 engines, 3 workers and
  * the api as processes on a PostgreSQL of this file's own, canary tasks ~10/s sleeping
  * 0-8 s and schedules of every overlap policy, while a worker is SIGKILLed mid-job, an
- * engine SIGKILLed, PostgreSQL stopped for 20 s (longer than pg-boss's 15 s job heartbeat)
- * with jobs in flight, a worker SIGTERMed with a 7 s canary running, the api SIGKILLed and
+ * engine SIGKILLed, PostgreSQL stopped for 10 s (longer than every heartbeat limit, which the
+ * services here have scaled down from the 15 s defaults to 6 s) with jobs in flight, a worker
+ * SIGTERMed with a 7 s canary running, the api SIGKILLed and
  * PostgreSQL restarted fast. Afterwards nothing ran twice, nothing was lost while its
  * worker lived, runs agree with their jobs, nothing is stuck, every occurrence is recorded
  * once, every 202 has its run and job, no request hung, fuzzed keys answered 400, every
@@ -18,10 +19,16 @@ import { runSoak } from '../soak-harness.ts';
  */
 t.setTimeout(300_000);
 
+/**
+ * Job heartbeats stale after 6 s, worker heartbeats after 6 s, the reconciler taking a 6 s gap
+ * for an outage: the outage below outlasts each, as a 20 s one outlasts the defaults.
+ */
+const HEARTBEATS = { JOB_HEARTBEAT_S: '6', WORKER_HEARTBEAT_INTERVAL_MS: '2000', ENGINE_RUN_RECONCILE_INTERVAL_MS: '2000' };
+
 const FAULTS: Fault[] = [
   { kind: 'worker-kill', afterMs: 2_000, target: 1 },
   { kind: 'engine-kill', afterMs: 1_000, target: 1 },
-  { kind: 'pg-outage', afterMs: 2_000, outageMs: 20_000 },
+  { kind: 'pg-outage', afterMs: 2_000, outageMs: 10_000 },
   { kind: 'worker-term', afterMs: 2_000, inFlightSleepMs: 7_000 },
   { kind: 'api-kill', afterMs: 1_000 },
   { kind: 'pg-restart', afterMs: 2_000 },
@@ -33,6 +40,7 @@ t.test('a fault of each kind under load: nothing run twice, lost, stuck, contrad
     faults: FAULTS,
     seed: 7,
     settleMs: 60_000,
+    env: HEARTBEATS,
     // SOAK_DIR keeps each process's output and the execution log, to look into a failure (SOAK_LOG_LEVEL=debug for more).
     ...(process.env.SOAK_DIR ? { keepDir: process.env.SOAK_DIR } : {}),
     ...(process.env.SOAK_LOG_LEVEL ? { logLevel: process.env.SOAK_LOG_LEVEL } : {}),

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
+import { childEnv } from '@wombat/core/testing';
 import { runCli } from '../src/index.ts';
 
 interface Tap {
@@ -54,7 +55,7 @@ export async function wombat(args: string[], env: Record<string, string | undefi
 /** Runs the real `wombat` executable (the bin npm links) and collects what it printed. */
 export function wombatProcess(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env: { PATH: process.env.PATH ?? '', ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, args, { env: { ...childEnv(), ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -72,7 +73,7 @@ export interface Service {
 
 /** Spawns a long-running process and resolves once its output shows `ready`; killed at teardown. */
 export async function startProcess(t: Tap, command: string, args: string[], env: Record<string, string>, ready: string): Promise<Service> {
-  const child = spawn(command, args, { env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, { env: childEnv({ LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

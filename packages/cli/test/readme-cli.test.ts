@@ -38,8 +38,8 @@ interface Ran {
 }
 
 // Compiled code shared by the short-lived `wombat` processes of the lines (Node writes it as
-// each exits; the engine and the worker, which start first and stay up, do without).
-const compileCache = await tempDir(t);
+// each exits): the test run's (deploy/with-postgres.ts), else one of this file's own.
+const compileCache = process.env.NODE_COMPILE_CACHE ?? (await tempDir(t));
 
 function sh(line: string, shell = 'sh'): Promise<Ran> {
   const started = performance.now();
@@ -80,7 +80,7 @@ t.test('every wombat line of the README runs as written', async (t) => {
 
   // wombat engine: the scheduler-engine in the foreground, stopped by SIGTERM.
   // In a process group of its own, as a terminal's foreground job: Ctrl-C reaches npx and the engine alike.
-  const engine = spawn('sh', ['-c', `exec ${line('engine')}`], { cwd: repoRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const engine = spawn('sh', ['-c', `exec ${line('engine')}`], { cwd: repoRoot, env: { ...env, NODE_COMPILE_CACHE: compileCache }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let engineOut = '';
   engine.stdout.setEncoding('utf8').on('data', (s: string) => (engineOut += s));
   engine.stderr.setEncoding('utf8').on('data', (s: string) => (engineOut += s));

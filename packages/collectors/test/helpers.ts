@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { testLogger } from '@wombat/core/testing';
+import { childEnv, testLogger } from '@wombat/core/testing';
 import { createCollectors, type CollectorsOptions, type Candle } from '@wombat/collectors';
 import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from '@wombat/collectors/testing';
 
@@ -43,7 +43,7 @@ export function rows(candles: Candle[]): string[] {
 /** Runs a script with node and a clean environment (JSON logs at warn); resolves with its exit code and output. */
 export function runNode(file: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file, ...args], { env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [file, ...args], { env: childEnv({ LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parquetPath, readColumns, writeCandlesParquet, type Candle, type Columns } from '@wombat/collectors';
+import { childEnv } from '@wombat/core/testing';
 import { tempDataRoot } from './helpers.ts';
 
 /**
@@ -21,7 +22,7 @@ function isSortedUnique(c: Columns): boolean {
 }
 
 function run(args: string[], databaseUrl?: string): { done: Promise<number | null> } {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
+  const env = childEnv();
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
   const child = spawn(process.execPath, [writer, ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   return { done: new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))) };

@@ -35,6 +35,19 @@ export function testAdminUrl(): string {
   return url;
 }
 
+/**
+ * The environment a test gives a child process it starts with a clean environment of its own:
+ * PATH, and Node's compile cache of the run (NODE_COMPILE_CACHE, set by deploy/with-postgres.ts)
+ * so that the child does not strip and compile the same TypeScript sources again.
+ */
+export function childEnv(vars: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    ...(process.env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE } : {}),
+    ...vars,
+  };
+}
+
 export function testLogger(name = 'test'): Logger {
   return createLogger({ name, level: process.env.TEST_LOG_LEVEL ?? 'silent', format: 'json' });
 }
@@ -50,6 +63,11 @@ export function testLogger(name = 'test'): Logger {
  * 40 ms more per connection on the embedded server).
  */
 export async function createEmptyTestDatabase(t: Teardown, prefix = 'wombat_t', opts: { asAdmin?: boolean } = {}): Promise<{ url: string; name: string }> {
+  return createOwnedDatabase(t, prefix, opts);
+}
+
+/** A test database, empty or a copy of `template` whose objects then belong to the database's owner. */
+async function createOwnedDatabase(t: Teardown, prefix: string, opts: { asAdmin?: boolean; template?: string }): Promise<{ url: string; name: string }> {
   const admin = testAdminUrl();
   const name = `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
   const asAdmin = opts.asAdmin === true || process.env.WOMBAT_TEST_AS_ADMIN === '1';
@@ -57,7 +75,7 @@ export async function createEmptyTestDatabase(t: Teardown, prefix = 'wombat_t', 
   const sql = postgres(admin, { max: 1, onnotice: () => {}, connect_timeout: 10 });
   try {
     if (!asAdmin) await sql.unsafe(`create role "${name}" login nosuperuser nocreatedb nocreaterole noreplication password '${password}'`);
-    await sql.unsafe(`create database "${name}"${asAdmin ? '' : ` owner "${name}"`}`);
+    await sql.unsafe(`create database "${name}"${opts.template ? ` template "${opts.template}"` : ''}${asAdmin ? '' : ` owner "${name}"`}`);
     // What a managed service leaves to an owner: no schema of another role's to write in.
     if (!asAdmin) await sql.unsafe(`revoke all on database "${name}" from public`);
   } finally {
@@ -72,8 +90,17 @@ export async function createEmptyTestDatabase(t: Teardown, prefix = 'wombat_t', 
       await drop.end();
     }
   });
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
+  if (opts.template) {
+    // The copy's schemas, tables and functions belong to the template's role: hand them to
+    // this database's owner, as if it had run the migrations itself.
+    const inside = postgres(withDatabase(admin, name).toString(), { max: 1, onnotice: () => {}, connect_timeout: 10 });
+    try {
+      await inside.unsafe(`reassign owned by "${opts.template}" to ${asAdmin ? 'current_user' : `"${name}"`}`);
+    } finally {
+      await inside.end();
+    }
+  }
+  const url = withDatabase(admin, name);
   if (!asAdmin) {
     url.username = name;
     url.password = password;
@@ -81,11 +108,80 @@ export async function createEmptyTestDatabase(t: Teardown, prefix = 'wombat_t', 
   return { url: url.toString(), name };
 }
 
+function withDatabase(serverUrl: string, name: string): URL {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url;
+}
+
+/**
+ * Migrating a database (Wombat's migrations, then pg-boss's schema and queues) costs the
+ * server seconds, and a suite makes about a hundred test databases. When WOMBAT_TEST_TEMPLATE
+ * names a template (deploy/with-postgres.ts sets one per run and drops it at the end), the
+ * first test database of the run migrates it once, under a least-privileged role of its own
+ * as any test database would be, and every migrated test database is a copy of it (CREATE
+ * DATABASE ... TEMPLATE copies files; no migration runs again). Unset: each one is migrated.
+ */
+export function testTemplateName(): string | undefined {
+  const name = process.env.WOMBAT_TEST_TEMPLATE?.trim();
+  if (!name) return undefined;
+  if (!/^[a-z_][a-z0-9_]{0,54}$/.test(name)) throw new Error(`WOMBAT_TEST_TEMPLATE: "${name}" must be a lower-case PostgreSQL name of at most 55 characters`);
+  return name;
+}
+
+/** The template `name` while it is being migrated: renamed once complete, so a template that exists is whole. */
+const partialTemplate = (name: string) => `${name}_partial`;
+
+/** The migrated template `name` on the test server, made by whichever test process asks first. */
+async function ensureTemplate(name: string): Promise<void> {
+  const admin = testAdminUrl();
+  const sql = postgres(admin, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  try {
+    // Test files start together: one makes the template, the others wait for it here.
+    await sql`select pg_advisory_lock(hashtext(${name}))`;
+    const [found] = await sql`select 1 from pg_database where datname = ${name}`;
+    if (found) return;
+    const building = partialTemplate(name);
+    const password = randomBytes(12).toString('hex');
+    await sql.unsafe(`drop database if exists "${building}" with (force)`);
+    const [role] = await sql`select 1 from pg_roles where rolname = ${name}`;
+    if (!role) await sql.unsafe(`create role "${name}" login nosuperuser nocreatedb nocreaterole noreplication`);
+    await sql.unsafe(`alter role "${name}" login password '${password}'`);
+    await sql.unsafe(`create database "${building}" owner "${name}"`);
+    await sql.unsafe(`revoke all on database "${building}" from public`);
+    const url = withDatabase(admin, building);
+    url.username = name;
+    url.password = password;
+    await migrateAll({ url: url.toString(), log: testLogger('test-template') });
+    // Owned by the server's role, so that handing a copy's objects to its owner leaves the
+    // template alone; closed to connections, since one open connection would block every copy.
+    await sql.unsafe(`alter database "${building}" owner to current_user`);
+    await sql.unsafe(`alter database "${building}" rename to "${name}"`);
+    await sql.unsafe(`alter database "${name}" with allow_connections false`);
+    await sql.unsafe(`alter role "${name}" nologin password null`);
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Drops the template `name` and its role (deploy/with-postgres.ts, when the run ends). */
+export async function dropTestTemplate(adminUrl: string, name: string): Promise<void> {
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  try {
+    for (const db of [name, partialTemplate(name)]) await sql.unsafe(`drop database if exists "${db}" with (force)`);
+    await sql.unsafe(`drop role if exists "${name}"`);
+  } finally {
+    await sql.end();
+  }
+}
+
 /** A migrated database of this test file's own, with a query pool closed at teardown. */
 export async function createTestDatabase<Tables = CoreTables>(t: Teardown, opts: { poolSize?: number } = {}): Promise<TestDatabase<Tables>> {
-  const { url, name } = await createEmptyTestDatabase(t);
+  const template = testTemplateName();
+  if (template) await ensureTemplate(template);
+  const { url, name } = await createOwnedDatabase(t, 'wombat_t', template ? { template } : {});
   const log = testLogger();
-  await migrateAll({ url, log });
+  if (!template) await migrateAll({ url, log });
   const database = createDatabase<Tables>({ url, poolSize: opts.poolSize ?? 5, applicationName: 'wombat-test' });
   // Registered after the drop, so it runs before it (tap runs teardowns in reverse).
   t.teardown(() => database.close());
@@ -119,6 +215,7 @@ export async function startPrivatePostgres(t: Teardown, opts: { migrate?: boolea
   const log = testLogger('private-postgres');
   let server = await startEmbeddedPostgres({ dir, port, log });
   let running = true;
+  await skipDiskFlushes(server.adminUrl);
   t.teardown(async () => {
     if (running) {
       signalServer(server.pid, 'SIGCONT');
@@ -144,6 +241,23 @@ export async function startPrivatePostgres(t: Teardown, opts: { migrate?: boolea
     pause: () => signalServer(server.pid, 'SIGSTOP'),
     resume: () => signalServer(server.pid, 'SIGCONT'),
   };
+}
+
+/**
+ * A test server's data is thrown away: it need not survive a crash of the machine, only of
+ * PostgreSQL (which writes through the OS either way). Without fsync and full-page writes,
+ * the thousands of commits and CREATE DATABASEs of a suite stop waiting on the disk. Written
+ * with ALTER SYSTEM, so the server keeps it across restarts.
+ */
+export async function skipDiskFlushes(adminUrl: string): Promise<void> {
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  try {
+    await sql`alter system set fsync = off`;
+    await sql`alter system set full_page_writes = off`;
+    await sql`select pg_reload_conf()`;
+  } finally {
+    await sql.end();
+  }
 }
 
 /** Signals the postmaster and its children: each backend calls setsid(), so a process-group signal misses them. */

@@ -1,6 +1,6 @@
 import { alertConfigProblems, alertFields } from '@wombat/core/alerts';
-import { ConfigError, bool, databaseFields, int, list, loadConfig as load, optionalStr, processFields, timeZone, type ConfigOf, type Field } from '@wombat/core/platform';
-import { TIMEFRAMES } from '@wombat/core/jobs';
+import { bool, ConfigError, type ConfigOf, databaseFields, type Field, int, list, loadConfig as load, optionalStr, processFields, timeZone } from '@wombat/core/platform';
+import { jobHeartbeatFields, TIMEFRAMES } from '@wombat/core/jobs';
 
 function timeOfDay(v: string): string {
   if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(v)) throw new Error('must be a time of day HH:MM (24-hour), for example 00:02');
@@ -24,6 +24,7 @@ function symbol(v: string): string {
 export const engineSchema = {
   ...databaseFields,
   ...processFields,
+  ...jobHeartbeatFields,
   timezone: timeZone('TZ', 'time zone of the built-in collect-symbols and collect-prices schedules (IANA)', { default: 'Asia/Seoul' }),
   enableScheduler: bool('ENABLE_SCHEDULER', 'false: the engine runs, publishes nothing on its own (manual triggers still work)', { default: true }),
   schedulerHour: int('SCHEDULER_HOUR', 'hour (UTC) of the daily candle collection', { default: 9, min: 0, max: 23 }),

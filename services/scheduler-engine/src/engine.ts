@@ -28,6 +28,8 @@ export interface EngineOptions {
   heldRunCheckMs: number;
   /** How often one engine (advisory lock) reconciles unfinished runs with pg-boss and the worker registry. */
   runReconcileIntervalMs: number;
+  /** A running job's pg-boss heartbeat older than this has lost its worker (JOB_HEARTBEAT_S; default 15). */
+  jobHeartbeatSeconds?: number;
   maintenanceIntervalMs: number;
   taskResultTtlDays: number;
   runRetentionDays: number;

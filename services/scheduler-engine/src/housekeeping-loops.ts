@@ -13,6 +13,7 @@ export interface HousekeepingOptions extends RetentionOptions {
   heartbeatIntervalMs: number;
   heldRunCheckMs: number;
   runReconcileIntervalMs: number;
+  jobHeartbeatSeconds?: number;
   maintenanceIntervalMs: number;
 }
 
@@ -79,7 +80,7 @@ function runReconciliation(deps: HousekeepingDeps): () => Promise<void> {
       outageEndedAt = new Date(clock.databaseNow());
       log.info({ gapMs: Math.round(startedMs - lastRoundMs) }, 'database reachable again: worker heartbeats are judged from now');
     }
-    const r = await reconcileRuns(deps.db, deps.boss, { outageEndedAt });
+    const r = await reconcileRuns(deps.db, deps.boss, { outageEndedAt, ...(o.jobHeartbeatSeconds !== undefined ? { jobHeartbeatSeconds: o.jobHeartbeatSeconds } : {}) });
     lastRoundMs = startedMs;
     if (!r) return; // another engine holds the lock
     for (const id of r.lost) log.warn({ runId: id }, 'run lost: failed with worker_lost');

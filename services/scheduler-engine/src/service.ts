@@ -19,6 +19,7 @@ export function engineOptions(config: EngineConfig, ctx: { host: string; pid: nu
     misfireGraceMs: config.misfireGraceMs,
     heldRunCheckMs: config.heldRunCheckMs,
     runReconcileIntervalMs: config.runReconcileIntervalMs,
+    jobHeartbeatSeconds: config.jobHeartbeatSeconds,
     maintenanceIntervalMs: config.maintenanceIntervalMs,
     taskResultTtlDays: config.taskResultTtlDays,
     runRetentionDays: config.runRetentionDays,

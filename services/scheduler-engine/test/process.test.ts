@@ -2,13 +2,13 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { sql } from 'kysely';
-import { createEmptyTestDatabase, createTestDatabase } from '@wombat/core/testing';
+import { childEnv, createEmptyTestDatabase, createTestDatabase } from '@wombat/core/testing';
 
 const tdb = await createTestDatabase(t);
 const main = path.resolve(import.meta.dirname, '../src/main.ts');
 
 function run(env: Record<string, string>) {
-  const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [main], { env: childEnv({ LOG_FORMAT: 'json', ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

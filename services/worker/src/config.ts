@@ -1,6 +1,6 @@
 import { collectorConfigProblems, collectorFields, crawlConfigProblems, crawlFields } from '@wombat/collectors';
-import { ConfigError, databaseFields, int, list, loadConfig as load, optionalStr, processFields, type ConfigOf, type Field } from '@wombat/core/platform';
-import { JOB_TYPES, isJobType, type JobType } from '@wombat/core/jobs';
+import { ConfigError, type ConfigOf, databaseFields, type Field, int, list, loadConfig as load, optionalStr, processFields } from '@wombat/core/platform';
+import { isJobType, JOB_TYPES, jobHeartbeatFields, type JobType } from '@wombat/core/jobs';
 
 /** How one queue is consumed: `workers` fetch loops, each taking up to `batchSize` jobs at a time. */
 export interface QueueSettings {
@@ -63,6 +63,7 @@ function num(env: string, doc: string, opts: { default: number; min: number; max
 export const workerConfigSchema = {
   ...databaseFields,
   ...processFields,
+  ...jobHeartbeatFields,
   ...collectorFields,
   ...crawlFields,
   queues: list('WORKER_QUEUES', `job types this process runs, comma-separated, or all (${JOB_TYPES.join(', ')})`, {

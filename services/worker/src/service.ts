@@ -46,6 +46,7 @@ export async function startService(
     historyBatchRows: config.historyBatchRows,
     progressIntervalMs: config.progressIntervalMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
+    jobHeartbeatSeconds: config.jobHeartbeatSeconds,
     loopStallExitMs: config.loopStallExitMs,
     ...serviceStallExit('worker', deps.fatal, { url: resolved.url, connectTimeoutMs: config.databaseConnectTimeoutMs }),
     version: pkg.version,

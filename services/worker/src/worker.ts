@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createLoopSupervisor, type Job, type Logger, type PgBoss, type Sql } from '@wombat/core/platform';
-import { CANCEL_CHANNEL, EXCHANGES, JOB_HEARTBEAT_REFRESH_SECONDS, type Exchange, type JobType } from '@wombat/core/jobs';
+import { CANCEL_CHANNEL, type Exchange, EXCHANGES, JOB_HEARTBEAT_SECONDS, jobHeartbeatRefreshSeconds, type JobType } from '@wombat/core/jobs';
 import { beatWorker, markWorkerStopped, registerWorker } from '@wombat/core/workers';
 import { handBackAttempts } from '@wombat/core/runs';
 import type { Kysely } from 'kysely';
@@ -39,6 +39,8 @@ export interface WorkerOptions {
   historyWaitMs?: number;
   /** Heartbeat of this process's row in wombat.workers (default 5000 ms); live while younger than 3 intervals. */
   heartbeatIntervalMs?: number;
+  /** The engines' limit on a job's pg-boss heartbeat (JOB_HEARTBEAT_S, default 15): touched every third of it. */
+  jobHeartbeatSeconds?: number;
   /** Shown in the registry row. */
   version?: string;
   /** A file to append every handler start and end to (WORKER_EXECUTION_LOG). */
@@ -141,7 +143,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         burstWhenBatchFull: true,
         pollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
         notifyPollingIntervalSeconds: opts.pollIntervalSeconds ?? 2,
-        heartbeatRefreshSeconds: JOB_HEARTBEAT_REFRESH_SECONDS,
+        heartbeatRefreshSeconds: jobHeartbeatRefreshSeconds(opts.jobHeartbeatSeconds ?? JOB_HEARTBEAT_SECONDS),
       },
       async (jobs: Job<object>[]) => {
         const results = await Promise.all(jobs.map((job) => executeJob(queue, job, executeDeps)));

@@ -159,7 +159,8 @@ export const jobDefaults: Record<JobType, JobDefaults> = {
  * Liveness of a running attempt. A worker touches its jobs' pg-boss heartbeat every
  * JOB_HEARTBEAT_REFRESH_SECONDS and its own row in wombat.workers every few seconds. Wombat's
  * reconciler (in the engine) ends an attempt whose worker or job heartbeat is older than
- * JOB_HEARTBEAT_SECONDS, measured from the later of that heartbeat and the database's last return
+ * JOB_HEARTBEAT_SECONDS (both scaled by JOB_HEARTBEAT_S, which engines and workers read),
+ * measured from the later of that heartbeat and the database's last return
  * from an outage: nobody can beat while PostgreSQL is unreachable, so staleness that overlaps an
  * outage says nothing about the worker. A worker that really died is caught in about 15-25 s.
  *
@@ -169,6 +170,11 @@ export const jobDefaults: Record<JobType, JobDefaults> = {
  */
 export const JOB_HEARTBEAT_SECONDS = 15;
 export const JOB_HEARTBEAT_REFRESH_SECONDS = 5;
+
+/** How often a worker touches its jobs' heartbeat for a heartbeat limit (JOB_HEARTBEAT_S): three times within it. */
+export function jobHeartbeatRefreshSeconds(jobHeartbeatSeconds: number): number {
+  return jobHeartbeatSeconds / 3;
+}
 /** Default OUTAGE_GRACE_S: a database outage this long leaves every live attempt running. */
 export const OUTAGE_GRACE_DEFAULT_SECONDS = 60;
 

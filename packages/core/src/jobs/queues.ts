@@ -1,6 +1,6 @@
 import type { PgBoss, Queue } from 'pg-boss';
 import { int } from '../platform/config.ts';
-import { JOB_TYPES, OUTAGE_GRACE_DEFAULT_SECONDS, bossHeartbeatSeconds, jobDefaults, type JobType } from './contracts.ts';
+import { JOB_HEARTBEAT_SECONDS, JOB_TYPES, OUTAGE_GRACE_DEFAULT_SECONDS, bossHeartbeatSeconds, jobDefaults, type JobType } from './contracts.ts';
 
 /**
  * pg-boss's queues, one per job type, with the settings of the job contracts: the
@@ -12,6 +12,18 @@ export const migrationFields = {
     'OUTAGE_GRACE_S',
     'a database outage up to this many seconds leaves every running job with its worker (pg-boss\'s job heartbeat limit is set from it, by npm run migrate); a worker that really died is still caught in about 20 s by the engine',
     { default: OUTAGE_GRACE_DEFAULT_SECONDS, min: 0, max: 3600 },
+  ),
+};
+
+/**
+ * Read by engines (which judge a job's heartbeat) and workers (which keep it): set it the same on
+ * both. Drills and tests shorten it to play an outage longer than it without waiting the default out.
+ */
+export const jobHeartbeatFields = {
+  jobHeartbeatSeconds: int(
+    'JOB_HEARTBEAT_S',
+    "a running job whose pg-boss heartbeat is older than this many seconds (counted from the database's last return) has lost its worker; workers refresh it every third of it. Set the same on engines and workers",
+    { default: JOB_HEARTBEAT_SECONDS, min: 3, max: 600 },
   ),
 };
 

@@ -28,7 +28,9 @@ export interface DatabaseAddresses {
  */
 export async function sharesSessions(url: string, timeoutMs: number = DATABASE_DEADLINE_DEFAULTS.connectTimeoutMs): Promise<boolean | undefined> {
   // No startup settings and no prepared statements: a pooler accepts this connection as it is.
-  const open = () => postgres(url, { max: 1, prepare: false, connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)), idle_timeout: 1, onnotice: () => {}, connection: { application_name: 'wombat-pooler-probe' } });
+  // No idle timeout: the first connection must keep its session while the second one opens (on a
+  // busy machine that took over a second, and a reopened first connection looked like a pooler's).
+  const open = () => postgres(url, { max: 1, prepare: false, connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)), onnotice: () => {}, connection: { application_name: 'wombat-pooler-probe' } });
   const a = open();
   const b = open();
   const channel = `wombat_probe_${randomBytes(6).toString('hex')}`;

@@ -16,7 +16,7 @@ import type { RunTables } from './tables.ts';
  *   failed with error code worker_lost (a dead letter);
  * - the run is running but pg-boss put its job back for a retry (expired): retrying;
  * - the run is running on a worker whose heartbeat stopped, or its job's pg-boss
- *   heartbeat stopped, for JOB_HEARTBEAT_SECONDS counted from the later of the
+ *   heartbeat stopped, for JOB_HEARTBEAT_S seconds counted from the later of the
  *   heartbeat and the database's return from an outage (opts.outageEndedAt): the
  *   job's attempt is failed in pg-boss (fenced to that attempt) and the run becomes
  *   retrying when pg-boss will retry it, failed with worker_lost when that was its
@@ -68,6 +68,8 @@ export interface ReconcileOptions {
    * overlaps an outage is no evidence that a worker died.
    */
   outageEndedAt?: Date;
+  /** A job heartbeat older than this is stale (JOB_HEARTBEAT_S; default JOB_HEARTBEAT_SECONDS). */
+  jobHeartbeatSeconds?: number;
 }
 
 export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: ReconcileOptions = {}): Promise<ReconcileOutcome | null> {
@@ -77,7 +79,7 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
   // limit counted from the later of the beat and the database's return.
   const workerDead = sql<boolean>`(w.id is null or w.stopped_at is not null
     or greatest(w.last_beat_at, ${since}) < now() - make_interval(secs => w.heartbeat_interval_ms * 3 / 1000.0))`;
-  const heartbeatStale = sql<boolean>`(greatest(coalesce(j.heartbeat_on, j.started_on), ${since}) < now() - make_interval(secs => ${JOB_HEARTBEAT_SECONDS}))`;
+  const heartbeatStale = sql<boolean>`(greatest(coalesce(j.heartbeat_on, j.started_on), ${since}) < now() - make_interval(secs => ${opts.jobHeartbeatSeconds ?? JOB_HEARTBEAT_SECONDS}))`;
   return db.transaction().execute(async (trx) => {
     const locked = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(${RECONCILE_LOCK})) as locked`.execute(trx);
     if (locked.rows[0]?.locked !== true) return null;
