@@ -1,15 +1,16 @@
 // Lint for the whole repository: `npm run lint` (ESLint, then knip). TypeScript is linted with
-// type information (typescript-eslint's project service over the root tsconfig.json), so new
-// files under packages/*, services/* and deploy/ are covered without listing them here.
+// type information from the root tsconfig.json, whose include globs cover packages/*, services/*
+// (sources, scripts, benches, tests) and deploy/: new files there are linted without listing them.
 import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['**/node_modules/', '**/dist/', '.tap/', '.turbo/', '.wombat/', 'data/'] },
   {
     files: ['**/*.ts'],
-    extends: [js.configs.recommended, ...tseslint.configs.recommendedTypeChecked],
+    extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: { project: './tsconfig.json', tsconfigRootDir: import.meta.dirname },
       globals: globals.node,
