@@ -12,6 +12,7 @@ export * from './embedded-postgres.ts';
 export { withDirLock } from './embedded-postgres-owner.ts';
 export * from './boss.ts';
 export * from './jobs.ts';
+export * from './job-names.ts';
 export * from './run-lifecycle/index.ts';
 export * from './workers.ts';
 export * from './schedule/index.ts';

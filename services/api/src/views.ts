@@ -1,5 +1,5 @@
 import Type from 'typebox';
-import { JOB_TYPES, RUN_STATES, RUN_TRIGGERS } from '@wombat/core';
+import { aliasList, JOB_TYPES, resolveJobName, RUN_STATES, RUN_TRIGGERS, unknownJobMessage, ValidationError, type JobType } from '@wombat/core';
 import type { ApiRun, ChildTally } from './runs-store.ts';
 
 /** JSON shapes the api answers with; they also document the OpenAPI document. Run states and triggers come from core. */
@@ -7,7 +7,19 @@ import type { ApiRun, ChildTally } from './runs-store.ts';
 const literals = <T extends string>(values: readonly T[], description?: string) =>
   Type.Union(values.map((v) => Type.Literal(v)), description ? { description } : {});
 
-export const JobTypeSchema = literals(JOB_TYPES, `job type: ${JOB_TYPES.join(', ')}`);
+/** Where a caller names a job to run: a job type, or the older setup's name for it (core's JOB_ALIASES). */
+export const JobNameSchema = Type.String({
+  minLength: 1,
+  maxLength: 100,
+  description: `job type: ${JOB_TYPES.join(', ')}; the older setup's names are accepted too: ${aliasList()}`,
+});
+
+/** The job type a JobNameSchema value names; 400 naming `field` otherwise. */
+export function jobTypeOf(name: string, field: string): JobType {
+  const job = resolveJobName(name);
+  if (job === undefined) throw new ValidationError([{ field, message: `${field}: ${unknownJobMessage(name)}` }]);
+  return job;
+}
 export const RunStateSchema = Type.Enum(RUN_STATES, { description: `run state: ${RUN_STATES.join(', ')}` });
 export const RunTriggerSchema = Type.Enum(RUN_TRIGGERS, { description: `what created the run: ${RUN_TRIGGERS.join(', ')}` });
 export const UuidSchema = Type.String({ format: 'uuid', description: 'run id (uuid); the same as the task id and the pg-boss job id' });

@@ -6,7 +6,7 @@ import { isLegacyBacktestBody, mapLegacyBacktest } from '../legacy-backtest.ts';
 import { errorBody, notFound } from '../http-errors.ts';
 import { apiDb, childTally, getRun } from '../runs-store.ts';
 import type { Submitter } from '../submitter.ts';
-import { AcceptedSchema, ErrorSchema, JobTypeSchema, NoBodySchema, TaskStatusSchema, UuidSchema, taskView } from '../views.ts';
+import { AcceptedSchema, ErrorSchema, JobNameSchema, NoBodySchema, TaskStatusSchema, UuidSchema, jobTypeOf, taskView } from '../views.ts';
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema };
 const IdParams = Type.Object({ id: UuidSchema }, { additionalProperties: false });
@@ -64,14 +64,14 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
       schema: {
         summary: 'submit an async task; answers 202 with its id at once',
         tags: ['tasks'],
-        params: Type.Object({ type: JobTypeSchema }, { additionalProperties: false }),
+        params: Type.Object({ type: JobNameSchema }, { additionalProperties: false }),
         querystring: SubmitQuery,
         body: Type.Optional(ParamsBody),
         response: { 202: AcceptedSchema, ...errors },
       },
     },
     async (request, reply) => {
-      const accepted = await submit(request.params.type, request.body, request.query);
+      const accepted = await submit(jobTypeOf(request.params.type, 'type'), request.body, request.query);
       return reply.status(202).header('location', `/api/tasks/${accepted.task_id}`).send(accepted);
     },
   );
