@@ -4,9 +4,6 @@ import type { ApiRun, ChildTally } from './runs-store.ts';
 
 /** JSON shapes the api answers with; they also document the OpenAPI document. Run states and triggers come from core. */
 
-const literals = <T extends string>(values: readonly T[], description?: string) =>
-  Type.Union(values.map((v) => Type.Literal(v)), description ? { description } : {});
-
 /** Where a caller names a job to run: a job type, or the older setup's name for it (core's JOB_ALIASES). */
 export const JobNameSchema = Type.String({
   minLength: 1,
@@ -103,6 +100,17 @@ export const TaskStatusSchema = Type.Object({
   children: Type.Union([ChildTallySchema, Type.Null()], {
     description: 'a fan-out\'s child runs (collect-prices: one fetch-candles per series), by state; null for a task with none. The task is done when its status is final and children.active is 0',
   }),
+});
+
+/** GET /api/backtests/status/{id}: a task in the replaced system's shape, Wombat's own fields beside it. */
+export const LegacyTaskStatusSchema = Type.Object({
+  ...TaskStatusSchema.properties,
+  status: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('completed'), Type.Literal('failed')], {
+    description: 'queued (waiting for an attempt), running, completed or failed (also cancelled, skipped, missed: see state)',
+  }),
+  error: Type.Union([Type.String(), Type.Null()], { description: 'what went wrong, or null' }),
+  state: RunStateSchema,
+  error_detail: Type.Unknown({ description: 'the error as GET /api/tasks/{id} gives it: code, message' }),
 });
 
 export const AcceptedSchema = Type.Object({
