@@ -36,12 +36,18 @@ export async function startApi(opts: {
     throw err;
   }
   const adminToken = await resolveAdminToken({ configured: config.adminToken, embedded: opts.embedded, file: resolveFromRoot(config.adminTokenFile), log });
+  if (config.trustedNetworks) {
+    log.warn(
+      { trustedNetworks: config.trustedNetworks.cidrs, trustedProxies: config.trustedProxies?.cidrs ?? [] },
+      'API_TRUSTED_NETWORKS is set: requests without a token from these networks are accepted as admin (each is logged with its address)',
+    );
+  }
   const app = await buildApp({
     db: database.db,
     sql: database.sql,
     boss,
     log,
-    auth: { adminToken, readToken: config.readToken, reads: config.authReads },
+    auth: { adminToken, readToken: config.readToken, reads: config.authReads, trustedNetworks: config.trustedNetworks, trustedProxies: config.trustedProxies },
     taskResultTtlDays: config.taskResultTtlDays,
     bodyLimitBytes: config.bodyLimitBytes,
     defaultTimezone: config.timezone,
