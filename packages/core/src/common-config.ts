@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { int, oneOf, parsePostgresUrl, str, type Field } from './config.ts';
 import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
+import { errorReportingFields } from './error-reporting.ts';
 import { OUTAGE_GRACE_DEFAULT_SECONDS } from './jobs.ts';
 import { repoRoot } from './paths.ts';
 
@@ -93,6 +94,7 @@ export const processFields = {
     min: 0,
     max: 86_400_000,
   }),
+  ...errorReportingFields,
 };
 
 export function resolveFromRoot(p: string): string {

@@ -17,6 +17,7 @@ export * from './run-lifecycle/index.ts';
 export * from './workers.ts';
 export * from './schedule/index.ts';
 export * from './process.ts';
+export * from './error-reporting.ts';
 export * from './thresholds.ts';
 export * from './deadline.ts';
 export * from './loops.ts';

@@ -1,5 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { CoreTables, Logger, PgBoss, Sql, Thresholds } from '@wombat/core';
+import type { CoreTables, ErrorReporter, Logger, PgBoss, Sql, Thresholds } from '@wombat/core';
 import type { AlertChannelConfig } from '@wombat/core/alerts';
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -30,6 +30,8 @@ export interface AppDeps {
   alertStaleFactor?: number;
   /** Levels the dashboard colours its figures by (the alerts' thresholds); default DEFAULT_THRESHOLDS. */
   thresholds?: Thresholds;
+  /** Where requests that failed with a 500 are reported (SENTRY_DSN); unset: nowhere. */
+  reporter?: ErrorReporter;
 }
 
 /** The api's Fastify instance, typed by its TypeBox schemas. */

@@ -1,4 +1,16 @@
-import { createDatabase, createLoopSupervisor, databaseDeadlines, resolveDatabaseAddresses, resolveFromRoot, serviceStallExit, startBoss, thresholdsFromAlertSettings, type Fatal, type Logger } from '@wombat/core';
+import {
+  createDatabase,
+  createLoopSupervisor,
+  databaseDeadlines,
+  resolveDatabaseAddresses,
+  resolveFromRoot,
+  serviceStallExit,
+  startBoss,
+  thresholdsFromAlertSettings,
+  type ErrorReporter,
+  type Fatal,
+  type Logger,
+} from '@wombat/core';
 import { buildApp } from './app.ts';
 import type { App } from './deps.ts';
 import { resolveAdminToken } from './admin-token.ts';
@@ -22,6 +34,7 @@ export async function startApi(opts: {
   embedded: boolean;
   log: Logger;
   fatal?: Fatal;
+  reporter?: ErrorReporter;
 }): Promise<RunningApi> {
   const { config, log } = opts;
   // The api needs no session of its own, but refuses a transaction pooler without a session
@@ -56,6 +69,7 @@ export async function startApi(opts: {
     alertChannels: config,
     alertStaleFactor: config.alertStaleFactor,
     thresholds: thresholdsFromAlertSettings(config),
+    ...(opts.reporter ? { reporter: opts.reporter } : {}),
   });
   // A trivial statement through each pool, under the loop supervisor: pools that hang, or fail as
   // if the database were down while it answers a connection of its own, stop the process.

@@ -69,6 +69,8 @@ export interface EngineDeps {
   onStall?: (info: { loop: string; failingMs: number }) => void;
   /** Whether the database answers a connection of its own: tells a stuck pool from a database that is down. */
   probe?: () => Promise<boolean>;
+  /** Runs this engine's reconciler ended failed with worker_lost (their last attempt was lost). */
+  onRunsLost?: (runIds: string[]) => void;
 }
 
 export interface Engine {
@@ -436,6 +438,7 @@ export function createEngine(deps: EngineDeps): Engine {
         lastPassMs = startedMs;
         if (!r) return; // another engine holds the lock
         for (const id of r.lost) log.warn({ runId: id }, 'run lost: failed with worker_lost');
+        if (r.lost.length > 0) deps.onRunsLost?.(r.lost);
         for (const id of r.retrying) log.warn({ runId: id }, 'run attempt lost: retrying');
         if (r.settled.length > 0) log.info({ runIds: r.settled }, 'runs took the outcome pg-boss recorded for their jobs');
         if (r.jobsSettled.length > 0) log.info({ runIds: r.jobsSettled }, 'jobs settled in pg-boss as their runs ended (the worker could not settle them)');

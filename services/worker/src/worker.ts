@@ -9,6 +9,8 @@ import {
   JOB_HEARTBEAT_REFRESH_SECONDS,
   markWorkerStopped,
   registerWorker,
+  reportFailedRuns,
+  type ErrorReporter,
   type Exchange,
   type JobType,
   type Job,
@@ -63,6 +65,8 @@ export interface WorkerOptions {
   onStall?: (info: { loop: string; failingMs: number }) => void;
   /** Whether the database answers a connection of its own (see createLoopSupervisor). */
   probe?: () => Promise<boolean>;
+  /** Where runs that failed for good are reported (SENTRY_DSN); unset: nowhere. */
+  reporter?: ErrorReporter;
 }
 
 export interface Worker {
@@ -114,6 +118,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     progressIntervalMs: opts.progressIntervalMs ?? 250,
     workerId,
     ...(opts.historyWaitMs !== undefined ? { historyWaitMs: opts.historyWaitMs } : {}),
+    ...(opts.reporter?.enabled ? { onRunFailed: reportFailure(opts.db, opts.reporter, log) } : {}),
     retryLimit: async (queue: JobType, id: string) => {
       const job = await opts.boss.getJobById(queue, id);
       if (!job) throw new Error(`job ${id} is not in queue ${queue}`);
@@ -216,4 +221,10 @@ export function createWorker(opts: WorkerOptions): Worker {
     running: () => [...active.keys()],
     id: workerId,
   };
+}
+
+/** Reports a run that failed for good; its schedule is read from the run history, whose final write has been awaited. */
+function reportFailure(db: Kysely<CoreTables>, reporter: ErrorReporter, log: Logger) {
+  return (f: { runId: string; attempt: number; error: unknown }) =>
+    void reportFailedRuns(db, reporter, [{ runId: f.runId, attempt: f.attempt, error: f.error }]).catch((err) => log.warn({ err, runId: f.runId }, 'could not report the failed run'));
 }
