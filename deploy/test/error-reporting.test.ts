@@ -4,11 +4,11 @@
  * import of a Sentry module shows that none is loaded.
  */
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { insertSchedule, startBoss, triggerSchedule, validateScheduleInput } from '@wombat/core';
 import { createTestDatabase, startSentryReceiver } from '@wombat/core/testing';
+import { startProcess, until, type ServiceProcess } from '../outage-harness.ts';
 
 t.setTimeout(600_000);
 const root = path.resolve(import.meta.dirname, '../..');
@@ -17,10 +17,11 @@ const FORBID_SENTRY = path.join(fixtures, 'forbid-sentry.ts');
 const THROW_ON_SIGNAL = path.join(fixtures, 'throw-on-signal.ts');
 const ADMIN = 'admin-token-for-sentry-tests-0123456789';
 
+/** What each service logs once it has started. */
 const SERVICES = {
-  api: { main: 'services/api/src/main.ts', ready: '"api listening"' },
-  worker: { main: 'services/worker/src/main.ts', ready: '"worker started"' },
-  'scheduler-engine': { main: 'services/scheduler-engine/src/main.ts', ready: '"engine started"' },
+  api: { ready: '"api listening"' },
+  worker: { ready: '"worker started"' },
+  'scheduler-engine': { ready: '"engine started"' },
 } as const;
 type Service = keyof typeof SERVICES;
 
@@ -30,34 +31,19 @@ t.teardown(() => receiver.close());
 const boss = await startBoss({ url: tdb.url, role: 'producer', log: tdb.log, poolSize: 2 });
 t.teardown(() => boss.stop({ graceful: false, close: true }));
 
-interface Proc {
-  child: ChildProcess;
-  exited: Promise<number | null>;
-  output(): string;
-}
-
-/** Starts a service (its sources, or `main`) with `preload` modules; resolves once it is ready, or once it exited. */
-async function start(service: Service, env: Record<string, string>, o: { preload?: string[]; main?: string; ready?: boolean } = {}): Promise<Proc> {
-  const args = [...(o.preload ?? []).flatMap((p) => ['--import', p]), path.join(root, o.main ?? SERVICES[service].main)];
-  const child = spawn(process.execPath, args, {
-    env: { PATH: process.env.PATH ?? '', DATABASE_URL: tdb.url, API_PORT: '0', API_ADMIN_TOKEN: ADMIN, LOG_FORMAT: 'json', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '5000', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+/** Starts a service (its sources, or `main`) with `preload` modules; resolves once it logged its start, or exited. */
+async function start(service: Service, env: Record<string, string>, o: { preload?: string[]; main?: string } = {}): Promise<ServiceProcess> {
+  const p = startProcess(
+    service,
+    { DATABASE_URL: tdb.url, API_PORT: '0', API_ADMIN_TOKEN: ADMIN, LOG_FORMAT: 'json', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '5000', ...env },
+    { nodeArgs: (o.preload ?? []).flatMap((m) => ['--import', m]), ...(o.main ? { main: o.main } : {}) },
+  );
   t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
+    if (p.alive()) p.child.kill('SIGKILL');
+    await p.exited;
   });
-  const until = Date.now() + 60_000;
-  while (o.ready !== false && !out.includes(SERVICES[service].ready)) {
-    if (child.exitCode !== null) break;
-    if (Date.now() > until) throw new Error(`${service} did not start: ${out}`);
-    await sleep(50);
-  }
-  return { child, exited, output: () => out };
+  await until(`${service} to start`, () => p.output().includes(SERVICES[service].ready) || !p.alive(), 60_000, []);
+  return p;
 }
 
 t.test('without SENTRY_DSN no service loads a Sentry module', async (t) => {
@@ -74,12 +60,12 @@ t.test('without SENTRY_DSN no service loads a Sentry module', async (t) => {
     const [service, main] = runs[i]!;
     t.ok(p.output().includes(SERVICES[service].ready), `${main ?? service} started under the hook`);
     p.child.kill('SIGTERM');
-    t.equal(await p.exited, 0, `${main ?? service} stopped cleanly`);
+    t.same(await p.exited, { code: 0, signal: null }, `${main ?? service} stopped cleanly`);
     t.notMatch(p.output(), /forbidden import/);
   }
   // The hook does catch an import: with a DSN the same start fails on it.
-  const withDsn = await start('api', { SENTRY_DSN: receiver.dsn }, { preload: [FORBID_SENTRY], ready: false });
-  t.equal(await withDsn.exited, 1);
+  const withDsn = await start('api', { SENTRY_DSN: receiver.dsn }, { preload: [FORBID_SENTRY] });
+  t.match(await withDsn.exited, { code: 1 });
   t.match(withDsn.output(), /forbidden import of @sentry\/node/);
 });
 
@@ -89,7 +75,7 @@ t.test('an uncaught error in each service is reported, tagged and scrubbed, befo
   for (const [i, p] of started.entries()) {
     const service = services[i]!;
     p.child.kill('SIGUSR2');
-    t.equal(await p.exited, 1, `${service} exits 1`);
+    t.match(await p.exited, { code: 1 }, `${service} exits 1`);
     const event = await receiver.waitForEvent((e) => e.tags?.service === service && e.level === 'fatal');
     t.match(event, { release: /^wombat@\d+\.\d+\.\d+/, environment: 'switch-test', tags: { reason: 'uncaught exception' } }, `${service}: release, environment, reason`);
     const value: string = event.exception.values.at(-1).value;

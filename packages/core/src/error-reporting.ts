@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { optionalStr, str, type Field } from './config.ts';
+import { optionalField, str } from './config.ts';
 import type { Logger } from './logger.ts';
 import { repoRoot } from './paths.ts';
 
@@ -45,27 +45,20 @@ export const NO_ERROR_REPORTER: ErrorReporter = {
 
 const version = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
-function sentryDsnField(): Field<string | undefined> {
-  const base = optionalStr('SENTRY_DSN', 'Sentry DSN: report uncaught errors and runs that fail for good to it; unset: no error tracking (nothing of Sentry is loaded)', { secret: true });
-  return {
-    ...base,
-    parse(raw) {
-      const v = base.parse(raw);
-      if (v === undefined) return v;
-      let url: URL;
-      try {
-        url = new URL(v);
-      } catch {
-        throw new Error('must be a DSN like https://<key>@o1.ingest.sentry.io/<project>');
-      }
-      if (!/^https?:$/.test(url.protocol) || !url.username || !/\/\d+$/.test(url.pathname)) throw new Error('must be a DSN like https://<key>@o1.ingest.sentry.io/<project>');
-      return v;
-    },
-  };
+function parseDsn(v: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(v);
+  } catch {
+    url = undefined;
+  }
+  // A DSN names its key (the URL's user) and its project (the last path segment).
+  if (!url || !/^https?:$/.test(url.protocol) || !url.username || !/\/\d+$/.test(url.pathname)) throw new Error('must be a DSN like https://<key>@o1.ingest.sentry.io/<project>');
+  return v;
 }
 
 export const errorReportingFields = {
-  sentryDsn: sentryDsnField(),
+  sentryDsn: optionalField('SENTRY_DSN', 'Sentry DSN: report uncaught errors and runs that fail for good to it; unset: no error tracking (nothing of Sentry is loaded)', parseDsn, { secret: true }),
   sentryEnvironment: str('SENTRY_ENVIRONMENT', 'environment tag of the reports sent to SENTRY_DSN', { default: 'production' }),
   sentryRelease: str('SENTRY_RELEASE', 'release tag of the reports sent to SENTRY_DSN', { default: `wombat@${version}` }),
 };

@@ -13,12 +13,12 @@ export const JOB_ALIASES = {
   prices: 'collect-prices',
 } as const satisfies Record<string, JobType>;
 
-/** Lower case, `_` and spaces as `-`: `PRICE_CRAWL` and `price crawl` are `price-crawl`. */
+/** `_` as `-`, as the replaced systems' job ids were written: `price_crawl` is `price-crawl`. Case counts. */
 function normalJobName(name: string): string {
-  return name.trim().toLowerCase().replace(/[_\s]+/g, '-');
+  return name.trim().replaceAll('_', '-');
 }
 
-/** The job type `name` means: a job type or an alias in any spelling; undefined for anything else. */
+/** The job type `name` means: a job type or an alias, with `-` or `_`; undefined for anything else. */
 export function resolveJobName(name: string): JobType | undefined {
   const normal = normalJobName(name);
   if (isJobType(normal)) return normal;

@@ -17,11 +17,11 @@ async function curl(method: string, urlPath: string, body?: string) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
-t.test('POST /api/tasks/{type} takes an older name, bare or in upper snake case, and queues its job type', async (t) => {
+t.test('POST /api/tasks/{type} takes an older name, with - or _, and queues its job type', async (t) => {
   // curl -X POST $API/api/tasks/price-crawl -H "Authorization: Bearer ..."
   const bare = await curl('POST', '/api/tasks/price-crawl');
   t.equal(bare.status, 202, JSON.stringify(bare.body));
-  const snake = await curl('POST', '/api/tasks/PRICE_CRAWL', '{"sources":["shop-a"]}');
+  const snake = await curl('POST', '/api/tasks/price_crawl', '{"sources":["shop-a"]}');
   t.equal(snake.status, 202, JSON.stringify(snake.body));
   const rows = await sql<{ id: string; job: string; params: unknown }[]>`select id, job, params from wombat.runs where id in (${bare.body.task_id}, ${snake.body.task_id}) order by created_at`;
   t.same(rows, [
@@ -41,6 +41,7 @@ t.test('the parameters are checked against the job the alias names', async (t) =
 t.test('an unknown job name is 400 naming the path field, the job types and the older names', async (t) => {
   const res = await curl('POST', '/api/tasks/price-crawler');
   t.equal(res.status, 400);
+  t.equal((await curl('POST', '/api/tasks/PRICE_CRAWL')).status, 400, 'case counts');
   t.equal(res.body.error.field, 'type');
   t.match(res.body.error.message, /"price-crawler" is not a job type; give one of .*crawl-prices.*price-crawl \(crawl-prices\)/);
   const trigger = await curl('POST', '/api/scheduler/trigger', '{"job":"price-crawler"}');

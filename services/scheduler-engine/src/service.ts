@@ -1,17 +1,4 @@
-import {
-  createDatabase,
-  createSql,
-  databaseDeadlines,
-  reportFailedRuns,
-  resolveDatabaseAddresses,
-  resolveServiceDatabase,
-  serviceStallExit,
-  startBoss,
-  type ErrorReporter,
-  type Fatal,
-  type Lifecycle,
-  type Logger,
-} from '@wombat/core';
+import { createDatabase, createSql, databaseDeadlines, reportFailedRuns, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss, type ErrorReporter, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
 import { createAlerting } from '@wombat/core/alerts';
 import pkg from '../package.json' with { type: 'json' };
 import { builtInSchedules, disabledBuiltIns } from './built-ins.ts';

@@ -1,17 +1,5 @@
 import { createCollectors, collectorsOptionsFromConfig, createCrawls } from '@wombat/collectors';
-import {
-  createDatabase,
-  createSql,
-  databaseDeadlines,
-  resolveDatabaseAddresses,
-  resolveServiceDatabase,
-  serviceStallExit,
-  startBoss,
-  type ErrorReporter,
-  type Fatal,
-  type Lifecycle,
-  type Logger,
-} from '@wombat/core';
+import { createDatabase, createSql, databaseDeadlines, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss, type ErrorReporter, type Fatal, type Lifecycle, type Logger } from '@wombat/core';
 import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';
