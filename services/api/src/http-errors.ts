@@ -1,4 +1,4 @@
-import { AppError, isDatabaseUnavailable, type FieldIssue } from '@wombat/core/platform';
+import { AppError, type ErrorReporter, type FieldIssue, isDatabaseUnavailable } from '@wombat/core/platform';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 /** The JSON body of every error answer. */
@@ -110,9 +110,11 @@ function describeValidation(context: string, issues: AjvIssue[]): FieldIssue[] {
 /**
  * Maps every failure to a status and the JSON error body: request validation and
  * body parsing (4xx, saying what to fix), AppError codes via `statusForCode`, and
- * anything else as a logged 500 that never leaks internals.
+ * anything else as a logged 500 that never leaks internals (and is reported to
+ * `reporter`, SENTRY_DSN, when there is one).
  */
-export function handleError(err: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply): void {
+export function handleError(err: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply, reporter?: ErrorReporter): void {
+  const unexpected = () => reporter?.unexpected(err, { method: request.method, route: request.routeOptions.url ?? request.url.split('?')[0]! });
   const fe = err as FastifyError & { validation?: AjvIssue[]; validationContext?: string };
   if (fe.validation) {
     const issues = describeValidation(fe.validationContext ?? 'request', fe.validation);
@@ -135,6 +137,7 @@ export function handleError(err: FastifyError | AppError | Error, request: Fasti
     const status = statusForCode(err.code);
     if (status >= 500) {
       request.log.error({ err }, 'request failed');
+      unexpected();
       void reply.status(status).send(errorBody(err.code, err.message));
       return;
     }
@@ -148,6 +151,7 @@ export function handleError(err: FastifyError | AppError | Error, request: Fasti
     return;
   }
   request.log.error({ err }, 'request failed');
+  unexpected();
   void reply.status(500).send(errorBody('internal', 'internal error; the api log has the details'));
 }
 

@@ -10,10 +10,10 @@ await runService({
   name: 'api',
   proc: process,
   loadConfig,
-  async start(config, { log, lifecycle, fatal }) {
+  async start(config, { log, lifecycle, fatal, reporter }) {
     const database = await resolveServiceDatabase(config, { log, lifecycle });
     const embedded = database.embedded !== undefined || isEmbeddedDatabaseUrl(database.url, config.embeddedPgPort);
-    const api = await startApi({ config, databaseUrl: database.url, embedded, log, fatal });
+    const api = await startApi({ config, databaseUrl: database.url, embedded, log, fatal, reporter });
     lifecycle.onStop('http', () => api.stop());
   },
 });

@@ -1,4 +1,4 @@
-import { createDatabase, createLoopSupervisor, databaseDeadlines, resolveDatabaseAddresses, resolveFromRoot, serviceStallExit, startBoss, type Fatal, type Logger } from '@wombat/core/platform';
+import { createDatabase, createLoopSupervisor, databaseDeadlines, type ErrorReporter, type Fatal, type Logger, resolveDatabaseAddresses, resolveFromRoot, serviceStallExit, startBoss } from '@wombat/core/platform';
 import { thresholdsFromAlertSettings } from '@wombat/core/alerts';
 import { buildApp } from './app.ts';
 import type { App } from './deps.ts';
@@ -23,6 +23,7 @@ export async function startApi(opts: {
   embedded: boolean;
   log: Logger;
   fatal?: Fatal;
+  reporter?: ErrorReporter;
 }): Promise<RunningApi> {
   const { config, log } = opts;
   // The api needs no session of its own, but refuses a transaction pooler without a session
@@ -37,12 +38,18 @@ export async function startApi(opts: {
     throw err;
   }
   const adminToken = await resolveAdminToken({ configured: config.adminToken, embedded: opts.embedded, file: resolveFromRoot(config.adminTokenFile), log });
+  if (config.trustedNetworks) {
+    log.warn(
+      { trustedNetworks: config.trustedNetworks.cidrs, trustedProxies: config.trustedProxies?.cidrs ?? [] },
+      'API_TRUSTED_NETWORKS is set: requests without a token from these networks are accepted as admin (each is logged with its address)',
+    );
+  }
   const app = await buildApp({
     db: database.db,
     sql: database.sql,
     boss,
     log,
-    auth: { adminToken, readToken: config.readToken, reads: config.authReads },
+    auth: { adminToken, readToken: config.readToken, reads: config.authReads, trustedNetworks: config.trustedNetworks, trustedProxies: config.trustedProxies },
     taskResultTtlDays: config.taskResultTtlDays,
     bodyLimitBytes: config.bodyLimitBytes,
     defaultTimezone: config.timezone,
@@ -51,6 +58,7 @@ export async function startApi(opts: {
     alertChannels: config,
     alertStaleFactor: config.alertStaleFactor,
     thresholds: thresholdsFromAlertSettings(config),
+    ...(opts.reporter ? { reporter: opts.reporter } : {}),
   });
   // A trivial statement through each pool, under the loop supervisor: pools that hang, or fail as
   // if the database were down while it answers a connection of its own, stop the process.

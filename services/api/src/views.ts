@@ -1,14 +1,24 @@
 import Type from 'typebox';
-import { JOB_TYPES } from '@wombat/core/jobs';
+import { ValidationError } from '@wombat/core/platform';
+import { aliasList, JOB_TYPES, type JobType, resolveJobName, unknownJobMessage } from '@wombat/core/jobs';
 import { RUN_STATES, RUN_TRIGGERS } from '@wombat/core/runs';
 import type { ApiRun, ChildTally } from './runs-store.ts';
 
 /** JSON shapes the api answers with; they also document the OpenAPI document. Run states and triggers come from core. */
 
-const literals = <T extends string>(values: readonly T[], description?: string) =>
-  Type.Union(values.map((v) => Type.Literal(v)), description ? { description } : {});
+/** Where a caller names a job to run: a job type, or the older setup's name for it (core's JOB_ALIASES). */
+export const JobNameSchema = Type.String({
+  minLength: 1,
+  maxLength: 100,
+  description: `job type: ${JOB_TYPES.join(', ')}; the older setup's names are accepted too: ${aliasList()}`,
+});
 
-export const JobTypeSchema = literals(JOB_TYPES, `job type: ${JOB_TYPES.join(', ')}`);
+/** The job type a JobNameSchema value names; 400 naming `field` otherwise. */
+export function jobTypeOf(name: string, field: string): JobType {
+  const job = resolveJobName(name);
+  if (job === undefined) throw new ValidationError([{ field, message: `${field}: ${unknownJobMessage(name)}` }]);
+  return job;
+}
 export const RunStateSchema = Type.Enum(RUN_STATES, { description: `run state: ${RUN_STATES.join(', ')}` });
 export const RunTriggerSchema = Type.Enum(RUN_TRIGGERS, { description: `what created the run: ${RUN_TRIGGERS.join(', ')}` });
 export const UuidSchema = Type.String({ format: 'uuid', description: 'run id (uuid); the same as the task id and the pg-boss job id' });
@@ -92,6 +102,17 @@ export const TaskStatusSchema = Type.Object({
   children: Type.Union([ChildTallySchema, Type.Null()], {
     description: 'a fan-out\'s child runs (collect-prices: one fetch-candles per series), by state; null for a task with none. The task is done when its status is final and children.active is 0',
   }),
+});
+
+/** GET /api/backtests/status/{id}: a task in the replaced system's shape, Wombat's own fields beside it. */
+export const LegacyTaskStatusSchema = Type.Object({
+  ...TaskStatusSchema.properties,
+  status: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('completed'), Type.Literal('failed')], {
+    description: 'queued (waiting for an attempt), running, completed or failed (also cancelled, skipped, missed: see state)',
+  }),
+  error: Type.Union([Type.String(), Type.Null()], { description: 'what went wrong, or null' }),
+  state: RunStateSchema,
+  error_detail: Type.Unknown({ description: 'the error as GET /api/tasks/{id} gives it: code, message' }),
 });
 
 export const AcceptedSchema = Type.Object({

@@ -101,7 +101,7 @@ t.test('the replaced system\'s backtest body is mapped; status and retry answer 
 
   const bad = await raw('POST', '/api/backtests/run-async', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...legacy, strategy: 'astrology', start_date: 'soon', colour: 1 }) });
   t.equal(bad.status, 400);
-  t.match(bad.body.error.message, /strategy "astrology" is unknown; give ma_crossover or volume_breakout/);
+  t.match(bad.body.error.message, /strategy "astrology" is unknown; give ma_crossover, volume_breakout or volume_zone_breakout/);
   t.match(bad.body.error.message, /start_date "soon" must be a date like 2024-01-31/);
   t.match(bad.body.error.message, /colour is not a backtest parameter/);
   const badWindow = await raw('POST', '/api/backtests/run-async', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...legacy, short_window: 'five' }) });
@@ -126,8 +126,8 @@ t.test('the replaced system\'s backtest body is mapped; status and retry answer 
     await sleep(100);
     status = await raw('GET', `/api/backtests/status/${id}`);
   }
-  t.match(status.body, { task_id: id, type: 'backtest', status: 'failed', error: { message: /candles/ } });
-  t.notOk('stack' in status.body.error, 'no stack trace in the answer');
+  t.match(status.body, { task_id: id, type: 'backtest', status: 'failed', error: /candles/, error_detail: { code: 'no_candles', message: /candles/ } });
+  t.notOk('stack' in status.body.error_detail, 'no stack trace in the answer');
   t.notMatch(status.text, /\n\s+at /, 'nothing stack-like anywhere in the body');
 
   const retried = await raw('POST', `/api/backtests/retry/${id}`);

@@ -56,6 +56,8 @@ export interface EngineDeps {
   onStall?: (info: { loop: string; failingMs: number }) => void;
   /** Whether the database answers a connection of its own: tells a stuck pool from a database that is down. */
   probe?: () => Promise<boolean>;
+  /** Runs this engine's reconciler ended failed with worker_lost (their last attempt was lost). */
+  onRunsLost?: (runIds: string[]) => void;
 }
 
 export interface Engine {
@@ -104,7 +106,7 @@ export function createEngine(deps: EngineDeps): Engine {
     await mirror.reconcile();
     await mirror.listen();
     if (!following()) return mirror.stop(STOP_STEP_MS);
-    startHousekeeping({ db, boss, log, loops, options: o, clock, mirror, schedules, lastRuns, following });
+    startHousekeeping({ db, boss, log, loops, options: o, clock, mirror, schedules, lastRuns, following, ...(deps.onRunsLost ? { onRunsLost: deps.onRunsLost } : {}) });
     log.info({ engineId: id, enabled: o.enabled, schedules: schedules.slots.size, clockOffsetMs: Math.round(clock.offsetMs()) }, o.enabled ? 'engine started' : 'engine started with the scheduler disabled');
     if (!o.enabled) return;
     for (const slot of schedules.slots.values()) {

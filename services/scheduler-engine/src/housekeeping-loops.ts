@@ -29,6 +29,8 @@ export interface HousekeepingDeps {
   lastRuns: LastRunWriter;
   /** Started and not stopping: a round that comes after the engine began to stop does nothing. */
   following(): boolean;
+  /** Told of runs the reconciler failed for good because their worker was lost. */
+  onRunsLost?: (runIds: string[]) => void;
 }
 
 /** Deadline of a periodic round: two intervals, within 5 s..60 s. */
@@ -84,6 +86,7 @@ function runReconciliation(deps: HousekeepingDeps): () => Promise<void> {
     lastRoundMs = startedMs;
     if (!r) return; // another engine holds the lock
     for (const id of r.lost) log.warn({ runId: id }, 'run lost: failed with worker_lost');
+    if (r.lost.length > 0) deps.onRunsLost?.(r.lost);
     for (const id of r.retrying) log.warn({ runId: id }, 'run attempt lost: retrying');
     if (r.settled.length > 0) log.info({ runIds: r.settled }, 'runs took the outcome pg-boss recorded for their jobs');
     if (r.jobsSettled.length > 0) log.info({ runIds: r.jobsSettled }, 'jobs settled in pg-boss as their runs ended (the worker could not settle them)');

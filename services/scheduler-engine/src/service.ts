@@ -1,4 +1,5 @@
-import { createDatabase, createSql, databaseDeadlines, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core/platform';
+import { createDatabase, createSql, databaseDeadlines, type ErrorReporter, type Fatal, type Lifecycle, type Logger, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss } from '@wombat/core/platform';
+import { reportFailedRuns } from '@wombat/core/runs';
 import { createAlerting } from '@wombat/core/alerts';
 import pkg from '../package.json' with { type: 'json' };
 import { builtInSchedules, disabledBuiltIns } from './built-ins.ts';
@@ -33,7 +34,7 @@ export function engineOptions(config: EngineConfig, ctx: { host: string; pid: nu
  */
 export async function startService(
   config: EngineConfig,
-  ctx: { log: Logger; lifecycle: Lifecycle; host: string; pid: number; fatal?: Fatal },
+  ctx: { log: Logger; lifecycle: Lifecycle; host: string; pid: number; fatal?: Fatal; reporter?: ErrorReporter },
 ): Promise<Engine> {
   const { log, lifecycle } = ctx;
   const pg = await resolveServiceDatabase(config, { log, lifecycle });
@@ -53,6 +54,12 @@ export async function startService(
     log,
     options: engineOptions(config, { host: ctx.host, pid: ctx.pid }),
     ...serviceStallExit('engine', ctx.fatal, { url: pg.url, connectTimeoutMs: config.databaseConnectTimeoutMs }),
+    ...(ctx.reporter?.enabled
+      ? {
+          onRunsLost: (ids: string[]) =>
+            void reportFailedRuns(database.db, ctx.reporter!, ids.map((runId) => ({ runId }))).catch((err) => log.warn({ err, runIds: ids }, 'could not report the lost runs')),
+        }
+      : {}),
   });
   lifecycle.onStop('engine', () => engine.stop());
   await engine.start();

@@ -36,6 +36,8 @@ export interface ExecuteDeps {
   retryLimit: (queue: JobType, id: string) => Promise<number>;
   /** Where handler starts and ends are audited (WORKER_EXECUTION_LOG); unset: nowhere. */
   executions?: ExecutionLog;
+  /** Told of each run that failed for good (its last attempt, or a failure no retry can help), with the error thrown. */
+  onRunFailed?: (failure: { job: JobType; runId: string; attempt: number; error: unknown }) => void;
   log: Logger;
 }
 
@@ -142,6 +144,7 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
     const err = new ValidationError(check.problems.map((p) => p.replace(/^params/, `params of ${queue}`)));
     await landed(deps.history.write({ id, attempts, ...w, state: 'failed', attemptStartedAt, error: serializeError(err), finishedAt: nowIso() }), waitMs);
     deps.log.info({ job: queue, runId: id, attempt: attempts, state: 'failed', durationMs: 0, err }, 'run ended');
+    deps.onRunFailed?.({ job: queue, runId: id, attempt: attempts, error: err });
     return { id, status: 'deadletter', output: { error: err.message } };
   }
 
@@ -198,9 +201,10 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
     // pg-boss runs a timer of its own for the same deadline and aborts job.signal: whichever fires
     // first, a job stopped at its deadline failed by timeout.
     const timedOut = deadline.signal.aborted || (job.signal.aborted && performance.now() - startedMs >= timeoutMs - 50);
+    const lostClaim = !timedOut && (job.signal.aborted || superseded.signal.aborted);
     const err = timedOut
       ? new AppError('timeout', `job ran past its timeout of ${job.expireInSeconds} s`, { cause: thrown })
-      : job.signal.aborted || superseded.signal.aborted
+      : lostClaim
         ? new AppError('superseded', 'this attempt no longer holds its job (ended by the reconciler or pg-boss, or run elsewhere); its outcome is kept apart', { cause: thrown })
         : thrown;
     const final = err instanceof PermanentError || err instanceof ValidationError || (await lastAttempt(queue, job, deps));
@@ -208,6 +212,8 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
     const state = final ? 'failed' : 'retrying';
     await landed(deps.history.write({ id, attempts, ...w, state, attemptStartedAt, error, ...(final ? { finishedAt: nowIso() } : {}) }), waitMs);
     log.warn({ err, final, state, durationMs: durationMs() }, 'run ended');
+    // An attempt that lost its claim is not the run's outcome: whoever ended it reports that.
+    if (final && !lostClaim) deps.onRunFailed?.({ job: queue, runId: id, attempt: attempts, error: err });
     const permanent = err instanceof PermanentError || err instanceof ValidationError;
     return { id, status: permanent ? 'deadletter' : 'failed', output: error };
   }

@@ -1,5 +1,5 @@
 import { createCollectors, collectorsOptionsFromConfig, createCrawls } from '@wombat/collectors';
-import { createDatabase, createSql, databaseDeadlines, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss, type Fatal, type Lifecycle, type Logger } from '@wombat/core/platform';
+import { createDatabase, createSql, databaseDeadlines, type ErrorReporter, type Fatal, type Lifecycle, type Logger, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss } from '@wombat/core/platform';
 import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';
@@ -12,7 +12,7 @@ import { createWorker, type Worker } from './worker.ts';
  */
 export async function startService(
   config: WorkerConfig,
-  deps: { log: Logger; lifecycle: Lifecycle; fatal?: Fatal; collectors?: () => Promise<CollectorsPort & { close?(): Promise<void> }>; handlers?: Partial<JobHandlers> },
+  deps: { log: Logger; lifecycle: Lifecycle; fatal?: Fatal; reporter?: ErrorReporter; collectors?: () => Promise<CollectorsPort & { close?(): Promise<void> }>; handlers?: Partial<JobHandlers> },
 ): Promise<Worker> {
   const { log, lifecycle } = deps;
   const resolved = await resolveServiceDatabase(config, { log, lifecycle });
@@ -51,6 +51,7 @@ export async function startService(
     ...serviceStallExit('worker', deps.fatal, { url: resolved.url, connectTimeoutMs: config.databaseConnectTimeoutMs }),
     version: pkg.version,
     ...(config.executionLog ? { executionLog: config.executionLog } : {}),
+    ...(deps.reporter ? { reporter: deps.reporter } : {}),
     // Leaves time after the drain (at least 3 s, 40 % of the deadline) to let pg-boss settle the
     // stopped jobs, hand them back, flush history and close pools, on a busy machine too.
     drainTimeoutMs: Math.max(500, config.shutdownTimeoutMs - Math.max(3000, Math.round(0.4 * config.shutdownTimeoutMs))),

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { createLoopSupervisor, type Job, type Logger, type PgBoss, type Sql } from '@wombat/core/platform';
-import { CANCEL_CHANNEL, type Exchange, EXCHANGES, JOB_HEARTBEAT_SECONDS, jobHeartbeatRefreshSeconds, type JobType } from '@wombat/core/jobs';
+import { createLoopSupervisor, type ErrorReporter, type Job, type Logger, type PgBoss, type Sql } from '@wombat/core/platform';
+import { CANCEL_CHANNEL, type Exchange, EXCHANGES, JOB_HEARTBEAT_REFRESH_SECONDS, JOB_HEARTBEAT_SECONDS, jobHeartbeatRefreshSeconds, type JobType } from '@wombat/core/jobs';
 import { beatWorker, markWorkerStopped, registerWorker } from '@wombat/core/workers';
-import { handBackAttempts } from '@wombat/core/runs';
+import { handBackAttempts, reportFailedRuns } from '@wombat/core/runs';
 import type { Kysely } from 'kysely';
 import type { CoreTables } from '@wombat/core/tables';
 import type { QueueSettings } from './config.ts';
@@ -53,6 +53,8 @@ export interface WorkerOptions {
   onStall?: (info: { loop: string; failingMs: number }) => void;
   /** Whether the database answers a connection of its own (see createLoopSupervisor). */
   probe?: () => Promise<boolean>;
+  /** Where runs that failed for good are reported (SENTRY_DSN); unset: nowhere. */
+  reporter?: ErrorReporter;
 }
 
 export interface Worker {
@@ -104,6 +106,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     progressIntervalMs: opts.progressIntervalMs ?? 250,
     workerId,
     ...(opts.historyWaitMs !== undefined ? { historyWaitMs: opts.historyWaitMs } : {}),
+    ...(opts.reporter?.enabled ? { onRunFailed: reportFailure(opts.db, opts.reporter, log) } : {}),
     retryLimit: async (queue: JobType, id: string) => {
       const job = await opts.boss.getJobById(queue, id);
       if (!job) throw new Error(`job ${id} is not in queue ${queue}`);
@@ -205,4 +208,10 @@ export function createWorker(opts: WorkerOptions): Worker {
     running: () => [...active.keys()],
     id: workerId,
   };
+}
+
+/** Reports a run that failed for good; its schedule is read from the run history, whose final write has been awaited. */
+function reportFailure(db: Kysely<CoreTables>, reporter: ErrorReporter, log: Logger) {
+  return (f: { runId: string; attempt: number; error: unknown }) =>
+    void reportFailedRuns(db, reporter, [{ runId: f.runId, attempt: f.attempt, error: f.error }]).catch((err) => log.warn({ err, runId: f.runId }, 'could not report the failed run'));
 }

@@ -1,6 +1,6 @@
 import type { Collectors, Crawls } from '@wombat/collectors';
 import { ConfigError, databaseFields, loadConfig, serializeError, ValidationError } from '@wombat/core/platform';
-import { checkJobParams, isJobType, JOB_TYPES, type Exchange, type JobParams, type JobType } from '@wombat/core/jobs';
+import { aliasList, checkJobParams, type Exchange, isJobType, JOB_TYPES, type JobParams, type JobType, resolveJobName, unknownJobMessage } from '@wombat/core/jobs';
 import { recordCliRunEnd, recordCliRunProgress, recordCliRunStart } from '@wombat/core/runs';
 import type { JobContext, JobHandler } from '@wombat/worker';
 import cliProgress from 'cli-progress';
@@ -8,9 +8,6 @@ import type { Command } from 'commander';
 import { EXIT, usage, type CliContext, type Act } from '../context.ts';
 import { duration, errorMessage, json } from '../output.ts';
 import { parseJsonOption } from './schedule-input.ts';
-
-/** Names the replaced system's CLI used, for operators' muscle memory. */
-const ALIASES: Record<string, string> = { 'price-crawl': 'crawl-prices', 'reddit-collection': 'collect-posts', symbols: 'collect-symbols', prices: 'collect-prices' };
 
 /** The daily pipeline of `wombat run full`, in order; steps whose job type this version lacks are left out. */
 export const FULL_PIPELINE = ['collect-symbols', 'collect-prices', 'crawl-prices', 'collect-posts'];
@@ -125,8 +122,8 @@ async function runHere(ctx: CliContext, runner: Runner, job: JobType, params: un
 }
 
 function jobOf(name: string): JobType {
-  const job = ALIASES[name] ?? name;
-  if (!isJobType(job)) throw usage(`"${name}" is not a job type; give one of ${JOB_TYPES.join(', ')}, or full`);
+  const job = resolveJobName(name);
+  if (!job) throw usage(`${unknownJobMessage(name)}, or full`);
   return job;
 }
 
@@ -136,8 +133,9 @@ export function registerRun(program: Command, act: Act): void {
     .description('run a job in this process, without the queue, recorded in the run history with trigger "cli"; `run full` runs the daily pipeline')
     .option('--params <json>', 'job parameters as JSON, e.g. \'{"exchanges":["upbit"]}\'')
     .addHelpText('after', `
-<job> is a job type (${JOB_TYPES.join(', ')}) or "full": ${FULL_PIPELINE.join(', then ')} (the steps this
-version has), each recorded as its own run; a failed step does not stop the next ones.
+<job> is a job type (${JOB_TYPES.join(', ')}), a name of the older setup (${aliasList()})
+or "full": ${FULL_PIPELINE.join(', then ')} (the steps this version has), each recorded as its own run;
+a failed step does not stop the next ones.
 collect-prices collects its series here, one after the other, instead of fanning out to workers.
 Needs the collector environment (DATA_ROOT, UPBIT_BASE_URL, KIS_*). Ctrl-C stops the job; its run ends cancelled.
 Exit: 0 when every run completed, 1 when one failed, 130 when interrupted.`)

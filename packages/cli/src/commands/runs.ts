@@ -1,4 +1,5 @@
 import { apiDb, listRuns, runView } from '@wombat/api';
+import { jobFilterName } from '@wombat/core/jobs';
 import { Option, type Command } from 'commander';
 import { EXIT, usage, type Act } from '../context.ts';
 import { duration, errorMessage, json, shortTime, table } from '../output.ts';
@@ -27,7 +28,7 @@ export function registerRuns(program: Command, act: Act): void {
     .command('runs')
     .description('run history, newest first: what ran, why, when, how late, how it ended')
     .option('--schedule <schedule>', 'runs of this schedule (id or name)')
-    .option('--job <job>', 'runs of this job type')
+    .option('--job <job>', 'runs of this job type (or its name in the older setup)')
     .addOption(new Option('--state <state>', 'runs in this state').choices([...RUN_STATES]))
     .option('--since <age or instant>', 'created within this age (30m, 2h, 1d) or since this ISO instant')
     .option('--limit <n>', 'at most this many (1-1000)', '20')
@@ -37,7 +38,7 @@ export function registerRuns(program: Command, act: Act): void {
         const since = opts.since === undefined ? undefined : sinceOf(opts.since);
         const { db } = await ctx.database();
         const scheduleId = opts.schedule === undefined ? undefined : (await resolveSchedule(db, opts.schedule)).id;
-        const { runs, total } = await listRuns(apiDb(db), { scheduleId, job: opts.job, state: opts.state as never, since, limit, offset: 0 });
+        const { runs, total } = await listRuns(apiDb(db), { scheduleId, job: jobFilterName(opts.job), state: opts.state as never, since, limit, offset: 0 });
         if (ctx.opts.json) {
           ctx.out(json({ runs: runs.map(runView), total, limit }));
           return EXIT.ok;

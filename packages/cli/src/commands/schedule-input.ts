@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { resolveJobName } from '@wombat/core/jobs';
 import { getSchedule, getScheduleByName, type Schedule } from '@wombat/core/schedules';
-import type { CoreTables } from '@wombat/core/tables';
+import { type CoreTables } from '@wombat/core/tables';
 import { Option, type Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { notFoundError, usage } from '../context.ts';
@@ -24,7 +25,7 @@ export function parseJsonOption(flag: string, text: string, example: string): un
 export function addDefinitionOptions(cmd: Command): Command {
   return cmd
     .option('--name <name>', 'unique name, 1-100 characters, not only digits')
-    .option('--job <job>', 'job type the schedule runs')
+    .option('--job <job>', 'job type the schedule runs (a name of the older setup, such as price-crawl, is stored as its job type)')
     .option('--cron <pattern>', 'cron pattern: 5 fields (minute hour day month weekday) or 6 with seconds first')
     .option('--every <interval>', 'fixed interval: 30s, 5m, 1h, 1d, 1w, 1mo')
     .option('--times <list>', 'times of day, comma-separated: 09:00,18:00')
@@ -89,7 +90,8 @@ export function definitionBody(f: DefinitionFlags): Record<string, unknown> {
     if (v !== undefined) body[k] = v;
   };
   set('name', f.name);
-  set('job', f.job);
+  // A name of the older setup (price-crawl) is stored as its job type; anything else goes to the schema to name.
+  set('job', f.job === undefined ? undefined : (resolveJobName(f.job) ?? f.job));
   // A trigger flag replaces whatever trigger the file had.
   if (f.cron !== undefined || f.every !== undefined || f.times !== undefined) {
     delete body.cron;

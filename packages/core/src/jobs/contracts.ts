@@ -94,7 +94,9 @@ export const jobParamSchemas = {
   ),
   backtest: Type.Object(
     {
-      strategy: Type.Union([Type.Literal('ma-crossover'), Type.Literal('volume-breakout')]),
+      strategy: Type.Union([Type.Literal('ma-crossover'), Type.Literal('volume-breakout'), Type.Literal('volume-zone-breakout')], {
+        description: 'strategy: ma-crossover, volume-breakout or volume-zone-breakout',
+      }),
       exchange,
       symbols: Type.Array(symbol, { minItems: 1, maxItems: 100, uniqueItems: true }),
       timeframe: Type.Optional(timeframe),

@@ -11,3 +11,4 @@
  */
 export * from './contracts.ts';
 export * from './queues.ts';
+export * from './job-names.ts';

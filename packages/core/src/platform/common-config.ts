@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { int, oneOf, parsePostgresUrl, postgresUrl, str, type Field } from './config.ts';
 import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
+import { errorReportingFields } from './error-reporting.ts';
 import { repoRoot } from './paths.ts';
 
 /** The checkout Wombat runs from; relative paths in configuration resolve against it. */
@@ -78,6 +79,7 @@ export const processFields = {
     min: 0,
     max: 86_400_000,
   }),
+  ...errorReportingFields,
 };
 
 export function resolveFromRoot(p: string): string {

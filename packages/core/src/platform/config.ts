@@ -38,7 +38,8 @@ function field<T>(env: string, doc: string, parse: Parser<T>, opts: { default?: 
   };
 }
 
-function optionalField<T>(env: string, doc: string, parse: Parser<T>, opts: { secret?: boolean } = {}): Field<T | undefined> {
+/** A variable that may be unset (undefined); set, `parse` checks it. */
+export function optionalField<T>(env: string, doc: string, parse: Parser<T>, opts: { secret?: boolean } = {}): Field<T | undefined> {
   return {
     env,
     doc,

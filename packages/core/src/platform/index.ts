@@ -21,5 +21,6 @@ export * from './pooler.ts';
 export * from './embedded-postgres.ts';
 export { withDirLock } from './embedded-postgres-owner.ts';
 export * from './boss.ts';
+export * from './error-reporting.ts';
 export * from './json-text.ts';
 export * from './migrate.ts';

@@ -6,6 +6,7 @@ import { DATABASE_URL_MISSING, resolveDatabase, type ResolvedDatabase } from './
 import { createNotifier } from './systemd-notify.ts';
 import { createLogger, isJournalStream, redactUrl, type Logger } from './logger.ts';
 import { probeDatabase } from './db.ts';
+import { createErrorReporter, NO_ERROR_REPORTER, type ErrorReporter } from './error-reporting.ts';
 import type { LoopSupervisorOptions } from './loops.ts';
 
 export { isProcessAlive } from './embedded-postgres.ts';
@@ -39,17 +40,25 @@ export interface ServiceConfig {
   logLevel: string;
   logFormat: 'auto' | 'json' | 'pretty';
   shutdownTimeoutMs: number;
+  /** SENTRY_DSN and its tags (processFields); unset: no error reporting. */
+  sentryDsn?: string | undefined;
+  sentryEnvironment?: string;
+  sentryRelease?: string;
 }
+
+/** How long a stopping service waits for its last error reports to be sent. */
+const ERROR_REPORT_FLUSH_MS = 2_000;
 
 /** Ends the process with a non-zero code after a clean stop: for errors nothing can recover from in-process. */
 export type Fatal = (reason: string, err?: unknown) => void;
 
 /**
- * A `Fatal` over a lifecycle: logs, stops what can be stopped within the shutdown
- * deadline (the lifecycle enforces it), exits 1. Memoized: a second failure while
- * stopping is logged and changes nothing.
+ * A `Fatal` over a lifecycle: logs, reports (`report`, e.g. to Sentry: sent by the
+ * lifecycle's stop), stops what can be stopped within the shutdown deadline (the
+ * lifecycle enforces it), exits 1. Memoized: a second failure while stopping is
+ * logged and changes nothing.
  */
-export function createFatal(lifecycle: Lifecycle, proc: Pick<NodeJS.Process, 'exit'>, log: Logger): Fatal {
+export function createFatal(lifecycle: Lifecycle, proc: Pick<NodeJS.Process, 'exit'>, log: Logger, report?: (reason: string, err: unknown) => void): Fatal {
   let exiting = false;
   return (reason, err) => {
     if (exiting) {
@@ -58,6 +67,7 @@ export function createFatal(lifecycle: Lifecycle, proc: Pick<NodeJS.Process, 'ex
     }
     exiting = true;
     log.fatal({ err, reason }, `${reason}; stopping and exiting with status 1`);
+    report?.(reason, err);
     void lifecycle
       .stop(reason)
       .catch(() => false)
@@ -92,16 +102,17 @@ export function handleUncaught(proc: Pick<NodeJS.Process, 'on'>, fatal: Fatal): 
 
 /**
  * What every service's main.ts does: configuration (exit 1 on any problem), the
- * root logger, signal handling and ordered stop, uncaught errors (logged, clean
- * stop, exit 1), then `start`; a start failure stops what did start and exits 1.
- * `fatal` is handed to the service for failures it cannot recover from in-process
- * (a loop that cannot make progress).
+ * root logger, signal handling and ordered stop, uncaught errors (logged, reported
+ * to SENTRY_DSN when set, clean stop, exit 1), then `start`; a start failure stops
+ * what did start and exits 1. `fatal` is handed to the service for failures it
+ * cannot recover from in-process (a loop that cannot make progress), `reporter` for
+ * what it reports itself (runs that failed for good).
  */
 export async function runService<C extends ServiceConfig>(opts: {
   name: string;
   proc: Proc;
   loadConfig: (env: NodeJS.ProcessEnv) => C;
-  start: (config: C, deps: { log: Logger; lifecycle: Lifecycle; fatal: Fatal }) => Promise<unknown>;
+  start: (config: C, deps: { log: Logger; lifecycle: Lifecycle; fatal: Fatal; reporter: ErrorReporter }) => Promise<unknown>;
 }): Promise<void> {
   const { proc } = opts;
   const config = configOrExit(opts.loadConfig, proc);
@@ -119,16 +130,30 @@ export async function runService<C extends ServiceConfig>(opts: {
   });
   const lifecycle = createLifecycle({ log, shutdownTimeoutMs: config.shutdownTimeoutMs });
   handleSignals(lifecycle, proc, log);
-  const fatal = createFatal(lifecycle, proc, log);
+  let reporter = NO_ERROR_REPORTER;
+  const fatal = createFatal(lifecycle, proc, log, (reason, err) => reporter.uncaught(err, reason));
   handleUncaught(proc, fatal);
   const notifier = createNotifier({ env: proc.env, pid: process.pid, log });
   // Registered first, so it runs last: the watchdog keeps being fed while the service drains.
   lifecycle.onStop('systemd-notify', () => notifier.close());
   try {
-    await opts.start(config, { log, lifecycle, fatal });
+    reporter = await createErrorReporter({
+      dsn: config.sentryDsn,
+      service: opts.name,
+      environment: config.sentryEnvironment ?? 'production',
+      release: config.sentryRelease ?? 'wombat',
+      env: proc.env,
+      log,
+    });
+    // Stopped after everything the service registers: the reports its stop produces are sent too.
+    lifecycle.onStop('error reporting', async () => {
+      if (!(await reporter.close(ERROR_REPORT_FLUSH_MS))) log.warn('error reports still unsent when the service stopped');
+    });
+    await opts.start(config, { log, lifecycle, fatal, reporter });
     await notifier.ready();
   } catch (err) {
     log.fatal({ err }, `${opts.name} failed to start`);
+    reporter.uncaught(err, 'start failed');
     await lifecycle.stop('start failed');
     flushAndExit(log, proc, 1);
   }

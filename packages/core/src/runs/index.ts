@@ -23,3 +23,4 @@ export * from './attempts.ts';
 export * from './operator.ts';
 export * from './reconcile.ts';
 export * from './cli.ts';
+export * from './failure-report.ts';

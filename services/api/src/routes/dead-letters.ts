@@ -1,4 +1,5 @@
 import { AppError } from '@wombat/core/platform';
+import { jobFilterName } from '@wombat/core/jobs';
 import { purgeDeadLetters, requeueRun } from '@wombat/core/runs';
 import Type from 'typebox';
 import type { App, AppDeps } from '../deps.ts';
@@ -49,7 +50,7 @@ export function deadLetterRoutes(app: App, deps: AppDeps): void {
     async (request) => {
       const q = request.query;
       const { runs, total } = await listDeadLetters(db, {
-        job: q.job,
+        job: jobFilterName(q.job),
         since: q.since === undefined ? undefined : new Date(q.since),
         until: q.until === undefined ? undefined : new Date(q.until),
         limit: q.limit,
@@ -96,7 +97,7 @@ export function deadLetterRoutes(app: App, deps: AppDeps): void {
         throw new AppError('invalid_input', 'body: give either "ids" (a list of run ids), or "all": true, or "job" (every dead letter of that job)');
       }
       const limit = b.limit ?? MAX_REQUEUE_BATCH;
-      const ids = await deadLetterIds(db, { job: b.job, ids: b.ids, limit });
+      const ids = await deadLetterIds(db, { job: jobFilterName(b.job), ids: b.ids, limit });
       const requeued: { id: string; task_id: string }[] = [];
       const notRequeued: { id: string; reason: string }[] = [];
       for (const id of ids) {
@@ -126,7 +127,7 @@ export function deadLetterRoutes(app: App, deps: AppDeps): void {
     },
     async (request) => {
       const before = new Date(Date.now() - request.body.older_than_hours * 3_600_000);
-      return { purged: await purgeDeadLetters(db, before, request.body.job) };
+      return { purged: await purgeDeadLetters(db, before, jobFilterName(request.body.job)) };
     },
   );
 }

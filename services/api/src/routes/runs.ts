@@ -1,4 +1,5 @@
 import Type from 'typebox';
+import { jobFilterName } from '@wombat/core/jobs';
 import { listSupersededAttempts } from '@wombat/core/runs';
 import type { App, AppDeps } from '../deps.ts';
 import { notFound } from '../http-errors.ts';
@@ -9,7 +10,7 @@ export const PageQuery = {
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 50, description: 'page size' }),
   offset: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'rows to skip' }),
 };
-export const JobNameQuery = Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z][a-z0-9-]*$', description: 'job type, e.g. backtest' });
+export const JobNameQuery = Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z][a-z0-9-]*$', description: 'job type, e.g. backtest, or its name in the older setup, e.g. price-crawl' });
 export const TimeQuery = (what: string) => Type.String({ format: 'date-time', description: `${what} (ISO 8601 instant)` });
 
 const RunsQuery = Type.Object(
@@ -59,7 +60,7 @@ export function runRoutes(app: App, deps: AppDeps): void {
       const q = request.query;
       const { runs, total } = await listRuns(db, {
         scheduleId: q.schedule,
-        job: q.job,
+        job: jobFilterName(q.job),
         state: q.state,
         trigger: q.trigger,
         since: q.since === undefined ? undefined : new Date(q.since),

@@ -10,7 +10,7 @@ import type { App, AppDeps } from '../deps.ts';
 import { notFound } from '../http-errors.ts';
 import { apiDb } from '../runs-store.ts';
 import { EngineSchema, engineView, nextRunOf } from '../schedule-views.ts';
-import { ErrorSchema, JobTypeSchema, RunStateSchema } from '../views.ts';
+import { ErrorSchema, JobNameSchema, RunStateSchema, jobTypeOf } from '../views.ts';
 import { WorkersSchema, workersBody } from './workers.ts';
 
 const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
@@ -55,7 +55,7 @@ const StatusSchema = Type.Object({
 const TriggerBody = Type.Object(
   {
     schedule_id: Type.Optional(Type.Integer({ minimum: 1, maximum: 9_007_199_254_740_991, description: 'run this schedule now, with its parameters' })),
-    job: Type.Optional(JobTypeSchema),
+    job: Type.Optional(JobNameSchema),
     params: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'job parameters; with schedule_id they replace the schedule\'s' })),
   },
   { additionalProperties: false, description: 'give at most one of schedule_id or job; no body runs the daily candle collection (the daily-candles schedule) now' },
@@ -136,9 +136,10 @@ export function statusRoutes(app: App, deps: AppDeps): void {
         }
         runId = (await triggerSchedule(deps.db, deps.boss, daily.id))!;
       } else if (b.job !== undefined) {
-        const check = checkJobParams(b.job, b.params ?? {});
+        const job = jobTypeOf(b.job, 'job');
+        const check = checkJobParams(job, b.params ?? {});
         if (!check.ok) throw new ValidationError(check.problems.map((message) => ({ field: 'params', message })));
-        runId = await publishRun(deps.db, deps.boss, { job: b.job, params: check.value as object, trigger: 'manual' });
+        runId = await publishRun(deps.db, deps.boss, { job, params: check.value as object, trigger: 'manual' });
       } else {
         const id = await triggerSchedule(deps.db, deps.boss, b.schedule_id!, b.params !== undefined ? { params: b.params } : {});
         if (id === null) throw notFound('schedule', b.schedule_id!);

@@ -4,11 +4,11 @@ import { cancelRun, requeueRun } from '@wombat/core/runs';
 import Type from 'typebox';
 import type { FastifyReply } from 'fastify';
 import type { App, AppDeps } from '../deps.ts';
-import { isLegacyBacktestBody, mapLegacyBacktest } from '../legacy-backtest.ts';
+import { isLegacyBacktestBody, legacyError, legacyStatus, mapLegacyBacktest } from '../legacy-backtest.ts';
 import { errorBody, notFound } from '../http-errors.ts';
 import { apiDb, childTally, getRun } from '../runs-store.ts';
 import type { Submitter } from '../submitter.ts';
-import { AcceptedSchema, ErrorSchema, JobTypeSchema, NoBodySchema, TaskStatusSchema, UuidSchema, taskView } from '../views.ts';
+import { AcceptedSchema, ErrorSchema, JobNameSchema, LegacyTaskStatusSchema, NoBodySchema, TaskStatusSchema, UuidSchema, jobTypeOf, taskView } from '../views.ts';
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema };
 const IdParams = Type.Object({ id: UuidSchema }, { additionalProperties: false });
@@ -66,14 +66,14 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
       schema: {
         summary: 'submit an async task; answers 202 with its id at once',
         tags: ['tasks'],
-        params: Type.Object({ type: JobTypeSchema }, { additionalProperties: false }),
+        params: Type.Object({ type: JobNameSchema }, { additionalProperties: false }),
         querystring: SubmitQuery,
         body: Type.Optional(ParamsBody),
         response: { 202: AcceptedSchema, ...errors },
       },
     },
     async (request, reply) => {
-      const accepted = await submit(request.params.type, request.body, request.query);
+      const accepted = await submit(jobTypeOf(request.params.type, 'type'), request.body, request.query);
       return reply.status(202).header('location', `/api/tasks/${accepted.task_id}`).send(accepted);
     },
   );
@@ -82,7 +82,7 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
     '/api/backtests/run-async',
     {
       schema: {
-        summary: 'submit a backtest (alias of POST /api/tasks/backtest); also takes the replaced system\'s body: strategy, symbol (BTC_KRW), start_date, end_date, strategy parameters',
+        summary: 'submit a backtest (alias of POST /api/tasks/backtest); also takes the replaced system\'s body: strategy (volume_zone_breakout, ma_crossover, volume_breakout), symbols or symbol (BTC_KRW), start_date, end_date (UTC days, inclusive), strategy parameters',
         tags: ['tasks'],
         querystring: SubmitQuery,
         body: ParamsBody,
@@ -108,8 +108,18 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
   );
   app.get(
     '/api/backtests/status/:id',
-    { schema: { summary: 'status of a task (alias of GET /api/tasks/{id})', tags: ['tasks'], params: IdParams, response: { 200: TaskStatusSchema, ...errors } } },
-    async (request) => status(request.params.id),
+    {
+      schema: {
+        summary: 'status of a task in the replaced system\'s shape: status queued, running, completed or failed; progress; result; error as a message (GET /api/tasks/{id} has the rest)',
+        tags: ['tasks'],
+        params: IdParams,
+        response: { 200: LegacyTaskStatusSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const view = await status(request.params.id);
+      return { ...view, status: legacyStatus(view.status), error: legacyError(view.status, view.error), state: view.status, error_detail: view.error };
+    },
   );
 
   const RetryAnswer = Type.Intersect([AcceptedSchema, Type.Object({ retry_of: Type.String() })]);

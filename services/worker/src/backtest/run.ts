@@ -2,7 +2,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { PermanentError } from '@wombat/core/platform';
 import type { JobParams, Timeframe } from '@wombat/core/jobs';
 import type { CollectorsPort } from '../collectors-port.ts';
-import { Account, summarise, type Summary, type Trade } from './portfolio.ts';
+import { Account, Portfolio, type EquityMark, type Summary, type Trade } from './portfolio.ts';
 import { createStrategy } from './strategies.ts';
 
 export interface BacktestResult {
@@ -34,9 +34,10 @@ const timeframeMs: Record<Timeframe, number> = {
 export const CANDLES_PER_CHUNK = 5000;
 
 /**
- * Runs a strategy over candles already collected, symbol by symbol, reading in time chunks. Each
- * symbol trades its equal share of initialCash; the overall summary adds up the accounts (its
- * drawdown is the worst of the symbols', its sharpe their mean).
+ * Runs a strategy over candles already collected. Each symbol trades its equal share of
+ * initialCash in an account of its own; the symbols are read side by side, one time chunk after
+ * another, so the overall summary is that of the portfolio of all the accounts (its equity the sum
+ * of theirs at every candle time), with each symbol's own summary beside it.
  */
 export async function runBacktest(
   params: JobParams<'backtest'>,
@@ -51,42 +52,45 @@ export async function runBacktest(
   // Validated before any reading, so bad options fail at once.
   createStrategy(params.strategy, params.options);
   const chunkMs = (o.candlesPerChunk ?? CANDLES_PER_CHUNK) * timeframeMs[timeframe];
-  const chunksPerSymbol = Math.max(1, Math.ceil((to.getTime() - from.getTime()) / chunkMs));
-  const totalChunks = chunksPerSymbol * params.symbols.length;
-  const symbols: Record<string, Summary> = {};
-  const trades: Trade[] = [];
-  let done = 0;
-  let finalEquity = 0;
-  let worstDrawdown = 0;
-  let candles = 0;
-  const sharpes: number[] = [];
+  const chunks = Math.max(1, Math.ceil((to.getTime() - from.getTime()) / chunkMs));
+  const totalReads = chunks * params.symbols.length;
+  const share = initialCash / params.symbols.length;
+  const books = params.symbols.map((symbol) => ({ symbol, strategy: createStrategy(params.strategy, params.options), account: new Account(symbol, share, feeRate) }));
+  const portfolio = new Portfolio(initialCash, books.map(() => share));
+  let reads = 0;
 
-  for (const symbol of params.symbols) {
-    const strategy = createStrategy(params.strategy, params.options);
-    const account = new Account(symbol, initialCash / params.symbols.length, feeRate);
-    for (let start = from.getTime(); start < to.getTime(); start += chunkMs) {
+  for (let start = from.getTime(); start < to.getTime(); start += chunkMs) {
+    const end = Math.min(start + chunkMs, to.getTime());
+    const marks: EquityMark[] = [];
+    for (const [i, { symbol, strategy, account }] of books.entries()) {
       o.signal.throwIfAborted();
-      const end = Math.min(start + chunkMs, to.getTime());
       const chunk = await source.readCandles({ exchange: params.exchange, symbol, timeframe, from: new Date(start), to: new Date(end) });
       // Chunk bounds are [start, end): filtered here too, whatever the source does at the edges.
       for (const candle of chunk) {
         const t = candle.time.getTime();
-        if (t >= start && t < end) account.apply(candle, strategy.next(candle));
+        if (t < start || t >= end) continue;
+        account.apply(candle, strategy.next(candle));
+        marks.push({ time: t, account: i, equity: account.equity });
       }
-      done++;
-      o.onProgress(done / totalChunks, `${symbol}: ${account.candles} candles`);
+      reads++;
+      o.onProgress(reads / totalReads, `${symbol}: ${account.candles} candles`);
       // A long CPU-bound run must still hear a cancel NOTIFY and its timers.
       await yieldToEventLoop();
     }
-    const summary = account.finish();
-    symbols[symbol] = summary;
-    trades.push(...account.trades);
-    finalEquity += summary.finalEquity;
-    worstDrawdown = Math.max(worstDrawdown, summary.maxDrawdownPct / 100);
-    candles += summary.candles;
-    if (summary.sharpe !== null) sharpes.push(summary.sharpe);
+    portfolio.markAll(marks);
   }
   o.signal.throwIfAborted();
+
+  const symbols: Record<string, Summary> = {};
+  const trades: Trade[] = [];
+  let finalEquity = 0;
+  let candles = 0;
+  for (const { symbol, account } of books) {
+    symbols[symbol] = account.finish();
+    trades.push(...account.trades);
+    finalEquity += account.cash;
+    candles += account.candles;
+  }
   if (candles === 0) {
     throw new PermanentError(
       'no_candles',
@@ -94,12 +98,11 @@ export async function runBacktest(
     );
   }
   const empty = Object.entries(symbols).filter(([, summary]) => summary.candles === 0).map(([symbol]) => symbol);
-  const sharpe = sharpes.length > 0 ? sharpes.reduce((a, b) => a + b, 0) / sharpes.length : null;
   trades.sort((a, b) => a.exitTime.localeCompare(b.exitTime));
   return {
     strategy: params.strategy,
     timeframe,
-    summary: summarise(initialCash, finalEquity, trades, worstDrawdown, sharpe, candles),
+    summary: portfolio.finish(finalEquity, trades, candles),
     symbols,
     trades,
     ...(empty.length > 0 ? { warnings: [`no candles stored for ${empty.join(', ')}: their share of the cash stayed idle`] } : {}),

@@ -1,48 +1,11 @@
-import { ValidationError } from '@wombat/core/platform';
 import type { Candle } from '../collectors-port.ts';
+import { intOption, numOption, rejectUnknown, Window, type Signal, type Strategy } from './strategy-kit.ts';
+import { volumeZoneBreakout } from './volume-zone.ts';
+import { ValidationError } from '@wombat/core/platform';
+import { type JobParams } from '@wombat/core/jobs';
 
-export type Signal = 'buy' | 'sell' | null;
-
-/** A strategy sees candles one at a time, oldest first, and says what to do at that candle's close. */
-export interface Strategy {
-  next(candle: Candle): Signal;
-}
-
-export const STRATEGIES = ['ma-crossover', 'volume-breakout'] as const;
-export type StrategyName = (typeof STRATEGIES)[number];
-
-/** Fixed-size window with a running sum. */
-class Window {
-  readonly values: number[] = [];
-  sum = 0;
-  readonly size: number;
-  constructor(size: number) {
-    this.size = size;
-  }
-  push(v: number): void {
-    this.values.push(v);
-    this.sum += v;
-    if (this.values.length > this.size) this.sum -= this.values.shift()!;
-  }
-  get full(): boolean {
-    return this.values.length === this.size;
-  }
-  get mean(): number {
-    return this.sum / this.values.length;
-  }
-}
-
-function intOption(options: Record<string, number>, name: string, def: number, min: number, max: number, problems: string[]): number {
-  const v = options[name] ?? def;
-  if (!Number.isInteger(v) || v < min || v > max) problems.push(`params.options.${name} must be an integer from ${min} to ${max}`);
-  return v;
-}
-
-function numOption(options: Record<string, number>, name: string, def: number, min: number, max: number, problems: string[]): number {
-  const v = options[name] ?? def;
-  if (!Number.isFinite(v) || v < min || v > max) problems.push(`params.options.${name} must be a number from ${min} to ${max}`);
-  return v;
-}
+/** The strategies the backtest job's schema names; each has its factory below. */
+export type StrategyName = JobParams<'backtest'>['strategy'];
 
 /**
  * Moving-average crossover on closes: buy when the fast SMA crosses above the slow one, sell when it
@@ -114,10 +77,12 @@ export function volumeBreakout(options: Record<string, number> = {}): Strategy {
   };
 }
 
-function rejectUnknown(options: Record<string, number>, known: string[], problems: string[]): void {
-  for (const k of Object.keys(options)) if (!known.includes(k)) problems.push(`params.options.${k} is unknown; this strategy takes ${known.join(', ')}`);
-}
+const FACTORIES: Record<StrategyName, (options: Record<string, number>) => Strategy> = {
+  'ma-crossover': maCrossover,
+  'volume-breakout': volumeBreakout,
+  'volume-zone-breakout': volumeZoneBreakout,
+};
 
 export function createStrategy(name: StrategyName, options: Record<string, number> = {}): Strategy {
-  return name === 'ma-crossover' ? maCrossover(options) : volumeBreakout(options);
+  return FACTORIES[name](options);
 }
