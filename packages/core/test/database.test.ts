@@ -24,7 +24,7 @@ t.test('migrates a fresh database into schema wombat, every package\'s migration
   const dirs = await workspaceMigrations();
   t.same(
     dirs.map((d) => path.relative(repoRoot, d)),
-    ['packages/core/src/runs/migrations', 'packages/core/src/schedules/migrations', 'packages/core/src/alerts/migrations', 'packages/collectors/src/migrations'],
+    ['packages/core/src/runs/migrations', 'packages/core/src/workers/migrations', 'packages/core/src/schedules/migrations', 'packages/core/src/alerts/migrations', 'packages/collectors/src/migrations'],
     'each package names the folders of the tables it owns',
   );
   const first = await migrateWombat(sql, log, dirs);
