@@ -80,7 +80,7 @@ t.test('an uncaught error in each service is reported, tagged and scrubbed, befo
     t.match(await p.exited, { code: 1 }, `${service} exits 1`);
     const event = await receiver.waitForEvent((e) => e.tags?.service === service && e.level === 'fatal');
     t.match(event, { release: /^wombat@\d+\.\d+\.\d+/, environment: 'switch-test', tags: { reason: 'uncaught exception' } }, `${service}: release, environment, reason`);
-    const value: string = event.exception.values.at(-1).value;
+    const value = event.exception!.values.at(-1)!.value!;
     t.match(value, /^boom on request: admin token \[redacted\], postgres:\/\/wombat:\[redacted\]@db\.internal:5432\/wombat, Authorization: Bearer \[redacted\], \?token=\[redacted\]$/, `${service}: secrets scrubbed`);
   }
   const everything = receiver.envelopes.map((e) => JSON.stringify(e.items)).join('\n');

@@ -60,7 +60,7 @@ t.test('every manual collection command of the README works as written', async (
     for (const [i, { code, output }] of ran.entries()) {
       const { raw } = step[i]!;
       t.equal(code, 0, raw, { output: output.slice(-2000) });
-      if (raw.includes('inspect-parquet')) t.match(output, /^  rows: [1-9]\d*$/m, 'the inspection counts the file\'s rows');
+      if (raw.includes('inspect-parquet')) t.match(output, /^ {2}rows: [1-9]\d*$/m, 'the inspection counts the file\'s rows');
     }
   }
   t.ok(existsSync(path.join(tree, 'data', 'upbit', 'KRW-BTC', '1H', `${year}.parquet`)), 'candles under DATA_ROOT (./data of the tree)');

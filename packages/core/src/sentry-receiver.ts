@@ -16,14 +16,26 @@ export interface SentryEnvelope {
   requestHeaders: IncomingMessage['headers'];
 }
 
+/** The parts of a Sentry event the tests look at; the rest stays as sent. */
+export interface SentryEvent {
+  level?: string;
+  release?: string;
+  environment?: string;
+  tags?: Record<string, string>;
+  contexts?: Record<string, Record<string, unknown>>;
+  fingerprint?: string[];
+  exception?: { values: { type?: string; value?: string; stacktrace?: { frames: unknown[] } }[] };
+  [key: string]: unknown;
+}
+
 export interface SentryReceiver {
   /** A DSN to configure: http://<key>@127.0.0.1:<port>/<project>. */
   dsn: string;
   envelopes: SentryEnvelope[];
   /** The payloads of the `event` items received so far. */
-  events(): Record<string, any>[];
+  events(): SentryEvent[];
   /** Resolves with the first event `match` accepts, waiting up to `timeoutMs`. */
-  waitForEvent(match: (event: Record<string, any>) => boolean, timeoutMs?: number): Promise<Record<string, any>>;
+  waitForEvent(match: (event: SentryEvent) => boolean, timeoutMs?: number): Promise<SentryEvent>;
   close(): Promise<void>;
 }
 
@@ -63,7 +75,7 @@ export async function startSentryReceiver(project = 4242, key = 'publickey012345
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const events = () => envelopes.flatMap((e) => e.items.filter((i) => i.header.type === 'event').map((i) => i.payload as Record<string, any>));
+  const events = () => envelopes.flatMap((e) => e.items.filter((i) => i.header.type === 'event').map((i) => i.payload as SentryEvent));
   return {
     dsn: `http://${key}@127.0.0.1:${port}/${project}`,
     envelopes,

@@ -67,14 +67,14 @@ t.test('uncaught errors and failed runs reach the receiver, tagged, with secrets
   t.equal(events.length, 3);
   const [uncaught, failed, lost] = events;
   t.match(uncaught, { level: 'fatal', release: 'wombat@9.9.9', environment: 'staging', tags: { service: 'worker', reason: 'uncaught exception' } });
-  t.match(uncaught!.exception.values.at(-1), { type: 'Error', value: 'db down: postgres://wombat:[redacted]@db/w (token [redacted])', stacktrace: { frames: Array } });
+  t.match(uncaught!.exception!.values.at(-1), { type: 'Error', value: 'db down: postgres://wombat:[redacted]@db/w (token [redacted])', stacktrace: { frames: Array } });
   t.match(failed, {
     level: 'error',
     tags: { service: 'worker', job: 'fetch-candles', run_id: '00000000-0000-4000-8000-000000000001', attempt: '3', schedule: 'hourly-btc', error_code: 'kis_auth' },
     contexts: { run: { run_id: '00000000-0000-4000-8000-000000000001', job: 'fetch-candles', attempt: 3, schedule_id: 7, schedule: 'hourly-btc' } },
     fingerprint: ['run-failed', 'fetch-candles', 'kis_auth'],
   });
-  t.equal(failed!.exception.values.at(-1).value, 'KIS refused app secret [redacted]');
+  t.equal(failed!.exception!.values.at(-1)!.value, 'KIS refused app secret [redacted]');
   t.match(lost, { tags: { schedule: 'none', error_code: 'worker_lost', attempt: '1' }, exception: { values: [{ value: 'the worker was lost' }] } });
 
   for (const e of receiver.envelopes) {

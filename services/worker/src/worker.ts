@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createLoopSupervisor, type ErrorReporter, type Job, type Logger, type PgBoss, type Sql } from '@wombat/core/platform';
-import { CANCEL_CHANNEL, type Exchange, EXCHANGES, JOB_HEARTBEAT_REFRESH_SECONDS, JOB_HEARTBEAT_SECONDS, jobHeartbeatRefreshSeconds, type JobType } from '@wombat/core/jobs';
+import { CANCEL_CHANNEL, type Exchange, EXCHANGES, JOB_HEARTBEAT_SECONDS, jobHeartbeatRefreshSeconds, type JobType } from '@wombat/core/jobs';
 import { beatWorker, markWorkerStopped, registerWorker } from '@wombat/core/workers';
 import { handBackAttempts, reportFailedRuns } from '@wombat/core/runs';
 import type { Kysely } from 'kysely';

@@ -1,6 +1,6 @@
 import { runView } from '@wombat/api';
 import { ValidationError } from '@wombat/core/platform';
-import { aliasList, checkJobParams, isJobType, JOB_TYPES, resolveJobName } from '@wombat/core/jobs';
+import { aliasList, checkJobParams, JOB_TYPES, resolveJobName } from '@wombat/core/jobs';
 import { getSchedule, getScheduleByName } from '@wombat/core/schedules';
 import { publishRun, triggerSchedule } from '@wombat/core/runs';
 import type { Command } from 'commander';

@@ -1,4 +1,3 @@
-import type { Candle } from '../collectors-port.ts';
 import { intOption, numOption, rejectUnknown, Window, type Signal, type Strategy } from './strategy-kit.ts';
 import { volumeZoneBreakout } from './volume-zone.ts';
 import { ValidationError } from '@wombat/core/platform';
