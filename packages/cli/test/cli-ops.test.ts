@@ -18,7 +18,7 @@ const env = { DATABASE_URL: tdb.url, TZ: 'UTC', DATA_ROOT: dataRoot, UPBIT_BASE_
 
 // The engine's alert evaluator runs once at start and then not during these tests: the alert rows
 // below are the test's own, and a worker stopped on purpose must not raise one meanwhile.
-const engine = await startEngine(t, { ...env, ALERT_EVALUATE_INTERVAL_MS: '600000', ALERT_WORKERS_WARNING: '0' });
+const engine = await startEngine(t, { ...env, ALERT_EVALUATE_INTERVAL_MS: '600000', ALERT_WORKERS_WARNING: '0', ALERT_DB_CONNECTIONS_WARNING_PCT: '100', ALERT_DB_CONNECTIONS_CRITICAL_PCT: '100' });
 const worker = await startWorker(t, { ...env, WORKER_QUEUES: 'canary,fetch-candles,collect-symbols', WORKER_CONCURRENCY: 'canary=3', WORKER_BATCH_SIZE: 'canary=50', WORKER_HEARTBEAT_INTERVAL_MS: '300' });
 
 t.test('status reports engines, queues and dead letters, and judges health by live engines, workers and alerts', async (t) => {

@@ -9,7 +9,8 @@ import { createTestDatabase } from '@wombat/core/testing';
 const tdb = await createTestDatabase(t);
 
 function options(env: Record<string, string> = {}): AlertingOptions {
-  return { ...loadConfig(alertFields, { ALERT_DAILY_REPORT_TIME: 'off', ALERT_RESOLVE_AFTER_MS: '0', ...env }), timezone: 'UTC' };
+  // The test server is shared with other test files: its connections are not this test's (database-health.test.ts tests them).
+  return { ...loadConfig(alertFields, { ALERT_DAILY_REPORT_TIME: 'off', ALERT_RESOLVE_AFTER_MS: '0', ALERT_DB_CONNECTIONS_WARNING_PCT: '100', ALERT_DB_CONNECTIONS_CRITICAL_PCT: '100', ...env }), timezone: 'UTC' };
 }
 
 async function reset() {

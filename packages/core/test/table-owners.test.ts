@@ -16,6 +16,7 @@ const OWNERS: Record<string, string> = {
   'wombat.alerts': 'packages/core/src/alerts/store.ts',
   'wombat.alert_deliveries': 'packages/core/src/alerts/store.ts',
   'wombat.alert_counters': 'packages/core/src/alerts/store.ts',
+  'wombat.database_size_samples': 'packages/core/src/alerts/store.ts',
 };
 
 const SOURCES = ['packages/core/src', 'packages/collectors/src', 'packages/cli/src', 'services/api/src', 'services/scheduler-engine/src', 'services/worker/src'];

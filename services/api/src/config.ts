@@ -1,4 +1,4 @@
-import { alertChannelFields, alertConfigProblems, alertEvaluatorFields } from '@wombat/core/alerts';
+import { alertChannelFields, alertConfigProblems, alertEvaluatorFields, watchedPathFields } from '@wombat/core/alerts';
 import { addressSetField } from './trusted-networks.ts';
 import { ConfigError, type ConfigOf, databaseFields, int, loadConfig as load, oneOf, optionalStr, processFields, str, timeZone } from '@wombat/core/platform';
 
@@ -53,6 +53,16 @@ export const apiConfigSchema = {
   alertRunTimeCriticalSeconds: alertEvaluatorFields.alertRunTimeCriticalSeconds,
   alertDeadLettersWarning: alertEvaluatorFields.alertDeadLettersWarning,
   alertDeadLettersCritical: alertEvaluatorFields.alertDeadLettersCritical,
+  alertDbConnectionsWarningPct: alertEvaluatorFields.alertDbConnectionsWarningPct,
+  alertDbConnectionsCriticalPct: alertEvaluatorFields.alertDbConnectionsCriticalPct,
+  alertTransactionAgeWarningSeconds: alertEvaluatorFields.alertTransactionAgeWarningSeconds,
+  alertTransactionAgeCriticalSeconds: alertEvaluatorFields.alertTransactionAgeCriticalSeconds,
+  alertDeadRowsWarningPct: alertEvaluatorFields.alertDeadRowsWarningPct,
+  alertDeadRowsCriticalPct: alertEvaluatorFields.alertDeadRowsCriticalPct,
+  alertDiskWarningPct: alertEvaluatorFields.alertDiskWarningPct,
+  alertDiskCriticalPct: alertEvaluatorFields.alertDiskCriticalPct,
+  // The overview and /metrics show the free space of these directories' file systems.
+  ...watchedPathFields,
 };
 
 export type ApiConfig = ConfigOf<typeof apiConfigSchema>;

@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { type ErrorReporter, type Logger, type PgBoss, type Sql } from '@wombat/core/platform';
-import { type Thresholds } from '@wombat/core/alerts';
+import { type Thresholds, type WatchedPath } from '@wombat/core/alerts';
 import { type CoreTables } from '@wombat/core/tables';
 import type { AlertChannelConfig } from '@wombat/core/alerts';
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
@@ -32,6 +32,8 @@ export interface AppDeps {
   alertStaleFactor?: number;
   /** Levels the dashboard colours its figures by (the alerts' thresholds); default DEFAULT_THRESHOLDS. */
   thresholds?: Thresholds;
+  /** Directories whose file systems the overview and /metrics show (DATA_ROOT, BACKUP_DIR); default none. */
+  watchedPaths?: WatchedPath[];
   /** Where requests that failed with a 500 are reported (SENTRY_DSN); unset: nowhere. */
   reporter?: ErrorReporter;
 }

@@ -2,7 +2,7 @@ import { BOSS_SCHEMA, type Sql } from '@wombat/core/platform';
 import { JOB_TYPES } from '@wombat/core/jobs';
 import { nextOccurrences, type ScheduleTrigger } from '@wombat/core/schedules';
 import { ACTIVE_RUN_STATES } from '@wombat/core/runs';
-import { expectedIntervalMs } from '@wombat/core/alerts';
+import { type DatabaseHealth, expectedIntervalMs } from '@wombat/core/alerts';
 import { Counter, Gauge, Registry } from 'prom-client';
 
 /** Upper bounds of the run duration histogram, in seconds. */
@@ -21,6 +21,8 @@ export interface MetricsOptions {
   staleFactor: number;
   /** Default FINISH_SETTLE_SECONDS. */
   settleSeconds?: number;
+  /** The database and its disks (wombat_db_*, wombat_filesystem_*); unset: not exported. */
+  databaseHealth?: () => Promise<DatabaseHealth>;
 }
 
 export interface Metrics {
@@ -97,6 +99,17 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
   const workerRunsInHand = g('wombat_worker_runs_in_hand', 'runs each live worker holds at its last heartbeat', ['worker', 'host', 'pid']);
   const alertsOpen = g('wombat_alerts_open', 'open alerts by kind and severity', ['kind', 'severity']);
   const deliveriesPending = g('wombat_alert_deliveries_pending', 'alert messages waiting to be sent or retried, by channel', ['channel']);
+  const dbSize = g('wombat_db_size_bytes', 'size of the database on disk (pg_database_size)');
+  const dbGrowth = g('wombat_db_growth_bytes_per_day', 'growth of the database per day over the last week of daily samples');
+  const dbConnections = g('wombat_db_connections', 'client connections to the server (pg_stat_activity)');
+  const dbMaxConnections = g('wombat_db_max_connections', "the server's max_connections");
+  const dbOldestTransaction = g('wombat_db_oldest_transaction_seconds', 'age of the oldest open transaction of another session (0: none)');
+  const dbTableBytes = g('wombat_db_table_bytes', "size of Wombat's and pg-boss's largest tables, indexes and TOAST included", ['table']);
+  const dbDeadRows = g('wombat_db_dead_rows', 'dead rows of the hot tables (runs, pg-boss jobs), partitions summed', ['table']);
+  const dbLiveRows = g('wombat_db_live_rows', 'live rows of the hot tables, partitions summed', ['table']);
+  const dbSinceVacuum = g('wombat_db_seconds_since_vacuum', 'seconds since a hot table (or its least recently vacuumed partition set) was last vacuumed', ['table']);
+  const fsSize = g('wombat_filesystem_size_bytes', 'size of the file system holding each watched directory (data_root, backup_dir, database)', ['role']);
+  const fsFree = g('wombat_filesystem_free_bytes', 'bytes free to Wombat on the file system holding each watched directory', ['role']);
   const raised = new Counter({ name: 'wombat_alerts_raised_total', help: 'alerts opened, by kind and severity', labelNames: ['kind', 'severity'], registers: r });
   const finishedTotal = new Counter({ name: 'wombat_runs_finished_total', help: 'runs that ran and finished (completed, failed for good, cancelled), by job and state', labelNames: ['job', 'state'], registers: r });
   const deliveryFailures = new Counter({ name: 'wombat_alert_delivery_failures_total', help: 'failed alert delivery attempts, by channel', labelNames: ['channel'], registers: r });
@@ -234,6 +247,26 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
         workerRunsInHand.set(labels, w.in_hand);
       }
       workersLiveTotal.set(workers.length);
+    }
+
+    if (opts.databaseHealth) {
+      for (const m of [dbGrowth, dbTableBytes, dbDeadRows, dbLiveRows, dbSinceVacuum, fsSize, fsFree]) m.reset();
+      const h = await opts.databaseHealth();
+      dbSize.set(h.size_bytes);
+      if (h.growth_bytes_per_day !== null) dbGrowth.set(h.growth_bytes_per_day);
+      dbConnections.set(h.connections.used);
+      dbMaxConnections.set(h.connections.max);
+      dbOldestTransaction.set(h.oldest_transaction_s ?? 0);
+      for (const t of h.largest_tables) dbTableBytes.set({ table: t.table }, t.bytes);
+      for (const t of h.hot_tables) {
+        dbDeadRows.set({ table: t.table }, t.dead_rows);
+        dbLiveRows.set({ table: t.table }, t.live_rows);
+        if (t.last_vacuum) dbSinceVacuum.set({ table: t.table }, Math.max(0, Math.round((Date.now() - Date.parse(t.last_vacuum)) / 1000)));
+      }
+      for (const f of h.filesystems) {
+        fsSize.set({ role: f.role }, f.size_bytes);
+        fsFree.set({ role: f.role }, f.free_bytes);
+      }
     }
 
     if (hasAlerts) {

@@ -1,7 +1,7 @@
 import { BOSS_SCHEMA, type Sql } from '@wombat/core/platform';
 import { JOB_TYPES } from '@wombat/core/jobs';
 import { queueSettingsView, readQueueSettings } from '@wombat/core/workers';
-import { DEFAULT_THRESHOLDS, type Level, levelOf, type Thresholds } from '@wombat/core/alerts';
+import { type DatabaseHealth, DEFAULT_THRESHOLDS, type Level, levelOf, type Thresholds } from '@wombat/core/alerts';
 
 /** Failure rate and average run time look at runs finished within this window, as /metrics does. */
 export const OVERVIEW_WINDOW_SECONDS = 3600;
@@ -39,6 +39,16 @@ export interface Overview {
   /** `count`: runs a grouped alert (run_failed, run_lost) stands for. */
   alerts: { id: string; severity: string; subject: string; opened_at: string; count: number | null }[] | null;
   thresholds: Thresholds;
+  /** The database and the disks under it (read at most every 30 s); null when it could not be read. */
+  database: {
+    size_bytes: number;
+    growth_bytes_per_day: number | null;
+    connections: Figure & { used: number; max: number };
+    oldest_transaction_s: Figure | null;
+    largest_tables: DatabaseHealth['largest_tables'];
+    hot_tables: (DatabaseHealth['hot_tables'][number] & { level: Level })[];
+    filesystems: (DatabaseHealth['filesystems'][number] & { level: Level })[];
+  } | null;
 }
 
 async function exists(sql: Sql, name: string): Promise<boolean> {
@@ -53,8 +63,12 @@ const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
  * reads an index range (runs of the last 24 h through runs_created, unfinished
  * pg-boss jobs, the dead-letter index), so the page stays fast with a long history.
  */
-export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_THRESHOLDS): Promise<Overview> {
-  const [hasWorkers, hasAlerts] = await Promise.all([exists(sql, 'wombat.workers'), exists(sql, 'wombat.alerts')]);
+export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_THRESHOLDS, databaseHealth?: () => Promise<DatabaseHealth>): Promise<Overview> {
+  const [hasWorkers, hasAlerts, health] = await Promise.all([
+    exists(sql, 'wombat.workers'),
+    exists(sql, 'wombat.alerts'),
+    databaseHealth ? databaseHealth().catch(() => null) : null,
+  ]);
   const [engines, workers, queueRows, stateRows, hourRows, latenessRows, windowRow, deadRow, alerts] = await Promise.all([
     sql<{ id: string; host: string; pid: number; alive: boolean; enabled: boolean; age: number }[]>`
       select id, host, pid, enabled,
@@ -150,5 +164,15 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
     dead_letters: { value: dead, level: levelOf(dead, thresholds.deadLetters) },
     alerts: alerts === null ? null : alerts.map((a) => ({ id: a.id, severity: a.severity, subject: a.subject, opened_at: new Date(a.opened_at).toISOString(), count: a.count })),
     thresholds,
+    database: health && {
+      size_bytes: health.size_bytes,
+      growth_bytes_per_day: health.growth_bytes_per_day,
+      connections: { value: health.connections.ratio, level: levelOf(health.connections.ratio, thresholds.dbConnections), used: health.connections.used, max: health.connections.max },
+      oldest_transaction_s: health.oldest_transaction_s === null ? null : { value: health.oldest_transaction_s, level: levelOf(health.oldest_transaction_s, thresholds.transactionAge) },
+      largest_tables: health.largest_tables,
+      // A small table's share of dead rows means nothing: coloured from the alerts' default least count.
+      hot_tables: health.hot_tables.map((t) => ({ ...t, level: t.dead_rows < 10_000 ? 'ok' : levelOf(t.dead_ratio, thresholds.deadRows) })),
+      filesystems: health.filesystems.map((f) => ({ ...f, level: levelOf(f.used_ratio, thresholds.diskUsed) })),
+    },
   };
 }

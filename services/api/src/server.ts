@@ -1,5 +1,5 @@
 import { createDatabase, createLoopSupervisor, databaseDeadlines, type ErrorReporter, type Fatal, type Logger, resolveDatabaseAddresses, resolveFromRoot, serviceStallExit, startBoss } from '@wombat/core/platform';
-import { thresholdsFromAlertSettings } from '@wombat/core/alerts';
+import { thresholdsFromAlertSettings, watchedPaths } from '@wombat/core/alerts';
 import { buildApp } from './app.ts';
 import type { App } from './deps.ts';
 import { resolveAdminToken } from './admin-token.ts';
@@ -58,6 +58,7 @@ export async function startApi(opts: {
     alertChannels: config,
     alertStaleFactor: config.alertStaleFactor,
     thresholds: thresholdsFromAlertSettings(config),
+    watchedPaths: watchedPaths(config),
     ...(opts.reporter ? { reporter: opts.reporter } : {}),
   });
   // A trivial statement through each pool, under the loop supervisor: pools that hang, or fail as

@@ -87,6 +87,11 @@ t.test('the overview shows engines, workers, queues and thresholds from the runn
   t.match(workerQueues, /\bcanary 4×500\b/);
   t.match(await page.textContent('[data-testid=workers] tr'), /queues \(loops × batch\)/);
   t.equal(await page.getAttribute('[data-testid=dead-letters]', 'data-level'), 'ok', 'no dead letters yet: normal');
+  // The database beneath: its size, connections against the server's limit, its largest tables.
+  await page.waitForSelector('[data-testid=db-connections]');
+  t.match(await page.textContent('[data-testid=db-connections] .value'), /^\d+ \/ \d+$/, "connections used of the server's max_connections");
+  t.match(await page.textContent('[data-testid=db-size] .value'), /^\d+ MiB/);
+  t.match(await page.textContent('[data-testid=db-tables]'), /\b(wombat|pgboss)\.\w+/, 'the largest tables');
   t.equal(await page.textContent('[data-testid=role]').then((s) => s?.trim().startsWith('admin')), true);
   await page.screenshot({ path: path.join(artifacts, 'overview.png'), fullPage: true });
   noPageErrors(t);

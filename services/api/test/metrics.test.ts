@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { parse } from 'yaml';
 import { repoRoot } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
+import { cachedDatabaseHealth } from '@wombat/core/alerts';
 import { createMetrics } from '../src/metrics.ts';
 
 const tdb = await createTestDatabase(t);
@@ -75,6 +76,20 @@ t.test('metrics include workers, active states, engines, stale schedules and ale
   t.equal(sample(text, 'wombat_alert_delivery_failures_total{channel="slack"}'), 3);
   await sql`update wombat.alert_counters set value = value + 2 where name = 'raised'`.execute(tdb.db);
   t.equal(sample(await metrics.render(), 'wombat_alerts_raised_total{kind="run_failed",severity="critical"}'), 4, 'counters follow the table');
+});
+
+t.test('the database beneath: size, connections, the hot tables, the largest tables, the watched file systems', async (t) => {
+  const metrics = createMetrics(tdb.sql, { staleFactor: 1.5, databaseHealth: cachedDatabaseHealth(tdb.db, [{ role: 'data_root', path: repoRoot }], 0) });
+  const text = await metrics.render();
+  const [size] = await tdb.sql<{ n: string }[]>`select pg_database_size(current_database())::text as n`;
+  t.ok(Math.abs(sample(text, 'wombat_db_size_bytes')! - Number(size!.n)) < 1_048_576, 'the database size');
+  const used = sample(text, 'wombat_db_connections')!;
+  t.ok(used >= 1 && used <= sample(text, 'wombat_db_max_connections')!, 'connections within max_connections');
+  t.type(sample(text, 'wombat_db_oldest_transaction_seconds'), 'number');
+  t.type(sample(text, 'wombat_db_dead_rows{table="wombat.runs"}'), 'number');
+  t.type(sample(text, 'wombat_db_live_rows{table="pgboss.job"}'), 'number');
+  t.match(text, /^wombat_db_table_bytes\{table="(wombat|pgboss)\.\w+"\} \d+$/m);
+  t.ok(sample(text, 'wombat_filesystem_size_bytes{role="data_root"}')! > sample(text, 'wombat_filesystem_free_bytes{role="data_root"}')!, 'the file system of DATA_ROOT');
 });
 
 t.test('the Prometheus alert rules parse and use only metrics the api exports', async (t) => {

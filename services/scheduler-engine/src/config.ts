@@ -1,4 +1,4 @@
-import { alertConfigProblems, alertFields } from '@wombat/core/alerts';
+import { alertConfigProblems, alertFields, watchedPathFields } from '@wombat/core/alerts';
 import { bool, ConfigError, type ConfigOf, databaseFields, type Field, int, list, loadConfig as load, optionalStr, processFields, timeZone } from '@wombat/core/platform';
 import { jobHeartbeatFields, TIMEFRAMES } from '@wombat/core/jobs';
 
@@ -75,6 +75,7 @@ export const engineSchema = {
     max: 3650,
   }),
   ...alertFields,
+  ...watchedPathFields,
 };
 
 

@@ -1,6 +1,6 @@
 import { createDatabase, createSql, databaseDeadlines, type ErrorReporter, type Fatal, type Lifecycle, type Logger, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss } from '@wombat/core/platform';
 import { reportFailedRuns } from '@wombat/core/runs';
-import { createAlerting } from '@wombat/core/alerts';
+import { createAlerting, watchedPaths } from '@wombat/core/alerts';
 import pkg from '../package.json' with { type: 'json' };
 import { builtInSchedules, disabledBuiltIns } from './built-ins.ts';
 import type { EngineConfig } from './config.ts';
@@ -65,7 +65,7 @@ export async function startService(
   await engine.start();
   // Alerts run beside the engine on timers of their own: nothing they wait for delays a publication.
   if (config.alertsEnabled) {
-    const alerting = createAlerting({ db: database.db, log, options: config });
+    const alerting = createAlerting({ db: database.db, log, options: { ...config, watchedPaths: watchedPaths(config) } });
     lifecycle.onStop('alerts', () => alerting.stop());
     alerting.start();
   }

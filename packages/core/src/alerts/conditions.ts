@@ -3,6 +3,7 @@ import { BOSS_SCHEMA } from '../platform/boss.ts';
 import { nextOccurrences } from '../schedules/occurrences.ts';
 import type { ScheduleTrigger } from '../schedules/types.ts';
 import type { AlertConfig } from './config.ts';
+import { readDatabaseHealth, type WatchedPath } from './database-health.ts';
 import { expectedIntervalMs, levelAbove, levelAtOrBelow, type OpenAlert } from './plan.ts';
 import type { AlertKind, Condition } from './types.ts';
 
@@ -27,7 +28,19 @@ export type ConditionOptions = Pick<
   | 'alertDeadLettersCritical'
   | 'alertWindowMinutes'
   | 'alertLinkBaseUrl'
->;
+  | 'alertDbConnectionsWarningPct'
+  | 'alertDbConnectionsCriticalPct'
+  | 'alertTransactionAgeWarningSeconds'
+  | 'alertTransactionAgeCriticalSeconds'
+  | 'alertDeadRowsWarningPct'
+  | 'alertDeadRowsCriticalPct'
+  | 'alertDeadRowsMinRows'
+  | 'alertDiskWarningPct'
+  | 'alertDiskCriticalPct'
+> & {
+  /** Directories whose file systems are watched (DATA_ROOT, BACKUP_DIR); the database's own is added when on this host. */
+  watchedPaths?: WatchedPath[];
+};
 
 const iso = (d: Date | string | null | undefined): string => (d ? new Date(d).toISOString().replace(/\.\d+Z$/, 'Z') : 'never');
 
@@ -398,7 +411,77 @@ const runThresholds: Gatherer = {
   },
 };
 
-const GATHERERS: Gatherer[] = [failedRuns, missedOccurrences, overlapSkips, staleSchedules, engines, workers, queueLength, runThresholds];
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+
+/** The database and the disks under it: connections, a transaction held open, dead rows of the hot tables, full file systems. */
+const database: Gatherer = {
+  kinds: ['db_connections', 'transaction_age', 'dead_rows', 'disk_space'],
+  async run(db, o) {
+    const h = await readDatabaseHealth(db, o.watchedPaths ?? []);
+    const out: Condition[] = [];
+    const look = lookAt(o.alertLinkBaseUrl, '/api/overview');
+    const pct = 100 * h.connections.ratio;
+    const conn = levelAbove(pct, o.alertDbConnectionsWarningPct, o.alertDbConnectionsCriticalPct);
+    if (conn) {
+      out.push({
+        key: 'db_connections',
+        kind: 'db_connections',
+        severity: conn,
+        subject: `PostgreSQL connections at ${pct.toFixed(0)}% (${h.connections.used} of ${h.connections.max})`,
+        message:
+          `${h.connections.used} client connections of max_connections ${h.connections.max} are in use (warning above ${o.alertDbConnectionsWarningPct}%, critical above ${o.alertDbConnectionsCriticalPct}%); ` +
+          `at the limit every new connection is refused and services stall. Fewer workers or pool connections, or a pooler (deploy/README.md).\nLook: ${look}`,
+        details: { ...h.connections },
+      });
+    }
+    if (h.oldest_transaction_s !== null) {
+      const age = levelAbove(h.oldest_transaction_s, o.alertTransactionAgeWarningSeconds, o.alertTransactionAgeCriticalSeconds);
+      if (age) {
+        out.push({
+          key: 'transaction_age',
+          kind: 'transaction_age',
+          severity: age,
+          subject: `a PostgreSQL transaction has been open for ${Math.round(h.oldest_transaction_s / 60)} min`,
+          message:
+            `The oldest open transaction started ${Math.round(h.oldest_transaction_s)} s ago (warning above ${o.alertTransactionAgeWarningSeconds} s, critical above ${o.alertTransactionAgeCriticalSeconds} s). ` +
+            `While it is open, vacuum cannot remove the rows finished jobs leave behind, and the queue's tables grow. Find it with: select pid, usename, application_name, state, xact_start from pg_stat_activity order by xact_start;\nLook: ${look}`,
+          details: { oldest_transaction_seconds: h.oldest_transaction_s },
+        });
+      }
+    }
+    for (const t of h.hot_tables) {
+      if (t.dead_rows < o.alertDeadRowsMinRows) continue;
+      const level = levelAbove(100 * t.dead_ratio, o.alertDeadRowsWarningPct, o.alertDeadRowsCriticalPct);
+      if (!level) continue;
+      out.push({
+        key: `dead_rows:${t.table}`,
+        kind: 'dead_rows',
+        severity: level,
+        subject: `${t.table} is ${(100 * t.dead_ratio).toFixed(0)}% dead rows`,
+        message:
+          `${t.table} has ${t.dead_rows} dead rows beside ${t.live_rows} live ones (warning above ${o.alertDeadRowsWarningPct}%, critical above ${o.alertDeadRowsCriticalPct}%); last vacuumed ${iso(t.last_vacuum)}. ` +
+          `Autovacuum is behind or blocked by a long transaction.\nLook: ${look}`,
+        details: { ...t },
+      });
+    }
+    for (const f of h.filesystems) {
+      const level = levelAbove(100 * f.used_ratio, o.alertDiskWarningPct, o.alertDiskCriticalPct);
+      if (!level) continue;
+      out.push({
+        key: `disk_space:${f.role}`,
+        kind: 'disk_space',
+        severity: level,
+        subject: `the file system of ${f.role} is ${(100 * f.used_ratio).toFixed(0)}% full`,
+        message:
+          `${f.path} (${f.role}) has ${gib(f.free_bytes)} free of ${gib(f.size_bytes)} (warning above ${o.alertDiskWarningPct}% used, critical above ${o.alertDiskCriticalPct}%).\nLook: ${look}`,
+        details: { ...f },
+      });
+    }
+    return out;
+  },
+};
+
+const GATHERERS: Gatherer[] = [failedRuns, missedOccurrences, overlapSkips, staleSchedules, engines, workers, queueLength, runThresholds, database];
 
 /**
  * Every condition that holds now. A gatherer whose query fails leaves its kinds

@@ -1,4 +1,4 @@
-import { bool, int, list, optionalStr, type ConfigOf, type Field } from '../platform/config.ts';
+import { bool, int, list, optionalStr, str, type ConfigOf, type Field } from '../platform/config.ts';
 
 /**
  * Alert configuration. Channel fields are read by every process that sends (the
@@ -94,9 +94,27 @@ export const alertEvaluatorFields = {
   alertRunTimeCriticalSeconds: int('ALERT_RUN_TIME_CRITICAL_SECONDS', 'average run time above this: critical', { default: 600, min: 0, max: 604_800 }),
   alertDeadLettersWarning: int('ALERT_DEAD_LETTERS_WARNING', 'dead letters above this: warning', { default: 5, min: 0, max: 10_000_000 }),
   alertDeadLettersCritical: int('ALERT_DEAD_LETTERS_CRITICAL', 'dead letters above this: critical', { default: 20, min: 0, max: 10_000_000 }),
+  alertDbConnectionsWarningPct: number('ALERT_DB_CONNECTIONS_WARNING_PCT', "client connections above this percentage of the server's max_connections: warning", 80, { min: 0, max: 100 }),
+  alertDbConnectionsCriticalPct: number('ALERT_DB_CONNECTIONS_CRITICAL_PCT', 'client connections above this percentage of max_connections: critical', 95, { min: 0, max: 100 }),
+  alertTransactionAgeWarningSeconds: int('ALERT_TRANSACTION_AGE_WARNING_SECONDS', 'a transaction open longer than this (vacuum cannot clean behind it): warning', { default: 600, min: 1, max: 604_800 }),
+  alertTransactionAgeCriticalSeconds: int('ALERT_TRANSACTION_AGE_CRITICAL_SECONDS', 'a transaction open longer than this: critical', { default: 3600, min: 1, max: 604_800 }),
+  alertDeadRowsWarningPct: number('ALERT_DEAD_ROWS_WARNING_PCT', 'dead rows above this percentage of wombat.runs or pg-boss\'s job table (vacuum is behind): warning', 20, { min: 0, max: 100 }),
+  alertDeadRowsCriticalPct: number('ALERT_DEAD_ROWS_CRITICAL_PCT', 'dead rows above this percentage of a hot table: critical', 50, { min: 0, max: 100 }),
+  alertDeadRowsMinRows: int('ALERT_DEAD_ROWS_MIN_ROWS', 'the dead-row share of a table counts only from this many dead rows', { default: 10_000, min: 1, max: 1_000_000_000 }),
+  alertDiskWarningPct: number('ALERT_DISK_WARNING_PCT', 'a file system of DATA_ROOT, BACKUP_DIR or the database (when on this host) fuller than this percentage: warning', 85, { min: 0, max: 100 }),
+  alertDiskCriticalPct: number('ALERT_DISK_CRITICAL_PCT', 'such a file system fuller than this percentage: critical', 95, { min: 0, max: 100 }),
   alertWindowMinutes: int('ALERT_WINDOW_MINUTES', 'window of the failure rate and average run time', { default: 60, min: 1, max: 10_080 }),
   alertDailyReportTime: timeOfDayOrOff('ALERT_DAILY_REPORT_TIME', 'time of day (HH:MM, in TZ) of the daily report on yesterday, or off', '08:00'),
   alertRetentionDays: int('ALERT_RETENTION_DAYS', 'resolved alerts and their deliveries are deleted after this many days', { default: 90, min: 1, max: 3650 }),
+};
+
+/**
+ * The directories whose file systems are watched, as the engine and the api see them
+ * (the same environment file in production): the candle files and the backups.
+ */
+export const watchedPathFields = {
+  watchDataRoot: str('DATA_ROOT', 'directory of the Parquet candle files (relative to the checkout)', { default: './data' }),
+  watchBackupDir: optionalStr('BACKUP_DIR', 'directory of the database backups; unset: no backups'),
 };
 
 export const alertFields = { ...alertChannelFields, ...alertEvaluatorFields };
@@ -118,6 +136,10 @@ export function alertConfigProblems(c: Partial<AlertConfig> & AlertChannelConfig
   order('ALERT_FAILURE_RATE_WARNING_PCT', c.alertFailureRateWarningPct, 'ALERT_FAILURE_RATE_CRITICAL_PCT', c.alertFailureRateCriticalPct, 'above');
   order('ALERT_RUN_TIME_WARNING_SECONDS', c.alertRunTimeWarningSeconds, 'ALERT_RUN_TIME_CRITICAL_SECONDS', c.alertRunTimeCriticalSeconds, 'above');
   order('ALERT_DEAD_LETTERS_WARNING', c.alertDeadLettersWarning, 'ALERT_DEAD_LETTERS_CRITICAL', c.alertDeadLettersCritical, 'above');
+  order('ALERT_DB_CONNECTIONS_WARNING_PCT', c.alertDbConnectionsWarningPct, 'ALERT_DB_CONNECTIONS_CRITICAL_PCT', c.alertDbConnectionsCriticalPct, 'above');
+  order('ALERT_TRANSACTION_AGE_WARNING_SECONDS', c.alertTransactionAgeWarningSeconds, 'ALERT_TRANSACTION_AGE_CRITICAL_SECONDS', c.alertTransactionAgeCriticalSeconds, 'above');
+  order('ALERT_DEAD_ROWS_WARNING_PCT', c.alertDeadRowsWarningPct, 'ALERT_DEAD_ROWS_CRITICAL_PCT', c.alertDeadRowsCriticalPct, 'above');
+  order('ALERT_DISK_WARNING_PCT', c.alertDiskWarningPct, 'ALERT_DISK_CRITICAL_PCT', c.alertDiskCriticalPct, 'above');
   order('ALERT_WORKERS_WARNING', c.alertWorkersWarning, 'ALERT_WORKERS_CRITICAL', c.alertWorkersCritical, 'below');
   if (c.alertStaleFactor !== undefined && c.alertStaleFactor > 0 && c.alertStaleFactor < 1) problems.push('ALERT_STALE_FACTOR must be 0 (off) or at least 1');
   if (c.alertRetryBaseMs !== undefined && c.alertRetryMaxMs !== undefined && c.alertRetryMaxMs < c.alertRetryBaseMs) {

@@ -11,6 +11,7 @@ export * from './config.ts';
 export * from './channels.ts';
 export * from './plan.ts';
 export * from './conditions.ts';
+export * from './database-health.ts';
 export * from './store.ts';
 export * from './report.ts';
 export * from './service.ts';

@@ -5,6 +5,7 @@ import type { Logger } from '../platform/logger.ts';
 import { channelsFromConfig, type Channel, type ChannelSet } from './channels.ts';
 import { gatherConditions } from './conditions.ts';
 import type { AlertConfig } from './config.ts';
+import { readDatabaseHealth, type WatchedPath } from './database-health.ts';
 import { planAlerts } from './plan.ts';
 import { buildDailyReport, dailyReportDue, reportCondition } from './report.ts';
 import {
@@ -15,6 +16,7 @@ import {
   markDeliveryFailed,
   markDeliverySent,
   purgeOldAlerts,
+  recordDatabaseSize,
   recordMessageAlert,
   releaseDeliveries,
   selectOpenAlerts,
@@ -25,6 +27,8 @@ import type { ChannelName } from './types.ts';
 export interface AlertingOptions extends AlertConfig {
   /** Time zone of the daily report time (TZ). */
   timezone: string;
+  /** Directories whose file systems are watched (DATA_ROOT, BACKUP_DIR). */
+  watchedPaths?: WatchedPath[];
 }
 
 export interface AlertingDeps {
@@ -56,6 +60,7 @@ export interface Alerting {
 
 const CLAIM_BATCH = 20;
 const PURGE_EVERY_MS = 3_600_000;
+const SIZE_SAMPLE_EVERY_MS = 3_600_000;
 
 /**
  * The alert evaluator and the delivery loops. Any number of processes may run
@@ -75,6 +80,7 @@ export function createAlerting(deps: AlertingDeps): Alerting {
   let running = false;
   let stopping: Promise<void> | undefined;
   let lastPurgeMs = 0;
+  let lastSizeSampleMs = 0;
   const wake = new Map<ChannelName, () => void>();
 
   async function evaluate(): Promise<EvaluationResult | null> {
@@ -97,6 +103,10 @@ export function createAlerting(deps: AlertingDeps): Alerting {
           report = true;
           applied.messages++;
         }
+      }
+      if (nowMs - lastSizeSampleMs > SIZE_SAMPLE_EVERY_MS) {
+        lastSizeSampleMs = nowMs;
+        await recordDatabaseSize(trx, (await readDatabaseHealth(trx)).size_bytes);
       }
       if (nowMs - lastPurgeMs > PURGE_EVERY_MS) {
         lastPurgeMs = nowMs;

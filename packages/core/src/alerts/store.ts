@@ -230,6 +230,14 @@ export async function purgeOldAlerts(db: Db, retentionDays: number, limit = 1000
   return Number(res.numAffectedRows ?? 0);
 }
 
+/** Today's database size sample (the latest of the day wins); samples older than 90 days go. */
+export async function recordDatabaseSize(db: Db, bytes: number): Promise<void> {
+  await sql`
+    with gone as (delete from wombat.database_size_samples where day < current_date - 90)
+    insert into wombat.database_size_samples (day, bytes) values (current_date, ${bytes})
+    on conflict (day) do update set bytes = excluded.bytes, sampled_at = now()`.execute(db);
+}
+
 export interface ClaimedDelivery {
   id: number;
   alert_id: number;

@@ -48,8 +48,16 @@ export interface AlertCountersTable {
   value: Generated<number>;
 }
 
+/** wombat.database_size_samples (migrations/0012_database_size_samples.sql): one row per day. */
+export interface DatabaseSizeSamplesTable {
+  day: string;
+  bytes: ColumnType<string, number, number>;
+  sampled_at: GeneratedTimestamp;
+}
+
 export interface AlertTables {
   'wombat.alerts': AlertsTable;
   'wombat.alert_deliveries': AlertDeliveriesTable;
   'wombat.alert_counters': AlertCountersTable;
+  'wombat.database_size_samples': DatabaseSizeSamplesTable;
 }

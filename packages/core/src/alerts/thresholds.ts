@@ -4,7 +4,9 @@
  * Defaults are the operations playbook's: queue length 0-10 normal, 10-50
  * warning, > 50 critical; failure rate < 5 % / 5-10 % / > 10 %; average run time
  * < 300 s / 300-600 s / > 600 s; dead letters < 5 / 5-20 / > 20; live workers per
- * queue >= 2 normal, 1 warning, 0 critical.
+ * queue >= 2 normal, 1 warning, 0 critical; database connections 80 % / 95 % of
+ * max_connections; oldest open transaction 10 min / 1 h; dead rows of a hot table
+ * 20 % / 50 %; file systems 85 % / 95 % full.
  */
 export type Level = 'ok' | 'warning' | 'critical';
 
@@ -15,7 +17,7 @@ export interface Threshold {
   worse: 'above' | 'below';
 }
 
-export const THRESHOLD_NAMES = ['queueDepth', 'failureRatio', 'avgRunSeconds', 'deadLetters', 'liveWorkers'] as const;
+export const THRESHOLD_NAMES = ['queueDepth', 'failureRatio', 'avgRunSeconds', 'deadLetters', 'liveWorkers', 'dbConnections', 'transactionAge', 'deadRows', 'diskUsed'] as const;
 export type ThresholdName = (typeof THRESHOLD_NAMES)[number];
 export type Thresholds = Record<ThresholdName, Threshold>;
 
@@ -25,6 +27,10 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   avgRunSeconds: { warning: 300, critical: 600, worse: 'above' },
   deadLetters: { warning: 5, critical: 20, worse: 'above' },
   liveWorkers: { warning: 1, critical: 0, worse: 'below' },
+  dbConnections: { warning: 0.8, critical: 0.95, worse: 'above' },
+  transactionAge: { warning: 600, critical: 3600, worse: 'above' },
+  deadRows: { warning: 0.2, critical: 0.5, worse: 'above' },
+  diskUsed: { warning: 0.85, critical: 0.95, worse: 'above' },
 };
 
 /**
@@ -55,6 +61,14 @@ export function thresholdsFromAlertSettings(c: {
   alertDeadLettersCritical: number;
   alertWorkersWarning: number;
   alertWorkersCritical: number;
+  alertDbConnectionsWarningPct: number;
+  alertDbConnectionsCriticalPct: number;
+  alertTransactionAgeWarningSeconds: number;
+  alertTransactionAgeCriticalSeconds: number;
+  alertDeadRowsWarningPct: number;
+  alertDeadRowsCriticalPct: number;
+  alertDiskWarningPct: number;
+  alertDiskCriticalPct: number;
 }): Thresholds {
   return {
     queueDepth: { warning: c.alertQueueLengthWarning, critical: c.alertQueueLengthCritical, worse: 'above' },
@@ -62,5 +76,9 @@ export function thresholdsFromAlertSettings(c: {
     avgRunSeconds: { warning: c.alertRunTimeWarningSeconds, critical: c.alertRunTimeCriticalSeconds, worse: 'above' },
     deadLetters: { warning: c.alertDeadLettersWarning, critical: c.alertDeadLettersCritical, worse: 'above' },
     liveWorkers: { warning: c.alertWorkersWarning, critical: c.alertWorkersCritical, worse: 'below' },
+    dbConnections: { warning: c.alertDbConnectionsWarningPct / 100, critical: c.alertDbConnectionsCriticalPct / 100, worse: 'above' },
+    transactionAge: { warning: c.alertTransactionAgeWarningSeconds, critical: c.alertTransactionAgeCriticalSeconds, worse: 'above' },
+    deadRows: { warning: c.alertDeadRowsWarningPct / 100, critical: c.alertDeadRowsCriticalPct / 100, worse: 'above' },
+    diskUsed: { warning: c.alertDiskWarningPct / 100, critical: c.alertDiskCriticalPct / 100, worse: 'above' },
   };
 }

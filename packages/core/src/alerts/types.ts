@@ -28,6 +28,10 @@ export const ALERT_KINDS = [
   'failure_rate',
   'run_time',
   'dead_letters',
+  'db_connections',
+  'transaction_age',
+  'dead_rows',
+  'disk_space',
   'daily_report',
   'test',
 ] as const;

@@ -6,6 +6,7 @@ import { repoRoot } from '@wombat/core/platform';
 import type { App, AppDeps } from '../deps.ts';
 import { roleOf } from '../auth.ts';
 import { listSeries, readCandles } from '../data-series.ts';
+import { cachedDatabaseHealth } from '@wombat/core/alerts';
 import { readOverview } from '../overview.ts';
 
 const require = createRequire(import.meta.url);
@@ -48,6 +49,7 @@ const Figure = Type.Object({ value: Type.Number(), level: Type.Union([Type.Liter
 
 /** The dashboard: static pages that call the api's own routes with the token the operator gives them. */
 export function uiRoutes(app: App, deps: AppDeps): void {
+  const databaseHealth = cachedDatabaseHealth(deps.db, deps.watchedPaths ?? []);
   // Read once: the files ship with the package and do not change while the api runs.
   const files = new Map(Object.entries(ASSETS).map(([name, a]) => [name, { body: readFileSync(a.file), type: a.type }]));
   const hidden = { config: { access: 'none' as const }, schema: { hide: true } };
@@ -99,7 +101,7 @@ export function uiRoutes(app: App, deps: AppDeps): void {
         },
       },
     },
-    async () => readOverview(deps.sql, deps.thresholds),
+    async () => readOverview(deps.sql, deps.thresholds, databaseHealth),
   );
 
   const time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);

@@ -9,6 +9,35 @@ const Card = ({ label, figure, text, testid }) =>
     <div class="label">${label}</div><div class="value">${text ?? figure?.value}</div>
   </div>`;
 
+const fmtSize = (b) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GiB` : fmtBytes(b));
+const fmtAge = (s) => (s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+
+/** The database and the disks under it: what takes everything down when it runs out. */
+function Database({ db }) {
+  const growth = db.growth_bytes_per_day === null ? '' : ` (${db.growth_bytes_per_day >= 0 ? '+' : '−'}${fmtSize(Math.abs(db.growth_bytes_per_day))}/day)`;
+  return html`
+    <h2>Database</h2>
+    <div class="cards" data-testid="database">
+      <${Card} label="Database size" figure=${{ level: 'ok' }} text=${`${fmtSize(db.size_bytes)}${growth}`} testid="db-size" />
+      <${Card} label="Connections" figure=${db.connections} text=${`${db.connections.used} / ${db.connections.max}`} testid="db-connections" />
+      <${Card} label="Oldest open transaction" figure=${db.oldest_transaction_s ?? { level: 'ok' }}
+        text=${db.oldest_transaction_s ? fmtAge(db.oldest_transaction_s.value) : 'none'} testid="db-oldest-transaction" />
+      ${db.filesystems.map(
+        (f) => html`<${Card} label=${`Disk of ${f.role.replace('_', ' ')}`} figure=${{ level: f.level }}
+          text=${`${pct(f.used_ratio)} used, ${fmtSize(f.free_bytes)} free`} testid=${`disk-${f.role}`} />`,
+      )}
+    </div>
+    <table data-testid="db-tables" style="max-width: 40rem">
+      <tr><th>table</th><th class="num">size</th><th class="num">dead rows</th><th>last vacuum</th></tr>
+      ${db.largest_tables.map((t) => {
+        const hot = db.hot_tables.find((h) => h.table === t.table);
+        return html`<tr><td>${t.table}</td><td class="num">${fmtSize(t.bytes)}</td>
+          <td class=${`num text-${hot?.level ?? 'ok'}`}>${hot ? `${hot.dead_rows} (${pct(hot.dead_ratio)})` : ''}</td>
+          <td>${hot ? fmtUtc(hot.last_vacuum) : ''}</td></tr>`;
+      })}
+    </table>`;
+}
+
 export function Overview({ meta }) {
   const { data, error } = useApi('/api/overview', 5000);
   if (!data) return html`<${ErrorBox} error=${error} /><p>Loading…</p>`;
@@ -73,6 +102,7 @@ export function Overview({ meta }) {
               <td class="num">${fmtBytes(w.rss_bytes)}</td><td class="num">${w.heartbeat_age_s} s</td></tr>`,
           )}
         </table>`}
+    ${data.database && html`<${Database} db=${data.database} />`}
     <h2>Runs in the last 24 hours</h2>
     <table style="max-width: 22rem" data-testid="runs-24h"><tr><th>state</th><th class="num">runs</th></tr>${runs24}</table>
     <h2>Charts</h2>
