@@ -6,6 +6,7 @@ import { registerEngine } from './commands/engine.ts';
 import { registerRun } from './commands/run.ts';
 import { registerRuns } from './commands/runs.ts';
 import { registerSchedules } from './commands/schedules.ts';
+import { registerSnapshot } from './commands/snapshot.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerTrigger } from './commands/trigger.ts';
 import { registerWorkers } from './commands/workers.ts';
@@ -57,7 +58,7 @@ Examples:
   wombat dlq requeue --all`,
     );
   program.exitOverride();
-  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerDlq, registerWorkers]) register(program, act);
+  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerDlq, registerWorkers, registerSnapshot]) register(program, act);
   registerEngine(program, rt, result);
   registerCompletion(program, rt);
   // Subcommands inherit the parse behaviour: usage errors end as CommanderError, not process.exit.

@@ -46,6 +46,27 @@ t.test('run <job> runs it here, recorded in the run history with trigger cli', a
   t.match(unknown.stderr, /"mine-bitcoin" is not a job type; give one of .*full/);
 });
 
+t.test('run data-snapshot takes a dated snapshot of DATA_ROOT; snapshot list shows it', async (t) => {
+  const snapshotDir = await tempDir(t);
+  const off = await wombat(['snapshot', 'list'], env);
+  t.equal(off.code, 2, 'without SNAPSHOT_DIR: a configuration error');
+  t.match(off.stderr, /SNAPSHOT_DIR is not set/);
+  const notConfigured = await wombat(['run', 'data-snapshot', '--json'], env);
+  t.equal(notConfigured.code, 1);
+  t.match(notConfigured.json, { state: 'failed', error: { code: 'not_configured', message: /SNAPSHOT_DIR is not set/ } });
+
+  const withDir = { ...env, SNAPSHOT_DIR: snapshotDir };
+  const taken = await wombat(['run', 'data-snapshot', '--json'], withDir);
+  t.equal(taken.code, 0, taken.stderr);
+  t.match(taken.json, { job: 'data-snapshot', state: 'completed', result: { name: /^data-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$/, linked: 1, copied: 0 } });
+  t.ok(existsSync(path.join(snapshotDir, taken.json.result.name, 'upbit', 'KRW-BTC', '1D')), 'the candle files of the run before, linked');
+  const listed = await wombat(['snapshot', 'list', '--json'], withDir);
+  t.equal(listed.code, 0, listed.stderr);
+  t.match(listed.json.snapshots, [{ name: taken.json.result.name, files: 1, linked: 1 }]);
+  const text = await wombat(['snapshot', 'list'], withDir);
+  t.match(text.stdout, new RegExp(`^NAME\\s+TAKEN[\\s\\S]*^${taken.json.result.name}\\s`, 'm'));
+});
+
 t.test('run full runs the daily pipeline in order, each step its own cli run', async (t) => {
   const full = await wombat(['run', 'full', '--json'], env);
   t.equal(full.code, 0, full.stderr);

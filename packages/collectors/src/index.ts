@@ -12,6 +12,7 @@ export { KIS_MARKETS, parseMaster, parseMasterZip, type KisMarket } from './kis-
 export { decodeParquet, emptyColumns, encodeParquet, mergeColumns, parquetPath, lastStoredParquet, readCandlesParquet, readColumns, writeCandlesParquet, type Columns, type SeriesKey } from './parquet-store.ts';
 export { APPEND_MIN_ROWS, appendParquet, footerLastTime, MAX_ROW_GROUPS } from './parquet-append.ts';
 export { withFileLock } from './file-lock.ts';
+export { listSnapshots, retained, snapshotFields, snapshotName, snapshotSettings, takeSnapshot, type Retention, type SnapshotInfo, type SnapshotResult } from './snapshot.ts';
 export type { CollectorTables, CollectorDb } from './pg-store.ts';
 export { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, type CollectorConfig } from './config.ts';
 export { collectPriceSeries, planPriceSeries, seriesLabel, type PriceSeriesPlan, type SeriesHooks, type SeriesReport } from './price-series.ts';

@@ -57,6 +57,7 @@ function crawlSchedules(c: EngineConfig): CrawlSchedule[] {
   if (c.priceCrawlSources) {
     out.push({ name: 'crawl-prices', job: 'crawl-prices', trigger: { kind: 'times', times: [`${pad(c.priceCrawlHour)}:${pad(c.priceCrawlMinute)}`] }, timezone: c.timezone });
   }
+  if (c.snapshotDir) out.push({ name: 'data-snapshot', job: 'data-snapshot', trigger: { kind: 'times', times: [c.snapshotTime] }, timezone: c.timezone });
   if (c.redditSubreddits) {
     out.push({ name: 'collect-posts', job: 'collect-posts', trigger: { kind: 'times', times: [`${pad(c.redditCrawlHour)}:${pad(c.redditCrawlMinute)}`] }, timezone: c.timezone });
   }
@@ -67,6 +68,7 @@ function crawlSchedules(c: EngineConfig): CrawlSchedule[] {
 export function disabledBuiltIns(c: EngineConfig): DisabledBuiltIn[] {
   const out: DisabledBuiltIn[] = [];
   if (!c.priceCrawlSources) out.push({ name: 'crawl-prices', reason: 'PRICE_CRAWL_SOURCES is not set: no price sources to crawl' });
+  if (!c.snapshotDir) out.push({ name: 'data-snapshot', reason: 'SNAPSHOT_DIR is not set: no data snapshots' });
   if (!c.redditSubreddits) out.push({ name: 'collect-posts', reason: 'REDDIT_SUBREDDITS is not set: no subreddits to collect' });
   return out;
 }

@@ -1,4 +1,4 @@
-import { collectorConfigProblems, collectorFields, crawlConfigProblems, crawlFields } from '@wombat/collectors';
+import { collectorConfigProblems, collectorFields, crawlConfigProblems, crawlFields, snapshotFields } from '@wombat/collectors';
 import { ConfigError, type ConfigOf, databaseFields, type Field, int, list, loadConfig as load, optionalStr, processFields } from '@wombat/core/platform';
 import { isJobType, JOB_TYPES, jobHeartbeatFields, type JobType } from '@wombat/core/jobs';
 
@@ -23,6 +23,7 @@ export const defaultQueueSettings: Record<JobType, QueueSettings> = {
   backtest: { workers: 2, batchSize: 1 },
   'crawl-prices': { workers: 1, batchSize: 1 },
   'collect-posts': { workers: 1, batchSize: 1 },
+  'data-snapshot': { workers: 1, batchSize: 1 },
 };
 
 /** `job=n,job=n`: a count per job type. */
@@ -66,6 +67,7 @@ export const workerConfigSchema = {
   ...jobHeartbeatFields,
   ...collectorFields,
   ...crawlFields,
+  ...snapshotFields,
   queues: list('WORKER_QUEUES', `job types this process runs, comma-separated, or all (${JOB_TYPES.join(', ')})`, {
     default: ['all'],
     item: (v) => {

@@ -1,4 +1,4 @@
-import { createCollectors, collectorsOptionsFromConfig, createCrawls } from '@wombat/collectors';
+import { createCollectors, collectorsOptionsFromConfig, createCrawls, snapshotSettings } from '@wombat/collectors';
 import { createDatabase, createSql, databaseDeadlines, type ErrorReporter, type Fatal, type Lifecycle, type Logger, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss } from '@wombat/core/platform';
 import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
@@ -40,6 +40,7 @@ export async function startService(
     crawls: createCrawls(config, { log, db: database.db }),
     // collect-prices without exchanges fans out over the exchanges this worker can reach.
     defaultExchanges: config.kisAppKey ? ['upbit', 'kis'] : ['upbit'],
+    ...(config.snapshotDir ? { snapshots: snapshotSettings(config) } : {}),
     ...(deps.handlers ? { handlers: deps.handlers } : {}),
     pollIntervalSeconds: config.pollIntervalSeconds,
     historyFlushMs: config.historyFlushMs,

@@ -12,7 +12,7 @@ import { executeJob, type ActiveJob } from './execute.ts';
 import { openExecutionLog } from './execution-log.ts';
 import { createHistoryWriter } from './history.ts';
 import { defaultHandlers } from './jobs/handlers.ts';
-import type { JobHandlers } from './jobs/types.ts';
+import type { HandlerDeps, JobHandlers } from './jobs/types.ts';
 
 export interface WorkerOptions {
   db: Kysely<CoreTables>;
@@ -28,6 +28,8 @@ export interface WorkerOptions {
   crawls?: CrawlsPort;
   /** Exchanges collect-prices covers when its params name none (default: all). */
   defaultExchanges?: Exchange[];
+  /** Where data-snapshot writes (SNAPSHOT_DIR); unset: that job fails saying so. */
+  snapshots?: HandlerDeps['snapshots'];
   handlers?: Partial<JobHandlers>;
   pollIntervalSeconds?: number;
   historyFlushMs?: number;
@@ -98,7 +100,7 @@ export function createWorker(opts: WorkerOptions): Worker {
   const executeDeps = {
     ...(executions ? { executions } : {}),
     handlers,
-    handlerDeps: { db: opts.db, boss: opts.boss, collectors: opts.collectors, crawls: opts.crawls, defaultExchanges: opts.defaultExchanges ?? [...EXCHANGES], log: opts.log },
+    handlerDeps: { db: opts.db, boss: opts.boss, collectors: opts.collectors, crawls: opts.crawls, defaultExchanges: opts.defaultExchanges ?? [...EXCHANGES], log: opts.log, ...(opts.snapshots ? { snapshots: opts.snapshots } : {}) },
     history,
     active,
     shutdown: shutdown.signal,

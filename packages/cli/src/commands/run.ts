@@ -23,14 +23,16 @@ interface Runner {
   handlers: typeof import('@wombat/worker').defaultHandlers;
   collectorsLib: typeof import('@wombat/collectors');
   defaultExchanges: Exchange[];
+  /** data-snapshot's settings (SNAPSHOT_DIR); undefined: that job says it is not configured. */
+  snapshots: ReturnType<typeof import('@wombat/collectors').snapshotSettings>;
   close(): Promise<void>;
 }
 
 async function openRunner(ctx: CliContext): Promise<Runner> {
   // Loaded only for `run`: the other commands start faster without the collectors and the worker.
   const [lib, worker] = await Promise.all([import('@wombat/collectors'), import('@wombat/worker')]);
-  const { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, createCollectors, crawlConfigProblems, crawlFields, createCrawls } = lib;
-  const config = loadConfig({ ...databaseFields, ...collectorFields, ...crawlFields }, ctx.env);
+  const { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, createCollectors, crawlConfigProblems, crawlFields, createCrawls, snapshotFields, snapshotSettings } = lib;
+  const config = loadConfig({ ...databaseFields, ...collectorFields, ...crawlFields, ...snapshotFields }, ctx.env);
   // The sources file is read and checked by each crawl run, with a message per bad entry.
   const problems = [...collectorConfigProblems(config), ...crawlConfigProblems(config, { sourcesFile: false })];
   if (problems.length > 0) throw new ConfigError(problems);
@@ -47,6 +49,7 @@ async function openRunner(ctx: CliContext): Promise<Runner> {
     handlers: worker.defaultHandlers,
     collectorsLib: lib,
     defaultExchanges: config.kisAppKey ? ['upbit', 'kis'] : ['upbit'],
+    snapshots: snapshotSettings(config),
     close: () => collectors.close(),
   };
 }
@@ -104,7 +107,7 @@ async function runHere(ctx: CliContext, runner: Runner, job: JobType, params: un
     const result =
       job === 'collect-prices'
         ? await collectPricesHere(jobCtx as JobContext<'collect-prices'>, runner)
-        : await (runner.handlers[job] as JobHandler<JobType>)(jobCtx, { db, boss: await ctx.boss(), collectors: runner.collectors, crawls: runner.crawls, defaultExchanges: runner.defaultExchanges, log: ctx.log });
+        : await (runner.handlers[job] as JobHandler<JobType>)(jobCtx, { db, boss: await ctx.boss(), collectors: runner.collectors, crawls: runner.crawls, defaultExchanges: runner.defaultExchanges, log: ctx.log, ...(runner.snapshots ? { snapshots: runner.snapshots } : {}) });
     bar?.update(100);
     await writing;
     await recordCliRunEnd(db, id, { state: 'completed', result: result ?? {} });

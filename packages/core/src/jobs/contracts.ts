@@ -127,6 +127,10 @@ export const jobParamSchemas = {
     },
     { ...closed, description: 'collect new posts of REDDIT_SUBREDDITS (or the ones given) incrementally' },
   ),
+  'data-snapshot': Type.Object(
+    { copy: Type.Optional(Type.Boolean({ description: 'copy every file instead of hard-linking it' })) },
+    { ...closed, description: 'a dated snapshot of DATA_ROOT in SNAPSHOT_DIR: hard links of the Parquet files (copies where links are impossible), then the retention' },
+  ),
 } satisfies Record<string, TSchema>;
 
 export type JobType = keyof typeof jobParamSchemas;
@@ -155,6 +159,8 @@ export const jobDefaults: Record<JobType, JobDefaults> = {
   'crawl-prices': { timeoutSeconds: 1800, retryLimit: 0, retryDelaySeconds: 60, retryBackoff: false },
   // Idempotent: a retry only pages less.
   'collect-posts': { timeoutSeconds: 1800, retryLimit: 2, retryDelaySeconds: 120, retryBackoff: true },
+  // A snapshot is rebuilt from scratch on a retry (the partial one is removed first).
+  'data-snapshot': { timeoutSeconds: 3600, retryLimit: 1, retryDelaySeconds: 300, retryBackoff: false },
 };
 
 /**

@@ -1,5 +1,6 @@
 import { runBacktest } from '../backtest/run.ts';
 import { canary } from './canary.ts';
+import { dataSnapshot } from './snapshot.ts';
 import { collectPosts, crawlPrices } from './crawl.ts';
 import { collectPrices, collectSymbols, fetchCandles, needCollectors } from './collect.ts';
 import type { JobHandlers } from './types.ts';
@@ -12,5 +13,6 @@ export const defaultHandlers: JobHandlers = {
   'fetch-candles': fetchCandles,
   'crawl-prices': crawlPrices,
   'collect-posts': collectPosts,
+  'data-snapshot': dataSnapshot,
   backtest: (ctx, deps) => runBacktest(ctx.params, needCollectors(deps), { signal: ctx.signal, onProgress: ctx.progress }),
 };

@@ -30,6 +30,8 @@ export interface HandlerDeps {
   crawls?: CrawlsPort;
   /** Exchanges collect-prices covers when its params name none. */
   defaultExchanges: Exchange[];
+  /** Where data-snapshot takes DATA_ROOT's snapshots (absolute paths); absent without SNAPSHOT_DIR. */
+  snapshots?: { dataRoot: string; snapshotDir: string; retention: { keepDaily: number; keepWeekly: number } };
   log: Logger;
 }
 
