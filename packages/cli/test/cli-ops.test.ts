@@ -120,7 +120,7 @@ t.test('schedules: create, list, show, edit, pause, resume, preview, delete, wit
   t.match(taken.stderr, /already exists; choose another name/);
 
   const list = await wombat(['schedules', 'list', '--json'], env);
-  t.same(list.json.schedules.map((s: { name: string }) => s.name).sort(), ['cli-canary', 'collect-prices', 'collect-symbols', 'daily-candles']);
+  t.same(list.json.schedules.map((s: { name: string }) => s.name).sort(), ['cli-canary', 'collect-prices', 'collect-symbols', 'daily-candles', 'monthly-report', 'weekly-report']);
   const listTable = await wombat(['schedules'], env);
   t.match(listTable.stdout, /ID\s+NAME\s+JOB\s+TRIGGER/);
   t.match(listTable.stdout, /daily-candles\*/);

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { type Logger } from '@wombat/core/platform';
-import { deleteBuiltInSchedule, SCHEDULE_DEFAULTS, type ScheduleDefinition, upsertBuiltInSchedule } from '@wombat/core/schedules';
+import { deleteBuiltInSchedule, insertScheduleIfAbsent, SCHEDULE_DEFAULTS, type ScheduleDefinition, upsertBuiltInSchedule } from '@wombat/core/schedules';
 import { type CoreTables } from '@wombat/core/tables';
 import type { EngineConfig } from './config.ts';
 
@@ -41,6 +41,34 @@ export function builtInSchedules(c: EngineConfig): ScheduleDefinition[] {
   ];
 }
 
+/**
+ * The weekly and monthly collection reports: ordinary schedules (edit their time, pause
+ * or delete them like any other) that the engine creates when no schedule of their name
+ * exists, with REPORT_SCHEDULES on. A deleted one comes back at the next start unless
+ * REPORT_SCHEDULES=false; pause it to keep it quiet.
+ */
+export function reportSchedules(c: EngineConfig): ScheduleDefinition[] {
+  if (!c.reportSchedules) return [];
+  const base = {
+    overlap: 'skip',
+    missed: 'once',
+    catchupWindowSeconds: 86_400,
+    catchupMax: 1,
+    jitterSeconds: 0,
+    timeoutSeconds: null,
+    maxRetries: null,
+    retryDelaySeconds: null,
+    retryBackoff: null,
+    status: 'active',
+    pausedReason: null,
+    timezone: c.timezone,
+  } as const satisfies Partial<ScheduleDefinition>;
+  return [
+    { ...base, name: 'weekly-report', job: 'collection-report', trigger: { kind: 'cron', cron: '0 8 * * 1' }, params: { period: 'week', timezone: c.timezone } },
+    { ...base, name: 'monthly-report', job: 'collection-report', trigger: { kind: 'cron', cron: '0 8 1 * *' }, params: { period: 'month', timezone: c.timezone } },
+  ];
+}
+
 /** A built-in schedule left out because its configuration is missing; the engine says why and removes a stale one. */
 export interface DisabledBuiltIn {
   name: string;
@@ -74,8 +102,9 @@ export function disabledBuiltIns(c: EngineConfig): DisabledBuiltIn[] {
 }
 
 /** Writes the built-in schedules (upserted by name) and removes the ones turned off, saying why. */
-export async function seedBuiltIns(db: Kysely<CoreTables>, log: Logger, builtIns: ScheduleDefinition[], disabled: DisabledBuiltIn[]): Promise<void> {
+export async function seedBuiltIns(db: Kysely<CoreTables>, log: Logger, builtIns: ScheduleDefinition[], disabled: DisabledBuiltIn[], defaults: ScheduleDefinition[] = []): Promise<void> {
   for (const def of builtIns) await upsertBuiltInSchedule(db, def);
+  for (const def of defaults) if (await insertScheduleIfAbsent(db, def)) log.info({ schedule: def.name }, `schedule ${def.name} created (an ordinary schedule: edit, pause or delete it as you like)`);
   for (const off of disabled) {
     const removed = await deleteBuiltInSchedule(db, off.name);
     log.info({ schedule: off.name, removed }, `built-in schedule ${off.name} is off: ${off.reason}`);

@@ -41,6 +41,7 @@ export const engineSchema = {
   priceCrawlSources: optionalStr('PRICE_CRAWL_SOURCES', 'sources file of the price crawl (JSON or YAML); unset: the price crawl schedule is off'),
   redditCrawlHour: int('REDDIT_CRAWL_HOUR', 'hour (in TZ) of the daily community-post collection', { default: 10, min: 0, max: 23 }),
   redditCrawlMinute: int('REDDIT_CRAWL_MINUTE', 'minute of the daily community-post collection', { default: 0, min: 0, max: 59 }),
+  reportSchedules: bool('REPORT_SCHEDULES', 'true: the engine creates the schedules weekly-report (Mondays 08:00 in TZ) and monthly-report (the 1st, 08:00) when absent; ordinary schedules after that', { default: true }),
   snapshotDir: optionalStr('SNAPSHOT_DIR', 'directory of the dated DATA_ROOT snapshots; set: the built-in data-snapshot schedule runs daily at SNAPSHOT_TIME; unset: it is off'),
   snapshotTime: timeOfDayField('SNAPSHOT_TIME', 'time of day (in TZ) of the daily data snapshot', '03:45'),
   redditSubreddits: optionalStr('REDDIT_SUBREDDITS', 'subreddits of the community-post collection, comma-separated; unset: that schedule is off'),

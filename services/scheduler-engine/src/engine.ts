@@ -19,6 +19,8 @@ export interface EngineOptions {
   host: string;
   pid: number;
   builtIns: ScheduleDefinition[];
+  /** Ordinary schedules created once when none of their name exists (the collection reports). */
+  defaultSchedules?: ScheduleDefinition[];
   /** Built-ins the configuration turns off: logged once with the reason, a stale row removed. */
   disabledBuiltIns?: { name: string; reason: string }[];
   version: string;
@@ -98,7 +100,7 @@ export function createEngine(deps: EngineDeps): Engine {
 
   async function startUp(): Promise<void> {
     mode.setMode('starting');
-    for (const step of [() => clock.register(), () => clock.beat(), () => seedBuiltIns(db, log, o.builtIns, o.disabledBuiltIns ?? [])]) {
+    for (const step of [() => clock.register(), () => clock.beat(), () => seedBuiltIns(db, log, o.builtIns, o.disabledBuiltIns ?? [], o.defaultSchedules ?? [])]) {
       await step();
       if (mode.mode !== 'starting') return; // stopped meanwhile
     }

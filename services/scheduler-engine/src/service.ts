@@ -2,7 +2,7 @@ import { createDatabase, createSql, databaseDeadlines, type ErrorReporter, type 
 import { reportFailedRuns } from '@wombat/core/runs';
 import { createAlerting, watchedPaths } from '@wombat/core/alerts';
 import pkg from '../package.json' with { type: 'json' };
-import { builtInSchedules, disabledBuiltIns } from './built-ins.ts';
+import { builtInSchedules, disabledBuiltIns, reportSchedules } from './built-ins.ts';
 import type { EngineConfig } from './config.ts';
 import { createEngine, type Engine, type EngineOptions } from './engine.ts';
 
@@ -14,6 +14,7 @@ export function engineOptions(config: EngineConfig, ctx: { host: string; pid: nu
     pid: ctx.pid,
     builtIns: builtInSchedules(config),
     disabledBuiltIns: disabledBuiltIns(config),
+    defaultSchedules: reportSchedules(config),
     version: pkg.version,
     reconcileIntervalMs: config.reconcileIntervalMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,

@@ -23,6 +23,13 @@ t.test('starts, upserts the built-in schedules, and stops cleanly on SIGTERM', a
   t.match(p.output(), /engine started/);
   const names = await sql<{ name: string }>`select name from wombat.schedules where built_in order by name`.execute(tdb.db);
   t.same(names.rows.map((r) => r.name), ['collect-prices', 'collect-symbols', 'daily-candles']);
+  // The collection reports: ordinary schedules, made because none of their name existed.
+  const reports = await sql<{ name: string; built_in: boolean; cron: string; timezone: string; params: unknown }>`
+    select name, built_in, cron, timezone, params from wombat.schedules where job = 'collection-report' order by name`.execute(tdb.db);
+  t.same(reports.rows, [
+    { name: 'monthly-report', built_in: false, cron: '0 8 1 * *', timezone: 'Asia/Seoul', params: { period: 'month', timezone: 'Asia/Seoul' } },
+    { name: 'weekly-report', built_in: false, cron: '0 8 * * 1', timezone: 'Asia/Seoul', params: { period: 'week', timezone: 'Asia/Seoul' } },
+  ]);
   p.child.kill('SIGTERM');
   t.equal(await p.exited, 0, 'exit 0 after a clean stop');
   t.match(p.output(), /engine stopped/);

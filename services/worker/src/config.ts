@@ -1,6 +1,7 @@
 import { collectorConfigProblems, collectorFields, crawlConfigProblems, crawlFields, snapshotFields } from '@wombat/collectors';
 import { ConfigError, type ConfigOf, databaseFields, type Field, int, list, loadConfig as load, optionalStr, processFields } from '@wombat/core/platform';
 import { isJobType, JOB_TYPES, jobHeartbeatFields, type JobType } from '@wombat/core/jobs';
+import { alertChannelFields, alertConfigProblems } from '@wombat/core/alerts';
 
 /** How one queue is consumed: `workers` fetch loops, each taking up to `batchSize` jobs at a time. */
 export interface QueueSettings {
@@ -24,6 +25,7 @@ export const defaultQueueSettings: Record<JobType, QueueSettings> = {
   'crawl-prices': { workers: 1, batchSize: 1 },
   'collect-posts': { workers: 1, batchSize: 1 },
   'data-snapshot': { workers: 1, batchSize: 1 },
+  'collection-report': { workers: 1, batchSize: 1 },
 };
 
 /** `job=n,job=n`: a count per job type. */
@@ -68,6 +70,8 @@ export const workerConfigSchema = {
   ...collectorFields,
   ...crawlFields,
   ...snapshotFields,
+  // The channels the collection reports go to (the engines deliver them).
+  ...alertChannelFields,
   queues: list('WORKER_QUEUES', `job types this process runs, comma-separated, or all (${JOB_TYPES.join(', ')})`, {
     default: ['all'],
     item: (v) => {
@@ -109,7 +113,7 @@ export type WorkerConfig = ConfigOf<typeof workerConfigSchema>;
 export function loadConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
   const config = load(workerConfigSchema, env);
   const crawlsPrices = config.queues.includes('all') || config.queues.includes('crawl-prices');
-  const problems = [...collectorConfigProblems(config), ...crawlConfigProblems(config, { sourcesFile: crawlsPrices })];
+  const problems = [...collectorConfigProblems(config), ...crawlConfigProblems(config, { sourcesFile: crawlsPrices }), ...alertConfigProblems(config)];
   if (config.queues.includes('all') && config.queues.length > 1) problems.push('WORKER_QUEUES: give all, or a list of job types, not both');
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -1,5 +1,6 @@
 import { createCollectors, collectorsOptionsFromConfig, createCrawls, snapshotSettings } from '@wombat/collectors';
 import { createDatabase, createSql, databaseDeadlines, type ErrorReporter, type Fatal, type Lifecycle, type Logger, resolveDatabaseAddresses, resolveServiceDatabase, serviceStallExit, startBoss } from '@wombat/core/platform';
+import { channelNames } from '@wombat/core/alerts';
 import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';
@@ -41,6 +42,7 @@ export async function startService(
     // collect-prices without exchanges fans out over the exchanges this worker can reach.
     defaultExchanges: config.kisAppKey ? ['upbit', 'kis'] : ['upbit'],
     ...(config.snapshotDir ? { snapshots: snapshotSettings(config) } : {}),
+    reportChannels: channelNames(config),
     ...(deps.handlers ? { handlers: deps.handlers } : {}),
     pollIntervalSeconds: config.pollIntervalSeconds,
     historyFlushMs: config.historyFlushMs,

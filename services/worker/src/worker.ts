@@ -28,6 +28,8 @@ export interface WorkerOptions {
   crawls?: CrawlsPort;
   /** Exchanges collect-prices covers when its params name none (default: all). */
   defaultExchanges?: Exchange[];
+  /** The alert channels collection reports are recorded for. */
+  reportChannels?: HandlerDeps['reportChannels'];
   /** Where data-snapshot writes (SNAPSHOT_DIR); unset: that job fails saying so. */
   snapshots?: HandlerDeps['snapshots'];
   handlers?: Partial<JobHandlers>;
@@ -100,7 +102,7 @@ export function createWorker(opts: WorkerOptions): Worker {
   const executeDeps = {
     ...(executions ? { executions } : {}),
     handlers,
-    handlerDeps: { db: opts.db, boss: opts.boss, collectors: opts.collectors, crawls: opts.crawls, defaultExchanges: opts.defaultExchanges ?? [...EXCHANGES], log: opts.log, ...(opts.snapshots ? { snapshots: opts.snapshots } : {}) },
+    handlerDeps: { db: opts.db, boss: opts.boss, collectors: opts.collectors, crawls: opts.crawls, defaultExchanges: opts.defaultExchanges ?? [...EXCHANGES], log: opts.log, ...(opts.snapshots ? { snapshots: opts.snapshots } : {}), ...(opts.reportChannels ? { reportChannels: opts.reportChannels } : {}) },
     history,
     active,
     shutdown: shutdown.signal,

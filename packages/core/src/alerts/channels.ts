@@ -136,6 +136,7 @@ export function emailChannel(opts: { smtpUrl: string; from: string; to: string[]
           // A repeat of this delivery carries the same Message-ID: mail systems and readers drop it.
           ...(m.delivery_id ? { messageId: `<${m.delivery_id}@${messageIdDomain(opts.from)}>` } : {}),
           text: `${m.message}\n\nalert ${m.alert_id} (${m.kind}, key ${m.key}), opened ${m.opened_at}${m.resolved_at ? `, resolved ${m.resolved_at}` : ''}\n`,
+          ...(m.attachments ? { attachments: m.attachments.map((a) => ({ filename: a.filename, content: a.content, contentType: a.content_type })) } : {}),
         })) as { response?: string };
         return { ok: true, response: truncate(opts.scrub(String(info.response ?? 'accepted'))) };
       } catch (err) {
@@ -158,6 +159,11 @@ export interface ChannelSet {
   channels: Channel[];
   scrub: (s: string) => string;
   close(): void;
+}
+
+/** The names of the channels a configuration turns on, without making them: whom a message is for. */
+export function channelNames(c: AlertChannelConfig): ChannelName[] {
+  return channelsFromConfig(c).channels.map((ch) => ch.name);
 }
 
 /** The configured channels; logs once which are on, and says so when none is. */

@@ -98,7 +98,7 @@ async function insertAlert(db: Db, c: Condition, state: 'open' | 'resolved'): Pr
 /** Records an alert that is a message only (daily report, test): resolved at once, sent once. */
 export async function recordMessageAlert(db: Db, c: Condition, event: DeliveryEvent, channels: readonly ChannelName[]): Promise<AlertRow> {
   const row = await insertAlert(db, c, 'resolved');
-  await insertDeliveries(db, row.id, messageOf(row, event), channels);
+  await insertDeliveries(db, row.id, { ...messageOf(row, event), ...(c.attachments ? { attachments: c.attachments } : {}) }, channels);
   return row;
 }
 

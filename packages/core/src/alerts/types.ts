@@ -33,9 +33,17 @@ export const ALERT_KINDS = [
   'dead_rows',
   'disk_space',
   'daily_report',
+  'collection_report',
   'test',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
+
+/** A file sent with a message: e-mail attaches it, the webhook receives it in the JSON, Slack gets the text only. */
+export interface Attachment {
+  filename: string;
+  content_type: string;
+  content: string;
+}
 
 /** One message as every channel receives it (the generic webhook gets exactly this JSON). */
 export interface AlertMessage {
@@ -49,6 +57,7 @@ export interface AlertMessage {
   details: unknown;
   opened_at: string;
   resolved_at: string | null;
+  attachments?: Attachment[];
   /**
    * Stable id of this delivery (one channel's copy of one message), the same on every
    * attempt: delivery is at-least-once (a sender that dies after the channel accepted the
@@ -66,4 +75,6 @@ export interface Condition {
   subject: string;
   message: string;
   details: Record<string, unknown>;
+  /** Files sent with the message (reports). */
+  attachments?: Attachment[];
 }

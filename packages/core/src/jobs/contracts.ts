@@ -127,6 +127,13 @@ export const jobParamSchemas = {
     },
     { ...closed, description: 'collect new posts of REDDIT_SUBREDDITS (or the ones given) incrementally' },
   ),
+  'collection-report': Type.Object(
+    {
+      period: Type.Union([Type.Literal('week'), Type.Literal('month')], { description: 'the last whole ISO week (Monday to Sunday) or calendar month before the run' }),
+      timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_+/-]+$', description: 'IANA time zone of the bounds of the period (default UTC)' })),
+    },
+    { ...closed, description: 'the weekly or monthly collection report, sent by e-mail (CSV and HTML attached), Slack and webhook like an alert' },
+  ),
   'data-snapshot': Type.Object(
     { copy: Type.Optional(Type.Boolean({ description: 'copy every file instead of hard-linking it' })) },
     { ...closed, description: 'a dated snapshot of DATA_ROOT in SNAPSHOT_DIR: hard links of the Parquet files (copies where links are impossible), then the retention' },
@@ -159,6 +166,8 @@ export const jobDefaults: Record<JobType, JobDefaults> = {
   'crawl-prices': { timeoutSeconds: 1800, retryLimit: 0, retryDelaySeconds: 60, retryBackoff: false },
   // Idempotent: a retry only pages less.
   'collect-posts': { timeoutSeconds: 1800, retryLimit: 2, retryDelaySeconds: 120, retryBackoff: true },
+  // Idempotent: a report already recorded for the period is not sent again.
+  'collection-report': { timeoutSeconds: 600, retryLimit: 2, retryDelaySeconds: 60, retryBackoff: true },
   // A snapshot is rebuilt from scratch on a retry (the partial one is removed first).
   'data-snapshot': { timeoutSeconds: 3600, retryLimit: 1, retryDelaySeconds: 300, retryBackoff: false },
 };

@@ -12,3 +12,4 @@
 export * from './contracts.ts';
 export * from './queues.ts';
 export * from './job-names.ts';
+export * from './periods.ts';

@@ -98,6 +98,15 @@ export async function insertSchedule(db: Db, def: ScheduleDefinition): Promise<S
 }
 
 /**
+ * Creates an ordinary schedule unless one of that name exists: a default an operator
+ * then edits, pauses or deletes like their own (the report schedules). True when created.
+ */
+export async function insertScheduleIfAbsent(db: Db, def: ScheduleDefinition): Promise<boolean> {
+  const row = await db.insertInto('wombat.schedules').values(definitionColumns(def)).onConflict((oc) => oc.column('name').doNothing()).returning('id').executeTakeFirst();
+  return row !== undefined;
+}
+
+/**
  * Upserts a built-in schedule by name. Its definition follows the configuration;
  * its status and paused reason stay as an operator set them.
  */

@@ -1,6 +1,7 @@
 import { runBacktest } from '../backtest/run.ts';
 import { canary } from './canary.ts';
 import { dataSnapshot } from './snapshot.ts';
+import { collectionReport } from './report.ts';
 import { collectPosts, crawlPrices } from './crawl.ts';
 import { collectPrices, collectSymbols, fetchCandles, needCollectors } from './collect.ts';
 import type { JobHandlers } from './types.ts';
@@ -14,5 +15,6 @@ export const defaultHandlers: JobHandlers = {
   'crawl-prices': crawlPrices,
   'collect-posts': collectPosts,
   'data-snapshot': dataSnapshot,
+  'collection-report': collectionReport,
   backtest: (ctx, deps) => runBacktest(ctx.params, needCollectors(deps), { signal: ctx.signal, onProgress: ctx.progress }),
 };

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Logger, PgBoss } from '@wombat/core/platform';
 import type { Exchange, JobParams, JobType } from '@wombat/core/jobs';
 import type { CoreTables } from '@wombat/core/tables';
+import type { ChannelName } from '@wombat/core/alerts';
 import type { CollectorsPort, CrawlsPort } from '../collectors-port.ts';
 
 /** What a job handler gets: its validated params, one AbortSignal, and a progress callback. */
@@ -30,6 +31,8 @@ export interface HandlerDeps {
   crawls?: CrawlsPort;
   /** Exchanges collect-prices covers when its params name none. */
   defaultExchanges: Exchange[];
+  /** The alert channels reports are recorded for (this worker's SLACK_WEBHOOK_URL, SMTP_URL, ALERT_WEBHOOK_URL); none: recorded, not sent. */
+  reportChannels?: ChannelName[];
   /** Where data-snapshot takes DATA_ROOT's snapshots (absolute paths); absent without SNAPSHOT_DIR. */
   snapshots?: { dataRoot: string; snapshotDir: string; retention: { keepDaily: number; keepWeekly: number } };
   log: Logger;
