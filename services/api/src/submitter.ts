@@ -25,6 +25,11 @@ export interface WriterHealth {
 export interface Submitter {
   /** Records the run and sends its job; resolves with the run id once committed. Rejects within about 2 x deadlineMs. */
   submit(input: Submission): Promise<string>;
+  /**
+   * Records every run and sends every job in one transaction, all or none (a batch of
+   * one job type); resolves with the run ids in order. Its deadline grows with its size.
+   */
+  submitAll(inputs: Submission[]): Promise<string[]>;
   health(): WriterHealth;
 }
 
@@ -116,36 +121,44 @@ export function createSubmitter(db: Kysely<CoreTables>, boss: PgBoss, opts: Subm
     else p.reject(outcome.err);
   }
 
-  async function write(n: number, batch: Pending[]): Promise<void> {
+  /** One transaction of `inputs` that commits before `deadlineMs` or not at all. */
+  async function commit(n: number, inputs: (Submission & { id: string })[], deadlineMs: number): Promise<void> {
     if (performance.now() - clockReadAt > 60_000) readClock();
-    const notAfter = new Date(Date.now() + clockOffsetMs + opts.deadlineMs - commitMarginMs);
-    const statement = publishRuns(
-      db,
-      boss,
-      batch.map((p) => p.input),
-      { notAfter },
-    );
+    const notAfter = new Date(Date.now() + clockOffsetMs + deadlineMs - commitMarginMs);
+    const statement = publishRuns(db, boss, inputs, { notAfter });
     let passedDeadline = false;
     try {
-      await withDeadline(statement, opts.deadlineMs, 'task submission', {
+      await withDeadline(statement, deadlineMs, 'task submission', {
         phase: 'transaction',
         onAbandoned: (late) => {
           passedDeadline = true;
           abandoned.set(n, Date.now());
-          log.error({ submissions: batch.length, deadlineMs: opts.deadlineMs }, 'task submission write passed its deadline; abandoned, answering 503');
+          log.error({ submissions: inputs.length, deadlineMs }, 'task submission write passed its deadline; abandoned, answering 503');
           void late
             .then(
               // Only a commit slower than commitMarginMs, or clocks further apart, gets here.
-              () => log.error({ write: n, runs: batch.map((p) => p.input.id) }, 'abandoned task submission write committed after its submissions were answered 503'),
+              () => log.error({ write: n, runs: inputs.map((i) => i.id) }, 'abandoned task submission write committed after its submissions were answered 503'),
               () => log.info({ write: n }, 'abandoned task submission write settled'),
             )
             .finally(() => abandoned.delete(n));
         },
       });
-      for (const p of batch) settle(p, { id: p.input.id });
     } catch (err) {
       // Refused as past its deadline well before it: the clocks may have moved apart; read them again.
       if (!passedDeadline && err instanceof DatabaseTimeoutError) readClock();
+      throw err;
+    }
+  }
+
+  async function write(n: number, batch: Pending[]): Promise<void> {
+    try {
+      await commit(
+        n,
+        batch.map((p) => p.input),
+        opts.deadlineMs,
+      );
+      for (const p of batch) settle(p, { id: p.input.id });
+    } catch (err) {
       for (const p of batch) settle(p, { err });
     }
   }
@@ -182,6 +195,20 @@ export function createSubmitter(db: Kysely<CoreTables>, boss: PgBoss, opts: Subm
         queue.push(p);
         pump();
       });
+    },
+    async submitAll(inputs) {
+      const rows = inputs.map((i) => ({ ...i, id: randomUUID() }));
+      if (rows.length === 0) return [];
+      const n = ++writes;
+      inFlight.set(n, Date.now());
+      try {
+        // A write of MAX_SUBMIT_BATCH rows gets the deadline of one submission; a larger one, a multiple of it (at most ten).
+        await commit(n, rows, opts.deadlineMs * Math.min(10, Math.ceil(rows.length / MAX_SUBMIT_BATCH)));
+        return rows.map((r) => r.id);
+      } finally {
+        inFlight.delete(n);
+        pump();
+      }
     },
     health() {
       const now = Date.now();

@@ -161,3 +161,40 @@ t.test('a fan-out task reports its children by state; a child requeued since cou
   t.equal(status.status, 200);
   t.same(status.body.children, { total: 5, active: 2, by_state: { completed: 2, failed: 1, running: 1, queued: 1 } });
 });
+
+t.test('a batch of a thousand tasks is one transaction: every task a run and a pg-boss job of its own', async (t) => {
+  const tasks = Array.from({ length: 1000 }, (_, i) => ({ sleep_ms: i % 7 }));
+  const res = await api.call('POST', '/api/tasks/canary/batch', { body: { tasks } });
+  t.equal(res.status, 202, JSON.stringify(res.body).slice(0, 500));
+  t.match(res.body, { count: 1000, status: 'queued', created_at: String });
+  const ids: string[] = res.body.tasks.map((x: { task_id: string }) => x.task_id);
+  t.equal(new Set(ids).size, 1000, 'each task has its own id');
+  const runs = await api.database.sql<{ id: string; params: { sleep_ms: number }; trigger: string; state: string }[]>`
+    select id, params, trigger, state from wombat.runs where id = any(${ids}::uuid[])`;
+  t.equal(runs.length, 1000);
+  const byId = new Map(runs.map((r) => [r.id, r]));
+  t.ok(ids.every((id, i) => byId.get(id)?.params.sleep_ms === i % 7), 'in the order sent, each with its parameters');
+  t.ok(runs.every((r) => r.trigger === 'task' && r.state === 'queued'));
+  const [jobs] = await api.database.sql<{ n: number }[]>`select count(*)::int as n from pgboss.job where id = any(${ids}::uuid[]) and name = 'canary'`;
+  t.equal(jobs!.n, 1000, 'and a pg-boss job each, under the same id');
+  const one = await api.call('GET', `/api/tasks/${ids[999]}`);
+  t.match(one.body, { task_id: ids[999], type: 'canary', status: 'queued' });
+});
+
+t.test('a batch with one bad task is refused whole, naming it; an empty or oversized batch too', async (t) => {
+  const count = async () => (await api.database.sql<{ n: number }[]>`select count(*)::int as n from wombat.runs`)[0]!.n;
+  const before = await count();
+  const tasks: unknown[] = Array.from({ length: 10 }, () => ({}));
+  tasks[7] = { sleep_ms: -5 };
+  const bad = await api.call('POST', '/api/tasks/canary/batch', { body: { tasks } });
+  t.equal(bad.status, 400);
+  t.match(bad.body.error, { code: 'invalid_input', message: /tasks\[7\]/ });
+  t.equal(await count(), before, 'nothing stored');
+  t.equal((await api.call('POST', '/api/tasks/canary/batch', { body: { tasks: [] } })).status, 400);
+  t.equal((await api.call('POST', '/api/tasks/canary/batch', { body: { tasks: Array.from({ length: 1001 }, () => ({})) } })).status, 400);
+  const unknown = await api.call('POST', '/api/tasks/mine-bitcoin/batch', { body: { tasks: [{}] } });
+  t.equal(unknown.status, 400);
+  t.match(unknown.body.error.message, /mine-bitcoin/);
+  t.equal((await api.call('POST', '/api/tasks/canary/batch', { body: { tasks: [{}] }, token: null })).status, 401, 'a write: the admin token is needed');
+  t.equal(await count(), before);
+});

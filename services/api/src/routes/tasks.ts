@@ -1,4 +1,4 @@
-import { AppError, ValidationError } from '@wombat/core/platform';
+import { AppError, type FieldIssue, ValidationError } from '@wombat/core/platform';
 import { checkJobParams, jobParamSchemas, type JobType } from '@wombat/core/jobs';
 import { cancelRun, requeueRun } from '@wombat/core/runs';
 import Type from 'typebox';
@@ -54,6 +54,31 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
     return { task_id: id, status: 'queued' as const, created_at: new Date().toISOString() };
   }
 
+  const MAX_BATCH = 1000;
+  async function submitBatch(job: JobType, tasks: unknown[], query: { timeout_seconds?: number | undefined; max_retries?: number | undefined }) {
+    const issues: FieldIssue[] = [];
+    const params: object[] = [];
+    for (const [i, body] of tasks.entries()) {
+      const check = checkJobParams(job, taskParams(job, body));
+      if (check.ok) params.push(check.value as object);
+      // At most the first few bad tasks are named: a thousand copies of one mistake say nothing more.
+      else if (issues.length < 20) issues.push(...check.issues.map((x) => ({ field: `tasks[${i}]${x.field ? `.${x.field}` : ''}`, message: `tasks[${i}]: ${x.message}` })));
+      else break;
+    }
+    if (issues.length > 0) throw new ValidationError(issues.slice(0, 20));
+    const ids = await submitter.submitAll(
+      params.map((p) => ({
+        job,
+        params: p,
+        trigger: 'task' as const,
+        ...(query.timeout_seconds !== undefined ? { timeoutSeconds: query.timeout_seconds } : {}),
+        ...(query.max_retries !== undefined ? { retryLimit: query.max_retries } : {}),
+      })),
+    );
+    const createdAt = new Date().toISOString();
+    return { count: ids.length, status: 'queued' as const, created_at: createdAt, tasks: ids.map((id) => ({ task_id: id })) };
+  }
+
   async function status(id: string) {
     const run = await getRun(db, id);
     if (!run) throw notFound('task', id);
@@ -76,6 +101,32 @@ export function taskRoutes(app: App, deps: AppDeps, submitter: Submitter): void 
       const accepted = await submit(jobTypeOf(request.params.type, 'type'), request.body, request.query);
       return reply.status(202).header('location', `/api/tasks/${accepted.task_id}`).send(accepted);
     },
+  );
+
+  app.post(
+    '/api/tasks/:type/batch',
+    {
+      schema: {
+        summary: `submit up to ${MAX_BATCH} tasks of one type in one transaction (all or none); each is a run with its own id`,
+        tags: ['tasks'],
+        params: Type.Object({ type: JobNameSchema }, { additionalProperties: false }),
+        querystring: SubmitQuery,
+        body: Type.Object(
+          { tasks: Type.Array(ParamsBody, { minItems: 1, maxItems: MAX_BATCH, description: "each task's parameters, as the body of POST /api/tasks/{type}" }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          202: Type.Object({
+            count: Type.Integer(),
+            status: Type.Literal('queued'),
+            created_at: Type.String({ format: 'date-time' }),
+            tasks: Type.Array(Type.Object({ task_id: Type.String({ format: 'uuid' }) })),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (request, reply) => reply.status(202).send(await submitBatch(jobTypeOf(request.params.type, 'type'), request.body.tasks, request.query)),
   );
 
   app.post(
