@@ -1,6 +1,7 @@
 import { alertConfigProblems, alertFields } from '@wombat/core/alerts';
 import { bool, ConfigError, type ConfigOf, databaseFields, type Field, int, list, loadConfig as load, optionalStr, processFields, timeZone } from '@wombat/core/platform';
 import { jobHeartbeatFields, TIMEFRAMES } from '@wombat/core/jobs';
+import { backupFields } from '@wombat/core/backup';
 
 function timeOfDay(v: string): string {
   if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(v)) throw new Error('must be a time of day HH:MM (24-hour), for example 00:02');
@@ -41,6 +42,8 @@ export const engineSchema = {
   priceCrawlSources: optionalStr('PRICE_CRAWL_SOURCES', 'sources file of the price crawl (JSON or YAML); unset: the price crawl schedule is off'),
   redditCrawlHour: int('REDDIT_CRAWL_HOUR', 'hour (in TZ) of the daily community-post collection', { default: 10, min: 0, max: 23 }),
   redditCrawlMinute: int('REDDIT_CRAWL_MINUTE', 'minute of the daily community-post collection', { default: 0, min: 0, max: 59 }),
+  backupDir: backupFields.backupDir,
+  backupTime: backupFields.backupTime,
   redditSubreddits: optionalStr('REDDIT_SUBREDDITS', 'subreddits of the community-post collection, comma-separated; unset: that schedule is off'),
   reconcileIntervalMs: int('ENGINE_RECONCILE_INTERVAL_MS', 'full re-read of the schedules table, besides change notifications', {
     default: 30_000,

@@ -1,6 +1,7 @@
 import { collectorConfigProblems, collectorFields, crawlConfigProblems, crawlFields } from '@wombat/collectors';
 import { ConfigError, type ConfigOf, databaseFields, type Field, int, list, loadConfig as load, optionalStr, processFields } from '@wombat/core/platform';
 import { isJobType, JOB_TYPES, jobHeartbeatFields, type JobType } from '@wombat/core/jobs';
+import { backupFields } from '@wombat/core/backup';
 
 /** How one queue is consumed: `workers` fetch loops, each taking up to `batchSize` jobs at a time. */
 export interface QueueSettings {
@@ -23,6 +24,7 @@ export const defaultQueueSettings: Record<JobType, QueueSettings> = {
   backtest: { workers: 2, batchSize: 1 },
   'crawl-prices': { workers: 1, batchSize: 1 },
   'collect-posts': { workers: 1, batchSize: 1 },
+  'database-backup': { workers: 1, batchSize: 1 },
 };
 
 /** `job=n,job=n`: a count per job type. */
@@ -66,6 +68,7 @@ export const workerConfigSchema = {
   ...jobHeartbeatFields,
   ...collectorFields,
   ...crawlFields,
+  ...backupFields,
   queues: list('WORKER_QUEUES', `job types this process runs, comma-separated, or all (${JOB_TYPES.join(', ')})`, {
     default: ['all'],
     item: (v) => {

@@ -127,6 +127,8 @@ export const jobParamSchemas = {
     },
     { ...closed, description: 'collect new posts of REDDIT_SUBREDDITS (or the ones given) incrementally' },
   ),
+  // Configured by the worker's environment (BACKUP_DIR, BACKUP_FORMAT, retention); nothing to narrow.
+  'database-backup': Type.Object({}, { ...closed, description: 'back up the database into BACKUP_DIR (one file with its checksum), then apply retention' }),
 } satisfies Record<string, TSchema>;
 
 export type JobType = keyof typeof jobParamSchemas;
@@ -155,6 +157,9 @@ export const jobDefaults: Record<JobType, JobDefaults> = {
   'crawl-prices': { timeoutSeconds: 1800, retryLimit: 0, retryDelaySeconds: 60, retryBackoff: false },
   // Idempotent: a retry only pages less.
   'collect-posts': { timeoutSeconds: 1800, retryLimit: 2, retryDelaySeconds: 120, retryBackoff: true },
+  // A backup that failed (disk full, server gone) is tried once more after a pause; another
+  // failure is a dead letter, and the run_failed alert says so.
+  'database-backup': { timeoutSeconds: 4 * 3600, retryLimit: 1, retryDelaySeconds: 300, retryBackoff: false },
 };
 
 /**

@@ -1,4 +1,5 @@
 import { runBacktest } from '../backtest/run.ts';
+import { databaseBackup } from './backup.ts';
 import { canary } from './canary.ts';
 import { collectPosts, crawlPrices } from './crawl.ts';
 import { collectPrices, collectSymbols, fetchCandles, needCollectors } from './collect.ts';
@@ -12,5 +13,6 @@ export const defaultHandlers: JobHandlers = {
   'fetch-candles': fetchCandles,
   'crawl-prices': crawlPrices,
   'collect-posts': collectPosts,
+  'database-backup': databaseBackup,
   backtest: (ctx, deps) => runBacktest(ctx.params, needCollectors(deps), { signal: ctx.signal, onProgress: ctx.progress }),
 };

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Logger, PgBoss } from '@wombat/core/platform';
 import type { Exchange, JobParams, JobType } from '@wombat/core/jobs';
 import type { CoreTables } from '@wombat/core/tables';
+import type { BackupResult } from '@wombat/core/backup';
 import type { CollectorsPort, CrawlsPort } from '../collectors-port.ts';
 
 /** What a job handler gets: its validated params, one AbortSignal, and a progress callback. */
@@ -28,9 +29,16 @@ export interface HandlerDeps {
   collectors?: CollectorsPort;
   /** Absent in a worker without the crawl configuration: crawl jobs then fail saying so. */
   crawls?: CrawlsPort;
+  /** Absent in a worker without BACKUP_DIR: database-backup jobs then fail saying so. */
+  backup?: BackupPort;
   /** Exchanges collect-prices covers when its params name none. */
   defaultExchanges: Exchange[];
   log: Logger;
+}
+
+/** Takes a database backup with the worker's settings (BACKUP_*), into BACKUP_DIR. */
+export interface BackupPort {
+  run(log: Logger): Promise<BackupResult>;
 }
 
 export type JobHandler<J extends JobType> = (ctx: JobContext<J>, deps: HandlerDeps) => Promise<unknown>;
