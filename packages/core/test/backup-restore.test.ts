@@ -6,6 +6,7 @@ import postgres from 'postgres';
 import { backupDatabase, backupsToKeep, chooseFormat, listBackupFiles, restoreBackup, verifyBackup } from '@wombat/core/backup';
 import { insertSchedule } from '@wombat/core/schedules';
 import { validateScheduleInput } from '@wombat/core/schedules';
+import { migrateAll } from '@wombat/core/setup';
 import { createEmptyTestDatabase, createTestDatabase, testLogger } from '@wombat/core/testing';
 
 /** Wombat's own backup format: written atomically with its checksum, verified, restored table for table. */
@@ -117,4 +118,38 @@ t.test('retention keeps the newest of each of the last days and weeks', async (t
   for (let i = 1; i < 35; i++) days.push(at(new Date(Date.UTC(2026, 11, 7 - i, 3, 30)).toISOString()));
   const kept = [...backupsToKeep(days, 3, 3)].map((b) => b.id).sort();
   t.same(kept, ['2026-11-29T03:30:00.000Z', '2026-12-05T03:30:00.000Z', '2026-12-06T03:30:00.000Z', '2026-12-07T15:00:00Z'].sort());
+});
+
+t.test("pg_dump's custom format where a pg_dump as new as the server is on the PATH, restored through pg_restore", async (t) => {
+  const chosen = await chooseFormat(tdb.url, 'auto');
+  if (chosen.format !== 'pg_dump') {
+    t.comment(`skipped: ${chosen.reason}`);
+    return;
+  }
+  const pgDir = await mkdtemp(path.join(tmpdir(), 'wombat-backup-pgdump-'));
+  t.teardown(() => rm(pgDir, { recursive: true, force: true }));
+  const result = await backupDatabase({ url: tdb.url, dir: pgDir, format: 'auto', keepDaily: 7, keepWeekly: 4, log });
+  t.equal(result.format, 'pg_dump');
+  t.match(path.basename(result.file), /^wombat-\d{8}T\d{6}Z\.pgdump$/);
+  t.equal((await readFile(result.file)).subarray(0, 5).toString('latin1'), 'PGDMP');
+  t.match(await verifyBackup(result.file), { format: 'pg_dump', checksum: 'ok', header: null });
+  const target = await createEmptyTestDatabase(t);
+  await restoreBackup({ file: result.file, url: target.url, log });
+  t.same(await digests(target.url), await digests(tdb.url), 'every table is the same, row for row');
+});
+
+t.test('a backup older than this Wombat is restored at its own version, then migrated forward', async (t) => {
+  const old = await createEmptyTestDatabase(t);
+  const latest = Number((await tdb.sql<{ v: number }[]>`select max(version) as v from wombat.schema_migrations`)[0]!.v);
+  await migrateAll({ url: old.url, log, upToVersion: latest - 1 });
+  const oldDir = await mkdtemp(path.join(tmpdir(), 'wombat-backup-old-'));
+  t.teardown(() => rm(oldDir, { recursive: true, force: true }));
+  const result = await backupDatabase({ url: old.url, dir: oldDir, format: 'wombat', keepDaily: 7, keepWeekly: 4, log });
+  t.equal(result.migrationVersion, latest - 1);
+  const target = await createEmptyTestDatabase(t);
+  const restored = await restoreBackup({ file: result.file, url: target.url, log });
+  t.equal(restored.migratedForward.length, 1, 'the newer migration is applied after the rows');
+  const sql = postgres(target.url, { max: 1, onnotice: () => {} });
+  t.teardown(() => sql.end());
+  t.equal(Number((await sql<{ v: number }[]>`select max(version) as v from wombat.schema_migrations`)[0]!.v), latest);
 });

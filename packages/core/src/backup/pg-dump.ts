@@ -64,3 +64,10 @@ export async function restoreWithPgRestore(url: string, file: string): Promise<v
   const child = spawn('pg_restore', ['--no-owner', '--no-privileges', '--single-transaction', '--exit-on-error', `--dbname=${dbname}`, file], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   await collect(child, 'pg_restore');
 }
+
+/** Reads a custom-format file's table of contents (pg_restore --list): it fails on a damaged file. */
+export async function listWithPgRestore(file: string): Promise<void> {
+  if ((await clientMajor('pg_restore')) === undefined) throw new AppError('backup_tool_missing', `${file} is a pg_dump file and no pg_restore is on the PATH to read it: install PostgreSQL's client tools`);
+  const child = spawn('pg_restore', ['--list', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await collect(child, 'pg_restore --list');
+}

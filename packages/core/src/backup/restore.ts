@@ -76,10 +76,7 @@ export async function restoreWombatBackup(opts: RestoreOptions): Promise<Restore
     } finally {
       await sql.end({ timeout: 5 });
     }
-    // Forward to this Wombat's schema and queues; a backup of this version needs nothing (its
-    // queues, as restored, stay untouched) unless it lacks a queue this Wombat has.
-    const { applied } = header.migrationVersion < latest || (await lacksQueues(opts.url)) ? await migrateAll({ url: opts.url, log }) : { applied: [] };
-    return { header, migratedForward: applied, tables: await countRows(opts.url, header) };
+    return { header, migratedForward: await migrateForward(opts.url, log), tables: await countRows(opts.url) };
   } finally {
     backup.close();
   }
@@ -124,15 +121,23 @@ async function copyRows(sql: Sql, tables: ReturnType<Awaited<ReturnType<typeof o
   });
 }
 
-async function lacksQueues(url: string): Promise<boolean> {
+/**
+ * Brings a restored database to this Wombat's schema and queues. A backup of this version needs
+ * nothing, and its queues stay as restored (migrating rewrites every queue's settings), unless it
+ * lacks a queue this Wombat has.
+ */
+export async function migrateForward(url: string, log: Logger): Promise<string[]> {
+  const latest = (await readMigrations(await workspaceMigrations())).at(-1)!.version;
   const sql = createSql({ url, poolSize: 1, applicationName: 'wombat-restore' });
+  let needed: boolean;
   try {
-    const rows = await sql<{ name: string }[]>`select name from pgboss.queue`;
-    const have = new Set(rows.map((r) => r.name));
-    return JOB_TYPES.some((j) => !have.has(j));
+    const [m] = await sql<{ v: number | null }[]>`select max(version) as v from wombat.schema_migrations`;
+    const have = new Set((await sql<{ name: string }[]>`select name from pgboss.queue`).map((r) => r.name));
+    needed = (m?.v ?? 0) < latest || JOB_TYPES.some((j) => !have.has(j));
   } finally {
     await sql.end({ timeout: 5 });
   }
+  return needed ? (await migrateAll({ url, log })).applied : [];
 }
 
 async function sequenceExists(tx: Tx, s: { schema: string; name: string }): Promise<boolean> {
@@ -140,14 +145,18 @@ async function sequenceExists(tx: Tx, s: { schema: string; name: string }): Prom
   return r!.ok;
 }
 
-/** Every table's rows as they are now in the database at `url`. */
-async function countRows(url: string, header: BackupHeader): Promise<{ schema: string; name: string; rows: number }[]> {
+/** Every table of Wombat's schemas with its rows, as they are now in the database at `url`. */
+export async function countRows(url: string): Promise<{ schema: string; name: string; rows: number }[]> {
   const sql = createSql({ url, poolSize: 1, applicationName: 'wombat-restore', statementTimeoutMs: 0 });
   try {
+    const tables = await sql<{ schema: string; name: string }[]>`
+      select n.nspname as schema, c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname in ${sql([...WOMBAT_SCHEMAS])} and c.relkind in ('r', 'p') and not c.relispartition
+      order by n.nspname desc, c.relname`;
     const out: { schema: string; name: string; rows: number }[] = [];
-    for (const t of header.tables) {
+    for (const t of tables) {
       const [r] = await sql.unsafe<{ n: number }[]>(`select count(*) as n from ${tableRef(t)}`);
-      out.push({ schema: t.schema, name: t.name, rows: Number(r!.n) });
+      out.push({ ...t, rows: Number(r!.n) });
     }
     return out;
   } finally {

@@ -3,14 +3,13 @@ import path from 'node:path';
 import { createSql } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Logger } from '../platform/logger.ts';
-import { migrateAll } from '../setup.ts';
 import type { BackupFormatSetting } from './config.ts';
 import { dumpWombat } from './dump.ts';
 import { checkChecksum, pruneBackups, writeAtomically, type ChecksumState } from './files.ts';
 import { backupFileName, DEFAULT_COMPRESSION, type BackupFormat, type BackupHeader } from './format.ts';
-import { clientMajor, dumpWithPgDump, restoreWithPgRestore } from './pg-dump.ts';
+import { clientMajor, dumpWithPgDump, listWithPgRestore, restoreWithPgRestore } from './pg-dump.ts';
 import { backupFormatOf, readThrough } from './read.ts';
-import { restoreWombatBackup, type RestoreResult } from './restore.ts';
+import { countRows, migrateForward, restoreWombatBackup, type RestoreResult } from './restore.ts';
 
 export interface BackupOptions {
   url: string;
@@ -113,11 +112,12 @@ export async function verifyBackup(file: string): Promise<VerifyResult> {
   const { state, expected, actual } = await checkChecksum(file);
   if (state === 'mismatch') throw new AppError('backup_checksum_mismatch', `${file} does not match its checksum file (expected ${expected}, the file is ${actual}): it is damaged`);
   const header = format === 'wombat' ? await readThrough(file) : null;
+  if (format === 'pg_dump') await listWithPgRestore(file);
   return { file, format, checksum: state, header };
 }
 
 /** Restores either format into `url` (see restoreWombatBackup; pg_dump files go through pg_restore). */
-export async function restoreBackup(opts: { file: string; url: string; log: Logger; force?: boolean }): Promise<RestoreResult | { format: 'pg_dump'; migratedForward: string[] }> {
+export async function restoreBackup(opts: { file: string; url: string; log: Logger; force?: boolean }): Promise<RestoreResult | { format: 'pg_dump'; migratedForward: string[]; tables: RestoreResult['tables'] }> {
   const { format } = await backupFormatOf(opts.file);
   if (format === 'wombat') return restoreWombatBackup(opts);
   const sum = await checkChecksum(opts.file);
@@ -135,6 +135,5 @@ export async function restoreBackup(opts: { file: string; url: string; log: Logg
     await sql.end({ timeout: 5 });
   }
   await restoreWithPgRestore(opts.url, opts.file);
-  const { applied } = await migrateAll({ url: opts.url, log: opts.log });
-  return { format: 'pg_dump', migratedForward: applied };
+  return { format: 'pg_dump', migratedForward: await migrateForward(opts.url, opts.log), tables: await countRows(opts.url) };
 }
