@@ -112,7 +112,7 @@ export function registerRestore(program: Command, act: Act): void {
         if (ctx.opts.json) ctx.out(json(r));
         else {
           ctx.out(`restored ${file} into ${redactUrl(url)}${r.migratedForward.length > 0 ? `, then migrated forward: ${r.migratedForward.join(', ')}` : ''}`);
-          if ('tables' in r) ctx.out(tableRows(r.tables));
+          ctx.out(tableRows(r.tables));
         }
         return EXIT.ok;
       }),
