@@ -1,7 +1,9 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import postgres from 'postgres';
-import { startFakeExchange } from '@wombat/collectors/testing';
+import { makePosts, startFakeExchange, startFakeReddit, startFakeShop } from '@wombat/collectors/testing';
 import { recordMessageAlert } from '@wombat/core/alerts';
 import { backupDatabase } from '@wombat/core/backup';
 import { startBoss } from '@wombat/core/platform';
@@ -18,9 +20,30 @@ t.setTimeout(600_000);
 const tdb = await createTestDatabase(t);
 const fake = await startFakeExchange();
 t.teardown(() => fake.close());
+const shop = await startFakeShop();
+t.teardown(() => shop.close());
+const reddit = await startFakeReddit();
+t.teardown(() => reddit.close());
+reddit.addPosts(makePosts('wombats', 30, Math.floor(Date.now() / 1000) - 60, 300, 'w'));
 const dataRoot = await tempDir(t);
 const backupDir = await tempDir(t);
-const env = { DATABASE_URL: tdb.url, TZ: 'UTC', DATA_ROOT: dataRoot, UPBIT_BASE_URL: fake.url, BACKUP_DIR: backupDir, BACKUP_FORMAT: 'wombat' };
+const sources = path.join(await tempDir(t), 'sources.yaml');
+await writeFile(
+  sources,
+  `user_agent: "WombatDrill/1.0 (+mailto:ops@example.com)"\ndefaults: { requestsPerSecond: 20 }\nsources:\n` +
+    `  - { name: kr, url: "${shop.url}/gpus", items: li.product, name_field: a.title, price: .price, availability: .stock, allow_private: true }\n`,
+);
+const env = {
+  DATABASE_URL: tdb.url,
+  TZ: 'UTC',
+  DATA_ROOT: dataRoot,
+  UPBIT_BASE_URL: fake.url,
+  BACKUP_DIR: backupDir,
+  BACKUP_FORMAT: 'wombat',
+  PRICE_CRAWL_SOURCES: sources,
+  REDDIT_SUBREDDITS: 'wombats',
+  REDDIT_BASE_URL: reddit.url,
+};
 const serviceEnv = { ...env, ENGINE_RUN_RECONCILE_INTERVAL_MS: '500', WORKER_HEARTBEAT_INTERVAL_MS: '500' };
 // No worker serves backtest: its task stays queued.
 const queues = 'canary,collect-symbols,collect-prices,fetch-candles,database-backup';
@@ -90,12 +113,14 @@ t.test('a backup taken while the services run restores into a database the servi
   await cancelRun(tdb.db, boss, cancelId);
   t.ok(await waitFor(async () => (await runState(cancelId)) === 'cancelled'), 'one is cancelled');
 
-  // An alert through the alerts domain, crawled prices and posts.
+  // Crawled prices and posts from the fake shop and Reddit, and an alert through the alerts domain.
+  for (const job of ['crawl-prices', 'collect-posts']) {
+    const crawled = await wombat(['run', job], env);
+    t.equal(crawled.code, 0, `${job}: ${crawled.stderr}`);
+  }
+  const [crawls] = await tdb.sql<{ prices: number; posts: number }[]>`select (select count(*)::int from wombat.price_observations) as prices, (select count(*)::int from wombat.reddit_posts) as posts`;
+  t.ok(crawls!.prices > 0 && crawls!.posts === 30, 'prices and posts are stored');
   await recordMessageAlert(tdb.db, { key: 'drill', kind: 'test', severity: 'info', subject: 'restore drill', message: 'a test alert', details: {} }, 'test', []);
-  await tdb.sql`insert into wombat.price_observations (source, product, url, status, price, currency, in_stock, raw)
-    values ('shop', 'kettle', 'http://shop.test/kettle', 'priced', 19.99, 'EUR', true, '19,99 €'), ('shop', 'mug', 'http://shop.test/mug', 'sold_out', null, null, false, 'sold out')`;
-  await tdb.sql`insert into wombat.reddit_posts (id, subreddit, title, author, created_utc, score, num_comments, url, permalink, flair, selftext, over_18, removed, deleted, removed_by_category, fetched_at)
-    values ('t3_a1', 'wombats', 'Wombat facts', 'someone', now() - interval '1 hour', 42, 7, null, '/r/wombats/a1', null, 'cube-shaped\tdroppings\nreally', false, false, false, null, now())`;
 
   t.ok(await waitFor(async () => {
     const s = await states(tdb.sql);
