@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtemp, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
@@ -152,4 +152,13 @@ t.test('a backup older than this Wombat is restored at its own version, then mig
   const sql = postgres(target.url, { max: 1, onnotice: () => {} });
   t.teardown(() => sql.end());
   t.equal(Number((await sql<{ v: number }[]>`select max(version) as v from wombat.schema_migrations`)[0]!.v), latest);
+});
+
+t.test('a stopped backup leaves no file behind', async (t) => {
+  const stopDir = await mkdtemp(path.join(tmpdir(), 'wombat-backup-stop-'));
+  t.teardown(() => rm(stopDir, { recursive: true, force: true }));
+  const controller = new AbortController();
+  controller.abort(new Error('the job timed out'));
+  await t.rejects(backupDatabase({ url: tdb.url, dir: stopDir, format: 'wombat', keepDaily: 7, keepWeekly: 4, log, signal: controller.signal }), /the job timed out/);
+  t.same(await readdir(stopDir), []);
 });

@@ -66,6 +66,6 @@ export async function startService(
 /** Backups with this worker's settings, on the database's direct address (one long snapshot). */
 function backupPort(config: WorkerConfig, dir: string, url: string): BackupPort {
   return {
-    run: (log) => backupDatabase({ url, dir, format: config.backupFormat, keepDaily: config.backupKeepDaily, keepWeekly: config.backupKeepWeekly, log }),
+    run: (log, signal) => backupDatabase({ url, dir, format: config.backupFormat, keepDaily: config.backupKeepDaily, keepWeekly: config.backupKeepWeekly, log, ...(signal ? { signal } : {}) }),
   };
 }

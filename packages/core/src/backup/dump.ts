@@ -55,7 +55,7 @@ export interface DumpResult {
  * read-only snapshot (`snapshot`: one exported by another session), streamed through the
  * compressor a chunk at a time.
  */
-export async function dumpWombat(opts: { url: string; out: Writable; compression: Compression; now?: () => Date; snapshot?: string }): Promise<DumpResult> {
+export async function dumpWombat(opts: { url: string; out: Writable; compression: Compression; now?: () => Date; snapshot?: string; signal?: AbortSignal }): Promise<DumpResult> {
   // No deadline: a large database takes as long as it takes; the snapshot holds no locks that block writers.
   const sql = createSql({ url: opts.url, poolSize: 1, applicationName: 'wombat-backup', statementTimeoutMs: 0, transactionTimeoutMs: 0, connectTimeoutMs: 10_000 });
   const z = compressor(opts.compression);
@@ -93,8 +93,16 @@ export async function dumpWombat(opts: { url: string; out: Writable; compression
       for (const t of counted) {
         await writeTo(z, `TABLE ${JSON.stringify({ schema: t.schema, name: t.name })}\n`);
         const cols = t.columns.map(quoteIdent).join(', ');
+        opts.signal?.throwIfAborted();
         const data = await tx.unsafe(`copy (select ${cols} from ${tableRef(t)}) to stdout`).readable();
-        for await (const chunk of data) await writeTo(z, chunk as Buffer);
+        for await (const chunk of data) {
+          if (opts.signal?.aborted) {
+            // Ending the COPY early: the connection is closed with the pool below.
+            data.destroy();
+            opts.signal.throwIfAborted();
+          }
+          await writeTo(z, chunk as Buffer);
+        }
         await writeTo(z, '\\.\n');
       }
       await writeTo(z, 'END\n');

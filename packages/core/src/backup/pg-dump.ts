@@ -41,11 +41,12 @@ function collect(child: ReturnType<typeof spawn>, what: string): Promise<void> {
 }
 
 /** pg_dump's custom format of Wombat's schemas, streamed to `out`. */
-export async function dumpWithPgDump(url: string, out: Writable): Promise<void> {
+export async function dumpWithPgDump(url: string, out: Writable, signal?: AbortSignal): Promise<void> {
   const { dbname, env } = connection(url);
   const child = spawn('pg_dump', ['--format=custom', '--no-owner', '--no-privileges', ...WOMBAT_SCHEMAS.map((s) => `--schema=${s}`), `--dbname=${dbname}`], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(signal ? { signal } : {}),
   });
   const done = collect(child, 'pg_dump');
   child.stdout!.pipe(out);

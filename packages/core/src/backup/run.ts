@@ -21,6 +21,8 @@ export interface BackupOptions {
   now?: () => Date;
   /** Wombat's format: back up what this exported snapshot (pg_export_snapshot()) sees. */
   snapshot?: string;
+  /** Stops the backup (the job's timeout, a cancel, shutdown): nothing is left but the partial file, removed. */
+  signal?: AbortSignal;
 }
 
 /** What a backup job records as its run's result. */
@@ -74,10 +76,10 @@ export async function backupDatabase(opts: BackupOptions): Promise<BackupResult>
   const name = backupFileName(at, format, DEFAULT_COMPRESSION);
   const written = await writeAtomically(opts.dir, name, async (out) => {
     if (format === 'pg_dump') {
-      await dumpWithPgDump(opts.url, out);
+      await dumpWithPgDump(opts.url, out, opts.signal);
       return undefined;
     }
-    return (await dumpWombat({ url: opts.url, out, compression: DEFAULT_COMPRESSION, now: () => at, ...(opts.snapshot ? { snapshot: opts.snapshot } : {}) })).header;
+    return (await dumpWombat({ url: opts.url, out, compression: DEFAULT_COMPRESSION, now: () => at, ...(opts.snapshot ? { snapshot: opts.snapshot } : {}), ...(opts.signal ? { signal: opts.signal } : {}) })).header;
   });
   const header = written.value;
   const removed = await pruneBackups(opts.dir, opts.keepDaily, opts.keepWeekly);

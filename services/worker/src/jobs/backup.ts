@@ -10,5 +10,5 @@ import type { HandlerDeps, JobContext } from './types.ts';
 export async function databaseBackup(ctx: JobContext<'database-backup'>, deps: HandlerDeps): Promise<BackupResult> {
   if (!deps.backup) throw new PermanentError('backup_unavailable', 'this worker has no BACKUP_DIR: set it (the same on the engine and the workers) to take database backups');
   ctx.progress(0, 'backing up');
-  return deps.backup.run(ctx.log);
+  return deps.backup.run(ctx.log, ctx.signal);
 }

@@ -38,7 +38,7 @@ export interface HandlerDeps {
 
 /** Takes a database backup with the worker's settings (BACKUP_*), into BACKUP_DIR. */
 export interface BackupPort {
-  run(log: Logger): Promise<BackupResult>;
+  run(log: Logger, signal?: AbortSignal): Promise<BackupResult>;
 }
 
 export type JobHandler<J extends JobType> = (ctx: JobContext<J>, deps: HandlerDeps) => Promise<unknown>;
