@@ -43,3 +43,11 @@ t.test('the job backs the embedded server up in Wombat\'s format and records the
   t.equal(restored.code, 0, restored.stderr);
   t.match(restored.stdout, /^wombat\.runs\s+\d+$/m);
 });
+
+t.test('wombat run database-backup takes one in the operator\'s process, recorded with trigger cli', async (t) => {
+  const ran = await wombat(['run', 'database-backup', '--json'], env);
+  t.equal(ran.code, 0, ran.stderr);
+  t.match(ran.json, { job: 'database-backup', state: 'completed', result: { format: 'wombat', file: String } });
+  const listed = await wombat(['backup', 'list', '--json'], env);
+  t.ok(listed.json.backups.length >= 1 && listed.json.backups.every((b: { checksum: string }) => b.checksum === 'ok'));
+});
