@@ -1,4 +1,5 @@
-import { int, oneOf, optionalStr, type Field } from '../platform/config.ts';
+import { resolveFromRoot } from '../platform/common-config.ts';
+import { int, oneOf, optionalField, type Field } from '../platform/config.ts';
 
 function timeOfDay(env: string, doc: string, dflt: string): Field<string> {
   return {
@@ -18,7 +19,8 @@ export type BackupFormatSetting = (typeof BACKUP_FORMATS)[number];
 
 /** The backup settings: the engine reads the schedule's, the worker and the CLI all of them. */
 export const backupFields = {
-  backupDir: optionalStr('BACKUP_DIR', 'directory of the daily database backups; unset: the database-backup schedule is off'),
+  // Relative to the checkout, as DATA_ROOT: the engine, the workers and the CLI agree on it whatever their working directory.
+  backupDir: optionalField('BACKUP_DIR', 'directory of the daily database backups (relative to the checkout); unset: the database-backup schedule is off', resolveFromRoot),
   backupTime: timeOfDay('BACKUP_TIME', 'time of day (in TZ) of the daily database backup', '03:30'),
   backupKeepDaily: int('BACKUP_KEEP_DAILY', 'backups kept: the newest of each of this many days', { default: 7, min: 1, max: 3650 }),
   backupKeepWeekly: int('BACKUP_KEEP_WEEKLY', 'and the newest of each of this many weeks', { default: 4, min: 0, max: 520 }),
