@@ -1,5 +1,6 @@
 import { Command, CommanderError, Help, Option } from 'commander';
 import { createContext, EXIT, EXIT_CODES_HELP, toCliError, type Act, type CliRuntime } from './context.ts';
+import { registerBackup, registerRestore } from './commands/backup.ts';
 import { registerCompletion } from './commands/completion.ts';
 import { registerDlq } from './commands/dlq.ts';
 import { registerEngine } from './commands/engine.ts';
@@ -55,10 +56,12 @@ Examples:
   wombat trigger daily-candles --wait
   wombat run collect-symbols
   wombat runs --state failed --since 1d
-  wombat dlq requeue --all`,
+  wombat dlq requeue --all
+  wombat backup now                   a database backup into BACKUP_DIR
+  wombat restore <file> --into <url>  into an empty database`,
     );
   program.exitOverride();
-  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerDlq, registerWorkers, registerSnapshot]) register(program, act);
+  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerDlq, registerWorkers, registerBackup, registerRestore, registerSnapshot]) register(program, act);
   registerEngine(program, rt, result);
   registerCompletion(program, rt);
   // Subcommands inherit the parse behaviour: usage errors end as CommanderError, not process.exit.

@@ -1,6 +1,7 @@
 import { copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { int, optionalStr, resolveFromRoot } from '@wombat/core/platform';
+import { optionalStr, resolveFromRoot } from '@wombat/core/platform';
+import { backupFields } from '@wombat/core/backup';
 
 /**
  * Dated snapshots of DATA_ROOT. The Parquet writer never changes a file in place: it
@@ -16,16 +17,17 @@ import { int, optionalStr, resolveFromRoot } from '@wombat/core/platform';
  * it is built under a hidden name and renamed when complete, so a listed snapshot is
  * always whole.
  */
+/** SNAPSHOT_DIR, and the retention the backups have (BACKUP_KEEP_DAILY, BACKUP_KEEP_WEEKLY). */
 export const snapshotFields = {
   snapshotDir: optionalStr('SNAPSHOT_DIR', 'directory of the dated DATA_ROOT snapshots (data-snapshot; best on the file system of DATA_ROOT, where they are hard links); unset: no snapshots'),
-  keepDaily: int('BACKUP_KEEP_DAILY', 'backups and data snapshots kept: the newest of each of this many last days', { default: 7, min: 1, max: 3650 }),
-  keepWeekly: int('BACKUP_KEEP_WEEKLY', 'and the newest of each of this many last ISO weeks', { default: 4, min: 0, max: 520 }),
+  backupKeepDaily: backupFields.backupKeepDaily,
+  backupKeepWeekly: backupFields.backupKeepWeekly,
 };
 
 /** The data-snapshot settings of a configuration, paths absolute; undefined without SNAPSHOT_DIR. */
-export function snapshotSettings(c: { dataRoot: string; snapshotDir: string | undefined; keepDaily: number; keepWeekly: number }): { dataRoot: string; snapshotDir: string; retention: Retention } | undefined {
+export function snapshotSettings(c: { dataRoot: string; snapshotDir: string | undefined; backupKeepDaily: number; backupKeepWeekly: number }): { dataRoot: string; snapshotDir: string; retention: Retention } | undefined {
   if (!c.snapshotDir) return undefined;
-  return { dataRoot: resolveFromRoot(c.dataRoot), snapshotDir: resolveFromRoot(c.snapshotDir), retention: { keepDaily: c.keepDaily, keepWeekly: c.keepWeekly } };
+  return { dataRoot: resolveFromRoot(c.dataRoot), snapshotDir: resolveFromRoot(c.snapshotDir), retention: { keepDaily: c.backupKeepDaily, keepWeekly: c.backupKeepWeekly } };
 }
 
 export interface SnapshotResult {

@@ -9,13 +9,13 @@ import { migrateWombat, workspaceMigrations } from './platform/migrate.ts';
  * (the folders each one lists in its package.json: core's domains, the collectors),
  * then pg-boss's schema and Wombat's queues. Production runs this once per deploy
  * (deploy/migrate.ts) before starting services; services never migrate. Import as
- * `@wombat/core/setup`.
+ * `@wombat/core/setup`. `upToVersion`: Wombat's migrations up to that one only (a restore).
  */
-export async function migrateAll(opts: { url: string; log: Logger; outageGraceSeconds?: number }): Promise<{ applied: string[] }> {
+export async function migrateAll(opts: { url: string; log: Logger; outageGraceSeconds?: number; upToVersion?: number }): Promise<{ applied: string[] }> {
   const sql = createSql({ url: opts.url, poolSize: 1, applicationName: 'wombat-migrate', statementTimeoutMs: 0, transactionTimeoutMs: 0, connectTimeoutMs: 10_000 });
   let applied: string[];
   try {
-    ({ applied } = await migrateWombat(sql, opts.log, await workspaceMigrations()));
+    ({ applied } = await migrateWombat(sql, opts.log, await workspaceMigrations(), opts.upToVersion !== undefined ? { upTo: opts.upToVersion } : {}));
   } finally {
     await sql.end({ timeout: 5 });
   }

@@ -38,6 +38,8 @@ export function builtInSchedules(c: EngineConfig): ScheduleDefinition[] {
       params: { exchanges: ['upbit'], symbols: c.schedulerSymbols, timeframes: c.schedulerTimeframes },
     },
     ...crawlSchedules(c).map((x) => ({ ...base, ...x })),
+    // The workers read BACKUP_DIR and the rest at run time; the schedule carries no params.
+    ...(c.backupDir ? [{ ...base, name: 'database-backup', job: 'database-backup' as const, trigger: { kind: 'times' as const, times: [c.backupTime] }, timezone: c.timezone }] : []),
   ];
 }
 
@@ -98,6 +100,7 @@ export function disabledBuiltIns(c: EngineConfig): DisabledBuiltIn[] {
   if (!c.priceCrawlSources) out.push({ name: 'crawl-prices', reason: 'PRICE_CRAWL_SOURCES is not set: no price sources to crawl' });
   if (!c.snapshotDir) out.push({ name: 'data-snapshot', reason: 'SNAPSHOT_DIR is not set: no data snapshots' });
   if (!c.redditSubreddits) out.push({ name: 'collect-posts', reason: 'REDDIT_SUBREDDITS is not set: no subreddits to collect' });
+  if (!c.backupDir) out.push({ name: 'database-backup', reason: 'BACKUP_DIR is not set: no database backups are taken' });
   return out;
 }
 

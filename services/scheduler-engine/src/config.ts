@@ -1,6 +1,7 @@
 import { alertConfigProblems, alertFields, watchedPathFields } from '@wombat/core/alerts';
 import { bool, ConfigError, type ConfigOf, databaseFields, type Field, int, list, loadConfig as load, optionalStr, processFields, timeZone } from '@wombat/core/platform';
 import { jobHeartbeatFields, TIMEFRAMES } from '@wombat/core/jobs';
+import { backupFields } from '@wombat/core/backup';
 
 function timeOfDay(v: string): string {
   if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(v)) throw new Error('must be a time of day HH:MM (24-hour), for example 00:02');
@@ -44,6 +45,8 @@ export const engineSchema = {
   reportSchedules: bool('REPORT_SCHEDULES', 'true: the engine creates the schedules weekly-report (Mondays 08:00 in TZ) and monthly-report (the 1st, 08:00) when absent; ordinary schedules after that', { default: true }),
   snapshotDir: optionalStr('SNAPSHOT_DIR', 'directory of the dated DATA_ROOT snapshots; set: the built-in data-snapshot schedule runs daily at SNAPSHOT_TIME; unset: it is off'),
   snapshotTime: timeOfDayField('SNAPSHOT_TIME', 'time of day (in TZ) of the daily data snapshot', '03:45'),
+  backupDir: backupFields.backupDir,
+  backupTime: backupFields.backupTime,
   redditSubreddits: optionalStr('REDDIT_SUBREDDITS', 'subreddits of the community-post collection, comma-separated; unset: that schedule is off'),
   reconcileIntervalMs: int('ENGINE_RECONCILE_INTERVAL_MS', 'full re-read of the schedules table, besides change notifications', {
     default: 30_000,

@@ -30,7 +30,7 @@ t.test('the crawls are built-ins at 09:00 and 10:00 in TZ with overlap skip when
     ],
   );
   for (const d of defs) t.same(checkScheduleDefinition(d), [], `${d.name} is a valid definition`);
-  t.same(disabledBuiltIns(c).map((o) => o.name), ['data-snapshot'], 'only the data snapshot is off (no SNAPSHOT_DIR)');
+  t.same(disabledBuiltIns(c).filter((o) => o.name === 'crawl-prices' || o.name === 'collect-posts'), []);
 
   const moved = builtInSchedules(loadConfig({ TZ: 'UTC', PRICE_CRAWL_SOURCES: 'x.json', PRICE_CRAWL_HOUR: '7', PRICE_CRAWL_MINUTE: '30', REDDIT_SUBREDDITS: 'a1', REDDIT_CRAWL_HOUR: '23', REDDIT_CRAWL_MINUTE: '5' }));
   t.same(moved.find((d) => d.name === 'crawl-prices')?.trigger, { kind: 'times', times: ['07:30'] });
@@ -40,7 +40,7 @@ t.test('the crawls are built-ins at 09:00 and 10:00 in TZ with overlap skip when
 t.test('unconfigured crawls are left out, each with its reason', async (t) => {
   const c = loadConfig({});
   t.notOk(builtInSchedules(c).some((d) => d.job === 'crawl-prices' || d.job === 'collect-posts'));
-  const off = disabledBuiltIns(c).filter((o) => o.name !== 'data-snapshot');
+  const off = disabledBuiltIns(c).filter((o) => o.name === 'crawl-prices' || o.name === 'collect-posts');
   t.same(off.map((o) => o.name), ['crawl-prices', 'collect-posts']);
   t.match(off[0]!.reason, /PRICE_CRAWL_SOURCES is not set/);
   t.match(off[1]!.reason, /REDDIT_SUBREDDITS is not set/);
@@ -84,8 +84,8 @@ t.test('the engine creates the crawl schedules, they pause and run now, and an u
   const engine = await startTestEngine(t, { ...tdb, log: cap.log }, boss, { builtIns: unconfigured.builtIns, disabledBuiltIns: unconfigured.disabledBuiltIns! });
   t.equal(await getScheduleByName(tdb.db, 'crawl-prices'), null, 'the stale crawl schedule is gone');
   t.equal(await getScheduleByName(tdb.db, 'collect-posts'), null);
-  const said = cap.lines().filter((l) => typeof l.msg === 'string' && /built-in schedule .* is off/.test(l.msg as string));
-  t.equal(said.length, 3, 'one line per disabled built-in: the two crawls and the data snapshot');
+  const said = cap.lines().filter((l) => typeof l.msg === 'string' && /built-in schedule (crawl-prices|collect-posts) is off/.test(l.msg as string));
+  t.equal(said.length, 2, 'one line per disabled crawl');
   t.match(said.map((l) => l.msg).join('\n'), /crawl-prices is off: PRICE_CRAWL_SOURCES is not set[\s\S]*collect-posts is off: REDDIT_SUBREDDITS is not set/);
   await engine.stop();
 });

@@ -2,6 +2,7 @@ import { collectorConfigProblems, collectorFields, crawlConfigProblems, crawlFie
 import { ConfigError, type ConfigOf, databaseFields, type Field, int, list, loadConfig as load, optionalStr, processFields } from '@wombat/core/platform';
 import { isJobType, JOB_TYPES, jobHeartbeatFields, type JobType } from '@wombat/core/jobs';
 import { alertChannelFields, alertConfigProblems } from '@wombat/core/alerts';
+import { backupFields } from '@wombat/core/backup';
 
 /** How one queue is consumed: `workers` fetch loops, each taking up to `batchSize` jobs at a time. */
 export interface QueueSettings {
@@ -26,6 +27,7 @@ export const defaultQueueSettings: Record<JobType, QueueSettings> = {
   'collect-posts': { workers: 1, batchSize: 1 },
   'data-snapshot': { workers: 1, batchSize: 1 },
   'collection-report': { workers: 1, batchSize: 1 },
+  'database-backup': { workers: 1, batchSize: 1 },
 };
 
 /** `job=n,job=n`: a count per job type. */
@@ -72,6 +74,7 @@ export const workerConfigSchema = {
   ...snapshotFields,
   // The channels the collection reports go to (the engines deliver them).
   ...alertChannelFields,
+  ...backupFields,
   queues: list('WORKER_QUEUES', `job types this process runs, comma-separated, or all (${JOB_TYPES.join(', ')})`, {
     default: ['all'],
     item: (v) => {

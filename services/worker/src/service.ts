@@ -4,7 +4,8 @@ import { channelNames } from '@wombat/core/alerts';
 import pkg from '../package.json' with { type: 'json' };
 import type { CollectorsPort } from './collectors-port.ts';
 import { queueSettings, type WorkerConfig } from './config.ts';
-import type { JobHandlers } from './jobs/types.ts';
+import type { BackupPort, JobHandlers } from './jobs/types.ts';
+import { backupDatabase } from '@wombat/core/backup';
 import { createWorker, type Worker } from './worker.ts';
 
 /**
@@ -39,6 +40,7 @@ export async function startService(
     queues: queueSettings(config),
     collectors,
     crawls: createCrawls(config, { log, db: database.db }),
+    ...(config.backupDir ? { backup: backupPort(config, config.backupDir, addr.sessionUrl) } : {}),
     // collect-prices without exchanges fans out over the exchanges this worker can reach.
     defaultExchanges: config.kisAppKey ? ['upbit', 'kis'] : ['upbit'],
     ...(config.snapshotDir ? { snapshots: snapshotSettings(config) } : {}),
@@ -62,4 +64,11 @@ export async function startService(
   lifecycle.onStop('worker', () => worker.stop());
   await worker.start();
   return worker;
+}
+
+/** Backups with this worker's settings, on the database's direct address (one long snapshot). */
+function backupPort(config: WorkerConfig, dir: string, url: string): BackupPort {
+  return {
+    run: (log, signal) => backupDatabase({ url, dir, format: config.backupFormat, keepDaily: config.backupKeepDaily, keepWeekly: config.backupKeepWeekly, log, ...(signal ? { signal } : {}) }),
+  };
 }

@@ -8,6 +8,7 @@ import type { Kysely } from 'kysely';
 import type { CoreTables } from '@wombat/core/tables';
 import type { QueueSettings } from './config.ts';
 import type { CollectorsPort, CrawlsPort } from './collectors-port.ts';
+import type { BackupPort } from './jobs/types.ts';
 import { executeJob, type ActiveJob } from './execute.ts';
 import { openExecutionLog } from './execution-log.ts';
 import { createHistoryWriter } from './history.ts';
@@ -26,6 +27,7 @@ export interface WorkerOptions {
   queues: Map<JobType, QueueSettings>;
   collectors?: CollectorsPort;
   crawls?: CrawlsPort;
+  backup?: BackupPort;
   /** Exchanges collect-prices covers when its params name none (default: all). */
   defaultExchanges?: Exchange[];
   /** The alert channels collection reports are recorded for. */
@@ -102,7 +104,17 @@ export function createWorker(opts: WorkerOptions): Worker {
   const executeDeps = {
     ...(executions ? { executions } : {}),
     handlers,
-    handlerDeps: { db: opts.db, boss: opts.boss, collectors: opts.collectors, crawls: opts.crawls, defaultExchanges: opts.defaultExchanges ?? [...EXCHANGES], log: opts.log, ...(opts.snapshots ? { snapshots: opts.snapshots } : {}), ...(opts.reportChannels ? { reportChannels: opts.reportChannels } : {}) },
+    handlerDeps: {
+      db: opts.db,
+      boss: opts.boss,
+      collectors: opts.collectors,
+      crawls: opts.crawls,
+      ...(opts.backup ? { backup: opts.backup } : {}),
+      ...(opts.snapshots ? { snapshots: opts.snapshots } : {}),
+      ...(opts.reportChannels ? { reportChannels: opts.reportChannels } : {}),
+      defaultExchanges: opts.defaultExchanges ?? [...EXCHANGES],
+      log: opts.log,
+    },
     history,
     active,
     shutdown: shutdown.signal,

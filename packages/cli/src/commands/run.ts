@@ -1,5 +1,6 @@
 import type { Collectors, Crawls } from '@wombat/collectors';
-import { ConfigError, databaseFields, loadConfig, serializeError, ValidationError } from '@wombat/core/platform';
+import { backupDatabase, backupFields, type BackupResult } from '@wombat/core/backup';
+import { ConfigError, databaseFields, loadConfig, serializeError, ValidationError, type Logger } from '@wombat/core/platform';
 import { aliasList, checkJobParams, type Exchange, isJobType, JOB_TYPES, type JobParams, type JobType, resolveJobName, unknownJobMessage } from '@wombat/core/jobs';
 import { recordCliRunEnd, recordCliRunProgress, recordCliRunStart } from '@wombat/core/runs';
 import type { JobContext, JobHandler } from '@wombat/worker';
@@ -25,6 +26,8 @@ interface Runner {
   defaultExchanges: Exchange[];
   /** data-snapshot's settings (SNAPSHOT_DIR); undefined: that job says it is not configured. */
   snapshots: ReturnType<typeof import('@wombat/collectors').snapshotSettings>;
+  /** database-backup here, with BACKUP_DIR and the rest of the backup settings. */
+  backup?: { run(log: Logger, signal?: AbortSignal): Promise<BackupResult> };
   close(): Promise<void>;
 }
 
@@ -32,7 +35,7 @@ async function openRunner(ctx: CliContext): Promise<Runner> {
   // Loaded only for `run`: the other commands start faster without the collectors and the worker.
   const [lib, worker] = await Promise.all([import('@wombat/collectors'), import('@wombat/worker')]);
   const { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, createCollectors, crawlConfigProblems, crawlFields, createCrawls, snapshotFields, snapshotSettings } = lib;
-  const config = loadConfig({ ...databaseFields, ...collectorFields, ...crawlFields, ...snapshotFields }, ctx.env);
+  const config = loadConfig({ ...databaseFields, ...collectorFields, ...crawlFields, ...backupFields, ...snapshotFields }, ctx.env);
   // The sources file is read and checked by each crawl run, with a message per bad entry.
   const problems = [...collectorConfigProblems(config), ...crawlConfigProblems(config, { sourcesFile: false })];
   if (problems.length > 0) throw new ConfigError(problems);
@@ -50,6 +53,14 @@ async function openRunner(ctx: CliContext): Promise<Runner> {
     collectorsLib: lib,
     defaultExchanges: config.kisAppKey ? ['upbit', 'kis'] : ['upbit'],
     snapshots: snapshotSettings(config),
+    ...(config.backupDir
+      ? {
+          backup: {
+            run: (log: Logger, signal?: AbortSignal) =>
+              backupDatabase({ url, dir: config.backupDir!, format: config.backupFormat, keepDaily: config.backupKeepDaily, keepWeekly: config.backupKeepWeekly, log, ...(signal ? { signal } : {}) }),
+          },
+        }
+      : {}),
     close: () => collectors.close(),
   };
 }
@@ -107,7 +118,16 @@ async function runHere(ctx: CliContext, runner: Runner, job: JobType, params: un
     const result =
       job === 'collect-prices'
         ? await collectPricesHere(jobCtx as JobContext<'collect-prices'>, runner)
-        : await (runner.handlers[job] as JobHandler<JobType>)(jobCtx, { db, boss: await ctx.boss(), collectors: runner.collectors, crawls: runner.crawls, defaultExchanges: runner.defaultExchanges, log: ctx.log, ...(runner.snapshots ? { snapshots: runner.snapshots } : {}) });
+        : await (runner.handlers[job] as JobHandler<JobType>)(jobCtx, {
+            db,
+            boss: await ctx.boss(),
+            collectors: runner.collectors,
+            crawls: runner.crawls,
+            ...(runner.backup ? { backup: runner.backup } : {}),
+            ...(runner.snapshots ? { snapshots: runner.snapshots } : {}),
+            defaultExchanges: runner.defaultExchanges,
+            log: ctx.log,
+          });
     bar?.update(100);
     await writing;
     await recordCliRunEnd(db, id, { state: 'completed', result: result ?? {} });

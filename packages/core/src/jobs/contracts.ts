@@ -138,6 +138,8 @@ export const jobParamSchemas = {
     { copy: Type.Optional(Type.Boolean({ description: 'copy every file instead of hard-linking it' })) },
     { ...closed, description: 'a dated snapshot of DATA_ROOT in SNAPSHOT_DIR: hard links of the Parquet files (copies where links are impossible), then the retention' },
   ),
+  // Configured by the worker's environment (BACKUP_DIR, BACKUP_FORMAT, retention); nothing to narrow.
+  'database-backup': Type.Object({}, { ...closed, description: 'back up the database into BACKUP_DIR (one file with its checksum), then apply retention' }),
 } satisfies Record<string, TSchema>;
 
 export type JobType = keyof typeof jobParamSchemas;
@@ -170,6 +172,9 @@ export const jobDefaults: Record<JobType, JobDefaults> = {
   'collection-report': { timeoutSeconds: 600, retryLimit: 2, retryDelaySeconds: 60, retryBackoff: true },
   // A snapshot is rebuilt from scratch on a retry (the partial one is removed first).
   'data-snapshot': { timeoutSeconds: 3600, retryLimit: 1, retryDelaySeconds: 300, retryBackoff: false },
+  // A backup that failed (disk full, server gone) is tried once more after a pause; another
+  // failure is a dead letter, and the run_failed alert says so.
+  'database-backup': { timeoutSeconds: 4 * 3600, retryLimit: 1, retryDelaySeconds: 300, retryBackoff: false },
 };
 
 /**

@@ -47,7 +47,7 @@ export function queueOptions(job: JobType, opts: { outageGraceSeconds?: number }
  * 'singleton' policy keeps one job of the queue active across every worker, the rest wait.
  * A policy is fixed when the queue is created.
  */
-export const SINGLETON_QUEUES: ReadonlySet<JobType> = new Set<JobType>(['crawl-prices', 'collect-posts', 'data-snapshot', 'collection-report']);
+export const SINGLETON_QUEUES: ReadonlySet<JobType> = new Set<JobType>(['crawl-prices', 'collect-posts', 'database-backup', 'data-snapshot', 'collection-report']);
 
 /** Creates every queue Wombat uses; safe to repeat. Run by the migrator. */
 export async function ensureQueues(boss: PgBoss, opts: { outageGraceSeconds?: number } = {}): Promise<void> {

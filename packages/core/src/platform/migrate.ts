@@ -91,10 +91,12 @@ export async function readMigrations(dirs: readonly string[]): Promise<Migration
  * Applies the pending migrations of `dirs` (every package's folders: see
  * workspaceMigrations), forward only, in one transaction under an advisory lock so
  * that processes starting together never race. A landed migration whose
- * file changed afterwards is refused: migrations are frozen once applied.
+ * file changed afterwards is refused: migrations are frozen once applied. `upTo`: stop
+ * after that version (a restore rebuilds the schema a backup was taken with).
  */
-export async function migrateWombat(sql: Sql, log: Logger, dirs: readonly string[]): Promise<{ applied: string[] }> {
-  const migrations = await readMigrations(dirs);
+export async function migrateWombat(sql: Sql, log: Logger, dirs: readonly string[], opts: { upTo?: number } = {}): Promise<{ applied: string[] }> {
+  const known = await readMigrations(dirs);
+  const migrations = opts.upTo === undefined ? known : known.filter((m) => m.version <= opts.upTo!);
   const applied: string[] = [];
   await sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(hashtext('wombat.migrate'))`;
@@ -141,8 +143,8 @@ export async function migrateWombat(sql: Sql, log: Logger, dirs: readonly string
       await tx`insert into wombat.schema_migrations (version, name, checksum) values (${m.version}, ${m.name}, ${m.checksum})`;
       applied.push(`${numbered(m.version)}_${m.name}`);
     }
-    const known = new Set(migrations.map((m) => m.version));
-    const unknown = [...done.keys()].filter((v) => !known.has(v));
+    const knownVersions = new Set(known.map((m) => m.version));
+    const unknown = [...done.keys()].filter((v) => !knownVersions.has(v));
     if (unknown.length > 0) {
       throw new AppError('database_ahead', `the database has migrations ${unknown.join(', ')} this version of Wombat does not know; deploy a newer version`);
     }

@@ -1,4 +1,5 @@
 import { runBacktest } from '../backtest/run.ts';
+import { databaseBackup } from './backup.ts';
 import { canary } from './canary.ts';
 import { dataSnapshot } from './snapshot.ts';
 import { collectionReport } from './report.ts';
@@ -16,5 +17,6 @@ export const defaultHandlers: JobHandlers = {
   'collect-posts': collectPosts,
   'data-snapshot': dataSnapshot,
   'collection-report': collectionReport,
+  'database-backup': databaseBackup,
   backtest: (ctx, deps) => runBacktest(ctx.params, needCollectors(deps), { signal: ctx.signal, onProgress: ctx.progress }),
 };

@@ -3,6 +3,7 @@ import type { Logger, PgBoss } from '@wombat/core/platform';
 import type { Exchange, JobParams, JobType } from '@wombat/core/jobs';
 import type { CoreTables } from '@wombat/core/tables';
 import type { ChannelName } from '@wombat/core/alerts';
+import type { BackupResult } from '@wombat/core/backup';
 import type { CollectorsPort, CrawlsPort } from '../collectors-port.ts';
 
 /** What a job handler gets: its validated params, one AbortSignal, and a progress callback. */
@@ -29,6 +30,8 @@ export interface HandlerDeps {
   collectors?: CollectorsPort;
   /** Absent in a worker without the crawl configuration: crawl jobs then fail saying so. */
   crawls?: CrawlsPort;
+  /** Absent in a worker without BACKUP_DIR: database-backup jobs then fail saying so. */
+  backup?: BackupPort;
   /** Exchanges collect-prices covers when its params name none. */
   defaultExchanges: Exchange[];
   /** The alert channels reports are recorded for (this worker's SLACK_WEBHOOK_URL, SMTP_URL, ALERT_WEBHOOK_URL); none: recorded, not sent. */
@@ -36,6 +39,11 @@ export interface HandlerDeps {
   /** Where data-snapshot takes DATA_ROOT's snapshots (absolute paths); absent without SNAPSHOT_DIR. */
   snapshots?: { dataRoot: string; snapshotDir: string; retention: { keepDaily: number; keepWeekly: number } };
   log: Logger;
+}
+
+/** Takes a database backup with the worker's settings (BACKUP_*), into BACKUP_DIR. */
+export interface BackupPort {
+  run(log: Logger, signal?: AbortSignal): Promise<BackupResult>;
 }
 
 export type JobHandler<J extends JobType> = (ctx: JobContext<J>, deps: HandlerDeps) => Promise<unknown>;
