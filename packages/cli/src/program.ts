@@ -3,6 +3,7 @@ import { createContext, EXIT, EXIT_CODES_HELP, toCliError, type Act, type CliRun
 import { registerCompletion } from './commands/completion.ts';
 import { registerDlq } from './commands/dlq.ts';
 import { registerEngine } from './commands/engine.ts';
+import { registerImport } from './commands/import.ts';
 import { registerRun } from './commands/run.ts';
 import { registerRuns } from './commands/runs.ts';
 import { registerSchedules } from './commands/schedules.ts';
@@ -54,10 +55,11 @@ Examples:
   wombat trigger daily-candles --wait
   wombat run collect-symbols
   wombat runs --state failed --since 1d
-  wombat dlq requeue --all`,
+  wombat dlq requeue --all
+  wombat import parquet old/data --dry-run`,
     );
   program.exitOverride();
-  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerDlq, registerWorkers]) register(program, act);
+  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerDlq, registerWorkers, registerImport]) register(program, act);
   registerEngine(program, rt, result);
   registerCompletion(program, rt);
   // Subcommands inherit the parse behaviour: usage errors end as CommanderError, not process.exit.
