@@ -1,10 +1,11 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as arrow from 'apache-arrow';
 import * as pq from 'parquet-wasm';
-import { importLegacyParquet, legacyTimeframe, readCandlesParquet, writeCandlesParquet, type Candle, type ImportReport, type SeriesOutcome } from '@wombat/collectors';
+import { importLegacyParquet, legacyTimeframe, parquetPath, readCandlesParquet, withFileLock, writeCandlesParquet, type Candle, type ImportReport, type SeriesOutcome } from '@wombat/collectors';
 import { rows, tempDataRoot } from './helpers.ts';
 
 /**
@@ -212,4 +213,60 @@ t.test('reads times in local offsets and refuses candles off their timeframe', a
   t.same(figures(r), { 'KRW-BTC 1D': '+3 =0 !0' });
   t.match(r.files.find((f) => f.market === 'KRW-ETH')?.refused, /not at the start of a 1D candle in UTC/);
   t.same(rows(await read(dataRoot, 'KRW-BTC', '1D')), rows(day.map((c) => ({ ...c, quoteVolume: 0 }))));
+});
+
+t.test('two old folders of one series (1h and 1H): a dry run reports what the import then does', async (t) => {
+  const root = await tempDataRoot(t);
+  const dir = path.join(root, 'old');
+  const a = btc1h.slice(0, 30);
+  const b = [...btc1h.slice(20, 28).map((c) => ({ ...c, close: c.close - 0.5 })), ...btc1h.slice(28, 40)];
+  const withQuote = (list: Candle[]) => ({ timestamp: timestamps(new arrow.TimestampMillisecond('UTC'), ms(list)), ...ohlcv(list), quote_volume: f64(list, 'quoteVolume') });
+  await writeOld(path.join(dir, 'KRW-BTC/1H/2025.parquet'), withQuote(a));
+  await writeOld(path.join(dir, 'KRW-BTC/1h/2025.parquet'), withQuote(b));
+  const dataRoot = path.join(root, 'data');
+  const dry = await importLegacyParquet({ dir, dataRoot, exchange: 'upbit', dryRun: true });
+  t.same(figures(dry), { 'KRW-BTC 1H': '+40 =2 !8 stored' });
+  t.same(figures(await importLegacyParquet({ dir, dataRoot, exchange: 'upbit' })), figures(dry));
+  t.same(rows(await read(dataRoot, 'KRW-BTC', '1H')), rows(btc1h.slice(0, 40)), 'the first folder read (1H) wins over the second');
+});
+
+t.test('--prefer-import keeps the stored quote volume when the old file has none', async (t) => {
+  const root = await tempDataRoot(t);
+  const dir = path.join(root, 'old');
+  const dataRoot = path.join(root, 'data');
+  const key = { exchange: 'upbit' as const, symbol: 'KRW-BTC', timeframe: '1H' as const };
+  await writeCandlesParquet(dataRoot, key, btc1h.slice(0, 4).map((c) => ({ ...c, close: c.close + 0.5 })), { overwrite: false });
+  await writeOld(path.join(dir, 'KRW-BTC/1H/2025.parquet'), { timestamp: timestamps(new arrow.TimestampMillisecond('UTC'), ms(btc1h.slice(0, 6))), ...ohlcv(btc1h.slice(0, 6)) });
+  const r = await importLegacyParquet({ dir, dataRoot, exchange: 'upbit', preferImport: true });
+  t.same(figures(r), { 'KRW-BTC 1H': '+2 =0 !4 import' });
+  t.equal(r.series[0]?.noQuoteVolume, true);
+  t.same(rows(await read(dataRoot, 'KRW-BTC', '1H')), rows([...btc1h.slice(0, 4), ...btc1h.slice(4, 6).map((c) => ({ ...c, quoteVolume: 0 }))]));
+});
+
+t.test('waits for the file lock a collector holds', async (t) => {
+  const root = await tempDataRoot(t);
+  const dir = path.join(root, 'old');
+  const dataRoot = path.join(root, 'data');
+  const key = { exchange: 'upbit' as const, symbol: 'KRW-BTC', timeframe: '1H' as const };
+  await writeOld(path.join(dir, 'KRW-BTC/1H/2025.parquet'), { timestamp: timestamps(new arrow.TimestampMillisecond('UTC'), ms(btc1h)), ...ohlcv(btc1h), quote_volume: f64(btc1h, 'quoteVolume') });
+  const target = parquetPath(dataRoot, key, 2025);
+  await mkdir(path.dirname(target), { recursive: true });
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const holder = withFileLock(target, async () => {
+    locked();
+    await held;
+  });
+  await isLocked;
+  let finished = false;
+  const importing = importLegacyParquet({ dir, dataRoot, exchange: 'upbit' }).then((r) => ((finished = true), r));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.equal(finished, false, 'the import waits while the lock is held');
+  t.equal(existsSync(target), false);
+  release();
+  await holder;
+  t.same(figures(await importing), { 'KRW-BTC 1H': '+48 =0 !0' });
+  t.same(rows(await read(dataRoot, 'KRW-BTC', '1H')), rows(btc1h));
 });
