@@ -1,7 +1,9 @@
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { encodeParquet, readCandlesParquet } from '@wombat/collectors';
+import { repoRoot } from '@wombat/core/platform';
 import { tempDir, wombat } from './helpers.ts';
 
 /**
@@ -60,4 +62,21 @@ t.test('refuses a command line naming no folder or another exchange', async (t) 
   t.equal(missing.code, 2);
   t.match(missing.stderr, /is not a folder/);
   t.equal((await wombat(['import', 'parquet', root, '--exchange', 'kis'], env)).code, 2);
+});
+
+t.test("the collectors README's import lines run as written, old/data being the fixtures", async (t) => {
+  const readme = readFileSync(path.join(repoRoot, 'packages/collectors/README.md'), 'utf8');
+  const block = /```sh\n([^]*?)```/.exec(readme.slice(readme.indexOf("## Importing the old pipeline's files")))?.[1] ?? '';
+  const lines = block.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);
+  t.same(lines, ['npx wombat import parquet old/data --dry-run', 'npx wombat import parquet old/data']);
+  const root = await tempDir(t);
+  const env = { DATA_ROOT: path.join(root, 'data') };
+  await oldFile(path.join(root, 'old/data/KRW-BTC/1H/2025.parquet'), 24);
+  const args = (line: string) => line.replace(/^npx wombat /, '').split(' ').map((a) => (a === 'old/data' ? path.join(root, 'old/data') : a));
+  const dry = await wombat(args(lines[0]!), env);
+  t.equal(dry.code, 0, lines[0]!, { stderr: dry.stderr });
+  t.match(dry.stdout, /^KRW-BTC\s+1H\s+1\s+24\s+0\s+0\s+stored$/m);
+  const run = await wombat(args(lines[1]!), env);
+  t.equal(run.code, 0, lines[1]!, { stderr: run.stderr });
+  t.match(run.stdout, /1 file merged into .*, 0 refused/);
 });
