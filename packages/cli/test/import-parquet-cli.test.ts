@@ -40,7 +40,7 @@ t.test('imports, reports per series, and exits 1 naming each refused file', asyn
 
   const run = await wombat(['import', 'parquet', dir, '--json'], env);
   t.equal(run.code, 1);
-  t.same(run.json.series, [{ market: 'KRW-BTC', timeframe: '1H', files: 1, added: 24, present: 0, conflicting: 0, winner: 'stored', noQuoteVolume: false }]);
+  t.same(run.json.series, [{ market: 'KRW-BTC', timeframe: '1H', files: 1, added: 24, present: 0, conflicting: 0, winner: 'stored', no_quote_volume: false }]);
   t.equal(run.json.refused, 2);
   const stored = await readCandlesParquet(dataRoot, { exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '1H' }, new Date(start), new Date(start + 24 * H));
   t.same(stored.map((c) => [c.time.getTime(), c.close, c.quoteVolume]), Array.from({ length: 24 }, (_, i) => [start + i * H, 101 + i, 500 + i]));

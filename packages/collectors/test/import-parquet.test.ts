@@ -270,3 +270,13 @@ t.test('waits for the file lock a collector holds', async (t) => {
   t.same(figures(await importing), { 'KRW-BTC 1H': '+48 =0 !0' });
   t.same(rows(await read(dataRoot, 'KRW-BTC', '1H')), rows(btc1h));
 });
+
+t.test('an aborted import stops before the next file', async (t) => {
+  const root = await tempDataRoot(t);
+  const dir = path.join(root, 'old');
+  await writeOld(path.join(dir, 'KRW-BTC/1H/2025.parquet'), { timestamp: timestamps(new arrow.TimestampMillisecond('UTC'), ms(btc1h)), ...ohlcv(btc1h) });
+  const ac = new AbortController();
+  ac.abort();
+  await t.rejects(importLegacyParquet({ dir, dataRoot: path.join(root, 'data'), exchange: 'upbit', signal: ac.signal }), { name: 'AbortError' });
+  t.equal(existsSync(path.join(root, 'data')), false);
+});

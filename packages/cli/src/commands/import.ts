@@ -43,6 +43,7 @@ the exit code is then 1. Source files are only read; a second import adds nothin
           exchange: opts.exchange,
           dryRun: opts.dryRun === true,
           preferImport: opts.preferImport === true,
+          signal: ctx.signal,
           lock: { signal: ctx.signal },
           onFile: (f, i, total) => ctx.log.info({ file: f.file, refused: f.refused, rows: f.rows }, `file ${i + 1}/${total}`),
         });
@@ -50,7 +51,8 @@ the exit code is then 1. Source files are only read; a second import adds nothin
         for (const s of report.skipped) ctx.err(`skipped ${s.relative}: ${s.reason}`);
         if (report.truncated) ctx.err(`wombat: stopped after ${report.files.length} files: import the rest folder by folder`);
         if (ctx.opts.json) {
-          ctx.out(json({ dry_run: report.dryRun, data_root: dataRoot, series: report.series, files: report.files, skipped: report.skipped, truncated: report.truncated, refused: report.refused }));
+          const series = report.series.map((s) => ({ market: s.market, timeframe: s.timeframe, files: s.files, added: s.added, present: s.present, conflicting: s.conflicting, winner: s.winner, no_quote_volume: s.noQuoteVolume }));
+          ctx.out(json({ dry_run: report.dryRun, data_root: dataRoot, series, files: report.files, skipped: report.skipped, truncated: report.truncated, refused: report.refused }));
         } else {
           if (report.series.length > 0) {
             ctx.out(

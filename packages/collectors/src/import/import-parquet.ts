@@ -28,6 +28,8 @@ export interface ImportOptions {
   /** Files larger than this are refused (read whole into memory). */
   maxFileBytes?: number;
   lock?: FileLockOptions;
+  /** Stops between files (and while waiting for a lock, with lock.signal); a file being written is finished first. */
+  signal?: AbortSignal;
   /** Called once per file when it is done (for a progress line). */
   onFile?(file: FileOutcome, index: number, total: number): void;
 }
@@ -151,6 +153,7 @@ export async function importLegacyParquet(opts: ImportOptions): Promise<ImportRe
   // Stored year files as this import leaves them (dry run: as it would), for the next file of the same target.
   let cache = new Map<string, Columns>();
   for (const [index, { f, place }] of planned.entries()) {
+    opts.signal?.throwIfAborted();
     const outcome: FileOutcome = { file: f.relative };
     files.push(outcome);
     const done = () => opts.onFile?.(outcome, index, planned.length);
