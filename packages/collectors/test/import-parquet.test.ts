@@ -280,3 +280,26 @@ t.test('an aborted import stops before the next file', async (t) => {
   await t.rejects(importLegacyParquet({ dir, dataRoot: path.join(root, 'data'), exchange: 'upbit', signal: ac.signal }), { name: 'AbortError' });
   t.equal(existsSync(path.join(root, 'data')), false);
 });
+
+t.test('imports a whole year of 1m candles', async (t) => {
+  const root = await tempDataRoot(t);
+  const dir = path.join(root, 'old');
+  const dataRoot = path.join(root, 'data');
+  const n = 525_600;
+  const start = Date.UTC(2025, 0, 1);
+  const f = (v: (i: number) => number) => arrow.makeVector(Float64Array.from({ length: n }, (_, i) => v(i)));
+  await writeOld(path.join(dir, 'KRW-BTC/1m/2025.parquet'), {
+    timestamp: arrow.makeVector(BigInt64Array.from({ length: n }, (_, i) => BigInt(start + i * 60_000))),
+    open: f((i) => 1000 + (i % 97)),
+    high: f((i) => 1010 + (i % 97)),
+    low: f((i) => 990 + (i % 97)),
+    close: f((i) => 1005 + (i % 97)),
+    volume: f((i) => i / 4),
+  });
+  const r = await importLegacyParquet({ dir, dataRoot, exchange: 'upbit' });
+  t.same(figures(r), { 'KRW-BTC 1m': `+${n} =0 !0` });
+  const back = await read(dataRoot, 'KRW-BTC', '1m');
+  t.equal(back.length, n);
+  t.same(rows([back[0]!, back[n - 1]!]), [`2025-01-01T00:00:00.000Z 1000 1010 990 1005 0 0`, `2025-12-31T23:59:00.000Z ${1000 + ((n - 1) % 97)} ${1010 + ((n - 1) % 97)} ${990 + ((n - 1) % 97)} ${1005 + ((n - 1) % 97)} ${(n - 1) / 4} 0`]);
+  t.same(figures(await importLegacyParquet({ dir, dataRoot, exchange: 'upbit', dryRun: true })), { 'KRW-BTC 1m': `+0 =${n} !0` });
+});

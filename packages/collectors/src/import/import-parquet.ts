@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Exchange, Timeframe } from '@wombat/core/jobs';
 import { candlesFromColumns, emptyColumns, mergeColumns, type Columns } from '../parquet-columns.ts';
 import { parquetPath, readColumns, writeCandlesParquet, type SeriesKey } from '../parquet-store.ts';
+import type { Candle } from '../candle.ts';
 import type { FileLockOptions } from '../file-lock.ts';
 import { findLegacyFiles, parseLegacyPath, type LegacyFile, type SkippedFile } from './legacy-layout.ts';
 import { readLegacyParquet } from './legacy-read.ts';
@@ -183,11 +184,11 @@ export async function importLegacyParquet(opts: ImportOptions): Promise<ImportRe
     if (!s) series.set(label, (s = { market: symbol, timeframe, files: 0, added: 0, present: 0, conflicting: 0, winner: preferImport ? 'import' : 'stored', noQuoteVolume: false }));
     s.files++;
     s.noQuoteVolume ||= noQuoteVolume;
-    const years = columns.time.length === 0 ? [] : [...new Set([yearOf(columns.time[0]!), yearOf(columns.time[columns.time.length - 1]!)])];
     const targets = new Set<string>();
-    for (let y = years[0] ?? 0; years.length > 0 && y <= years[years.length - 1]!; y++) targets.add(parquetPath(dataRoot, key, y));
+    const n = columns.time.length;
+    if (n > 0) for (let y = yearOf(columns.time[0]!); y <= yearOf(columns.time[n - 1]!); y++) targets.add(parquetPath(dataRoot, key, y));
     cache = new Map([...cache].filter(([k]) => targets.has(k)));
-    const toWrite = [];
+    let toWrite: Candle[] = [];
     for (const target of targets) {
       const y = Number(path.basename(target, '.parquet'));
       const incoming = yearSlice(columns, y);
@@ -199,7 +200,8 @@ export async function importLegacyParquet(opts: ImportOptions): Promise<ImportRe
       s.conflicting += c.conflicting;
       // What the target holds after this file, for a later file of the same target (the writer's own merge).
       cache.set(target, mergeColumns(stored, c.write, mergeMode(preferImport)).merged);
-      toWrite.push(...candlesFromColumns(c.write));
+      // concat, not push(...): a year of 1m candles is more arguments than a call takes.
+      toWrite = toWrite.concat(candlesFromColumns(c.write));
     }
     if (!dryRun && toWrite.length > 0) {
       await writeCandlesParquet(dataRoot, key, toWrite, { ...mergeMode(preferImport), ...(opts.lock ? { lock: opts.lock } : {}) });
