@@ -4,6 +4,7 @@ import { registerBackup, registerRestore } from './commands/backup.ts';
 import { registerCompletion } from './commands/completion.ts';
 import { registerDlq } from './commands/dlq.ts';
 import { registerEngine } from './commands/engine.ts';
+import { registerImport } from './commands/import.ts';
 import { registerRun } from './commands/run.ts';
 import { registerRuns } from './commands/runs.ts';
 import { registerSchedules } from './commands/schedules.ts';
@@ -58,10 +59,11 @@ Examples:
   wombat runs --state failed --since 1d
   wombat dlq requeue --all
   wombat backup now                   a database backup into BACKUP_DIR
-  wombat restore <file> --into <url>  into an empty database`,
+  wombat restore <file> --into <url>  into an empty database
+  wombat import parquet old/data --dry-run`,
     );
   program.exitOverride();
-  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerDlq, registerWorkers, registerBackup, registerRestore, registerSnapshot]) register(program, act);
+  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerDlq, registerWorkers, registerBackup, registerRestore, registerSnapshot, registerImport]) register(program, act);
   registerEngine(program, rt, result);
   registerCompletion(program, rt);
   // Subcommands inherit the parse behaviour: usage errors end as CommanderError, not process.exit.

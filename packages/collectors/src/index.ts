@@ -15,6 +15,8 @@ export { withFileLock } from './file-lock.ts';
 export { listSnapshots, retained, snapshotFields, snapshotName, snapshotSettings, takeSnapshot, type Retention, type SnapshotInfo, type SnapshotResult } from './snapshot.ts';
 export type { CollectorTables, CollectorDb } from './pg-store.ts';
 export { collectorConfigProblems, collectorFields, collectorsOptionsFromConfig, type CollectorConfig } from './config.ts';
+export { importLegacyParquet, IMPORT_MAX_FILE_BYTES, type FileOutcome, type ImportOptions, type ImportReport, type SeriesOutcome } from './import/import-parquet.ts';
+export { legacyTimeframe } from './import/legacy-layout.ts';
 export { collectPriceSeries, planPriceSeries, seriesLabel, type PriceSeriesPlan, type SeriesHooks, type SeriesReport } from './price-series.ts';
 // ETL crawls: the price crawl and the community-post collection.
 export { parsePrice, SOLD_OUT_PATTERN, type PriceReading, type PriceHints } from './crawl/price-parse.ts';

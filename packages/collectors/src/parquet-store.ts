@@ -166,7 +166,8 @@ export async function readCandlesParquet(dataRoot: string, key: SeriesKey, from:
   for (const year of await storedYears(dataRoot, key)) {
     if (year < from.getUTCFullYear() || year > to.getUTCFullYear()) continue;
     const c = await readColumns(parquetPath(dataRoot, key, year));
-    if (c) out.push(...candlesFromColumns(c, from.getTime(), to.getTime()));
+    // A loop, not push(...): a year of 1m candles is more arguments than a call takes.
+    if (c) for (const candle of candlesFromColumns(c, from.getTime(), to.getTime())) out.push(candle);
   }
   return out;
 }
