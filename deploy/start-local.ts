@@ -24,6 +24,7 @@ import {
   EMBEDDED_DATABASE,
   int,
   loadConfig,
+  POSTGRES_VARIABLES,
   processFields,
   redactUrl,
   repoRoot,
@@ -46,8 +47,11 @@ const schema = {
   apiPort: int('API_PORT', 'port the api listens on', { default: 8000, min: 1, max: 65535 }),
 };
 
-// The launcher is local tooling: without DATABASE_URL it asks for the embedded PostgreSQL.
-const config = configOrExit((env) => loadConfig(schema, { ...env, DATABASE_URL: env.DATABASE_URL?.trim() || EMBEDDED_DATABASE }), process);
+// The launcher is local tooling: without DATABASE_URL (or the old POSTGRES_*) it asks for the embedded PostgreSQL.
+const config = configOrExit((env) => {
+  const c = loadConfig(schema, env);
+  return { ...c, databaseUrl: c.databaseUrl ?? EMBEDDED_DATABASE };
+}, process);
 
 const tty = process.stdout.isTTY === true;
 const log = createLogger({ name: 'wombat', level: config.logLevel, format: config.logFormat, isTty: tty });
@@ -79,7 +83,8 @@ const children = new Map<Service, ChildProcess>();
 let stopping = false;
 let exitCode = 0;
 const childEnv = {
-  ...process.env,
+  // The URL resolved here replaces the old POSTGRES_* (which would only earn each child a warning).
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !(POSTGRES_VARIABLES as readonly string[]).includes(k))),
   // One worker serves every queue here, which the production default (a warning at one
   // live worker per queue, meaning no spare) would report as soon as Wombat starts.
   ...(process.env.ALERT_WORKERS_WARNING === undefined && process.env.ALERT_WORKERS_CRITICAL === undefined ? { ALERT_WORKERS_WARNING: '0' } : {}),
