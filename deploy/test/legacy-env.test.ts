@@ -15,7 +15,7 @@ t.setTimeout(120_000);
 // Every character a URL gives a meaning to: the URL Wombat builds must encode each.
 const PASSWORD = 'old p@ss:w/rd%41?#&=';
 
-async function oldEnv(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function oldEnv(t: { teardown(fn: () => unknown): void }) {
   const db = await createTestDatabase(t, { poolSize: 1 });
   // The test database's own role gets a password full of URL characters (checked where the server asks for one).
   await db.sql.unsafe(`alter role current_user password '${PASSWORD}'`);
