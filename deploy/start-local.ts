@@ -34,6 +34,7 @@ import {
 } from '@wombat/core/platform';
 import { listWorkers } from '@wombat/core/workers';
 import { listEngines } from '@wombat/core/schedules';
+import { migrationFields } from '@wombat/core/jobs';
 import { migrateAll } from '@wombat/core/setup';
 
 const SERVICES = ['scheduler-engine', 'worker', 'api'] as const;
@@ -43,6 +44,7 @@ const COLORS: Record<Service, string> = { 'scheduler-engine': '\x1b[35m', worker
 const schema = {
   ...databaseFields,
   ...processFields,
+  jobTimeouts: migrationFields.jobTimeouts,
   apiHost: str('API_HOST', 'address the api listens on', { default: '127.0.0.1' }),
   apiPort: int('API_PORT', 'port the api listens on', { default: 8000, min: 1, max: 65535 }),
 };
@@ -68,7 +70,7 @@ const database = await resolveDatabase({
 });
 
 try {
-  await migrateAll({ url: database.url, log });
+  await migrateAll({ url: database.url, log, jobTimeouts: config.jobTimeouts });
 } catch (err) {
   log.fatal({ err }, 'migration failed');
   await database.stop();
