@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { repoRoot } from '@wombat/core/platform';
-import { getSchedule, updateSchedule, upsertBuiltInSchedule } from '@wombat/core/schedules';
+import { getSchedule, insertSchedule, updateSchedule, upsertBuiltInSchedule } from '@wombat/core/schedules';
 import { createTestDatabase } from '@wombat/core/testing';
 import { addSchedule, definition, runsOf, startTestEngine, testBoss, waitFor } from './helpers.ts';
 
@@ -73,6 +73,12 @@ t.test('the store\'s own writes go through unchanged', async (t) => {
   t.equal(again.version, builtIn.version, 'an unchanged built-in upsert is no edit');
   await sql`update wombat.schedules set next_run_at = now(), last_run_at = now() where id = ${s.id}`.execute(tdb.db);
   t.equal((await getSchedule(tdb.db, s.id))!.version, 3, 'bookkeeping is no edit');
+  // What the database refuses although the caller's checks let it through reaches the api as a 400, not a 500.
+  await t.rejects(insertSchedule(tdb.db, { ...definition({ name: 'elsewhere', job: 'canary', every: '1h' }), timezone: 'Mars/Base' }), {
+    name: 'ValidationError',
+    code: 'invalid_input',
+    message: /^schedules: timezone 'Mars\/Base' is not a time zone/,
+  });
 });
 
 t.test('the README\'s plain SQL examples run as written', async (t) => {
