@@ -43,7 +43,7 @@ export function jobTimeoutSeconds(job: JobType, timeouts?: JobTimeouts): number 
 
 const jobTimeoutsField: Field<JobTimeouts> = {
   env: 'JOB_TIMEOUT_SECONDS',
-  doc: 'default timeout of every job type, and per type, e.g. 900 or 900,fetch-candles=600,backtest=7200 (1 to 86400 s); a job running longer is aborted and fails as timed out. A schedule\'s or a request\'s own timeout wins. Unset: each type\'s own (canary 60, collect-prices 300, collect-symbols 600, backtest 3600, others 1800). Written into the queues by npm run migrate',
+  doc: `default timeout of every job type, and per type, e.g. 900 or 900,fetch-candles=600,backtest=7200 (1 to 86400 s); a job running longer is aborted and fails as timed out. A schedule's or a request's own timeout wins. Unset: each type's own (${JOB_TYPES.map((j) => `${j} ${jobDefaults[j].timeoutSeconds}`).join(', ')}). Written into the queues by npm run migrate`,
   parse: parseJobTimeouts,
 };
 
