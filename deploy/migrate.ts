@@ -8,7 +8,7 @@
  * With DATABASE_SESSION_URL set (DATABASE_URL is then a transaction pooler) the
  * migrations run there: long DDL with no statement deadline, on a session of its own.
  */
-import { ConfigError, DATABASE_URL_MISSING, configOrExit, isJournalStream, createLogger, databaseFields, loadConfig, processFields, redactUrl, resolveDatabase, resolveFromRoot } from '@wombat/core/platform';
+import { ConfigError, DATABASE_URL_MISSING, configOrExit, isJournalStream, createLogger, databaseFields, loadConfig, processFields, redactUrl, resolveDatabase, resolveFromRoot, warnObsoleteSettings } from '@wombat/core/platform';
 import { migrationFields } from '@wombat/core/jobs';
 import { migrateAll } from '@wombat/core/setup';
 
@@ -19,6 +19,7 @@ if (config.databaseUrl === undefined) {
   process.exit(1);
 }
 const log = createLogger({ name: 'migrate', level: config.logLevel, format: config.logFormat, isTty: process.stdout.isTTY, journal: isJournalStream(process.env) });
+warnObsoleteSettings(process.env, log);
 try {
   const db = await resolveDatabase({
     databaseUrl: config.databaseSessionUrl ?? config.databaseUrl,
@@ -27,7 +28,7 @@ try {
     log,
   });
   try {
-    const { applied } = await migrateAll({ url: db.url, log, outageGraceSeconds: config.outageGraceSeconds });
+    const { applied } = await migrateAll({ url: db.url, log, outageGraceSeconds: config.outageGraceSeconds, jobTimeouts: config.jobTimeouts });
     log.info({ database: redactUrl(db.url), applied }, 'database ready');
   } finally {
     await db.stop();

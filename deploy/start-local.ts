@@ -24,6 +24,7 @@ import {
   EMBEDDED_DATABASE,
   int,
   loadConfig,
+  POSTGRES_VARIABLES,
   processFields,
   redactUrl,
   repoRoot,
@@ -33,6 +34,7 @@ import {
 } from '@wombat/core/platform';
 import { listWorkers } from '@wombat/core/workers';
 import { listEngines } from '@wombat/core/schedules';
+import { migrationFields } from '@wombat/core/jobs';
 import { migrateAll } from '@wombat/core/setup';
 
 const SERVICES = ['scheduler-engine', 'worker', 'api'] as const;
@@ -42,12 +44,16 @@ const COLORS: Record<Service, string> = { 'scheduler-engine': '\x1b[35m', worker
 const schema = {
   ...databaseFields,
   ...processFields,
+  jobTimeouts: migrationFields.jobTimeouts,
   apiHost: str('API_HOST', 'address the api listens on', { default: '127.0.0.1' }),
   apiPort: int('API_PORT', 'port the api listens on', { default: 8000, min: 1, max: 65535 }),
 };
 
-// The launcher is local tooling: without DATABASE_URL it asks for the embedded PostgreSQL.
-const config = configOrExit((env) => loadConfig(schema, { ...env, DATABASE_URL: env.DATABASE_URL?.trim() || EMBEDDED_DATABASE }), process);
+// The launcher is local tooling: without DATABASE_URL (or the old POSTGRES_*) it asks for the embedded PostgreSQL.
+const config = configOrExit((env) => {
+  const c = loadConfig(schema, env);
+  return { ...c, databaseUrl: c.databaseUrl ?? EMBEDDED_DATABASE };
+}, process);
 
 const tty = process.stdout.isTTY === true;
 const log = createLogger({ name: 'wombat', level: config.logLevel, format: config.logFormat, isTty: tty });
@@ -64,7 +70,7 @@ const database = await resolveDatabase({
 });
 
 try {
-  await migrateAll({ url: database.url, log });
+  await migrateAll({ url: database.url, log, jobTimeouts: config.jobTimeouts });
 } catch (err) {
   log.fatal({ err }, 'migration failed');
   await database.stop();
@@ -79,7 +85,8 @@ const children = new Map<Service, ChildProcess>();
 let stopping = false;
 let exitCode = 0;
 const childEnv = {
-  ...process.env,
+  // The URL resolved here replaces the old POSTGRES_* (which would only earn each child a warning).
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !(POSTGRES_VARIABLES as readonly string[]).includes(k))),
   // One worker serves every queue here, which the production default (a warning at one
   // live worker per queue, meaning no spare) would report as soon as Wombat starts.
   ...(process.env.ALERT_WORKERS_WARNING === undefined && process.env.ALERT_WORKERS_CRITICAL === undefined ? { ALERT_WORKERS_WARNING: '0' } : {}),

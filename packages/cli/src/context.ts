@@ -14,6 +14,7 @@ import {
   startBoss,
   timeZone,
   ValidationError,
+  warnObsoleteSettings,
   type ConfigOf,
   type Database,
   type Logger,
@@ -141,7 +142,12 @@ export function createContext(io: CliIo, opts: CliOptions): CliContext {
   let boss: Promise<PgBoss> | undefined;
 
   let config: ConfigOf<typeof cliFields> | undefined;
-  const getConfig = () => (config ??= loadConfig(cliFields, io.env));
+  const getConfig = () => {
+    if (config) return config;
+    config = loadConfig(cliFields, io.env);
+    warnObsoleteSettings(io.env, log);
+    return config;
+  };
 
   async function open() {
     const config = getConfig();

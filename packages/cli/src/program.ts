@@ -1,6 +1,7 @@
 import { Command, CommanderError, Help, Option } from 'commander';
 import { createContext, EXIT, EXIT_CODES_HELP, toCliError, type Act, type CliRuntime } from './context.ts';
 import { registerBackup, registerRestore } from './commands/backup.ts';
+import { registerCancel } from './commands/cancel.ts';
 import { registerCompletion } from './commands/completion.ts';
 import { registerDlq } from './commands/dlq.ts';
 import { registerEngine } from './commands/engine.ts';
@@ -64,6 +65,11 @@ Examples:
     );
   program.exitOverride();
   for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerDlq, registerWorkers, registerBackup, registerRestore, registerSnapshot, registerImport]) register(program, act);
+  wombat cancel --job fetch-candles --older-than 1h
+  wombat dlq requeue --all`,
+    );
+  program.exitOverride();
+  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerCancel, registerDlq, registerWorkers]) register(program, act);
   registerEngine(program, rt, result);
   registerCompletion(program, rt);
   // Subcommands inherit the parse behaviour: usage errors end as CommanderError, not process.exit.

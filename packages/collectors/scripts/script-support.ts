@@ -14,6 +14,7 @@ import {
   resolveFromRoot,
   ConfigError,
   DATABASE_URL_MISSING,
+  warnObsoleteSettings,
   type Database,
   type Logger,
 } from '@wombat/core/platform';
@@ -50,6 +51,7 @@ export async function openContext(name: string, opts: { needDb: (config: ReturnT
     throw err;
   }
   const log = createLogger({ name, level: config.logLevel, format: config.logFormat, isTty: process.stdout.isTTY === true });
+  warnObsoleteSettings(process.env, log);
   let db: Database<any> | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any
   let sessionUrl: string | undefined;
   let stopDb = async () => {};

@@ -1,4 +1,4 @@
-import { ensureQueues } from './jobs/queues.ts';
+import { ensureQueues, type JobTimeouts } from './jobs/queues.ts';
 import { startBoss } from './platform/boss.ts';
 import { createSql } from './platform/db.ts';
 import type { Logger } from './platform/logger.ts';
@@ -11,7 +11,7 @@ import { migrateWombat, workspaceMigrations } from './platform/migrate.ts';
  * (deploy/migrate.ts) before starting services; services never migrate. Import as
  * `@wombat/core/setup`. `upToVersion`: Wombat's migrations up to that one only (a restore).
  */
-export async function migrateAll(opts: { url: string; log: Logger; outageGraceSeconds?: number; upToVersion?: number }): Promise<{ applied: string[] }> {
+export async function migrateAll(opts: { url: string; log: Logger; outageGraceSeconds?: number; jobTimeouts?: JobTimeouts; upToVersion?: number }): Promise<{ applied: string[] }> {
   const sql = createSql({ url: opts.url, poolSize: 1, applicationName: 'wombat-migrate', statementTimeoutMs: 0, transactionTimeoutMs: 0, connectTimeoutMs: 10_000 });
   let applied: string[];
   try {
@@ -21,7 +21,10 @@ export async function migrateAll(opts: { url: string; log: Logger; outageGraceSe
   }
   const boss = await startBoss({ url: opts.url, role: 'migrator', log: opts.log, poolSize: 2, connectTimeoutMs: 10_000 });
   try {
-    await ensureQueues(boss, opts.outageGraceSeconds !== undefined ? { outageGraceSeconds: opts.outageGraceSeconds } : {});
+    await ensureQueues(boss, {
+      ...(opts.outageGraceSeconds !== undefined ? { outageGraceSeconds: opts.outageGraceSeconds } : {}),
+      ...(opts.jobTimeouts ? { jobTimeouts: opts.jobTimeouts } : {}),
+    });
   } finally {
     await boss.stop({ graceful: false, close: true });
   }

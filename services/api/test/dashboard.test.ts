@@ -3,7 +3,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '@wombat/core/platform';
 import { JOB_TYPES } from '@wombat/core/jobs';
-import { RUN_STATES, RUN_TRIGGERS } from '@wombat/core/runs';
+import { publishRun, RUN_STATES, RUN_TRIGGERS } from '@wombat/core/runs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import t from 'tap';
 import { ADMIN_TOKEN, READ_TOKEN, serviceStarter, startTestApi, unknownMarketUpbit } from './helpers.ts';
@@ -163,6 +163,31 @@ t.test('the runs page filters by state and job', async (t) => {
   t.ok(states.length > 0);
   t.ok(states.every((s) => s === 'completed'), 'only completed runs shown');
   await page.screenshot({ path: path.join(artifacts, 'runs.png'), fullPage: true });
+  noPageErrors(t);
+});
+
+t.test('an admin empties a queue from the runs page, after a confirm', async (t) => {
+  // Due in an hour: they wait in the queue although a worker runs.
+  const startAfter = new Date(Date.now() + 3_600_000);
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) ids.push(await publishRun(api.database.db, api.boss, { job: 'canary', params: {}, trigger: 'task', startAfter }));
+  const page = await openPage(t, ADMIN_TOKEN);
+  await page.goto(`${api.url}/ui/#/runs`);
+  await page.waitForSelector('[data-testid=runs]');
+  t.equal(await page.locator('[data-testid=cancel-runs]').count(), 0, 'no cancel button before a job is chosen');
+  await page.selectOption('select[name=job]', 'canary');
+  await page.selectOption('select[name=state]', 'queued');
+  await page.waitForSelector(`tr[data-run="${ids[0]}"]`);
+  let asked = '';
+  page.once('dialog', (d) => {
+    asked = d.message();
+    void d.accept();
+  });
+  await page.click('[data-testid=cancel-runs]');
+  await page.waitForSelector('[data-testid=message]:has-text("cancelled")');
+  t.match(asked, /Cancel every queued run of canary\?/, 'the page asks first');
+  t.match(await page.textContent('[data-testid=message]'), /^cancelled \d+ queued run\(s\) of canary$/);
+  for (const id of ids) t.equal((await api.call('GET', `/api/runs/${id}`)).body.state, 'cancelled');
   noPageErrors(t);
 });
 

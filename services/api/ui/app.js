@@ -73,7 +73,7 @@ function App() {
   const nav = [['/', 'Overview'], ['/schedules', 'Schedules'], ['/runs', 'Runs'], ['/dead-letters', 'Dead letters'], ['/data', 'Data']];
   let page;
   if (path === '/schedules') page = html`<${Schedules} role=${who.role} meta=${meta} />`;
-  else if (path === '/runs') page = html`<${Runs} route=${route} meta=${meta} key=${route} />`;
+  else if (path === '/runs') page = html`<${Runs} route=${route} meta=${meta} role=${who.role} key=${route} />`;
   else if (path.startsWith('/runs/')) page = html`<${RunPage} id=${path.slice('/runs/'.length)} meta=${meta} key=${path} />`;
   else if (path === '/dead-letters') page = html`<${DeadLetters} role=${who.role} />`;
   else if (path === '/data') page = html`<${DataPage} />`;

@@ -48,7 +48,7 @@ export interface AlertCountersTable {
   value: Generated<number>;
 }
 
-/** wombat.database_size_samples (migrations/0012_database_size_samples.sql): one row per day. */
+/** wombat.database_size_samples (migrations/0013_database_size_samples.sql): one row per day. */
 export interface DatabaseSizeSamplesTable {
   day: string;
   bytes: ColumnType<string, number, number>;

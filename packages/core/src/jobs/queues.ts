@@ -1,6 +1,51 @@
 import type { PgBoss, Queue } from 'pg-boss';
-import { int } from '../platform/config.ts';
+import { int, type Field } from '../platform/config.ts';
 import { JOB_HEARTBEAT_SECONDS, JOB_TYPES, OUTAGE_GRACE_DEFAULT_SECONDS, bossHeartbeatSeconds, jobDefaults, type JobType } from './contracts.ts';
+import { resolveJobName, unknownJobMessage } from './job-names.ts';
+
+/** pg-boss refuses a job expiration over 24 hours. */
+const JOB_TIMEOUT_MAX_SECONDS = 86_400;
+
+/** JOB_TIMEOUT_SECONDS: a default for every job type and overrides per type; what neither sets keeps the contract's timeout. */
+export interface JobTimeouts {
+  all?: number;
+  byJob: Partial<Record<JobType, number>>;
+}
+
+function timeoutSeconds(v: string, what: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > JOB_TIMEOUT_MAX_SECONDS) throw new Error(`${what} must be whole seconds from 1 to ${JOB_TIMEOUT_MAX_SECONDS}, not "${v}"`);
+  return Number(v);
+}
+
+/** `900`, `fetch-candles=600,backtest=7200`, or both: `900,backtest=7200`. */
+export function parseJobTimeouts(raw: string | undefined): JobTimeouts {
+  const out: JobTimeouts = { byJob: {} };
+  if (raw === undefined || raw.trim() === '') return out;
+  for (const item of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = item.indexOf('=');
+    if (eq < 0) {
+      if (out.all !== undefined) throw new Error('gives the default for every job type twice');
+      out.all = timeoutSeconds(item, 'the default');
+      continue;
+    }
+    const name = item.slice(0, eq).trim();
+    const job = resolveJobName(name);
+    if (!job) throw new Error(unknownJobMessage(name));
+    out.byJob[job] = timeoutSeconds(item.slice(eq + 1).trim(), job);
+  }
+  return out;
+}
+
+/** The timeout a job of this type runs with unless its schedule or request gives one. */
+export function jobTimeoutSeconds(job: JobType, timeouts?: JobTimeouts): number {
+  return timeouts?.byJob[job] ?? timeouts?.all ?? jobDefaults[job].timeoutSeconds;
+}
+
+const jobTimeoutsField: Field<JobTimeouts> = {
+  env: 'JOB_TIMEOUT_SECONDS',
+  doc: `default timeout of every job type, and per type, e.g. 900 or 900,fetch-candles=600,backtest=7200 (1 to 86400 s); a job running longer is aborted and fails as timed out. A schedule's or a request's own timeout wins. Unset: each type's own (${JOB_TYPES.map((j) => `${j} ${jobDefaults[j].timeoutSeconds}`).join(', ')}). Written into the queues by npm run migrate`,
+  parse: parseJobTimeouts,
+};
 
 /**
  * pg-boss's queues, one per job type, with the settings of the job contracts: the
@@ -8,6 +53,7 @@ import { JOB_HEARTBEAT_SECONDS, JOB_TYPES, OUTAGE_GRACE_DEFAULT_SECONDS, bossHea
  * writes into them.
  */
 export const migrationFields = {
+  jobTimeouts: jobTimeoutsField,
   outageGraceSeconds: int(
     'OUTAGE_GRACE_S',
     'a database outage up to this many seconds leaves every running job with its worker (pg-boss\'s job heartbeat limit is set from it, by npm run migrate); a worker that really died is still caught in about 20 s by the engine',
@@ -27,14 +73,23 @@ export const jobHeartbeatFields = {
   ),
 };
 
-/** pg-boss queue settings for a job type: retries, timeout, heartbeat limit, LISTEN/NOTIFY wake-ups. */
-export function queueOptions(job: JobType, opts: { outageGraceSeconds?: number } = {}): Omit<Queue, 'name'> {
+export interface QueueSetup {
+  outageGraceSeconds?: number;
+  jobTimeouts?: JobTimeouts;
+}
+
+/**
+ * pg-boss queue settings for a job type: retries, timeout, heartbeat limit, LISTEN/NOTIFY wake-ups.
+ * The queue's timeout is the type's default (JOB_TIMEOUT_SECONDS): a job sent without one of its
+ * own takes it (see jobInsertFor), and the worker aborts a job that runs past it.
+ */
+export function queueOptions(job: JobType, opts: QueueSetup = {}): Omit<Queue, 'name'> {
   const d = jobDefaults[job];
   return {
     retryLimit: d.retryLimit,
     retryDelay: d.retryDelaySeconds,
     retryBackoff: d.retryBackoff,
-    expireInSeconds: d.timeoutSeconds,
+    expireInSeconds: jobTimeoutSeconds(job, opts.jobTimeouts),
     // Jobs take the queue's heartbeat limit (no job sets its own). pg-boss's monitor fails a job not
     // touched for this long; Wombat's reconciler decides sooner, allowing for outages (see contracts.ts).
     heartbeatSeconds: bossHeartbeatSeconds(opts.outageGraceSeconds ?? OUTAGE_GRACE_DEFAULT_SECONDS),
@@ -50,7 +105,7 @@ export function queueOptions(job: JobType, opts: { outageGraceSeconds?: number }
 export const SINGLETON_QUEUES: ReadonlySet<JobType> = new Set<JobType>(['crawl-prices', 'collect-posts', 'database-backup', 'data-snapshot', 'collection-report']);
 
 /** Creates every queue Wombat uses; safe to repeat. Run by the migrator. */
-export async function ensureQueues(boss: PgBoss, opts: { outageGraceSeconds?: number } = {}): Promise<void> {
+export async function ensureQueues(boss: PgBoss, opts: QueueSetup = {}): Promise<void> {
   const existing = new Set((await boss.getQueues()).map((q) => q.name));
   for (const job of JOB_TYPES) {
     if (existing.has(job)) await boss.updateQueue(job, queueOptions(job, opts));

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { int, oneOf, parsePostgresUrl, postgresUrl, str, type Field } from './config.ts';
 import { DATABASE_DEADLINE_DEFAULTS } from './db.ts';
 import { errorReportingFields } from './error-reporting.ts';
+import { databaseUrlFromPostgresVariables } from './legacy-settings.ts';
 import { repoRoot } from './paths.ts';
 
 /** The checkout Wombat runs from; relative paths in configuration resolve against it. */
@@ -9,7 +10,8 @@ export { repoRoot };
 
 /**
  * DATABASE_URL: a postgres:// URL, or `embedded` (a private PostgreSQL under
- * EMBEDDED_PG_DIR, for local use). Unset parses as undefined so that tools that
+ * EMBEDDED_PG_DIR, for local use); unset, built from the old setup's POSTGRES_* when
+ * they are set (legacy-settings.ts). Unset parses as undefined so that tools that
  * may not need a database load their configuration; whatever connects refuses it
  * (resolveDatabase) with one line saying to set it.
  */
@@ -18,6 +20,8 @@ function databaseUrlField(): Field<string | undefined> {
     env: 'DATABASE_URL',
     doc: 'PostgreSQL URL (required); embedded: a private PostgreSQL under EMBEDDED_PG_DIR, for local use only',
     secret: true,
+    // The old setup's POSTGRES_* stand in for an unset DATABASE_URL.
+    read: (env) => (env.DATABASE_URL?.trim() ? env.DATABASE_URL : databaseUrlFromPostgresVariables(env)),
     parse(raw) {
       const v = raw?.trim();
       if (!v) return undefined;

@@ -12,6 +12,8 @@ export interface Field<T> {
   /** Shown in .env.example and used when the variable is unset or empty. */
   default?: string;
   secret?: boolean;
+  /** Where the raw value comes from when it is more than `env[this.env]`; may throw like parse. */
+  read?(env: Record<string, string | undefined>): string | undefined;
   parse(raw: string | undefined): T;
 }
 
@@ -165,8 +167,9 @@ export function loadConfig<S extends Schema>(schema: S, env: Record<string, stri
   const problems: string[] = [];
   const out: Record<string, unknown> = {};
   for (const [key, f] of Object.entries(schema)) {
-    const raw = env[f.env];
+    let raw = env[f.env];
     try {
+      if (f.read) raw = f.read(env);
       out[key] = f.parse(raw);
     } catch (err) {
       const shown = raw === undefined || raw === '' ? '(unset)' : f.secret ? '(value hidden)' : JSON.stringify(raw);

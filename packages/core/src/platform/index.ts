@@ -8,6 +8,7 @@
 export * from './errors.ts';
 export * from './config.ts';
 export * from './common-config.ts';
+export * from './legacy-settings.ts';
 export * from './logger.ts';
 export * from './lifecycle.ts';
 export * from './process.ts';

@@ -7,6 +7,7 @@ import { createNotifier } from './systemd-notify.ts';
 import { createLogger, isJournalStream, redactUrl, type Logger } from './logger.ts';
 import { probeDatabase } from './db.ts';
 import { createErrorReporter, NO_ERROR_REPORTER, type ErrorReporter } from './error-reporting.ts';
+import { warnObsoleteSettings } from './legacy-settings.ts';
 import type { LoopSupervisorOptions } from './loops.ts';
 
 export { isProcessAlive } from './embedded-postgres.ts';
@@ -128,6 +129,7 @@ export async function runService<C extends ServiceConfig>(opts: {
     isTty: proc.stdout.isTTY === true,
     journal: isJournalStream(proc.env),
   });
+  warnObsoleteSettings(proc.env, log);
   const lifecycle = createLifecycle({ log, shutdownTimeoutMs: config.shutdownTimeoutMs });
   handleSignals(lifecycle, proc, log);
   let reporter = NO_ERROR_REPORTER;

@@ -7,7 +7,7 @@
  * record (insertRunsAndSend, publishRun, recordOccurrences, recordChildRuns, triggerSchedule),
  * hold (recordOccurrences with state held), release (releaseHeldRuns),
  * start / progress / retry-pending / finish (applyAttemptUpdates, by workers),
- * skip / miss (recordOccurrences, recordUnpublishedRun), cancel (cancelRun),
+ * skip / miss (recordOccurrences, recordUnpublishedRun), cancel (cancelRun, cancelRuns),
  * requeue (requeueRun), lose (reconcileRuns), purge (purgeDeadLetters, deleteFinishedRuns),
  * a job run in the operator's own process (recordCliRunStart, recordCliRunProgress, recordCliRunEnd).
  *
@@ -21,6 +21,7 @@ export * from './record.ts';
 export * from './release.ts';
 export * from './attempts.ts';
 export * from './operator.ts';
+export * from './bulk-cancel.ts';
 export * from './reconcile.ts';
 export * from './cli.ts';
 export * from './failure-report.ts';

@@ -47,7 +47,9 @@ export function jobInsertFor(
   return {
     id,
     data: input.params,
-    expireInSeconds: input.timeoutSeconds ?? defaults.timeoutSeconds,
+    // Without a timeout of its own the job takes its queue's: the type's default, which npm run
+    // migrate writes from JOB_TIMEOUT_SECONDS (queueOptions).
+    ...(input.timeoutSeconds !== undefined ? { expireInSeconds: input.timeoutSeconds } : {}),
     retryLimit: input.retryLimit ?? defaults.retryLimit,
     retryDelay: input.retryDelaySeconds ?? defaults.retryDelaySeconds,
     retryBackoff: input.retryBackoff ?? defaults.retryBackoff,

@@ -78,6 +78,8 @@ function nameTaken(err: unknown, name: string | undefined): never {
   if (sqlState(err) === SQLSTATE.uniqueViolation) {
     throw new AppError('schedule_name_taken', `a schedule named "${name}" already exists; choose another name`, { cause: err });
   }
+  // The database's own checks (migration 0012) say what to fix, e.g. a time zone PostgreSQL does not know.
+  if (sqlState(err) === SQLSTATE.checkViolation && err instanceof Error) throw new ValidationError([err.message]);
   throw err;
 }
 

@@ -3,7 +3,8 @@ import type { GeneratedTimestamp, Json, Timestamp } from '../platform/db-types.t
 
 /**
  * wombat.schedules and wombat.engines (migrations/0002_scheduler.sql; 0008_alerts.sql of
- * the alerts adds alert_stale_factor, which only the alerts read). store.ts is the only
+ * the alerts adds alert_stale_factor, which only the alerts read; 0012 derives kind and
+ * every_seconds of rows written by hand and refuses bad ones). store.ts is the only
  * writer of schedules, engines.ts of engines.
  */
 export interface SchedulesTable {

@@ -1,6 +1,6 @@
 import Type from 'typebox';
 import { jobFilterName } from '@wombat/core/jobs';
-import { listSupersededAttempts } from '@wombat/core/runs';
+import { ACTIVE_RUN_STATES, cancelRuns, cancelRunsInput, listSupersededAttempts } from '@wombat/core/runs';
 import type { App, AppDeps } from '../deps.ts';
 import { notFound } from '../http-errors.ts';
 import { apiDb, getRun, listRuns } from '../runs-store.ts';
@@ -24,6 +24,19 @@ const RunsQuery = Type.Object(
     ...PageQuery,
   },
   { additionalProperties: false },
+);
+
+const CancelRunsBody = Type.Object(
+  {
+    job: Type.String({ minLength: 1, maxLength: 100, description: 'job type whose runs to cancel, e.g. canary, or its name in the older setup' }),
+    state: Type.Optional(
+      Type.Union([Type.String({ maxLength: 20 }), Type.Array(Type.String({ maxLength: 20 }), { minItems: 1, maxItems: 4 })], {
+        description: `runs in this state, or these states: ${ACTIVE_RUN_STATES.join(', ')} (default queued)`,
+      }),
+    ),
+    older_than: Type.Optional(Type.String({ maxLength: 20, description: 'only runs created longer ago than this age: 90s, 30m, 1h, 2d, 1w' })),
+  },
+  { additionalProperties: false, description: 'empties a queue: every unfinished run of `job` in `state`, created before `older_than` ago' },
 );
 
 /** One run, with the writes of its superseded attempts (refused, kept apart from its outcome). */
@@ -69,6 +82,35 @@ export function runRoutes(app: App, deps: AppDeps): void {
         offset: q.offset,
       });
       return { runs: runs.map(runView), total, limit: q.limit, offset: q.offset };
+    },
+  );
+
+  app.post(
+    '/api/runs/cancel',
+    {
+      schema: {
+        summary: 'cancel every queued (or held, running, retrying) run of a job type at once, in one transaction with their pg-boss jobs; admin',
+        tags: ['runs'],
+        body: CancelRunsBody,
+        response: {
+          200: Type.Object({
+            cancelled: Type.Integer({ description: 'how many runs were cancelled' }),
+            job: Type.String(),
+            states: Type.Array(Type.String()),
+            older_than: Type.Union([Type.String(), Type.Null()]),
+          }),
+          400: ErrorSchema,
+          401: ErrorSchema,
+          403: ErrorSchema,
+        },
+      },
+    },
+    async (request) => {
+      const b = request.body;
+      const input = cancelRunsInput({ job: b.job, states: b.state === undefined ? undefined : [b.state].flat(), olderThan: b.older_than });
+      const { cancelled } = await cancelRuns(deps.db, deps.boss, input);
+      request.log.info({ job: input.job, states: input.states, olderThanSeconds: input.olderThanSeconds, cancelled }, 'runs cancelled');
+      return { cancelled, job: input.job, states: input.states, older_than: b.older_than ?? null };
     },
   );
 

@@ -1,6 +1,6 @@
-// Runs: the history, filtered by schedule, job, state, trigger and time.
+// Runs: the history, filtered by schedule, job, state, trigger and time; an admin empties a queue from here.
 import { html, useState } from '/ui/vendor/preact-htm.js';
-import { useApi } from '../client.js';
+import { api, useApi } from '../client.js';
 import { ErrorBox, State, errText, fmtMs, fmtUtc } from '../format.js';
 
 function queryOf(route) {
@@ -12,8 +12,11 @@ const choice = (name, value, onInput, values) =>
     <option value="">any</option>${values.map((v) => html`<option value=${v}>${v}</option>`)}
   </select>`;
 
+/** States whose runs one click may cancel (POST /api/runs/cancel); no state filter means queued. */
+const CANCELLABLE = ['held', 'queued', 'running', 'retrying'];
+
 /** `meta`: the api's names (/api/meta) the job, state and trigger filters offer. */
-export function Runs({ route, meta }) {
+export function Runs({ route, meta, role }) {
   const initial = queryOf(route);
   const [filters, setFilters] = useState({
     schedule: initial.schedule ?? '',
@@ -29,7 +32,22 @@ export function Runs({ route, meta }) {
     if (!v) continue;
     qs.set(k, k === 'since' || k === 'until' ? new Date(v).toISOString() : v);
   }
-  const { data, error } = useApi(`/api/runs?${qs}`, 3000);
+  const { data, error, reload } = useApi(`/api/runs?${qs}`, 3000);
+  const [message, setMessage] = useState(null);
+  const [actionError, setActionError] = useState(null);
+  const cancelState = filters.state || 'queued';
+  const canCancel = role === 'admin' && filters.job && CANCELLABLE.includes(cancelState);
+  async function cancelAll() {
+    if (!confirm(`Cancel every ${cancelState} run of ${filters.job}? Their jobs leave the queue.`)) return;
+    setActionError(null);
+    try {
+      const res = await api('POST', '/api/runs/cancel', { job: filters.job, state: cancelState });
+      setMessage(`cancelled ${res.cancelled} ${cancelState} run(s) of ${res.job}`);
+      reload();
+    } catch (err) {
+      setActionError(err);
+    }
+  }
   const set = (k) => (e) => {
     const v = e.target.value;
     // Functional update: two quick changes must not undo each other.
@@ -46,7 +64,12 @@ export function Runs({ route, meta }) {
       <label>created from<input type="datetime-local" name="since" value=${filters.since} onInput=${set('since')} /></label>
       <label>created before<input type="datetime-local" name="until" value=${filters.until} onInput=${set('until')} /></label>
     </div>
-    <${ErrorBox} error=${error} />
+    ${canCancel &&
+    html`<div class="filters">
+      <button class="danger" data-testid="cancel-runs" onClick=${cancelAll}>Cancel all ${cancelState} ${filters.job} runs</button>
+    </div>`}
+    <${ErrorBox} error=${actionError ?? error} />
+    ${message && html`<p class="note" data-testid="message">${message}</p>`}
     ${data && html`<p class="note">${data.total} runs match; newest ${data.runs.length} shown.</p>`}
     <table data-testid="runs">
       <tr><th>run</th><th>job</th><th>trigger</th><th>state</th><th>scheduled</th><th>started</th><th>finished</th>
