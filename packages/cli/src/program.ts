@@ -58,18 +58,14 @@ Examples:
   wombat trigger daily-candles --wait
   wombat run collect-symbols
   wombat runs --state failed --since 1d
+  wombat cancel --job fetch-candles --older-than 1h
   wombat dlq requeue --all
   wombat backup now                   a database backup into BACKUP_DIR
   wombat restore <file> --into <url>  into an empty database
   wombat import parquet old/data --dry-run`,
     );
   program.exitOverride();
-  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerDlq, registerWorkers, registerBackup, registerRestore, registerSnapshot, registerImport]) register(program, act);
-  wombat cancel --job fetch-candles --older-than 1h
-  wombat dlq requeue --all`,
-    );
-  program.exitOverride();
-  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerCancel, registerDlq, registerWorkers]) register(program, act);
+  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerCancel, registerDlq, registerWorkers, registerBackup, registerRestore, registerSnapshot, registerImport]) register(program, act);
   registerEngine(program, rt, result);
   registerCompletion(program, rt);
   // Subcommands inherit the parse behaviour: usage errors end as CommanderError, not process.exit.
