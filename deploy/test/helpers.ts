@@ -1,7 +1,9 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '@wombat/core/platform';
+import { freePort, repoRoot } from '@wombat/core/platform';
+import { childEnv } from '@wombat/core/testing';
 
 const WORKSPACES = ['packages/core', 'packages/collectors', 'services/scheduler-engine', 'services/worker', 'services/api'];
 
@@ -34,3 +36,20 @@ export function readmeBlock(heading: string, file = 'README.md'): string[] {
   return block[1]!.split('\n').filter((l) => l.trim() !== '');
 }
 
+
+/** The api's src/main.ts as a process of its own on a free port, killed at teardown; resolves once it listens (or has exited). */
+export async function startApiProcess(t: { teardown(fn: () => unknown): void }, env: Record<string, string>): Promise<{ port: number; output(): string; exited: Promise<number | null>; stop(): void }> {
+  const port = await freePort();
+  const api = spawn(process.execPath, ['src/main.ts'], {
+    cwd: path.join(repoRoot, 'services/api'),
+    env: childEnv({ LOG_FORMAT: 'json', API_PORT: String(port), ...env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  api.stdout.on('data', (d: Buffer) => (out += String(d)));
+  api.stderr.on('data', (d: Buffer) => (out += String(d)));
+  const exited = new Promise<number | null>((resolve) => api.on('exit', resolve));
+  t.teardown(() => api.kill('SIGKILL'));
+  for (let i = 0; i < 600 && api.exitCode === null && !out.includes('"msg":"api listening"'); i++) await sleep(100);
+  return { port, output: () => out, exited, stop: () => api.kill('SIGTERM') };
+}

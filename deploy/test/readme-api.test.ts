@@ -4,14 +4,12 @@
  * 8000) and each curl fails on an HTTP error (-f), so every line must succeed.
  */
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, repoRoot } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
-import { readmeBlock } from './helpers.ts';
+import { readmeBlock, startApiProcess } from './helpers.ts';
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const ci = process.env.CI === 'true' || process.env.WOMBAT_CI === '1';
@@ -21,27 +19,10 @@ t.test('every line of "Using the api", the canary drill and the alert calls work
   const dir = mkdtempSync(path.join(tmpdir(), 'wombat-readme-api-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   mkdirSync(path.join(dir, '.wombat'));
-  const port = await freePort();
   // The api generates the local admin token when its database is the embedded one (loopback, EMBEDDED_PG_PORT).
-  const api = spawn(process.execPath, ['src/main.ts'], {
-    cwd: path.join(repoRoot, 'services/api'),
-    env: {
-      PATH: process.env.PATH ?? '',
-      LOG_FORMAT: 'json',
-      DATABASE_URL: db.url,
-      EMBEDDED_PG_PORT: new URL(db.url).port,
-      API_PORT: String(port),
-      API_ADMIN_TOKEN_FILE: path.join(dir, '.wombat/api-admin-token'),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  api.stdout.on('data', (d: Buffer) => (out += String(d)));
-  api.stderr.on('data', (d: Buffer) => (out += String(d)));
-  const exited = new Promise<number | null>((resolve) => api.on('exit', resolve));
-  t.teardown(() => api.kill('SIGKILL'));
-  for (let i = 0; i < 600 && api.exitCode === null && !out.includes('"msg":"api listening"'); i++) await sleep(100);
-  t.match(out, /"msg":"api listening"/, 'the api is up');
+  const api = await startApiProcess(t, { DATABASE_URL: db.url, EMBEDDED_PG_PORT: new URL(db.url).port, API_ADMIN_TOKEN_FILE: path.join(dir, '.wombat/api-admin-token') });
+  const { port } = api;
+  t.match(api.output(), /"msg":"api listening"/, 'the api is up');
 
   // The tour, then the canary drill (the worker's README) and the alert calls (the engine's), which use its $TOKEN.
   const lines = [
@@ -62,6 +43,6 @@ t.test('every line of "Using the api", the canary drill and the alert calls work
   t.match(run.stdout, /wombat_|# HELP/, 'metrics answered');
   t.match(run.stdout, /"task_id":"[0-9a-f-]{36}"/, 'the canary drill was accepted');
 
-  api.kill('SIGTERM');
-  t.equal(await exited, 0, 'the api stops cleanly');
+  api.stop();
+  t.equal(await api.exited, 0, 'the api stops cleanly');
 });

@@ -5,28 +5,23 @@
  * job name. Only the paths and the api's port change.
  */
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { encodeParquet, readCandlesParquet } from '@wombat/collectors';
-import { freePort, repoRoot } from '@wombat/core/platform';
+import { readCandlesParquet } from '@wombat/collectors';
+import { writeLegacyHourlyFile } from '@wombat/collectors/testing';
+import { repoRoot } from '@wombat/core/platform';
 import { childEnv, createTestDatabase } from '@wombat/core/testing';
-import { readmeBlock } from './helpers.ts';
+import { readmeBlock, startApiProcess } from './helpers.ts';
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const ci = process.env.CI === 'true' || process.env.WOMBAT_CI === '1';
 const H = 3_600_000;
 const start = Date.UTC(2025, 0, 1);
 
-async function oldFile(file: string, n: number): Promise<void> {
-  const f = (v: (i: number) => number) => Float64Array.from({ length: n }, (_, i) => v(i));
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, encodeParquet({ time: f((i) => start + i * H), open: f((i) => 100 + i), high: f((i) => 102 + i), low: f((i) => 99 + i), close: f((i) => 101 + i), volume: f(() => 5), quoteVolume: f((i) => 500 + i) }));
-}
+const oldFile = (file: string, n: number) => writeLegacyHourlyFile(file, n, start);
 
 t.test('the README\'s switch from the old setup works line by line', { skip: have('curl') || ci ? false : 'needs curl' }, async (t) => {
   const tdb = await createTestDatabase(t);
@@ -49,18 +44,9 @@ t.test('the README\'s switch from the old setup works line by line', { skip: hav
     TZ: 'UTC',
     DATA_ROOT: dataRoot,
   };
-  const port = await freePort();
-  const api = spawn(process.execPath, ['src/main.ts'], {
-    cwd: path.join(repoRoot, 'services/api'),
-    env: childEnv({ ...oldEnv, LOG_FORMAT: 'json', API_PORT: String(port), API_ADMIN_TOKEN: randomBytes(24).toString('hex'), API_TRUSTED_NETWORKS: '127.0.0.1/32' }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  api.stdout.on('data', (d: Buffer) => (out += String(d)));
-  api.stderr.on('data', (d: Buffer) => (out += String(d)));
-  const exited = new Promise<number | null>((resolve) => api.on('exit', resolve));
-  t.teardown(() => api.kill('SIGKILL'));
-  for (let i = 0; i < 600 && api.exitCode === null && !out.includes('"msg":"api listening"'); i++) await sleep(100);
+  const api = await startApiProcess(t, { ...oldEnv, API_ADMIN_TOKEN: randomBytes(24).toString('hex'), API_TRUSTED_NETWORKS: '127.0.0.1/32' });
+  const { port } = api;
+  const out = api.output();
   t.match(out, /"msg":"api listening"/, `the api is up on the old settings alone\n${out.slice(-2000)}`);
   t.match(out, /REDIS_HOST/, 'the old Redis setting is named in a warning');
 
@@ -84,6 +70,6 @@ t.test('the README\'s switch from the old setup works line by line', { skip: hav
     { job: 'crawl-prices' },
   ]);
 
-  api.kill('SIGTERM');
-  t.equal(await exited, 0, 'the api stops cleanly');
+  api.stop();
+  t.equal(await api.exited, 0, 'the api stops cleanly');
 });

@@ -2,7 +2,8 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { encodeParquet, readCandlesParquet } from '@wombat/collectors';
+import { readCandlesParquet } from '@wombat/collectors';
+import { writeLegacyHourlyFile } from '@wombat/collectors/testing';
 import { repoRoot } from '@wombat/core/platform';
 import { tempDir, wombat } from './helpers.ts';
 
@@ -14,11 +15,7 @@ import { tempDir, wombat } from './helpers.ts';
 const H = 3_600_000;
 const start = Date.UTC(2025, 0, 1);
 
-async function oldFile(file: string, n: number): Promise<void> {
-  const f = (v: (i: number) => number) => Float64Array.from({ length: n }, (_, i) => v(i));
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, encodeParquet({ time: f((i) => start + i * H), open: f((i) => 100 + i), high: f((i) => 102 + i), low: f((i) => 99 + i), close: f((i) => 101 + i), volume: f(() => 5), quoteVolume: f((i) => 500 + i) }));
-}
+const oldFile = (file: string, n: number) => writeLegacyHourlyFile(file, n, start);
 
 t.test('imports, reports per series, and exits 1 naming each refused file', async (t) => {
   const root = await tempDir(t);

@@ -28,7 +28,7 @@ t.test('the table resolves every spelling of a job name and nothing else', async
 
 t.test('every command option or argument that takes a job name is one this file exercises', async (t) => {
   // A new command taking a job name must be added to this list, and to the tests below.
-  const covered = ['trigger <target>', 'run <job>', 'runs --job', 'dlq list --job', 'dlq requeue --job', 'dlq purge --job', 'schedules create --job', 'schedules edit --job', 'schedules preview --job'];
+  const covered = ['trigger <target>', 'run <job>', 'runs --job', 'cancel --job', 'dlq list --job', 'dlq requeue --job', 'dlq purge --job', 'schedules create --job', 'schedules edit --job', 'schedules preview --job'];
   const found: string[] = [];
   const walk = (cmd: Command, prefix: string) => {
     for (const sub of cmd.commands) {
@@ -117,4 +117,16 @@ t.test('runs, dlq and schedules take the older names for their --job', async (t)
   t.equal(purged.code, 0, purged.stderr);
   t.equal(purged.json.purged, 1);
   t.equal((await wombat(['dlq', 'list', '--json'], env)).json.dead_letters[0].job, 'collect-posts');
+});
+
+t.test('cancel takes the older names for its --job', async (t) => {
+  const queued = await wombat(['trigger', 'reddit-collection', '--json'], env);
+  t.equal(queued.code, 0, queued.stderr);
+  const waiting = (await runsOf('collect-posts')).filter((r) => r.state === 'queued').length;
+  const cancelled = await wombat(['cancel', '--job', 'reddit_collection', '--json'], env);
+  t.equal(cancelled.code, 0, cancelled.stderr);
+  t.match(cancelled.json, { cancelled: waiting, job: 'collect-posts' });
+  t.equal((await runsOf('collect-posts')).filter((r) => r.state === 'queued').length, 0, 'none left queued');
+  t.match((await runsOf('collect-posts')).find((r) => r.id === queued.json.run_id), { state: 'cancelled' });
+  t.equal((await wombat(['cancel', '--job', 'reddit-collector'], env)).code, 2, 'an unknown name is refused');
 });

@@ -1,7 +1,7 @@
 import { copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { optionalStr, resolveFromRoot } from '@wombat/core/platform';
-import { backupFields } from '@wombat/core/backup';
+import { backupFields, backupsToKeep } from '@wombat/core/backup';
 
 /**
  * Dated snapshots of DATA_ROOT. The Parquet writer never changes a file in place: it
@@ -196,39 +196,9 @@ export async function listSnapshots(snapshotDir: string): Promise<SnapshotInfo[]
   return out.sort((a, b) => b.taken_at.localeCompare(a.taken_at));
 }
 
-/** ISO week of a UTC date, as "2026-W49". */
-function isoWeek(d: Date): string {
-  const t = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
-  const day = t.getUTCDay() || 7;
-  t.setUTCDate(t.getUTCDate() + 4 - day);
-  const yearStart = Date.UTC(t.getUTCFullYear(), 0, 1);
-  const week = Math.ceil(((t.getTime() - yearStart) / 86_400_000 + 1) / 7);
-  return `${t.getUTCFullYear()}-W${String(week).padStart(2, '0')}`;
-}
-
-/**
- * What a daily/weekly retention keeps of dated items: the newest of each of the last
- * `keepDaily` days that have one, and the newest of each of the last `keepWeekly` ISO
- * weeks that have one. The newest item is always kept.
- */
+/** What the daily and weekly retention keeps of dated items: the backups' rule (backupsToKeep). */
 export function retained<T extends { at: Date }>(items: T[], r: Retention): Set<T> {
-  const newest = [...items].sort((a, b) => b.at.getTime() - a.at.getTime());
-  const keep = new Set<T>(newest.slice(0, 1));
-  const days = new Set<string>();
-  const weeks = new Set<string>();
-  for (const it of newest) {
-    const day = it.at.toISOString().slice(0, 10);
-    if (!days.has(day) && days.size < r.keepDaily) {
-      days.add(day);
-      keep.add(it);
-    }
-    const week = isoWeek(it.at);
-    if (!weeks.has(week) && weeks.size < r.keepWeekly) {
-      weeks.add(week);
-      keep.add(it);
-    }
-  }
-  return keep;
+  return backupsToKeep([...items].sort((a, b) => b.at.getTime() - a.at.getTime()), r.keepDaily, r.keepWeekly);
 }
 
 async function applyRetention(dir: string, r: Retention): Promise<string[]> {

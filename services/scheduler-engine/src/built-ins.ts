@@ -10,21 +10,24 @@ import type { EngineConfig } from './config.ts';
  * (edits through the api are refused), an operator may pause and resume them.
  * Adding one is a few lines here.
  */
+/** What every schedule the engine writes has in common: skip on overlap, one catch-up, the job's own retries. */
+const BASE = {
+  params: {},
+  overlap: 'skip',
+  missed: 'once',
+  catchupWindowSeconds: SCHEDULE_DEFAULTS.catchupWindowSeconds,
+  catchupMax: 1,
+  jitterSeconds: 0,
+  timeoutSeconds: null,
+  maxRetries: null,
+  retryDelaySeconds: null,
+  retryBackoff: null,
+  status: 'active',
+  pausedReason: null,
+} as const satisfies Partial<ScheduleDefinition>;
+
 export function builtInSchedules(c: EngineConfig): ScheduleDefinition[] {
-  const base = {
-    params: {},
-    overlap: 'skip',
-    missed: 'once',
-    catchupWindowSeconds: SCHEDULE_DEFAULTS.catchupWindowSeconds,
-    catchupMax: 1,
-    jitterSeconds: 0,
-    timeoutSeconds: null,
-    maxRetries: null,
-    retryDelaySeconds: null,
-    retryBackoff: null,
-    status: 'active',
-    pausedReason: null,
-  } as const satisfies Partial<ScheduleDefinition>;
+  const base = BASE;
   const pad = (n: number) => String(n).padStart(2, '0');
   return [
     { ...base, name: 'collect-symbols', job: 'collect-symbols', trigger: { kind: 'times', times: [c.symbolsScheduleTime] }, timezone: c.timezone },
@@ -51,20 +54,8 @@ export function builtInSchedules(c: EngineConfig): ScheduleDefinition[] {
  */
 export function reportSchedules(c: EngineConfig): ScheduleDefinition[] {
   if (!c.reportSchedules) return [];
-  const base = {
-    overlap: 'skip',
-    missed: 'once',
-    catchupWindowSeconds: 86_400,
-    catchupMax: 1,
-    jitterSeconds: 0,
-    timeoutSeconds: null,
-    maxRetries: null,
-    retryDelaySeconds: null,
-    retryBackoff: null,
-    status: 'active',
-    pausedReason: null,
-    timezone: c.timezone,
-  } as const satisfies Partial<ScheduleDefinition>;
+  // A report missed by a day (the engine down over Monday morning) is still worth sending.
+  const base = { ...BASE, catchupWindowSeconds: 86_400, timezone: c.timezone };
   return [
     { ...base, name: 'weekly-report', job: 'collection-report', trigger: { kind: 'cron', cron: '0 8 * * 1' }, params: { period: 'week', timezone: c.timezone } },
     { ...base, name: 'monthly-report', job: 'collection-report', trigger: { kind: 'cron', cron: '0 8 1 * *' }, params: { period: 'month', timezone: c.timezone } },
