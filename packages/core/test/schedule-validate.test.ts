@@ -94,3 +94,8 @@ t.test('the shared schema is a TypeBox schema: required fields and closed object
   t.equal(Value.Check(ScheduleInputSchema, { name: 'x', job: 'canary', every: '5m' }), true);
   t.equal(Value.Check(ScheduleInputSchema, { name: 'x', job: 'canary', every: '5m', extra: 1 }), false);
 });
+
+t.test('a timeout is at most a day: pg-boss expires no job later', async (t) => {
+  t.same(problemsOf({ name: 'x', job: 'backtest', every: '1d', timeout_seconds: 86_400, params: { strategy: 'ma-crossover', exchange: 'upbit', symbols: ['KRW-BTC'], from: '2026-01-01T00:00:00Z', to: '2026-02-01T00:00:00Z' } }), []);
+  t.match(problemsOf({ name: 'x', job: 'canary', every: '1d', timeout_seconds: 86_401 }), [/timeout_seconds must be an integer from 1 to 86400/]);
+});

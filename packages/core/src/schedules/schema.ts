@@ -27,7 +27,8 @@ export const SCHEDULE_INT_BOUNDS = {
   catchup_window_seconds: { min: 0, max: 2_592_000, nullable: false },
   catchup_max: { min: 1, max: 1000, nullable: false },
   jitter_seconds: { min: 0, max: 86_400, nullable: false },
-  timeout_seconds: { min: 1, max: 604_800, nullable: true },
+  // pg-boss refuses a job that may run longer than a day (expireInSeconds up to 86400).
+  timeout_seconds: { min: 1, max: 86_400, nullable: true },
   max_retries: { min: 0, max: 100, nullable: true },
   retry_delay_seconds: { min: 0, max: 86_400, nullable: true },
 } as const;
