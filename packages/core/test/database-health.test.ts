@@ -61,6 +61,9 @@ t.test('the figures: size, connections, the hot tables with their partitions, th
   t.ok(Math.abs(data.free_bytes - fs.bavail * fs.bsize) < 64 * 1_048_576, 'its free space');
   t.ok(data.used_ratio > 0 && data.used_ratio < 1);
   t.equal(h.filesystems.find((f) => f.role === 'backup_dir')?.size_bytes, data.size_bytes, 'a directory not made yet is measured where it will be');
+  const light = await readDatabaseHealth(tdb.db, [], { sizes: false });
+  t.match(light, { size_bytes: 0, largest_tables: [], connections: { used: Number } }, 'the evaluator\'s read leaves out the sizes');
+  t.equal(light.hot_tables.length, 2);
 });
 
 t.test('dead rows of the runs table, summed and shown per table', async (t) => {

@@ -417,7 +417,8 @@ const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
 const database: Gatherer = {
   kinds: ['db_connections', 'transaction_age', 'dead_rows', 'disk_space'],
   async run(db, o) {
-    const h = await readDatabaseHealth(db, o.watchedPaths ?? []);
+    // Every evaluation: without the sizes, whose cost grows with the number of files.
+    const h = await readDatabaseHealth(db, o.watchedPaths ?? [], { sizes: false });
     const out: Condition[] = [];
     const look = lookAt(o.alertLinkBaseUrl, '/api/overview');
     const pct = 100 * h.connections.ratio;

@@ -77,10 +77,16 @@ export async function readFilesystems(paths: WatchedPath[], dataDirectory: strin
   return out;
 }
 
-export async function readDatabaseHealth(db: Db, paths: WatchedPath[] = []): Promise<DatabaseHealth> {
+/**
+ * `sizes: false` (the alert evaluator, every few seconds) leaves out what walks the data
+ * directory's files, pg_database_size and the largest tables: size_bytes is 0 and
+ * largest_tables empty then.
+ */
+export async function readDatabaseHealth(db: Db, paths: WatchedPath[] = [], opts: { sizes?: boolean } = {}): Promise<DatabaseHealth> {
+  const sizes = opts.sizes !== false;
   const [main] = (
     await sql<{ size: string; used: number; max: number; oldest: number | null; data_directory: string | null; growth: number | null }>`
-      select pg_database_size(current_database())::text as size,
+      select ${sizes ? sql`pg_database_size(current_database())::text` : sql`'0'`} as size,
              (select count(*)::int from pg_stat_activity where backend_type = 'client backend') as used,
              current_setting('max_connections')::int as max,
              (select extract(epoch from now() - min(xact_start))::float8 from pg_stat_activity
@@ -92,7 +98,9 @@ export async function readDatabaseHealth(db: Db, paths: WatchedPath[] = []): Pro
                    / (extract(epoch from max(sampled_at) - min(sampled_at)) / 86400) end
                  from wombat.database_size_samples where sampled_at > now() - interval '8 days') end) as growth`.execute(db)
   ).rows;
-  const largest = await sql<{ table: string; bytes: string }>`
+  const largest = !sizes
+    ? { rows: [] as { table: string; bytes: string }[] }
+    : await sql<{ table: string; bytes: string }>`
     select coalesce(pg_partition_root(c.oid), c.oid)::regclass::text as table, sum(pg_total_relation_size(c.oid))::text as bytes
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
     where n.nspname in ('wombat', ${BOSS_SCHEMA}) and c.relkind in ('r', 'm')
