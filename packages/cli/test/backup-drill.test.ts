@@ -8,7 +8,7 @@ import { recordMessageAlert } from '@wombat/core/alerts';
 import { backupDatabase } from '@wombat/core/backup';
 import { startBoss } from '@wombat/core/platform';
 import { cancelRun } from '@wombat/core/runs';
-import { createEmptyTestDatabase, createTestDatabase, testLogger } from '@wombat/core/testing';
+import { createEmptyTestDatabase, createTestDatabase, tableDigests, testLogger } from '@wombat/core/testing';
 import { startEngine, startWorker, tempDir, wombat } from './helpers.ts';
 
 /**
@@ -59,19 +59,6 @@ async function waitFor(check: () => Promise<boolean>, limitMs = 60_000): Promise
 }
 
 type Q = postgres.Sql | postgres.ReservedSql;
-
-/** Every table of Wombat's schemas (wombat's and pg-boss's): its row count and the md5 of its rows in order. */
-async function digests(sql: Q): Promise<Record<string, string>> {
-  const tables = await sql<{ t: string }[]>`
-    select format('%I.%I', n.nspname, c.relname) as t from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname in ('wombat', 'pgboss') and c.relkind in ('r', 'p') and not c.relispartition order by 1`;
-  const out: Record<string, string> = {};
-  for (const { t: table } of tables) {
-    const [r] = await sql.unsafe<{ n: string; md5: string | null }[]>(`select count(*)::text as n, md5(string_agg(x::text, E'\\n' order by x::text)) as md5 from ${table} x`);
-    out[table] = `${r!.n} ${r!.md5 ?? '-'}`;
-  }
-  return out;
-}
 
 const states = async (sql: Q) =>
   Object.fromEntries((await sql<{ state: string; n: number }[]>`select state, count(*)::int as n from wombat.runs group by state`).map((r) => [r.state, r.n]));
@@ -152,7 +139,7 @@ t.test('a backup taken while the services run restores into a database the servi
   const [{ s } = { s: '' }] = await snap<{ s: string }[]>`select pg_export_snapshot() as s`;
   const drillDir = await tempDir(t);
   const backup = await backupDatabase({ url: tdb.url, dir: drillDir, format: 'wombat', keepDaily: 7, keepWeekly: 4, log: testLogger(), snapshot: s });
-  const before = await digests(snap);
+  const before = await tableDigests(snap);
   const runningAtBackup = (await snap<{ id: string }[]>`select id from wombat.runs where state = 'running'`).map((r) => r.id);
   const occurrencesAtBackup = await snap<{ schedule_id: number; scheduled_for: Date }[]>`select schedule_id, scheduled_for from wombat.runs where trigger = 'schedule'`;
   await snap`commit`;
@@ -165,7 +152,7 @@ t.test('a backup taken while the services run restores into a database the servi
   t.match(restored.stdout, /wombat\.candles\s+[1-9]\d*\n/, 'per-table row counts, candles among them');
   const into = postgres(target.url, { max: 2, onnotice: () => {} });
   t.teardown(() => into.end());
-  const after = await digests(into);
+  const after = await tableDigests(into);
   t.same(after, before, 'every table of wombat and pgboss is the same, row for row');
   t.ok(Object.keys(after).some((k) => k.startsWith('pgboss.')) && Object.keys(after).length >= 20);
 

@@ -283,3 +283,19 @@ function signalServer(pid: number, signal: NodeJS.Signals): void {
   }
 }
 export { parseEnvelope, startSentryReceiver, type SentryEnvelope, type SentryReceiver } from './sentry-receiver.ts';
+
+/**
+ * Every table of Wombat's schemas (wombat's and pg-boss's, partitions with their table): its row
+ * count and the md5 of its rows in order. Two databases with equal digests hold the same rows.
+ */
+export async function tableDigests(sql: postgres.Sql | postgres.ReservedSql): Promise<Record<string, string>> {
+  const tables = await sql<{ t: string }[]>`
+    select format('%I.%I', n.nspname, c.relname) as t from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname in ('wombat', 'pgboss') and c.relkind in ('r', 'p') and not c.relispartition order by 1`;
+  const out: Record<string, string> = {};
+  for (const { t: table } of tables) {
+    const [r] = await sql.unsafe<{ n: string; md5: string | null }[]>(`select count(*)::text as n, md5(string_agg(x::text, E'\\n' order by x::text)) as md5 from ${table} x`);
+    out[table] = `${r!.n} ${r!.md5 ?? '-'}`;
+  }
+  return out;
+}

@@ -7,7 +7,7 @@ import { backupDatabase, backupsToKeep, chooseFormat, listBackupFiles, restoreBa
 import { insertSchedule } from '@wombat/core/schedules';
 import { validateScheduleInput } from '@wombat/core/schedules';
 import { migrateAll } from '@wombat/core/setup';
-import { createEmptyTestDatabase, createTestDatabase, testLogger } from '@wombat/core/testing';
+import { createEmptyTestDatabase, createTestDatabase, tableDigests, testLogger } from '@wombat/core/testing';
 
 /** Wombat's own backup format: written atomically with its checksum, verified, restored table for table. */
 t.setTimeout(300_000);
@@ -20,15 +20,7 @@ t.teardown(() => rm(dir, { recursive: true, force: true }));
 async function digests(url: string): Promise<Record<string, string>> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    const tables = await sql<{ t: string }[]>`
-      select format('%I.%I', n.nspname, c.relname) as t from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname in ('wombat', 'pgboss') and c.relkind in ('r', 'p') and not c.relispartition order by 1`;
-    const out: Record<string, string> = {};
-    for (const { t: table } of tables) {
-      const [r] = await sql.unsafe<{ n: string; md5: string | null }[]>(`select count(*)::text as n, md5(string_agg(x::text, E'\\n' order by x::text)) as md5 from ${table} x`);
-      out[table] = `${r!.n} ${r!.md5 ?? '-'}`;
-    }
-    return out;
+    return await tableDigests(sql);
   } finally {
     await sql.end();
   }

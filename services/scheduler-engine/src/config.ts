@@ -1,16 +1,7 @@
 import { alertConfigProblems, alertFields, watchedPathFields } from '@wombat/core/alerts';
-import { bool, ConfigError, type ConfigOf, databaseFields, type Field, int, list, loadConfig as load, optionalStr, processFields, timeZone } from '@wombat/core/platform';
+import { bool, ConfigError, type ConfigOf, databaseFields, int, list, loadConfig as load, optionalStr, processFields, timeOfDay, timeZone } from '@wombat/core/platform';
 import { jobHeartbeatFields, TIMEFRAMES } from '@wombat/core/jobs';
 import { backupFields } from '@wombat/core/backup';
-
-function timeOfDay(v: string): string {
-  if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(v)) throw new Error('must be a time of day HH:MM (24-hour), for example 00:02');
-  return v;
-}
-
-function timeOfDayField(env: string, doc: string, dflt: string): Field<string> {
-  return { env, doc, default: dflt, parse: (raw) => timeOfDay(raw === undefined || raw.trim() === '' ? dflt : raw.trim()) };
-}
 
 function timeframe(v: string): string {
   if (!(TIMEFRAMES as readonly string[]).includes(v)) throw new Error(`has timeframe "${v}"; known timeframes: ${TIMEFRAMES.join(', ')}`);
@@ -35,8 +26,8 @@ export const engineSchema = {
     item: symbol,
   }),
   schedulerTimeframes: list('SCHEDULER_TIMEFRAMES', 'timeframes of the daily candle collection, comma-separated', { default: ['1H', '1D'], item: timeframe }),
-  symbolsScheduleTime: timeOfDayField('SYMBOLS_SCHEDULE_TIME', 'time of day (in TZ) of the daily symbol collection', '00:00'),
-  pricesScheduleTime: timeOfDayField('PRICES_SCHEDULE_TIME', 'time of day (in TZ) of the daily price collection', '00:02'),
+  symbolsScheduleTime: timeOfDay('SYMBOLS_SCHEDULE_TIME', 'time of day (in TZ) of the daily symbol collection', '00:00'),
+  pricesScheduleTime: timeOfDay('PRICES_SCHEDULE_TIME', 'time of day (in TZ) of the daily price collection', '00:02'),
   priceCrawlHour: int('PRICE_CRAWL_HOUR', 'hour (in TZ) of the daily price crawl', { default: 9, min: 0, max: 23 }),
   priceCrawlMinute: int('PRICE_CRAWL_MINUTE', 'minute of the daily price crawl', { default: 0, min: 0, max: 59 }),
   priceCrawlSources: optionalStr('PRICE_CRAWL_SOURCES', 'sources file of the price crawl (JSON or YAML); unset: the price crawl schedule is off'),
@@ -44,7 +35,7 @@ export const engineSchema = {
   redditCrawlMinute: int('REDDIT_CRAWL_MINUTE', 'minute of the daily community-post collection', { default: 0, min: 0, max: 59 }),
   reportSchedules: bool('REPORT_SCHEDULES', 'true: the engine creates the schedules weekly-report (Mondays 08:00 in TZ) and monthly-report (the 1st, 08:00) when absent; ordinary schedules after that', { default: true }),
   snapshotDir: optionalStr('SNAPSHOT_DIR', 'directory of the dated DATA_ROOT snapshots; set: the built-in data-snapshot schedule runs daily at SNAPSHOT_TIME; unset: it is off'),
-  snapshotTime: timeOfDayField('SNAPSHOT_TIME', 'time of day (in TZ) of the daily data snapshot', '03:45'),
+  snapshotTime: timeOfDay('SNAPSHOT_TIME', 'time of day (in TZ) of the daily data snapshot', '03:45'),
   backupDir: backupFields.backupDir,
   backupTime: backupFields.backupTime,
   redditSubreddits: optionalStr('REDDIT_SUBREDDITS', 'subreddits of the community-post collection, comma-separated; unset: that schedule is off'),

@@ -1,4 +1,4 @@
-import { bool, int, list, optionalStr, str, type ConfigOf, type Field } from '../platform/config.ts';
+import { bool, int, list, optionalStr, str, timeOfDayOrOff, type ConfigOf, type Field } from '../platform/config.ts';
 
 /**
  * Alert configuration. Channel fields are read by every process that sends (the
@@ -34,20 +34,6 @@ function url(env: string, doc: string, protocols: string[], example: string): Fi
         throw new Error(`must be a URL like ${example}`);
       }
       if (!protocols.includes(u.protocol)) throw new Error(`must be a URL like ${example} (${protocols.join(' or ')})`);
-      return v;
-    },
-  };
-}
-
-function timeOfDayOrOff(env: string, doc: string, dflt: string): Field<string | null> {
-  return {
-    env,
-    doc,
-    default: dflt,
-    parse(raw) {
-      const v = raw === undefined || raw.trim() === '' ? dflt : raw.trim();
-      if (v === 'off') return null;
-      if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(v)) throw new Error('must be a time of day HH:MM (24-hour), for example 08:00, or off');
       return v;
     },
   };

@@ -1,18 +1,5 @@
 import { resolveFromRoot } from '../platform/common-config.ts';
-import { int, oneOf, optionalField, type Field } from '../platform/config.ts';
-
-function timeOfDay(env: string, doc: string, dflt: string): Field<string> {
-  return {
-    env,
-    doc,
-    default: dflt,
-    parse(raw) {
-      const v = raw === undefined || raw.trim() === '' ? dflt : raw.trim();
-      if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(v)) throw new Error('must be a time of day HH:MM (24-hour), for example 03:30');
-      return v;
-    },
-  };
-}
+import { int, oneOf, optionalField, timeOfDay } from '../platform/config.ts';
 
 export const BACKUP_FORMATS = ['auto', 'wombat', 'pg_dump'] as const;
 export type BackupFormatSetting = (typeof BACKUP_FORMATS)[number];

@@ -57,6 +57,37 @@ export function str(env: string, doc: string, opts: { default?: string; secret?:
   return field(env, doc, (v) => v, opts);
 }
 
+const TIME_OF_DAY = /^([01]\d|2[0-3]):[0-5]\d$/;
+
+/** A time of day HH:MM (24-hour), `dflt` when unset. */
+export function timeOfDay(env: string, doc: string, dflt: string): Field<string> {
+  return {
+    env,
+    doc,
+    default: dflt,
+    parse(raw) {
+      const v = raw === undefined || raw.trim() === '' ? dflt : raw.trim();
+      if (!TIME_OF_DAY.test(v)) throw new Error(`must be a time of day HH:MM (24-hour), for example ${dflt}`);
+      return v;
+    },
+  };
+}
+
+/** A time of day HH:MM, or `off` (null). */
+export function timeOfDayOrOff(env: string, doc: string, dflt: string): Field<string | null> {
+  return {
+    env,
+    doc,
+    default: dflt,
+    parse(raw) {
+      const v = raw === undefined || raw.trim() === '' ? dflt : raw.trim();
+      if (v === 'off') return null;
+      if (!TIME_OF_DAY.test(v)) throw new Error(`must be a time of day HH:MM (24-hour), for example ${dflt}, or off`);
+      return v;
+    },
+  };
+}
+
 export function optionalStr(env: string, doc: string, opts: { secret?: boolean } = {}): Field<string | undefined> {
   return optionalField(env, doc, (v) => v, opts);
 }
