@@ -123,16 +123,48 @@ t.test('heartbeats are judged from the database\'s return: an outage is no evide
   t.match(await run(id), { state: 'retrying', error: { code: 'worker_lost' } });
 });
 
-t.test('a run its worker completed whose job never settled (the database left in between) is settled in pg-boss, not run again', async (t) => {
-  const id = await started(live);
-  await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, workerId: live, state: 'completed', result: { n: 7 }, finishedAt: new Date().toISOString() }]);
+t.test('a run its worker failed whose job never settled (the database left in between) is settled in pg-boss, not run again', async (t) => {
+  const id = await started(live, 1);
+  await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, workerId: live, state: 'failed', error: { message: 'bad input' }, finishedAt: new Date().toISOString() }]);
   t.equal((await boss.getJobById('canary', id))?.state, 'active', 'the worker could not settle the job');
   t.notOk((await reconcileRuns(tdb.db, boss))?.jobsSettled.includes(id), 'not while its heartbeat is fresh');
   await sql`update pgboss.job set heartbeat_on = now() - interval '1 minute' where id = ${id}`.execute(tdb.db);
   const out = await reconcileRuns(tdb.db, boss);
   t.same(out?.jobsSettled, [id]);
-  t.match(await boss.getJobById('canary', id), { state: 'completed', output: { n: 7 } });
+  t.match(await boss.getJobById('canary', id), { state: 'retry' }, 'pg-boss decides as it would have: a retry is left');
+  t.match(await run(id), { state: 'failed', error: { message: 'bad input' } });
+});
+
+t.test('a held-back completion settles its job in the same statement: pg-boss cannot expire a job whose result is in the history', async (t) => {
+  const plain = await started(live, 1);
+  await applyAttemptUpdates(tdb.sql, [{ id: plain, attempts: 1, workerId: live, state: 'completed', result: {}, finishedAt: new Date().toISOString() }]);
+  t.equal((await boss.getJobById('canary', plain))?.state, 'active', 'without settleCompletedJobs the worker settles the job itself');
+  const id = await started(live, 1);
+  const out = await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, workerId: live, state: 'completed', result: { n: 7 }, finishedAt: new Date().toISOString() }], { settleCompletedJobs: true });
+  t.same([...out.superseded, ...out.finished], []);
+  t.match(await boss.getJobById('canary', id), { state: 'completed', output: { n: 7 } }, 'settled with the run, before pg-boss\'s own complete');
   t.match(await run(id), { state: 'completed', result: { n: 7 } });
+  // The worker's own settle afterwards finds nothing to do and changes nothing.
+  await boss.complete('canary', { id, retryCount: 0 }, { other: true });
+  t.match(await boss.getJobById('canary', id), { state: 'completed', output: { n: 7 } });
+  t.same((await reconcileRuns(tdb.db, boss))?.jobsSettled.includes(id), false);
+});
+
+t.test('a retry of a run an earlier attempt completed is refused at its start and reported finished', async (t) => {
+  const id = await started(live, 2);
+  // Attempt 1's result lands, then (a job settled by pg-boss's expiry before the run's statement
+  // reached it, simulated here) the job is claimed again.
+  await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, workerId: live, state: 'completed', result: { n: 1 }, finishedAt: new Date().toISOString() }]);
+  await sql`update pgboss.job set state = 'retry', completed_on = null, start_after = now() where id = ${id}`.execute(tdb.db);
+  const [job] = await boss.fetch('canary', { batchSize: 1 });
+  t.equal(job?.retryCount, 1, 'attempt 2 claimed');
+  const start = await applyAttemptUpdates(tdb.sql, [{ id, attempts: 2, workerId: live, state: 'running', attemptStartedAt: new Date().toISOString() }]);
+  t.same([...start.finished], [id], 'reported as completed before');
+  t.same([...start.superseded], [], 'not as superseded: the worker settles the job, it does not abort anything');
+  t.match(await run(id), { state: 'completed', attempts: 1, result: { n: 1 } }, 'the run keeps attempt 1\'s outcome');
+  const late = await applyAttemptUpdates(tdb.sql, [{ id, attempts: 2, workerId: live, state: 'completed', result: { n: 2 }, finishedAt: new Date().toISOString() }]);
+  t.same([...late.superseded], [id], 'a completion of the later attempt is refused too');
+  t.match(await run(id), { state: 'completed', attempts: 1, result: { n: 1 } });
 });
 
 t.test('hand back: a job stopped by its worker\'s shutdown waits again without spending an attempt', async (t) => {

@@ -93,6 +93,8 @@ async function lastAttempt(queue: JobType, job: Job<object>, deps: ExecuteDeps):
  * - worker stopping: nothing is written; pg-boss fails the job, and once the batch is settled the
  *   worker hands it back (core's handBackAttempt: queued again, its attempt not spent), so a
  *   restart never costs a retry or turns into a dead letter.
+ * - completed before (a retry of a run an earlier attempt completed): the handler does not run;
+ *   pg-boss completes the job, agreeing with the run.
  * - superseded (the attempt lost its claim: the reconciler or pg-boss ended it, or a write of it
  *   was refused): the handler is aborted; what the attempt writes is refused by the lifecycle and
  *   kept as a superseded attempt, never as the run's outcome.
@@ -110,7 +112,8 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
   // Every write names this worker: the lifecycle refuses writes of an attempt that is no longer this worker's.
   const w = workerId ? { workerId } : {};
   // The health probe of the whole path: one history row (queued -> completed), nothing to abort.
-  if (queue === 'canary' && Object.keys(job.data ?? {}).length === 0) {
+  // A retry takes the ordinary path, whose 'running' write finds a run an earlier attempt completed.
+  if (queue === 'canary' && job.retryCount === 0 && Object.keys(job.data ?? {}).length === 0) {
     deps.executions?.start({ runId: id, attempt: attempts, job: queue });
     deps.executions?.end({ runId: id, attempt: attempts, job: queue, outcome: 'completed' });
     await landed(deps.history.write({ id, attempts, ...w, state: 'completed', attemptStartedAt, result: {}, finishedAt: attemptStartedAt }), waitMs);
@@ -130,13 +133,26 @@ export async function executeJob(queue: JobType, job: Job<object>, deps: Execute
       },
       () => {},
     );
+  let completedBefore = false;
   const started = deps.history.write({ id, attempts, ...w, state: 'running', attemptStartedAt, progress: 0, progressMessage: null }).then(
     (outcome) => {
       if (outcome.cancelled.has(id)) cancel.abort(new Error('cancelled before it started'));
       if (outcome.superseded.has(id)) superseded.abort(new AppError('superseded', 'this attempt no longer holds its job'));
+      completedBefore = outcome.finished.has(id);
     },
     () => {},
   );
+  // A retry waits for its 'running' write before the handler starts: an earlier attempt may have
+  // completed the run after all (its result landed once the database came back, and pg-boss had
+  // expired the job meanwhile). Then the job is settled as the run says, and nothing runs twice.
+  // First attempts do not wait: no earlier attempt can have completed them.
+  if (job.retryCount > 0) {
+    await landed(started, waitMs);
+    if (completedBefore) {
+      deps.log.warn({ job: queue, runId: id, attempt: attempts }, 'run already completed by an earlier attempt; settling the job without running it again');
+      return { id, status: 'completed', output: { completedBefore: true } };
+    }
+  }
 
   const startedMs = performance.now();
   const check = checkJobParams(queue, job.data);

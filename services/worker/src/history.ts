@@ -6,11 +6,14 @@ export type RunUpdate = AttemptUpdate;
 
 /**
  * What one flush found: the runs whose 'running' write it skipped because the api had cancelled
- * them, and the runs whose write it refused because their attempt was superseded.
+ * them or an earlier attempt had completed them, and the runs whose write it refused because
+ * their attempt was superseded.
  */
 export interface FlushOutcome {
   cancelled: ReadonlySet<string>;
   superseded: ReadonlySet<string>;
+  /** Runs whose 'running' write it refused because an earlier attempt had completed them. */
+  finished: ReadonlySet<string>;
 }
 
 export interface HistoryWriter {
@@ -27,6 +30,9 @@ export interface HistoryWriter {
   /** Runs with a change buffered (and not yet in Postgres). */
   readonly pending: number;
 }
+
+/** How long after a failed write the history statement also settles completed jobs. */
+const SETTLE_AFTER_FAILURE_MS = 60_000;
 
 interface Pending {
   rows: Map<string, RunUpdate>;
@@ -70,6 +76,7 @@ export function createHistoryWriter(opts: HistoryWriterOptions): HistoryWriter {
   let running: Promise<boolean> | undefined;
   let closed = false;
   let failures = 0;
+  let settleUntilMs = 0;
   let dropped = 0;
   let lastDropLogMs = 0;
 
@@ -126,7 +133,11 @@ export function createHistoryWriter(opts: HistoryWriterOptions): HistoryWriter {
       // Asynchronous commit is safe here: a job's final write is committed before pg-boss settles
       // the job, and pg-boss's synchronous commit flushes the WAL up to and past this one. What a
       // Postgres crash can lose is only a 'running' or progress row of a job that then runs again.
-      const outcome = await applyAttemptUpdates(opts.sql, rows, { synchronousCommit: false });
+      // Batches written within a minute of a failure hold outcomes whose jobs the worker may not
+      // have settled while the database was away: the statement settles completions itself, before
+      // their expiry. Otherwise the worker's own settle follows each write.
+      const settleCompletedJobs = performance.now() < settleUntilMs;
+      const outcome = await applyAttemptUpdates(opts.sql, rows, { synchronousCommit: false, settleCompletedJobs });
       if (failures > 0) log.info({ rows: rows.length, failures }, 'run history written after retries');
       if (outcome.superseded.size > 0) log.warn({ runIds: [...outcome.superseded].slice(0, 20), count: outcome.superseded.size }, 'writes of superseded attempts refused (kept in wombat.superseded_attempts)');
       failures = 0;
@@ -134,6 +145,7 @@ export function createHistoryWriter(opts: HistoryWriterOptions): HistoryWriter {
       return true;
     } catch (err) {
       failures++;
+      settleUntilMs = performance.now() + SETTLE_AFTER_FAILURE_MS;
       // Put the rows back under what arrived meanwhile; the callers' promises follow the retry.
       const next = current ?? newPending();
       for (const row of rows) {

@@ -111,6 +111,9 @@ t.test('a failed history write is kept and retried; the buffer stays bounded, pr
   await history.flush();
   const rows = new Map((await tdb.db.selectFrom('wombat.runs').selectAll().execute()).map((r) => [r.id, r]));
   t.match(rows.get(a), { state: 'completed', result: { ok: true } }, 'the retried write landed');
+  const jobs = new Map((await sql<{ id: string; state: string }>`select id, state::text from pgboss.job`.execute(tdb.db)).rows.map((j) => [j.id, j.state]));
+  t.equal(jobs.get(a), 'completed', 'a completion written after a failure settles its job: the worker\'s own settle may have failed meanwhile');
+  t.equal(jobs.get(c), 'active', 'failures are left to pg-boss\'s own settle (and the reconciler)');
   t.match(rows.get(b), { state: 'queued', progress: 0 }, 'the progress-only change was the one dropped');
   t.match(rows.get(c), { state: 'failed' });
   t.match(rows.get(d), { state: 'running' });

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { startBoss } from '@wombat/core/platform';
 import { CANCEL_CHANNEL, type JobParams } from '@wombat/core/jobs';
-import { insertRunAndSend, publishRun } from '@wombat/core/runs';
+import { sql } from 'kysely';
+import { applyAttemptUpdates, insertRunAndSend, publishRun } from '@wombat/core/runs';
 import { createTestDatabase } from '@wombat/core/testing';
 import { runBacktest } from '../src/index.ts';
 import { collectPrices } from '../src/jobs/collect.ts';
@@ -198,4 +199,27 @@ t.test('two workers drain one queue together and run each job once', async (t) =
   }
   t.equal(rows.length, ids.length);
   t.same(new Set(rows.map((r) => `${r.state}/${r.attempts}`)), new Set(['completed/1']));
+});
+
+t.test('a retry of a run an earlier attempt completed settles its job without running the handler again', async (t) => {
+  const tdb = await createTestDatabase(t);
+  const first = await startBoss({ url: tdb.url, role: 'worker', log: tdb.log, poolSize: 2 });
+  t.teardown(() => first.stop({ graceful: false, close: true }));
+  const id = await publishRun(tdb.db, first, { job: 'canary', params: { sleep_ms: 1 }, trigger: 'task', retryLimit: 2, retryDelaySeconds: 0 });
+  const [job] = await first.fetch('canary', { batchSize: 1 });
+  t.equal(job?.id, id);
+  // Attempt 1 ran elsewhere and its result landed; then pg-boss claimed the job again (its expiry
+  // passed while the database was away, before the result reached it).
+  const at = new Date().toISOString();
+  await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, state: 'running', attemptStartedAt: at }]);
+  await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, state: 'completed', attemptStartedAt: at, result: { attempt: 1 }, finishedAt: at }]);
+  await sql`update pgboss.job set state = 'retry', completed_on = null, start_after = now() where id = ${id}`.execute(tdb.db);
+
+  let calls = 0;
+  await startTestWorker(t, tdb, { queues: ['canary'], handlers: { canary: async () => ({ attempt: ++calls + 1 }) } });
+  t.equal(await jobStateEventually(first, 'canary', id, 'completed'), 'completed', 'the job is completed, agreeing with the run');
+  t.equal(calls, 0, 'the handler did not run again');
+  t.match(await getRun(tdb, id), { state: 'completed', attempts: 1, result: { attempt: 1 } });
+  const kept = await sql<{ attempt: number; state: string }>`select attempt, state from wombat.superseded_attempts where run_id = ${id}`.execute(tdb.db);
+  t.same(kept.rows, [{ attempt: 2, state: 'running' }], 'the refused start is kept');
 });

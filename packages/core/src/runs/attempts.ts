@@ -53,6 +53,12 @@ export interface AttemptOutcome {
    * never as the run's outcome. The worker aborts such a job if it is still running.
    */
   superseded: Set<string>;
+  /**
+   * Starts refused because an earlier attempt already completed the run (its job was claimed
+   * again after that attempt's result landed: pg-boss expired it while the database was away,
+   * say). The worker settles the job as completed without running the handler again.
+   */
+  finished: Set<string>;
 }
 
 /**
@@ -67,21 +73,33 @@ export interface AttemptOutcome {
  * and reported superseded too. A canary's result gets its end-to-end latency here, from the run's
  * scheduled_for to this attempt's start. A cancel committed after this call reaches the job
  * through NOTIFY.
+ *
+ * `settleCompletedJobs`: completions also complete their pg-boss jobs in this statement. For
+ * writes that were held back (the database was away when the handler finished, so the worker's
+ * own settle of the job failed): the job's expiry may be close, and once the result is in the
+ * history pg-boss must not run the job again. Otherwise the worker settles its jobs itself right
+ * after, as pg-boss's work loop does.
  */
-export async function applyAttemptUpdates(sql: Sql | TransactionSql, updates: AttemptUpdate[], opts: { synchronousCommit?: boolean } = {}): Promise<AttemptOutcome> {
-  const out: AttemptOutcome = { cancelled: new Set(), superseded: new Set() };
+export async function applyAttemptUpdates(
+  sql: Sql | TransactionSql,
+  updates: AttemptUpdate[],
+  opts: { synchronousCommit?: boolean; settleCompletedJobs?: boolean } = {},
+): Promise<AttemptOutcome> {
+  const out: AttemptOutcome = { cancelled: new Set(), superseded: new Set(), finished: new Set() };
   if (updates.length === 0) return out;
   const rows = updates.map(toRecord);
   // set_config(..., true) lasts until the end of the statement's own transaction, so one round trip
   // commits asynchronously without BEGIN/SET/COMMIT around it.
-  const refused = await sql<{ id: string | null; outcome: 'cancelled' | 'superseded' | null }[]>`
+  const refused = await sql<{ id: string | null; outcome: 'cancelled' | 'superseded' | 'finished' | null }[]>`
     with v as (
       select * from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as v(
         id uuid, attempts int, state text, worker_id uuid, attempt_started_at timestamptz, progress float8, set_message boolean,
         progress_message text, result jsonb, error jsonb, finished_at timestamptz)
     ), c as (
-      select v.*, r.state as run_state, r.updated_at as seen_at,
+      select v.*, r.job, r.state as run_state, r.updated_at as seen_at,
+        (r.state = 'completed' and v.attempts > r.attempts) as done_before,
         coalesce(r.state <> 'cancelled' and v.attempts >= r.attempts and j.retry_count = v.attempts - 1
+          and not (r.state = 'completed' and v.attempts > r.attempts)
           and (j.state = 'active'
             or (v.state = 'completed' and j.state = 'completed')
             or (v.state = 'failed' and j.state = 'failed')
@@ -108,6 +126,12 @@ export async function applyAttemptUpdates(sql: Sql | TransactionSql, updates: At
       from c
       where r.id = c.id and c.live and r.updated_at = c.seen_at
       returning r.id
+    ), settled as (
+      -- settleCompletedJobs: a completion settles its job in the same statement, so that once the
+      -- result is in the history pg-boss can no longer expire the job and run it again.
+      update ${sql(BOSS_SCHEMA)}.job j set state = 'completed', completed_on = now(), output = coalesce(c.result, '{}'::jsonb)
+      from c join moved m on m.id = c.id
+      where ${opts.settleCompletedJobs === true}::boolean and c.state = 'completed' and j.name = c.job and j.id = c.id and j.state = 'active' and j.retry_count = c.attempts - 1
     ), kept as (
       insert into wombat.superseded_attempts (run_id, attempt, state, worker_id, result, error)
       select c.id, c.attempts, c.state, c.worker_id, c.result, c.error from c
@@ -119,7 +143,10 @@ export async function applyAttemptUpdates(sql: Sql | TransactionSql, updates: At
     union all
     select c.id, 'cancelled' from c where c.state = 'running' and c.run_state = 'cancelled'
     union all
-    select c.id, 'superseded' from c where c.run_state <> 'cancelled' and (not c.live or not exists (select 1 from moved m where m.id = c.id))`;
+    select c.id, 'finished' from c where c.state = 'running' and c.done_before
+    union all
+    select c.id, 'superseded' from c where c.run_state <> 'cancelled' and not (c.state = 'running' and c.done_before)
+      and (not c.live or not exists (select 1 from moved m where m.id = c.id))`;
   for (const r of refused) if (r.id !== null && r.outcome !== null) out[r.outcome].add(r.id);
   return out;
 }

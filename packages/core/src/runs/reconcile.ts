@@ -36,9 +36,10 @@ export interface ReconcileOutcome {
   /** Runs that took a terminal job outcome (completed, cancelled) their worker had not recorded. */
   settled: string[];
   /**
-   * Jobs still active in pg-boss whose run their worker had already ended (completed or failed)
-   * before its settlement in pg-boss could land (the database went away in between, or the worker
-   * died): settled now as the run says, so pg-boss never runs them again.
+   * Jobs still active in pg-boss whose run their worker had already ended (failed; a completion
+   * settles its job in the statement that records it) before its settlement in pg-boss could land
+   * (the database went away in between, or the worker died): settled now as the run says, so
+   * pg-boss never runs them again.
    */
   jobsSettled: string[];
 }
