@@ -13,13 +13,17 @@
  *   DURATION_S=1800 SEED=42 npm run soak
  *   SOAK_DIR=/tmp/soak npm run soak       # keep each process's output and the execution log there
  *                                         # (SOAK_LOG_LEVEL=debug: the services' log level)
+ *   SOAK_CPU_BURNERS=1 npm run soak       # a busy loop per burner beside the services all along:
+ *                                         # a slow machine stretches every recovery toward the job expiries
  */
+import { spawn } from 'node:child_process';
 import { randomFaults, runSoak } from './soak-harness.ts';
 
 const durationS = Number(process.env.DURATION_S ?? '300');
 const seed = Number(process.env.SEED ?? '1');
-if (!(durationS > 0) || !Number.isInteger(seed)) {
-  console.error('DURATION_S must be a number of seconds above 0 and SEED an integer');
+const burners = Number(process.env.SOAK_CPU_BURNERS ?? '0');
+if (!(durationS > 0) || !Number.isInteger(seed) || !(Number.isInteger(burners) && burners >= 0 && burners <= 16)) {
+  console.error('DURATION_S must be a number of seconds above 0, SEED an integer and SOAK_CPU_BURNERS a whole number from 0 to 16');
   process.exit(2);
 }
 const ENGINES = 2;
@@ -27,9 +31,13 @@ const WORKERS = 3;
 
 const cleanups: (() => unknown)[] = [];
 let failed = true;
+for (let i = 0; i < burners; i++) {
+  const burner = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+  cleanups.push(() => burner.kill('SIGKILL'));
+}
 try {
   const faults = randomFaults(seed, durationS * 1000, { engines: ENGINES, workers: WORKERS });
-  console.log(`soak: SEED ${seed}, ${durationS} s of faults (${faults.length} planned)`);
+  console.log(`soak: SEED ${seed}, ${durationS} s of faults (${faults.length} planned)${burners > 0 ? `, ${burners} CPU burner(s) beside it` : ''}`);
   const report = await runSoak({
     faults,
     faultsForMs: durationS * 1000,

@@ -50,6 +50,8 @@ const env: NodeJS.ProcessEnv = {
   BENCH_REQUESTS: '20',
   BENCH_RUNS: '1000',
   BENCH_PAGE_LOADS: '1',
+  // api: a burst of 2,000 tasks instead of a million
+  BENCH_BURST_TASKS: '2000',
   // collectors: a day of minute candles, a month of KIS days, budgets shared with leases of 3, a 2,000-row Parquet file
   BENCH_DAYS_BACK: '1',
   BENCH_KIS_FROM: '2026-05-01',
@@ -116,6 +118,11 @@ const figures: Record<string, RegExp[]> = {
     ...(chromium
       ? [new RegExp(`^page drawn in chromium, empty +${num} +${num}$`, 'm'), new RegExp(`^page drawn in chromium, 1k +${num} +${num} +${num}x$`, 'm')]
       : [/^\(\/usr\/bin\/chromium not installed: page render time not measured\)$/m]),
+    /^burst: 2,000 canary tasks, 4 clients x batches of 1000, then 3 workers/m,
+    new RegExp(`^  submission  ${num} tasks/s \\(${num} s\\)`, 'm'),
+    new RegExp(`^  drain       ${num} jobs/s \\(${num} s\\) with 3 workers`, 'm'),
+    ...['api', 'scheduler-engine', 'worker-1', 'worker-2', 'worker-3'].map((s) => new RegExp(`^  ${s} +${num} +${num} +${num} +x${num} +x${num}$`, 'm')),
+    /^ {2}runs completed once: 2,000 of 2,000; pg-boss jobs completed: 2,000$/m,
   ],
   'packages/collectors': [
     new RegExp(`^upbit: [1-9]\\d* candles in ${num} s = ${num} candles/s$`, 'm'),
