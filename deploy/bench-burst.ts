@@ -45,6 +45,14 @@ function rssMiB(pid: number | undefined): number {
   }
 }
 
+/** A service's systemd unit: the node flags of its ExecStart and its Environment= settings. */
+function unitOf(name: 'api' | 'scheduler-engine' | 'worker'): { nodeArgs: string[]; env: Record<string, string> } {
+  const unit = readFileSync(path.join(import.meta.dirname, `../systemd/wombat-${name}.service`), 'utf8');
+  const args = /^ExecStart=\S+ (.*)$/m.exec(unit)![1]!.split(' ');
+  const env = Object.fromEntries([...unit.matchAll(/^Environment=(.*)$/gm)].flatMap((m) => m[1]!.split(' ').map((kv) => kv.split('=') as [string, string])));
+  return { nodeArgs: args.filter((a) => a.startsWith('-')), env };
+}
+
 interface Memory {
   name: string;
   proc: ServiceProcess;
@@ -64,7 +72,10 @@ try {
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const procs: ServiceProcess[] = [];
   const start = (name: 'api' | 'scheduler-engine' | 'worker', env: Record<string, string> = {}) => {
-    const p = startProcess(name, { ...common, ...serviceEnv(name, apiPort), ...env });
+    // As the systemd units run them: the built bundles (npm ci and npm run build make them), with
+    // the units' node flags and environment.
+    const unit = unitOf(name);
+    const p = startProcess(name, { ...common, ...unit.env, ...serviceEnv(name, apiPort), ...env }, { main: `services/${name}/dist/main.mjs`, nodeArgs: unit.nodeArgs });
     procs.push(p);
     return p;
   };
