@@ -23,7 +23,7 @@ export const FINISHED_RUN_STATES = ['completed', 'failed', 'cancelled', 'skipped
 export type FinishedRunState = (typeof FINISHED_RUN_STATES)[number];
 
 /** What created a run. */
-export const RUN_TRIGGERS = ['schedule', 'manual', 'task', 'script', 'fanout', 'cli'] as const;
+export const RUN_TRIGGERS = ['schedule', 'manual', 'task', 'script', 'fanout', 'cli', 'backfill'] as const;
 export type RunTrigger = (typeof RUN_TRIGGERS)[number];
 
 /** Error code of a run whose worker died or whose pg-boss job ended without the worker saying how. */
