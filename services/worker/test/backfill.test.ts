@@ -3,13 +3,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startBoss, type PgBoss } from '@wombat/core/platform';
+import type { PgBoss } from '@wombat/core/platform';
 import { backfillSchedule, cancelRun, publishRuns, resumeBackfill, type Run } from '@wombat/core/runs';
 import { insertSchedule, validateScheduleInput, type Schedule } from '@wombat/core/schedules';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
-import { createEngine } from '@wombat/scheduler-engine';
 import { readExecutionLog, type ExecutionEvent } from '../src/index.ts';
-import { startTestWorker, waitForRun } from './fixtures/harness.ts';
+import { startTestEngine, startTestWorker, waitForRun } from './fixtures/harness.ts';
 
 /**
  * Backfills against a real engine (the backfill release pass), a real worker and PostgreSQL:
@@ -20,35 +19,6 @@ const DAY_MS = 86_400_000;
 const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
 const day = (i: number) => new Date(today + i * DAY_MS).toISOString();
 
-async function engine(t: Tap, tdb: TestDatabase, name: string) {
-  const boss = await startBoss({ url: tdb.url, role: 'producer', log: tdb.log, poolSize: 2 });
-  t.teardown(() => boss.stop({ graceful: false, close: true }));
-  const e = createEngine({
-    db: tdb.db,
-    sql: tdb.sql,
-    boss,
-    log: tdb.log.child({ engine: name }),
-    options: {
-      enabled: true,
-      host: name,
-      pid: process.pid,
-      builtIns: [],
-      version: 'test',
-      reconcileIntervalMs: 60_000,
-      heartbeatIntervalMs: 1_000,
-      misfireGraceMs: 1_000,
-      heldRunCheckMs: 50,
-      runReconcileIntervalMs: 5_000,
-      maintenanceIntervalMs: 3_600_000,
-      taskResultTtlDays: 7,
-      runRetentionDays: 90,
-    },
-  });
-  t.teardown(() => e.stop());
-  await e.start();
-  return boss;
-}
-type Tap = { teardown(fn: () => unknown): void };
 
 async function dailyCanary(tdb: TestDatabase, name: string, params: object): Promise<Schedule> {
   const r = validateScheduleInput({ name, job: 'canary', cron: '0 0 * * *', timezone: 'UTC', params });
@@ -72,13 +42,13 @@ function mostAtOnce(events: ExecutionEvent[], runs: Set<string>): number {
   return most;
 }
 
-async function setup(t: Tap, engines = 1) {
+async function setup(t: { teardown(fn: () => unknown): void }, engines = 1) {
   const tdb = await createTestDatabase(t);
   const dir = await mkdtemp(path.join(tmpdir(), 'wombat-backfill-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const log = path.join(dir, 'executions.jsonl');
   const { boss } = await startTestWorker(t, tdb, { queues: ['canary'], batchSize: 10, executionLog: log });
-  for (let i = 0; i < engines; i++) await engine(t, tdb, `engine-${i}`);
+  for (let i = 0; i < engines; i++) await startTestEngine(t, tdb, `engine-${i}`);
   const executions = async () => readExecutionLog(await readFile(log, 'utf8').catch(() => ''));
   return { tdb, boss, executions };
 }
