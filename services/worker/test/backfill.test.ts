@@ -114,6 +114,27 @@ t.test('two engines release each child once and keep the limit', async (t) => {
   t.equal(jobs[0]!.n, 12, 'one pg-boss job per child');
 });
 
+t.test('a backfill goes on where it was after its engine stops and another starts', async (t) => {
+  const { tdb, boss, executions } = await setup(t, 0);
+  const first = await startTestEngine(t, tdb, 'first');
+  const s = await dailyCanary(tdb, 'restart', { sleep_ms: 100 });
+  const parentId = await start(tdb, boss, s, { concurrency: 1 });
+  await waitFor(async () => (await children(tdb, parentId)).some((k) => k.state === 'completed'));
+  await first.stop();
+  await sleep(400);
+  const stalled = await children(tdb, parentId);
+  t.ok(stalled.some((k) => k.state === 'held'), 'without an engine, waiting children stay held');
+  t.equal((await getRun(tdb, parentId)).state, 'running', 'and the backfill is still running');
+  await startTestEngine(t, tdb, 'second');
+  const parent = await waitForRun(tdb, parentId, ended, 20_000);
+  t.equal(parent.state, 'completed');
+  const kids = await children(tdb, parentId);
+  t.same(kids.map((k) => k.state), kids.map(() => 'completed'));
+  const starts = (await executions()).filter((e) => e.ev === 'start' && kids.some((k) => k.id === e.run));
+  t.equal(new Set(starts.map((e) => e.run)).size, 5, 'every child ran');
+  t.equal(starts.length, 5, 'and once');
+});
+
 t.test('pause on failure releases no more children after a failure, until resumed; cancel ends the rest', async (t) => {
   const { tdb, boss } = await setup(t);
   const s = await dailyCanary(tdb, 'failing', { fail: 'permanent' });
