@@ -93,6 +93,8 @@ t.test('refuses what it cannot do with a 4xx that says what to fix', async (t) =
   const unsupported = await ask({ from: day(-3), to: day(-1) }, report.id);
   t.equal(unsupported.status, 400);
   t.match(unsupported.body.error, { code: 'backfill_unsupported', message: /takes no logical period/ });
+  const pinned = await schedule('pinned', 'fetch-candles', { exchange: 'upbit', symbol: 'KRW-BTC', timeframe: '1D', from: day(-100), to: day(-90) });
+  t.match((await ask({ from: day(-3), to: day(-1) }, pinned.id)).body.error, { code: 'backfill_unsupported', message: /give either period or from\/to, not both/ });
   t.equal((await ask({ from: day(-3), to: day(-1) }, 999_999)).status, 404);
   const empty = await ask({ from: `${day(-3).slice(0, 10)}T01:00:00Z`, to: `${day(-3).slice(0, 10)}T02:00:00Z` });
   t.equal(empty.status, 409);

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { PERIOD_JOBS, takesPeriod } from '../jobs/contracts.ts';
+import { checkJobParams, PERIOD_JOBS, takesPeriod } from '../jobs/contracts.ts';
 import { AppError, ValidationError, type FieldIssue } from '../platform/errors.ts';
 import { nextOccurrences } from '../schedules/occurrences.ts';
 import { instantOfWallTime } from '../schedules/time-zone.ts';
@@ -162,10 +162,14 @@ export async function planBackfill(db: Kysely<RunTables>, s: Schedule, o: Backfi
       and state in ('completed', 'failed')
     group by scheduled_for`.execute(db);
   const byInstant = new Map(recorded.rows.map((r) => [new Date(r.at).getTime(), r]));
-  return instants.map((at, i) => {
+  const plan: BackfillOccurrence[] = instants.map((at, i) => {
     const r = byInstant.get(at.getTime());
     const existing = r?.completed ? 'completed' : r?.failed ? 'failed' : 'none';
     const period = { from: (i === 0 ? before : instants[i - 1]!).toISOString(), to: at.toISOString() };
     return { scheduled_for: at.toISOString(), params: { ...s.params, period }, existing, action: existing === 'completed' && !o.rerun ? 'skip' : 'run' };
   });
+  // Refused here, not by the worker for every child: a schedule whose own params pin the range (from/to).
+  const check = plan[0] ? checkJobParams(s.job, plan[0].params) : { ok: true as const };
+  if (!check.ok) throw new AppError('backfill_unsupported', `schedule "${s.name}" cannot run for a logical period: ${check.problems.join('; ')}`);
+  return plan;
 }

@@ -43,11 +43,17 @@ export function BackfillForm({ schedule, onStarted, onCancel }) {
       <label for="b-to">To</label>
       <div><input id="b-to" name="to" placeholder="2026-11-08" value=${f.to} onInput=${set('to')} /><div class="note">exclusive, not later than now</div></div>
       <label for="b-concurrency">Concurrency</label>
-      <div><input id="b-concurrency" name="concurrency" type="number" min="1" max="100" value=${f.concurrency} onInput=${set('concurrency')} style="max-width: 6rem" /></div>
+      <div>
+        <input id="b-concurrency" name="concurrency" type="number" min="1" max="100" style="max-width: 6rem"
+          value=${f.concurrency} onInput=${set('concurrency')} />
+      </div>
       <label>Options</label>
       <div>
         <div><input id="b-rerun" name="rerun" type="checkbox" checked=${f.rerun} onChange=${set('rerun')} /> rerun occurrences that completed already</div>
-        <div><input id="b-pause" name="pause_on_failure" type="checkbox" checked=${f.pause_on_failure} onChange=${set('pause_on_failure')} /> pause after a failure</div>
+        <div>
+          <input id="b-pause" name="pause_on_failure" type="checkbox" checked=${f.pause_on_failure} onChange=${set('pause_on_failure')} />
+          pause after a failure
+        </div>
       </div>
       <span></span>
       <div>
@@ -61,7 +67,9 @@ export function BackfillForm({ schedule, onStarted, onCancel }) {
       ${plan &&
       html`<span></span>
         <div>
-          <p class="note" data-testid="backfill-summary">${plan.occurrences.length} occurrence(s): ${plan.run} to run, ${plan.skip} skipped (completed already)</p>
+          <p class="note" data-testid="backfill-summary">
+            ${plan.occurrences.length} occurrence(s): ${plan.run} to run, ${plan.skip} skipped (completed already)
+          </p>
           ${plan.notes.map((n) => html`<p class="note">${n}</p>`)}
           <table data-testid="backfill-plan">
             <tr><th>scheduled for (UTC)</th><th>existing</th><th>action</th><th>params</th></tr>

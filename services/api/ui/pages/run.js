@@ -70,7 +70,9 @@ export function RunPage({ id, meta }) {
     ${backfill &&
     html`<div class="actions" data-testid="backfill-actions">
       ${run.state === 'held' && html`<button onClick=${() => act(`/api/runs/${run.id}/resume`)}>Resume backfill</button>`}
-      <button class="danger" onClick=${() => confirm('Cancel this backfill and its unfinished runs?') && act(`/api/runs/${run.id}/cancel`)}>Cancel backfill</button>
+      <button class="danger" onClick=${() => confirm('Cancel this backfill and its unfinished runs?') && act(`/api/runs/${run.id}/cancel`)}>
+        Cancel backfill
+      </button>
     </div>
     <${ErrorBox} error=${acted} />`}
     <h2>Parameters</h2><pre>${JSON.stringify(run.params, null, 2)}</pre>
