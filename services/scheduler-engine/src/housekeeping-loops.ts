@@ -67,8 +67,8 @@ export function startHousekeeping(deps: HousekeepingDeps): void {
   every(o.heldRunCheckMs, 'backfill release', async () => {
     for (const b of await releaseBackfills(db, boss)) {
       if (b.released.length > 0) log.info({ runId: b.id, released: b.released.length }, 'released backfill runs');
-      if (b.state === 'held') log.warn({ runId: b.id }, 'backfill paused after a failure');
-      else if (b.state !== 'running') log.info({ runId: b.id, state: b.state }, 'backfill ended');
+      if (b.paused) log.warn({ runId: b.id }, 'backfill paused after a failure');
+      if (b.state === 'completed' || b.state === 'failed') log.info({ runId: b.id, state: b.state }, 'backfill ended');
     }
   });
   every(o.runReconcileIntervalMs, 'run reconciliation', runReconciliation(deps));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgBoss } from '@wombat/core/platform';
-import { backfillSchedule, cancelRun, publishRuns, resumeBackfill, type Run } from '@wombat/core/runs';
+import { backfillSchedule, cancelRun, publishRuns, requeueRun, resumeBackfill, type Run } from '@wombat/core/runs';
 import { insertSchedule, validateScheduleInput, type Schedule } from '@wombat/core/schedules';
 import { createTestDatabase, type TestDatabase } from '@wombat/core/testing';
 import { readExecutionLog, type ExecutionEvent } from '../src/index.ts';
@@ -141,6 +141,7 @@ t.test('pause on failure releases no more children after a failure, until resume
   const parentId = await start(tdb, boss, s, { concurrency: 1, pauseOnFailure: true });
   const paused = await waitForRun(tdb, parentId, (r) => r.state === 'held');
   t.match(paused.reason, /paused: a child run failed.*wombat backfill-resume .*wombat cancel/);
+  t.equal(paused.progress_message, '1/5 done, 1 failed, 0 active, 4 waiting');
   await sleep(300); // several release rounds
   t.same((await children(tdb, parentId)).map((k) => k.state), ['failed', 'held', 'held', 'held', 'held'], 'nothing released after the failure');
   t.equal((await getRun(tdb, parentId)).state, 'held', 'the backfill stays paused');
@@ -155,6 +156,11 @@ t.test('pause on failure releases no more children after a failure, until resume
   t.same((await children(tdb, parentId)).map((k) => k.state), ['failed', 'failed', 'cancelled', 'cancelled', 'cancelled'], 'the waiting children are cancelled with it');
   t.equal((await getRun(tdb, parentId)).state, 'cancelled');
   await t.rejects(resumeBackfill(tdb.db, boss, parentId), { code: 'backfill_not_paused' });
+
+  const failed = (await children(tdb, parentId))[0]!;
+  const again = await getRun(tdb, await requeueRun(tdb.db, boss, failed.id, { trigger: 'manual', onlyDeadLetter: true }));
+  t.same(new Date(again.scheduled_for!).toISOString(), day(-10), 'a requeued child keeps its occurrence');
+  t.match(again, { parent_id: parentId, params: failed.params });
 });
 
 t.test('cancelling a running backfill cancels its running and waiting children and releases no more', async (t) => {

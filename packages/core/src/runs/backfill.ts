@@ -111,6 +111,8 @@ export interface BackfillOutcome {
   released: string[];
   /** running: still going; held: paused after a failure; completed | failed: ended. */
   state: 'running' | 'held' | 'completed' | 'failed';
+  /** This call paused it (pause on failure). */
+  paused?: boolean;
 }
 
 /**
@@ -120,9 +122,9 @@ export interface BackfillOutcome {
  */
 export async function releaseBackfills(db: Kysely<BackfillTables>, boss: PgBoss, limit = 20): Promise<BackfillOutcome[]> {
   return db.transaction().execute(async (trx) => {
-    const parents = await sql<{ id: string; params: { backfill: BackfillSettings } }>`
-      select id, params from wombat.runs
-      where trigger = 'backfill' and parent_id is null and state = 'running'
+    const parents = await sql<{ id: string; state: string; params: { backfill: BackfillSettings } }>`
+      select id, state, params from wombat.runs
+      where trigger = 'backfill' and parent_id is null and state in ('running', 'held')
       order by created_at
       limit ${limit}
       for update skip locked`.execute(trx);
@@ -154,7 +156,7 @@ async function tally(trx: Transaction<BackfillTables>, parentId: string): Promis
 }
 
 /** One parent, locked by the caller: pause, release into free slots, progress, end. */
-async function advanceBackfill(trx: Transaction<BackfillTables>, boss: PgBoss, parent: { id: string; params: { backfill: BackfillSettings } }): Promise<BackfillOutcome> {
+async function advanceBackfill(trx: Transaction<BackfillTables>, boss: PgBoss, parent: { id: string; state?: string; params: { backfill: BackfillSettings } }): Promise<BackfillOutcome> {
   const b = parent.params.backfill;
   let t = await tally(trx, parent.id);
   const released: string[] = [];
@@ -163,10 +165,15 @@ async function advanceBackfill(trx: Transaction<BackfillTables>, boss: PgBoss, p
     progress_message: `${x.completed + x.failed + x.cancelled}/${x.total} done, ${x.failed} failed, ${x.active} active, ${x.held} waiting`,
     updated_at: sql<Date>`now()`,
   });
+  if (parent.state === 'held') {
+    // Paused: the children already out still finish, and the progress says so.
+    await trx.updateTable('wombat.runs').set(progress(t)).where('id', '=', parent.id).where('progress_message', 'is distinct from', progress(t).progress_message).execute();
+    return { id: parent.id, released, state: 'held' };
+  }
   if (b.pause_on_failure && t.failed > (b.acknowledged_failures ?? 0) && t.held > 0) {
     const reason = `paused: a child run failed (pause on failure); resume with wombat backfill-resume ${parent.id} or cancel with wombat cancel ${parent.id}`;
     await trx.updateTable('wombat.runs').set({ state: 'held', reason, ...progress(t) }).where('id', '=', parent.id).execute();
-    return { id: parent.id, released, state: 'held' };
+    return { id: parent.id, released, state: 'held', paused: true };
   }
   const slots = Math.min(b.concurrency - t.active, t.held);
   if (slots > 0) {

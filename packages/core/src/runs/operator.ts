@@ -98,6 +98,8 @@ export async function requeueRun(
       trigger: opts.trigger,
       scheduleId: run.schedule_id,
       parentId: run.parent_id,
+      // A backfill's child stays its occurrence: what it collects and what depends on it go by that instant.
+      ...(run.trigger === 'backfill' && run.scheduled_for ? { scheduledFor: new Date(run.scheduled_for) } : {}),
       retryOf: id,
       ...(s ? { timeoutSeconds: s.expire_seconds, retryLimit: s.retry_limit, retryDelaySeconds: s.retry_delay, retryBackoff: s.retry_backoff, priority: s.priority } : {}),
     });
