@@ -1,7 +1,7 @@
 import t from 'tap';
 import { insertSchedule, validateScheduleInput } from '@wombat/core/schedules';
 import { createTestDatabase } from '@wombat/core/testing';
-import { wombat } from './helpers.ts';
+import { startEngine, startWorker, wombat } from './helpers.ts';
 
 /**
  * `wombat backfill`: the plan printed by --dry-run (nothing written), the start (the parent's
@@ -67,4 +67,16 @@ t.test('a backfill starts with its parent\'s id; wombat cancel <id> cancels it a
   t.equal(resume.code, 1);
   t.match(resume.stderr, /is cancelled, not paused/);
   t.match((await wombat(['cancel', id, '--job', 'canary'], env)).stderr, /give a run id or --job, not both/);
+});
+
+t.test('--wait follows the backfill through a real engine and worker to its end', async (t) => {
+  await startEngine(t, { ...env, ENGINE_HELD_RUN_CHECK_MS: '100' });
+  await startWorker(t, { ...env, WORKER_QUEUES: 'canary' });
+  const r = await wombat(['backfill', 'nightly', '--from', date(-8), '--to', date(-5), '--concurrency', '2', '--wait', '--json'], env);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stderr, /backfill [0-9a-f-]{36}: 3 occurrence\(s\): 3 to run, 0 skipped/);
+  t.match(r.json, { trigger: 'backfill', state: 'completed', progress: 1, children: { total: 3, by_state: { completed: 3 } } });
+  const failing = await wombat(['backfill', 'nightly', '--from', date(-8), '--to', date(-5), '--wait'], env);
+  t.equal(failing.code, 1, 'nothing left to run is a failure that says so');
+  t.match(failing.stderr, /all 3 occurrences in the range completed already: rerun them with --rerun/);
 });

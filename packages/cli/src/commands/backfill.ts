@@ -59,20 +59,25 @@ Examples:
           dryRun: opts.dryRun,
         });
         const run = answer.plan.filter((p) => p.action === 'run').length;
+        const summary = `${answer.plan.length} occurrence(s): ${run} to run, ${answer.plan.length - run} skipped`;
+        if (answer.runId && opts.wait) {
+          // Followed: the run's outcome is what stdout gets (the api's shape with --json).
+          ctx.err(`backfill ${answer.runId}: ${summary}`);
+          for (const n of answer.notes) ctx.err(`note: ${n}`);
+          return reportOutcome(ctx, await followRun(ctx, answer.runId));
+        }
         if (ctx.opts.json) {
           ctx.out(json({ schedule_id: s.id, dry_run: !answer.runId, run_id: answer.runId ?? null, run, skip: answer.plan.length - run, notes: answer.notes, occurrences: answer.plan }));
         } else if (!answer.runId) {
           const rows = answer.plan.map((p) => [p.scheduled_for, p.existing, p.action, JSON.stringify(p.params)]);
           ctx.out(table(['SCHEDULED FOR', 'EXISTING', 'ACTION', 'PARAMS'], rows));
-          ctx.out(`${answer.plan.length} occurrence(s): ${run} to run, ${answer.plan.length - run} skipped; dry run, nothing published`);
+          ctx.out(`${summary}; dry run, nothing published`);
           for (const n of answer.notes) ctx.out(`note: ${n}`);
         } else {
-          if (opts.wait) ctx.err(`backfill ${answer.runId}: ${run} occurrence(s) to run, ${answer.plan.length - run} skipped`);
-          else ctx.out(answer.runId);
+          ctx.out(answer.runId);
           for (const n of answer.notes) ctx.err(`note: ${n}`);
         }
-        if (!answer.runId || !opts.wait) return EXIT.ok;
-        return reportOutcome(ctx, await followRun(ctx, answer.runId));
+        return EXIT.ok;
       }),
     );
 
