@@ -4,7 +4,9 @@
  * the constraint in the database with RUN_STATES.
  *
  * - held: an occurrence recorded by overlap queue-one while another run of its
- *   schedule is unfinished; it has no pg-boss job until it is released.
+ *   schedule is unfinished; it has no pg-boss job until it is released. Also a
+ *   backfill's child waiting for a slot, and a backfill paused after a failure.
+ * - running (a backfill's parent, which never has a job): releasing its children.
  * - queued: its job is in pg-boss, no attempt is running.
  * - running: a worker runs an attempt.
  * - retrying: an attempt failed (or its worker was lost) and pg-boss will run the job again.
