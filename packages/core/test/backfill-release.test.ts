@@ -1,7 +1,7 @@
 import t from 'tap';
 import { sql } from 'kysely';
 import { startBoss } from '@wombat/core/platform';
-import { backfillSchedule, reconcileRuns, releaseBackfills, releaseHeldRuns } from '@wombat/core/runs';
+import { backfillSchedule, cancelRuns, reconcileRuns, releaseBackfills, releaseHeldRuns } from '@wombat/core/runs';
 import { insertSchedule, validateScheduleInput } from '@wombat/core/schedules';
 import { createTestDatabase } from '@wombat/core/testing';
 
@@ -63,4 +63,15 @@ t.test('overlap\'s release and the reconciler leave a backfill alone', async (t)
   const parent = await tdb.db.selectFrom('wombat.runs').select(['state', 'error']).where('id', '=', parentId).executeTakeFirstOrThrow();
   t.same(parent, { state: 'running', error: null });
   t.same(await states(parentId), ['queued', 'held', 'held']);
+});
+
+t.test('cancelling a job type\'s running runs at once cancels a backfill of it with its children', async (t) => {
+  await sql`update wombat.schedules set status = 'active' where id = ${s.id}`.execute(tdb.db);
+  const { runId } = await backfillSchedule(tdb.db, boss, s, { from: day(-16), to: day(-12), concurrency: 2, rerun: true });
+  t.same(await states(runId!), ['queued', 'queued', 'held', 'held']);
+  const { cancelled } = await cancelRuns(tdb.db, boss, { job: 'canary', states: ['running'] });
+  t.ok(cancelled >= 1, 'the running backfills are cancelled');
+  t.same(await states(runId!), ['cancelled', 'cancelled', 'cancelled', 'cancelled'], 'and their children with them');
+  const jobs = await sql<{ state: string }>`select j.state::text from pgboss.job j join wombat.runs r on r.id = j.id where r.parent_id = ${runId!}`.execute(tdb.db);
+  t.same(jobs.rows.map((j) => j.state), ['cancelled', 'cancelled'], 'the released children\'s jobs too');
 });
