@@ -1,5 +1,6 @@
 import { Command, CommanderError, Help, Option } from 'commander';
 import { createContext, EXIT, EXIT_CODES_HELP, toCliError, type Act, type CliRuntime } from './context.ts';
+import { registerBackfill } from './commands/backfill.ts';
 import { registerBackup, registerRestore } from './commands/backup.ts';
 import { registerCancel } from './commands/cancel.ts';
 import { registerCompletion } from './commands/completion.ts';
@@ -65,7 +66,7 @@ Examples:
   wombat import parquet old/data --dry-run`,
     );
   program.exitOverride();
-  for (const register of [registerStatus, registerSchedules, registerTrigger, registerRun, registerRuns, registerCancel, registerDlq, registerWorkers, registerBackup, registerRestore, registerSnapshot, registerImport]) register(program, act);
+  for (const register of [registerStatus, registerSchedules, registerTrigger, registerBackfill, registerRun, registerRuns, registerCancel, registerDlq, registerWorkers, registerBackup, registerRestore, registerSnapshot, registerImport]) register(program, act);
   registerEngine(program, rt, result);
   registerCompletion(program, rt);
   // Subcommands inherit the parse behaviour: usage errors end as CommanderError, not process.exit.

@@ -185,9 +185,16 @@ export function createCollectors(opts: CollectorsOptions): Collectors {
       const at = now();
       let end = closedCutoffOf(exchange, tf, at, { kisSessionCloseMinutes });
       let from: Date;
-      if (params.to) end = new Date(Math.min(end.getTime(), floorToTimeframe(tf, new Date(params.to)).getTime()));
+      // A logical period (a backfilled occurrence) ends the range where the occurrence would have ended
+      // it, at the period's end instead of now; days back count from there, else the period is the range.
+      const period = params.period;
+      const to = period?.to ?? params.to;
+      const rangeEnd = period ? new Date(period.to) : at;
+      if (to) end = new Date(Math.min(end.getTime(), floorToTimeframe(tf, new Date(to)).getTime()));
       if (params.from) from = new Date(params.from);
-      else if (params.daysBack !== undefined) from = new Date(at.getTime() - params.daysBack * DAY_MS);
+      else if (params.daysBack !== undefined) from = new Date(rangeEnd.getTime() - params.daysBack * DAY_MS);
+      // The candle in progress when the period began closed within it: the occurrence collects it.
+      else if (period) from = floorToTimeframe(tf, new Date(period.from));
       else {
         const last = await lastStored(storage, key);
         from = last ? addPeriods(tf, floorToTimeframe(tf, last), 1) : new Date(at.getTime() - DEFAULT_BACKFILL_DAYS * DAY_MS);

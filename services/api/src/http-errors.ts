@@ -23,6 +23,13 @@ const statusByCode: Record<string, number> = {
   not_a_dead_letter: 409,
   schedule_name_taken: 409,
   schedule_built_in: 409,
+  backfill_too_large: 400,
+  backfill_unsupported: 400,
+  nothing_to_backfill: 409,
+  not_a_backfill: 409,
+  backfill_not_paused: 409,
+  backfill_not_requeued: 409,
+  run_finished: 409,
   database_unavailable: 503,
 };
 

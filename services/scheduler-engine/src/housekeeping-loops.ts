@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { type Logger, type LoopSupervisor, type PgBoss } from '@wombat/core/platform';
-import { reconcileRuns, releaseHeldRuns } from '@wombat/core/runs';
+import { reconcileRuns, releaseBackfills, releaseHeldRuns } from '@wombat/core/runs';
 import { type CoreTables } from '@wombat/core/tables';
 import type { EngineClock } from './clock.ts';
 import { purgeFinishedRuns, type RetentionOptions } from './housekeeping.ts';
@@ -39,8 +39,8 @@ const roundDeadlineMs = (intervalMs: number) => Math.min(Math.max(2 * intervalMs
 /**
  * The engine's periodic loops, on the loop supervisor (a round that hangs is
  * abandoned and the next runs; a loop that cannot progress is a stall): the full
- * schedule re-read, the heartbeat, held-run release, run reconciliation and
- * retention. The supervisor's stop() ends them.
+ * schedule re-read, the heartbeat, held-run release, backfill release, run
+ * reconciliation and retention. The supervisor's stop() ends them.
  */
 export function startHousekeeping(deps: HousekeepingDeps): void {
   const { db, boss, log, options: o, clock } = deps;
@@ -60,6 +60,15 @@ export function startHousekeeping(deps: HousekeepingDeps): void {
       const fields = { scheduleId: r.scheduleId, schedule: deps.schedules.slots.get(r.scheduleId)?.s.name, runId: r.id };
       if (r.state === 'queued') log.info(fields, 'released held run (overlap queue-one)');
       else log.info({ ...fields, reason: r.reason }, 'held run skipped');
+    }
+  });
+  // Backfills: children into their parent's free slots, progress, the parent's end. Row locks
+  // (skip locked) share the parents among engines; all state is in the rows, so a restart resumes.
+  every(o.heldRunCheckMs, 'backfill release', async () => {
+    for (const b of await releaseBackfills(db, boss)) {
+      if (b.released.length > 0) log.info({ runId: b.id, released: b.released.length }, 'released backfill runs');
+      if (b.paused) log.warn({ runId: b.id }, 'backfill paused after a failure');
+      if (b.state === 'completed' || b.state === 'failed') log.info({ runId: b.id, state: b.state }, 'backfill ended');
     }
   });
   every(o.runReconcileIntervalMs, 'run reconciliation', runReconciliation(deps));

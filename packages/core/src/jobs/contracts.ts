@@ -51,11 +51,27 @@ const storage = Type.Union([Type.Literal('parquet'), Type.Literal('postgres'), T
 const symbol = Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9._-]+$', description: 'exchange symbol, e.g. KRW-BTC or 005930' });
 const isoTime = Type.String({ format: 'date-time', description: 'ISO 8601 instant, e.g. 2026-01-01T00:00:00Z' });
 const closed = { additionalProperties: false } as const;
+/**
+ * The logical period of a run: the span of time it collects for, [from, to). A schedule's
+ * occurrence at t covers the time since its previous occurrence (from = that one, to = t), so a
+ * backfilled occurrence collects what it would have collected at t, not what is there now.
+ */
+const logicalPeriod = Type.Optional(
+  Type.Object(
+    { from: isoTime, to: isoTime },
+    { ...closed, description: 'logical period {from, to} (ISO instants, to exclusive) the run collects for; a backfill sets it per occurrence' },
+  ),
+);
+
+/** Jobs whose params take a logical `period` ({from, to}): the ones a backfill can run for a past occurrence. */
+export const PERIOD_JOBS = ['collect-symbols', 'collect-prices', 'fetch-candles', 'canary'] as const satisfies readonly string[];
+export type PeriodJob = (typeof PERIOD_JOBS)[number];
+export const takesPeriod = (job: string): job is PeriodJob => (PERIOD_JOBS as readonly string[]).includes(job);
 
 export const jobParamSchemas = {
   'collect-symbols': Type.Object(
-    { exchanges: Type.Optional(Type.Array(exchange, { minItems: 1, uniqueItems: true })) },
-    { ...closed, description: 'refresh the symbol lists of the exchanges (all when omitted)' },
+    { exchanges: Type.Optional(Type.Array(exchange, { minItems: 1, uniqueItems: true })), period: logicalPeriod },
+    { ...closed, description: 'refresh the symbol lists of the exchanges (all when omitted); the lists are as of now whatever the period (exchanges publish no past listings)' },
   ),
   'collect-prices': Type.Object(
     {
@@ -65,6 +81,7 @@ export const jobParamSchemas = {
       timeframes: Type.Optional(Type.Array(timeframe, { minItems: 1, uniqueItems: true })),
       daysBack: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
       overwrite: Type.Optional(Type.Boolean()),
+      period: logicalPeriod,
     },
     { ...closed, description: 'fan out one fetch-candles job per exchange x symbol x timeframe' },
   ),
@@ -78,8 +95,13 @@ export const jobParamSchemas = {
       to: Type.Optional(isoTime),
       overwrite: Type.Optional(Type.Boolean()),
       storage: Type.Optional(storage),
+      period: logicalPeriod,
     },
-    { ...closed, description: 'collect candles for one symbol and timeframe: days back, a range, or incrementally from the last stored candle' },
+    {
+      ...closed,
+      description:
+        'collect candles for one symbol and timeframe: days back, a range, or incrementally from the last stored candle; with a period, the range ends at its end (days back from there, else the period itself)',
+    },
   ),
   canary: Type.Object(
     {
@@ -89,6 +111,7 @@ export const jobParamSchemas = {
           description: 'then fail: true (a retryable error, retried as the job allows) or "permanent" (no retries)',
         }),
       ),
+      period: logicalPeriod,
     },
     { ...closed, description: 'completes at once and records scheduled-to-start latency; sleep_ms and fail steer it for timeout, retry, dead-letter and alert drills' },
   ),
@@ -253,6 +276,13 @@ function crossFieldProblems(job: JobType, p: Record<string, unknown>): string[] 
   if (from !== undefined && to !== undefined && from >= to) problems.push('params.from must be earlier than params.to');
   if (job === 'fetch-candles' && p.daysBack !== undefined && p.from !== undefined) {
     problems.push('params: give either daysBack or from/to, not both');
+  }
+  const period = p.period as { from?: unknown; to?: unknown } | undefined;
+  if (period && typeof period === 'object' && typeof period.from === 'string' && typeof period.to === 'string' && Date.parse(period.from) >= Date.parse(period.to)) {
+    problems.push('params.period.from must be earlier than params.period.to');
+  }
+  if (job === 'fetch-candles' && period !== undefined && (p.from !== undefined || p.to !== undefined)) {
+    problems.push('params: give either period or from/to, not both');
   }
   return problems;
 }

@@ -3,6 +3,7 @@ import { fromKysely, type PgBoss } from 'pg-boss';
 import { CANCEL_CHANNEL, type JobType } from '../jobs/contracts.ts';
 import { resolveJobName, unknownJobMessage } from '../jobs/job-names.ts';
 import { ValidationError, type FieldIssue } from '../platform/errors.ts';
+import { cancelChildRuns } from './backfill.ts';
 import { ACTIVE_RUN_STATES, type ActiveRunState } from './states.ts';
 import type { RunTables } from './tables.ts';
 
@@ -61,12 +62,15 @@ const CANCEL_CHUNK = 5000;
  */
 export async function cancelRuns(db: Kysely<RunTables>, boss: PgBoss, input: CancelRunsInput): Promise<{ cancelled: number }> {
   return db.transaction().execute(async (trx) => {
-    let q = trx.selectFrom('wombat.runs').select(['id', 'state']).where('job', '=', input.job).where('state', 'in', input.states);
+    let q = trx.selectFrom('wombat.runs').select(['id', 'state', 'trigger', 'parent_id']).where('job', '=', input.job).where('state', 'in', input.states);
     if (input.olderThanSeconds !== undefined) q = q.where('created_at', '<', sql<Date>`now() - make_interval(secs => ${input.olderThanSeconds})`);
     const runs = await q.orderBy('id').forUpdate().execute();
     if (runs.length === 0) return { cancelled: 0 };
     const ids = runs.map((r) => r.id);
-    const withJobs = runs.filter((r) => r.state !== 'held').map((r) => r.id);
+    // A backfill's parent has no job; its unfinished children are cancelled with it.
+    const parents = runs.filter((r) => r.trigger === 'backfill' && r.parent_id === null).map((r) => r.id);
+    for (const id of parents) await cancelChildRuns(trx, boss, id);
+    const withJobs = runs.filter((r) => r.state !== 'held' && !parents.includes(r.id)).map((r) => r.id);
     for (let i = 0; i < withJobs.length; i += CANCEL_CHUNK) await boss.cancel(input.job, withJobs.slice(i, i + CANCEL_CHUNK), { db: fromKysely(trx) });
     await trx
       .updateTable('wombat.runs')

@@ -6,6 +6,7 @@
  *
  * record (insertRunsAndSend, publishRun, recordOccurrences, recordChildRuns, triggerSchedule),
  * hold (recordOccurrences with state held), release (releaseHeldRuns),
+ * backfill (startBackfill, releaseBackfills, resumeBackfill; planned by planBackfill),
  * start / progress / retry-pending / finish (applyAttemptUpdates, by workers),
  * skip / miss (recordOccurrences, recordUnpublishedRun), cancel (cancelRun, cancelRuns),
  * requeue (requeueRun), lose (reconcileRuns), purge (purgeDeadLetters, deleteFinishedRuns),
@@ -19,6 +20,8 @@ export * from './tables.ts';
 export * from './states.ts';
 export * from './record.ts';
 export * from './release.ts';
+export * from './backfill-plan.ts';
+export * from './backfill.ts';
 export * from './attempts.ts';
 export * from './operator.ts';
 export * from './bulk-cancel.ts';

@@ -6,6 +6,7 @@ import { BOSS_SCHEMA } from '../platform/boss.ts';
 import { AppError, ValidationError } from '../platform/errors.ts';
 import { getSchedule } from '../schedules/store.ts';
 import type { SchedulerTables } from '../schedules/tables.ts';
+import { cancelChildRuns } from './backfill.ts';
 import { insertRunAndSend, publishRun, scheduleJobOptions } from './record.ts';
 import { isActiveRunState, type RunState, type RunTrigger } from './states.ts';
 import type { RunTables } from './tables.ts';
@@ -37,15 +38,18 @@ export type CancelOutcome = { ok: true; previous: RunState } | { ok: false; stat
  * cancel: any unfinished run -> cancelled. The pg-boss job is cancelled (a queued
  * job is never fetched, an active one cannot be completed; a held run has none),
  * the run becomes 'cancelled', and a NOTIFY asks whichever worker holds it to
- * abort: all in one transaction, so the notification is delivered only once the
+ * abort (a backfill's parent: its unfinished children are cancelled so): all in one transaction, so the notification is delivered only once the
  * state change is visible. Undefined for an unknown id.
  */
 export async function cancelRun(db: Db, boss: PgBoss, id: string): Promise<CancelOutcome | undefined> {
   return db.transaction().execute(async (trx) => {
-    const run = await trx.selectFrom('wombat.runs').select(['job', 'state']).where('id', '=', id).forUpdate().executeTakeFirst();
+    const run = await trx.selectFrom('wombat.runs').select(['job', 'state', 'trigger', 'parent_id']).where('id', '=', id).forUpdate().executeTakeFirst();
     if (!run) return undefined;
     if (!isActiveRunState(run.state)) return { ok: false, state: run.state };
-    if (run.state !== 'held' && isJobType(run.job)) await boss.cancel(run.job, id, { db: fromKysely(trx) });
+    // A backfill's parent has no job of its own: cancelling it cancels its unfinished children.
+    const backfill = run.trigger === 'backfill' && run.parent_id === null;
+    if (backfill) await cancelChildRuns(trx, boss, id);
+    else if (run.state !== 'held' && isJobType(run.job)) await boss.cancel(run.job, id, { db: fromKysely(trx) });
     await trx
       .updateTable('wombat.runs')
       .set({ state: 'cancelled', finished_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })
@@ -77,6 +81,9 @@ export async function requeueRun(
     if (isActiveRunState(run.state)) {
       throw new AppError('task_not_finished', `run ${id} is still ${run.state}; cancel it first or wait for it to finish`);
     }
+    if (run.trigger === 'backfill' && run.parent_id === null) {
+      throw new AppError('backfill_not_requeued', `run ${id} is a backfill, which has no job to run again: start a new backfill of the range (with --rerun to run completed occurrences again)`);
+    }
     if (run.requeued_as) throw new AppError('already_requeued', `run ${id} was already requeued as ${run.requeued_as}`, { details: { requeued_as: run.requeued_as } });
     if (!isJobType(run.job)) throw new AppError('invalid_job', `run ${id} has job "${run.job}", which this version of Wombat cannot run`);
     const newId = randomUUID();
@@ -91,6 +98,8 @@ export async function requeueRun(
       trigger: opts.trigger,
       scheduleId: run.schedule_id,
       parentId: run.parent_id,
+      // A backfill's child stays its occurrence: what it collects and what depends on it go by that instant.
+      ...(run.trigger === 'backfill' && run.scheduled_for ? { scheduledFor: new Date(run.scheduled_for) } : {}),
       retryOf: id,
       ...(s ? { timeoutSeconds: s.expire_seconds, retryLimit: s.retry_limit, retryDelaySeconds: s.retry_delay, retryBackoff: s.retry_backoff, priority: s.priority } : {}),
     });

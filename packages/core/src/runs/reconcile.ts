@@ -95,6 +95,8 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
       left join ${jobTable} j on j.id = r.id and j.name = r.job
       left join wombat.workers w on w.id = r.worker_id
       where r.state in ('queued', 'running', 'retrying')
+        -- A backfill's parent never has a job: releaseBackfills ends it with its children.
+        and not (r.trigger = 'backfill' and r.parent_id is null)
         and (j.id is null
           or j.state in ('completed', 'failed', 'cancelled')
           or (r.state = 'running' and j.state in ('created', 'retry'))

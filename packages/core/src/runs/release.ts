@@ -27,13 +27,13 @@ export interface HeldRunOutcome {
  * timeout, retries), recorded on the run. The schedules are read FOR SHARE, so
  * an edit or pause waits for this transaction, as it waits for a publication.
  * Row locks (skip locked) let several engines do this at once without sending a
- * held run twice.
+ * held run twice. A backfill's held runs are not overlap's: releaseBackfills releases them.
  */
 export async function releaseHeldRuns(db: Kysely<RunTables>, boss: PgBoss, limit = 100): Promise<HeldRunOutcome[]> {
   return db.transaction().execute(async (trx) => {
     const held = await sql<{ id: string; schedule_id: number }>`
       select r.id, r.schedule_id from wombat.runs r
-      where r.state = 'held'
+      where r.state = 'held' and r.trigger <> 'backfill'
         and (not exists (select 1 from wombat.schedules s where s.id = r.schedule_id and s.status = 'active')
              or not exists (select 1 from wombat.runs o
                             where o.schedule_id = r.schedule_id and o.state in ('queued', 'running', 'retrying')))

@@ -4,7 +4,9 @@
  * the constraint in the database with RUN_STATES.
  *
  * - held: an occurrence recorded by overlap queue-one while another run of its
- *   schedule is unfinished; it has no pg-boss job until it is released.
+ *   schedule is unfinished; it has no pg-boss job until it is released. Also a
+ *   backfill's child waiting for a slot, and a backfill paused after a failure.
+ * - running (a backfill's parent, which never has a job): releasing its children.
  * - queued: its job is in pg-boss, no attempt is running.
  * - running: a worker runs an attempt.
  * - retrying: an attempt failed (or its worker was lost) and pg-boss will run the job again.
@@ -23,7 +25,7 @@ export const FINISHED_RUN_STATES = ['completed', 'failed', 'cancelled', 'skipped
 export type FinishedRunState = (typeof FINISHED_RUN_STATES)[number];
 
 /** What created a run. */
-export const RUN_TRIGGERS = ['schedule', 'manual', 'task', 'script', 'fanout', 'cli'] as const;
+export const RUN_TRIGGERS = ['schedule', 'manual', 'task', 'script', 'fanout', 'cli', 'backfill'] as const;
 export type RunTrigger = (typeof RUN_TRIGGERS)[number];
 
 /** Error code of a run whose worker died or whose pg-boss job ended without the worker saying how. */

@@ -44,7 +44,11 @@ export function RunPage({ id, meta }) {
   }, [run?.state]);
   const percent = run ? Math.round(run.progress * 100) : 0;
   const chain = useChain(run);
+  const [acted, setActed] = useState(null);
   if (!run) return html`<${ErrorBox} error=${error} /><p>Loading…</p>`;
+  // A backfill (its parent run) is resumed after a pause, or cancelled with its unfinished children.
+  const backfill = run.trigger === 'backfill' && !run.parent_id && !meta.finished_run_states.includes(run.state);
+  const act = (path) => api('POST', path, {}).then(() => setActed(null), setActed);
   return html`
     <h1>Run <span class="mono">${run.id}</span></h1>
     <${ErrorBox} error=${error} />
@@ -63,6 +67,14 @@ export function RunPage({ id, meta }) {
       <dt>finished</dt><dd class="mono">${fmtUtc(run.finished_at)} <span class="note">took ${fmtMs(run.duration_ms)}</span></dd>
       <dt>attempts</dt><dd>${run.attempts}</dd>
     </dl>
+    ${backfill &&
+    html`<div class="actions" data-testid="backfill-actions">
+      ${run.state === 'held' && html`<button onClick=${() => act(`/api/runs/${run.id}/resume`)}>Resume backfill</button>`}
+      <button class="danger" onClick=${() => confirm('Cancel this backfill and its unfinished runs?') && act(`/api/runs/${run.id}/cancel`)}>
+        Cancel backfill
+      </button>
+    </div>
+    <${ErrorBox} error=${acted} />`}
     <h2>Parameters</h2><pre>${JSON.stringify(run.params, null, 2)}</pre>
     ${run.result !== null && run.result !== undefined && html`<h2>Result</h2><pre data-testid="result">${JSON.stringify(run.result, null, 2)}</pre>`}
     ${run.error !== null &&

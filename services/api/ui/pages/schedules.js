@@ -2,6 +2,7 @@
 import { html, useState, useEffect } from '/ui/vendor/preact-htm.js';
 import { api, useApi } from '../client.js';
 import { ErrorBox, State, fmtMs, fmtTime, fmtUtc } from '../format.js';
+import { BackfillForm } from './backfill.js';
 
 /** The form's places for errors: a field of the api's schedule body, or the trigger for any of its three kinds. */
 const PLACES = {
@@ -169,6 +170,7 @@ export function Schedules({ role, meta }) {
   const status = useApi('/api/scheduler/status', 5000);
   const full = useApi('/api/schedules', 5000);
   const [editing, setEditing] = useState(null);
+  const [backfilling, setBackfilling] = useState(null);
   const [message, setMessage] = useState(null);
   const [error, setError] = useState(null);
   const admin = role === 'admin';
@@ -204,6 +206,17 @@ export function Schedules({ role, meta }) {
         }}
         onCancel=${() => setEditing(null)}
       />`}
+    ${backfilling !== null &&
+    html`<h2>Backfill ${backfilling.name}</h2>
+      <${BackfillForm}
+        schedule=${backfilling}
+        key=${backfilling.id}
+        onStarted=${(res) => {
+          setBackfilling(null);
+          setMessage(html`backfill of ${backfilling.name} started (${res.run} runs): run <a href=${`#/runs/${res.run_id}`}>${res.run_id}</a>`);
+        }}
+        onCancel=${() => setBackfilling(null)}
+      />`}
     <h2>All schedules</h2>
     <table data-testid="schedules">
       <tr><th>name</th><th>job</th><th>trigger</th><th>time zone</th><th>next run (local · UTC)</th><th>last run</th><th>lateness</th><th>status</th>
@@ -226,6 +239,7 @@ export function Schedules({ role, meta }) {
               ? html`<button onClick=${() => act(`paused ${s.name}`, 'POST', `/api/schedules/${s.id}/pause`, {})}>Pause</button>`
               : html`<button onClick=${() => act(`resumed ${s.name}`, 'POST', `/api/schedules/${s.id}/resume`, {})}>Resume</button>`}
             <button onClick=${() => act(`${s.name} triggered`, 'POST', `/api/schedules/${s.id}/trigger`, {})}>Run now</button>
+            <button disabled=${!def} onClick=${() => setBackfilling(def)}>Backfill</button>
             <button disabled=${!def} onClick=${() => setEditing(formFromSchedule(def))}>Edit</button>
             <button class="danger" onClick=${remove}>Delete</button>
           </div></td>`}

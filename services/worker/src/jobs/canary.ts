@@ -12,5 +12,5 @@ export async function canary(ctx: JobContext<'canary'>): Promise<unknown> {
   if (sleepMs > 0) await sleep(sleepMs, undefined, { signal: ctx.signal });
   if (fail === 'permanent') throw new PermanentError('canary_failed', 'the canary was asked to fail permanently (fail: "permanent")');
   if (fail === true) throw new AppError('canary_failed', `the canary was asked to fail (fail: true), attempt ${ctx.attempt}`);
-  return { sleptMs: sleepMs, attempt: ctx.attempt };
+  return { sleptMs: sleepMs, attempt: ctx.attempt, ...(ctx.params.period ? { period: ctx.params.period } : {}) };
 }

@@ -11,7 +11,10 @@ export function needCollectors(deps: HandlerDeps): CollectorsPort {
 
 export async function collectSymbols(ctx: JobContext<'collect-symbols'>, deps: HandlerDeps): Promise<unknown> {
   const result = await needCollectors(deps).collectSymbols({ exchanges: ctx.params.exchanges, signal: ctx.signal, onProgress: ctx.progress });
-  return Array.isArray(result) ? { exchanges: result } : (result ?? {});
+  const out = Array.isArray(result) ? { exchanges: result } : ((result ?? {}) as object);
+  // The exchanges publish no past listings: a run for a past period records it and says the lists are today's.
+  const period = ctx.params.period;
+  return period ? { ...out, period, listedAsOf: new Date().toISOString(), note: 'symbol lists are as of the run, not of the period: the exchanges publish no past listings' } : out;
 }
 
 export async function fetchCandles(ctx: JobContext<'fetch-candles'>, deps: HandlerDeps): Promise<unknown> {
@@ -40,6 +43,7 @@ export async function collectPrices(ctx: JobContext<'collect-prices'>, deps: Han
           timeframe,
           ...(p.daysBack !== undefined ? { daysBack: p.daysBack } : {}),
           ...(p.overwrite !== undefined ? { overwrite: p.overwrite } : {}),
+          ...(p.period ? { period: p.period } : {}),
         });
       }
     }
@@ -47,5 +51,5 @@ export async function collectPrices(ctx: JobContext<'collect-prices'>, deps: Han
   ctx.signal.throwIfAborted();
   const created = await recordChildRuns(deps.db, deps.boss, ctx.runId, combos.map((params) => ({ job: 'fetch-candles' as const, params })));
   ctx.log.info(created, 'fan-out done');
-  return { children: created.children, exchanges, timeframes, ...(created.reused ? { alreadyCreated: true } : {}) };
+  return { children: created.children, exchanges, timeframes, ...(p.period ? { period: p.period } : {}), ...(created.reused ? { alreadyCreated: true } : {}) };
 }
