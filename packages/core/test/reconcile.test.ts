@@ -167,6 +167,19 @@ t.test('a retry of a run an earlier attempt completed is refused at its start an
   t.match(await run(id), { state: 'completed', attempts: 1, result: { n: 1 } });
 });
 
+t.test('a run of wombat run (no job) is its process\'s while it beats; silent for a minute, it is lost', async (t) => {
+  const { beatCliRun, recordCliRunStart } = await import('@wombat/core/runs');
+  const alive = await recordCliRunStart(tdb.db, { job: 'canary', params: {} });
+  const dead = await recordCliRunStart(tdb.db, { job: 'canary', params: {} });
+  await sql`update wombat.runs set created_at = now() - interval '5 minutes', updated_at = now() - interval '5 minutes' where id in (${alive}, ${dead})`.execute(tdb.db);
+  await beatCliRun(tdb.db, alive);
+  const out = await reconcileRuns(tdb.db, boss);
+  t.notOk(out?.lost.includes(alive), 'a beating cli run is left alone, although it has no job');
+  t.match(await run(alive), { state: 'running', error: null });
+  t.ok(out?.lost.includes(dead), 'a silent one is lost');
+  t.match(await run(dead), { state: 'failed', error: { code: 'worker_lost', message: /wombat run process that ran it stopped/ } });
+});
+
 t.test('hand back: a job stopped by its worker\'s shutdown waits again without spending an attempt', async (t) => {
   const { handBackAttempts } = await import('@wombat/core/runs');
   const id = await started(live, 0);

@@ -2,7 +2,7 @@ import type { Collectors, Crawls } from '@wombat/collectors';
 import { backupDatabase, backupFields, type BackupResult } from '@wombat/core/backup';
 import { ConfigError, databaseFields, loadConfig, serializeError, ValidationError, type Logger } from '@wombat/core/platform';
 import { aliasList, checkJobParams, type Exchange, isJobType, JOB_TYPES, type JobParams, type JobType, resolveJobName, unknownJobMessage } from '@wombat/core/jobs';
-import { recordCliRunEnd, recordCliRunProgress, recordCliRunStart } from '@wombat/core/runs';
+import { beatCliRun, CLI_RUN_BEAT_MS, recordCliRunEnd, recordCliRunProgress, recordCliRunStart } from '@wombat/core/runs';
 import type { JobContext, JobHandler } from '@wombat/worker';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
@@ -100,6 +100,8 @@ async function runHere(ctx: CliContext, runner: Runner, job: JobType, params: un
   const { db } = await ctx.database();
   const id = await recordCliRunStart(db, { job, params: check.value as object });
   const started = performance.now();
+  // The run's row says this process is alive; silent, the engines' reconciler ends it as lost.
+  const beat = setInterval(() => void beatCliRun(db, id).catch((err: unknown) => ctx.log.warn({ err }, 'run beat not recorded')), CLI_RUN_BEAT_MS);
   const bar = ctx.errIsTty && !ctx.opts.json
     ? new cliProgress.SingleBar({ format: `${job} {bar} {percentage}% | {message}`, stream: ctx.errStream as NodeJS.WriteStream, hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined;
@@ -140,6 +142,7 @@ async function runHere(ctx: CliContext, runner: Runner, job: JobType, params: un
     await recordCliRunEnd(db, id, { state: interrupted ? 'cancelled' : 'failed', error });
     return { code: interrupted ? EXIT.interrupted : EXIT.failed, id, state: interrupted ? 'cancelled' : 'failed', error, ms: performance.now() - started };
   } finally {
+    clearInterval(beat);
     bar?.stop();
   }
 }

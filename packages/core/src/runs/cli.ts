@@ -7,7 +7,8 @@ import type { RunTables } from './tables.ts';
  * Run history of jobs run in the operator's own process (`wombat run`), without
  * the queue: trigger 'cli', no pg-boss job. Recorded as running at once, then
  * progress, then the outcome, so the history and the dashboard show them like
- * any other run.
+ * any other run. While it runs its process beats every CLI_RUN_BEAT_MS; the
+ * reconciler ends one silent for CLI_RUN_SILENT_SECONDS (its process died).
  */
 type Db = Kysely<RunTables>;
 
@@ -37,6 +38,16 @@ export async function recordCliRunProgress(db: Db, id: string, progress: number,
     .where('id', '=', id)
     .where('state', '=', 'running')
     .execute();
+}
+
+/** How often a cli run's process beats (touches its row) while it runs. */
+export const CLI_RUN_BEAT_MS = 10_000;
+/** A running cli run silent this long lost its process: the reconciler ends it failed worker_lost. */
+export const CLI_RUN_SILENT_SECONDS = 60;
+
+/** The beat of a cli run: its process is alive. */
+export async function beatCliRun(db: Db, id: string): Promise<void> {
+  await db.updateTable('wombat.runs').set({ updated_at: sql<Date>`now()` }).where('id', '=', id).where('state', '=', 'running').execute();
 }
 
 /** The outcome of a cli run; `error` is a serialized error (no stack). */

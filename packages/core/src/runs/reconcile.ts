@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
 import { JOB_HEARTBEAT_SECONDS, isJobType } from '../jobs/contracts.ts';
 import { BOSS_SCHEMA } from '../platform/boss.ts';
+import { CLI_RUN_SILENT_SECONDS } from './cli.ts';
 import { WORKER_LOST } from './states.ts';
 import type { RunTables } from './tables.ts';
 
@@ -47,6 +48,7 @@ export interface ReconcileOutcome {
 interface Candidate {
   id: string;
   job: string;
+  trigger: string;
   state: string;
   attempts: number;
   job_state: string | null;
@@ -87,7 +89,7 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
     const jobTable = sql.table(`${BOSS_SCHEMA}.job`);
     // Only runs with a job: held runs have none, and the engine owns them.
     const found = await sql<Candidate>`
-      select r.id, r.job, r.state, r.attempts, j.state::text as job_state, j.retry_count, j.retry_limit, j.output,
+      select r.id, r.job, r.trigger, r.state, r.attempts, j.state::text as job_state, j.retry_count, j.retry_limit, j.output,
              j.completed_on as job_finished_at,
              (r.worker_id is not null and ${workerDead}) as worker_dead,
              ${heartbeatStale} as heartbeat_stale
@@ -97,6 +99,8 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
       where r.state in ('queued', 'running', 'retrying')
         -- A backfill's parent never has a job: releaseBackfills ends it with its children.
         and not (r.trigger = 'backfill' and r.parent_id is null)
+        -- A run of \`wombat run\` has no job either: its process owns it while it beats (cli.ts).
+        and not (r.trigger = 'cli' and j.id is null and r.updated_at > now() - make_interval(secs => ${CLI_RUN_SILENT_SECONDS}))
         and (j.id is null
           or j.state in ('completed', 'failed', 'cancelled')
           or (r.state = 'running' and j.state in ('created', 'retry'))
@@ -141,7 +145,9 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
         continue;
       }
       const message =
-        c.job_state === 'failed'
+        c.trigger === 'cli'
+          ? `the wombat run process that ran it stopped (no beat for ${CLI_RUN_SILENT_SECONDS} s)`
+          : c.job_state === 'failed'
           ? `pg-boss failed the job (${jobMessage(c.output)}) and no worker recorded the attempt's end`
           : 'the job is gone from pg-boss and no worker recorded how the run ended';
       await setLost(trx, c.id, 'failed', { code: WORKER_LOST, message, ...(c.output ? { job_output: c.output } : {}) });
