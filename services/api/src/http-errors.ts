@@ -23,6 +23,7 @@ const statusByCode: Record<string, number> = {
   not_a_dead_letter: 409,
   schedule_name_taken: 409,
   schedule_built_in: 409,
+  schedule_in_use: 409,
   database_unavailable: 503,
 };
 

@@ -24,6 +24,8 @@ const BASE = {
   retryBackoff: null,
   status: 'active',
   pausedReason: null,
+  after: [] as string[],
+  waitForSeconds: SCHEDULE_DEFAULTS.waitForSeconds,
 } as const satisfies Partial<ScheduleDefinition>;
 
 export function builtInSchedules(c: EngineConfig): ScheduleDefinition[] {
@@ -31,7 +33,8 @@ export function builtInSchedules(c: EngineConfig): ScheduleDefinition[] {
   const pad = (n: number) => String(n).padStart(2, '0');
   return [
     { ...base, name: 'collect-symbols', job: 'collect-symbols', trigger: { kind: 'times', times: [c.symbolsScheduleTime] }, timezone: c.timezone },
-    { ...base, name: 'collect-prices', job: 'collect-prices', trigger: { kind: 'times', times: [c.pricesScheduleTime] }, timezone: c.timezone },
+    // Prices of the day's symbols: at its time at the earliest, once collect-symbols' run of the day has completed.
+    { ...base, name: 'collect-prices', job: 'collect-prices', trigger: { kind: 'times', times: [c.pricesScheduleTime] }, timezone: c.timezone, after: ['collect-symbols'] },
     {
       ...base,
       name: 'daily-candles',

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { type Logger, type LoopSupervisor, type PgBoss } from '@wombat/core/platform';
-import { reconcileRuns, releaseHeldRuns } from '@wombat/core/runs';
+import { reconcileRuns, releaseHeldRuns, releaseWaitingRuns } from '@wombat/core/runs';
 import { type CoreTables } from '@wombat/core/tables';
 import type { EngineClock } from './clock.ts';
 import { purgeFinishedRuns, type RetentionOptions } from './housekeeping.ts';
@@ -60,6 +60,15 @@ export function startHousekeeping(deps: HousekeepingDeps): void {
       const fields = { scheduleId: r.scheduleId, schedule: deps.schedules.slots.get(r.scheduleId)?.s.name, runId: r.id };
       if (r.state === 'queued') log.info(fields, 'released held run (overlap queue-one)');
       else log.info({ ...fields, reason: r.reason }, 'held run skipped');
+    }
+  });
+  // Waiting runs (dependencies): released within heldRunCheckMs of their prerequisites' completion.
+  // The window is judged by this engine's clock, the one that decides when occurrences are due.
+  every(o.heldRunCheckMs, 'waiting run release', async () => {
+    for (const r of await releaseWaitingRuns(db, boss, new Date(clock.now()))) {
+      const fields = { scheduleId: r.scheduleId, schedule: r.schedule, runId: r.id, scheduledFor: r.scheduledFor.toISOString() };
+      if (r.state === 'skipped') log.warn({ ...fields, reason: r.reason, prerequisite: r.prerequisite }, 'waiting run skipped');
+      else log.info({ ...fields, state: r.state }, 'released waiting run: its prerequisites completed');
     }
   });
   every(o.runReconcileIntervalMs, 'run reconciliation', runReconciliation(deps));

@@ -198,13 +198,13 @@ export function createPublicationPass(deps: PublicationPassDeps): PublicationPas
     lastRuns.add(published, new Map(groups.map((g) => [g.slot.s.id, g.slot.s.version])));
     const names = new Map(groups.map((g) => [g.slot.s.id, g.slot.s]));
     for (const p of published) {
-      if (p.state !== 'queued' && p.state !== 'held') continue;
+      if (p.state !== 'queued' && p.state !== 'held' && p.state !== 'waiting') continue;
       const s = names.get(p.scheduleId);
       // A per-second canary would flood the journal at info.
       const level = s?.job === 'canary' ? 'debug' : 'info';
       log[level](
         { schedule: s?.name, scheduleId: p.scheduleId, scheduledFor: p.scheduledFor.toISOString(), runId: p.runId, state: p.state, latenessMs: Math.round(committedAtMs - p.scheduledFor.getTime()) },
-        p.state === 'held' ? 'held (overlap queue-one)' : 'published',
+        p.state === 'held' ? 'held (overlap queue-one)' : p.state === 'waiting' ? 'waiting for its prerequisites' : 'published',
       );
     }
     const missed = published.filter((p) => p.state === 'missed').length;

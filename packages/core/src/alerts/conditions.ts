@@ -4,6 +4,7 @@ import { nextOccurrences } from '../schedules/occurrences.ts';
 import type { ScheduleTrigger } from '../schedules/types.ts';
 import type { AlertConfig } from './config.ts';
 import { readDatabaseHealth, type WatchedPath } from './database-health.ts';
+import { dependencySkips } from './dependency-conditions.ts';
 import { expectedIntervalMs, levelAbove, levelAtOrBelow, type OpenAlert } from './plan.ts';
 import type { AlertKind, Condition } from './types.ts';
 
@@ -196,7 +197,7 @@ const overlapSkips: Gatherer = {
     const { rows } = await sql<{ schedule_id: number; name: string; job: string; streak: number; since: Date }>`
       with sk as (
         select distinct schedule_id from wombat.runs
-        where trigger = 'schedule' and state = 'skipped' and created_at > now() - make_interval(hours => ${o.alertLookbackHours}))
+        where trigger = 'schedule' and state = 'skipped' and coalesce(reason, '') not like 'dependency\_%' and created_at > now() - make_interval(hours => ${o.alertLookbackHours}))
       select sk.schedule_id, s.name, s.job, st.streak, st.since
       from sk join wombat.schedules s on s.id = sk.schedule_id
       cross join lateral (
@@ -482,7 +483,12 @@ const database: Gatherer = {
   },
 };
 
-const GATHERERS: Gatherer[] = [failedRuns, missedOccurrences, overlapSkips, staleSchedules, engines, workers, queueLength, runThresholds, database];
+const dependencySkipped: Gatherer = {
+  kinds: ['dependency_skipped'],
+  run: (db, o) => dependencySkips(db, { alertLookbackHours: o.alertLookbackHours, look: (path) => lookAt(o.alertLinkBaseUrl, path) }),
+};
+
+const GATHERERS: Gatherer[] = [failedRuns, missedOccurrences, overlapSkips, dependencySkipped, staleSchedules, engines, workers, queueLength, runThresholds, database];
 
 /**
  * Every condition that holds now. A gatherer whose query fails leaves its kinds

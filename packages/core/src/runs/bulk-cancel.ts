@@ -66,7 +66,7 @@ export async function cancelRuns(db: Kysely<RunTables>, boss: PgBoss, input: Can
     const runs = await q.orderBy('id').forUpdate().execute();
     if (runs.length === 0) return { cancelled: 0 };
     const ids = runs.map((r) => r.id);
-    const withJobs = runs.filter((r) => r.state !== 'held').map((r) => r.id);
+    const withJobs = runs.filter((r) => r.state !== 'held' && r.state !== 'waiting').map((r) => r.id);
     for (let i = 0; i < withJobs.length; i += CANCEL_CHUNK) await boss.cancel(input.job, withJobs.slice(i, i + CANCEL_CHUNK), { db: fromKysely(trx) });
     await trx
       .updateTable('wombat.runs')

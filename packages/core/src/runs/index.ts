@@ -5,7 +5,7 @@
  * states.ts. Import as `@wombat/core/runs`.
  *
  * record (insertRunsAndSend, publishRun, recordOccurrences, recordChildRuns, triggerSchedule),
- * hold (recordOccurrences with state held), release (releaseHeldRuns),
+ * hold (recordOccurrences with state held or waiting), release (releaseHeldRuns, releaseWaitingRuns),
  * start / progress / retry-pending / finish (applyAttemptUpdates, by workers),
  * skip / miss (recordOccurrences, recordUnpublishedRun), cancel (cancelRun, cancelRuns),
  * requeue (requeueRun), lose (reconcileRuns), purge (purgeDeadLetters, deleteFinishedRuns),
@@ -19,6 +19,7 @@ export * from './tables.ts';
 export * from './states.ts';
 export * from './record.ts';
 export * from './release.ts';
+export * from './release-waiting.ts';
 export * from './attempts.ts';
 export * from './operator.ts';
 export * from './bulk-cancel.ts';

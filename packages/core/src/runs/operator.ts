@@ -7,6 +7,7 @@ import { AppError, ValidationError } from '../platform/errors.ts';
 import { getSchedule } from '../schedules/store.ts';
 import type { SchedulerTables } from '../schedules/tables.ts';
 import { insertRunAndSend, publishRun, scheduleJobOptions } from './record.ts';
+import { releaseWaitingRunNow } from './release-waiting.ts';
 import { isActiveRunState, type RunState, type RunTrigger } from './states.ts';
 import type { RunTables } from './tables.ts';
 
@@ -17,11 +18,18 @@ type Db = Kysely<RunTables>;
  * A manual run of a schedule, now: trigger 'manual', works paused or not and
  * whether or not the scheduler is enabled. Returns the run id, or null for an
  * unknown id; params given here replace the schedule's (ValidationError if they
- * do not fit the job).
+ * do not fit the job). A manual run does not wait for the schedule's prerequisites
+ * (after): the operator asked for it now. With `force` (and no params), a run of the
+ * schedule waiting for its prerequisites is released now instead of a second run
+ * being created; without one waiting it is an ordinary manual run.
  */
-export async function triggerSchedule(db: Kysely<RunTables & SchedulerTables>, boss: PgBoss, id: number, opts: { params?: unknown } = {}): Promise<string | null> {
+export async function triggerSchedule(db: Kysely<RunTables & SchedulerTables>, boss: PgBoss, id: number, opts: { params?: unknown; force?: boolean } = {}): Promise<string | null> {
   const s = await getSchedule(db, id);
   if (!s) return null;
+  if (opts.force && opts.params === undefined) {
+    const released = await releaseWaitingRunNow(db, boss, s);
+    if (released) return released.id;
+  }
   let params = s.params;
   if (opts.params !== undefined) {
     const check = checkJobParams(s.job, opts.params);
@@ -45,7 +53,7 @@ export async function cancelRun(db: Db, boss: PgBoss, id: string): Promise<Cance
     const run = await trx.selectFrom('wombat.runs').select(['job', 'state']).where('id', '=', id).forUpdate().executeTakeFirst();
     if (!run) return undefined;
     if (!isActiveRunState(run.state)) return { ok: false, state: run.state };
-    if (run.state !== 'held' && isJobType(run.job)) await boss.cancel(run.job, id, { db: fromKysely(trx) });
+    if (run.state !== 'held' && run.state !== 'waiting' && isJobType(run.job)) await boss.cancel(run.job, id, { db: fromKysely(trx) });
     await trx
       .updateTable('wombat.runs')
       .set({ state: 'cancelled', finished_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })
