@@ -2,6 +2,8 @@ import t from 'tap';
 import { sql } from 'kysely';
 import { AppError, ValidationError } from '@wombat/core/platform';
 import {
+  DAILY_PIPELINE,
+  dependencyOrder,
   dependencyPeriod,
   deleteSchedule,
   firesOncePerDay,
@@ -53,6 +55,22 @@ t.test('other schedules wait for the prerequisite\'s latest occurrence at or bef
   t.same(latestOccurrenceAtOrBefore(monthly, at('2026-03-20T00:00:00Z')), at('2026-03-01T00:00:00Z'), 'looks back as far as it must');
   const yearly = def({ name: 'y', job: 'canary', cron: '0 0 1 1 *' });
   t.same(dependencyPeriod(hourly, yearly, at('2026-03-10T10:05:00Z'))?.from, at('2026-01-01T00:00:00Z'));
+});
+
+t.test('dependency order: each after what it waits for, the given order otherwise; cycles and unknown names refused', async (t) => {
+  t.same(dependencyOrder(DAILY_PIPELINE), ['collect-symbols', 'collect-prices', 'crawl-prices', 'collect-posts']);
+  t.same(
+    dependencyOrder([
+      { name: 'report', after: ['prices', 'posts'] },
+      { name: 'prices', after: ['symbols'] },
+      { name: 'posts', after: [] },
+      { name: 'symbols', after: [] },
+    ]),
+    ['symbols', 'prices', 'posts', 'report'],
+  );
+  t.throws(() => dependencyOrder([{ name: 'a', after: ['b'] }, { name: 'b', after: ['c'] }, { name: 'c', after: ['a'] }]), /dependency cycle: a -> b -> c -> a/);
+  t.throws(() => dependencyOrder([{ name: 'a', after: ['a'] }]), /dependency cycle: a -> a/);
+  t.throws(() => dependencyOrder([{ name: 'a', after: ['x'] }]), /a waits for x, which is not in the graph/);
 });
 
 t.test('after and wait_for: names, seconds or a duration, with what to fix', async (t) => {

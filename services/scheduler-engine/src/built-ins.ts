@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { type Logger } from '@wombat/core/platform';
-import { deleteBuiltInSchedule, insertScheduleIfAbsent, SCHEDULE_DEFAULTS, type ScheduleDefinition, upsertBuiltInSchedule } from '@wombat/core/schedules';
+import { DAILY_PIPELINE, deleteBuiltInSchedule, insertScheduleIfAbsent, SCHEDULE_DEFAULTS, type ScheduleDefinition, upsertBuiltInSchedule } from '@wombat/core/schedules';
 import { type CoreTables } from '@wombat/core/tables';
 import type { EngineConfig } from './config.ts';
 
@@ -28,13 +28,16 @@ const BASE = {
   waitForSeconds: SCHEDULE_DEFAULTS.waitForSeconds,
 } as const satisfies Partial<ScheduleDefinition>;
 
+/** What a built-in of the daily collection waits for: DAILY_PIPELINE, which `wombat run full` follows too. */
+const afterOf = (name: string): string[] => [...(DAILY_PIPELINE.find((n) => n.name === name)?.after ?? [])];
+
 export function builtInSchedules(c: EngineConfig): ScheduleDefinition[] {
   const base = BASE;
   const pad = (n: number) => String(n).padStart(2, '0');
   return [
     { ...base, name: 'collect-symbols', job: 'collect-symbols', trigger: { kind: 'times', times: [c.symbolsScheduleTime] }, timezone: c.timezone },
     // Prices of the day's symbols: at its time at the earliest, once collect-symbols' run of the day has completed.
-    { ...base, name: 'collect-prices', job: 'collect-prices', trigger: { kind: 'times', times: [c.pricesScheduleTime] }, timezone: c.timezone, after: ['collect-symbols'] },
+    { ...base, name: 'collect-prices', job: 'collect-prices', trigger: { kind: 'times', times: [c.pricesScheduleTime] }, timezone: c.timezone, after: afterOf('collect-prices') },
     {
       ...base,
       name: 'daily-candles',

@@ -3,6 +3,7 @@ import { backupDatabase, backupFields, type BackupResult } from '@wombat/core/ba
 import { ConfigError, databaseFields, loadConfig, serializeError, ValidationError, type Logger } from '@wombat/core/platform';
 import { aliasList, checkJobParams, type Exchange, isJobType, JOB_TYPES, type JobParams, type JobType, resolveJobName, unknownJobMessage } from '@wombat/core/jobs';
 import { recordCliRunEnd, recordCliRunProgress, recordCliRunStart } from '@wombat/core/runs';
+import { DAILY_PIPELINE, dependencyOrder } from '@wombat/core/schedules';
 import type { JobContext, JobHandler } from '@wombat/worker';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
@@ -10,8 +11,11 @@ import { EXIT, usage, type CliContext, type Act } from '../context.ts';
 import { duration, errorMessage, json } from '../output.ts';
 import { parseJsonOption } from './schedule-input.ts';
 
-/** The daily pipeline of `wombat run full`, in order; steps whose job type this version lacks are left out. */
-export const FULL_PIPELINE = ['collect-symbols', 'collect-prices', 'crawl-prices', 'collect-posts'];
+/**
+ * The daily pipeline of `wombat run full`: the built-in schedules' dependency graph in
+ * order (each step after what it waits for); steps whose job type this version lacks are left out.
+ */
+export const FULL_PIPELINE = dependencyOrder(DAILY_PIPELINE);
 
 const PROGRESS_WRITE_MS = 1000;
 

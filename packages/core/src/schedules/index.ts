@@ -12,5 +12,6 @@ export * from './schema.ts';
 export * from './validate.ts';
 export * from './catch-up.ts';
 export * from './dependency-period.ts';
+export * from './dependency-graph.ts';
 export * from './store.ts';
 export * from './engines.ts';
