@@ -12,6 +12,7 @@ import { healthRoutes } from './routes/health.ts';
 import { metaRoutes } from './routes/meta.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { runRoutes } from './routes/runs.ts';
+import { scheduleGraphRoutes } from './routes/schedule-graph.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { statusRoutes } from './routes/status.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -133,6 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   runRoutes(app, deps);
   deadLetterRoutes(app, deps);
   scheduleRoutes(app, deps);
+  scheduleGraphRoutes(app, deps);
   uiRoutes(app, deps);
   metaRoutes(app);
   alertRoutes(app, deps);
