@@ -43,7 +43,8 @@ export function layoutGraph(nodes, edges) {
 
 /** Next columns: a curve from side to side; further: an arc over the boxes in between, top to top. */
 function edgePath(a, b) {
-  if (b.x - a.x <= W + COL_GAP) return `M ${a.x + W} ${a.y + H / 2} C ${a.x + W + COL_GAP / 2} ${a.y + H / 2}, ${b.x - COL_GAP / 2} ${b.y + H / 2}, ${b.x} ${b.y + H / 2}`;
+  const [ay, by] = [a.y + H / 2, b.y + H / 2];
+  if (b.x - a.x <= W + COL_GAP) return `M ${a.x + W} ${ay} C ${a.x + W + COL_GAP / 2} ${ay}, ${b.x - COL_GAP / 2} ${by}, ${b.x} ${by}`;
   const lift = Math.min(a.y, b.y) - TOP + 6;
   return `M ${a.x + W / 2} ${a.y} C ${a.x + W / 2} ${a.y - lift - 20}, ${b.x + W / 2} ${b.y - lift - 20}, ${b.x + W / 2} ${b.y}`;
 }

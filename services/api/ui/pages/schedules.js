@@ -140,11 +140,15 @@ function ScheduleForm({ initial, meta, onDone, onCancel }) {
     <div><select id="f-missed" name="missed" value=${f.missed} onInput=${set('missed')}>${options(meta.missed_policies)}</select>${fieldError('missed')}</div>
     <label for="f-after">Waits for</label>
     <div>
-      <input id="f-after" name="after" value=${f.after} onInput=${set('after')} placeholder="schedules whose runs of the same period must complete first, e.g. collect-symbols" />
+      <input id="f-after" name="after" value=${f.after} onInput=${set('after')}
+        placeholder="schedules whose runs of the same period must complete first, e.g. collect-symbols" />
       ${fieldError('after')}
     </div>
     <label for="f-wait-for">At most</label>
-    <div><input id="f-wait-for" name="wait_for" value=${f.wait_for} onInput=${set('wait_for')} placeholder="seconds or 90m, 1h" style="max-width: 10rem" />${fieldError('wait_for')}</div>
+    <div>
+      <input id="f-wait-for" name="wait_for" value=${f.wait_for} onInput=${set('wait_for')} placeholder="seconds or 90m, 1h" style="max-width: 10rem" />
+      ${fieldError('wait_for')}
+    </div>
     <label>Next runs</label>
     <div data-testid="preview">
       ${preview === null && html`<span class="note">…</span>`}
