@@ -150,3 +150,25 @@ t.test('trigger --force releases the waiting run instead of starting a second on
   t.not(plain, id, 'a manual trigger without --force runs now, without waiting for prerequisites');
   t.equal((await runOf(plain!)).state, 'queued');
 });
+
+t.test('a prerequisite skipped for want of its own prerequisites fails the chain at once', async (t) => {
+  const { a, b } = await pair();
+  const id = await waitingRun(b);
+  const skipped = await prerequisiteRun(a, 'skipped');
+  await sql`update wombat.runs set reason = 'dependency_timeout: pre waited 600s (wait_for) for x' where id = ${skipped}`.execute(db);
+  t.match(await releaseWaitingRuns(db, boss, clock('00:03:00')), [{ id, state: 'skipped', code: 'dependency_failed', prerequisite: a.name }]);
+  t.match((await runOf(id)).reason, /which ended skipped for this period/);
+});
+
+t.test('runs still waiting at the front do not hide later ones: every page is looked at', async (t) => {
+  const blocked = await pair();
+  for (let i = 0; i < 5; i++) {
+    await recordOccurrences(db, [{ id: randomUUID(), schedule_id: blocked.b.id, job: 'canary', scheduled_for: new Date(at('00:02:00').getTime() - (i + 1) * 1000).toISOString(), state: 'waiting', reason: 'x', params: {} }]);
+  }
+  const ready = await pair();
+  const id = await waitingRun(ready.b);
+  await prerequisiteRun(ready.a, 'completed');
+  // Pages of two: the five blocked runs come first (earlier scheduled_for).
+  t.match(await releaseWaitingRuns(db, boss, clock('00:03:00'), 2), [{ id, state: 'queued' }]);
+  await sql`update wombat.runs set state = 'cancelled' where schedule_id = ${blocked.b.id}`.execute(db);
+});

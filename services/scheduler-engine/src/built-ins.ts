@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { type Logger } from '@wombat/core/platform';
+import { type Logger, SQLSTATE, sqlState } from '@wombat/core/platform';
 import { DAILY_PIPELINE, deleteBuiltInSchedule, insertScheduleIfAbsent, SCHEDULE_DEFAULTS, type ScheduleDefinition, upsertBuiltInSchedule } from '@wombat/core/schedules';
 import { type CoreTables } from '@wombat/core/tables';
 import type { EngineConfig } from './config.ts';
@@ -106,7 +106,13 @@ export async function seedBuiltIns(db: Kysely<CoreTables>, log: Logger, builtIns
   for (const def of builtIns) await upsertBuiltInSchedule(db, def);
   for (const def of defaults) if (await insertScheduleIfAbsent(db, def)) log.info({ schedule: def.name }, `schedule ${def.name} created (an ordinary schedule: edit, pause or delete it as you like)`);
   for (const off of disabled) {
-    const removed = await deleteBuiltInSchedule(db, off.name);
-    log.info({ schedule: off.name, removed }, `built-in schedule ${off.name} is off: ${off.reason}`);
+    try {
+      const removed = await deleteBuiltInSchedule(db, off.name);
+      log.info({ schedule: off.name, removed }, `built-in schedule ${off.name} is off: ${off.reason}`);
+    } catch (err) {
+      // Schedules wait for it (after): it stays, and so do they, until an operator changes them.
+      if (sqlState(err) !== SQLSTATE.checkViolation) throw err;
+      log.warn({ schedule: off.name, err }, `built-in schedule ${off.name} is off (${off.reason}) but kept: ${(err as Error).message}`);
+    }
   }
 }

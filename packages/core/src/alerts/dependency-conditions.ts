@@ -15,7 +15,7 @@ export async function dependencySkips(db: Db, o: { alertLookbackHours: number; l
     select distinct on (r.schedule_id) r.schedule_id, s.name, s.after, r.reason, r.scheduled_for,
            count(*) over (partition by r.schedule_id)::int as n
     from wombat.runs r join wombat.schedules s on s.id = r.schedule_id
-    where r.state = 'skipped' and (r.reason like 'dependency\_failed:%' or r.reason like 'dependency\_timeout:%')
+    where r.state = 'skipped' and (starts_with(r.reason, 'dependency_failed:') or starts_with(r.reason, 'dependency_timeout:'))
       and r.created_at > now() - make_interval(hours => ${o.alertLookbackHours})
       and not exists (select 1 from wombat.runs c where c.schedule_id = r.schedule_id and c.state = 'completed' and c.scheduled_for > r.scheduled_for)
     order by r.schedule_id, r.scheduled_for desc`.execute(db);

@@ -35,12 +35,14 @@ const MAX_REQUEUE_HOPS = 10;
 /**
  * Where a prerequisite stands for one period: the latest of its runs scheduled in
  * the period decides (fan-out children and unrun occurrences, skipped or missed,
- * are passed over). A failed run requeued is followed to its requeue.
+ * are passed over, except a run skipped waiting for its own prerequisites: that
+ * fails the chain). A failed run requeued is followed to its requeue.
  */
 async function prerequisiteVerdict(trx: Transaction<RunTables>, prerequisiteId: number, from: Date, to: Date): Promise<Verdict> {
   const latest = await sql<{ id: string; state: string; requeued_as: string | null }>`
     select id, state, requeued_as from wombat.runs
-    where schedule_id = ${prerequisiteId} and parent_id is null and state not in ('skipped', 'missed')
+    where schedule_id = ${prerequisiteId} and parent_id is null
+      and (state not in ('skipped', 'missed') or starts_with(reason, 'dependency_'))
       and scheduled_for between ${from.toISOString()}::timestamptz and ${to.toISOString()}::timestamptz
     order by scheduled_for desc, created_at desc limit 1`.execute(trx);
   let run = latest.rows[0];
@@ -52,7 +54,8 @@ async function prerequisiteVerdict(trx: Transaction<RunTables>, prerequisiteId: 
   }
   if (!run) return { state: 'pending' };
   if (run.state === 'completed') return { state: 'completed' };
-  if (run.state === 'failed' || run.state === 'cancelled') return { state: 'failed', runId: run.id, ended: run.state };
+  // A prerequisite skipped for want of its own prerequisites fails the chain at once.
+  if (run.state === 'failed' || run.state === 'cancelled' || run.state === 'skipped') return { state: 'failed', runId: run.id, ended: run.state };
   return { state: 'pending' };
 }
 
@@ -73,12 +76,42 @@ async function prerequisiteVerdict(trx: Transaction<RunTables>, prerequisiteId: 
  * SHARE, and waiting rows are locked skip locked, so several engines release each
  * run once. `now` is the engine's clock, for the window.
  */
-export async function releaseWaitingRuns(db: Kysely<RunTables>, boss: PgBoss, now: Date, limit = 100): Promise<WaitingRunOutcome[]> {
+export async function releaseWaitingRuns(db: Kysely<RunTables>, boss: PgBoss, now: Date, pageSize = 100): Promise<WaitingRunOutcome[]> {
+  const out: WaitingRunOutcome[] = [];
+  // Page after page (a transaction each), so that runs still waiting at the front never hide later ones.
+  let after: Cursor | undefined;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const r = await releasePage(db, boss, now, pageSize, after);
+    out.push(...r.outcomes);
+    if (!r.last) break;
+    after = r.last;
+  }
+  return out;
+}
+
+/** Waiting runs looked at per call: MAX_PAGES pages; the rest wait for the next round. */
+const MAX_PAGES = 50;
+
+interface Cursor {
+  scheduledFor: Date;
+  id: string;
+}
+
+async function releasePage(
+  db: Kysely<RunTables>,
+  boss: PgBoss,
+  now: Date,
+  limit: number,
+  after: Cursor | undefined,
+): Promise<{ outcomes: WaitingRunOutcome[]; last?: Cursor }> {
   return db.transaction().execute(async (trx) => {
+    const from = after ? sql`and (scheduled_for, id) > (${after.scheduledFor.toISOString()}::timestamptz, ${after.id}::uuid)` : sql``;
     const waiting = await sql<{ id: string; schedule_id: number; scheduled_for: Date }>`
-      select id, schedule_id, scheduled_for from wombat.runs where state = 'waiting'
-      order by scheduled_for limit ${limit} for update skip locked`.execute(trx);
-    if (waiting.rows.length === 0) return [];
+      select id, schedule_id, scheduled_for from wombat.runs where state = 'waiting' ${from}
+      order by scheduled_for, id limit ${limit} for update skip locked`.execute(trx);
+    if (waiting.rows.length === 0) return { outcomes: [] };
+    const tail = waiting.rows.at(-1)!;
+    const last = waiting.rows.length === limit ? { scheduledFor: new Date(tail.scheduled_for), id: tail.id } : undefined;
     const ids = [...new Set(waiting.rows.map((r) => Number(r.schedule_id)))];
     const tables = trx.withTables<SchedulerTables>();
     const own = await tables.selectFrom('wombat.schedules').selectAll().where('id', 'in', ids).forShare().execute();
@@ -133,7 +166,7 @@ export async function releaseWaitingRuns(db: Kysely<RunTables>, boss: PgBoss, no
       }
       out.push(await release(trx, boss, r.id, s, at));
     }
-    return out;
+    return { outcomes: out, ...(last ? { last } : {}) };
   });
 }
 
