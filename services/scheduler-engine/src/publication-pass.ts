@@ -48,6 +48,8 @@ export interface PublicationPassDeps {
   };
   /** Re-reads schedules a transaction found changed since this engine read them. */
   reread(ids: number[]): Promise<void>;
+  /** Told when a batch recorded runs waiting for their prerequisites (they may be released at once). */
+  onWaiting(): void;
 }
 
 export interface PublicationPass {
@@ -209,6 +211,7 @@ export function createPublicationPass(deps: PublicationPassDeps): PublicationPas
     }
     const missed = published.filter((p) => p.state === 'missed').length;
     if (missed > 0) log.warn({ missed }, 'recorded missed occurrences');
+    if (published.some((p) => p.state === 'waiting')) deps.onWaiting();
     const skipped = published.filter((p) => p.state === 'skipped').length;
     if (skipped > 0) log.info({ skipped }, 'recorded skipped occurrences (overlap)');
     deps.hooks.onPublished?.(published, committedAtMs);

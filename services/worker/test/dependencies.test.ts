@@ -34,8 +34,8 @@ const options: EngineOptions = {
   runRetentionDays: 90,
 };
 
-async function startEngine(t: Test, clock?: () => number): Promise<Engine> {
-  const engine = createEngine({ db: tdb.db, sql: tdb.sql, boss, log: tdb.log, options, ...(clock ? { clock } : {}) });
+async function startEngine(t: Test, clock?: () => number, opts: Partial<EngineOptions> = {}): Promise<Engine> {
+  const engine = createEngine({ db: tdb.db, sql: tdb.sql, boss, log: tdb.log, options: { ...options, ...opts }, ...(clock ? { clock } : {}) });
   t.teardown(() => engine.stop());
   await engine.start();
   return engine;
@@ -43,17 +43,18 @@ async function startEngine(t: Test, clock?: () => number): Promise<Engine> {
 
 let n = 0;
 /** A and B (after A) at the same second of the day, `leadMs` from now, in UTC. */
-async function pair(a: object, b: object, leadMs = 2_500): Promise<{ a: Schedule; b: Schedule; atMs: number }> {
+async function pair(a: object, b: object, leadMs = 2_500, bLaterMs = 0): Promise<{ a: Schedule; b: Schedule; atMs: number }> {
   n++;
   const atMs = Math.ceil((Date.now() + leadMs) / 1000) * 1000;
   const time = new Date(atMs).toISOString().slice(11, 19);
+  const bTime = new Date(atMs + bLaterMs).toISOString().slice(11, 19);
   const def = (input: object) => {
     const r = validateScheduleInput(input);
     if (!r.ok) throw new Error(r.problems.join('; '));
     return r.value;
   };
   const sa = await insertSchedule(tdb.db, def({ name: `prerequisite-${n}`, job: 'canary', times: [time], ...a }));
-  const sb = await insertSchedule(tdb.db, def({ name: `dependent-${n}`, job: 'canary', times: [time], after: [sa.name], ...b }));
+  const sb = await insertSchedule(tdb.db, def({ name: `dependent-${n}`, job: 'canary', times: [bTime], after: [sa.name], ...b }));
   return { a: sa, b: sb, atMs };
 }
 
@@ -139,4 +140,16 @@ t.test('A completing while every engine is down (past wait_for) releases B when 
   t.equal(bRun!.id, waiting!.id, 'released, not timed out: completion is judged before the window');
   const jobs = await sql<{ n: number }>`select count(*)::int as n from pgboss.job where id = ${bRun!.id}`.execute(tdb.db);
   t.equal(jobs.rows[0]!.n, 1);
+});
+
+t.test('with A already complete when B falls due, B is released right after its publication, not at the next round', async (t) => {
+  const { a, b, atMs } = await pair({}, {}, 2_500, 3_000);
+  // A release round only once a minute: what releases B here is the pass that recorded it waiting.
+  await startEngine(t, undefined, { heldRunCheckMs: 60_000 });
+  await one(a, 'completed');
+  const [bRun] = await one(b, 'completed');
+  t.equal(bRun?.state, 'completed');
+  t.ok(bRun?.published_at, 'published');
+  const published = new Date(bRun!.published_at!).getTime();
+  t.ok(published - (atMs + 3_000) < 2_000, `published ${published - (atMs + 3_000)} ms after its occurrence`);
 });
