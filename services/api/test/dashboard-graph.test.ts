@@ -1,25 +1,15 @@
-import { existsSync, mkdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { repoRoot } from '@wombat/core/platform';
-import { chromium, type Browser } from 'playwright-core';
 import t from 'tap';
 import type { RunState } from '@wombat/core/runs';
+import { artifacts, launchBrowser } from './browser.ts';
 import { ADMIN_TOKEN, startTestApi } from './helpers.ts';
 
 /**
  * The schedules' dependency graph: GET /api/schedules/graph, its drawing on the
  * schedules page, and what a waiting run waits for on its page, in a real browser.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-if (!existsSync(CHROMIUM)) {
-  t.fail(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); .ci/run does it when it is missing`);
-  process.exit(1);
-}
-
-const artifacts = path.join(repoRoot, '.wombat', 'artifacts', 'dashboard');
-mkdirSync(artifacts, { recursive: true });
-
+const browser = await launchBrowser(t);
 const api = await startTestApi(t, { auth: { reads: 'token' } });
 const db = api.database.db;
 
@@ -77,8 +67,6 @@ t.test('the api answers after and wait_for, refuses a cycle and lists the graph'
 });
 
 t.test('the schedules page draws the graph; a waiting run says what it waits for', async (t) => {
-  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
-  t.teardown(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
