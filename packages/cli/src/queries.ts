@@ -12,7 +12,7 @@ type Db = Kysely<CoreTables>;
 
 export interface QueueStats {
   job: string;
-  /** held + queued + retrying: published (or held) and not yet running. */
+  /** waiting (for prerequisites) + held + queued + retrying: published (or held back) and not yet running. */
   waiting: number;
   running: number;
   completed: number;
