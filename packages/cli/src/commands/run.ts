@@ -17,6 +17,8 @@ import { parseJsonOption } from './schedule-input.ts';
  */
 export const FULL_PIPELINE = dependencyOrder(DAILY_PIPELINE);
 
+const prerequisitesOf = (job: string): readonly string[] => DAILY_PIPELINE.find((n) => n.name === job)?.after ?? [];
+
 const PROGRESS_WRITE_MS = 1000;
 
 interface Runner {
@@ -162,7 +164,8 @@ export function registerRun(program: Command, act: Act): void {
     .addHelpText('after', `
 <job> is a job type (${JOB_TYPES.join(', ')}), a name of the older setup (${aliasList()})
 or "full": ${FULL_PIPELINE.join(', then ')} (the steps this version has), each recorded as its own run;
-a failed step does not stop the next ones.
+a failed step does not stop the next ones, except those that wait for it (collect-prices for collect-symbols),
+which are skipped as the engine skips a waiting run (dependency_failed).
 collect-prices collects its series here, one after the other, instead of fanning out to workers.
 Needs the collector environment (DATA_ROOT, UPBIT_BASE_URL, KIS_*). Ctrl-C stops the job; its run ends cancelled.
 Exit: 0 when every run completed, 1 when one failed, 130 when interrupted.`)
@@ -177,7 +180,7 @@ Exit: 0 when every run completed, 1 when one failed, 130 when interrupted.`)
           if (!check.ok) throw new ValidationError(check.problems);
         }
         const runner = await openRunner(ctx);
-        const outcomes = [];
+        const outcomes: { job: string; run_id: string | null; state: string; [k: string]: unknown }[] = [];
         try {
           for (const job of steps) {
             const off = name === 'full' ? runner.unconfigured[job as JobType] : undefined;
@@ -185,6 +188,14 @@ Exit: 0 when every run completed, 1 when one failed, 130 when interrupted.`)
               // As the engine leaves the built-in schedule out: an unconfigured crawl is no failure.
               outcomes.push({ job, run_id: null, state: 'skipped', reason: off });
               if (!ctx.opts.json) ctx.out(`${job}: skipped (${off})`);
+              continue;
+            }
+            // As the engine's waiting run: a step whose prerequisite did not complete here is skipped.
+            const unmet = name === 'full' ? prerequisitesOf(job).filter((p) => outcomes.find((o) => o.job === p)?.state !== 'completed') : [];
+            if (unmet.length > 0) {
+              const reason = `dependency_failed: ${job} waits for ${unmet.join(', ')}, which did not complete`;
+              outcomes.push({ job, run_id: null, state: 'skipped', reason });
+              if (!ctx.opts.json) ctx.out(`${job}: skipped (${reason})`);
               continue;
             }
             const o = await runHere(ctx, runner, job as JobType, params);
