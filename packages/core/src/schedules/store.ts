@@ -3,6 +3,7 @@ import type { JobType } from '../jobs/contracts.ts';
 import { AppError, SQLSTATE, sqlState, ValidationError } from '../platform/errors.ts';
 import type { SchedulerTables, ScheduleRow } from './tables.ts';
 import type { MissedPolicy, OverlapPolicy, Schedule, ScheduleDefinition, SchedulePatch, ScheduleStatus, ScheduleTrigger } from './types.ts';
+import { SCHEDULE_DEFAULTS } from './schema.ts';
 import { mergeSchedulePatch } from './validate.ts';
 
 /**
@@ -45,7 +46,7 @@ export function rowToSchedule(r: ScheduleRow): Schedule {
     lastRunAt: r.last_run_at ? new Date(r.last_run_at) : null,
     lastRunId: r.last_run_id,
     after: r.after ?? [],
-    waitForSeconds: r.wait_for_seconds ?? 3600,
+    waitForSeconds: r.wait_for_seconds ?? SCHEDULE_DEFAULTS.waitForSeconds,
   };
 }
 
