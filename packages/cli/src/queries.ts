@@ -12,7 +12,7 @@ type Db = Kysely<CoreTables>;
 
 export interface QueueStats {
   job: string;
-  /** held + queued + retrying: published (or held) and not yet running. */
+  /** waiting (for prerequisites) + held + queued + retrying: published (or held back) and not yet running. */
   waiting: number;
   running: number;
   completed: number;
@@ -25,7 +25,7 @@ export interface QueueStats {
 export async function queueStats(db: Db, windowMinutes: number): Promise<QueueStats[]> {
   const active = await sql<{ job: string; state: string; n: number }>`
     select job, state, count(*)::int as n from wombat.runs
-     where state in ('held', 'queued', 'running', 'retrying') group by job, state`.execute(db);
+     where state in ('waiting', 'held', 'queued', 'running', 'retrying') group by job, state`.execute(db);
   const done = await sql<{ job: string; state: string; n: number }>`
     select job, state, count(*)::int as n from wombat.runs
      where finished_at > now() - make_interval(mins => ${windowMinutes}) and state in ('completed', 'failed')

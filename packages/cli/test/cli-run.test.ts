@@ -85,6 +85,17 @@ t.test('run full runs the daily pipeline in order, each step its own cli run', a
   t.equal((await wombat(['run', 'full', '--params', '{}'], env)).code, 2);
 });
 
+t.test('run full skips a step whose prerequisite failed, as the engine skips a waiting run', async (t) => {
+  fake.upbit.inject('500', 10_000);
+  t.teardown(() => fake.upbit.clearFaults());
+  const full = await wombat(['run', 'full', '--json'], env);
+  t.equal(full.code, 1, 'a failed step fails the command');
+  t.match(full.json.runs.slice(0, 2), [
+    { job: 'collect-symbols', state: 'failed', run_id: String },
+    { job: 'collect-prices', state: 'skipped', run_id: null, reason: 'dependency_failed: collect-prices waits for collect-symbols, which did not complete' },
+  ]);
+});
+
 t.test('help, usage errors, configuration and an unreachable database have their exit codes', async (t) => {
   // npm ci links the bin into node_modules/.bin, where npx and npm scripts find it.
   t.equal(realpathSync(path.join(repoRoot, 'node_modules', '.bin', 'wombat')), realpathSync(bin), 'npx wombat runs this executable');

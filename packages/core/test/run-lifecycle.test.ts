@@ -16,7 +16,7 @@ t.test('the database constraints list exactly the run states and triggers of RUN
   const tdb = await createTestDatabase(t);
   t.same(await checkValues(tdb, 'runs_state_check'), [...RUN_STATES]);
   t.same(await checkValues(tdb, 'runs_trigger_check'), [...RUN_TRIGGERS]);
-  t.same([...ACTIVE_RUN_STATES], ['held', 'queued', 'running', 'retrying']);
+  t.same([...ACTIVE_RUN_STATES], ['waiting', 'held', 'queued', 'running', 'retrying']);
   const index = await sql<{ def: string }>`select indexdef as def from pg_indexes where schemaname = 'wombat' and indexname = 'runs_active'`.execute(tdb.db);
   t.same([...index.rows[0]!.def.matchAll(/'([a-z_-]+)'::text/g)].map((m) => m[1]), [...ACTIVE_RUN_STATES], 'the active-runs index covers the active states');
 });

@@ -13,6 +13,7 @@ import { metaRoutes } from './routes/meta.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { runRoutes } from './routes/runs.ts';
 import { backfillRoutes } from './routes/backfill.ts';
+import { scheduleGraphRoutes } from './routes/schedule-graph.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { statusRoutes } from './routes/status.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -135,6 +136,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   deadLetterRoutes(app, deps);
   scheduleRoutes(app, deps);
   backfillRoutes(app, deps);
+  scheduleGraphRoutes(app, deps);
   uiRoutes(app, deps);
   metaRoutes(app);
   alertRoutes(app, deps);

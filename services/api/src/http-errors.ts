@@ -30,6 +30,7 @@ const statusByCode: Record<string, number> = {
   backfill_not_paused: 409,
   backfill_not_requeued: 409,
   run_finished: 409,
+  schedule_in_use: 409,
   database_unavailable: 503,
 };
 

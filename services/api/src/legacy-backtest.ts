@@ -193,7 +193,7 @@ export type LegacyStatus = 'queued' | 'running' | 'completed' | 'failed';
  */
 export function legacyStatus(state: RunState): LegacyStatus {
   if (state === 'running' || state === 'completed') return state;
-  if (state === 'held' || state === 'queued' || state === 'retrying') return 'queued';
+  if (state === 'waiting' || state === 'held' || state === 'queued' || state === 'retrying') return 'queued';
   return 'failed';
 }
 

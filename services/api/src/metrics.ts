@@ -158,7 +158,7 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
         select name, state::text as state, count(*)::int as n from ${sql(BOSS_SCHEMA)}.job
         where state in ('created', 'retry', 'active') group by name, state`,
       sql<{ job: string; state: string; n: number }[]>`
-        select job, state, count(*)::int as n from wombat.runs where state in ('held', 'queued', 'running', 'retrying') group by job, state`,
+        select job, state, count(*)::int as n from wombat.runs where state in ('waiting', 'held', 'queued', 'running', 'retrying') group by job, state`,
       sql<{ job: string; state: string; n: number; avg_s: number | null }[]>`
         select job, state, count(*)::int as n, avg(extract(epoch from finished_at - started_at))::float8 as avg_s from wombat.runs
         where state in ('completed', 'failed', 'cancelled') and finished_at > now() - make_interval(secs => ${window})

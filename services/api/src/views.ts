@@ -58,7 +58,11 @@ export const RunSchema = Type.Object({
   schedule_id: Type.Union([Type.Integer(), Type.Null()]),
   parent_id: Type.Union([Type.String(), Type.Null()]),
   state: RunStateSchema,
-  reason: Type.Union([Type.String(), Type.Null()]),
+  reason: Type.Union([Type.String(), Type.Null()], {
+    description:
+      'why the run has no job yet or ended without running: a waiting run names the schedules it waits for (after); a skipped one that waited ' +
+      'begins "dependency_failed:" (a prerequisite failed for good) or "dependency_timeout:" (not completed within wait_for) and names both schedules',
+  }),
   params: Type.Unknown(),
   progress: Type.Number(),
   progress_message: Type.Union([Type.String(), Type.Null()]),

@@ -1,11 +1,12 @@
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '@wombat/core/platform';
 import { JOB_TYPES } from '@wombat/core/jobs';
 import { publishRun, RUN_STATES, RUN_TRIGGERS } from '@wombat/core/runs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
+import { artifacts, launchBrowser } from './browser.ts';
 import { ADMIN_TOKEN, READ_TOKEN, serviceStarter, startTestApi, unknownMarketUpbit } from './helpers.ts';
 
 /**
@@ -13,26 +14,13 @@ import { ADMIN_TOKEN, READ_TOKEN, serviceStarter, startTestApi, unknownMarketUpb
  * api in process, the real scheduler-engine and worker as child processes.
  * Screenshots of the main pages are kept under .wombat/artifacts/dashboard.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-if (!existsSync(CHROMIUM)) {
-  t.fail(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); .ci/run does it when it is missing`);
-  process.exit(1);
-}
-const artifacts = path.join(repoRoot, '.wombat', 'artifacts', 'dashboard');
-mkdirSync(artifacts, { recursive: true });
-
+const browser: Browser = await launchBrowser(t);
 const api = await startTestApi(t, { auth: { reads: 'token' } });
 
 const startService = serviceStarter(t, api.database.url);
 const upbitUrl = await unknownMarketUpbit(t);
 startService('worker', { STORAGE: 'postgres', WORKER_HISTORY_FLUSH_MS: '20', UPBIT_BASE_URL: upbitUrl });
 startService('scheduler-engine', { ENGINE_HEARTBEAT_INTERVAL_MS: '500', ENABLE_SCHEDULER: 'false' });
-
-const browser: Browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-t.teardown(() => browser.close());
 
 // Script errors of every page; each test ends by checking that its pages had none.
 const pageErrors: string[] = [];

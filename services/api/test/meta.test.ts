@@ -13,6 +13,8 @@ t.test('/api/meta lists the run states, triggers, job types and policies as core
   t.same(meta.body.run_states, RUN_STATES);
   t.same(meta.body.finished_run_states, FINISHED_RUN_STATES);
   t.same(meta.body.run_triggers, RUN_TRIGGERS);
+  t.same(meta.body.dependency_skip_reasons, ['dependency_failed', 'dependency_timeout']);
+  t.ok(meta.body.run_states.includes('waiting'));
   t.same(meta.body.job_types, JOB_TYPES);
   t.same(meta.body.overlap_policies, OVERLAP_POLICIES);
   t.same(meta.body.missed_policies, MISSED_POLICIES);

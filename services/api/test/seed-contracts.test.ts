@@ -39,6 +39,8 @@ const daily = await upsertBuiltInSchedule(db, {
   retryBackoff: null,
   status: 'active',
   pausedReason: null,
+  after: [],
+  waitForSeconds: 3600,
 });
 
 t.test('POST /api/scheduler/trigger with no body runs the daily candle collection now', async (t) => {

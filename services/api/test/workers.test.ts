@@ -84,13 +84,15 @@ t.test('each queue shows its fetch loops, batch size and the handlers it may run
   t.same(Object.keys(item.properties.queue_settings.items.properties), ['queue', 'loops', 'batch_size', 'max_running']);
 });
 
-t.test('held and retrying runs are real states in the api, its OpenAPI enum and /metrics', async (t) => {
+t.test('waiting, held and retrying runs are real states in the api, its OpenAPI enum and /metrics', async (t) => {
   const held = randomUUID();
+  const waiting = randomUUID();
   const retrying = randomUUID();
   await db
     .insertInto('wombat.runs')
     .values([
       { id: held, job: 'canary', trigger: 'schedule', state: 'held' },
+      { id: waiting, job: 'canary', trigger: 'schedule', state: 'waiting', reason: 'waits for collect-symbols (after)' },
       { id: retrying, job: 'backtest', trigger: 'task', state: 'retrying', attempts: 1 },
     ])
     .execute();
@@ -99,9 +101,11 @@ t.test('held and retrying runs are real states in the api, its OpenAPI enum and 
   t.same(h.body.runs.map((r: { id: string }) => r.id), [held]);
   const r = await api.call('GET', `/api/tasks/${retrying}`);
   t.equal(r.body.status, 'retrying');
-  const bad = await api.call('GET', '/api/runs?state=waiting');
+  const w = await api.call('GET', '/api/runs?state=waiting');
+  t.same(w.body.runs.map((r: { id: string; reason: string }) => [r.id, r.reason]), [[waiting, 'waits for collect-symbols (after)']]);
+  const bad = await api.call('GET', '/api/runs?state=pending');
   t.equal(bad.status, 400);
-  t.match(bad.body.error.message, /held, queued, running, retrying/);
+  t.match(bad.body.error.message, /waiting, held, queued, running, retrying/);
 
   const doc = await api.call('GET', '/openapi.json');
   const stateParam = doc.body.paths['/api/runs'].get.parameters.find((p: { name: string }) => p.name === 'state');
@@ -110,5 +114,6 @@ t.test('held and retrying runs are real states in the api, its OpenAPI enum and 
 
   const metrics = await api.call('GET', '/metrics');
   t.match(metrics.body, /^wombat_runs_active\{job="canary",state="held"\} 1$/m);
+  t.match(metrics.body, /^wombat_runs_active\{job="canary",state="waiting"\} 1$/m);
   t.match(metrics.body, /^wombat_runs_active\{job="backtest",state="retrying"\} 1$/m);
 });

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
-import { type Logger } from '@wombat/core/platform';
-import { deleteBuiltInSchedule, insertScheduleIfAbsent, SCHEDULE_DEFAULTS, type ScheduleDefinition, upsertBuiltInSchedule } from '@wombat/core/schedules';
+import { type Logger, SQLSTATE, sqlState } from '@wombat/core/platform';
+import { DAILY_PIPELINE, deleteBuiltInSchedule, insertScheduleIfAbsent, SCHEDULE_DEFAULTS, type ScheduleDefinition, upsertBuiltInSchedule } from '@wombat/core/schedules';
 import { type CoreTables } from '@wombat/core/tables';
 import type { EngineConfig } from './config.ts';
 
@@ -24,14 +24,20 @@ const BASE = {
   retryBackoff: null,
   status: 'active',
   pausedReason: null,
+  after: [] as string[],
+  waitForSeconds: SCHEDULE_DEFAULTS.waitForSeconds,
 } as const satisfies Partial<ScheduleDefinition>;
+
+/** What a built-in of the daily collection waits for: DAILY_PIPELINE, which `wombat run full` follows too. */
+const afterOf = (name: string): string[] => [...(DAILY_PIPELINE.find((n) => n.name === name)?.after ?? [])];
 
 export function builtInSchedules(c: EngineConfig): ScheduleDefinition[] {
   const base = BASE;
   const pad = (n: number) => String(n).padStart(2, '0');
   return [
     { ...base, name: 'collect-symbols', job: 'collect-symbols', trigger: { kind: 'times', times: [c.symbolsScheduleTime] }, timezone: c.timezone },
-    { ...base, name: 'collect-prices', job: 'collect-prices', trigger: { kind: 'times', times: [c.pricesScheduleTime] }, timezone: c.timezone },
+    // Prices of the day's symbols: at its time at the earliest, once collect-symbols' run of the day has completed.
+    { ...base, name: 'collect-prices', job: 'collect-prices', trigger: { kind: 'times', times: [c.pricesScheduleTime] }, timezone: c.timezone, after: afterOf('collect-prices') },
     {
       ...base,
       name: 'daily-candles',
@@ -100,7 +106,13 @@ export async function seedBuiltIns(db: Kysely<CoreTables>, log: Logger, builtIns
   for (const def of builtIns) await upsertBuiltInSchedule(db, def);
   for (const def of defaults) if (await insertScheduleIfAbsent(db, def)) log.info({ schedule: def.name }, `schedule ${def.name} created (an ordinary schedule: edit, pause or delete it as you like)`);
   for (const off of disabled) {
-    const removed = await deleteBuiltInSchedule(db, off.name);
-    log.info({ schedule: off.name, removed }, `built-in schedule ${off.name} is off: ${off.reason}`);
+    try {
+      const removed = await deleteBuiltInSchedule(db, off.name);
+      log.info({ schedule: off.name, removed }, `built-in schedule ${off.name} is off: ${off.reason}`);
+    } catch (err) {
+      // Schedules wait for it (after): it stays, and so do they, until an operator changes them.
+      if (sqlState(err) !== SQLSTATE.checkViolation) throw err;
+      log.warn({ schedule: off.name, err }, `built-in schedule ${off.name} is off (${off.reason}) but kept: ${(err as Error).message}`);
+    }
   }
 }

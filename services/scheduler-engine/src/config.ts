@@ -50,7 +50,7 @@ export const engineSchema = {
     min: 10,
     max: 3_600_000,
   }),
-  heldRunCheckMs: int('ENGINE_HELD_RUN_CHECK_MS', 'how often runs held by overlap queue-one are released once the running one ends, and backfills release children into free slots', {
+  heldRunCheckMs: int('ENGINE_HELD_RUN_CHECK_MS', 'how often runs held by overlap queue-one or waiting for their prerequisites (after) are checked and released, and backfills release children into free slots', {
     default: 1_000,
     min: 50,
     max: 600_000,

@@ -93,10 +93,11 @@ export function createEngine(deps: EngineDeps): Engine {
   const schedules = createScheduleSet(log);
   const lastRuns = createLastRunWriter(db, log);
   const loops = createLoopSupervisor({ log, stallMs: o.loopStallExitMs ?? 0, onStall: (info) => deps.onStall?.(info), ...(deps.probe ? { probe: deps.probe } : {}) });
-  const pass = createPublicationPass({ db, sql: deps.sql, boss, log, mode, clock, schedules, lastRuns, loops, options: o, hooks: deps, reread: (ids) => mirror.reread(ids) });
+  const pass = createPublicationPass({ db, sql: deps.sql, boss, log, mode, clock, schedules, lastRuns, loops, options: o, hooks: deps, reread: (ids) => mirror.reread(ids), onWaiting: () => housekeeping?.releaseWaitingNow() });
   const mirror = createScheduleMirror({ db, listenSql: deps.listenSql ?? deps.sql, log, schedules, enabled: o.enabled, following, onChange: () => pass.arm() });
   let starting: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
+  let housekeeping: ReturnType<typeof startHousekeeping> | undefined;
 
   async function startUp(): Promise<void> {
     mode.setMode('starting');
@@ -108,7 +109,7 @@ export function createEngine(deps: EngineDeps): Engine {
     await mirror.reconcile();
     await mirror.listen();
     if (!following()) return mirror.stop(STOP_STEP_MS);
-    startHousekeeping({ db, boss, log, loops, options: o, clock, mirror, schedules, lastRuns, following, ...(deps.onRunsLost ? { onRunsLost: deps.onRunsLost } : {}) });
+    housekeeping = startHousekeeping({ db, boss, log, loops, options: o, clock, mirror, schedules, lastRuns, following, ...(deps.onRunsLost ? { onRunsLost: deps.onRunsLost } : {}) });
     log.info({ engineId: id, enabled: o.enabled, schedules: schedules.slots.size, clockOffsetMs: Math.round(clock.offsetMs()) }, o.enabled ? 'engine started' : 'engine started with the scheduler disabled');
     if (!o.enabled) return;
     for (const slot of schedules.slots.values()) {

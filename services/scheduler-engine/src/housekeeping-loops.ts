@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { type Logger, type LoopSupervisor, type PgBoss } from '@wombat/core/platform';
-import { reconcileRuns, releaseBackfills, releaseHeldRuns } from '@wombat/core/runs';
+import { reconcileRuns, releaseBackfills, releaseHeldRuns, releaseWaitingRuns } from '@wombat/core/runs';
 import { type CoreTables } from '@wombat/core/tables';
 import type { EngineClock } from './clock.ts';
 import { purgeFinishedRuns, type RetentionOptions } from './housekeeping.ts';
@@ -42,7 +42,7 @@ const roundDeadlineMs = (intervalMs: number) => Math.min(Math.max(2 * intervalMs
  * schedule re-read, the heartbeat, held-run release, backfill release, run
  * reconciliation and retention. The supervisor's stop() ends them.
  */
-export function startHousekeeping(deps: HousekeepingDeps): void {
+export function startHousekeeping(deps: HousekeepingDeps): { releaseWaitingNow(): void } {
   const { db, boss, log, options: o, clock } = deps;
   const every = (ms: number, name: string, fn: () => Promise<unknown>) =>
     deps.loops.every(name, ms, () => (deps.following() ? fn() : Promise.resolve()), { roundTimeoutMs: roundDeadlineMs(ms) });
@@ -71,8 +71,23 @@ export function startHousekeeping(deps: HousekeepingDeps): void {
       if (b.state === 'completed' || b.state === 'failed') log.info({ runId: b.id, state: b.state }, 'backfill ended');
     }
   });
+  // Waiting runs (dependencies): released within heldRunCheckMs of their prerequisites' completion,
+  // and at once after a publication that recorded some (their prerequisites may be complete already).
+  // The window is judged by this engine's clock, the one that decides when occurrences are due.
+  const releaseWaiting = async () => {
+    for (const r of await releaseWaitingRuns(db, boss, new Date(clock.now()))) {
+      const fields = { scheduleId: r.scheduleId, schedule: r.schedule, runId: r.id, scheduledFor: r.scheduledFor.toISOString() };
+      if (r.state === 'skipped') log.warn({ ...fields, reason: r.reason, prerequisite: r.prerequisite }, 'waiting run skipped');
+      else log.info({ ...fields, state: r.state }, 'released waiting run: its prerequisites completed');
+    }
+  };
+  every(o.heldRunCheckMs, 'waiting run release', releaseWaiting);
   every(o.runReconcileIntervalMs, 'run reconciliation', runReconciliation(deps));
   every(o.maintenanceIntervalMs, 'retention', () => purgeFinishedRuns(db, o));
+  return {
+    releaseWaitingNow: () =>
+      void deps.loops.round('waiting run release after publication', () => (deps.following() ? releaseWaiting() : Promise.resolve()), { roundTimeoutMs: roundDeadlineMs(o.heldRunCheckMs) }),
+  };
 }
 
 /**

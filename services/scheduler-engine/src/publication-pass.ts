@@ -48,6 +48,8 @@ export interface PublicationPassDeps {
   };
   /** Re-reads schedules a transaction found changed since this engine read them. */
   reread(ids: number[]): Promise<void>;
+  /** Told when a batch recorded runs waiting for their prerequisites (they may be released at once). */
+  onWaiting(): void;
 }
 
 export interface PublicationPass {
@@ -198,17 +200,18 @@ export function createPublicationPass(deps: PublicationPassDeps): PublicationPas
     lastRuns.add(published, new Map(groups.map((g) => [g.slot.s.id, g.slot.s.version])));
     const names = new Map(groups.map((g) => [g.slot.s.id, g.slot.s]));
     for (const p of published) {
-      if (p.state !== 'queued' && p.state !== 'held') continue;
+      if (p.state !== 'queued' && p.state !== 'held' && p.state !== 'waiting') continue;
       const s = names.get(p.scheduleId);
       // A per-second canary would flood the journal at info.
       const level = s?.job === 'canary' ? 'debug' : 'info';
       log[level](
         { schedule: s?.name, scheduleId: p.scheduleId, scheduledFor: p.scheduledFor.toISOString(), runId: p.runId, state: p.state, latenessMs: Math.round(committedAtMs - p.scheduledFor.getTime()) },
-        p.state === 'held' ? 'held (overlap queue-one)' : 'published',
+        p.state === 'held' ? 'held (overlap queue-one)' : p.state === 'waiting' ? 'waiting for its prerequisites' : 'published',
       );
     }
     const missed = published.filter((p) => p.state === 'missed').length;
     if (missed > 0) log.warn({ missed }, 'recorded missed occurrences');
+    if (published.some((p) => p.state === 'waiting')) deps.onWaiting();
     const skipped = published.filter((p) => p.state === 'skipped').length;
     if (skipped > 0) log.info({ skipped }, 'recorded skipped occurrences (overlap)');
     deps.hooks.onPublished?.(published, committedAtMs);

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { fromKysely, type PgBoss } from '@wombat/core/platform';
 import type { JobType } from '@wombat/core/jobs';
 import type { Schedule } from '@wombat/core/schedules';
-import { jobInsertForSchedule, recordOccurrences, type OccurrenceRow } from '@wombat/core/runs';
+import { jobInsertForSchedule, recordOccurrences, waitingReason, type OccurrenceRow } from '@wombat/core/runs';
 import type { CoreTables } from '@wombat/core/tables';
 import { countActiveRuns, lockScheduleVersions, type ActiveCounts } from './statements.ts';
 
@@ -93,6 +93,11 @@ export async function publishBatch(
         row.reason = 'missed: the schedule was edited, paused or deleted before the occurrence was published';
       }
       if (row.state === 'queued') applyOverlap(row, d.schedule, active);
+      // Prerequisites first: releaseWaitingRuns publishes it (or holds it for queue-one) once they have completed.
+      if ((row.state === 'queued' || row.state === 'held') && d.schedule.after.length > 0) {
+        row.state = 'waiting';
+        row.reason = waitingReason(d.schedule);
+      }
       rows.push(row);
       byId.set(row.id, d);
     }

@@ -24,7 +24,7 @@ export async function countActiveRuns(db: Db, scheduleIds: number[]): Promise<Ma
     .selectFrom('wombat.runs')
     .select([
       'schedule_id',
-      sql<number>`count(*) filter (where state in ('held', 'queued'))::int`.as('waiting'),
+      sql<number>`count(*) filter (where state in ('waiting', 'held', 'queued'))::int`.as('waiting'),
       sql<number>`count(*) filter (where state in ('running', 'retrying'))::int`.as('busy'),
     ])
     .where('schedule_id', 'in', scheduleIds)

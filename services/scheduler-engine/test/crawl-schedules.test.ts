@@ -1,11 +1,11 @@
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { createLogger, type Logger } from '@wombat/core/platform';
-import { checkScheduleDefinition, getScheduleByName, setScheduleStatus } from '@wombat/core/schedules';
+import { checkScheduleDefinition, getScheduleByName, insertSchedule, setScheduleStatus } from '@wombat/core/schedules';
 import { triggerSchedule } from '@wombat/core/runs';
 import { createTestDatabase } from '@wombat/core/testing';
 import { builtInSchedules, disabledBuiltIns, engineOptions, loadConfig } from '@wombat/scheduler-engine';
-import { startTestEngine, testBoss } from './helpers.ts';
+import { definition, startTestEngine, testBoss } from './helpers.ts';
 
 function capturingLogger(): { log: Logger; lines: () => Record<string, unknown>[] } {
   const out: string[] = [];
@@ -87,5 +87,26 @@ t.test('the engine creates the crawl schedules, they pause and run now, and an u
   const said = cap.lines().filter((l) => typeof l.msg === 'string' && /built-in schedule (crawl-prices|collect-posts) is off/.test(l.msg as string));
   t.equal(said.length, 2, 'one line per disabled crawl');
   t.match(said.map((l) => l.msg).join('\n'), /crawl-prices is off: PRICE_CRAWL_SOURCES is not set[\s\S]*collect-posts is off: REDDIT_SUBREDDITS is not set/);
+  await engine.stop();
+});
+
+t.test('collect-prices waits for collect-symbols, the crawls for nothing; a crawl turned off that others wait for is kept, saying why', async (t) => {
+  const tdb = await createTestDatabase(t);
+  const boss = await testBoss(t, tdb);
+  const configured = engineOptions(loadConfig({ TZ: 'Asia/Seoul', PRICE_CRAWL_SOURCES: 'sources.yaml' }), { host: 'h', pid: 1 });
+  const first = await startTestEngine(t, tdb, boss, { builtIns: configured.builtIns, disabledBuiltIns: configured.disabledBuiltIns! });
+  const prices = await getScheduleByName(tdb.db, 'collect-prices');
+  t.match(prices, { after: ['collect-symbols'], waitForSeconds: 3600, timezone: 'Asia/Seoul', trigger: { kind: 'times', times: ['00:02'] } }, 'keeping its own time as the earliest');
+  t.same((await getScheduleByName(tdb.db, 'collect-symbols'))?.after, []);
+  t.same((await getScheduleByName(tdb.db, 'crawl-prices'))?.after, []);
+  await insertSchedule(tdb.db, definition({ name: 'after-crawl', job: 'canary', times: ['11:00'], timezone: 'Asia/Seoul', after: ['crawl-prices'] }));
+  await first.stop();
+
+  const cap = capturingLogger();
+  const unconfigured = engineOptions(loadConfig({ TZ: 'Asia/Seoul' }), { host: 'h', pid: 1 });
+  const engine = await startTestEngine(t, { ...tdb, log: cap.log }, boss, { builtIns: unconfigured.builtIns, disabledBuiltIns: unconfigured.disabledBuiltIns! });
+  t.ok(await getScheduleByName(tdb.db, 'crawl-prices'), 'kept: a schedule waits for it');
+  const said = cap.lines().find((l) => typeof l.msg === 'string' && /built-in schedule crawl-prices is off .* but kept/.test(l.msg as string));
+  t.match(said?.msg, /'crawl-prices' is a prerequisite of 'after-crawl'/);
   await engine.stop();
 });

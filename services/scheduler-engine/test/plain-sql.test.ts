@@ -91,3 +91,25 @@ t.test('the README\'s plain SQL examples run as written', async (t) => {
   const rows = await sql<{ name: string; kind: string }>`select name, kind from wombat.schedules where not built_in order by name`.execute(tdb.db);
   t.same(rows.rows, [{ name: 'btc-hourly', kind: 'cron' }, { name: 'canary-5m', kind: 'times' }]);
 });
+
+t.test('a dependency written in plain SQL is followed by the engine; a cycle written in SQL is refused and changes nothing', async (t) => {
+  const tdb = await createTestDatabase(t);
+  const boss = await testBoss(t, tdb);
+  await startTestEngine(t, tdb, boss, { reconcileIntervalMs: 3_600_000 });
+  await sql`insert into wombat.schedules (name, job, every, overlap) values ('sql-a', 'canary', '1s', 'allow'), ('sql-b', 'canary', '1s', 'allow')`.execute(tdb.db);
+  const ids = await sql<{ id: number; name: string }>`select id, name from wombat.schedules where name in ('sql-a', 'sql-b') order by name`.execute(tdb.db);
+  const [a, b] = ids.rows;
+  t.ok(await waitFor(async () => (await runsOf(tdb, b!.id)).some((r) => r.state === 'queued'), 6_000), 'both publish on their own');
+  await sql`update wombat.schedules set after = '{sql-a}' where name = 'sql-b'`.execute(tdb.db);
+  // No worker runs sql-a's jobs here: sql-b's occurrences from now on wait for them.
+  t.ok(await waitFor(async () => (await runsOf(tdb, b!.id)).some((r) => r.state === 'waiting'), 6_000), 'the engine records sql-b waiting without a restart');
+  const waiting = (await runsOf(tdb, b!.id)).find((r) => r.state === 'waiting')!;
+  t.match(waiting.reason, /waits for sql-a \(after\)/);
+
+  const cycle = await sql`update wombat.schedules set after = '{sql-b}' where name = 'sql-a'`.execute(tdb.db).catch((e: unknown) => e);
+  t.match(cycle, { code: '23514', message: /after would make a cycle: 'sql-a' -> 'sql-b' -> 'sql-a'/ });
+  const stored = await sql<{ after: string[]; version: number }>`select after, version from wombat.schedules where id = ${a!.id}`.execute(tdb.db);
+  t.same(stored.rows[0], { after: [], version: 1 }, 'sql-a is as it was');
+  t.ok(await waitFor(async () => (await runsOf(tdb, a!.id)).filter((r) => r.state === 'queued').length >= 3, 6_000), 'and keeps publishing without waiting');
+  t.notOk((await runsOf(tdb, a!.id)).some((r) => r.state === 'waiting'));
+});

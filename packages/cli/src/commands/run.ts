@@ -3,6 +3,7 @@ import { backupDatabase, backupFields, type BackupResult } from '@wombat/core/ba
 import { ConfigError, databaseFields, loadConfig, serializeError, ValidationError, type Logger } from '@wombat/core/platform';
 import { aliasList, checkJobParams, type Exchange, isJobType, JOB_TYPES, type JobParams, type JobType, resolveJobName, unknownJobMessage } from '@wombat/core/jobs';
 import { beatCliRun, CLI_RUN_BEAT_MS, recordCliRunEnd, recordCliRunProgress, recordCliRunStart } from '@wombat/core/runs';
+import { DAILY_PIPELINE, dependencyOrder } from '@wombat/core/schedules';
 import type { JobContext, JobHandler } from '@wombat/worker';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
@@ -10,8 +11,13 @@ import { EXIT, usage, type CliContext, type Act } from '../context.ts';
 import { duration, errorMessage, json } from '../output.ts';
 import { parseJsonOption } from './schedule-input.ts';
 
-/** The daily pipeline of `wombat run full`, in order; steps whose job type this version lacks are left out. */
-export const FULL_PIPELINE = ['collect-symbols', 'collect-prices', 'crawl-prices', 'collect-posts'];
+/**
+ * The daily pipeline of `wombat run full`: the built-in schedules' dependency graph in
+ * order (each step after what it waits for); steps whose job type this version lacks are left out.
+ */
+export const FULL_PIPELINE = dependencyOrder(DAILY_PIPELINE);
+
+const prerequisitesOf = (job: string): readonly string[] => DAILY_PIPELINE.find((n) => n.name === job)?.after ?? [];
 
 const PROGRESS_WRITE_MS = 1000;
 
@@ -161,7 +167,8 @@ export function registerRun(program: Command, act: Act): void {
     .addHelpText('after', `
 <job> is a job type (${JOB_TYPES.join(', ')}), a name of the older setup (${aliasList()})
 or "full": ${FULL_PIPELINE.join(', then ')} (the steps this version has), each recorded as its own run;
-a failed step does not stop the next ones.
+a failed step does not stop the next ones, except those that wait for it (collect-prices for collect-symbols),
+which are skipped as the engine skips a waiting run (dependency_failed).
 collect-prices collects its series here, one after the other, instead of fanning out to workers.
 Needs the collector environment (DATA_ROOT, UPBIT_BASE_URL, KIS_*). Ctrl-C stops the job; its run ends cancelled.
 Exit: 0 when every run completed, 1 when one failed, 130 when interrupted.`)
@@ -176,7 +183,7 @@ Exit: 0 when every run completed, 1 when one failed, 130 when interrupted.`)
           if (!check.ok) throw new ValidationError(check.problems);
         }
         const runner = await openRunner(ctx);
-        const outcomes = [];
+        const outcomes: { job: string; run_id: string | null; state: string; [k: string]: unknown }[] = [];
         try {
           for (const job of steps) {
             const off = name === 'full' ? runner.unconfigured[job as JobType] : undefined;
@@ -184,6 +191,14 @@ Exit: 0 when every run completed, 1 when one failed, 130 when interrupted.`)
               // As the engine leaves the built-in schedule out: an unconfigured crawl is no failure.
               outcomes.push({ job, run_id: null, state: 'skipped', reason: off });
               if (!ctx.opts.json) ctx.out(`${job}: skipped (${off})`);
+              continue;
+            }
+            // As the engine's waiting run: a step whose prerequisite did not complete here is skipped.
+            const unmet = name === 'full' ? prerequisitesOf(job).filter((p) => outcomes.find((o) => o.job === p)?.state !== 'completed') : [];
+            if (unmet.length > 0) {
+              const reason = `dependency_failed: ${job} waits for ${unmet.join(', ')}, which did not complete`;
+              outcomes.push({ job, run_id: null, state: 'skipped', reason });
+              if (!ctx.opts.json) ctx.out(`${job}: skipped (${reason})`);
               continue;
             }
             const o = await runHere(ctx, runner, job as JobType, params);

@@ -41,6 +41,8 @@ export function addDefinitionOptions(cmd: Command): Command {
     .option('--retry-delay-seconds <n>', 'delay between retries (default: the job\'s)')
     .option('--retry-backoff', 'exponential backoff between retries')
     .option('--no-retry-backoff', 'fixed delay between retries')
+    .option('--depends-on <names>', 'field after: schedules, comma-separated, whose runs of the same period must complete first ("" for none)')
+    .option('--wait-for <duration>', 'field wait_for: how long an occurrence waits for them before it ends skipped: seconds or 90m, 1h (default 1h)')
     .option('--paused [reason]', 'save it paused (optionally saying why)')
     .option('--file <path>', 'read the definition from a JSON file in the api\'s shape; flags override its fields');
 }
@@ -62,6 +64,8 @@ export interface DefinitionFlags {
   maxRetries?: string;
   retryDelaySeconds?: string;
   retryBackoff?: boolean;
+  dependsOn?: string;
+  waitFor?: string;
   paused?: boolean | string;
   file?: string;
 }
@@ -112,6 +116,8 @@ export function definitionBody(f: DefinitionFlags): Record<string, unknown> {
   set('max_retries', int(f.maxRetries));
   set('retry_delay_seconds', int(f.retryDelaySeconds));
   set('retry_backoff', f.retryBackoff);
+  set('after', f.dependsOn?.split(',').map((s) => s.trim()).filter(Boolean));
+  set('wait_for', int(f.waitFor));
   if (f.paused !== undefined) {
     body.status = 'paused';
     if (typeof f.paused === 'string') body.paused_reason = f.paused;

@@ -45,6 +45,7 @@ function scheduleLines(s: Schedule): string {
     ['jitter', `${v.jitter_seconds}s`],
     ['timeout', v.timeout_seconds === null ? 'job default' : `${v.timeout_seconds}s`],
     ['retries', v.max_retries === null ? 'job default' : v.max_retries],
+    ['waits for', v.after.length === 0 ? null : `${v.after.join(', ')} (at most ${v.wait_for}s)`],
     ['next run', shortTime(nextRunOf(s, new Date()))],
     ['last run', v.last_run_at === null ? null : `${shortTime(v.last_run_at)} (${v.last_run_id})`],
     ['version', v.version],

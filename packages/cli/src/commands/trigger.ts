@@ -14,10 +14,12 @@ export function registerTrigger(program: Command, act: Act): void {
     .command('trigger <target>')
     .description('run a schedule (by id or name) or a job type now through the queue; prints the run id')
     .option('--params <json>', 'job parameters as JSON; for a schedule they replace the schedule\'s')
+    .option('--force', 'for a schedule with prerequisites (after): release its run waiting for them now, instead of starting a second one; without a waiting run, run it now as usual')
     .option('--job', 'read <target> as a job type (or a name of the older setup) even if a schedule has that name')
     .option('--wait', 'follow the run (a progress bar on a terminal), and a fan-out\'s children (collect-prices) until each has finished; exit 0 when it and every child completed, 1 otherwise')
     .addHelpText('after', `
-A schedule runs with trigger "manual", paused or not, whether or not the scheduler is enabled.
+A schedule runs with trigger "manual", paused or not, whether or not the scheduler is enabled,
+and without waiting for its prerequisites (after); --force releases a run already waiting for them.
 <target> is a schedule's id or name, or else a job type (${JOB_TYPES.join(', ')}) or a name of the
 older setup (${aliasList()}); a name of the older setup runs the built-in schedule of its job
 when there is one, as the job type's own name does.
@@ -25,7 +27,7 @@ Examples:
   wombat trigger daily-candles --wait
   wombat trigger fetch-candles --params '{"exchange":"upbit","symbol":"KRW-BTC","timeframe":"1D"}'`)
     .action(
-      act(async (ctx, target: string, opts: { params?: string; job?: boolean; wait?: boolean }) => {
+      act(async (ctx, target: string, opts: { params?: string; job?: boolean; wait?: boolean; force?: boolean }) => {
         const params = opts.params === undefined ? undefined : parseJsonOption('--params', opts.params, '\'{"exchanges":["upbit"]}\'');
         const { db } = await ctx.database();
         const job = resolveJobName(target);
@@ -38,7 +40,7 @@ Examples:
             : ((await getScheduleByName(db, target)) ?? (job !== undefined && job !== target ? await getScheduleByName(db, job) : null));
         let runId: string;
         if (schedule) {
-          runId = (await triggerSchedule(db, await ctx.boss(), schedule.id, params === undefined ? {} : { params }))!;
+          runId = (await triggerSchedule(db, await ctx.boss(), schedule.id, { ...(params === undefined ? {} : { params }), ...(opts.force ? { force: true } : {}) }))!;
         } else if (job !== undefined) {
           const check = checkJobParams(job, params ?? {});
           if (!check.ok) throw new ValidationError(check.problems);

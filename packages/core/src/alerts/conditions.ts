@@ -4,6 +4,7 @@ import { nextOccurrences } from '../schedules/occurrences.ts';
 import type { ScheduleTrigger } from '../schedules/types.ts';
 import type { AlertConfig } from './config.ts';
 import { readDatabaseHealth, type WatchedPath } from './database-health.ts';
+import { dependencySkips } from './dependency-conditions.ts';
 import { expectedIntervalMs, levelAbove, levelAtOrBelow, type OpenAlert } from './plan.ts';
 import type { AlertKind, Condition } from './types.ts';
 
@@ -189,19 +190,20 @@ const missedOccurrences: Gatherer = {
   },
 };
 
-/** The latest N or more occurrences of a schedule were all skipped (overlap policy). */
+/** The latest N or more occurrences of a schedule were all skipped (overlap policy; runs skipped waiting for prerequisites are dependency_skipped's). */
 const overlapSkips: Gatherer = {
   kinds: ['overlap_skipped'],
   async run(db, o) {
     const { rows } = await sql<{ schedule_id: number; name: string; job: string; streak: number; since: Date }>`
       with sk as (
         select distinct schedule_id from wombat.runs
-        where trigger = 'schedule' and state = 'skipped' and created_at > now() - make_interval(hours => ${o.alertLookbackHours}))
+        where trigger = 'schedule' and state = 'skipped' and not starts_with(coalesce(reason, ''), 'dependency_')
+          and created_at > now() - make_interval(hours => ${o.alertLookbackHours}))
       select sk.schedule_id, s.name, s.job, st.streak, st.since
       from sk join wombat.schedules s on s.id = sk.schedule_id
       cross join lateral (
         select count(*)::int as streak, min(r.scheduled_for) as since from wombat.runs r
-        where r.schedule_id = sk.schedule_id and r.trigger = 'schedule' and r.state = 'skipped'
+        where r.schedule_id = sk.schedule_id and r.trigger = 'schedule' and r.state = 'skipped' and not starts_with(coalesce(r.reason, ''), 'dependency_')
           and r.scheduled_for > coalesce((select max(x.scheduled_for) from wombat.runs x
                                           where x.schedule_id = sk.schedule_id and x.trigger = 'schedule' and x.state <> 'skipped'), '-infinity')
       ) st
@@ -482,7 +484,12 @@ const database: Gatherer = {
   },
 };
 
-const GATHERERS: Gatherer[] = [failedRuns, missedOccurrences, overlapSkips, staleSchedules, engines, workers, queueLength, runThresholds, database];
+const dependencySkipped: Gatherer = {
+  kinds: ['dependency_skipped'],
+  run: (db, o) => dependencySkips(db, { alertLookbackHours: o.alertLookbackHours, look: (path) => lookAt(o.alertLinkBaseUrl, path) }),
+};
+
+const GATHERERS: Gatherer[] = [failedRuns, missedOccurrences, overlapSkips, dependencySkipped, staleSchedules, engines, workers, queueLength, runThresholds, database];
 
 /**
  * Every condition that holds now. A gatherer whose query fails leaves its kinds

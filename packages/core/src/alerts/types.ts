@@ -21,6 +21,7 @@ export const ALERT_KINDS = [
   'run_failed_burst',
   'occurrence_missed',
   'overlap_skipped',
+  'dependency_skipped',
   'schedule_stale',
   'no_engine',
   'workers_low',

@@ -70,7 +70,7 @@ export async function cancelRuns(db: Kysely<RunTables>, boss: PgBoss, input: Can
     // A backfill's parent has no job; its unfinished children are cancelled with it.
     const parents = runs.filter((r) => r.trigger === 'backfill' && r.parent_id === null).map((r) => r.id);
     for (const id of parents) await cancelChildRuns(trx, boss, id);
-    const withJobs = runs.filter((r) => r.state !== 'held' && !parents.includes(r.id)).map((r) => r.id);
+    const withJobs = runs.filter((r) => r.state !== 'held' && r.state !== 'waiting' && !parents.includes(r.id)).map((r) => r.id);
     for (let i = 0; i < withJobs.length; i += CANCEL_CHUNK) await boss.cancel(input.job, withJobs.slice(i, i + CANCEL_CHUNK), { db: fromKysely(trx) });
     await trx
       .updateTable('wombat.runs')

@@ -5,7 +5,7 @@
  * states.ts. Import as `@wombat/core/runs`.
  *
  * record (insertRunsAndSend, publishRun, recordOccurrences, recordChildRuns, triggerSchedule),
- * hold (recordOccurrences with state held), release (releaseHeldRuns),
+ * hold (recordOccurrences with state held or waiting), release (releaseHeldRuns, releaseWaitingRuns),
  * backfill (startBackfill, releaseBackfills, resumeBackfill; planned by planBackfill),
  * start / progress / retry-pending / finish (applyAttemptUpdates, by workers),
  * skip / miss (recordOccurrences, recordUnpublishedRun), cancel (cancelRun, cancelRuns),
@@ -22,6 +22,7 @@ export * from './record.ts';
 export * from './release.ts';
 export * from './backfill-plan.ts';
 export * from './backfill.ts';
+export * from './release-waiting.ts';
 export * from './attempts.ts';
 export * from './operator.ts';
 export * from './bulk-cancel.ts';

@@ -8,6 +8,7 @@ import { getSchedule } from '../schedules/store.ts';
 import type { SchedulerTables } from '../schedules/tables.ts';
 import { cancelChildRuns } from './backfill.ts';
 import { insertRunAndSend, publishRun, scheduleJobOptions } from './record.ts';
+import { releaseWaitingRunNow } from './release-waiting.ts';
 import { isActiveRunState, type RunState, type RunTrigger } from './states.ts';
 import type { RunTables } from './tables.ts';
 
@@ -18,11 +19,18 @@ type Db = Kysely<RunTables>;
  * A manual run of a schedule, now: trigger 'manual', works paused or not and
  * whether or not the scheduler is enabled. Returns the run id, or null for an
  * unknown id; params given here replace the schedule's (ValidationError if they
- * do not fit the job).
+ * do not fit the job). A manual run does not wait for the schedule's prerequisites
+ * (after): the operator asked for it now. With `force` (and no params), a run of the
+ * schedule waiting for its prerequisites is released now instead of a second run
+ * being created; without one waiting it is an ordinary manual run.
  */
-export async function triggerSchedule(db: Kysely<RunTables & SchedulerTables>, boss: PgBoss, id: number, opts: { params?: unknown } = {}): Promise<string | null> {
+export async function triggerSchedule(db: Kysely<RunTables & SchedulerTables>, boss: PgBoss, id: number, opts: { params?: unknown; force?: boolean } = {}): Promise<string | null> {
   const s = await getSchedule(db, id);
   if (!s) return null;
+  if (opts.force && opts.params === undefined) {
+    const released = await releaseWaitingRunNow(db, boss, s);
+    if (released) return released.id;
+  }
   let params = s.params;
   if (opts.params !== undefined) {
     const check = checkJobParams(s.job, opts.params);
@@ -49,7 +57,7 @@ export async function cancelRun(db: Db, boss: PgBoss, id: string): Promise<Cance
     // A backfill's parent has no job of its own: cancelling it cancels its unfinished children.
     const backfill = run.trigger === 'backfill' && run.parent_id === null;
     if (backfill) await cancelChildRuns(trx, boss, id);
-    else if (run.state !== 'held' && isJobType(run.job)) await boss.cancel(run.job, id, { db: fromKysely(trx) });
+    else if (run.state !== 'held' && run.state !== 'waiting' && isJobType(run.job)) await boss.cancel(run.job, id, { db: fromKysely(trx) });
     await trx
       .updateTable('wombat.runs')
       .set({ state: 'cancelled', finished_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })

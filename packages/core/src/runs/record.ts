@@ -201,7 +201,7 @@ export interface OccurrenceRow {
   job: string;
   scheduled_for: string;
   /** queued: published now (the caller sends its job); held: no job until released; skipped | missed: recorded only. */
-  state: Extract<RunState, 'queued' | 'held' | 'skipped' | 'missed'>;
+  state: Extract<RunState, 'waiting' | 'queued' | 'held' | 'skipped' | 'missed'>;
   reason: string | null;
   params: object;
   /**

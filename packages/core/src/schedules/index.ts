@@ -11,5 +11,7 @@ export * from './occurrences.ts';
 export * from './schema.ts';
 export * from './validate.ts';
 export * from './catch-up.ts';
+export * from './dependency-period.ts';
+export * from './dependency-graph.ts';
 export * from './store.ts';
 export * from './engines.ts';

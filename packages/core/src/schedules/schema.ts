@@ -16,7 +16,11 @@ export const SCHEDULE_DEFAULTS = {
   catchupWindowSeconds: 86_400,
   catchupMax: 10,
   jitterSeconds: 0,
+  waitForSeconds: 3600,
 } as const;
+
+/** Bounds of wait_for (the column's check in migration 0016): a second to a week. */
+export const WAIT_FOR_BOUNDS = { min: 1, max: 604_800 } as const;
 
 const literals = <T extends string>(values: readonly T[], description: string) => Type.Union(values.map((v) => Type.Literal(v)), { description });
 const nullableInt = (minimum: number, maximum: number, description: string) =>
@@ -54,6 +58,17 @@ const fields = {
   retry_delay_seconds: Type.Optional(nullableInt(b.retry_delay_seconds.min, b.retry_delay_seconds.max, 'delay between retries')),
   retry_backoff: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'exponential backoff between retries; null: the job\'s default' })),
   status: Type.Optional(literals(SCHEDULE_STATUSES, 'active or paused (default active)')),
+  after: Type.Optional(
+    Type.Array(Type.String({ minLength: 1, maxLength: 100 }), {
+      maxItems: 50,
+      description: 'names of schedules whose runs for the same period (the local day for a daily schedule) must complete first, e.g. ["collect-symbols"]',
+    }),
+  ),
+  wait_for: Type.Optional(
+    Type.Union([Type.Integer({ minimum: WAIT_FOR_BOUNDS.min, maximum: WAIT_FOR_BOUNDS.max }), Type.String({ minLength: 2, maxLength: 20 })], {
+      description: `how long an occurrence waits for its prerequisites before it ends skipped: seconds, or a duration like "90m" or "1h" (default ${SCHEDULE_DEFAULTS.waitForSeconds}s)`,
+    }),
+  ),
   paused_reason: Type.Optional(Type.Union([Type.String({ maxLength: 500 }), Type.Null()], { description: 'why it is paused, at most 500 characters' })),
 };
 

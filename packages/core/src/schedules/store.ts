@@ -3,6 +3,7 @@ import type { JobType } from '../jobs/contracts.ts';
 import { AppError, SQLSTATE, sqlState, ValidationError } from '../platform/errors.ts';
 import type { SchedulerTables, ScheduleRow } from './tables.ts';
 import type { MissedPolicy, OverlapPolicy, Schedule, ScheduleDefinition, SchedulePatch, ScheduleStatus, ScheduleTrigger } from './types.ts';
+import { SCHEDULE_DEFAULTS } from './schema.ts';
 import { mergeSchedulePatch } from './validate.ts';
 
 /**
@@ -44,7 +45,14 @@ export function rowToSchedule(r: ScheduleRow): Schedule {
     nextRunAt: r.next_run_at ? new Date(r.next_run_at) : null,
     lastRunAt: r.last_run_at ? new Date(r.last_run_at) : null,
     lastRunId: r.last_run_id,
+    after: r.after ?? [],
+    waitForSeconds: r.wait_for_seconds ?? SCHEDULE_DEFAULTS.waitForSeconds,
   };
+}
+
+/** A text[] literal; names may hold quotes, commas and backslashes, so every element is quoted. */
+function textArrayLiteral(values: string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(',')}}`;
 }
 
 function definitionColumns(d: ScheduleDefinition) {
@@ -71,6 +79,8 @@ function definitionColumns(d: ScheduleDefinition) {
     retry_backoff: d.retryBackoff,
     status: d.status,
     paused_reason: d.status === 'paused' ? d.pausedReason : null,
+    after: sql<string[]>`${textArrayLiteral(d.after)}::text[]`,
+    wait_for_seconds: d.waitForSeconds,
   };
 }
 
@@ -181,13 +191,22 @@ export async function updateSchedule(db: Db, id: number, patch: SchedulePatch): 
   }
 }
 
-/** False for an unknown id; AppError 'schedule_built_in' for a built-in. Its runs stay in the history. */
+/**
+ * False for an unknown id; AppError 'schedule_built_in' for a built-in, 'schedule_in_use' for a
+ * prerequisite of other schedules. Its runs stay in the history.
+ */
 export async function deleteSchedule(db: Db, id: number): Promise<boolean> {
   const current = await getSchedule(db, id);
   if (!current) return false;
   if (current.builtIn) builtInRefused(current, 'deleted');
-  const res = await db.deleteFrom('wombat.schedules').where('id', '=', id).executeTakeFirst();
-  return res.numDeletedRows > 0n;
+  try {
+    const res = await db.deleteFrom('wombat.schedules').where('id', '=', id).executeTakeFirst();
+    return res.numDeletedRows > 0n;
+  } catch (err) {
+    // Migration 0016 refuses to delete a schedule others wait for (after), naming them.
+    if (sqlState(err) === SQLSTATE.checkViolation && err instanceof Error) throw new AppError('schedule_in_use', err.message, { cause: err });
+    throw err;
+  }
 }
 
 /** Pauses or resumes any schedule, built-in ones included. Null for an unknown id. */

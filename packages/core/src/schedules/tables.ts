@@ -36,6 +36,9 @@ export interface SchedulesTable {
   next_run_at: Timestamp | null;
   last_run_at: Timestamp | null;
   last_run_id: string | null;
+  /** Migration 0016: the schedules this one waits for (names) and for how long. */
+  after: Generated<string[]>;
+  wait_for_seconds: Generated<number>;
 }
 
 export interface EnginesTable {

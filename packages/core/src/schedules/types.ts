@@ -44,6 +44,10 @@ export interface ScheduleDefinition {
   retryBackoff: boolean | null;
   status: ScheduleStatus;
   pausedReason: string | null;
+  /** Names of the schedules whose runs for the same period must complete before an occurrence runs. */
+  after: string[];
+  /** How long past its occurrence a run waits for its prerequisites before it ends skipped. */
+  waitForSeconds: number;
 }
 
 /** A PATCH: only the fields given; a given trigger replaces the stored one. */

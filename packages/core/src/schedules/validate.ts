@@ -3,7 +3,7 @@ import type { FieldIssue } from '../platform/errors.ts';
 import { checkJobParams, JOB_TYPES } from '../jobs/contracts.ts';
 import { textProblem, unstorableText } from '../platform/json-text.ts';
 import { cronFor, EVERY_MAX_SECONDS, EVERY_MIN_SECONDS, parseEvery, parseTimeOfDay } from './occurrences.ts';
-import { SCHEDULE_DEFAULTS, SCHEDULE_FIELDS, SCHEDULE_INT_BOUNDS, ScheduleInputSchema, SchedulePatchSchema, type ScheduleInputPatch } from './schema.ts';
+import { SCHEDULE_DEFAULTS, SCHEDULE_FIELDS, SCHEDULE_INT_BOUNDS, WAIT_FOR_BOUNDS, ScheduleInputSchema, SchedulePatchSchema, type ScheduleInputPatch } from './schema.ts';
 import { isTimeZone } from './time-zone.ts';
 import {
   MISSED_POLICIES,
@@ -38,6 +38,8 @@ const FIELD_PROBLEM: Record<string, (v: unknown) => string> = {
   missed: () => `missed must be one of ${MISSED_POLICIES.join(', ')}`,
   status: () => `status must be one of ${SCHEDULE_STATUSES.join(', ')}`,
   retry_backoff: () => 'retry_backoff must be true, false or null (job default)',
+  after: () => 'after must be a list of at most 50 schedule names, for example ["collect-symbols"]',
+  wait_for: (v) => `wait_for ${JSON.stringify(v)} must be seconds from ${WAIT_FOR_BOUNDS.min} to ${WAIT_FOR_BOUNDS.max}, or a duration like "90m", "1h" or "2d" (at most 7d)`,
   paused_reason: () => 'paused_reason must be a string of at most 500 characters, or null',
   ...Object.fromEntries(
     Object.entries(SCHEDULE_INT_BOUNDS).map(([k, f]) => [k, () => `${k} must be an integer from ${f.min} to ${f.max}${f.nullable ? ' (or null for the job default)' : ''}`]),
@@ -147,8 +149,26 @@ export function validateScheduleInput(
   take('paused_reason', 'pausedReason', null);
   if (out.status === 'active') out.pausedReason = null;
 
+  if (valid('after')) {
+    const names = [...new Set(r.after!.map((n) => n.trim()))].sort();
+    if (names.some((n) => n.length === 0)) say('after', FIELD_PROBLEM.after!(r.after));
+    else if (out.name !== undefined && names.includes(out.name)) say('after', `schedule "${out.name}" cannot wait for itself (after)`);
+    else out.after = names;
+  } else if (!partial && !Object.hasOwn(raw, 'after')) out.after = [];
+  if (valid('wait_for')) {
+    const seconds = parseWaitFor(r.wait_for!);
+    if (seconds === null) say('wait_for', FIELD_PROBLEM.wait_for!(r.wait_for));
+    else out.waitForSeconds = seconds;
+  } else if (!partial && !Object.hasOwn(raw, 'wait_for')) out.waitForSeconds = SCHEDULE_DEFAULTS.waitForSeconds;
+
   if (issues.length > 0) return failed(issues);
   return { ok: true, value: out as SchedulePatch | ScheduleDefinition };
+}
+
+/** wait_for as seconds: an integer, or a duration like "90m" or "1h"; null when malformed or out of bounds. */
+export function parseWaitFor(v: number | string): number | null {
+  const seconds = typeof v === 'number' ? v : /^\d+$/.test(v.trim()) ? Number(v.trim()) : parseEvery(v);
+  return seconds !== null && Number.isInteger(seconds) && seconds >= WAIT_FOR_BOUNDS.min && seconds <= WAIT_FOR_BOUNDS.max ? seconds : null;
 }
 
 function checkTrigger(kind: string, v: unknown, timezone: string, problem: (message: string) => void): ScheduleTrigger | undefined {
@@ -204,6 +224,7 @@ export function mergeSchedulePatch(current: ScheduleDefinition, patch: ScheduleP
   const merged: ScheduleDefinition = { ...current, ...patch };
   if (merged.status === 'active') merged.pausedReason = null;
   const issues: FieldIssue[] = [];
+  if (merged.after.includes(merged.name)) issues.push({ field: 'after', message: `schedule "${merged.name}" cannot wait for itself (after)` });
   if (merged.trigger.kind === 'cron') {
     try {
       cronFor(merged.trigger.cron, merged.timezone);
@@ -238,6 +259,8 @@ export function scheduleInputOf(def: ScheduleDefinition): Record<string, unknown
     retry_backoff: def.retryBackoff,
     status: def.status,
     paused_reason: def.pausedReason,
+    after: def.after,
+    wait_for: def.waitForSeconds,
   };
 }
 

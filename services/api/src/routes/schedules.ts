@@ -138,12 +138,21 @@ export function scheduleRoutes(app: App, deps: AppDeps): void {
         summary: 'run a schedule now (paused or not); answers 202 with the run id',
         tags: ['schedules'],
         params: IdParams,
-        body: Type.Optional(Type.Object({ params: Type.Optional(Type.Object({}, { additionalProperties: true })) }, { additionalProperties: false })),
+        body: Type.Optional(
+          Type.Object(
+            {
+              params: Type.Optional(Type.Object({}, { additionalProperties: true })),
+              force: Type.Optional(Type.Boolean({ description: 'release the schedule\'s run waiting for its prerequisites (after) now instead of starting a second run (a manual run never waits for them)' })),
+            },
+            { additionalProperties: false },
+          ),
+        ),
         response: { 202: Type.Object({ run_id: Type.String(), task_id: Type.String(), status: Type.Literal('queued') }), ...errors },
       },
     },
     async (request, reply) => {
-      const runId = await triggerSchedule(db, deps.boss, request.params.id, request.body?.params !== undefined ? { params: request.body.params } : {});
+      const b = request.body;
+      const runId = await triggerSchedule(db, deps.boss, request.params.id, { ...(b?.params !== undefined ? { params: b.params } : {}), ...(b?.force ? { force: true } : {}) });
       if (!runId) throw notFound('schedule', request.params.id);
       return reply.status(202).header('location', `/api/runs/${runId}`).send({ run_id: runId, task_id: runId, status: 'queued' as const });
     },

@@ -2,6 +2,7 @@
 import { html, useState, useEffect } from '/ui/vendor/preact-htm.js';
 import { api, useApi } from '../client.js';
 import { ErrorBox, State, errText, fmtMs, fmtUtc } from '../format.js';
+import { WaitsFor } from './schedule-graph.js';
 
 /** The retries and requeues around a run: older ones through retry_of, newer through requeued_as. */
 function useChain(run) {
@@ -56,6 +57,7 @@ export function RunPage({ id, meta }) {
       <dt>job</dt><dd>${run.job}</dd>
       <dt>state</dt>
       <dd data-testid="run-state"><${State} state=${run.state} />${run.reason ? html` <span class="note">${run.reason}</span>` : null}</dd>
+      ${run.state === 'waiting' && run.schedule_id && html`<dt>waits for</dt><dd><${WaitsFor} scheduleId=${run.schedule_id} /></dd>`}
       <dt>progress</dt>
       <dd><div class="progress" data-testid="progress" data-progress=${run.progress}><div style=${`width: ${percent}%`}></div></div>
         <span class="note">${percent} % ${run.progress_message ?? ''}</span></dd>

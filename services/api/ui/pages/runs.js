@@ -13,7 +13,7 @@ const choice = (name, value, onInput, values) =>
   </select>`;
 
 /** States whose runs one click may cancel (POST /api/runs/cancel); no state filter means queued. */
-const CANCELLABLE = ['held', 'queued', 'running', 'retrying'];
+const CANCELLABLE = ['waiting', 'held', 'queued', 'running', 'retrying'];
 
 /** `meta`: the api's names (/api/meta) the job, state and trigger filters offer. */
 export function Runs({ route, meta, role }) {

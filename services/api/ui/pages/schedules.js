@@ -3,6 +3,7 @@ import { html, useState, useEffect } from '/ui/vendor/preact-htm.js';
 import { api, useApi } from '../client.js';
 import { ErrorBox, State, fmtMs, fmtTime, fmtUtc } from '../format.js';
 import { BackfillForm } from './backfill.js';
+import { ScheduleGraph } from './schedule-graph.js';
 
 /** The form's places for errors: a field of the api's schedule body, or the trigger for any of its three kinds. */
 const PLACES = {
@@ -15,6 +16,8 @@ const PLACES = {
   params: 'params',
   overlap: 'overlap',
   missed: 'missed',
+  after: 'after',
+  wait_for: 'wait_for',
 };
 
 /**
@@ -43,10 +46,14 @@ const BLANK = {
   params: '{}',
   overlap: 'skip',
   missed: 'once',
+  after: '',
+  wait_for: '1h',
 };
 
 function scheduleBody(f) {
   const body = { name: f.name.trim(), job: f.job, timezone: f.timezone.trim() || undefined, overlap: f.overlap, missed: f.missed };
+  body.after = f.after.split(',').map((s) => s.trim()).filter(Boolean);
+  if (f.wait_for.trim()) body.wait_for = /^\d+$/.test(f.wait_for.trim()) ? Number(f.wait_for.trim()) : f.wait_for.trim();
   if (f.kind === 'cron') body.cron = f.cron.trim();
   else if (f.kind === 'every') body.every = f.every.trim();
   else body.times = f.times.split(',').map((s) => s.trim()).filter(Boolean);
@@ -69,6 +76,8 @@ function ScheduleForm({ initial, meta, onDone, onCancel }) {
       const body = scheduleBody(f);
       delete body.name;
       delete body.job;
+      delete body.after;
+      delete body.wait_for;
       try {
         setPreview({ ok: true, ...(await api('POST', '/api/schedules/preview?count=5', body)) });
       } catch (err) {
@@ -130,6 +139,17 @@ function ScheduleForm({ initial, meta, onDone, onCancel }) {
     </div>
     <label for="f-missed">Missed runs</label>
     <div><select id="f-missed" name="missed" value=${f.missed} onInput=${set('missed')}>${options(meta.missed_policies)}</select>${fieldError('missed')}</div>
+    <label for="f-after">Waits for</label>
+    <div>
+      <input id="f-after" name="after" value=${f.after} onInput=${set('after')}
+        placeholder="schedules whose runs of the same period must complete first, e.g. collect-symbols" />
+      ${fieldError('after')}
+    </div>
+    <label for="f-wait-for">At most</label>
+    <div>
+      <input id="f-wait-for" name="wait_for" value=${f.wait_for} onInput=${set('wait_for')} placeholder="seconds or 90m, 1h" style="max-width: 10rem" />
+      ${fieldError('wait_for')}
+    </div>
     <label>Next runs</label>
     <div data-testid="preview">
       ${preview === null && html`<span class="note">…</span>`}
@@ -163,6 +183,8 @@ function formFromSchedule(s) {
     params: JSON.stringify(s.params ?? {}, null, 2),
     overlap: s.overlap,
     missed: s.missed,
+    after: (s.after ?? []).join(', '),
+    wait_for: String(s.wait_for ?? 3600),
   };
 }
 
@@ -245,7 +267,9 @@ export function Schedules({ role, meta }) {
           </div></td>`}
         </tr>`;
       })}
-    </table>`;
+    </table>
+    <h2>Dependencies</h2>
+    <${ScheduleGraph} />`;
 }
 
 /** A run's start lateness, read from the run itself (the status route gives only its id). */
