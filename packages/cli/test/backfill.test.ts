@@ -22,7 +22,7 @@ t.test('--dry-run prints every occurrence with its params and publishes nothing'
   const before = await count();
   const r = await wombat(['backfill', 'nightly', '--from', date(-4), '--to', date(-1), '--dry-run'], env);
   t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, /SCHEDULED FOR\s+EXISTING\s+ACTION\s+PARAMS/);
+  t.match(r.stdout, /SCHEDULE\s+SCHEDULED FOR\s+EXISTING\s+ACTION\s+PARAMS/);
   t.match(r.stdout, new RegExp(`${date(-4)}T00:00:00.000Z\\s+none\\s+run\\s+\\{"sleep_ms":1,"period":\\{"from":"${date(-5)}T00:00:00.000Z","to":"${date(-4)}T00:00:00.000Z"\\}\\}`));
   t.match(r.stdout, /3 occurrence\(s\): 3 to run, 0 skipped; dry run, nothing published/);
   const json = await wombat(['backfill', 'nightly', '--from', date(-4), '--to', date(-1), '--dry-run', '--json'], env);

@@ -40,6 +40,9 @@ export function registerBackfill(program: Command, act: Act): void {
 Each child run gets the schedule's params plus "period": {from, to}, from the occurrence before it
 to it, so a collection job collects what it would have collected at that instant. An occurrence
 that completed already (any run of the schedule at that instant) is skipped unless --rerun.
+A schedule with prerequisites (after) is backfilled with them: their occurrences in the range are
+planned too (skipped the same way), and each child runs only once its prerequisites' runs for its
+period have completed; one whose prerequisite failed ends skipped (dependency_failed).
 Examples:
   wombat backfill daily-candles --from 2026-11-01 --to 2026-11-08 --dry-run
   wombat backfill daily-candles --from 2026-11-01 --to 2026-11-08 --concurrency 2 --pause-on-failure`)
@@ -69,8 +72,8 @@ Examples:
         if (ctx.opts.json) {
           ctx.out(json({ schedule_id: s.id, dry_run: !answer.runId, run_id: answer.runId ?? null, run, skip: answer.plan.length - run, notes: answer.notes, occurrences: answer.plan }));
         } else if (!answer.runId) {
-          const rows = answer.plan.map((p) => [p.scheduled_for, p.existing, p.action, JSON.stringify(p.params)]);
-          ctx.out(table(['SCHEDULED FOR', 'EXISTING', 'ACTION', 'PARAMS'], rows));
+          const rows = answer.plan.map((p) => [p.schedule, p.scheduled_for, p.existing, p.action, JSON.stringify(p.params)]);
+          ctx.out(table(['SCHEDULE', 'SCHEDULED FOR', 'EXISTING', 'ACTION', 'PARAMS'], rows));
           ctx.out(`${summary}; dry run, nothing published`);
           for (const n of answer.notes) ctx.out(`note: ${n}`);
         } else {

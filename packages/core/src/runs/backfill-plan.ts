@@ -31,6 +31,10 @@ export interface BackfillOptions {
 }
 
 export interface BackfillOccurrence {
+  /** The schedule of this occurrence: the one backfilled or one of its prerequisites. */
+  schedule_id: number;
+  schedule: string;
+  job: string;
   scheduled_for: string;
   /** The schedule's params plus `period`: {from, to} of this occurrence. */
   params: object;
@@ -166,7 +170,7 @@ export async function planBackfill(db: Kysely<RunTables>, s: Schedule, o: Backfi
     const r = byInstant.get(at.getTime());
     const existing = r?.completed ? 'completed' : r?.failed ? 'failed' : 'none';
     const period = { from: (i === 0 ? before : instants[i - 1]!).toISOString(), to: at.toISOString() };
-    return { scheduled_for: at.toISOString(), params: { ...s.params, period }, existing, action: existing === 'completed' && !o.rerun ? 'skip' : 'run' };
+    return { schedule_id: s.id, schedule: s.name, job: s.job, scheduled_for: at.toISOString(), params: { ...s.params, period }, existing, action: existing === 'completed' && !o.rerun ? 'skip' : 'run' };
   });
   // Refused here, not by the worker for every child: a schedule whose own params pin the range (from/to).
   const check = plan[0] ? checkJobParams(s.job, plan[0].params) : { ok: true as const };

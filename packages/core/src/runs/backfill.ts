@@ -3,19 +3,21 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
 import { CANCEL_CHANNEL, isJobType } from '../jobs/contracts.ts';
 import { AppError } from '../platform/errors.ts';
-import { rowToSchedule } from '../schedules/store.ts';
 import type { SchedulerTables } from '../schedules/tables.ts';
 import type { Schedule } from '../schedules/types.ts';
-import { backfillOptions, planBackfill, type BackfillOccurrence, type BackfillOptions, type BackfillRequest } from './backfill-plan.ts';
-import { jobInsertFor, scheduleJobOptions } from './record.ts';
+import { backfillOptions, type BackfillOccurrence, type BackfillOptions, type BackfillRequest } from './backfill-plan.ts';
+import { planBackfillScope } from './backfill-prerequisites.ts';
+import { releaseBackfillChildren } from './backfill-release.ts';
 import type { RunTables } from './tables.ts';
 
 /**
  * Backfills: a parent run (trigger backfill, its schedule's id, no job and no
  * scheduled_for of its own) with one child run per occurrence (trigger backfill,
- * parent_id, the schedule's id, scheduled_for = the occurrence, params with its
- * period). Children are recorded held ("waits for a backfill slot") and released by
- * releaseBackfills, at most `concurrency` of a parent queued, running or retrying at
+ * parent_id, the occurrence's schedule's id, scheduled_for = the occurrence, params
+ * with its period) of the schedule and of its prerequisites (backfill-prerequisites.ts).
+ * Children are recorded held ("waits for a backfill slot") and released by
+ * releaseBackfills (backfill-release.ts: a child once its prerequisites' runs for its
+ * period completed), at most `concurrency` of a parent queued, running or retrying at
  * once. The parent's row is the lock: every release and resume of a backfill runs
  * under it (FOR UPDATE, skip locked), so several engines release each child once and
  * a restart loses nothing (the state is all in the rows).
@@ -33,9 +35,11 @@ export interface BackfillSettings {
   concurrency: number;
   rerun: boolean;
   pause_on_failure: boolean;
-  /** Occurrences in the range, and those skipped because they had completed already. */
+  /** Occurrences in the range (of every schedule covered), and those skipped because they had completed already. */
   occurrences: number;
   skipped: number;
+  /** The schedules covered: its prerequisites in dependency order, then the schedule. */
+  schedules?: string[];
   /** Failed children seen when the operator last resumed: pause_on_failure pauses on more. */
   acknowledged_failures?: number;
 }
@@ -49,7 +53,7 @@ type BackfillTables = RunTables & SchedulerTables;
  * released, in one transaction. Returns the parent's id. AppError nothing_to_backfill
  * when every occurrence is skipped.
  */
-export async function startBackfill(db: Kysely<BackfillTables>, boss: PgBoss, s: Schedule, o: BackfillOptions, plan: BackfillOccurrence[]): Promise<string> {
+async function startBackfill(db: Kysely<BackfillTables>, boss: PgBoss, s: Schedule, o: BackfillOptions, plan: BackfillOccurrence[], schedules: string[]): Promise<string> {
   const runs = plan.filter((p) => p.action === 'run');
   if (runs.length === 0) {
     throw new AppError(
@@ -65,6 +69,7 @@ export async function startBackfill(db: Kysely<BackfillTables>, boss: PgBoss, s:
     pause_on_failure: o.pauseOnFailure,
     occurrences: plan.length,
     skipped: plan.length - runs.length,
+    schedules,
   };
   const id = randomUUID();
   await db.transaction().execute(async (trx) => {
@@ -89,9 +94,9 @@ export async function startBackfill(db: Kysely<BackfillTables>, boss: PgBoss, s:
         .values(
           runs.slice(i, i + 1000).map((p) => ({
             id: randomUUID(),
-            job: s.job,
+            job: p.job,
             trigger: 'backfill' as const,
-            schedule_id: s.id,
+            schedule_id: p.schedule_id,
             parent_id: id,
             scheduled_for: p.scheduled_for,
             state: 'held' as const,
@@ -140,6 +145,8 @@ interface Tally {
   completed: number;
   failed: number;
   cancelled: number;
+  /** Children that never ran: skipped, their prerequisite's run for the period having failed. */
+  skipped: number;
   total: number;
 }
 
@@ -147,9 +154,10 @@ async function tally(trx: Transaction<BackfillTables>, parentId: string): Promis
   const r = await sql<Tally>`
     select count(*) filter (where state = 'held')::int as held,
            count(*) filter (where state in ('queued', 'running', 'retrying'))::int as active,
-           count(*) filter (where state in ('completed', 'skipped'))::int as completed,
+           count(*) filter (where state = 'completed')::int as completed,
            count(*) filter (where state in ('failed', 'missed'))::int as failed,
            count(*) filter (where state = 'cancelled')::int as cancelled,
+           count(*) filter (where state = 'skipped')::int as skipped,
            count(*)::int as total
     from wombat.runs where parent_id = ${parentId}`.execute(trx);
   return r.rows[0]!;
@@ -160,9 +168,10 @@ async function advanceBackfill(trx: Transaction<BackfillTables>, boss: PgBoss, p
   const b = parent.params.backfill;
   let t = await tally(trx, parent.id);
   const released: string[] = [];
+  const done = (x: Tally) => x.completed + x.failed + x.cancelled + x.skipped;
   const progress = (x: Tally) => ({
-    progress: x.total === 0 ? 1 : (x.completed + x.failed + x.cancelled) / x.total,
-    progress_message: `${x.completed + x.failed + x.cancelled}/${x.total} done, ${x.failed} failed, ${x.active} active, ${x.held} waiting`,
+    progress: x.total === 0 ? 1 : done(x) / x.total,
+    progress_message: `${done(x)}/${x.total} done, ${x.failed} failed, ${x.skipped > 0 ? `${x.skipped} skipped (a prerequisite failed), ` : ''}${x.active} active, ${x.held} waiting`,
     updated_at: sql<Date>`now()`,
   });
   if (parent.state === 'held') {
@@ -177,35 +186,13 @@ async function advanceBackfill(trx: Transaction<BackfillTables>, boss: PgBoss, p
   }
   const slots = Math.min(b.concurrency - t.active, t.held);
   if (slots > 0) {
-    const children = await trx
-      .selectFrom('wombat.runs')
-      .select(['id', 'job', 'params', 'schedule_id'])
-      .where('parent_id', '=', parent.id)
-      .where('state', '=', 'held')
-      .orderBy('scheduled_for')
-      .limit(slots)
-      .forUpdate()
-      .execute();
-    const sid = children[0]?.schedule_id;
-    const row = sid == null ? undefined : await trx.selectFrom('wombat.schedules').selectAll().where('id', '=', sid).executeTakeFirst();
-    // The schedule's job settings as they are now; a deleted schedule's children take the job's defaults.
-    const options = row ? scheduleJobOptions(rowToSchedule(row)) : {};
-    const conn = { db: fromKysely(trx) };
-    for (const c of children) {
-      if (!isJobType(c.job)) continue;
-      await boss.insert(c.job, [jobInsertFor({ job: c.job, params: c.params as object, ...options }, c.id)], conn);
-      await trx
-        .updateTable('wombat.runs')
-        .set({ state: 'queued', reason: null, published_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })
-        .where('id', '=', c.id)
-        .execute();
-      released.push(c.id);
-    }
-    t = { ...t, held: t.held - released.length, active: t.active + released.length };
+    released.push(...(await releaseBackfillChildren(trx, boss, parent.id, slots)));
+    // Recounted: besides those released, children may have ended skipped (dependency_failed).
+    t = await tally(trx, parent.id);
   }
   if (t.held === 0 && t.active === 0) {
-    const ok = t.failed === 0 && t.cancelled === 0;
-    const error = ok ? null : { code: 'backfill_failed', message: `${t.failed} of ${t.total} occurrences failed, ${t.cancelled} cancelled` };
+    const ok = t.failed === 0 && t.cancelled === 0 && t.skipped === 0;
+    const error = ok ? null : { code: 'backfill_failed', message: `${t.failed} of ${t.total} occurrences failed, ${t.cancelled} cancelled, ${t.skipped} skipped (a prerequisite failed)` };
     await trx
       .updateTable('wombat.runs')
       .set({ state: ok ? 'completed' : 'failed', reason: null, error, finished_at: sql<Date>`now()`, ...progress(t) })
@@ -278,10 +265,11 @@ export interface BackfillAnswer {
  */
 export async function backfillSchedule(db: Kysely<BackfillTables>, boss: PgBoss, s: Schedule, raw: BackfillRequest & { dryRun?: boolean | undefined }, now = new Date()): Promise<BackfillAnswer> {
   const options = backfillOptions(s, raw, now);
-  const plan = await planBackfill(db, s, options);
-  const notes = LISTS_AS_OF_NOW[s.job] ? [LISTS_AS_OF_NOW[s.job]!] : [];
+  const scope = await planBackfillScope(db, s, options);
+  const plan = scope.plan;
+  const notes = [...scope.notes, ...[...new Set(scope.schedules.map((x) => x.job))].flatMap((job) => (LISTS_AS_OF_NOW[job] ? [LISTS_AS_OF_NOW[job]] : []))];
   if (raw.dryRun) return { plan, options, notes };
-  return { plan, options, notes, runId: await startBackfill(db, boss, s, options, plan) };
+  return { plan, options, notes, runId: await startBackfill(db, boss, s, options, plan, scope.schedules.map((x) => x.name)) };
 }
 
 const LISTS_AS_OF_NOW: Partial<Record<string, string>> = {

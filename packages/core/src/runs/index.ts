@@ -6,7 +6,7 @@
  *
  * record (insertRunsAndSend, publishRun, recordOccurrences, recordChildRuns, triggerSchedule),
  * hold (recordOccurrences with state held or waiting), release (releaseHeldRuns, releaseWaitingRuns),
- * backfill (startBackfill, releaseBackfills, resumeBackfill; planned by planBackfill),
+ * backfill (backfillSchedule, releaseBackfills, resumeBackfill; planned by planBackfill, with prerequisites),
  * start / progress / retry-pending / finish (applyAttemptUpdates, by workers),
  * skip / miss (recordOccurrences, recordUnpublishedRun), cancel (cancelRun, cancelRuns),
  * requeue (requeueRun), lose (reconcileRuns), purge (purgeDeadLetters, deleteFinishedRuns),

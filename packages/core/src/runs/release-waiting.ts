@@ -27,7 +27,8 @@ export function waitingReason(s: Pick<Schedule, 'after' | 'waitForSeconds'>): st
   return `waits for ${s.after.join(', ')} (after): their runs for the same period must complete first, for up to ${s.waitForSeconds}s`;
 }
 
-type Verdict = { state: 'completed' } | { state: 'failed'; runId: string; ended: string } | { state: 'pending' };
+/** pending with none: the prerequisite has no run in the period at all (a backfill's child goes by it). */
+type Verdict = { state: 'completed' } | { state: 'failed'; runId: string; ended: string } | { state: 'pending'; none?: true };
 
 /** Requeue hops followed from a failed prerequisite run to the run that replaced it. */
 const MAX_REQUEUE_HOPS = 10;
@@ -36,12 +37,13 @@ const MAX_REQUEUE_HOPS = 10;
  * Where a prerequisite stands for one period: the latest of its runs scheduled in
  * the period decides (fan-out children and unrun occurrences, skipped or missed,
  * are passed over, except a run skipped waiting for its own prerequisites: that
- * fails the chain). A failed run requeued is followed to its requeue.
+ * fails the chain; a backfill's children count, as the runs of their occurrences).
+ * A failed run requeued is followed to its requeue.
  */
-async function prerequisiteVerdict(trx: Transaction<RunTables>, prerequisiteId: number, from: Date, to: Date): Promise<Verdict> {
+export async function prerequisiteVerdict(trx: Transaction<RunTables>, prerequisiteId: number, from: Date, to: Date): Promise<Verdict> {
   const latest = await sql<{ id: string; state: string; requeued_as: string | null }>`
     select id, state, requeued_as from wombat.runs
-    where schedule_id = ${prerequisiteId} and parent_id is null
+    where schedule_id = ${prerequisiteId} and (parent_id is null or trigger = 'backfill')
       and (state not in ('skipped', 'missed') or starts_with(reason, 'dependency_'))
       and scheduled_for between ${from.toISOString()}::timestamptz and ${to.toISOString()}::timestamptz
     order by scheduled_for desc, created_at desc limit 1`.execute(trx);
@@ -52,7 +54,7 @@ async function prerequisiteVerdict(trx: Transaction<RunTables>, prerequisiteId: 
     run = next.rows[0] ?? run;
     if (!next.rows[0]) break;
   }
-  if (!run) return { state: 'pending' };
+  if (!run) return { state: 'pending', none: true };
   if (run.state === 'completed') return { state: 'completed' };
   // A prerequisite skipped for want of its own prerequisites fails the chain at once.
   if (run.state === 'failed' || run.state === 'cancelled' || run.state === 'skipped') return { state: 'failed', runId: run.id, ended: run.state };

@@ -23,6 +23,9 @@ const BackfillBody = Type.Object(
 );
 
 const Occurrence = Type.Object({
+  schedule_id: Type.Integer({ description: 'the occurrence\'s schedule: the one backfilled or one of its prerequisites (after), covered over the same range' }),
+  schedule: Type.String({ description: 'that schedule\'s name' }),
+  job: Type.String(),
   scheduled_for: Type.String({ format: 'date-time' }),
   params: Type.Object({}, { additionalProperties: true, description: 'the schedule\'s params plus period {from, to}, the occurrence\'s logical period' }),
   existing: Type.Union([Type.Literal('completed'), Type.Literal('failed'), Type.Literal('none')], { description: 'what is recorded for this occurrence already' }),
@@ -34,15 +37,15 @@ const Plan = {
   from: Type.String({ format: 'date-time' }),
   to: Type.String({ format: 'date-time' }),
   concurrency: Type.Integer(),
-  occurrences: Type.Array(Occurrence),
+  occurrences: Type.Array(Occurrence, { description: 'the schedule\'s occurrences and its prerequisites\' (transitively), by time' }),
   run: Type.Integer({ description: 'occurrences that get a child run' }),
   skip: Type.Integer({ description: 'occurrences skipped' }),
-  notes: Type.Array(Type.String(), { description: 'what the job collects for a past period that is not of that period' }),
+  notes: Type.Array(Type.String(), { description: 'the prerequisites covered, and what a job collects for a past period that is not of that period' }),
 };
 
 /**
  * Backfills (packages/core/src/runs/backfill.ts): the plan of a past range of a schedule's
- * occurrences, and its start as one parent run (trigger backfill) with a child run per
+ * occurrences (and of its prerequisites', which the backfill runs first, period by period), and its start as one parent run (trigger backfill) with a child run per
  * occurrence; resuming one paused after a failure. Cancelling is POST /api/runs/{id}/cancel.
  */
 export function backfillRoutes(app: App, deps: AppDeps): void {

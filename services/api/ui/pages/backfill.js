@@ -72,10 +72,10 @@ export function BackfillForm({ schedule, onStarted, onCancel }) {
           </p>
           ${plan.notes.map((n) => html`<p class="note">${n}</p>`)}
           <table data-testid="backfill-plan">
-            <tr><th>scheduled for (UTC)</th><th>existing</th><th>action</th><th>params</th></tr>
+            <tr><th>schedule</th><th>scheduled for (UTC)</th><th>existing</th><th>action</th><th>params</th></tr>
             ${plan.occurrences.map(
-              (o) => html`<tr data-occurrence=${o.scheduled_for}>
-                <td class="mono">${fmtUtc(o.scheduled_for)}</td><td>${o.existing}</td><td>${o.action}</td>
+              (o) => html`<tr data-occurrence=${o.scheduled_for} data-schedule=${o.schedule}>
+                <td>${o.schedule}</td><td class="mono">${fmtUtc(o.scheduled_for)}</td><td>${o.existing}</td><td>${o.action}</td>
                 <td class="mono">${JSON.stringify(o.params)}</td>
               </tr>`,
             )}
