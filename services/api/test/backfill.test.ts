@@ -33,15 +33,34 @@ t.test('a dry run lists every occurrence with its params and what is recorded, a
   t.same(await counts(), before, 'no run and no pg-boss job was written');
   t.match(res.body, { schedule_id: s.id, dry_run: true, from: day(-5), to: day(-2), concurrency: 1, run: 2, skip: 1, notes: [] });
   t.same(res.body.occurrences, [
-    { scheduled_for: day(-5), params: { sleep_ms: 5, period: { from: day(-6), to: day(-5) } }, existing: 'none', action: 'run' },
-    { scheduled_for: day(-4), params: { sleep_ms: 5, period: { from: day(-5), to: day(-4) } }, existing: 'completed', action: 'skip' },
-    { scheduled_for: day(-3), params: { sleep_ms: 5, period: { from: day(-4), to: day(-3) } }, existing: 'failed', action: 'run' },
+    { schedule_id: s.id, schedule: 'dry', job: 'canary', scheduled_for: day(-5), params: { sleep_ms: 5, period: { from: day(-6), to: day(-5) } }, existing: 'none', action: 'run' },
+    { schedule_id: s.id, schedule: 'dry', job: 'canary', scheduled_for: day(-4), params: { sleep_ms: 5, period: { from: day(-5), to: day(-4) } }, existing: 'completed', action: 'skip' },
+    { schedule_id: s.id, schedule: 'dry', job: 'canary', scheduled_for: day(-3), params: { sleep_ms: 5, period: { from: day(-4), to: day(-3) } }, existing: 'failed', action: 'run' },
   ]);
   const rerun = await api.call('POST', `/api/schedules/${s.id}/backfill`, { body: { from: day(-5), to: day(-2), dry_run: true, rerun: true } });
   t.same(rerun.body.occurrences.map((o: { action: string }) => o.action), ['run', 'run', 'run'], 'rerun runs the completed one too');
   const dates = await api.call('POST', `/api/schedules/${s.id}/backfill`, { body: { from: day(-5).slice(0, 10), to: day(-2).slice(0, 10), dry_run: true } });
   t.equal(dates.body.occurrences.length, 3, 'dates are midnight in the schedule\'s time zone');
   t.equal((await api.call('POST', `/api/schedules/${s.id}/backfill`, { body: { from: day(-5), to: day(-2), dry_run: true }, token: READ_TOKEN })).status, 403, 'admins only');
+});
+
+t.test('a schedule with prerequisites is backfilled with them: the plan lists their occurrences and the notes say so', async (t) => {
+  const first = await schedule('pre-symbols', 'canary');
+  const r = validateScheduleInput({ name: 'pre-prices', job: 'canary', cron: '0 0 * * *', timezone: 'UTC', after: ['pre-symbols'] });
+  if (!r.ok) throw new Error(r.problems.join('; '));
+  const s = await insertSchedule(db, r.value);
+  await sql`insert into wombat.runs (id, job, trigger, schedule_id, scheduled_for, state, finished_at)
+            values (gen_random_uuid(), 'canary', 'schedule', ${first.id}, ${day(-4)}, 'completed', now())`.execute(db);
+  const before = await counts();
+  const res = await api.call('POST', `/api/schedules/${s.id}/backfill`, { body: { from: day(-5), to: day(-3), dry_run: true } });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  t.same(await counts(), before, 'nothing recorded');
+  t.same(
+    res.body.occurrences.map((o: { schedule: string; scheduled_for: string; action: string }) => [o.schedule, o.scheduled_for, o.action]),
+    [['pre-symbols', day(-5), 'run'], ['pre-prices', day(-5), 'run'], ['pre-symbols', day(-4), 'skip'], ['pre-prices', day(-4), 'run']],
+    'each day\'s prerequisite first; the one completed already is skipped',
+  );
+  t.match(res.body, { run: 3, skip: 1, notes: [/^pre-prices waits for pre-symbols \(after\): the backfill covers its prerequisites over the same range, pre-symbols \(1 to run, 1 skipped\)/] });
 });
 
 t.test('a backfill starts as one parent with a held child per occurrence to run, the completed one skipped', async (t) => {
