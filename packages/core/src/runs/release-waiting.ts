@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
 import { dependencyPeriod } from '../schedules/dependency-period.ts';
 import { rowToSchedule } from '../schedules/store.ts';
@@ -41,11 +41,15 @@ const MAX_REQUEUE_HOPS = 10;
  * A failed run requeued is followed to its requeue.
  */
 export async function prerequisiteVerdict(trx: Transaction<RunTables>, prerequisiteId: number, from: Date, to: Date): Promise<Verdict> {
-  const latest = await sql<{ id: string; state: string; requeued_as: string | null }>`
-    select id, state, requeued_as from wombat.runs
-    where schedule_id = ${prerequisiteId} and (parent_id is null or trigger = 'backfill')
+  // Runs without a parent, and backfill children: one arm each, so each takes its own index.
+  const arm = (which: RawBuilder<unknown>) => sql`(
+    select id, state, requeued_as, scheduled_for, created_at from wombat.runs
+    where schedule_id = ${prerequisiteId} and ${which}
       and (state not in ('skipped', 'missed') or starts_with(reason, 'dependency_'))
       and scheduled_for between ${from.toISOString()}::timestamptz and ${to.toISOString()}::timestamptz
+    order by scheduled_for desc, created_at desc limit 1)`;
+  const latest = await sql<{ id: string; state: string; requeued_as: string | null }>`
+    select id, state, requeued_as from (${arm(sql`parent_id is null`)} union all ${arm(sql`trigger = 'backfill' and parent_id is not null`)}) r
     order by scheduled_for desc, created_at desc limit 1`.execute(trx);
   let run = latest.rows[0];
   for (let hop = 0; run && run.state === 'failed' && run.requeued_as && hop < MAX_REQUEUE_HOPS; hop++) {
