@@ -81,6 +81,7 @@ t.test('the schedules page draws the graph; a waiting run says what it waits for
   t.same(edges, ['g-prices->g-report', 'g-symbols->g-prices', 'g-symbols->g-report']);
   const x = async (name: string) => Number(await page.getAttribute(`[data-node=${name}] rect`, 'x'));
   t.ok((await x('g-symbols')) < (await x('g-prices')) && (await x('g-prices')) < (await x('g-report')), 'each to the right of what it waits for');
+  t.equal(await page.textContent('tr[data-schedule=g-report] [data-testid=after]'), 'after g-prices, g-symbols', 'the list says what each schedule waits for');
   await page.locator('[data-testid=schedule-graph]').screenshot({ path: path.join(artifacts, 'schedule-graph.png') });
 
   await page.goto(`${api.url}/#/runs/${waiting}`);

@@ -4,13 +4,14 @@
  * that day and A's run of it decides.
  */
 import t, { type Test } from 'tap';
+import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
-import { loadConfig, startBoss } from '@wombat/core/platform';
+import { createLogger, loadConfig, startBoss } from '@wombat/core/platform';
 import { alertFields, createAlerting } from '@wombat/core/alerts';
 import { insertSchedule, validateScheduleInput, type Schedule } from '@wombat/core/schedules';
 import { createTestDatabase } from '@wombat/core/testing';
-import { createEngine, type Engine, type EngineOptions } from '@wombat/scheduler-engine';
+import { createEngine, engineOptions, loadConfig as loadEngineConfig, type Engine, type EngineOptions } from '@wombat/scheduler-engine';
 import { startTestWorker } from './fixtures/harness.ts';
 
 const tdb = await createTestDatabase(t, { poolSize: 12 });
@@ -18,24 +19,30 @@ const boss = await startBoss({ url: tdb.url, role: 'producer', log: tdb.log, poo
 t.teardown(() => boss.stop({ graceful: false, close: true }));
 await startTestWorker(t, tdb, { queues: ['canary'] });
 
+// The engine's own defaults, with no built-ins and its loops fast enough for a test.
 const options: EngineOptions = {
-  enabled: true,
-  host: 'test-host',
-  pid: process.pid,
+  ...engineOptions(loadEngineConfig({ ENGINE_HEARTBEAT_INTERVAL_MS: '1000', ENGINE_MISFIRE_GRACE_MS: '5000', ENGINE_HELD_RUN_CHECK_MS: '100' }), { host: 'test-host', pid: process.pid }),
   builtIns: [],
-  version: 'test',
-  reconcileIntervalMs: 60_000,
-  heartbeatIntervalMs: 1_000,
-  misfireGraceMs: 5_000,
-  heldRunCheckMs: 100,
-  runReconcileIntervalMs: 5_000,
-  maintenanceIntervalMs: 3_600_000,
-  taskResultTtlDays: 7,
-  runRetentionDays: 90,
+  disabledBuiltIns: [],
+  defaultSchedules: [],
 };
 
+/** What the engines logged, as JSON lines: to count who released a run. */
+const logged: Record<string, unknown>[] = [];
+const engineLog = createLogger({
+  name: 'engine-test',
+  level: 'info',
+  format: 'json',
+  destination: new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) logged.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  }) as never,
+});
+
 async function startEngine(t: Test, clock?: () => number, opts: Partial<EngineOptions> = {}): Promise<Engine> {
-  const engine = createEngine({ db: tdb.db, sql: tdb.sql, boss, log: tdb.log, options: { ...options, ...opts }, ...(clock ? { clock } : {}) });
+  const engine = createEngine({ db: tdb.db, sql: tdb.sql, boss, log: engineLog, options: { ...options, ...opts }, ...(clock ? { clock } : {}) });
   t.teardown(() => engine.stop());
   await engine.start();
   return engine;
@@ -87,6 +94,8 @@ t.test('B waits while A runs, then is released once with three engines and runs 
   const jobs = await sql<{ n: number }>`select count(*)::int as n from pgboss.job where id = ${bRun!.id}`.execute(tdb.db);
   t.equal(jobs.rows[0]!.n, 1, 'one job for B');
   t.equal((await runsOf(b)).length, 1, 'one run of B');
+  const releases = logged.filter((l) => l.runId === waiting!.id && l.msg === 'released waiting run: its prerequisites completed');
+  t.equal(releases.length, 1, 'released by one engine, once');
   t.ok(aRun);
 });
 

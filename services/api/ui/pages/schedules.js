@@ -249,7 +249,8 @@ export function Schedules({ role, meta }) {
         const remove = () =>
           confirm(`Delete schedule ${s.name}? Its runs stay in the history.`) && act(`deleted ${s.name}`, 'DELETE', `/api/schedules/${s.id}`);
         return html`<tr data-schedule=${s.name}>
-          <td><a href=${`#/runs?schedule=${s.id}`}>${s.name}</a>${s.built_in ? html` <span class="note">built-in</span>` : null}</td>
+          <td><a href=${`#/runs?schedule=${s.id}`}>${s.name}</a>${s.built_in ? html` <span class="note">built-in</span>` : null}
+            ${def?.after?.length ? html`<div class="note" data-testid="after">after ${def.after.join(', ')}</div>` : null}</td>
           <td>${s.job}</td><td>${s.trigger}</td><td>${s.timezone}</td>
           <td class="mono">${s.next_run_at ? html`${fmtTime(s.next_run_at, s.timezone)}<br />${fmtUtc(s.next_run_at)}` : '–'}</td>
           <td>${last ? html`<a href=${`#/runs/${last.id}`}><${State} state=${last.state} /></a> <span class="note">${fmtUtc(s.last_run_at)}</span>` : '–'}</td>
