@@ -1,0 +1,99 @@
+import { sql, type Kysely } from 'kysely';
+import type { Sql } from '../platform/db.ts';
+import type { RunTables } from './tables.ts';
+
+/**
+ * Roll-ups of wombat.runs (migration 0014_run_rollups.sql): counts by minute, job,
+ * state and duration bucket, kept by statement-level triggers on wombat.runs, so
+ * every writer feeds them, and read without scanning the runs. Triggers insert
+ * deltas; foldRunCounts moves them into wombat.run_counts; readRunCounts adds
+ * both in one statement, so an answer equals count(*) over wombat.runs at its
+ * snapshot (windows start on a whole minute).
+ */
+export const RUN_COUNT_KINDS = ['created', 'current', 'finished', 'finished_total', 'dead_letters'] as const;
+export type RunCountKind = (typeof RUN_COUNT_KINDS)[number];
+
+/** The upper bounds (s) of the duration buckets: wombat.run_duration_bucket's, bucket i is the first bound d is at most. */
+export const RUN_DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600] as const;
+
+const FOLD_LOCK = 'wombat.run_counts';
+
+/**
+ * Moves the deltas the triggers wrote into wombat.run_counts: one upsert per key,
+ * keys in order (no deadlock with anything that locks them in the same order), and
+ * deletes the keys that fell to nothing (a minute whose runs retention deleted).
+ * One engine at a time (advisory lock); returns the deltas folded, or null when
+ * another holds the lock. Deltas committed while it runs wait for the next fold.
+ */
+export async function foldRunCounts(db: Kysely<RunTables>): Promise<number | null> {
+  return db.transaction().execute(async (trx) => {
+    const { rows: lock } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(${FOLD_LOCK})) as locked`.execute(trx);
+    if (lock[0]?.locked !== true) return null;
+    const { rows } = await sql<{ folded: number; emptied: unknown[] | null }>`
+      with moved as (delete from wombat.run_count_deltas returning *),
+      sums as (
+        select kind, minute, job, state, bucket, sum(n)::bigint as n, sum(duration_s) as duration_s, count(*) as deltas
+        from moved group by 1, 2, 3, 4, 5
+      ),
+      upserted as (
+        insert into wombat.run_counts (kind, minute, job, state, bucket, n, duration_s)
+        select kind, minute, job, state, bucket, n, duration_s from sums order by 1, 2, 3, 4, 5
+        on conflict (kind, minute, job, state, bucket)
+        do update set n = wombat.run_counts.n + excluded.n, duration_s = wombat.run_counts.duration_s + excluded.duration_s
+        returning kind, minute, job, state, bucket, n
+      )
+      select (select coalesce(sum(deltas), 0)::int from sums) as folded,
+             (select jsonb_agg(jsonb_build_object('kind', kind, 'minute', minute, 'job', job, 'state', state, 'bucket', bucket))
+              from upserted where n = 0) as emptied`.execute(trx);
+    const folded = rows[0]?.folded ?? 0;
+    const emptied = rows[0]?.emptied ?? null;
+    // A key at zero has nothing left to count (its runs were deleted, or moved to another
+    // state). The upsert's statement cannot delete rows it wrote itself: a second one does.
+    if (emptied !== null && emptied.length > 0) {
+      await sql`
+        delete from wombat.run_counts c
+        using jsonb_to_recordset(${JSON.stringify(emptied)}::text::jsonb) as z(kind text, minute timestamptz, job text, state text, bucket smallint)
+        where (c.kind, c.minute, c.job, c.state, c.bucket) = (z.kind, z.minute, z.job, z.state, z.bucket) and c.n = 0`.execute(trx);
+    }
+    return folded;
+  });
+}
+
+export interface RunCountRow {
+  /** The hour of the minutes summed (hourly reads); null otherwise. */
+  hour: Date | null;
+  job: string;
+  state: string;
+  /** Duration bucket (index into RUN_DURATION_BUCKETS_SECONDS, 13 above the last, -1 never started); 0 for kinds without durations. */
+  bucket: number;
+  n: number;
+  /** Sum of the durations of the started runs counted, in seconds. */
+  duration_s: number;
+}
+
+export interface RunCountQuery {
+  kind: RunCountKind;
+  /** Only minutes from the one holding now() - windowSeconds on (windowed kinds: created, finished). */
+  windowSeconds?: number;
+  /** Sum by hour of the minute instead of over the whole window. */
+  hourly?: boolean;
+}
+
+/**
+ * Counts of one kind by job, state and bucket (and hour): the folded counts plus
+ * the deltas not folded yet, in one statement. Its cost follows the minutes in the
+ * window and the deltas since the last fold, never the runs.
+ */
+export async function readRunCounts(db: Sql, q: RunCountQuery): Promise<RunCountRow[]> {
+  const from = q.windowSeconds === undefined ? db`'-infinity'::timestamptz` : db`date_trunc('minute', now() - make_interval(secs => ${q.windowSeconds}))`;
+  const hour = q.hourly === true ? db`date_trunc('hour', minute)` : db`null::timestamptz`;
+  const rows = await db<{ hour: Date | null; job: string; state: string; bucket: number; n: string; duration_s: number }[]>`
+    select ${hour} as hour, job, state, bucket, sum(n)::text as n, sum(duration_s)::float8 as duration_s from (
+      select minute, job, state, bucket, n, duration_s from wombat.run_counts where kind = ${q.kind} and minute >= ${from}
+      union all
+      select minute, job, state, bucket, n, duration_s from wombat.run_count_deltas where kind = ${q.kind} and minute >= ${from}
+    ) c
+    group by 1, 2, 3, 4
+    having sum(n) <> 0`;
+  return rows.map((r) => ({ ...r, n: Number(r.n) }));
+}
