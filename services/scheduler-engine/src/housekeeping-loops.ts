@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { type Logger, type LoopSupervisor, type PgBoss } from '@wombat/core/platform';
-import { reconcileRuns, releaseHeldRuns } from '@wombat/core/runs';
+import { foldRunCounts, reconcileRuns, releaseHeldRuns } from '@wombat/core/runs';
 import { type CoreTables } from '@wombat/core/tables';
 import type { EngineClock } from './clock.ts';
 import { purgeFinishedRuns, type RetentionOptions } from './housekeeping.ts';
@@ -14,6 +14,7 @@ export interface HousekeepingOptions extends RetentionOptions {
   heldRunCheckMs: number;
   runReconcileIntervalMs: number;
   jobHeartbeatSeconds?: number;
+  runCountsFoldMs?: number;
   maintenanceIntervalMs: number;
 }
 
@@ -39,8 +40,8 @@ const roundDeadlineMs = (intervalMs: number) => Math.min(Math.max(2 * intervalMs
 /**
  * The engine's periodic loops, on the loop supervisor (a round that hangs is
  * abandoned and the next runs; a loop that cannot progress is a stall): the full
- * schedule re-read, the heartbeat, held-run release, run reconciliation and
- * retention. The supervisor's stop() ends them.
+ * schedule re-read, the heartbeat, held-run release, run reconciliation, the
+ * run roll-ups' fold and retention. The supervisor's stop() ends them.
  */
 export function startHousekeeping(deps: HousekeepingDeps): void {
   const { db, boss, log, options: o, clock } = deps;
@@ -63,6 +64,9 @@ export function startHousekeeping(deps: HousekeepingDeps): void {
     }
   });
   every(o.runReconcileIntervalMs, 'run reconciliation', runReconciliation(deps));
+  // The roll-ups' deltas grow by a few rows per statement that changes runs: folding them
+  // often keeps what every read adds to the folded counts small.
+  every(o.runCountsFoldMs ?? 5_000, 'run count fold', () => foldRunCounts(db));
   every(o.maintenanceIntervalMs, 'retention', () => purgeFinishedRuns(db, o));
 }
 

@@ -1,0 +1,95 @@
+import t from 'tap';
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { applyAttemptUpdates, cancelRun, foldRunCounts, publishRuns, requeueRun } from '@wombat/core/runs';
+import { startTestApi } from './helpers.ts';
+
+/**
+ * The overview and /metrics read run counts from the run roll-ups: here they are
+ * compared with count(*) over wombat.runs after runs went through the lifecycle,
+ * before and after the engine's fold.
+ */
+const api = await startTestApi(t);
+const { db } = api.database;
+const worker = randomUUID();
+const now = () => new Date().toISOString();
+
+const sample = (text: string, name: string) => {
+  const m = new RegExp(`^${name.replace(/[{}"+]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+};
+
+async function count(where: ReturnType<typeof sql>): Promise<Record<string, number>> {
+  const { rows } = await sql<{ key: string; n: number }>`select job || '/' || state as key, count(*)::int as n from wombat.runs where ${where} group by 1`.execute(db);
+  return Object.fromEntries(rows.map((r) => [r.key, r.n]));
+}
+
+// Runs of several kinds, through the lifecycle: queued, running, completed, failed for good,
+// failed -> retrying -> completed, cancelled, requeued; and older history written directly.
+await publishRuns(db, api.boss, Array.from({ length: 24 }, () => ({ job: 'canary' as const, params: {}, trigger: 'task' as const, retryLimit: 0, retryDelaySeconds: 0 })));
+const jobs = await api.boss.fetch('canary', { batchSize: 20 });
+const claimed = jobs.map((j) => j.id);
+await applyAttemptUpdates(api.database.sql, claimed.map((id) => ({ id, attempts: 1, state: 'running' as const, workerId: worker, attemptStartedAt: new Date(Date.now() - 3000).toISOString() })));
+await applyAttemptUpdates(api.database.sql, claimed.slice(2, 10).map((id) => ({ id, attempts: 1, state: 'completed' as const, workerId: worker, result: {}, finishedAt: now() })));
+await applyAttemptUpdates(api.database.sql, claimed.slice(10, 14).map((id) => ({ id, attempts: 1, state: 'failed' as const, workerId: worker, error: { message: 'x' }, finishedAt: now() })));
+const retried = claimed[0]!;
+await sql`update pgboss.job set retry_limit = 1 where id = ${retried}`.execute(db);
+await api.boss.fail('canary', retried, { message: 'again' });
+await applyAttemptUpdates(api.database.sql, [{ id: retried, attempts: 1, workerId: worker, state: 'retrying' }]);
+const again = await api.boss.fetch('canary', { batchSize: 10 });
+if (!again.some((j) => j.id === retried)) throw new Error('expected pg-boss to run the retry');
+await applyAttemptUpdates(api.database.sql, [{ id: retried, attempts: 2, workerId: worker, state: 'running', attemptStartedAt: now() }]);
+await applyAttemptUpdates(api.database.sql, [{ id: retried, attempts: 2, workerId: worker, state: 'completed', finishedAt: now() }]);
+for (const id of claimed.slice(14, 16)) await cancelRun(db, api.boss, id);
+await api.boss.fail('canary', claimed[10]!, { message: 'x' });
+await requeueRun(db, api.boss, claimed[10]!, { trigger: 'manual' });
+await sql`
+  insert into wombat.runs (id, job, trigger, state, created_at, started_at, finished_at)
+  select gen_random_uuid(), 'backtest', 'task', case when i % 3 = 0 then 'failed' else 'completed' end,
+    now() - interval '26 hours', now() - make_interval(mins => i * 5) - interval '2 seconds', now() - make_interval(mins => i * 5)
+  from generate_series(1, 30) i`.execute(db);
+
+for (const folded of [false, true]) {
+  if (folded) await foldRunCounts(db);
+  const when = folded ? 'after a fold' : 'before a fold';
+
+  t.test(`the overview's run counts equal count(*) over wombat.runs (${when})`, async (t) => {
+    const res = await api.call('GET', '/api/overview');
+    t.equal(res.status, 200);
+    const o = res.body;
+    const created = await count(sql`created_at >= date_trunc('minute', now() - interval '24 hours')`);
+    const byState: Record<string, number> = {};
+    for (const [k, n] of Object.entries(created)) byState[k.split('/')[1]!] = (byState[k.split('/')[1]!] ?? 0) + n;
+    t.same(o.runs_24h, byState, 'runs_24h');
+    const hourSums: Record<string, number> = {};
+    for (const h of o.hours) for (const [s, n] of Object.entries(h.states as Record<string, number>)) hourSums[s] = (hourSums[s] ?? 0) + n;
+    t.same(hourSums, byState, 'the hours add up to runs_24h');
+    const { rows: [w] } = await sql<{ completed: number; failed: number; avg: number }>`
+      select count(*) filter (where state = 'completed')::int as completed, count(*) filter (where state = 'failed')::int as failed,
+        avg(extract(epoch from finished_at - started_at))::float8 as avg
+      from wombat.runs where finished_at >= date_trunc('minute', now() - interval '1 hour') and state in ('completed', 'failed')`.execute(db);
+    t.ok(w!.failed > 0 && w!.completed > 0, 'the window holds both outcomes');
+    t.equal(o.failure_ratio.value, Math.round((w!.failed / (w!.completed + w!.failed)) * 10000) / 10000, 'failure ratio');
+    t.equal(o.avg_run_seconds.value, Math.round(w!.avg * 1000) / 1000, 'average run time');
+    const dead = Object.values(await count(sql`state = 'failed' and requeued_as is null`)).reduce((a, n) => a + n, 0);
+    t.equal(o.dead_letters.value, dead, 'dead letters');
+  });
+
+  t.test(`/metrics' run gauges equal count(*) over wombat.runs (${when})`, async (t) => {
+    const res = await api.call('GET', '/metrics');
+    const text = res.body as string;
+    const active = await count(sql`state in ('held', 'queued', 'running', 'retrying')`);
+    for (const state of ['queued', 'running', 'retrying']) t.equal(sample(text, `wombat_runs_active{job="canary",state="${state}"}`), active[`canary/${state}`] ?? 0, `active ${state}`);
+    const finished = await count(sql`finished_at >= date_trunc('minute', now() - interval '1 hour') and state in ('completed', 'failed', 'cancelled')`);
+    for (const [key, n] of Object.entries(finished)) {
+      const [job, state] = key.split('/');
+      t.equal(sample(text, `wombat_runs_finished_window{job="${job}",state="${state}"}`), n, `finished in the window: ${key}`);
+    }
+    const total = await count(sql`finished_at is not null and started_at is not null and state in ('completed', 'failed', 'cancelled')`);
+    for (const [key, n] of Object.entries(total)) {
+      const [job, state] = key.split('/');
+      t.equal(sample(text, `wombat_runs_finished_total{job="${job}",state="${state}"}`), n, `finished in all: ${key}`);
+    }
+    t.equal(sample(text, 'wombat_dead_letters'), Object.values(await count(sql`state = 'failed' and requeued_as is null`)).reduce((a, n) => a + n, 0));
+  });
+}
