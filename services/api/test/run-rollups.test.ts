@@ -93,3 +93,20 @@ for (const folded of [false, true]) {
     t.equal(sample(text, 'wombat_dead_letters'), Object.values(await count(sql`state = 'failed' and requeued_as is null`)).reduce((a, n) => a + n, 0));
   });
 }
+
+t.test('the run list totals equal count(*) over wombat.runs', async (t) => {
+  const total = async (where: ReturnType<typeof sql>) => Number((await sql<{ n: number }>`select count(*)::int as n from wombat.runs where ${where}`.execute(db)).rows[0]!.n);
+  const cases: [string, ReturnType<typeof sql>][] = [
+    ['', sql`true`],
+    ['&job=canary', sql`job = 'canary'`],
+    ['&state=failed', sql`state = 'failed'`],
+    ['&job=backtest&state=completed', sql`job = 'backtest' and state = 'completed'`],
+    ['&trigger=task&state=queued', sql`trigger = 'task' and state = 'queued'`],
+  ];
+  for (const [query, where] of cases) {
+    const res = await api.call('GET', `/api/runs?limit=5${query}`);
+    t.equal(res.status, 200);
+    t.equal(res.body.total, await total(where), `total${query || ' of all runs'}`);
+    t.equal(res.body.runs.length, Math.min(5, res.body.total));
+  }
+});

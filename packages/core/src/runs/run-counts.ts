@@ -97,3 +97,19 @@ export async function readRunCounts(db: Sql, q: RunCountQuery): Promise<RunCount
     having sum(n) <> 0`;
   return rows.map((r) => ({ ...r, n: Number(r.n) }));
 }
+
+/**
+ * Runs now in wombat.runs, of one job and/or state (both optional): the roll-ups'
+ * current counts, folded and not, so the answer equals count(*) at its snapshot
+ * without reading the runs.
+ */
+export async function countRuns(db: Kysely<RunTables>, f: { job?: string | undefined; state?: string | undefined }): Promise<number> {
+  const where = sql`kind = 'current' and minute = '-infinity'
+    and (${f.job ?? null}::text is null or job = ${f.job ?? null}) and (${f.state ?? null}::text is null or state = ${f.state ?? null})`;
+  const { rows } = await sql<{ n: string }>`
+    select coalesce(sum(n), 0)::text as n from (
+      select n from wombat.run_counts where ${where}
+      union all
+      select n from wombat.run_count_deltas where ${where}) c`.execute(db);
+  return Number(rows[0]?.n ?? 0);
+}
