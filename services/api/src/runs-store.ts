@@ -82,17 +82,21 @@ export interface DeadLetterFilter {
   offset: number;
 }
 
-/** Dead letters: runs whose final attempt failed and that nobody requeued yet. */
+/**
+ * Dead letters: runs whose final attempt failed and that nobody requeued yet, newest
+ * first (index runs_dead_letters); the total of all or of a job comes from the run roll-ups.
+ */
 export async function listDeadLetters(db: ApiDb, f: DeadLetterFilter): Promise<{ runs: ApiRun[]; total: number }> {
+  const rolledUp = f.since === undefined && f.until === undefined;
   let q = db.selectFrom('wombat.runs').where('state', '=', 'failed').where('requeued_as', 'is', null);
   if (f.job !== undefined) q = q.where('job', '=', f.job);
   if (f.since !== undefined) q = q.where('finished_at', '>=', f.since);
   if (f.until !== undefined) q = q.where('finished_at', '<', f.until);
   const [runs, count] = await Promise.all([
     q.selectAll().orderBy('finished_at', 'desc').orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute(),
-    q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+    rolledUp ? countRuns(db, { job: f.job, deadLetters: true }) : q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow().then((c) => Number(c.n)),
   ]);
-  return { runs, total: Number(count.n) };
+  return { runs, total: count };
 }
 
 /** Ids of dead letters matching a filter, oldest first, at most `limit`. */

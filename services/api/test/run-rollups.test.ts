@@ -110,3 +110,14 @@ t.test('the run list totals equal count(*) over wombat.runs', async (t) => {
     t.equal(res.body.runs.length, Math.min(5, res.body.total));
   }
 });
+
+t.test('the dead-letter list totals equal count(*) over wombat.runs', async (t) => {
+  for (const query of ['', '&job=canary', '&job=backtest']) {
+    const job = query === '' ? null : query.slice('&job='.length);
+    const want = Number((await sql<{ n: number }>`select count(*)::int as n from wombat.runs where state = 'failed' and requeued_as is null and (${job}::text is null or job = ${job})`.execute(db)).rows[0]!.n);
+    const res = await api.call('GET', `/api/dead-letters?limit=5${query}`);
+    t.equal(res.status, 200);
+    t.ok(want > 0, 'there are dead letters to count');
+    t.equal(res.body.total, want, `total${query || ' of all dead letters'}`);
+  }
+});

@@ -10,8 +10,7 @@ import type { RunTables } from './tables.ts';
  * both in one statement, so an answer equals count(*) over wombat.runs at its
  * snapshot (windows start on a whole minute).
  */
-export const RUN_COUNT_KINDS = ['created', 'current', 'finished', 'finished_total', 'dead_letters'] as const;
-export type RunCountKind = (typeof RUN_COUNT_KINDS)[number];
+export type RunCountKind = 'created' | 'current' | 'finished' | 'finished_total' | 'dead_letters';
 
 /** The upper bounds (s) of the duration buckets: wombat.run_duration_bucket's, bucket i is the first bound d is at most. */
 export const RUN_DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600] as const;
@@ -87,24 +86,34 @@ export interface RunCountQuery {
 export async function readRunCounts(db: Sql, q: RunCountQuery): Promise<RunCountRow[]> {
   const from = q.windowSeconds === undefined ? db`'-infinity'::timestamptz` : db`date_trunc('minute', now() - make_interval(secs => ${q.windowSeconds}))`;
   const hour = q.hourly === true ? db`date_trunc('hour', minute)` : db`null::timestamptz`;
+  // Runs created: whole hours from the hourly counts, the minutes before the first whole hour
+  // from the per-minute ones, so a day is about 24 + 60 rows a key rather than 1,440.
+  const parts =
+    q.kind === 'created' && q.windowSeconds !== undefined
+      ? [
+          db`kind = 'created' and minute >= ${from} and minute < date_trunc('hour', ${from}) + interval '1 hour'`,
+          db`kind = 'created_hourly' and minute >= date_trunc('hour', ${from}) + interval '1 hour'`,
+        ]
+      : [db`kind = ${q.kind} and minute >= ${from}`];
+  const sources = parts.flatMap((where) => [
+    db`select minute, job, state, bucket, n, duration_s from wombat.run_counts where ${where}`,
+    db`select minute, job, state, bucket, n, duration_s from wombat.run_count_deltas where ${where}`,
+  ]);
+  const union = sources.reduce((all, s) => db`${all} union all ${s}`);
   const rows = await db<{ hour: Date | null; job: string; state: string; bucket: number; n: string; duration_s: number }[]>`
-    select ${hour} as hour, job, state, bucket, sum(n)::text as n, sum(duration_s)::float8 as duration_s from (
-      select minute, job, state, bucket, n, duration_s from wombat.run_counts where kind = ${q.kind} and minute >= ${from}
-      union all
-      select minute, job, state, bucket, n, duration_s from wombat.run_count_deltas where kind = ${q.kind} and minute >= ${from}
-    ) c
+    select ${hour} as hour, job, state, bucket, sum(n)::text as n, sum(duration_s)::float8 as duration_s from (${union}) c
     group by 1, 2, 3, 4
     having sum(n) <> 0`;
   return rows.map((r) => ({ ...r, n: Number(r.n) }));
 }
 
 /**
- * Runs now in wombat.runs, of one job and/or state (both optional): the roll-ups'
- * current counts, folded and not, so the answer equals count(*) at its snapshot
- * without reading the runs.
+ * Runs now in wombat.runs, of one job and/or state (both optional), or its dead
+ * letters: the roll-ups' current counts, folded and not, so the answer equals
+ * count(*) at its snapshot without reading the runs.
  */
-export async function countRuns(db: Kysely<RunTables>, f: { job?: string | undefined; state?: string | undefined }): Promise<number> {
-  const where = sql`kind = 'current' and minute = '-infinity'
+export async function countRuns(db: Kysely<RunTables>, f: { job?: string | undefined; state?: string | undefined; deadLetters?: boolean }): Promise<number> {
+  const where = sql`kind = ${f.deadLetters === true ? 'dead_letters' : 'current'} and minute = '-infinity'
     and (${f.job ?? null}::text is null or job = ${f.job ?? null}) and (${f.state ?? null}::text is null or state = ${f.state ?? null})`;
   const { rows } = await sql<{ n: string }>`
     select coalesce(sum(n), 0)::text as n from (

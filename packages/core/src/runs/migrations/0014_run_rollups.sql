@@ -9,6 +9,8 @@
 --
 -- kinds:
 --   created        minute = created_at's minute: runs created then, by their current state
+--   created_hourly minute = created_at's hour: the same by hour (a day's counts are 24 rows
+--                  a key, plus the minutes of the hour the day starts in)
 --   current        minute = -infinity: runs now in each state
 --   finished       minute = finished_at's minute: runs with a finished_at, by state and duration bucket
 --   finished_total minute = -infinity: as finished, but a delete does not subtract (a
@@ -60,6 +62,7 @@ language sql stable parallel safe as $$
                     then greatest(extract(epoch from r_finished_at - r_started_at), 0)::float8 end as d) d
   cross join lateral (values
     ('created', date_trunc('minute', r_created_at), 0::smallint, 0::float8, true),
+    ('created_hourly', date_trunc('hour', r_created_at), 0::smallint, 0::float8, true),
     ('current', '-infinity'::timestamptz, 0::smallint, 0::float8, true),
     ('finished', date_trunc('minute', r_finished_at), wombat.run_duration_bucket(d.d), coalesce(d.d, 0), r_finished_at is not null),
     ('finished_total', '-infinity'::timestamptz, wombat.run_duration_bucket(d.d), coalesce(d.d, 0), r_finished_at is not null),
