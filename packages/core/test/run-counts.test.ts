@@ -31,10 +31,14 @@ async function direct(kind: RunCountKind): Promise<{ n: Counts; seconds: Counts 
     finished: sql`finished_at >= date_trunc('minute', now() - interval '1 hour')`,
     finished_total: sql`finished_at is not null`,
     dead_letters: sql`state = 'failed' and requeued_as is null`,
+    lateness_hourly: sql`trigger = 'schedule' and started_at is not null and scheduled_for is not null`,
   }[kind];
   const timed = kind === 'finished' || kind === 'finished_total';
-  const bucket = timed ? sql`wombat.run_duration_bucket(extract(epoch from finished_at - started_at)::float8)` : sql`0`;
-  const seconds = timed ? sql`greatest(extract(epoch from finished_at - started_at), 0)` : sql`0`;
+  const late = kind === 'lateness_hourly';
+  const bucket = timed
+    ? sql`wombat.run_duration_bucket(extract(epoch from finished_at - started_at)::float8)`
+    : late ? sql`wombat.run_lateness_bucket(extract(epoch from started_at - scheduled_for)::float8 * 1000)` : sql`0`;
+  const seconds = timed ? sql`greatest(extract(epoch from finished_at - started_at), 0)` : late ? sql`extract(epoch from started_at - scheduled_for)` : sql`0`;
   const { rows } = await sql<{ key: string; n: number; seconds: number }>`
     select job || '/' || state || '/' || ${bucket} as key, count(*)::int as n,
       coalesce(sum(${seconds}), 0)::float8 as seconds
@@ -50,7 +54,7 @@ async function rolledUp(kind: RunCountKind): Promise<{ n: Counts; seconds: Count
 }
 
 /** Every kind agrees with count(*) over wombat.runs, before and after a fold (finished_total: until a delete). */
-async function agree(t: Test, label: string, kinds: RunCountKind[] = ['created', 'current', 'finished', 'finished_total', 'dead_letters']) {
+async function agree(t: Test, label: string, kinds: RunCountKind[] = ['created', 'current', 'finished', 'finished_total', 'dead_letters', 'lateness_hourly']) {
   for (const fold of [false, true]) {
     if (fold) await foldRunCounts(tdb.db);
     for (const kind of kinds) {
@@ -114,10 +118,23 @@ t.test('roll-ups equal count(*) through the lifecycle: finish, retry, cancel, re
   await agree(t, 'finished long ago');
   const deleted = await deleteFinishedRuns(tdb.db, { taskTtlDays: 30, retentionDays: 30, batchSize: 1000 });
   t.equal(deleted, 4, 'retention deletes the finished runs');
-  await agree(t, 'after retention', ['created', 'current', 'finished', 'dead_letters']);
+  await agree(t, 'after retention', ['created', 'current', 'finished', 'dead_letters', 'lateness_hourly']);
   t.same((await rolledUp('finished_total')).n, before, 'finished_total does not fall when retention deletes runs');
   const { rows } = await sql<{ n: number }>`select count(*)::int as n from wombat.run_counts where kind in ('created', 'finished') and n = 0`.execute(tdb.db);
   t.equal(rows[0]!.n, 0, 'a fold drops the minutes retention emptied');
+});
+
+t.test('scheduled runs count by start lateness', async (t) => {
+  await sql`truncate wombat.runs`.execute(tdb.db); // finished_total still counts the runs retention deleted
+  await sql`insert into wombat.runs (id, job, trigger, schedule_id, scheduled_for, state)
+            select gen_random_uuid(), 'canary', 'schedule', -n, now() - interval '1 minute', 'queued' from generate_series(1, 3) n`.execute(tdb.db);
+  await agree(t, 'scheduled, not started');
+  await sql`update wombat.runs set state = 'running', started_at = scheduled_for + make_interval(secs => -schedule_id * 0.3) where trigger = 'schedule'`.execute(tdb.db);
+  await agree(t, 'scheduled and started');
+  const rows = await readRunCounts(tdb.sql, { kind: 'lateness_hourly', windowSeconds: 3600, hourly: true });
+  t.same(rows.map((r) => r.n).reduce((a, n) => a + n, 0), 3, 'three scheduled runs started within the hour');
+  t.ok(rows.every((r) => r.hour instanceof Date));
+  t.same(rows.map((r) => r.bucket).sort(), [117, 132, 140], 'lateness 300, 600 and 900 ms in their 5% buckets');
 });
 
 t.test('progress writes add no deltas', async (t) => {

@@ -1,7 +1,7 @@
 import { BOSS_SCHEMA, type Sql } from '@wombat/core/platform';
 import { JOB_TYPES } from '@wombat/core/jobs';
 import { queueSettingsView, readQueueSettings } from '@wombat/core/workers';
-import { readRunCounts } from '@wombat/core/runs';
+import { readRunCounts, runLatenessBucketMs } from '@wombat/core/runs';
 import { type DatabaseHealth, DEFAULT_THRESHOLDS, type Level, levelOf, type Thresholds } from '@wombat/core/alerts';
 
 /** Failure rate and average run time look at runs finished within this window, as /metrics does. */
@@ -59,14 +59,27 @@ async function exists(sql: Sql, name: string): Promise<boolean> {
   return row?.ok === true;
 }
 
+/** A percentile of start lateness from the roll-ups' 5%-wide buckets: the upper bound of the bucket it falls in. */
+function latenessPercentile(buckets: Map<number, number>, p: number): number | null {
+  const sorted = [...buckets].filter(([, n]) => n > 0).sort(([a], [b]) => a - b);
+  const total = sorted.reduce((a, [, n]) => a + n, 0);
+  if (total === 0) return null;
+  let seen = 0;
+  for (const [bucket, n] of sorted) {
+    seen += n;
+    if (seen >= Math.max(1, Math.ceil(p * total))) return Math.round(runLatenessBucketMs(bucket));
+  }
+  return null;
+}
+
 const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
 /**
  * Everything the dashboard's overview shows, in a handful of statements. Run
- * counts come from the run roll-ups (readRunCounts: the minutes of the window,
- * never the runs; windows start on a whole minute), start lateness from the
- * scheduled runs of the last 24 h (index runs_schedule_started), so the page
- * costs the same with a long or busy history.
+ * counts come from the run roll-ups (readRunCounts: the minutes and hours of the
+ * window, never the runs; windows start on a whole minute), start lateness from
+ * their hourly lateness buckets (percentiles within 5%, the first hour whole), so
+ * the page costs the same with a long or busy history.
  */
 export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_THRESHOLDS, databaseHealth?: () => Promise<DatabaseHealth>): Promise<Overview> {
   const [hasWorkers, hasAlerts, health] = await Promise.all([
@@ -93,13 +106,7 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
       select name, state::text as state, count(*)::int as n from ${sql(BOSS_SCHEMA)}.job
       where state in ('created', 'retry', 'active') group by name, state`,
     readRunCounts(sql, { kind: 'created', windowSeconds: RUNS_WINDOW_SECONDS, hourly: true }),
-    sql<{ hour: Date; p50: number | null; p99: number | null }[]>`
-      select date_trunc('hour', created_at) as hour,
-        percentile_cont(0.5) within group (order by extract(epoch from started_at - scheduled_for) * 1000) as p50,
-        percentile_cont(0.99) within group (order by extract(epoch from started_at - scheduled_for) * 1000) as p99
-      from wombat.runs
-      where created_at > now() - interval '24 hours' and trigger = 'schedule' and started_at is not null
-      group by 1`,
+    readRunCounts(sql, { kind: 'lateness_hourly', windowSeconds: RUNS_WINDOW_SECONDS, hourly: true }),
     readRunCounts(sql, { kind: 'finished', windowSeconds: OVERVIEW_WINDOW_SECONDS }),
     readRunCounts(sql, { kind: 'dead_letters' }),
     hasAlerts
@@ -131,10 +138,17 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
     states[r.state] = (states[r.state] ?? 0) + r.n;
     runs24h[r.state] = (runs24h[r.state] ?? 0) + r.n;
   }
+  const lateness = new Map<string, Map<number, number>>();
   for (const r of latenessRows) {
-    const h = hourOf(r.hour);
-    h.lateness_p50_ms = r.p50 === null ? null : Math.round(Number(r.p50));
-    h.lateness_p99_ms = r.p99 === null ? null : Math.round(Number(r.p99));
+    const key = new Date(r.hour!).toISOString();
+    const buckets = lateness.get(key) ?? new Map<number, number>();
+    buckets.set(r.bucket, (buckets.get(r.bucket) ?? 0) + r.n);
+    lateness.set(key, buckets);
+  }
+  for (const [key, buckets] of lateness) {
+    const h = hourOf(new Date(key));
+    h.lateness_p50_ms = latenessPercentile(buckets, 0.5);
+    h.lateness_p99_ms = latenessPercentile(buckets, 0.99);
   }
 
   const w = { completed: 0, failed: 0, started: 0, seconds: 0 };

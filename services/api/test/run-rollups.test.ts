@@ -121,3 +121,19 @@ t.test('the dead-letter list totals equal count(*) over wombat.runs', async (t) 
     t.equal(res.body.total, want, `total${query || ' of all dead letters'}`);
   }
 });
+
+t.test('the overview shows start lateness percentiles within 5% of the exact ones', async (t) => {
+  await sql`insert into wombat.runs (id, job, trigger, schedule_id, state, scheduled_for, started_at)
+            select gen_random_uuid(), 'canary', 'schedule', -i, 'running', now(), now() + make_interval(secs => i * 0.01)
+            from generate_series(1, 200) i`.execute(db);
+  const { rows: [exact] } = await sql<{ p50: number; p99: number }>`
+    select percentile_cont(0.5) within group (order by extract(epoch from started_at - scheduled_for) * 1000)::float8 as p50,
+           percentile_cont(0.99) within group (order by extract(epoch from started_at - scheduled_for) * 1000)::float8 as p99
+    from wombat.runs where trigger = 'schedule'`.execute(db);
+  const hours = (await api.call('GET', '/api/overview')).body.hours as { lateness_p50_ms: number | null; lateness_p99_ms: number | null }[];
+  const shown = hours.filter((h) => h.lateness_p50_ms !== null);
+  t.equal(shown.length, 1, 'one hour has scheduled runs');
+  for (const [figure, want] of [[shown[0]!.lateness_p50_ms!, exact!.p50], [shown[0]!.lateness_p99_ms!, exact!.p99]] as const) {
+    t.ok(figure >= want * 0.95 && figure <= want * 1.06, `${figure} ms is within 5% of ${want.toFixed(1)} ms`);
+  }
+});

@@ -10,7 +10,7 @@ import type { RunTables } from './tables.ts';
  * both in one statement, so an answer equals count(*) over wombat.runs at its
  * snapshot (windows start on a whole minute).
  */
-export type RunCountKind = 'created' | 'current' | 'finished' | 'finished_total' | 'dead_letters';
+export type RunCountKind = 'created' | 'current' | 'finished' | 'finished_total' | 'dead_letters' | 'lateness_hourly';
 
 /** The upper bounds (s) of the duration buckets: wombat.run_duration_bucket's, bucket i is the first bound d is at most. */
 export const RUN_DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600] as const;
@@ -63,7 +63,10 @@ export interface RunCountRow {
   hour: Date | null;
   job: string;
   state: string;
-  /** Duration bucket (index into RUN_DURATION_BUCKETS_SECONDS, 13 above the last, -1 never started); 0 for kinds without durations. */
+  /**
+   * Duration bucket (index into RUN_DURATION_BUCKETS_SECONDS, 13 above the last, -1 never started);
+   * lateness_hourly: lateness bucket (runLatenessBucketMs); 0 for kinds without either.
+   */
   bucket: number;
   n: number;
   /** Sum of the durations of the started runs counted, in seconds. */
@@ -72,7 +75,7 @@ export interface RunCountRow {
 
 export interface RunCountQuery {
   kind: RunCountKind;
-  /** Only minutes from the one holding now() - windowSeconds on (windowed kinds: created, finished). */
+  /** Only minutes from the one holding now() - windowSeconds on (hours, for lateness_hourly). */
   windowSeconds?: number;
   /** Sum by hour of the minute instead of over the whole window. */
   hourly?: boolean;
@@ -84,7 +87,8 @@ export interface RunCountQuery {
  * window and the deltas since the last fold, never the runs.
  */
 export async function readRunCounts(db: Sql, q: RunCountQuery): Promise<RunCountRow[]> {
-  const from = q.windowSeconds === undefined ? db`'-infinity'::timestamptz` : db`date_trunc('minute', now() - make_interval(secs => ${q.windowSeconds}))`;
+  const grain = q.kind === 'lateness_hourly' ? 'hour' : 'minute';
+  const from = q.windowSeconds === undefined ? db`'-infinity'::timestamptz` : db`date_trunc(${grain}, now() - make_interval(secs => ${q.windowSeconds}))`;
   const hour = q.hourly === true ? db`date_trunc('hour', minute)` : db`null::timestamptz`;
   // Runs created: whole hours from the hourly counts, the minutes before the first whole hour
   // from the per-minute ones, so a day is about 24 + 60 rows a key rather than 1,440.
@@ -121,4 +125,9 @@ export async function countRuns(db: Kysely<RunTables>, f: { job?: string | undef
       union all
       select n from wombat.run_count_deltas where ${where}) c`.execute(db);
   return Number(rows[0]?.n ?? 0);
+}
+
+/** The upper bound (ms) of a lateness_hourly bucket: wombat.run_lateness_bucket's buckets are 5% wide. */
+export function runLatenessBucketMs(bucket: number): number {
+  return bucket <= 0 ? 1 : 1.05 ** bucket;
 }

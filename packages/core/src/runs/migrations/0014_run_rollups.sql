@@ -16,6 +16,8 @@
 --   finished_total minute = -infinity: as finished, but a delete does not subtract (a
 --                  Prometheus counter: retention must not make it fall)
 --   dead_letters   minute = -infinity: failed runs not yet requeued
+--   lateness_hourly minute = created_at's hour: scheduled runs that started, by start
+--                  lateness bucket (wombat.run_lateness_bucket); duration_s sums the lateness
 -- bucket: wombat.run_duration_bucket(finished_at - started_at), -1 without a start; 0 for
 -- the kinds without durations. duration_s: sum of the durations of started runs.
 -- Deletes (retention, purges) subtract from every kind but finished_total: a deleted
@@ -53,20 +55,31 @@ language sql immutable parallel safe as $$
     when d <= 3600 then 12 else 13 end)::smallint
 $$;
 
+-- Start lateness (started_at - scheduled_for) buckets 5% wide: bucket b holds lateness in
+-- (1.05^(b-1), 1.05^b] ms, 0 at most 1 ms; a percentile read from them is within 5%.
+create function wombat.run_lateness_bucket(ms double precision) returns smallint
+language sql immutable parallel safe as $$
+  select (case when ms <= 1 then 0 else least(ceil(ln(ms) / ln(1.05)), 30000) end)::smallint
+$$;
+
 -- The keys one run counts under.
-create function wombat.run_count_keys(r_state text, r_created_at timestamptz, r_started_at timestamptz, r_finished_at timestamptz, r_requeued_as uuid)
+create function wombat.run_count_keys(r_state text, r_created_at timestamptz, r_started_at timestamptz, r_finished_at timestamptz, r_requeued_as uuid,
+  r_trigger text, r_scheduled_for timestamptz)
 returns table (kind text, minute timestamptz, state text, bucket smallint, duration_s double precision)
 language sql stable parallel safe as $$
   select k.kind, k.minute, r_state, k.bucket, k.duration_s
   from (select case when r_started_at is not null and r_finished_at is not null
                     then greatest(extract(epoch from r_finished_at - r_started_at), 0)::float8 end as d) d
+  cross join (select (extract(epoch from r_started_at - r_scheduled_for) * 1000)::float8 as ms) l
   cross join lateral (values
     ('created', date_trunc('minute', r_created_at), 0::smallint, 0::float8, true),
     ('created_hourly', date_trunc('hour', r_created_at), 0::smallint, 0::float8, true),
     ('current', '-infinity'::timestamptz, 0::smallint, 0::float8, true),
     ('finished', date_trunc('minute', r_finished_at), wombat.run_duration_bucket(d.d), coalesce(d.d, 0), r_finished_at is not null),
     ('finished_total', '-infinity'::timestamptz, wombat.run_duration_bucket(d.d), coalesce(d.d, 0), r_finished_at is not null),
-    ('dead_letters', '-infinity'::timestamptz, 0::smallint, 0::float8, r_state = 'failed' and r_requeued_as is null)
+    ('dead_letters', '-infinity'::timestamptz, 0::smallint, 0::float8, r_state = 'failed' and r_requeued_as is null),
+    ('lateness_hourly', date_trunc('hour', r_created_at), wombat.run_lateness_bucket(l.ms), coalesce(l.ms / 1000, 0),
+      r_trigger = 'schedule' and r_started_at is not null and r_scheduled_for is not null)
   ) k(kind, minute, bucket, duration_s, counts)
   where k.counts
 $$;
@@ -75,7 +88,7 @@ create function wombat.run_counts_inserted() returns trigger language plpgsql as
 begin
   insert into wombat.run_count_deltas (kind, minute, job, state, bucket, n, duration_s)
   select k.kind, k.minute, r.job, k.state, k.bucket, count(*), sum(k.duration_s)
-  from new_rows r cross join lateral wombat.run_count_keys(r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as) k
+  from new_rows r cross join lateral wombat.run_count_keys(r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as, r.trigger, r.scheduled_for) k
   group by 1, 2, 3, 4, 5;
   return null;
 end $$;
@@ -84,7 +97,7 @@ create function wombat.run_counts_deleted() returns trigger language plpgsql as 
 begin
   insert into wombat.run_count_deltas (kind, minute, job, state, bucket, n, duration_s)
   select k.kind, k.minute, r.job, k.state, k.bucket, -count(*), -sum(k.duration_s)
-  from old_rows r cross join lateral wombat.run_count_keys(r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as) k
+  from old_rows r cross join lateral wombat.run_count_keys(r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as, r.trigger, r.scheduled_for) k
   where k.kind <> 'finished_total'
   group by 1, 2, 3, 4, 5;
   return null;
@@ -95,16 +108,16 @@ create function wombat.run_counts_updated() returns trigger language plpgsql as 
 begin
   with changed as (
     select o.id from old_rows o join new_rows n on n.id = o.id
-    where (o.job, o.state, o.created_at, o.started_at, o.finished_at, o.requeued_as is null)
-      is distinct from (n.job, n.state, n.created_at, n.started_at, n.finished_at, n.requeued_as is null)
+    where (o.job, o.state, o.created_at, o.started_at, o.finished_at, o.requeued_as is null, o.trigger, o.scheduled_for)
+      is distinct from (n.job, n.state, n.created_at, n.started_at, n.finished_at, n.requeued_as is null, n.trigger, n.scheduled_for)
   ), moves as (
-    select 1 as sign, r.job, r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as from new_rows r where r.id in (select id from changed)
+    select 1 as sign, r.job, r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as, r.trigger, r.scheduled_for from new_rows r where r.id in (select id from changed)
     union all
-    select -1, r.job, r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as from old_rows r where r.id in (select id from changed)
+    select -1, r.job, r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as, r.trigger, r.scheduled_for from old_rows r where r.id in (select id from changed)
   )
   insert into wombat.run_count_deltas (kind, minute, job, state, bucket, n, duration_s)
   select k.kind, k.minute, m.job, k.state, k.bucket, sum(m.sign), sum(m.sign * k.duration_s)
-  from moves m cross join lateral wombat.run_count_keys(m.state, m.created_at, m.started_at, m.finished_at, m.requeued_as) k
+  from moves m cross join lateral wombat.run_count_keys(m.state, m.created_at, m.started_at, m.finished_at, m.requeued_as, m.trigger, m.scheduled_for) k
   group by 1, 2, 3, 4, 5
   having sum(m.sign) <> 0 or sum(m.sign * k.duration_s) <> 0;
   return null;
@@ -129,9 +142,5 @@ create trigger runs_count_truncates after truncate on wombat.runs
 -- The runs already recorded.
 insert into wombat.run_counts (kind, minute, job, state, bucket, n, duration_s)
 select k.kind, k.minute, r.job, k.state, k.bucket, count(*), sum(k.duration_s)
-from wombat.runs r cross join lateral wombat.run_count_keys(r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as) k
+from wombat.runs r cross join lateral wombat.run_count_keys(r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as, r.trigger, r.scheduled_for) k
 group by 1, 2, 3, 4, 5;
-
--- Start lateness of scheduled runs (the overview's hours): scheduled runs only, however
--- many tasks and manual runs there are.
-create index runs_schedule_started on wombat.runs (created_at) where trigger = 'schedule' and started_at is not null;
