@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { type Logger, type LoopSupervisor, type PgBoss } from '@wombat/core/platform';
-import { foldRunCounts, reconcileRuns, releaseHeldRuns } from '@wombat/core/runs';
+import { foldRunCounts, type QueuedSweep, reconcileRuns, releaseHeldRuns } from '@wombat/core/runs';
 import { type CoreTables } from '@wombat/core/tables';
 import type { EngineClock } from './clock.ts';
 import { purgeFinishedRuns, type RetentionOptions } from './housekeeping.ts';
@@ -80,13 +80,15 @@ function runReconciliation(deps: HousekeepingDeps): () => Promise<void> {
   const { log, options: o, clock } = deps;
   let lastRoundMs: number | undefined;
   let outageEndedAt = new Date(clock.databaseNow());
+  // Queued runs are checked 2,000 a round, from where the last round stopped.
+  const queued: QueuedSweep = { slice: 2_000, afterId: null };
   return async () => {
     const startedMs = performance.now();
     if (lastRoundMs !== undefined && startedMs - lastRoundMs > Math.max(3 * o.runReconcileIntervalMs, 5_000)) {
       outageEndedAt = new Date(clock.databaseNow());
       log.info({ gapMs: Math.round(startedMs - lastRoundMs) }, 'database reachable again: worker heartbeats are judged from now');
     }
-    const r = await reconcileRuns(deps.db, deps.boss, { outageEndedAt, ...(o.jobHeartbeatSeconds !== undefined ? { jobHeartbeatSeconds: o.jobHeartbeatSeconds } : {}) });
+    const r = await reconcileRuns(deps.db, deps.boss, { outageEndedAt, queued, ...(o.jobHeartbeatSeconds !== undefined ? { jobHeartbeatSeconds: o.jobHeartbeatSeconds } : {}) });
     lastRoundMs = startedMs;
     if (!r) return; // another engine holds the lock
     for (const id of r.lost) log.warn({ runId: id }, 'run lost: failed with worker_lost');

@@ -144,3 +144,7 @@ insert into wombat.run_counts (kind, minute, job, state, bucket, n, duration_s)
 select k.kind, k.minute, r.job, k.state, k.bucket, count(*), sum(k.duration_s)
 from wombat.runs r cross join lateral wombat.run_count_keys(r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as, r.trigger, r.scheduled_for) k
 group by 1, 2, 3, 4, 5;
+
+-- The reconciler's sweep of queued runs, a slice per round oldest first (reconcile.ts):
+-- a round reads its slice, however many runs are queued.
+create index runs_queued on wombat.runs (created_at, id) where state = 'queued';
