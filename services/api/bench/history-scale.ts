@@ -163,7 +163,7 @@ try {
   teardowns.push(() => admin.end());
   const engine = startEngine(idle.url);
   teardowns.push(() => stopEngine(engine));
-  await new Promise((r) => setTimeout(r, 5000)); // started, first rounds done
+  await new Promise((r) => setTimeout(r, Math.min(5, IDLE_S) * 1000)); // started, first rounds done
   const idleEmpty = await backendCpu(admin, idle.name, IDLE_S);
   const seed = postgres(idle.url, { max: 1, onnotice: () => {} });
   teardowns.push(() => seed.end());
@@ -173,7 +173,7 @@ try {
     from generate_series(1, ${RUNS}) n`;
   await seed`insert into pgboss.job (id, name, data, retry_limit) select id, 'canary', '{}', 0 from wombat.runs where state = 'queued' and trigger = 'task'`;
   await seed`vacuum analyze`;
-  await new Promise((r) => setTimeout(r, 10_000)); // the fold and the reconciler's first rounds over the backlog
+  await new Promise((r) => setTimeout(r, Math.min(10, 2 * IDLE_S) * 1000)); // the fold and the reconciler's first rounds over the backlog
   const idleBacklog = await backendCpu(admin, idle.name, IDLE_S);
   console.log(`PostgreSQL CPU of the database's backends over ${IDLE_S} s, scheduler-engine running, no worker`);
   console.log(`  empty database                 ${idleEmpty.toFixed(2)} s`);
