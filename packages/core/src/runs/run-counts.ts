@@ -1,4 +1,5 @@
-import { sql, type Kysely } from 'kysely';
+import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, sql } from 'kysely';
+import type postgres from 'postgres';
 import type { Sql } from '../platform/db.ts';
 import type { RunTables } from './tables.ts';
 
@@ -81,33 +82,51 @@ export interface RunCountQuery {
   hourly?: boolean;
 }
 
+/** Compiles statements for a postgres.js client (the api's reads); it never connects. */
+const compiler = new Kysely<RunTables>({
+  dialect: {
+    createAdapter: () => new PostgresAdapter(),
+    createDriver: () => new DummyDriver(),
+    createIntrospector: (k) => new PostgresIntrospector(k),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+  },
+});
+
 /**
  * Counts of one kind by job, state and bucket (and hour): the folded counts plus
  * the deltas not folded yet, in one statement. Its cost follows the minutes in the
- * window and the deltas since the last fold, never the runs.
+ * window and the deltas since the last fold, never the runs. `db`: a Kysely handle
+ * or a postgres.js client.
  */
-export async function readRunCounts(db: Sql, q: RunCountQuery): Promise<RunCountRow[]> {
+export async function readRunCounts(db: Sql | Kysely<RunTables>, q: RunCountQuery): Promise<RunCountRow[]> {
   const grain = q.kind === 'lateness_hourly' ? 'hour' : 'minute';
-  const from = q.windowSeconds === undefined ? db`'-infinity'::timestamptz` : db`date_trunc(${grain}, now() - make_interval(secs => ${q.windowSeconds}))`;
-  const hour = q.hourly === true ? db`date_trunc('hour', minute)` : db`null::timestamptz`;
+  const from = q.windowSeconds === undefined ? sql`'-infinity'::timestamptz` : sql`date_trunc(${grain}, now() - make_interval(secs => ${q.windowSeconds}))`;
+  const hour = q.hourly === true ? sql`date_trunc('hour', minute)` : sql`null::timestamptz`;
   // Runs created: whole hours from the hourly counts, the minutes before the first whole hour
   // from the per-minute ones, so a day is about 24 + 60 rows a key rather than 1,440.
   const parts =
     q.kind === 'created' && q.windowSeconds !== undefined
       ? [
-          db`kind = 'created' and minute >= ${from} and minute < date_trunc('hour', ${from}) + interval '1 hour'`,
-          db`kind = 'created_hourly' and minute >= date_trunc('hour', ${from}) + interval '1 hour'`,
+          sql`kind = 'created' and minute >= ${from} and minute < date_trunc('hour', ${from}) + interval '1 hour'`,
+          sql`kind = 'created_hourly' and minute >= date_trunc('hour', ${from}) + interval '1 hour'`,
         ]
-      : [db`kind = ${q.kind} and minute >= ${from}`];
+      : [sql`kind = ${q.kind} and minute >= ${from}`];
   const sources = parts.flatMap((where) => [
-    db`select minute, job, state, bucket, n, duration_s from wombat.run_counts where ${where}`,
-    db`select minute, job, state, bucket, n, duration_s from wombat.run_count_deltas where ${where}`,
+    sql`select minute, job, state, bucket, n, duration_s from wombat.run_counts where ${where}`,
+    sql`select minute, job, state, bucket, n, duration_s from wombat.run_count_deltas where ${where}`,
   ]);
-  const union = sources.reduce((all, s) => db`${all} union all ${s}`);
-  const rows = await db<{ hour: Date | null; job: string; state: string; bucket: number; n: string; duration_s: number }[]>`
+  const union = sources.reduce((all, s) => sql`${all} union all ${s}`);
+  const query = sql<{ hour: Date | null; job: string; state: string; bucket: number; n: string; duration_s: number }>`
     select ${hour} as hour, job, state, bucket, sum(n)::text as n, sum(duration_s)::float8 as duration_s from (${union}) c
     group by 1, 2, 3, 4
     having sum(n) <> 0`;
+  let rows: { hour: Date | null; job: string; state: string; bucket: number; n: string; duration_s: number }[];
+  if (typeof db === 'function') {
+    const compiled = query.compile(compiler);
+    rows = await db.unsafe(compiled.sql, compiled.parameters as postgres.ParameterOrJSON<never>[]);
+  } else {
+    rows = (await query.execute(db)).rows;
+  }
   return rows.map((r) => ({ ...r, n: Number(r.n) }));
 }
 
