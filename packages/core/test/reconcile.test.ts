@@ -129,6 +129,7 @@ t.test('a run its worker completed whose job never settled (the database left in
   t.equal((await boss.getJobById('canary', id))?.state, 'active', 'the worker could not settle the job');
   t.notOk((await reconcileRuns(tdb.db, boss))?.jobsSettled.includes(id), 'not while its heartbeat is fresh');
   await sql`update pgboss.job set heartbeat_on = now() - interval '1 minute' where id = ${id}`.execute(tdb.db);
+  t.same((await reconcileRuns(tdb.db, boss, { endedJobs: false }))?.jobsSettled, [], 'a round without the sweep of active jobs leaves it');
   const out = await reconcileRuns(tdb.db, boss);
   t.same(out?.jobsSettled, [id]);
   t.match(await boss.getJobById('canary', id), { state: 'completed', output: { n: 7 } });

@@ -34,6 +34,8 @@ export interface HousekeepingDeps {
   onRunsLost?: (runIds: string[]) => void;
 }
 
+const ENDED_JOBS_EVERY_MS = 30_000;
+
 /** Deadline of a periodic round: two intervals, within 5 s..60 s. */
 const roundDeadlineMs = (intervalMs: number) => Math.min(Math.max(2 * intervalMs, 5_000), 60_000);
 
@@ -80,15 +82,22 @@ function runReconciliation(deps: HousekeepingDeps): () => Promise<void> {
   const { log, options: o, clock } = deps;
   let lastRoundMs: number | undefined;
   let outageEndedAt = new Date(clock.databaseNow());
-  // Queued runs are checked 2,000 a round, from where the last round stopped.
-  const queued: QueuedSweep = { slice: 2_000, afterId: null };
+  // Queued runs are checked 500 a round, from where the last round stopped (a pass over a backlog of
+  // 1,000,000 takes 2,000 rounds); running and retrying ones every round.
+  const queued: QueuedSweep = { slice: 500, afterId: null };
+  // Active jobs whose run already ended are looked for every 30 s (a scan of pg-boss's job
+  // table): found within 45 s of their last job heartbeat, before pg-boss's own limit
+  // (OUTAGE_GRACE_S + 30 s, 90 s by default) would fail and run them again.
+  let endedSweptMs = -Infinity;
   return async () => {
     const startedMs = performance.now();
     if (lastRoundMs !== undefined && startedMs - lastRoundMs > Math.max(3 * o.runReconcileIntervalMs, 5_000)) {
       outageEndedAt = new Date(clock.databaseNow());
       log.info({ gapMs: Math.round(startedMs - lastRoundMs) }, 'database reachable again: worker heartbeats are judged from now');
     }
-    const r = await reconcileRuns(deps.db, deps.boss, { outageEndedAt, queued, ...(o.jobHeartbeatSeconds !== undefined ? { jobHeartbeatSeconds: o.jobHeartbeatSeconds } : {}) });
+    const endedJobs = startedMs - endedSweptMs >= ENDED_JOBS_EVERY_MS;
+    if (endedJobs) endedSweptMs = startedMs;
+    const r = await reconcileRuns(deps.db, deps.boss, { outageEndedAt, queued, endedJobs, ...(o.jobHeartbeatSeconds !== undefined ? { jobHeartbeatSeconds: o.jobHeartbeatSeconds } : {}) });
     lastRoundMs = startedMs;
     if (!r) return; // another engine holds the lock
     for (const id of r.lost) log.warn({ runId: id }, 'run lost: failed with worker_lost');

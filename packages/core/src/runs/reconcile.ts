@@ -76,6 +76,11 @@ export interface ReconcileOptions {
    * and this slice, not the queued backlog. Unset: every queued run, every round.
    */
   queued?: QueuedSweep;
+  /**
+   * false: leave out the sweep of active jobs whose run already ended, a scan of pg-boss's job
+   * table (it has no index on state), whose cost follows the jobs pg-boss keeps. Default true.
+   */
+  endedJobs?: boolean;
 }
 
 export interface QueuedSweep {
@@ -171,6 +176,7 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
       await setLost(trx, c.id, 'failed', { code: WORKER_LOST, message, ...(c.output ? { job_output: c.output } : {}) });
       out.lost.push(c.id);
     }
+    if (opts.endedJobs === false) return out;
     // From the job side: active jobs are few, finished runs are many.
     const ended = await sql<{ id: string; job: string; state: 'completed' | 'failed'; result: unknown; error: unknown; retry_count: number }>`
       select r.id, r.job, r.state, r.result, r.error, j.retry_count
