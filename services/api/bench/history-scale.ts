@@ -22,13 +22,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import postgres from 'postgres';
-import { createDatabase, repoRoot, startBoss } from '@wombat/core/platform';
+import { repoRoot } from '@wombat/core/platform';
 import { foldRunCounts } from '@wombat/core/runs';
 import { migrateAll } from '@wombat/core/setup';
 import { createEmptyTestDatabase, testAdminUrl, testLogger } from '@wombat/core/testing';
-import { buildApp } from '../src/app.ts';
+import { BENCH_TOKEN as TOKEN, startBenchApi } from './bench-api.ts';
 
-const TOKEN = 'bench-admin-token-0123456789abcdef';
 const RUNS = Number(process.env.SCALE_RUNS ?? 1_000_000);
 const IDLE_S = Number(process.env.SCALE_IDLE_SECONDS ?? 30);
 const SAMPLES = Number(process.env.SCALE_SAMPLES ?? 60);
@@ -118,15 +117,8 @@ const log = testLogger('bench');
 const k = (n: number) => (n >= 1000 ? `${n / 1000}k` : String(n));
 try {
   // 1. Reads, empty and with SCALE_RUNS runs finished in the last 24 h.
-  const { url } = await createEmptyTestDatabase(t, 'wombat_bench');
-  await migrateAll({ url, log });
-  const database = createDatabase({ url, poolSize: 10, applicationName: 'wombat-bench' });
-  teardowns.push(() => database.close());
-  const boss = await startBoss({ url, role: 'producer', log, poolSize: 2 });
-  teardowns.push(() => boss.stop({ graceful: false, close: true }));
-  const app = await buildApp({ db: database.db, sql: database.sql, boss, log, auth: { adminToken: TOKEN, reads: 'open' }, taskResultTtlDays: 7 });
-  teardowns.push(() => app.close());
-  const base = await app.listen({ host: '127.0.0.1', port: 0 });
+  const api = await startBenchApi(teardowns);
+  const { url, base, database } = api;
   await database.sql`insert into wombat.schedules (name, job, kind, every, every_seconds) values ('bench-canary', 'canary', 'every', '1m', 60)`;
 
   const empty = await timeReads(base);
@@ -155,9 +147,7 @@ try {
     const f = full.get(route)!;
     console.log(`${route.padEnd(46)} ${e.p50.toFixed(1).padStart(9)} ${e.p99.toFixed(1).padStart(5)} ${f.p50.toFixed(1).padStart(9)} ${f.p99.toFixed(1).padStart(5)}   x${(f.p50 / e.p50).toFixed(2)} x${(f.p99 / e.p99).toFixed(2)}`);
   }
-  await app.close();
-  await boss.stop({ graceful: false, close: true });
-  await database.close();
+  await api.stop();
 
   // 2. Idle PostgreSQL CPU with the engine running: empty, then SCALE_RUNS runs queued, no worker.
   const idle = await createEmptyTestDatabase(t, 'wombat_bench');

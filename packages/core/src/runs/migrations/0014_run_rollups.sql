@@ -34,13 +34,7 @@ create table wombat.run_count_deltas (
 );
 
 create table wombat.run_counts (
-  kind text not null,
-  minute timestamptz not null,
-  job text not null,
-  state text not null,
-  bucket smallint not null,
-  n bigint not null,
-  duration_s double precision not null,
+  like wombat.run_count_deltas,
   primary key (kind, minute, job, state, bucket)
 );
 
