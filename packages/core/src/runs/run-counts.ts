@@ -1,4 +1,4 @@
-import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, sql } from 'kysely';
+import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, type RawBuilder, sql } from 'kysely';
 import type postgres from 'postgres';
 import type { Sql } from '../platform/db.ts';
 import type { RunTables } from './tables.ts';
@@ -99,16 +99,20 @@ const compiler = new Kysely<RunTables>({
  * or a postgres.js client.
  */
 export async function readRunCounts(db: Sql | Kysely<RunTables>, q: RunCountQuery): Promise<RunCountRow[]> {
-  const grain = q.kind === 'lateness_hourly' ? 'hour' : 'minute';
-  const from = q.windowSeconds === undefined ? sql`'-infinity'::timestamptz` : sql`date_trunc(${grain}, now() - make_interval(secs => ${q.windowSeconds}))`;
-  const hour = q.hourly === true ? sql`date_trunc('hour', minute)` : sql`null::timestamptz`;
+  // Minutes and hours are UTC ones, counted from the epoch as the triggers count them, whatever
+  // the session's time zone.
+  const floorTo = (seconds: number, t: RawBuilder<unknown>) => sql`to_timestamp(floor(extract(epoch from ${t}) / ${sql.lit(seconds)}) * ${sql.lit(seconds)})`;
+  const grain = q.kind === 'lateness_hourly' ? 3600 : 60;
+  const from = q.windowSeconds === undefined ? sql`'-infinity'::timestamptz` : floorTo(grain, sql`now() - make_interval(secs => ${q.windowSeconds})`);
+  const hour = q.hourly === true ? floorTo(3600, sql`minute`) : sql`null::timestamptz`;
+  const firstWholeHour = sql`${floorTo(3600, from)} + interval '1 hour'`;
   // Runs created: whole hours from the hourly counts, the minutes before the first whole hour
   // from the per-minute ones, so a day is about 24 + 60 rows a key rather than 1,440.
   const parts =
     q.kind === 'created' && q.windowSeconds !== undefined
       ? [
-          sql`kind = 'created' and minute >= ${from} and minute < date_trunc('hour', ${from}) + interval '1 hour'`,
-          sql`kind = 'created_hourly' and minute >= date_trunc('hour', ${from}) + interval '1 hour'`,
+          sql`kind = 'created' and minute >= ${from} and minute < ${firstWholeHour}`,
+          sql`kind = 'created_hourly' and minute >= ${firstWholeHour}`,
         ]
       : [sql`kind = ${q.kind} and minute >= ${from}`];
   const sources = parts.flatMap((where) => [

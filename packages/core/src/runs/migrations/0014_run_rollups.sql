@@ -7,7 +7,7 @@
 -- the unfolded deltas, in one statement (one snapshot), so it equals count(*)
 -- over wombat.runs at every instant.
 --
--- kinds:
+-- kinds (minutes and hours are UTC ones, counted from the epoch):
 --   created        minute = created_at's minute: runs created then, by their current state
 --   created_hourly minute = created_at's hour: the same by hour (a day's counts are 24 rows
 --                  a key, plus the minutes of the hour the day starts in)
@@ -56,64 +56,74 @@ language sql immutable parallel safe as $$
   select (case when ms <= 1 then 0 else least(ceil(ln(ms) / ln(1.05)), 30000) end)::smallint
 $$;
 
--- The keys one run counts under.
-create function wombat.run_count_keys(r_state text, r_created_at timestamptz, r_started_at timestamptz, r_finished_at timestamptz, r_requeued_as uuid,
-  r_trigger text, r_scheduled_for timestamptz)
-returns table (kind text, minute timestamptz, state text, bucket smallint, duration_s double precision)
-language sql stable parallel safe as $$
-  select k.kind, k.minute, r_state, k.bucket, k.duration_s
-  from (select case when r_started_at is not null and r_finished_at is not null
-                    then greatest(extract(epoch from r_finished_at - r_started_at), 0)::float8 end as d) d
-  cross join (select (extract(epoch from r_started_at - r_scheduled_for) * 1000)::float8 as ms) l
-  cross join lateral (values
-    ('created', date_trunc('minute', r_created_at), 0::smallint, 0::float8, true),
-    ('created_hourly', date_trunc('hour', r_created_at), 0::smallint, 0::float8, true),
+-- The keys a group of like runs counts under. The triggers first group a statement's rows by
+-- what the keys need (cheap arithmetic per row: whole UTC minutes since the epoch), then expand
+-- each group here, so the costlier work is done per group, not per run. n and the sums carry
+-- the group's sign (+ for rows added, - for rows removed).
+create function wombat.run_count_keys(g_job text, g_state text, created_min bigint, finished_min bigint, duration_bucket smallint,
+  dead boolean, lateness_bucket smallint, g_n bigint, g_duration_s double precision, lateness_s double precision, deleting boolean)
+returns table (kind text, minute timestamptz, job text, state text, bucket smallint, n bigint, duration_s double precision)
+language sql immutable parallel safe as $$
+  select k.kind, k.minute, $1, $2, k.bucket, $8, k.seconds
+  from (values
+    ('created', to_timestamp($3 * 60), 0::smallint, 0::float8, true),
+    ('created_hourly', to_timestamp($3 / 60 * 3600), 0::smallint, 0::float8, true),
     ('current', '-infinity'::timestamptz, 0::smallint, 0::float8, true),
-    ('finished', date_trunc('minute', r_finished_at), wombat.run_duration_bucket(d.d), coalesce(d.d, 0), r_finished_at is not null),
-    ('finished_total', '-infinity'::timestamptz, wombat.run_duration_bucket(d.d), coalesce(d.d, 0), r_finished_at is not null),
-    ('dead_letters', '-infinity'::timestamptz, 0::smallint, 0::float8, r_state = 'failed' and r_requeued_as is null),
-    ('lateness_hourly', date_trunc('hour', r_created_at), wombat.run_lateness_bucket(l.ms), coalesce(l.ms / 1000, 0),
-      r_trigger = 'schedule' and r_started_at is not null and r_scheduled_for is not null)
-  ) k(kind, minute, bucket, duration_s, counts)
+    ('finished', to_timestamp($4 * 60), $5, $9, $4 is not null),
+    ('finished_total', '-infinity'::timestamptz, $5, $9, $4 is not null and not $11),
+    ('dead_letters', '-infinity'::timestamptz, 0::smallint, 0::float8, $6),
+    ('lateness_hourly', to_timestamp($3 / 60 * 3600), $7, $10, $7 is not null)
+  ) k(kind, minute, bucket, seconds, counts)
   where k.counts
 $$;
 
+-- What each row of `moves` (sign, then the columns of wombat.runs) adds, grouped, as one
+-- delta row per key. Written once
+-- over a relation each trigger names differently, so the triggers share it as text and run
+-- it themselves (a statement's transition tables are visible to its trigger function only).
+create function wombat.run_count_deltas_sql(moves text, deleting boolean) returns text language sql immutable as $f$
+  select format($q$
+    insert into wombat.run_count_deltas (kind, minute, job, state, bucket, n, duration_s)
+    select k.kind, k.minute, k.job, k.state, k.bucket, sum(k.n), sum(k.duration_s)
+    from (
+      select m.job, m.state,
+        floor(extract(epoch from m.created_at) / 60)::bigint as created_min,
+        floor(extract(epoch from m.finished_at) / 60)::bigint as finished_min,
+        wombat.run_duration_bucket(greatest(extract(epoch from m.finished_at - m.started_at), 0)::float8) as duration_bucket,
+        m.state = 'failed' and m.requeued_as is null as dead,
+        case when m.trigger = 'schedule' and m.started_at is not null and m.scheduled_for is not null
+          then wombat.run_lateness_bucket((extract(epoch from m.started_at - m.scheduled_for) * 1000)::float8) end as lateness_bucket,
+        sum(m.sign)::bigint as n,
+        coalesce(sum(m.sign * greatest(extract(epoch from m.finished_at - m.started_at), 0)), 0)::float8 as duration_s,
+        coalesce(sum(m.sign * extract(epoch from m.started_at - m.scheduled_for)) filter (where m.trigger = 'schedule'), 0)::float8 as lateness_s
+      from (%s) m
+      group by 1, 2, 3, 4, 5, 6, 7
+    ) g
+    cross join lateral wombat.run_count_keys(g.job, g.state, g.created_min, g.finished_min, g.duration_bucket, g.dead, g.lateness_bucket,
+      g.n, g.duration_s, g.lateness_s, %L) k
+    group by 1, 2, 3, 4, 5
+    having sum(k.n) <> 0 or sum(k.duration_s) <> 0$q$, moves, deleting)
+$f$;
+
 create function wombat.run_counts_inserted() returns trigger language plpgsql as $$
 begin
-  insert into wombat.run_count_deltas (kind, minute, job, state, bucket, n, duration_s)
-  select k.kind, k.minute, r.job, k.state, k.bucket, count(*), sum(k.duration_s)
-  from new_rows r cross join lateral wombat.run_count_keys(r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as, r.trigger, r.scheduled_for) k
-  group by 1, 2, 3, 4, 5;
+  execute wombat.run_count_deltas_sql('select 1 as sign, * from new_rows', false);
   return null;
 end $$;
 
 create function wombat.run_counts_deleted() returns trigger language plpgsql as $$
 begin
-  insert into wombat.run_count_deltas (kind, minute, job, state, bucket, n, duration_s)
-  select k.kind, k.minute, r.job, k.state, k.bucket, -count(*), -sum(k.duration_s)
-  from old_rows r cross join lateral wombat.run_count_keys(r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as, r.trigger, r.scheduled_for) k
-  where k.kind <> 'finished_total'
-  group by 1, 2, 3, 4, 5;
+  execute wombat.run_count_deltas_sql('select -1 as sign, * from old_rows', true);
   return null;
 end $$;
 
 -- Only runs whose keys changed count: progress writes and heartbeats add nothing.
 create function wombat.run_counts_updated() returns trigger language plpgsql as $$
 begin
-  with changed as (
-    select o.id from old_rows o join new_rows n on n.id = o.id
-    where (o.job, o.state, o.created_at, o.started_at, o.finished_at, o.requeued_as is null, o.trigger, o.scheduled_for)
-      is distinct from (n.job, n.state, n.created_at, n.started_at, n.finished_at, n.requeued_as is null, n.trigger, n.scheduled_for)
-  ), moves as (
-    select 1 as sign, r.job, r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as, r.trigger, r.scheduled_for from new_rows r where r.id in (select id from changed)
-    union all
-    select -1, r.job, r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as, r.trigger, r.scheduled_for from old_rows r where r.id in (select id from changed)
-  )
-  insert into wombat.run_count_deltas (kind, minute, job, state, bucket, n, duration_s)
-  select k.kind, k.minute, m.job, k.state, k.bucket, sum(m.sign), sum(m.sign * k.duration_s)
-  from moves m cross join lateral wombat.run_count_keys(m.state, m.created_at, m.started_at, m.finished_at, m.requeued_as, m.trigger, m.scheduled_for) k
-  group by 1, 2, 3, 4, 5
-  having sum(m.sign) <> 0 or sum(m.sign * k.duration_s) <> 0;
+  execute wombat.run_count_deltas_sql(format('select 1 as sign, n.* %1$s union all select -1, o.* %1$s',
+    'from old_rows o join new_rows n on n.id = o.id
+     where (o.job, o.state, o.created_at, o.started_at, o.finished_at, o.requeued_as is null, o.trigger, o.scheduled_for)
+       is distinct from (n.job, n.state, n.created_at, n.started_at, n.finished_at, n.requeued_as is null, n.trigger, n.scheduled_for)'), false);
   return null;
 end $$;
 
@@ -133,11 +143,11 @@ create trigger runs_count_deletes after delete on wombat.runs
 create trigger runs_count_truncates after truncate on wombat.runs
   for each statement execute function wombat.run_counts_truncated();
 
--- The runs already recorded.
-insert into wombat.run_counts (kind, minute, job, state, bucket, n, duration_s)
-select k.kind, k.minute, r.job, k.state, k.bucket, count(*), sum(k.duration_s)
-from wombat.runs r cross join lateral wombat.run_count_keys(r.state, r.created_at, r.started_at, r.finished_at, r.requeued_as, r.trigger, r.scheduled_for) k
-group by 1, 2, 3, 4, 5;
+-- The runs already recorded, as the insert trigger would have counted them, then folded.
+create temporary table new_rows on commit drop as select * from wombat.runs;
+do $$ begin execute wombat.run_count_deltas_sql('select 1 as sign, * from new_rows', false); end $$;
+insert into wombat.run_counts select * from wombat.run_count_deltas;
+delete from wombat.run_count_deltas;
 
 -- The reconciler's sweep of queued runs, a slice per round oldest first (reconcile.ts):
 -- a round reads its slice, however many runs are queued.
