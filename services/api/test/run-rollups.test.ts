@@ -137,3 +137,27 @@ t.test('the overview shows start lateness percentiles within 5% of the exact one
     t.ok(figure >= want * 0.95 && figure <= want * 1.06, `${figure} ms is within 5% of ${want.toFixed(1)} ms`);
   }
 });
+
+t.test('/api/data/series names the latest finished fetch-candles run of each series, as a scan of the runs would', async (t) => {
+  await sql`
+    insert into wombat.runs (id, job, trigger, state, params, result, created_at, started_at, finished_at)
+    select gen_random_uuid(), 'fetch-candles', 'task', case when i % 4 = 0 then 'failed' when i % 7 = 0 then 'queued' else 'completed' end,
+      jsonb_build_object('exchange', case when i % 2 = 0 then 'upbit' else 'kis' end, 'symbol', 'S' || (i % 5))
+        || case when i % 11 = 0 then '{}'::jsonb else jsonb_build_object('timeframe', case when i % 3 = 0 then '1D' else '1m' end) end,
+      jsonb_build_object('written', i), now() - make_interval(days => case when i % 13 = 0 then 100 else 1 end),
+      now() - make_interval(mins => i + 1),
+      case when i % 7 = 0 then null when i % 13 = 0 then now() - interval '100 days' else now() - make_interval(mins => (i * 37) % 300) end
+    from generate_series(1, 300) i`.execute(db);
+  const { rows } = await sql<{ key: string; id: string }>`
+    select distinct on (1) params->>'exchange' || '/' || (params->>'symbol') || '/' || (params->>'timeframe') as key, id
+    from wombat.runs
+    where job = 'fetch-candles' and created_at > now() - interval '90 days' and state in ('completed', 'failed')
+      and params->>'exchange' is not null and params->>'symbol' is not null and params->>'timeframe' is not null
+    order by 1, finished_at desc nulls last`.execute(db);
+  t.ok(rows.length >= 20, 'many series');
+  const res = await api.call('GET', '/api/data/series');
+  t.equal(res.status, 200);
+  const shown = Object.fromEntries((res.body.series as { exchange: string; symbol: string; timeframe: string; last_run_id: string | null }[])
+    .filter((s) => s.last_run_id !== null).map((s) => [`${s.exchange}/${s.symbol}/${s.timeframe}`, s.last_run_id]));
+  t.same(shown, Object.fromEntries(rows.map((r) => [r.key, r.id])));
+});

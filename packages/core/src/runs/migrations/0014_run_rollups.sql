@@ -152,3 +152,9 @@ delete from wombat.run_count_deltas;
 -- The reconciler's sweep of queued runs, a slice per round oldest first (reconcile.ts):
 -- a round reads its slice, however many runs are queued.
 create index runs_queued on wombat.runs (created_at, id) where state = 'queued';
+
+-- The api's data series (services/api/src/data-series.ts): each series' latest finished
+-- fetch-candles run, found by skipping from series to series, not by reading every run.
+create index runs_fetch_candles_series on wombat.runs ((params->>'exchange'), (params->>'symbol'), (params->>'timeframe'), finished_at desc nulls last)
+  where job = 'fetch-candles' and state in ('completed', 'failed')
+    and params->>'exchange' is not null and params->>'symbol' is not null and params->>'timeframe' is not null;
