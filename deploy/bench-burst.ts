@@ -24,7 +24,7 @@ import { freePort } from '@wombat/core/platform';
 import { createTestDatabase } from '@wombat/core/testing';
 import { ADMIN_TOKEN, commonEnv, serviceEnv, startProcess, waitReady, type ServiceProcess } from './outage-harness.ts';
 
-// Part of the api's benchmarks (npm run bench -w services/api): BENCH_ONLY=submit or dashboard skips it.
+// Part of the api's benchmarks (npm run bench -w services/api): BENCH_ONLY=submit, dashboard or scale skips it.
 if (process.env.BENCH_ONLY && !process.env.BENCH_ONLY.split(',').includes('burst')) process.exit(0);
 
 const TASKS = Number(process.env.BENCH_BURST_TASKS ?? 1_000_000);

@@ -50,6 +50,10 @@ const env: NodeJS.ProcessEnv = {
   BENCH_REQUESTS: '20',
   BENCH_RUNS: '1000',
   BENCH_PAGE_LOADS: '1',
+  // api at scale: 2,000 runs, 5 samples per route, 2 s of idle CPU per database
+  SCALE_RUNS: '2000',
+  SCALE_SAMPLES: '5',
+  SCALE_IDLE_SECONDS: '2',
   // api: a burst of 2,000 tasks instead of a million
   BENCH_BURST_TASKS: '2000',
   // collectors: a day of minute candles, a month of KIS days, budgets shared with leases of 3, a 2,000-row Parquet file
@@ -118,6 +122,12 @@ const figures: Record<string, RegExp[]> = {
     ...(chromium
       ? [new RegExp(`^page drawn in chromium, empty +${num} +${num}$`, 'm'), new RegExp(`^page drawn in chromium, 1k +${num} +${num} +${num}x$`, 'm')]
       : [/^\(\/usr\/bin\/chromium not installed: page render time not measured\)$/m]),
+    /^read paths, empty vs 2,000 runs finished in the last 24 h/m,
+    ...['/api/overview', '/metrics', '/api/runs?limit=50', '/api/scheduler/status', '/api/dead-letters?limit=50'].map(
+      (route) => new RegExp(`^${route.replace(/[?]/g, '\\?')} +${num} +${num} +${num} +${num} +x${num} x${num}$`, 'm'),
+    ),
+    new RegExp(`^  empty database +${num} s$`, 'm'),
+    new RegExp(`^  2k +runs queued \\(pg-boss jobs\\) +${num} s +x${num}$`, 'm'),
     /^burst: 2,000 canary tasks, 4 clients x batches of 1000, then 3 workers/m,
     new RegExp(`^  submission  ${num} tasks/s \\(${num} s\\)`, 'm'),
     new RegExp(`^  drain       ${num} jobs/s \\(${num} s\\) with 3 workers`, 'm'),

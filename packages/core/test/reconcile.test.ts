@@ -129,6 +129,7 @@ t.test('a run its worker failed whose job never settled (the database left in be
   t.equal((await boss.getJobById('canary', id))?.state, 'active', 'the worker could not settle the job');
   t.notOk((await reconcileRuns(tdb.db, boss))?.jobsSettled.includes(id), 'not while its heartbeat is fresh');
   await sql`update pgboss.job set heartbeat_on = now() - interval '1 minute' where id = ${id}`.execute(tdb.db);
+  t.same((await reconcileRuns(tdb.db, boss, { endedJobs: false }))?.jobsSettled, [], 'a round without the sweep of active jobs leaves it');
   const out = await reconcileRuns(tdb.db, boss);
   t.same(out?.jobsSettled, [id]);
   t.match(await boss.getJobById('canary', id), { state: 'retry' }, 'pg-boss decides as it would have: a retry is left');
@@ -198,4 +199,24 @@ t.test('hand back: a job stopped by its worker\'s shutdown waits again without s
   const start = await applyAttemptUpdates(tdb.sql, [{ id, attempts: 1, workerId: live, state: 'running', attemptStartedAt: new Date().toISOString() }]);
   t.equal(start.superseded.size, 0);
   t.match(await run(id), { state: 'running', attempts: 1 });
+});
+
+t.test('queued runs are checked a slice per round, oldest first, and a whole pass finds every one', async (t) => {
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) ids.push(await publishRun(tdb.db, boss, { job: 'canary', params: { sleep_ms: 1 }, trigger: 'task' }));
+  await sql`update wombat.runs set created_at = now() - interval '1 minute' where id = any(${ids}::uuid[])`.execute(tdb.db);
+  const gone = ids[4]!;
+  await sql`delete from pgboss.job where id = ${gone}`.execute(tdb.db);
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from wombat.runs where state = 'queued'`.execute(tdb.db);
+  const queued = { slice: 2, afterId: null as string | null };
+  const lost: string[] = [];
+  let rounds = 0;
+  do {
+    const out = await reconcileRuns(tdb.db, boss, { queued });
+    lost.push(...(out?.lost ?? []));
+    rounds++;
+  } while (queued.afterId !== null && rounds < 100);
+  t.same(lost, [gone], 'the queued run whose job is gone ends failed worker_lost');
+  t.equal(rounds, Math.floor(rows[0]!.n / 2) + 1, 'one round per slice of the queued runs, then the sweep starts over');
+  t.match(await run(gone), { state: 'failed', error: { code: 'worker_lost' } });
 });

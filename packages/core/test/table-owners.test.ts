@@ -10,6 +10,9 @@ import { repoRoot } from '@wombat/core/platform';
 const OWNERS: Record<string, string> = {
   'wombat.runs': 'packages/core/src/runs/',
   'wombat.superseded_attempts': 'packages/core/src/runs/attempts.ts',
+  // and the triggers of migration 0018_run_rollups.sql, which write the deltas
+  'wombat.run_counts': 'packages/core/src/runs/run-counts.ts',
+  'wombat.run_count_deltas': 'packages/core/src/runs/run-counts.ts',
   'wombat.workers': 'packages/core/src/workers/registry.ts',
   'wombat.schedules': 'packages/core/src/schedules/store.ts',
   'wombat.engines': 'packages/core/src/schedules/engines.ts',

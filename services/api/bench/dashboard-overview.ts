@@ -11,12 +11,8 @@
  * BENCH_RUNS (default 100000) runs in the history; BENCH_PAGE_LOADS (default 10) page loads per history.
  */
 import { existsSync } from 'node:fs';
-import { createDatabase, startBoss } from '@wombat/core/platform';
-import { migrateAll } from '@wombat/core/setup';
-import { createEmptyTestDatabase, testLogger } from '@wombat/core/testing';
-import { buildApp } from '../src/app.ts';
+import { startBenchApi } from './bench-api.ts';
 
-const TOKEN = 'bench-admin-token-0123456789abcdef';
 const RUNS = Number(process.env.BENCH_RUNS ?? 100_000);
 const SAMPLES = 40;
 const PAGE_LOADS = Number(process.env.BENCH_PAGE_LOADS ?? 10);
@@ -66,16 +62,7 @@ async function timeBrowser(base: string): Promise<{ p50: number; max: number } |
 if (process.env.BENCH_ONLY && !process.env.BENCH_ONLY.split(',').includes('dashboard')) process.exit(0);
 const teardowns: (() => unknown)[] = [];
 try {
-  const { url } = await createEmptyTestDatabase({ teardown: (fn: () => unknown) => void teardowns.push(fn) }, 'wombat_bench');
-  const log = testLogger('bench');
-  await migrateAll({ url, log });
-  const database = createDatabase({ url, poolSize: 10, applicationName: 'wombat-bench' });
-  teardowns.push(() => database.close());
-  const boss = await startBoss({ url, role: 'producer', log, poolSize: 2 });
-  teardowns.push(() => boss.stop({ graceful: false, close: true }));
-  const app = await buildApp({ db: database.db, sql: database.sql, boss, log, auth: { adminToken: TOKEN, reads: 'open' }, taskResultTtlDays: 7 });
-  teardowns.push(() => app.close());
-  const base = await app.listen({ host: '127.0.0.1', port: 0 });
+  const { base, database } = await startBenchApi(teardowns);
 
   const empty = await timeOverview(base);
   const emptyPage = await timeBrowser(base);

@@ -1,26 +1,19 @@
 import { BOSS_SCHEMA, type Sql } from '@wombat/core/platform';
 import { JOB_TYPES } from '@wombat/core/jobs';
 import { nextOccurrences, type ScheduleTrigger } from '@wombat/core/schedules';
-import { ACTIVE_RUN_STATES } from '@wombat/core/runs';
+import { ACTIVE_RUN_STATES, readRunCounts, RUN_DURATION_BUCKETS_SECONDS } from '@wombat/core/runs';
 import { type DatabaseHealth, expectedIntervalMs } from '@wombat/core/alerts';
 import { Counter, Gauge, Registry } from 'prom-client';
 
-/** Upper bounds of the run duration histogram, in seconds. */
-export const DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600];
-/** Windowed gauges (finished runs, failure ratio, average duration, publish lag) look this far back. */
+/** Upper bounds of the run duration histogram, in seconds (the run roll-ups' buckets). */
+const DURATION_BUCKETS_SECONDS = RUN_DURATION_BUCKETS_SECONDS;
+/** Windowed gauges (finished runs, failure ratio, average duration, publish lag) look this far back (from a whole minute). */
 export const METRICS_WINDOW_SECONDS = 3600;
-/**
- * The duration histogram takes the runs finished in consecutive slices of
- * finished_at, each slice once. A slice ends this long before now, so that a
- * run whose history row commits a moment after its finished_at is still in it.
- */
-const FINISH_SETTLE_SECONDS = 10;
+const COUNTED_FINISHES = new Set(['completed', 'failed', 'cancelled']);
 
 export interface MetricsOptions {
   /** ALERT_STALE_FACTOR: built-in schedules get a stale limit of interval x this (0: none). */
   staleFactor: number;
-  /** Default FINISH_SETTLE_SECONDS. */
-  settleSeconds?: number;
   /** The database and its disks (wombat_db_*, wombat_filesystem_*); unset: not exported. */
   databaseHealth?: () => Promise<DatabaseHealth>;
 }
@@ -46,12 +39,13 @@ function triggerOf(r: { kind: string; cron: string | null; every: string | null;
 /**
  * The api's Prometheus metrics (prom-client). Gauges are read from Postgres at
  * scrape time; counters and the duration histogram are cumulative, so rate()
- * and histogram_quantile() are right: the histogram observes each run once as
- * it is seen finished (since this process started, and the hour before), the
- * alert counters come from a table that is never purged.
+ * and histogram_quantile() are right: the histogram and wombat_runs_finished_total
+ * are the run roll-ups' finished_total counts (each run counted once as it
+ * finishes; retention does not subtract), the alert counters come from a table
+ * that is never purged. Run counts are read from the roll-ups, never by scanning
+ * wombat.runs, so a scrape costs the same with any history.
  */
 export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.5 }): Metrics {
-  const settleSeconds = opts.settleSeconds ?? FINISH_SETTLE_SECONDS;
   const registry = new Registry();
   const r = [registry];
   const g = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: r });
@@ -66,7 +60,7 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
   // at a time; a burst of finished runs is one row per job here).
   const hist = new Map<string, { counts: number[]; sum: number; count: number }>();
   const durationName = 'wombat_run_duration_seconds';
-  const durationHelp = `duration (finished_at - started_at) of finished runs (completed, failed, cancelled), each counted once, ${settleSeconds} s after it finishes`;
+  const durationHelp = 'duration (finished_at - started_at) of finished runs (completed, failed, cancelled), each counted once';
   registry.registerMetric({
     name: durationName,
     help: durationHelp,
@@ -116,7 +110,6 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
   const delivered = new Counter({ name: 'wombat_alert_deliveries_sent_total', help: 'alert messages a channel accepted, by channel', labelNames: ['channel'], registers: r });
 
   const lastCounter = new Map<string, number>();
-  let sliceEndMs: number | undefined;
   let scraping: Promise<string> | undefined;
 
   /** Adds what a never-decreasing table count grew by since the last scrape. */
@@ -126,44 +119,39 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
     lastCounter.set(key, Math.max(before, value));
   }
 
-  /** Adds the runs finished since the last slice; the first slice reaches back one window before this process's first scrape. */
+  /** The duration histogram and wombat_runs_finished_total from the roll-ups' running totals. */
   async function observeFinished(): Promise<void> {
-    const [bounds] = await sql<{ to_ms: number }[]>`select (extract(epoch from now()) * 1000)::float8 - ${settleSeconds * 1000} as to_ms`;
-    const toMs = bounds!.to_ms;
-    const fromMs = sliceEndMs ?? toMs - METRICS_WINDOW_SECONDS * 1000;
-    if (toMs <= fromMs) return;
-    const rows = await sql<{ job: string; state: string; counts: number[]; sum: number; n: number }[]>`
-      select job, state,
-        array[${sql.unsafe(DURATION_BUCKETS_SECONDS.map((b) => `count(*) filter (where d <= ${b})::int`).join(', '))}] as counts,
-        coalesce(sum(d), 0)::float8 as sum, count(*)::int as n
-      from (select job, state, greatest(extract(epoch from finished_at - started_at), 0)::float8 as d from wombat.runs
-            where finished_at > to_timestamp(${fromMs / 1000}) and finished_at <= to_timestamp(${toMs / 1000})
-              and started_at is not null and state in ('completed', 'failed', 'cancelled')) f
-      group by job, state`;
+    const rows = await readRunCounts(sql, { kind: 'finished_total' });
+    const next = new Map<string, { counts: number[]; sum: number; count: number }>();
+    const perState = new Map<string, { job: string; state: string; n: number }>();
     for (const row of rows) {
-      finishedTotal.inc({ job: row.job, state: row.state }, row.n);
-      const h = hist.get(row.job) ?? { counts: DURATION_BUCKETS_SECONDS.map(() => 0), sum: 0, count: 0 };
-      row.counts.forEach((c, i) => (h.counts[i]! += c));
-      h.sum += row.sum;
+      if (!COUNTED_FINISHES.has(row.state) || row.bucket < 0) continue;
+      const s = perState.get(`${row.job}:${row.state}`) ?? { job: row.job, state: row.state, n: 0 };
+      s.n += row.n;
+      perState.set(`${row.job}:${row.state}`, s);
+      const h = next.get(row.job) ?? { counts: DURATION_BUCKETS_SECONDS.map(() => 0), sum: 0, count: 0 };
+      DURATION_BUCKETS_SECONDS.forEach((_, i) => {
+        if (row.bucket <= i) h.counts[i]! += row.n;
+      });
+      h.sum += row.duration_s;
       h.count += row.n;
-      hist.set(row.job, h);
+      next.set(row.job, h);
     }
-    sliceEndMs = toMs;
+    for (const s of perState.values()) feed(finishedTotal, `finished:${s.job}:${s.state}`, { job: s.job, state: s.state }, s.n);
+    // A total only falls when wombat.runs is truncated or a finished run is rewritten: the
+    // histogram keeps its counts then, as a counter must.
+    for (const [job, h] of next) if (h.count >= (hist.get(job)?.count ?? 0)) hist.set(job, h);
   }
 
   async function refresh(): Promise<void> {
     const window = METRICS_WINDOW_SECONDS;
-    const [queueRows, activeRows, finishedRows, deadRow, hasWorkers, hasAlerts] = await Promise.all([
+    const [queueRows, currentRows, finishedRows, deadRows, hasWorkers, hasAlerts] = await Promise.all([
       sql<{ name: string; state: string; n: number }[]>`
         select name, state::text as state, count(*)::int as n from ${sql(BOSS_SCHEMA)}.job
         where state in ('created', 'retry', 'active') group by name, state`,
-      sql<{ job: string; state: string; n: number }[]>`
-        select job, state, count(*)::int as n from wombat.runs where state in ('waiting', 'held', 'queued', 'running', 'retrying') group by job, state`,
-      sql<{ job: string; state: string; n: number; avg_s: number | null }[]>`
-        select job, state, count(*)::int as n, avg(extract(epoch from finished_at - started_at))::float8 as avg_s from wombat.runs
-        where state in ('completed', 'failed', 'cancelled') and finished_at > now() - make_interval(secs => ${window})
-        group by job, state`,
-      sql<{ n: number }[]>`select count(*)::int as n from wombat.runs where state = 'failed' and requeued_as is null`,
+      readRunCounts(sql, { kind: 'current' }),
+      readRunCounts(sql, { kind: 'finished', windowSeconds: window }),
+      readRunCounts(sql, { kind: 'dead_letters' }),
       tableExists(sql, 'wombat.workers'),
       tableExists(sql, 'wombat.alerts'),
     ]);
@@ -177,19 +165,20 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
     }
     for (const q of queueRows) (q.state === 'active' ? queueActive : queueDepth).inc({ queue: q.name }, q.n);
     for (const j of JOB_TYPES) for (const s of ACTIVE_RUN_STATES) active.set({ job: j, state: s }, 0);
-    for (const a of activeRows) {
+    for (const a of currentRows.filter((r) => (ACTIVE_RUN_STATES as readonly string[]).includes(r.state))) {
       active.inc({ job: a.job, state: a.state }, a.n);
       if (a.state === 'running') running.inc({ job: a.job }, a.n);
     }
     const perJob = new Map<string, { completed: number; failed: number; n: number; sum: number }>();
     for (const f of finishedRows) {
-      finishedWindow.set({ job: f.job, state: f.state }, f.n);
+      if (!COUNTED_FINISHES.has(f.state)) continue;
+      finishedWindow.inc({ job: f.job, state: f.state }, f.n);
       const p = perJob.get(f.job) ?? { completed: 0, failed: 0, n: 0, sum: 0 };
-      if (f.state === 'completed') p.completed = f.n;
-      if (f.state === 'failed') p.failed = f.n;
-      if (f.avg_s !== null) {
+      if (f.state === 'completed') p.completed += f.n;
+      if (f.state === 'failed') p.failed += f.n;
+      if (f.bucket >= 0) {
         p.n += f.n;
-        p.sum += f.avg_s * f.n;
+        p.sum += f.duration_s;
       }
       perJob.set(f.job, p);
     }
@@ -197,7 +186,7 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
       if (p.completed + p.failed > 0) failureRatio.set({ job }, p.failed / (p.completed + p.failed));
       if (p.n > 0) avgDuration.set({ job }, p.sum / p.n);
     }
-    deadLetters.set(deadRow[0]?.n ?? 0);
+    deadLetters.set(deadRows.reduce((a, r) => a + r.n, 0));
 
     const engines = await sql<{ id: string; age: number; enabled: boolean; alive: boolean }[]>`
       select id, extract(epoch from now() - last_beat_at)::float8 as age, enabled,
@@ -206,11 +195,14 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
     for (const e of engines) engineAge.set({ engine: e.id, enabled: String(e.enabled) }, Math.round(e.age * 1000) / 1000);
     enginesLive.set(engines.filter((e) => e.alive && e.enabled).length);
 
+    // Each schedule's latest published occurrence: a short backward walk of its occurrence index.
     const lag = await sql<{ schedule_id: number; name: string; lag: number }[]>`
-      select distinct on (r.schedule_id) r.schedule_id, s.name, extract(epoch from r.published_at - r.scheduled_for)::float8 as lag
-      from wombat.runs r join wombat.schedules s on s.id = r.schedule_id
-      where r.trigger = 'schedule' and r.published_at > now() - make_interval(secs => ${window})
-      order by r.schedule_id, r.scheduled_for desc`;
+      select s.id as schedule_id, s.name, extract(epoch from r.published_at - r.scheduled_for)::float8 as lag
+      from wombat.schedules s cross join lateral (
+        select o.published_at, o.scheduled_for from wombat.runs o
+        where o.schedule_id = s.id and o.trigger = 'schedule' and o.published_at is not null
+        order by o.scheduled_for desc limit 1) r
+      where r.published_at > now() - make_interval(secs => ${window})`;
     for (const l of lag) publishLag.set({ schedule_id: String(l.schedule_id), schedule: l.name }, l.lag);
 
     const schedules = await sql<{
@@ -219,7 +211,7 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
     }[]>`
       select s.id, s.name, s.kind, s.cron, s.every, s.every_seconds, s.times, s.timezone,
              ${hasAlerts ? sql`coalesce(s.alert_stale_factor, case when s.built_in then ${opts.staleFactor}::float8 else 0 end)` : sql`0::float8`} as factor,
-             extract(epoch from now() - greatest(s.updated_at, (select max(r.finished_at) from wombat.runs r where r.schedule_id = s.id and r.state = 'completed')))::float8 as since_s
+             extract(epoch from now() - greatest(s.updated_at, (select r.finished_at from wombat.runs r where r.schedule_id = s.id and r.state = 'completed' order by r.created_at desc limit 1)))::float8 as since_s
       from wombat.schedules s where s.status = 'active'`;
     const nowDate = new Date();
     for (const s of schedules) {

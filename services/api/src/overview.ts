@@ -1,10 +1,13 @@
 import { BOSS_SCHEMA, type Sql } from '@wombat/core/platform';
 import { JOB_TYPES } from '@wombat/core/jobs';
 import { queueSettingsView, readQueueSettings } from '@wombat/core/workers';
+import { readRunCounts, runLatenessBucketMs } from '@wombat/core/runs';
 import { type DatabaseHealth, DEFAULT_THRESHOLDS, type Level, levelOf, type Thresholds } from '@wombat/core/alerts';
 
 /** Failure rate and average run time look at runs finished within this window, as /metrics does. */
 export const OVERVIEW_WINDOW_SECONDS = 3600;
+/** runs_24h and the hours count runs created within this window. */
+const RUNS_WINDOW_SECONDS = 86_400;
 
 export interface Figure {
   value: number;
@@ -56,12 +59,27 @@ async function exists(sql: Sql, name: string): Promise<boolean> {
   return row?.ok === true;
 }
 
+/** A percentile of start lateness from the roll-ups' 5%-wide buckets: the upper bound of the bucket it falls in. */
+function latenessPercentile(buckets: Map<number, number>, p: number): number | null {
+  const sorted = [...buckets].filter(([, n]) => n > 0).sort(([a], [b]) => a - b);
+  const total = sorted.reduce((a, [, n]) => a + n, 0);
+  if (total === 0) return null;
+  let seen = 0;
+  for (const [bucket, n] of sorted) {
+    seen += n;
+    if (seen >= Math.max(1, Math.ceil(p * total))) return Math.round(runLatenessBucketMs(bucket));
+  }
+  return null;
+}
+
 const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
 /**
- * Everything the dashboard's overview shows, in a handful of statements. Each
- * reads an index range (runs of the last 24 h through runs_created, unfinished
- * pg-boss jobs, the dead-letter index), so the page stays fast with a long history.
+ * Everything the dashboard's overview shows, in a handful of statements. Run
+ * counts come from the run roll-ups (readRunCounts: the minutes and hours of the
+ * window, never the runs; windows start on a whole minute), start lateness from
+ * their hourly lateness buckets (percentiles within 5%, the first hour whole), so
+ * the page costs the same with a long or busy history.
  */
 export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_THRESHOLDS, databaseHealth?: () => Promise<DatabaseHealth>): Promise<Overview> {
   const [hasWorkers, hasAlerts, health] = await Promise.all([
@@ -69,7 +87,7 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
     exists(sql, 'wombat.alerts'),
     databaseHealth ? databaseHealth().catch(() => null) : null,
   ]);
-  const [engines, workers, queueRows, stateRows, hourRows, latenessRows, windowRow, deadRow, alerts] = await Promise.all([
+  const [engines, workers, queueRows, createdRows, latenessRows, finishedRows, deadRows, alerts] = await Promise.all([
     sql<{ id: string; host: string; pid: number; alive: boolean; enabled: boolean; age: number }[]>`
       select id, host, pid, enabled,
         stopped_at is null and last_beat_at > now() - make_interval(secs => heartbeat_interval_ms * 3 / 1000.0) as alive,
@@ -87,23 +105,10 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
     sql<{ name: string; state: string; n: number }[]>`
       select name, state::text as state, count(*)::int as n from ${sql(BOSS_SCHEMA)}.job
       where state in ('created', 'retry', 'active') group by name, state`,
-    sql<{ state: string; n: number }[]>`
-      select state, count(*)::int as n from wombat.runs where created_at > now() - interval '24 hours' group by state`,
-    sql<{ hour: Date; state: string; n: number }[]>`
-      select date_trunc('hour', created_at) as hour, state, count(*)::int as n
-      from wombat.runs where created_at > now() - interval '24 hours' group by 1, 2 order by 1`,
-    sql<{ hour: Date; p50: number | null; p99: number | null }[]>`
-      select date_trunc('hour', created_at) as hour,
-        percentile_cont(0.5) within group (order by extract(epoch from started_at - scheduled_for) * 1000) as p50,
-        percentile_cont(0.99) within group (order by extract(epoch from started_at - scheduled_for) * 1000) as p99
-      from wombat.runs
-      where created_at > now() - interval '24 hours' and trigger = 'schedule' and started_at is not null
-      group by 1`,
-    sql<{ completed: number; failed: number; avg: number | null }[]>`
-      select count(*) filter (where state = 'completed')::int as completed, count(*) filter (where state = 'failed')::int as failed,
-        avg(extract(epoch from finished_at - started_at)) filter (where started_at is not null)::float8 as avg
-      from wombat.runs where finished_at > now() - make_interval(secs => ${OVERVIEW_WINDOW_SECONDS}) and state in ('completed', 'failed')`,
-    sql<{ n: number }[]>`select count(*)::int as n from wombat.runs where state = 'failed' and requeued_as is null`,
+    readRunCounts(sql, { kind: 'created', windowSeconds: RUNS_WINDOW_SECONDS, hourly: true }),
+    readRunCounts(sql, { kind: 'lateness_hourly', windowSeconds: RUNS_WINDOW_SECONDS, hourly: true }),
+    readRunCounts(sql, { kind: 'finished', windowSeconds: OVERVIEW_WINDOW_SECONDS }),
+    readRunCounts(sql, { kind: 'dead_letters' }),
     hasAlerts
       ? sql<{ id: string; severity: string; subject: string; opened_at: Date; count: number | null }[]>`
           select id::text, severity, subject, opened_at,
@@ -127,18 +132,38 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
     hours.set(key, h);
     return h;
   };
-  for (const r of hourRows) hourOf(r.hour).states[r.state] = r.n;
+  const runs24h: Record<string, number> = {};
+  for (const r of createdRows) {
+    const states = hourOf(r.hour!).states;
+    states[r.state] = (states[r.state] ?? 0) + r.n;
+    runs24h[r.state] = (runs24h[r.state] ?? 0) + r.n;
+  }
+  const lateness = new Map<string, Map<number, number>>();
   for (const r of latenessRows) {
-    const h = hourOf(r.hour);
-    h.lateness_p50_ms = r.p50 === null ? null : Math.round(Number(r.p50));
-    h.lateness_p99_ms = r.p99 === null ? null : Math.round(Number(r.p99));
+    const key = new Date(r.hour!).toISOString();
+    const buckets = lateness.get(key) ?? new Map<number, number>();
+    buckets.set(r.bucket, (buckets.get(r.bucket) ?? 0) + r.n);
+    lateness.set(key, buckets);
+  }
+  for (const [key, buckets] of lateness) {
+    const h = hourOf(new Date(key));
+    h.lateness_p50_ms = latenessPercentile(buckets, 0.5);
+    h.lateness_p99_ms = latenessPercentile(buckets, 0.99);
   }
 
-  const w = windowRow[0] ?? { completed: 0, failed: 0, avg: null };
+  const w = { completed: 0, failed: 0, started: 0, seconds: 0 };
+  for (const r of finishedRows) {
+    if (r.state !== 'completed' && r.state !== 'failed') continue;
+    w[r.state] += r.n;
+    if (r.bucket >= 0) {
+      w.started += r.n;
+      w.seconds += r.duration_s;
+    }
+  }
   const finished = w.completed + w.failed;
   const failureRatio = finished === 0 ? 0 : w.failed / finished;
-  const avgRun = num(w.avg) ?? 0;
-  const dead = deadRow[0]?.n ?? 0;
+  const avgRun = w.started === 0 ? 0 : w.seconds / w.started;
+  const dead = deadRows.reduce((a, r) => a + r.n, 0);
   const live = workers.filter((x) => x.alive).length;
   return {
     generated_at: new Date().toISOString(),
@@ -157,7 +182,7 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
     workers_known: hasWorkers,
     live_workers: { value: live, level: hasWorkers ? levelOf(live, thresholds.liveWorkers) : 'ok' },
     queues,
-    runs_24h: Object.fromEntries(stateRows.map((r) => [r.state, r.n])),
+    runs_24h: runs24h,
     hours: [...hours.values()].sort((a, b) => a.hour.localeCompare(b.hour)),
     failure_ratio: { value: Math.round(failureRatio * 10000) / 10000, level: levelOf(failureRatio, thresholds.failureRatio) },
     avg_run_seconds: { value: Math.round(avgRun * 1000) / 1000, level: levelOf(avgRun, thresholds.avgRunSeconds) },

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import { ACTIVE_RUN_STATES, type RunsTable, type RunState, type RunTrigger } from '@wombat/core/runs';
+import { ACTIVE_RUN_STATES, countRuns, type RunsTable, type RunState, type RunTrigger } from '@wombat/core/runs';
 import type { CoreTables } from '@wombat/core/tables';
 
 /**
@@ -52,8 +52,14 @@ export interface RunFilter {
   offset: number;
 }
 
-/** Runs newest first, filtered and paged; `total` counts every match. */
+/**
+ * Runs newest first, filtered and paged; `total` counts every match. Each filter has an
+ * index in the order of the page (runs_created, runs_job_created, runs_schedule_created),
+ * so a page stops after its rows; a total of all runs or of a job and/or state comes from
+ * the run roll-ups' current counts, other totals count the matches.
+ */
 export async function listRuns(db: ApiDb, f: RunFilter): Promise<{ runs: ApiRun[]; total: number }> {
+  const rolledUp = f.scheduleId === undefined && f.trigger === undefined && f.since === undefined && f.until === undefined;
   let q = db.selectFrom('wombat.runs');
   if (f.scheduleId !== undefined) q = q.where('schedule_id', '=', f.scheduleId);
   if (f.job !== undefined) q = q.where('job', '=', f.job);
@@ -63,9 +69,9 @@ export async function listRuns(db: ApiDb, f: RunFilter): Promise<{ runs: ApiRun[
   if (f.until !== undefined) q = q.where('created_at', '<', f.until as never);
   const [runs, count] = await Promise.all([
     q.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute(),
-    q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+    rolledUp ? countRuns(db, { job: f.job, state: f.state }) : q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow().then((c) => Number(c.n)),
   ]);
-  return { runs, total: Number(count.n) };
+  return { runs, total: count };
 }
 
 export interface DeadLetterFilter {
@@ -76,17 +82,21 @@ export interface DeadLetterFilter {
   offset: number;
 }
 
-/** Dead letters: runs whose final attempt failed and that nobody requeued yet. */
+/**
+ * Dead letters: runs whose final attempt failed and that nobody requeued yet, newest
+ * first (index runs_dead_letters); the total of all or of a job comes from the run roll-ups.
+ */
 export async function listDeadLetters(db: ApiDb, f: DeadLetterFilter): Promise<{ runs: ApiRun[]; total: number }> {
+  const rolledUp = f.since === undefined && f.until === undefined;
   let q = db.selectFrom('wombat.runs').where('state', '=', 'failed').where('requeued_as', 'is', null);
   if (f.job !== undefined) q = q.where('job', '=', f.job);
   if (f.since !== undefined) q = q.where('finished_at', '>=', f.since);
   if (f.until !== undefined) q = q.where('finished_at', '<', f.until);
   const [runs, count] = await Promise.all([
     q.selectAll().orderBy('finished_at', 'desc').orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute(),
-    q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+    rolledUp ? countRuns(db, { job: f.job, deadLetters: true }) : q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow().then((c) => Number(c.n)),
   ]);
-  return { runs, total: Number(count.n) };
+  return { runs, total: count };
 }
 
 /** Ids of dead letters matching a filter, oldest first, at most `limit`. */

@@ -25,7 +25,7 @@ const sample = (text: string, name: string) => {
 };
 
 t.test('wombat_run_duration_seconds is a cumulative histogram: each finished run counted once, counts never fall', async (t) => {
-  const metrics = createMetrics(tdb.sql, { staleFactor: 1.5, settleSeconds: 0.5 });
+  const metrics = createMetrics(tdb.sql, { staleFactor: 1.5 });
   await metrics.render();
   await finishRuns(3, 'canary', 'completed', 0.2);
   await finishRuns(1, 'canary', 'failed', 20);

@@ -60,6 +60,11 @@ export const engineSchema = {
     min: 100,
     max: 60_000,
   }),
+  runCountsFoldMs: int('ENGINE_RUN_COUNTS_FOLD_MS', 'how often the run roll-ups\' deltas are folded into their per-minute counts (reads add the unfolded ones)', {
+    default: 5_000,
+    min: 100,
+    max: 600_000,
+  }),
   maintenanceIntervalMs: int('ENGINE_MAINTENANCE_INTERVAL_MS', 'how often finished runs past their retention are purged', {
     default: 600_000,
     min: 1_000,

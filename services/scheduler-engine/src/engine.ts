@@ -32,6 +32,8 @@ export interface EngineOptions {
   runReconcileIntervalMs: number;
   /** A running job's pg-boss heartbeat older than this has lost its worker (JOB_HEARTBEAT_S; default 15). */
   jobHeartbeatSeconds?: number;
+  /** How often one engine (advisory lock) folds the run roll-ups' deltas (ENGINE_RUN_COUNTS_FOLD_MS; default 5000). */
+  runCountsFoldMs?: number;
   maintenanceIntervalMs: number;
   taskResultTtlDays: number;
   runRetentionDays: number;

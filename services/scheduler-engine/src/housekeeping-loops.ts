@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { type Logger, type LoopSupervisor, type PgBoss } from '@wombat/core/platform';
-import { reconcileRuns, releaseBackfills, releaseHeldRuns, releaseWaitingRuns } from '@wombat/core/runs';
+import { foldRunCounts, type QueuedSweep, reconcileRuns, releaseBackfills, releaseHeldRuns, releaseWaitingRuns } from '@wombat/core/runs';
 import { type CoreTables } from '@wombat/core/tables';
 import type { EngineClock } from './clock.ts';
 import { purgeFinishedRuns, type RetentionOptions } from './housekeeping.ts';
@@ -14,6 +14,7 @@ export interface HousekeepingOptions extends RetentionOptions {
   heldRunCheckMs: number;
   runReconcileIntervalMs: number;
   jobHeartbeatSeconds?: number;
+  runCountsFoldMs?: number;
   maintenanceIntervalMs: number;
 }
 
@@ -33,14 +34,17 @@ export interface HousekeepingDeps {
   onRunsLost?: (runIds: string[]) => void;
 }
 
+const ENDED_JOBS_EVERY_MS = 30_000;
+
 /** Deadline of a periodic round: two intervals, within 5 s..60 s. */
 const roundDeadlineMs = (intervalMs: number) => Math.min(Math.max(2 * intervalMs, 5_000), 60_000);
 
 /**
  * The engine's periodic loops, on the loop supervisor (a round that hangs is
  * abandoned and the next runs; a loop that cannot progress is a stall): the full
- * schedule re-read, the heartbeat, held-run release, backfill release, run
- * reconciliation and retention. The supervisor's stop() ends them.
+ * schedule re-read, the heartbeat, held-run and waiting-run release, backfill
+ * release, run reconciliation, the run roll-ups' fold and retention. The
+ * supervisor's stop() ends them.
  */
 export function startHousekeeping(deps: HousekeepingDeps): { releaseWaitingNow(): void } {
   const { db, boss, log, options: o, clock } = deps;
@@ -83,6 +87,9 @@ export function startHousekeeping(deps: HousekeepingDeps): { releaseWaitingNow()
   };
   every(o.heldRunCheckMs, 'waiting run release', releaseWaiting);
   every(o.runReconcileIntervalMs, 'run reconciliation', runReconciliation(deps));
+  // The roll-ups' deltas grow by a few rows per statement that changes runs: folding them
+  // often keeps what every read adds to the folded counts small.
+  every(o.runCountsFoldMs ?? 5_000, 'run count fold', () => foldRunCounts(db));
   every(o.maintenanceIntervalMs, 'retention', () => purgeFinishedRuns(db, o));
   return {
     releaseWaitingNow: () =>
@@ -100,13 +107,22 @@ function runReconciliation(deps: HousekeepingDeps): () => Promise<void> {
   const { log, options: o, clock } = deps;
   let lastRoundMs: number | undefined;
   let outageEndedAt = new Date(clock.databaseNow());
+  // Queued runs are checked 500 a round, from where the last round stopped (a pass over a backlog of
+  // 1,000,000 takes 2,000 rounds); running and retrying ones every round.
+  const queued: QueuedSweep = { slice: 500, afterId: null };
+  // Active jobs whose run already ended are looked for every 30 s (a scan of pg-boss's job
+  // table): found within 45 s of their last job heartbeat, before pg-boss's own limit
+  // (OUTAGE_GRACE_S + 30 s, 90 s by default) would fail and run them again.
+  let endedSweptMs = -Infinity;
   return async () => {
     const startedMs = performance.now();
     if (lastRoundMs !== undefined && startedMs - lastRoundMs > Math.max(3 * o.runReconcileIntervalMs, 5_000)) {
       outageEndedAt = new Date(clock.databaseNow());
       log.info({ gapMs: Math.round(startedMs - lastRoundMs) }, 'database reachable again: worker heartbeats are judged from now');
     }
-    const r = await reconcileRuns(deps.db, deps.boss, { outageEndedAt, ...(o.jobHeartbeatSeconds !== undefined ? { jobHeartbeatSeconds: o.jobHeartbeatSeconds } : {}) });
+    const endedJobs = startedMs - endedSweptMs >= ENDED_JOBS_EVERY_MS;
+    if (endedJobs) endedSweptMs = startedMs;
+    const r = await reconcileRuns(deps.db, deps.boss, { outageEndedAt, queued, endedJobs, ...(o.jobHeartbeatSeconds !== undefined ? { jobHeartbeatSeconds: o.jobHeartbeatSeconds } : {}) });
     lastRoundMs = startedMs;
     if (!r) return; // another engine holds the lock
     for (const id of r.lost) log.warn({ runId: id }, 'run lost: failed with worker_lost');

@@ -22,6 +22,7 @@ export function engineOptions(config: EngineConfig, ctx: { host: string; pid: nu
     heldRunCheckMs: config.heldRunCheckMs,
     runReconcileIntervalMs: config.runReconcileIntervalMs,
     jobHeartbeatSeconds: config.jobHeartbeatSeconds,
+    runCountsFoldMs: config.runCountsFoldMs,
     maintenanceIntervalMs: config.maintenanceIntervalMs,
     taskResultTtlDays: config.taskResultTtlDays,
     runRetentionDays: config.runRetentionDays,

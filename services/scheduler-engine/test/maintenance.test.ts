@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { createTestDatabase } from '@wombat/core/testing';
 import { purgeFinishedRuns } from '@wombat/scheduler-engine';
+import { readRunCounts } from '@wombat/core/runs';
+import { startTestEngine, testBoss, waitFor } from './helpers.ts';
 
 const tdb = await createTestDatabase(t);
 
@@ -46,4 +48,17 @@ t.test('only one engine purges at a time', async (t) => {
   t.equal(await purgeFinishedRuns(tdb.db, { taskResultTtlDays: 7, runRetentionDays: 90 }), null, 'skips while another holds the lock');
   await held`rollback`;
   t.equal(await purgeFinishedRuns(tdb.db, { taskResultTtlDays: 7, runRetentionDays: 90 }), 0);
+});
+
+t.test('the engine folds the run roll-ups\' deltas, and the counts stay what they were', async (t) => {
+  const boss = await testBoss(t, tdb);
+  await sql`insert into wombat.runs (id, job, trigger, state, started_at, finished_at)
+            select gen_random_uuid(), 'canary', 'task', 'completed', now() - interval '1 second', now() from generate_series(1, 5)`.execute(tdb.db);
+  const deltas = async () => Number((await sql<{ n: string }>`select count(*) as n from wombat.run_count_deltas`.execute(tdb.db)).rows[0]!.n);
+  t.ok((await deltas()) > 0, 'the insert left deltas');
+  const before = await readRunCounts(tdb.sql, { kind: 'current' });
+  await startTestEngine(t, tdb, boss, { runCountsFoldMs: 100 });
+  t.ok(await waitFor(async () => (await deltas()) === 0), 'the engine folds them');
+  t.same(await readRunCounts(tdb.sql, { kind: 'current' }), before);
+  t.match(before, [{ job: 'canary', state: 'completed', n: 5 }]);
 });

@@ -1,5 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { BOSS_SCHEMA } from '../platform/boss.ts';
+import { readRunCounts } from '../runs/run-counts.ts';
+import type { RunTables } from '../runs/tables.ts';
 import { nextOccurrences } from '../schedules/occurrences.ts';
 import type { ScheduleTrigger } from '../schedules/types.ts';
 import type { AlertConfig } from './config.ts';
@@ -357,13 +359,22 @@ const runThresholds: Gatherer = {
   kinds: ['failure_rate', 'run_time', 'dead_letters'],
   async run(db, o) {
     const window = o.alertWindowMinutes;
-    const jobs = await sql<{ job: string; completed: number; failed: number; avg_s: number | null }>`
-        select job, count(*) filter (where state = 'completed')::int as completed, count(*) filter (where state = 'failed')::int as failed,
-               avg(extract(epoch from finished_at - started_at)) filter (where started_at is not null)::float8 as avg_s
-        from wombat.runs
-        where state in ('completed', 'failed') and finished_at > now() - make_interval(mins => ${window})
-        group by job`.execute(db);
-    const dead = await sql<{ n: number }>`select count(*)::int as n from wombat.runs where state = 'failed' and requeued_as is null`.execute(db);
+    // From the run roll-ups (the window's minutes, never the runs; it starts on a whole minute).
+    const finished = await readRunCounts(db as Kysely<RunTables>, { kind: 'finished', windowSeconds: window * 60 });
+    const perJob = new Map<string, { job: string; completed: number; failed: number; started: number; seconds: number }>();
+    for (const f of finished) {
+      if (f.state !== 'completed' && f.state !== 'failed') continue;
+      const j = perJob.get(f.job) ?? { job: f.job, completed: 0, failed: 0, started: 0, seconds: 0 };
+      j[f.state] += f.n;
+      if (f.bucket >= 0) {
+        j.started += f.n;
+        j.seconds += f.duration_s;
+      }
+      perJob.set(f.job, j);
+    }
+    const jobs = { rows: [...perJob.values()].map((j) => ({ job: j.job, completed: j.completed, failed: j.failed, avg_s: j.started === 0 ? null : j.seconds / j.started })) };
+    const deadRows = await readRunCounts(db as Kysely<RunTables>, { kind: 'dead_letters' });
+    const dead = { rows: [{ n: deadRows.reduce((a, r) => a + r.n, 0) }] };
     const out: Condition[] = [];
     const completed = jobs.rows.reduce((s, r) => s + r.completed, 0);
     const failed = jobs.rows.reduce((s, r) => s + r.failed, 0);

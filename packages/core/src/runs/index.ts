@@ -29,3 +29,4 @@ export * from './bulk-cancel.ts';
 export * from './reconcile.ts';
 export * from './cli.ts';
 export * from './failure-report.ts';
+export * from './run-counts.ts';

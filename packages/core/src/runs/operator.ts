@@ -124,12 +124,20 @@ export async function purgeDeadLetters(db: Db, before: Date, job?: string): Prom
   return Number(res.numDeletedRows);
 }
 
-/** Deletes one batch of finished runs older than the cutoff (tasks by their own TTL); returns how many. */
+/**
+ * Deletes one batch of finished runs older than the cutoff (tasks by their own TTL); returns how
+ * many. The run roll-ups say first whether any run finished before the earlier cutoff: when none
+ * did, the runs are not read at all (wombat.runs has no index on finished_at).
+ */
 export async function deleteFinishedRuns(db: Db | Transaction<RunTables>, opts: { taskTtlDays: number; retentionDays: number; batchSize: number }): Promise<number> {
+  const cutoff = sql`now() - make_interval(days => least(${opts.taskTtlDays}::int, ${opts.retentionDays}::int))`;
   const res = await sql`
     delete from wombat.runs where id in (
       select id from wombat.runs
-      where finished_at is not null and state in ('completed', 'failed', 'cancelled', 'skipped', 'missed')
+      where exists (select 1 from wombat.run_counts where kind = 'finished' and minute < ${cutoff} and n > 0
+                    union all
+                    select 1 from wombat.run_count_deltas where kind = 'finished' and minute < ${cutoff} and n > 0)
+        and finished_at is not null and state in ('completed', 'failed', 'cancelled', 'skipped', 'missed')
         and finished_at < now() - make_interval(days => least(${opts.taskTtlDays}::int, ${opts.retentionDays}::int))
         and finished_at < now() - make_interval(days => case when trigger = 'task' then ${opts.taskTtlDays}::int else ${opts.retentionDays}::int end)
       limit ${opts.batchSize})`.execute(db);

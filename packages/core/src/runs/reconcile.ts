@@ -73,6 +73,34 @@ export interface ReconcileOptions {
   outageEndedAt?: Date;
   /** A job heartbeat older than this is stale (JOB_HEARTBEAT_S; default JOB_HEARTBEAT_SECONDS). */
   jobHeartbeatSeconds?: number;
+  /**
+   * Queued runs checked per round, oldest first from where the last round stopped (the
+   * caller keeps the object between rounds): a round's work then follows running attempts
+   * and this slice, not the queued backlog. Unset: every queued run, every round.
+   */
+  queued?: QueuedSweep;
+  /**
+   * false: leave out the sweep of active jobs whose run already ended, a scan of pg-boss's job
+   * table (it has no index on state), whose cost follows the jobs pg-boss keeps. Default true.
+   */
+  endedJobs?: boolean;
+}
+
+export interface QueuedSweep {
+  slice: number;
+  /** The last queued run the previous round checked; null: start from the oldest. */
+  afterId: string | null;
+}
+
+/** The next slice of queued runs (index runs_queued), and where the sweep stands after it. */
+async function queuedSlice(trx: Kysely<RunTables>, sweep: QueuedSweep): Promise<string[]> {
+  // From the previous slice's last run, as it is now: gone (deleted), the sweep starts over.
+  const after = sweep.afterId === null ? sql`` : sql`and (created_at, id) > (select c.created_at, c.id from wombat.runs c where c.id = ${sweep.afterId})`;
+  const { rows } = await sql<{ id: string }>`
+    select id from wombat.runs where state = 'queued' ${after}
+    order by created_at, id limit ${sweep.slice}`.execute(trx);
+  sweep.afterId = rows.length < sweep.slice ? null : (rows.at(-1)?.id ?? null);
+  return rows.map((r) => r.id);
 }
 
 export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: ReconcileOptions = {}): Promise<ReconcileOutcome | null> {
@@ -87,6 +115,10 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
     const locked = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(${RECONCILE_LOCK})) as locked`.execute(trx);
     if (locked.rows[0]?.locked !== true) return null;
     const jobTable = sql.table(`${BOSS_SCHEMA}.job`);
+    // Running and retrying runs (few: attempts in flight) every round; queued ones a slice at a time.
+    const which = opts.queued
+      ? sql`(r.state in ('running', 'retrying') or (r.state = 'queued' and r.id = any(${await queuedSlice(trx, opts.queued)}::uuid[])))`
+      : sql`r.state in ('queued', 'running', 'retrying')`;
     // Only runs with a job: held runs have none, and the engine owns them.
     const found = await sql<Candidate>`
       select r.id, r.job, r.trigger, r.state, r.attempts, j.state::text as job_state, j.retry_count, j.retry_limit, j.output,
@@ -96,7 +128,7 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
       from wombat.runs r
       left join ${jobTable} j on j.id = r.id and j.name = r.job
       left join wombat.workers w on w.id = r.worker_id
-      where r.state in ('queued', 'running', 'retrying')
+      where ${which}
         -- A backfill's parent never has a job: releaseBackfills ends it with its children.
         and not (r.trigger = 'backfill' and r.parent_id is null)
         -- A run of \`wombat run\` has no job either: its process owns it while it beats (cli.ts).
@@ -153,6 +185,7 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
       await setLost(trx, c.id, 'failed', { code: WORKER_LOST, message, ...(c.output ? { job_output: c.output } : {}) });
       out.lost.push(c.id);
     }
+    if (opts.endedJobs === false) return out;
     // From the job side: active jobs are few, finished runs are many.
     const ended = await sql<{ id: string; job: string; state: 'completed' | 'failed'; result: unknown; error: unknown; retry_count: number }>`
       select r.id, r.job, r.state, r.result, r.error, j.retry_count
