@@ -54,7 +54,7 @@ t.test('refuses unknown job types, states and ages with a message that says what
   t.match(job.stderr, /"mine-bitcoin" is not a job type; give one of .*canary/);
   const state = await wombat(['cancel', '--job', 'canary', '--state', 'completed'], env);
   t.equal(state.code, 2);
-  t.match(state.stderr, /state "completed" cannot be cancelled; give one of held, queued, running, retrying/);
+  t.match(state.stderr, /state "completed" cannot be cancelled; give one of waiting, held, queued, running, retrying/);
   const age = await wombat(['cancel', '--job', 'canary', '--older-than', 'yesterday'], env);
   t.equal(age.code, 2);
   t.match(age.stderr, /older_than must be an age like 90s, 30m, 1h, 2d or 1w, not "yesterday"/);

@@ -37,7 +37,7 @@ t.test('refuses bad input with 400 naming the field, and anyone but an admin', a
   t.match(job.body.error, { code: 'invalid_input', field: 'job', message: /"mine-bitcoin" is not a job type/ });
   const state = await api.call('POST', '/api/runs/cancel', { body: { job: 'canary', state: 'failed' } });
   t.equal(state.status, 400);
-  t.match(state.body.error, { field: 'state', message: /state "failed" cannot be cancelled; give one of held, queued, running, retrying/ });
+  t.match(state.body.error, { field: 'state', message: /state "failed" cannot be cancelled; give one of waiting, held, queued, running, retrying/ });
   const age = await api.call('POST', '/api/runs/cancel', { body: { job: 'canary', older_than: '1 hour' } });
   t.equal(age.status, 400);
   t.match(age.body.error, { field: 'older_than' });
