@@ -161,6 +161,10 @@ try {
   console.log(`  runs completed once: ${int(completedOnce)} of ${int(TASKS)}; pg-boss jobs completed: ${int(jobsCompleted)}`);
   if (completedOnce !== TASKS || jobsCompleted !== TASKS) {
     console.error('burst: runs and pg-boss disagree, or a run took more than one attempt:', runs.rows, jobs.rows);
+    const odd = await sql<{ state: string; retry_count: number; output: unknown; n: string }>`
+      select j.state::text, j.retry_count, j.output, count(*) as n from pgboss.job j
+      where j.name = 'canary' and j.state <> 'completed' group by 1, 2, 3 order by 4 desc limit 5`.execute(tdb.db);
+    console.error('burst: jobs not completed, by outcome:', JSON.stringify(odd.rows));
     failed = true;
   }
 } catch (err) {

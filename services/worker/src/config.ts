@@ -108,7 +108,11 @@ export const workerConfigSchema = {
     'WORKER_EXECUTION_LOG',
     'a file this process appends one JSON line to at every handler start and end (run id, attempt, outcome): an audit of what really ran, for drills and chaos tests; unset: none',
   ),
-  bossPoolSize: int('WORKER_BOSS_POOL_SIZE', 'connections in the pg-boss pool of this process', { default: 4, min: 2, max: 100 }),
+  bossPoolSize: int(
+    'WORKER_BOSS_POOL_SIZE',
+    'connections in the pg-boss pool of this process (every fetch loop fetches and settles its batches through it); 0: the fetch loops of this process plus 2, from 4 to 10',
+    { default: 0, min: 0, max: 100 },
+  ),
 };
 
 export type WorkerConfig = ConfigOf<typeof workerConfigSchema>;

@@ -25,8 +25,15 @@ export async function startService(
   // The cancel LISTEN holds one connection of its own on the session address.
   const listenSql = addr.pooled ? createSql({ url: addr.sessionUrl, poolSize: 1, applicationName: 'wombat-worker', ...databaseDeadlines(config) }) : database.sql;
   if (listenSql !== database.sql) lifecycle.onStop('session connection', () => listenSql.end({ timeout: 1 }));
+  // A loop waiting for a connection to settle its batch past the connect deadline makes pg-boss
+  // fail the whole batch, although its handlers completed: one connection per loop and two more for
+  // the heartbeat and the job-heartbeat touches, up to pg-boss's own default of 10 (loops of idle
+  // queues only poll).
+  const queues = queueSettings(config);
+  const loops = [...queues.values()].reduce((n, q) => n + q.workers, 0);
+  const bossPoolSize = config.bossPoolSize || Math.min(10, Math.max(4, loops + 2));
   // A worker's pg-boss LISTENs for new jobs on a connection of its pool's settings: the session address.
-  const boss = await startBoss({ url: addr.sessionUrl, role: 'worker', log, poolSize: config.bossPoolSize, connectTimeoutMs: config.databaseConnectTimeoutMs });
+  const boss = await startBoss({ url: addr.sessionUrl, role: 'worker', log, poolSize: bossPoolSize, connectTimeoutMs: config.databaseConnectTimeoutMs });
   lifecycle.onStop('pg-boss', () => boss.stop({ graceful: false, close: true }));
   const collectors = deps.collectors ? await deps.collectors() : createCollectors(collectorsOptionsFromConfig(config, { log, db: database.db, sessionUrl: addr.sessionUrl }));
   if (collectors.close) lifecycle.onStop('collectors', () => collectors.close!());
@@ -37,7 +44,7 @@ export async function startService(
     listenSql,
     boss,
     log,
-    queues: queueSettings(config),
+    queues,
     collectors,
     crawls: createCrawls(config, { log, db: database.db }),
     ...(config.backupDir ? { backup: backupPort(config, config.backupDir, addr.sessionUrl) } : {}),
