@@ -151,6 +151,30 @@ t.test('a held-back completion settles its job in the same statement: pg-boss ca
   t.same((await reconcileRuns(tdb.db, boss))?.jobsSettled.includes(id), false);
 });
 
+t.test('a job pg-boss failed while its run reads completed at that attempt (its settlement was lost) is completed; other failures stay', async (t) => {
+  const lostSettle = await started(live, 0);
+  await applyAttemptUpdates(tdb.sql, [{ id: lostSettle, attempts: 1, workerId: live, state: 'completed', result: { n: 3 }, finishedAt: new Date().toISOString() }]);
+  // pg-boss's fallback after the worker's settlement failed: the whole batch failed.
+  await boss.fail('canary', { id: lostSettle, retryCount: 0 }, { message: 'Connection terminated unexpectedly' });
+  t.equal((await boss.getJobById('canary', lostSettle))?.state, 'failed');
+  const reallyFailed = await started(live, 0);
+  await applyAttemptUpdates(tdb.sql, [{ id: reallyFailed, attempts: 1, workerId: live, state: 'failed', error: { message: 'bad input' }, finishedAt: new Date().toISOString() }]);
+  await boss.fail('canary', { id: reallyFailed, retryCount: 0 }, { message: 'bad input' });
+  const old = await started(live, 0);
+  await applyAttemptUpdates(tdb.sql, [{ id: old, attempts: 1, workerId: live, state: 'completed', result: {}, finishedAt: new Date().toISOString() }]);
+  await boss.fail('canary', { id: old, retryCount: 0 }, { message: 'lost long ago' });
+  await sql`update pgboss.job set completed_on = now() - interval '1 hour' where id = ${old}`.execute(tdb.db);
+
+  t.same((await reconcileRuns(tdb.db, boss, { endedJobs: false }))?.jobsSettled, [], 'a round without the sweep leaves it');
+  const out = await reconcileRuns(tdb.db, boss);
+  t.same(out?.jobsSettled, [lostSettle]);
+  t.match(await boss.getJobById('canary', lostSettle), { state: 'completed', output: { n: 3 } }, 'completed, agreeing with the run');
+  t.match(await run(lostSettle), { state: 'completed', result: { n: 3 } });
+  t.equal((await boss.getJobById('canary', reallyFailed))?.state, 'failed', 'a failure the run agrees with stays');
+  t.equal((await boss.getJobById('canary', old))?.state, 'failed', 'older than the window: left (the sweep reads a bounded past)');
+  t.same((await reconcileRuns(tdb.db, boss))?.jobsSettled, [], 'a second sweep changes nothing');
+});
+
 t.test('a retry of a run an earlier attempt completed is refused at its start and reported finished', async (t) => {
   const id = await started(live, 2);
   // Attempt 1's result lands, then (a job settled by pg-boss's expiry before the run's statement

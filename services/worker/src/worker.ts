@@ -12,6 +12,7 @@ import type { BackupPort } from './jobs/types.ts';
 import { executeJob, type ActiveJob } from './execute.ts';
 import { openExecutionLog } from './execution-log.ts';
 import { createHistoryWriter } from './history.ts';
+import { createLostSettles } from './lost-settles.ts';
 import { defaultHandlers } from './jobs/handlers.ts';
 import type { HandlerDeps, JobHandlers } from './jobs/types.ts';
 
@@ -92,6 +93,12 @@ export function createWorker(opts: WorkerOptions): Worker {
     ...(opts.probe ? { probe: opts.probe } : {}),
   });
   const history = createHistoryWriter({ sql: opts.sql, log, flushMs: opts.historyFlushMs ?? 0, batchRows: opts.historyBatchRows ?? 1000 });
+  const lostSettles = createLostSettles({ sql: opts.sql, log });
+  /** pg-boss names the loop an error came from; a loop's error may mean its last batch was not settled. */
+  const onBossError = (err: unknown) => {
+    const loop = (err as { worker?: unknown } | null)?.worker;
+    if (typeof loop === 'string') lostSettles.loopFailed(loop);
+  };
   const active = new Map<string, ActiveJob>();
   const handedBack = new Map<string, { queue: JobType; attempts: number }>();
   const shutdown = new AbortController();
@@ -165,7 +172,13 @@ export function createWorker(opts: WorkerOptions): Worker {
         heartbeatRefreshSeconds: jobHeartbeatRefreshSeconds(opts.jobHeartbeatSeconds ?? JOB_HEARTBEAT_SECONDS),
       },
       async (jobs: Job<object>[]) => {
+        lostSettles.batchStarted(id);
         const results = await Promise.all(jobs.map((job) => executeJob(queue, job, executeDeps)));
+        const attempt = new Map(jobs.map((job) => [job.id, job.retryCount + 1]));
+        lostSettles.batchEnded(
+          id,
+          results.filter((r) => r.status === 'completed').map((r) => ({ id: r.id, job: queue, attempts: attempt.get(r.id) ?? 1 })),
+        );
         if (!shutdown.signal.aborted && stopping === undefined) opts.boss.notifyWorker(id);
         return results;
       },
@@ -182,6 +195,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         job.cancel.abort(new Error('cancelled'));
       });
       unlisten = () => listener.unlisten();
+      opts.boss.on('error', onBossError);
       // Registered before the first fetch, so every run this process starts names a registered worker.
       await registerWorker(opts.db, registration);
       // Failures are logged by the supervisor ("heartbeat failed; will retry").
@@ -213,6 +227,8 @@ export function createWorker(opts: WorkerOptions): Worker {
           );
         }
         await history.close();
+        await lostSettles.close();
+        opts.boss.off('error', onBossError);
         executions?.close();
         supervisor.stop();
         await markWorkerStopped(opts.db, workerId).catch((err) => log.warn({ err }, 'could not mark the worker stopped'));

@@ -36,11 +36,13 @@ t.test('a canary completes and records its latency from the scheduled instant', 
 
 t.test('a backtest reports progress and stores its trades and summary', async (t) => {
   const tdb = await createTestDatabase(t);
-  const source = memoryCandles({ delayMs: 30 });
+  const midwaySeen = Promise.withResolvers<void>();
+  const source = memoryCandles({ delayMs: 30, hold: midwaySeen.promise });
   const { boss } = await startTestWorker(t, tdb, { queues: ['backtest'], collectors: source });
   const params = backtestParams(manySymbols(4));
   const id = await publishRun(tdb.db, boss, { job: 'backtest', params, trigger: 'task' });
   const midway = await waitForRun(tdb, id, (r) => r.state === 'running' && r.progress > 0 && r.progress < 1);
+  midwaySeen.resolve();
   t.match(midway.progress_message, /KRW-S\d: 365 candles/);
   const run = await waitForRun(tdb, id, finished);
   t.equal(run.state, 'completed');
@@ -222,4 +224,46 @@ t.test('a retry of a run an earlier attempt completed settles its job without ru
   t.match(await getRun(tdb, id), { state: 'completed', attempts: 1, result: { attempt: 1 } });
   const kept = await sql<{ attempt: number; state: string }>`select attempt, state from wombat.superseded_attempts where run_id = ${id}`.execute(tdb.db);
   t.same(kept.rows, [{ attempt: 2, state: 'running' }], 'the refused start is kept');
+});
+
+t.test('completions whose settlement pg-boss lost are settled once the database takes them, even after pg-boss failed the job', async (t) => {
+  const tdb = await createTestDatabase(t);
+  // The database refuses to end any job (as it does while it is away), except through the test's
+  // own stand-in for pg-boss's expiry below.
+  // pg-boss completes a job by an update and fails it by a delete and an insert.
+  await sql`create function pgboss.refuse_settle() returns trigger language plpgsql as $$ begin
+      if old.state = 'active' and (tg_op = 'DELETE' or new.state <> 'active') and current_setting('wombat_test.allow', true) is distinct from 'on' then
+        raise exception 'the database is away';
+      end if;
+      return case when tg_op = 'DELETE' then old else new end;
+    end $$`.execute(tdb.db);
+  await sql`create trigger refuse_settle before update or delete on pgboss.job for each row execute function pgboss.refuse_settle()`.execute(tdb.db);
+  // Told apart by their sleep: 1 ms the job pg-boss keeps active, 2 ms the one it fails.
+  const calls = new Map<number, number>();
+  const { boss } = await startTestWorker(t, tdb, {
+    queues: ['canary'],
+    handlers: {
+      canary: async ({ params }) => {
+        const n = (calls.get(params.sleep_ms ?? 0) ?? 0) + 1;
+        calls.set(params.sleep_ms ?? 0, n);
+        return { calls: n };
+      },
+    },
+  });
+  const kept = await publishRun(tdb.db, boss, { job: 'canary', params: { sleep_ms: 1 }, trigger: 'task', retryLimit: 0 });
+  const expired = await publishRun(tdb.db, boss, { job: 'canary', params: { sleep_ms: 2 }, trigger: 'task', retryLimit: 0 });
+  for (const id of [kept, expired]) t.match(await waitForRun(tdb, id, finished), { state: 'completed', attempts: 1 }, 'the run history says completed');
+  await new Promise((r) => setTimeout(r, 500));
+  const states = await sql<{ id: string; state: string }>`select id, state::text from pgboss.job where id in (${kept}, ${expired})`.execute(tdb.db);
+  t.same(new Set(states.rows.map((r) => r.state)), new Set(['active']), 'pg-boss could not settle either job');
+  // pg-boss's monitor fails one of them, as it does once the database returns and the job's
+  // heartbeat is older than its limit.
+  await tdb.db.transaction().execute(async (trx) => {
+    await sql`select set_config('wombat_test.allow', 'on', true)`.execute(trx);
+    await sql`update pgboss.job set state = 'failed', completed_on = now(), output = '{"message":"job heartbeat expired"}' where id = ${expired}`.execute(trx);
+  });
+  await sql`drop trigger refuse_settle on pgboss.job`.execute(tdb.db);
+  for (const id of [kept, expired]) t.equal(await jobStateEventually(boss, 'canary', id, 'completed', 10_000), 'completed', 'the job is completed, agreeing with the run');
+  t.same([...calls].sort(), [[1, 1], [2, 1]], 'each handler ran once');
+  t.match(await getRun(tdb, expired), { state: 'completed', attempts: 1, result: { calls: 1 } });
 });

@@ -151,6 +151,55 @@ export async function applyAttemptUpdates(
   return out;
 }
 
+/** A completion whose settlement in pg-boss may have been lost: the run, its job's queue and the attempt. */
+export interface CompletedAttempt {
+  id: string;
+  job: string;
+  attempts: number;
+}
+
+/** What settleCompletedAttempts did: jobs it completed, and jobs still waiting for their run's completion to land. */
+export interface SettleOutcome {
+  settled: string[];
+  pending: string[];
+}
+
+/**
+ * settle: makes pg-boss agree with completions its own settlement missed. A worker whose
+ * handler completed, and whose history write landed, can still lose pg-boss's settlement of the
+ * job (the database went away in between); pg-boss then fails the job at its expiry, or puts it
+ * back for a retry, while the run reads completed. For each attempt given, the job is completed
+ * when the run is completed at that very attempt and the job is still that attempt's: active,
+ * waiting for its retry, or failed, at its retry count. Anything else (the job completed, retried
+ * elsewhere, cancelled, gone) is left alone. An attempt whose job is active while its run is not
+ * yet completed is reported pending: its history write has not landed yet.
+ *
+ * Runs are locked before jobs, the order the reconciler and applyAttemptUpdates lock in.
+ */
+export async function settleCompletedAttempts(sql: Sql, attempts: CompletedAttempt[]): Promise<SettleOutcome> {
+  if (attempts.length === 0) return { settled: [], pending: [] };
+  const rows = await sql<{ id: string; settled: boolean; pending: boolean }[]>`
+    with want as (
+      select * from jsonb_to_recordset(${JSON.stringify(attempts)}::text::jsonb) as w(id uuid, job text, attempts int)
+    ), done as (
+      select r.id, r.result, w.job, w.attempts from want w join wombat.runs r on r.id = w.id and r.job = w.job
+      where r.state = 'completed' and r.attempts = w.attempts
+      order by r.id
+      for share of r
+    ), settled as (
+      update ${sql(BOSS_SCHEMA)}.job j set state = 'completed', completed_on = now(), output = coalesce(d.result, '{}'::jsonb)
+      from done d
+      where j.name = d.job and j.id = d.id and j.retry_count = d.attempts - 1 and j.state in ('active', 'retry', 'failed')
+      returning j.id
+    )
+    select w.id,
+      exists (select 1 from settled s where s.id = w.id) as settled,
+      (not exists (select 1 from done d where d.id = w.id) and exists (
+        select 1 from ${sql(BOSS_SCHEMA)}.job j where j.name = w.job and j.id = w.id and j.state = 'active' and j.retry_count = w.attempts - 1)) as pending
+    from want w`;
+  return { settled: rows.filter((r) => r.settled).map((r) => r.id), pending: rows.filter((r) => r.pending).map((r) => r.id) };
+}
+
 /**
  * hand back: running -> queued, without spending an attempt. A worker that stops while jobs
  * run stops their handlers, lets pg-boss settle the jobs as failed (its own fenced statement, so

@@ -37,10 +37,10 @@ export interface ReconcileOutcome {
   /** Runs that took a terminal job outcome (completed, cancelled) their worker had not recorded. */
   settled: string[];
   /**
-   * Jobs still active in pg-boss whose run their worker had already ended (failed; a completion
-   * settles its job in the statement that records it) before its settlement in pg-boss could land
-   * (the database went away in between, or the worker died): settled now as the run says, so
-   * pg-boss never runs them again.
+   * Jobs still active in pg-boss whose run their worker had already ended before its settlement in
+   * pg-boss could land (the database went away in between, or the worker died): settled now as the
+   * run says, so pg-boss never runs them again. Also jobs pg-boss failed in the last 15 minutes
+   * whose run a worker completed at that attempt (its settlement was lost): completed.
    */
   jobsSettled: string[];
 }
@@ -61,6 +61,9 @@ interface Candidate {
 }
 
 const RECONCILE_LOCK = 'wombat.reconcile';
+
+/** How far back the sweep looks for jobs pg-boss failed while their run reads completed. */
+const RECENT_FAILURES_MINUTES = 15;
 
 export interface ReconcileOptions {
   limit?: number;
@@ -186,16 +189,27 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
       out.lost.push(c.id);
     }
     if (opts.endedJobs === false) return out;
-    // From the job side: active jobs are few, finished runs are many.
-    const ended = await sql<{ id: string; job: string; state: 'completed' | 'failed'; result: unknown; error: unknown; retry_count: number }>`
-      select r.id, r.job, r.state, r.result, r.error, j.retry_count
+    // From the job side: active jobs are few, finished runs are many. Also jobs pg-boss failed in
+    // the last RECENT_FAILURES_MINUTES while their run reads completed at that very attempt: the
+    // worker's settlement failed after the run's result landed, and pg-boss's fallback (or its
+    // expiry) failed the job; its handler did complete, so the job is completed as the run says.
+    const ended = await sql<{ id: string; job: string; state: 'completed' | 'failed'; job_state: string; result: unknown; error: unknown; retry_count: number }>`
+      select r.id, r.job, r.state, j.state::text as job_state, r.result, r.error, j.retry_count
       from ${jobTable} j
       join wombat.runs r on r.id = j.id and r.job = j.name
-      where j.state = 'active' and r.state in ('completed', 'failed') and j.retry_count = r.attempts - 1 and ${heartbeatStale}
+      where j.retry_count = r.attempts - 1
+        and ((j.state = 'active' and r.state in ('completed', 'failed') and ${heartbeatStale})
+          or (j.state = 'failed' and r.state = 'completed' and j.completed_on > now() - make_interval(mins => ${RECENT_FAILURES_MINUTES})))
       limit ${limit}
       for update of r skip locked`.execute(trx);
     for (const e of ended.rows) {
       if (!isJobType(e.job)) continue;
+      if (e.job_state === 'failed') {
+        const res = await sql`update ${jobTable} set state = 'completed', completed_on = now(), output = ${JSON.stringify(e.result ?? {})}::text::jsonb
+          where name = ${e.job} and id = ${e.id} and state = 'failed' and retry_count = ${e.retry_count}`.execute(trx);
+        if (Number(res.numAffectedRows ?? 0) > 0) out.jobsSettled.push(e.id);
+        continue;
+      }
       const job = { id: e.id, retryCount: e.retry_count };
       const res = e.state === 'completed' ? await boss.complete(e.job, job, (e.result ?? {}) as object, conn) : await boss.fail(e.job, job, (e.error ?? {}) as object, conn);
       if ((res as { affected?: number }).affected !== 0) out.jobsSettled.push(e.id);
