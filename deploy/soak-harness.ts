@@ -185,10 +185,14 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   for (const s of schedules) await eventually(async () => (await api(fleet, 'POST', `/api/schedules/${s.id}/pause`, { reason: 'soak settles' })).ok, 30_000);
   const settleFrom = Date.now();
   await eventually(async () => {
-    const [row] = await sql<{ runs: number; jobs: number }[]>`
+    // Settled includes the reconciler's repair of a lost settlement (a job pg-boss failed while its
+    // run completed at that attempt): it runs every 30 s, so the checks below see its result.
+    const [row] = await sql<{ runs: number; jobs: number; lost: number }[]>`
       select (select count(*)::int from wombat.runs where state in ('held', 'queued', 'running', 'retrying')) as runs,
-             (select count(*)::int from pgboss.job where name = 'canary' and state in ('created', 'retry', 'active')) as jobs`;
-    return row!.runs === 0 && row!.jobs === 0;
+             (select count(*)::int from pgboss.job where name = 'canary' and state in ('created', 'retry', 'active')) as jobs,
+             (select count(*)::int from pgboss.job j join wombat.runs r on r.id = j.id
+               where j.name = 'canary' and j.state = 'failed' and r.state = 'completed' and j.retry_count = r.attempts - 1) as lost`;
+    return row!.runs === 0 && row!.jobs === 0 && row!.lost === 0;
   }, opts.settleMs ?? 90_000);
   const settledMs = Date.now() - settleFrom;
   opts.log(`settled in ${(settledMs / 1000).toFixed(1)} s`);
