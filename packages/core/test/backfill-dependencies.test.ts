@@ -111,6 +111,9 @@ t.test('a prerequisite occurrence completed already is skipped and counts as com
   t.same(again.plan.map((p) => [p.schedule, p.existing, p.action]), [['prices', 'none', 'run'], ['symbols', 'completed', 'skip']]);
   all = await kids(again.runId!);
   t.same(all.map((k) => [k.schedule, k.state]), [['prices', 'queued']], 'the backfill child of A that completed lets B\'s run at once');
+  const busy = await backfillSchedule(tdb.db, boss, b, { from: day(-8), to: day(-7), dryRun: true, rerun: true });
+  t.same(busy.plan.map((p) => [p.schedule, p.existing, p.action]), [['prices', 'in_progress', 'skip'], ['symbols', 'completed', 'run']], 'a day of B in progress is not run again, even with rerun');
+  await cancelRun(tdb.db, boss, again.runId!);
 
   const rerun = await backfillSchedule(tdb.db, boss, b, { from: day(-8), to: day(-7), concurrency: 1, rerun: true });
   all = await kids(rerun.runId!);

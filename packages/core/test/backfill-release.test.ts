@@ -1,7 +1,7 @@
 import t from 'tap';
 import { sql } from 'kysely';
 import { startBoss } from '@wombat/core/platform';
-import { backfillSchedule, cancelRuns, reconcileRuns, releaseBackfills, releaseHeldRuns } from '@wombat/core/runs';
+import { backfillSchedule, cancelRun, cancelRuns, reconcileRuns, releaseBackfills, releaseHeldRuns } from '@wombat/core/runs';
 import { insertSchedule, validateScheduleInput } from '@wombat/core/schedules';
 import { createTestDatabase } from '@wombat/core/testing';
 
@@ -74,4 +74,40 @@ t.test('cancelling a job type\'s running runs at once cancels a backfill of it w
   t.same(await states(runId!), ['cancelled', 'cancelled', 'cancelled', 'cancelled'], 'and their children with them');
   const jobs = await sql<{ state: string }>`select j.state::text from pgboss.job j join wombat.runs r on r.id = j.id where r.parent_id = ${runId!}`.execute(tdb.db);
   t.same(jobs.rows.map((j) => j.state), ['cancelled', 'cancelled'], 'the released children\'s jobs too');
+});
+
+t.test('two backfills of overlapping ranges started together run each occurrence once; a preview shows what is in progress', async (t) => {
+  // Inserts wait while both plan: each sees the other's days as not started.
+  const lock = await tdb.sql.reserve();
+  await lock`begin`;
+  await lock`lock table wombat.runs in share row exclusive mode`;
+  const starting = Promise.allSettled([
+    backfillSchedule(tdb.db, boss, s, { from: day(-90), to: day(-80), concurrency: 2 }),
+    backfillSchedule(tdb.db, boss, s, { from: day(-85), to: day(-75), concurrency: 2 }),
+  ]);
+  for (let i = 0; i < 200; i++) {
+    const [w] = await tdb.sql<{ n: number }[]>`select count(*)::int as n from pg_locks where not granted and relation = 'wombat.runs'::regclass`;
+    if (w!.n >= 2) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  await lock`commit`;
+  lock.release();
+  const started = await starting;
+  const parents = started.flatMap((r) => (r.status === 'fulfilled' && r.value.runId ? [r.value.runId] : []));
+  t.equal(parents.length, 2, 'both start: each has occurrences of its own');
+  const children = await sql<{ at: Date; n: number }>`
+    select scheduled_for as at, count(*)::int as n from wombat.runs where parent_id = any(${parents}::uuid[]) group by scheduled_for order by 1`.execute(tdb.db);
+  t.equal(children.rows.length, 15, 'every day of the union has a child');
+  t.same(children.rows.filter((r) => r.n !== 1), [], 'and only one');
+  const preview = await backfillSchedule(tdb.db, boss, s, { from: day(-82), to: day(-78), dryRun: true });
+  t.same(
+    preview.plan.map((p) => [p.existing, p.action]),
+    Array.from({ length: 4 }, () => ['in_progress', 'skip']),
+    'a third over the same days would run none of them',
+  );
+  await t.rejects(backfillSchedule(tdb.db, boss, s, { from: day(-82), to: day(-78) }), { code: 'nothing_to_backfill', message: /4 are in progress/ });
+  // Once they finish, the range can be backfilled again.
+  for (const id of parents) await cancelRun(tdb.db, boss, id);
+  const again = await backfillSchedule(tdb.db, boss, s, { from: day(-82), to: day(-78), dryRun: true });
+  t.same(new Set(again.plan.map((p) => p.action)), new Set(['run']));
 });

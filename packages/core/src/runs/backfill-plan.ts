@@ -38,9 +38,12 @@ export interface BackfillOccurrence {
   scheduled_for: string;
   /** The schedule's params plus `period`: {from, to} of this occurrence. */
   params: object;
-  /** The best outcome already recorded for this occurrence by any run of the schedule. */
-  existing: 'completed' | 'failed' | 'none';
-  /** skip: it completed already and the backfill does not rerun. */
+  /**
+   * What is recorded for this occurrence by the schedule's runs: completed (by any), else
+   * in_progress (a run of it has not finished), else failed, else none.
+   */
+  existing: 'completed' | 'in_progress' | 'failed' | 'none';
+  /** skip: it completed already and the backfill does not rerun, or a run of it is in progress. */
   action: 'run' | 'skip';
 }
 
@@ -159,18 +162,20 @@ export async function planBackfill(db: Kysely<RunTables>, s: Schedule, o: Backfi
   if (instants.length === 0) return [];
   const first = instants[0]!;
   const before = previousOccurrence(s, first) ?? new Date(first.getTime() - ((instants[1]?.getTime() ?? first.getTime() + 86_400_000) - first.getTime()));
-  const recorded = await sql<{ at: Date; completed: boolean; failed: boolean }>`
-    select scheduled_for as at, bool_or(state = 'completed') as completed, bool_or(state = 'failed') as failed
+  const recorded = await sql<{ at: Date; completed: boolean; failed: boolean; active: boolean }>`
+    select scheduled_for as at, bool_or(state = 'completed') as completed, bool_or(state = 'failed') as failed,
+           bool_or(state in ('waiting', 'held', 'queued', 'running', 'retrying')) as active
     from wombat.runs
     where schedule_id = ${s.id} and scheduled_for = any(${instants.map((d) => d.toISOString())}::timestamptz[])
-      and state in ('completed', 'failed')
+      and state in ('completed', 'failed', 'waiting', 'held', 'queued', 'running', 'retrying')
     group by scheduled_for`.execute(db);
   const byInstant = new Map(recorded.rows.map((r) => [new Date(r.at).getTime(), r]));
   const plan: BackfillOccurrence[] = instants.map((at, i) => {
     const r = byInstant.get(at.getTime());
-    const existing = r?.completed ? 'completed' : r?.failed ? 'failed' : 'none';
+    const existing = r?.completed ? 'completed' : r?.active ? 'in_progress' : r?.failed ? 'failed' : 'none';
     const period = { from: (i === 0 ? before : instants[i - 1]!).toISOString(), to: at.toISOString() };
-    return { schedule_id: s.id, schedule: s.name, job: s.job, scheduled_for: at.toISOString(), params: { ...s.params, period }, existing, action: existing === 'completed' && !o.rerun ? 'skip' : 'run' };
+    const skip = existing === 'in_progress' || (existing === 'completed' && !o.rerun);
+    return { schedule_id: s.id, schedule: s.name, job: s.job, scheduled_for: at.toISOString(), params: { ...s.params, period }, existing, action: skip ? 'skip' : 'run' };
   });
   // Refused here, not by the worker for every child: a schedule whose own params pin the range (from/to).
   const check = plan[0] ? checkJobParams(s.job, plan[0].params) : { ok: true as const };

@@ -58,7 +58,11 @@ async function startBackfill(db: Kysely<BackfillTables>, boss: PgBoss, s: Schedu
   if (runs.length === 0) {
     throw new AppError(
       'nothing_to_backfill',
-      plan.length === 0 ? 'the range holds no occurrence of the schedule' : `all ${plan.length} occurrences in the range completed already: rerun them with --rerun (rerun: true)`,
+      plan.length === 0
+        ? 'the range holds no occurrence of the schedule'
+        : plan.some((p) => p.existing === 'in_progress')
+        ? `none of the ${plan.length} occurrences in the range is left to run: ${plan.filter((p) => p.existing === 'in_progress').length} are in progress (wait for them), the rest completed already (rerun those with --rerun, rerun: true)`
+        : `all ${plan.length} occurrences in the range completed already: rerun them with --rerun (rerun: true)`,
     );
   }
   const settings: BackfillSettings = {
@@ -88,8 +92,11 @@ async function startBackfill(db: Kysely<BackfillTables>, boss: PgBoss, s: Schedu
         started_at: sql<Date>`now()`,
       })
       .execute();
+    // An occurrence another backfill's unfinished child holds (runs_backfill_occurrence_active)
+    // is left to it: counted as skipped, not run twice.
+    let recorded = 0;
     for (let i = 0; i < runs.length; i += 1000) {
-      await trx
+      const inserted = await trx
         .insertInto('wombat.runs')
         .values(
           runs.slice(i, i + 1000).map((p) => ({
@@ -104,7 +111,17 @@ async function startBackfill(db: Kysely<BackfillTables>, boss: PgBoss, s: Schedu
             params: p.params,
           })),
         )
+        .onConflict((oc) => oc.doNothing())
+        .returning('id')
         .execute();
+      recorded += inserted.length;
+    }
+    if (recorded === 0) {
+      throw new AppError('nothing_to_backfill', `every occurrence to run in the range is in progress in another backfill: wait for it, or cancel it first`);
+    }
+    if (recorded < runs.length) {
+      settings.skipped += runs.length - recorded;
+      await trx.updateTable('wombat.runs').set({ params: { backfill: settings }, progress_message: `0/${recorded} done` }).where('id', '=', id).execute();
     }
     await advanceBackfill(trx, boss, { id, params: { backfill: settings } });
   });

@@ -28,7 +28,9 @@ const Occurrence = Type.Object({
   job: Type.String(),
   scheduled_for: Type.String({ format: 'date-time' }),
   params: Type.Object({}, { additionalProperties: true, description: 'the schedule\'s params plus period {from, to}, the occurrence\'s logical period' }),
-  existing: Type.Union([Type.Literal('completed'), Type.Literal('failed'), Type.Literal('none')], { description: 'what is recorded for this occurrence already' }),
+  existing: Type.Union([Type.Literal('completed'), Type.Literal('in_progress'), Type.Literal('failed'), Type.Literal('none')], {
+    description: 'what is recorded for this occurrence already: completed (by any run), else in_progress (a run of it has not finished; skipped), else failed, else none',
+  }),
   action: Type.Union([Type.Literal('run'), Type.Literal('skip')], { description: 'skip: it completed already and rerun is off' }),
 });
 
