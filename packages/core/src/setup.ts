@@ -3,6 +3,7 @@ import { startBoss } from './platform/boss.ts';
 import { createSql } from './platform/db.ts';
 import type { Logger } from './platform/logger.ts';
 import { migrateWombat, workspaceMigrations } from './platform/migrate.ts';
+import { ensureJobIndexes } from './runs/job-indexes.ts';
 
 /**
  * Brings a database up to this version of Wombat: the migrations of every package
@@ -27,6 +28,13 @@ export async function migrateAll(opts: { url: string; log: Logger; outageGraceSe
     });
   } finally {
     await boss.stop({ graceful: false, close: true });
+  }
+  const indexSql = createSql({ url: opts.url, poolSize: 1, applicationName: 'wombat-migrate', statementTimeoutMs: 0, transactionTimeoutMs: 0, connectTimeoutMs: 10_000 });
+  try {
+    const built = await ensureJobIndexes(indexSql);
+    if (built.length > 0) opts.log.info({ indexes: built }, 'indexes on the job queue built');
+  } finally {
+    await indexSql.end({ timeout: 5 });
   }
   return { applied };
 }

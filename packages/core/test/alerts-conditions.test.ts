@@ -110,6 +110,29 @@ t.test('no live scheduling engine, and too few live workers per queue', async (t
   t.notMatch(alerts.find((a) => a.key === 'workers_low')!.message, /canary/, 'two live workers for canary is normal');
 });
 
+t.test('queue length: counted up to one past the critical level; a longer queue reads "more than" it', async (t) => {
+  await reset();
+  await sql`delete from pgboss.job`.execute(tdb.db);
+  const send = (queue: string, n: number, ago = '0 seconds') =>
+    sql`insert into pgboss.job (id, name, data, created_on) select gen_random_uuid(), ${queue}, '{}', now() - ${ago}::interval from generate_series(1, ${n})`.execute(tdb.db);
+  await send('canary', 500, '1 minute');
+  await send('canary', 1);
+  await send('backtest', 4);
+  await send('fetch-candles', 2);
+  // Not waiting: one to start later, and a running one.
+  await sql`insert into pgboss.job (id, name, data, start_after) values (gen_random_uuid(), 'fetch-candles', '{}', now() + interval '1 hour')`.execute(tdb.db);
+  await sql`insert into pgboss.job (id, name, data, state, started_on) values (gen_random_uuid(), 'fetch-candles', '{}', 'active', now())`.execute(tdb.db);
+  const alerting = createAlerting({ db: tdb.db, log: tdb.log, options: options({ ALERT_QUEUE_LENGTH_WARNING: '3', ALERT_QUEUE_LENGTH_CRITICAL: '10' }) });
+  await alerting.evaluate();
+  const alerts = (await open()).filter((a) => a.kind === 'queue_length');
+  t.same(alerts.map((a) => [a.key, a.severity, a.subject]), [
+    ['queue_length:backtest', 'warning', 'queue backtest has 4 jobs waiting'],
+    ['queue_length:canary', 'critical', 'queue canary has more than 10 jobs waiting'],
+  ]);
+  t.match(alerts[1]!.message, /the next to start waits since \S+/);
+  await sql`delete from pgboss.job`.execute(tdb.db);
+});
+
 t.test('thresholds: failure rate, average run time and dead letters, warning then critical', async (t) => {
   await reset();
   const run = async (state: string, seconds: number) =>

@@ -16,7 +16,8 @@
  *   npm run bench -w services/api                    (runs it after the others)
  *   SCALE_RUNS=100000 node ../../deploy/with-postgres.ts node bench/history-scale.ts
  *   BENCH_ONLY=scale npm run bench -w services/api   (this one only)
- * SCALE_RUNS (default 1000000), SCALE_IDLE_SECONDS (default 30), SCALE_SAMPLES (default 60 per figure).
+ * SCALE_RUNS (default 1000000), SCALE_IDLE_SECONDS (default 30), SCALE_SAMPLES (default 60 per figure),
+ * SCALE_PARTS (reads,idle: which halves run; default both).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -31,6 +32,8 @@ import { BENCH_TOKEN as TOKEN, startBenchApi } from './bench-api.ts';
 const RUNS = Number(process.env.SCALE_RUNS ?? 1_000_000);
 const IDLE_S = Number(process.env.SCALE_IDLE_SECONDS ?? 30);
 const SAMPLES = Number(process.env.SCALE_SAMPLES ?? 60);
+/** Which halves run: reads, idle (default both). */
+const PARTS = new Set((process.env.SCALE_PARTS ?? 'reads,idle').split(','));
 const READS = [
   '/api/overview',
   '/metrics',
@@ -117,60 +120,64 @@ const log = testLogger('bench');
 const k = (n: number) => (n >= 1000 ? `${n / 1000}k` : String(n));
 try {
   // 1. Reads, empty and with SCALE_RUNS runs finished in the last 24 h.
-  const api = await startBenchApi(teardowns);
-  const { url, base, database } = api;
-  await database.sql`insert into wombat.schedules (name, job, kind, every, every_seconds) values ('bench-canary', 'canary', 'every', '1m', 60)`;
+  if (PARTS.has('reads')) {
+    const api = await startBenchApi(teardowns);
+    const { url, base, database } = api;
+    await database.sql`insert into wombat.schedules (name, job, kind, every, every_seconds) values ('bench-canary', 'canary', 'every', '1m', 60)`;
 
-  const empty = await timeReads(base);
-  // Seeding and vacuum take longer than the pool's statement deadline: a connection of their own.
-  const seeder = postgres(url, { max: 1, onnotice: () => {} });
-  teardowns.push(() => seeder.end());
-  let started = performance.now();
-  await seeder`
-    insert into wombat.runs (id, job, trigger, schedule_id, state, params, attempts, created_at, scheduled_for, published_at, started_at, finished_at, progress)
-    select gen_random_uuid(), (array['canary', 'fetch-candles', 'collect-prices', 'backtest'])[1 + n % 4],
-      case when n % 5 = 0 then 'task' else 'schedule' end, case when n % 5 = 0 then null else -n end,
-      (array['completed', 'completed', 'completed', 'completed', 'completed', 'completed', 'failed', 'skipped', 'missed', 'cancelled'])[1 + n % 10],
-      jsonb_build_object('exchange', 'upbit', 'symbol', 'KRW-' || (n % 50), 'timeframe', '1m'), 1, t, t, t, t + interval '15 milliseconds', t + interval '2 seconds', 1
-    from generate_series(1, ${RUNS}) n, lateral (select now() - (n * interval '24 hours' / ${RUNS}) as t) x`;
-  const insertSeconds = (performance.now() - started) / 1000;
-  started = performance.now();
-  await foldRunCounts(database.db);
-  const foldSeconds = (performance.now() - started) / 1000;
-  await seeder`vacuum analyze wombat.runs`;
-  const full = await timeReads(base);
+    const empty = await timeReads(base);
+    // Seeding and vacuum take longer than the pool's statement deadline: a connection of their own.
+    const seeder = postgres(url, { max: 1, onnotice: () => {} });
+    teardowns.push(() => seeder.end());
+    let started = performance.now();
+    await seeder`
+      insert into wombat.runs (id, job, trigger, schedule_id, state, params, attempts, created_at, scheduled_for, published_at, started_at, finished_at, progress)
+      select gen_random_uuid(), (array['canary', 'fetch-candles', 'collect-prices', 'backtest'])[1 + n % 4],
+        case when n % 5 = 0 then 'task' else 'schedule' end, case when n % 5 = 0 then null else -n end,
+        (array['completed', 'completed', 'completed', 'completed', 'completed', 'completed', 'failed', 'skipped', 'missed', 'cancelled'])[1 + n % 10],
+        jsonb_build_object('exchange', 'upbit', 'symbol', 'KRW-' || (n % 50), 'timeframe', '1m'), 1, t, t, t, t + interval '15 milliseconds', t + interval '2 seconds', 1
+      from generate_series(1, ${RUNS}) n, lateral (select now() - (n * interval '24 hours' / ${RUNS}) as t) x`;
+    const insertSeconds = (performance.now() - started) / 1000;
+    started = performance.now();
+    await foldRunCounts(database.db);
+    const foldSeconds = (performance.now() - started) / 1000;
+    await seeder`vacuum analyze wombat.runs`;
+    const full = await timeReads(base);
 
-  console.log(`read paths, empty vs ${RUNS.toLocaleString('en')} runs finished in the last 24 h (inserted through the roll-up triggers in ${insertSeconds.toFixed(1)} s, folded in ${foldSeconds.toFixed(1)} s), ${SAMPLES} samples each`);
-  console.log(`${'route'.padEnd(46)} empty p50   p99  ${k(RUNS).padStart(5)} p50   p99   ratio p50  p99`);
-  for (const route of READS) {
-    const e = empty.get(route)!;
-    const f = full.get(route)!;
-    console.log(`${route.padEnd(46)} ${e.p50.toFixed(1).padStart(9)} ${e.p99.toFixed(1).padStart(5)} ${f.p50.toFixed(1).padStart(9)} ${f.p99.toFixed(1).padStart(5)}   x${(f.p50 / e.p50).toFixed(2)} x${(f.p99 / e.p99).toFixed(2)}`);
+    console.log(`read paths, empty vs ${RUNS.toLocaleString('en')} runs finished in the last 24 h (inserted through the roll-up triggers in ${insertSeconds.toFixed(1)} s, folded in ${foldSeconds.toFixed(1)} s), ${SAMPLES} samples each`);
+    console.log(`${'route'.padEnd(46)} empty p50   p99  ${k(RUNS).padStart(5)} p50   p99   ratio p50  p99`);
+    for (const route of READS) {
+      const e = empty.get(route)!;
+      const f = full.get(route)!;
+      console.log(`${route.padEnd(46)} ${e.p50.toFixed(1).padStart(9)} ${e.p99.toFixed(1).padStart(5)} ${f.p50.toFixed(1).padStart(9)} ${f.p99.toFixed(1).padStart(5)}   x${(f.p50 / e.p50).toFixed(2)} x${(f.p99 / e.p99).toFixed(2)}`);
+    }
+    await api.stop();
   }
-  await api.stop();
 
   // 2. Idle PostgreSQL CPU with the engine running: empty, then SCALE_RUNS runs queued, no worker.
-  const idle = await createEmptyTestDatabase(t, 'wombat_bench');
-  await migrateAll({ url: idle.url, log });
-  const admin = postgres(testAdminUrl(), { max: 1, onnotice: () => {} });
-  teardowns.push(() => admin.end());
-  const engine = startEngine(idle.url);
-  teardowns.push(() => stopEngine(engine));
-  await new Promise((r) => setTimeout(r, Math.min(5, IDLE_S) * 1000)); // started, first rounds done
-  const idleEmpty = await backendCpu(admin, idle.name, IDLE_S);
-  const seed = postgres(idle.url, { max: 1, onnotice: () => {} });
-  teardowns.push(() => seed.end());
-  await seed`
-    insert into wombat.runs (id, job, trigger, state, params, created_at, published_at)
-    select gen_random_uuid(), 'canary', 'task', 'queued', '{}', now() - (n * interval '1 hour' / ${RUNS}), now()
-    from generate_series(1, ${RUNS}) n`;
-  await seed`insert into pgboss.job (id, name, data, retry_limit) select id, 'canary', '{}', 0 from wombat.runs where state = 'queued' and trigger = 'task'`;
-  await seed`vacuum analyze`;
-  await new Promise((r) => setTimeout(r, Math.min(10, 2 * IDLE_S) * 1000)); // the fold and the reconciler's first rounds over the backlog
-  const idleBacklog = await backendCpu(admin, idle.name, IDLE_S);
-  console.log(`PostgreSQL CPU of the database's backends over ${IDLE_S} s, scheduler-engine running, no worker`);
-  console.log(`  empty database                 ${idleEmpty.toFixed(2)} s`);
-  console.log(`  ${k(RUNS).padEnd(5)} runs queued (pg-boss jobs)  ${idleBacklog.toFixed(2)} s   x${(idleBacklog / Math.max(idleEmpty, 0.01)).toFixed(2)}`);
+  if (PARTS.has('idle')) {
+    const idle = await createEmptyTestDatabase(t, 'wombat_bench');
+    await migrateAll({ url: idle.url, log });
+    const admin = postgres(testAdminUrl(), { max: 1, onnotice: () => {} });
+    teardowns.push(() => admin.end());
+    const engine = startEngine(idle.url);
+    teardowns.push(() => stopEngine(engine));
+    await new Promise((r) => setTimeout(r, Math.min(5, IDLE_S) * 1000)); // started, first rounds done
+    const idleEmpty = await backendCpu(admin, idle.name, IDLE_S);
+    const seed = postgres(idle.url, { max: 1, onnotice: () => {} });
+    teardowns.push(() => seed.end());
+    await seed`
+      insert into wombat.runs (id, job, trigger, state, params, created_at, published_at)
+      select gen_random_uuid(), 'canary', 'task', 'queued', '{}', now() - (n * interval '1 hour' / ${RUNS}), now()
+      from generate_series(1, ${RUNS}) n`;
+    await seed`insert into pgboss.job (id, name, data, retry_limit) select id, 'canary', '{}', 0 from wombat.runs where state = 'queued' and trigger = 'task'`;
+    await seed`vacuum analyze`;
+    await new Promise((r) => setTimeout(r, Math.min(10, 2 * IDLE_S) * 1000)); // the fold and the reconciler's first rounds over the backlog
+    const idleBacklog = await backendCpu(admin, idle.name, IDLE_S);
+    console.log(`PostgreSQL CPU of the database's backends over ${IDLE_S} s, scheduler-engine running, no worker`);
+    console.log(`  empty database                 ${idleEmpty.toFixed(2)} s`);
+    console.log(`  ${k(RUNS).padEnd(5)} runs queued (pg-boss jobs)  ${idleBacklog.toFixed(2)} s   x${(idleBacklog / Math.max(idleEmpty, 0.01)).toFixed(2)}`);
+  }
 } finally {
   for (const fn of teardowns.reverse()) await fn();
 }

@@ -330,24 +330,39 @@ const workers: Gatherer = {
   },
 };
 
-/** Jobs waiting (ready to start) per pg-boss queue. */
+/**
+ * Jobs waiting (ready to start) per pg-boss queue, counted up to one past the critical level: a
+ * backlog of a million costs what one of ALERT_QUEUE_LENGTH_CRITICAL does (pg-boss's index of
+ * waiting jobs, per queue), and a queue past it reads "more than" the level. The head of the
+ * queue (the next job to start) says since when it waits.
+ */
 const queueLength: Gatherer = {
   kinds: ['queue_length'],
   async run(db, o) {
+    const cap = o.alertQueueLengthCritical + 1;
+    const job = sql.table(`${BOSS_SCHEMA}.job`);
     const { rows } = await sql<{ name: string; n: number; oldest: Date }>`
-      select name, count(*)::int as n, min(created_on) as oldest from ${sql.table(`${BOSS_SCHEMA}.job`)}
-      where state in ('created', 'retry') and start_after <= now() group by name`.execute(db);
+      select q.name, c.n, h.oldest
+      from ${sql.table(`${BOSS_SCHEMA}.queue`)} q
+      cross join lateral (
+        select count(*)::int as n from (
+          select 1 from ${job} j where j.name = q.name and j.state < 'active' and not j.blocked and j.start_after <= now() limit ${cap}) w) c
+      cross join lateral (
+        select j.created_on as oldest from ${job} j where j.name = q.name and j.state < 'active' and not j.blocked and j.start_after <= now()
+        order by j.priority desc, j.created_on limit 1) h
+      where c.n > 0`.execute(db);
     return rows.flatMap((r) => {
       const level = levelAbove(r.n, o.alertQueueLengthWarning, o.alertQueueLengthCritical);
       if (!level) return [];
+      const waiting = r.n >= cap ? `more than ${o.alertQueueLengthCritical}` : String(r.n);
       return [
         {
           key: `queue_length:${r.name}`,
           kind: 'queue_length',
           severity: level,
-          subject: `queue ${r.name} has ${r.n} jobs waiting`,
-          message: `${r.n} ${r.name} jobs are waiting for a worker (warning above ${o.alertQueueLengthWarning}, critical above ${o.alertQueueLengthCritical}); the oldest since ${iso(r.oldest)}.\nLook: ${lookAt(o.alertLinkBaseUrl, '/api/status')}`,
-          details: { queue: r.name, waiting: r.n, oldest: r.oldest },
+          subject: `queue ${r.name} has ${waiting} jobs waiting`,
+          message: `${waiting} ${r.name} jobs are waiting for a worker (warning above ${o.alertQueueLengthWarning}, critical above ${o.alertQueueLengthCritical}); the next to start waits since ${iso(r.oldest)}.\nLook: ${lookAt(o.alertLinkBaseUrl, '/api/status')}`,
+          details: { queue: r.name, waiting: r.n, ...(r.n >= cap ? { atLeast: true } : {}), oldest: r.oldest },
         } satisfies Condition,
       ];
     });

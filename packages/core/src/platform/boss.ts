@@ -16,13 +16,17 @@ export const BOSS_SCHEMA = 'pgboss';
 export type BossRole = 'migrator' | 'maintainer' | 'worker' | 'producer';
 
 /**
- * How often pg-boss's monitor fails jobs past their timeout or heartbeat. Workers run it
- * too, so a dead worker's job is failed (and retried) within about a minute even with no
- * engine running; pg-boss claims each queue's pass in the database, so more supervisors
- * do not mean more passes (deletion is claimed per queue the same way, on pg-boss's own
- * long interval).
+ * How often pg-boss's monitor passes run: each one aggregates its queue statistics over the
+ * whole job table (a scan of every job it keeps, queued ones included, which Wombat never
+ * reads), then fails jobs past their timeout or heartbeat. The engine's reconciler fails lost
+ * attempts itself within JOB_HEARTBEAT_S, from indexes that hold only active jobs, so the
+ * monitor is the fallback for when no engine runs: every 5 minutes, which keeps a backlog of a
+ * million jobs from costing the database a scan every few seconds. Workers run it too, so a dead
+ * worker's job is still failed (and retried) with no engine running; pg-boss claims each queue's
+ * pass in the database, so more supervisors do not mean more passes (deletion is claimed per
+ * queue the same way, on pg-boss's own long interval).
  */
-const MONITOR = { superviseIntervalSeconds: 10, monitorIntervalSeconds: 15 } as const;
+const MONITOR = { superviseIntervalSeconds: 10, monitorIntervalSeconds: 300 } as const;
 
 const roleOptions: Record<BossRole, Partial<ConstructorOptions>> = {
   migrator: { migrate: true, createSchema: true, supervise: false, schedule: false },

@@ -27,6 +27,7 @@ export * from './attempts.ts';
 export * from './operator.ts';
 export * from './bulk-cancel.ts';
 export * from './reconcile.ts';
+export * from './job-indexes.ts';
 export * from './cli.ts';
 export * from './failure-report.ts';
 export * from './run-counts.ts';

@@ -189,19 +189,28 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
       out.lost.push(c.id);
     }
     if (opts.endedJobs === false) return out;
-    // From the job side: active jobs are few, finished runs are many. Also jobs pg-boss failed in
-    // the last RECENT_FAILURES_MINUTES while their run reads completed at that very attempt: the
-    // worker's settlement failed after the run's result landed, and pg-boss's fallback (or its
-    // expiry) failed the job; its handler did complete, so the job is completed as the run says.
-    const ended = await sql<{ id: string; job: string; state: 'completed' | 'failed'; job_state: string; result: unknown; error: unknown; retry_count: number }>`
-      select r.id, r.job, r.state, j.state::text as job_state, r.result, r.error, j.retry_count
+    // From the job side: active jobs are few, finished runs are many (index job_common_wombat_active).
+    // Then jobs pg-boss failed in the last RECENT_FAILURES_MINUTES while their run reads completed at
+    // that very attempt (job_common_wombat_failed): the worker's settlement failed after the run's
+    // result landed, and pg-boss's fallback (or its expiry) failed the job; its handler did
+    // complete, so the job is completed as the run says.
+    type Ended = { id: string; job: string; state: 'completed' | 'failed'; job_state: string; result: unknown; error: unknown; retry_count: number };
+    const active = await sql<Ended>`
+      select r.id, r.job, r.state, 'active' as job_state, r.result, r.error, j.retry_count
       from ${jobTable} j
       join wombat.runs r on r.id = j.id and r.job = j.name
-      where j.retry_count = r.attempts - 1
-        and ((j.state = 'active' and r.state in ('completed', 'failed') and ${heartbeatStale})
-          or (j.state = 'failed' and r.state = 'completed' and j.completed_on > now() - make_interval(mins => ${RECENT_FAILURES_MINUTES})))
+      where j.state = 'active' and r.state in ('completed', 'failed') and j.retry_count = r.attempts - 1 and ${heartbeatStale}
       limit ${limit}
       for update of r skip locked`.execute(trx);
+    const failed = await sql<Ended>`
+      select r.id, r.job, r.state, 'failed' as job_state, r.result, r.error, j.retry_count
+      from ${jobTable} j
+      join wombat.runs r on r.id = j.id and r.job = j.name
+      where j.state = 'failed' and j.completed_on > now() - make_interval(mins => ${RECENT_FAILURES_MINUTES})
+        and r.state = 'completed' and j.retry_count = r.attempts - 1
+      limit ${limit}
+      for update of r skip locked`.execute(trx);
+    const ended = { rows: [...active.rows, ...failed.rows] };
     for (const e of ended.rows) {
       if (!isJobType(e.job)) continue;
       if (e.job_state === 'failed') {
