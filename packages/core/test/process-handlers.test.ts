@@ -4,8 +4,8 @@ import path from 'node:path';
 
 const fixture = path.resolve(import.meta.dirname, 'fixtures/crash-service.ts');
 
-function run(mode: string): Promise<{ code: number | null; lines: Record<string, unknown>[] }> {
-  const child = spawn(process.execPath, [fixture, mode], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(mode: string, ...args: string[]): Promise<{ code: number | null; lines: Record<string, unknown>[] }> {
+  const child = spawn(process.execPath, [fixture, mode, ...args], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -46,4 +46,17 @@ t.test('a stop that hangs after an uncaught error still exits 1 at the shutdown 
   t.equal(code, 1);
   t.ok(msgs(lines).includes('stop deadline passed'), 'the deadline ended the stop');
   t.notOk(msgs(lines).includes('pool closed'), 'steps after the hung one did not run');
+});
+
+t.test('a connection cut while postgres.js reads its array types (a promise the driver leaves unhandled) is logged, not fatal', async (t) => {
+  const url = process.env.WOMBAT_TEST_ADMIN_URL;
+  if (!url) throw new Error('run under node deploy/with-postgres.ts');
+  const { code, lines } = await run('type-read', url);
+  t.equal(lines.filter((l) => l.level === 60).length, 0, 'no fatal line');
+  const warned = lines.find((l) => l.msg === 'a new database connection closed while the driver read its array types; the next connection reads them again');
+  t.ok(warned, 'the driver\'s rejection is logged');
+  t.match(warned, { level: 40, err: { message: /ECONNREFUSED|CONNECTION_CLOSED/ } });
+  t.ok(msgs(lines).includes('the statement failed with its connection'), 'the statement itself failed as usual');
+  t.ok(msgs(lines).includes('still running'));
+  t.equal(code, 0, 'and the service went on until it was stopped');
 });

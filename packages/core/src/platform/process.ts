@@ -92,13 +92,35 @@ export function serviceStallExit(
 }
 
 /**
+ * postgres.js (3.4.9) reads the server's array types on every new connection, from its handler of
+ * the connection's first ReadyForQuery, and leaves that promise unhandled: when the connection
+ * closes during the read (the database stopping or restarting just as a pool connects), the
+ * rejection reaches nobody. The statements waiting on that connection fail as usual and the next
+ * connection reads the types again, so nothing is lost. Recognized by the statement postgres.js
+ * attaches to the error (its array-type read of pg_catalog.pg_type); anything else stays fatal.
+ */
+export function isDriverTypeReadOnClosedConnection(reason: unknown): boolean {
+  if (!(reason instanceof Error)) return false;
+  const query = (reason as { query?: unknown }).query;
+  return typeof query === 'string' && query.includes('from pg_catalog.pg_type a') && query.includes('b.typarray');
+}
+
+/**
  * An exception or rejection nobody handled leaves the process in an unknown state:
  * log it with its origin, stop cleanly within the shutdown deadline, exit 1 so the
  * service manager restarts the process (Node's default would exit without stopping).
+ * The one exception is postgres.js's array-type read on a connection that closed
+ * (isDriverTypeReadOnClosedConnection): logged, and the process goes on.
  */
-export function handleUncaught(proc: Pick<NodeJS.Process, 'on'>, fatal: Fatal): void {
+export function handleUncaught(proc: Pick<NodeJS.Process, 'on'>, fatal: Fatal, log?: Logger): void {
   proc.on('uncaughtException', (err: Error, origin: string) => fatal(origin === 'unhandledRejection' ? 'unhandled rejection' : 'uncaught exception', err));
-  proc.on('unhandledRejection', (reason: unknown) => fatal('unhandled rejection', reason));
+  proc.on('unhandledRejection', (reason: unknown) => {
+    if (isDriverTypeReadOnClosedConnection(reason)) {
+      log?.warn({ err: reason }, 'a new database connection closed while the driver read its array types; the next connection reads them again');
+      return;
+    }
+    fatal('unhandled rejection', reason);
+  });
 }
 
 /**
@@ -134,7 +156,7 @@ export async function runService<C extends ServiceConfig>(opts: {
   handleSignals(lifecycle, proc, log);
   let reporter = NO_ERROR_REPORTER;
   const fatal = createFatal(lifecycle, proc, log, (reason, err) => reporter.uncaught(err, reason));
-  handleUncaught(proc, fatal);
+  handleUncaught(proc, fatal, log);
   const notifier = createNotifier({ env: proc.env, pid: process.pid, log });
   // Registered first, so it runs last: the watchdog keeps being fed while the service drains.
   lifecycle.onStop('systemd-notify', () => notifier.close());
