@@ -211,7 +211,9 @@ async function release(trx: Transaction<RunTables>, boss: PgBoss, id: string, s:
   await boss.insert(s.job, [jobInsertForSchedule(id, s)], { db: fromKysely(trx) });
   await trx
     .updateTable('wombat.runs')
-    .set({ state: 'queued', job: s.job, params: s.params, reason: why, published_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })
+    // The statement's time, not the transaction's start: the prerequisites it saw complete may
+    // have committed after this transaction began.
+    .set({ state: 'queued', job: s.job, params: s.params, reason: why, published_at: sql<Date>`clock_timestamp()`, updated_at: sql<Date>`now()` })
     .where('id', '=', id)
     .execute();
   return { ...base, state: 'queued' };
