@@ -174,10 +174,10 @@ export function createWorker(opts: WorkerOptions): Worker {
       async (jobs: Job<object>[]) => {
         lostSettles.batchStarted(id);
         const results = await Promise.all(jobs.map((job) => executeJob(queue, job, executeDeps)));
-        const attempt = new Map(jobs.map((job) => [job.id, job.retryCount + 1]));
+        // results[i] is jobs[i]'s outcome.
         lostSettles.batchEnded(
           id,
-          results.filter((r) => r.status === 'completed').map((r) => ({ id: r.id, job: queue, attempts: attempt.get(r.id) ?? 1 })),
+          jobs.flatMap((job, i) => (results[i]?.status === 'completed' ? [{ id: job.id, job: queue, attempts: job.retryCount + 1 }] : [])),
         );
         if (!shutdown.signal.aborted && stopping === undefined) opts.boss.notifyWorker(id);
         return results;

@@ -210,8 +210,7 @@ export async function reconcileRuns(db: Kysely<RunTables>, boss: PgBoss, opts: R
         and r.state = 'completed' and j.retry_count = r.attempts - 1
       limit ${limit}
       for update of r skip locked`.execute(trx);
-    const ended = { rows: [...active.rows, ...failed.rows] };
-    for (const e of ended.rows) {
+    for (const e of [...active.rows, ...failed.rows]) {
       if (!isJobType(e.job)) continue;
       if (e.job_state === 'failed') {
         const res = await sql`update ${jobTable} set state = 'completed', completed_on = now(), output = ${JSON.stringify(e.result ?? {})}::text::jsonb
