@@ -83,7 +83,10 @@ export async function readEvidenceRows(sql: Sql): Promise<{ runs: RunRow[]; jobs
     from wombat.runs order by created_at`;
   // schedule_id is a bigint, which postgres.js reads as text.
   for (const r of runs) if (r.schedule_id !== null) r.schedule_id = Number(r.schedule_id);
-  const jobs = await sql<JobRow[]>`select id, name, state, retry_count from pgboss.job where name = 'canary'`;
+  // Every run's job, whatever its queue, and every canary job (one without a run is a finding).
+  const jobs = await sql<JobRow[]>`
+    select j.id, j.name, j.state, j.retry_count from pgboss.job j
+    where j.name = 'canary' or exists (select 1 from wombat.runs r where r.id = j.id)`;
   return { runs, jobs };
 }
 

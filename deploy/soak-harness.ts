@@ -143,6 +143,14 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const sql = postgres(pg.url, { max: 1, connect_timeout: 2, onnotice: () => {} });
   opts.teardown(() => sql.end({ timeout: 1 }));
 
+  // The soak's workers serve canary alone: a built-in falling due inside the soak (collect-symbols at
+  // 00:00 UTC) would wait for a worker that never comes and read as stuck. They are paused, as an
+  // operator would pause them on a fleet without the exchanges.
+  const listed = (await (await api(fleet, 'GET', '/api/schedules')).json()) as { schedules: { id: number; name: string; built_in: boolean }[] };
+  for (const b of listed.schedules.filter((s) => s.built_in)) {
+    const res = await api(fleet, 'POST', `/api/schedules/${b.id}/pause`, { reason: 'the soak serves canary alone' });
+    if (!res.ok) throw new Error(`pausing built-in schedule ${b.name}: ${res.status} ${await res.text()}`);
+  }
   const schedules: Evidence['schedules'] = [];
   for (const s of SOAK_SCHEDULES) {
     const res = await api(fleet, 'POST', '/api/schedules', s);
