@@ -48,9 +48,9 @@ const READS = [
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
-async function timeReads(base: string): Promise<Map<string, { p50: number; p99: number }>> {
+async function timeReads(base: string, routes: readonly string[] = READS): Promise<Map<string, { p50: number; p99: number }>> {
   const out = new Map<string, { p50: number; p99: number }>();
-  for (const route of READS) {
+  for (const route of routes) {
     const get = async () => {
       const started = performance.now();
       const res = await fetch(base + route, { headers: { authorization: `Bearer ${TOKEN}` } });
@@ -150,6 +150,19 @@ try {
       const e = empty.get(route)!;
       const f = full.get(route)!;
       console.log(`${route.padEnd(46)} ${e.p50.toFixed(1).padStart(9)} ${e.p99.toFixed(1).padStart(5)} ${f.p50.toFixed(1).padStart(9)} ${f.p99.toFixed(1).padStart(5)}   x${(f.p50 / e.p50).toFixed(2)} x${(f.p99 / e.p99).toFixed(2)}`);
+    }
+    // A page half-way down the history: by keyset (starting_after) and by offset, against the first page.
+    const depth = Math.floor(RUNS / 2);
+    const [mid] = await seeder<{ id: string }[]>`select id from wombat.runs order by created_at desc, id desc offset ${depth} limit 1`;
+    if (mid) {
+      const deep = [`/api/runs?limit=50&starting_after=${mid.id}`, `/api/runs?limit=50&offset=${depth}`];
+      const d = await timeReads(base, deep);
+      const first = full.get('/api/runs?limit=50')!;
+      console.log(`a page after ${depth.toLocaleString('en')} runs, against the first page (p50 ${first.p50.toFixed(1)} ms, p99 ${first.p99.toFixed(1)} ms) with ${RUNS.toLocaleString('en')} runs`);
+      for (const [label, route] of [['starting_after', deep[0]!], ['offset', deep[1]!]] as const) {
+        const r = d.get(route)!;
+        console.log(`${`  /api/runs?limit=50&${label}=...`.padEnd(46)} p50 ${r.p50.toFixed(1).padStart(7)} p99 ${r.p99.toFixed(1).padStart(7)}   x${(r.p50 / first.p50).toFixed(2)} x${(r.p99 / first.p99).toFixed(2)}`);
+      }
     }
     await api.stop();
   }

@@ -211,7 +211,7 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
     }[]>`
       select s.id, s.name, s.kind, s.cron, s.every, s.every_seconds, s.times, s.timezone,
              ${hasAlerts ? sql`coalesce(s.alert_stale_factor, case when s.built_in then ${opts.staleFactor}::float8 else 0 end)` : sql`0::float8`} as factor,
-             extract(epoch from now() - greatest(s.updated_at, (select r.finished_at from wombat.runs r where r.schedule_id = s.id and r.state = 'completed' order by r.created_at desc limit 1)))::float8 as since_s
+             extract(epoch from now() - greatest(s.updated_at, (select max(r.finished_at) from wombat.runs r where r.schedule_id = s.id and r.state = 'completed')))::float8 as since_s
       from wombat.schedules s where s.status = 'active'`;
     const nowDate = new Date();
     for (const s of schedules) {

@@ -1,4 +1,5 @@
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type SelectQueryBuilder, type Selectable } from 'kysely';
+import { AppError } from '@wombat/core/platform';
 import { ACTIVE_RUN_STATES, countRuns, type RunsTable, type RunState, type RunTrigger } from '@wombat/core/runs';
 import type { CoreTables } from '@wombat/core/tables';
 
@@ -50,6 +51,41 @@ export interface RunFilter {
   until?: Date | undefined;
   limit: number;
   offset: number;
+  /** Keyset paging: the page starts after this run, in the list's order (offset is then 0). */
+  startingAfter?: string | undefined;
+}
+
+/** A page of runs and where the next one starts (the id to pass as starting_after; null: none). */
+export interface RunPage {
+  runs: ApiRun[];
+  total: number;
+  hasMore: boolean;
+  nextStartingAfter: string | null;
+}
+
+type RunsQuery = SelectQueryBuilder<CoreTables, 'wombat.runs', object>;
+
+/**
+ * Resumes a newest-first list after the run `id`: rows before it in (key desc, id desc). Written
+ * as `key <= k and (key < k or id < id)` so the list's index on `key` bounds the scan, whatever
+ * page it is: a deep page costs what the first one does, unlike an offset.
+ */
+async function resumeAfter(db: ApiDb, q: RunsQuery, key: 'created_at' | 'finished_at', id: string | undefined): Promise<RunsQuery> {
+  if (id === undefined) return q;
+  const at = await db.selectFrom('wombat.runs').select(key).where('id', '=', id).executeTakeFirst();
+  if (!at || at[key] === null) {
+    throw new AppError('invalid_cursor', `starting_after names run ${id}, which ${at ? 'has not finished' : 'no longer exists'}; list again from the first page`);
+  }
+  const k = db.selectFrom('wombat.runs as c').select(`c.${key}`).where('c.id', '=', id);
+  return q.where((eb) => eb.and([eb(key, '<=', k), eb.or([eb(key, '<', k), eb('id', '<', id)])]));
+}
+
+/** Fetches one row past the page: whether there is a next page, without counting. */
+async function page(q: RunsQuery, key: 'created_at' | 'finished_at', f: { limit: number; offset: number }): Promise<Omit<RunPage, 'total'>> {
+  const rows = await q.selectAll().orderBy(key, 'desc').orderBy('id', 'desc').limit(f.limit + 1).offset(f.offset).execute();
+  const hasMore = rows.length > f.limit;
+  const runs = hasMore ? rows.slice(0, f.limit) : rows;
+  return { runs, hasMore, nextStartingAfter: hasMore ? runs.at(-1)!.id : null };
 }
 
 /**
@@ -58,7 +94,7 @@ export interface RunFilter {
  * so a page stops after its rows; a total of all runs or of a job and/or state comes from
  * the run roll-ups' current counts, other totals count the matches.
  */
-export async function listRuns(db: ApiDb, f: RunFilter): Promise<{ runs: ApiRun[]; total: number }> {
+export async function listRuns(db: ApiDb, f: RunFilter): Promise<RunPage> {
   const rolledUp = f.scheduleId === undefined && f.trigger === undefined && f.since === undefined && f.until === undefined;
   let q = db.selectFrom('wombat.runs');
   if (f.scheduleId !== undefined) q = q.where('schedule_id', '=', f.scheduleId);
@@ -67,11 +103,11 @@ export async function listRuns(db: ApiDb, f: RunFilter): Promise<{ runs: ApiRun[
   if (f.trigger !== undefined) q = q.where('trigger', '=', f.trigger);
   if (f.since !== undefined) q = q.where('created_at', '>=', f.since as never);
   if (f.until !== undefined) q = q.where('created_at', '<', f.until as never);
-  const [runs, count] = await Promise.all([
-    q.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute(),
+  const [rows, total] = await Promise.all([
+    resumeAfter(db, q, 'created_at', f.startingAfter).then((p) => page(p, 'created_at', f)),
     rolledUp ? countRuns(db, { job: f.job, state: f.state }) : q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow().then((c) => Number(c.n)),
   ]);
-  return { runs, total: count };
+  return { ...rows, total };
 }
 
 export interface DeadLetterFilter {
@@ -80,23 +116,24 @@ export interface DeadLetterFilter {
   until?: Date | undefined;
   limit: number;
   offset: number;
+  startingAfter?: string | undefined;
 }
 
 /**
  * Dead letters: runs whose final attempt failed and that nobody requeued yet, newest
  * first (index runs_dead_letters); the total of all or of a job comes from the run roll-ups.
  */
-export async function listDeadLetters(db: ApiDb, f: DeadLetterFilter): Promise<{ runs: ApiRun[]; total: number }> {
+export async function listDeadLetters(db: ApiDb, f: DeadLetterFilter): Promise<RunPage> {
   const rolledUp = f.since === undefined && f.until === undefined;
   let q = db.selectFrom('wombat.runs').where('state', '=', 'failed').where('requeued_as', 'is', null);
   if (f.job !== undefined) q = q.where('job', '=', f.job);
   if (f.since !== undefined) q = q.where('finished_at', '>=', f.since);
   if (f.until !== undefined) q = q.where('finished_at', '<', f.until);
-  const [runs, count] = await Promise.all([
-    q.selectAll().orderBy('finished_at', 'desc').orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute(),
+  const [rows, total] = await Promise.all([
+    resumeAfter(db, q, 'finished_at', f.startingAfter).then((p) => page(p, 'finished_at', f)),
     rolledUp ? countRuns(db, { job: f.job, deadLetters: true }) : q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow().then((c) => Number(c.n)),
   ]);
-  return { runs, total: count };
+  return { ...rows, total };
 }
 
 /** Ids of dead letters matching a filter, oldest first, at most `limit`. */

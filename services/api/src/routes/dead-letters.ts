@@ -5,7 +5,7 @@ import Type from 'typebox';
 import type { App, AppDeps } from '../deps.ts';
 import { apiDb, deadLetterIds, listDeadLetters } from '../runs-store.ts';
 import { ErrorSchema, NoBodySchema, RunSchema, UuidSchema, runView } from '../views.ts';
-import { JobNameQuery, PageQuery, TimeQuery } from './runs.ts';
+import { JobNameQuery, PageFields, PageQuery, pageFields, pageOf, TimeQuery } from './runs.ts';
 
 /** Most dead letters one request requeues; call again for more. */
 export const MAX_REQUEUE_BATCH = 1000;
@@ -44,19 +44,18 @@ export function deadLetterRoutes(app: App, deps: AppDeps): void {
           { job: Type.Optional(JobNameQuery), since: Type.Optional(TimeQuery('failed at or after')), until: Type.Optional(TimeQuery('failed before')), ...PageQuery },
           { additionalProperties: false },
         ),
-        response: { 200: Type.Object({ dead_letters: Type.Array(RunSchema), total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer() }), 400: ErrorSchema },
+        response: { 200: Type.Object({ dead_letters: Type.Array(RunSchema), ...PageFields }), 400: ErrorSchema },
       },
     },
     async (request) => {
       const q = request.query;
-      const { runs, total } = await listDeadLetters(db, {
+      const p = await listDeadLetters(db, {
         job: jobFilterName(q.job),
         since: q.since === undefined ? undefined : new Date(q.since),
         until: q.until === undefined ? undefined : new Date(q.until),
-        limit: q.limit,
-        offset: q.offset,
+        ...pageOf(q),
       });
-      return { dead_letters: runs.map(runView), total, limit: q.limit, offset: q.offset };
+      return { dead_letters: p.runs.map(runView), ...pageFields(q, p) };
     },
   );
 

@@ -1,5 +1,6 @@
 import Type from 'typebox';
 import { jobFilterName } from '@wombat/core/jobs';
+import { AppError } from '@wombat/core/platform';
 import { ACTIVE_RUN_STATES, cancelRuns, cancelRunsInput, listSupersededAttempts } from '@wombat/core/runs';
 import type { App, AppDeps } from '../deps.ts';
 import { notFound } from '../http-errors.ts';
@@ -8,8 +9,31 @@ import { ErrorSchema, RunSchema, RunStateSchema, RunTriggerSchema, UuidSchema, r
 
 export const PageQuery = {
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 50, description: 'page size' }),
-  offset: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'rows to skip' }),
+  offset: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'rows to skip (a deep offset reads every row it skips: prefer starting_after)' }),
+  starting_after: Type.Optional(
+    Type.String({ format: 'uuid', description: "the next page: the previous page's next_starting_after (the id of its last run); every page then costs what the first does" }),
+  ),
 };
+
+/** The paging fields of a list's answer. */
+export const PageFields = {
+  total: Type.Integer(),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
+  has_more: Type.Boolean({ description: 'more runs follow this page' }),
+  next_starting_after: Type.Union([Type.String(), Type.Null()], { description: 'pass as starting_after for the next page; null on the last page' }),
+};
+
+/** Keyset paging and an offset do not mix: the cursor already says where the page starts. */
+export function pageOf(q: { limit: number; offset: number; starting_after?: string | undefined }): { limit: number; offset: number; startingAfter: string | undefined } {
+  if (q.starting_after !== undefined && q.offset > 0) throw new AppError('invalid_input', 'give either offset or starting_after, not both', { issues: [{ field: 'offset', message: 'leave it out with starting_after' }] });
+  return { limit: q.limit, offset: q.offset, startingAfter: q.starting_after };
+}
+
+/** The answer's paging fields from a page. */
+export function pageFields(q: { limit: number; offset: number }, p: { total: number; hasMore: boolean; nextStartingAfter: string | null }) {
+  return { total: p.total, limit: q.limit, offset: q.offset, has_more: p.hasMore, next_starting_after: p.nextStartingAfter };
+}
 export const JobNameQuery = Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z][a-z0-9-]*$', description: 'job type, e.g. backtest, or its name in the older setup, e.g. price-crawl' });
 export const TimeQuery = (what: string) => Type.String({ format: 'date-time', description: `${what} (ISO 8601 instant)` });
 
@@ -66,22 +90,21 @@ export function runRoutes(app: App, deps: AppDeps): void {
         summary: 'run history, newest first: filter by schedule, job, state, trigger and creation time',
         tags: ['runs'],
         querystring: RunsQuery,
-        response: { 200: Type.Object({ runs: Type.Array(RunSchema), total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer() }), 400: ErrorSchema },
+        response: { 200: Type.Object({ runs: Type.Array(RunSchema), ...PageFields }), 400: ErrorSchema },
       },
     },
     async (request) => {
       const q = request.query;
-      const { runs, total } = await listRuns(db, {
+      const p = await listRuns(db, {
         scheduleId: q.schedule,
         job: jobFilterName(q.job),
         state: q.state,
         trigger: q.trigger,
         since: q.since === undefined ? undefined : new Date(q.since),
         until: q.until === undefined ? undefined : new Date(q.until),
-        limit: q.limit,
-        offset: q.offset,
+        ...pageOf(q),
       });
-      return { runs: runs.map(runView), total, limit: q.limit, offset: q.offset };
+      return { runs: p.runs.map(runView), ...pageFields(q, p) };
     },
   );
 
