@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import postgres from 'postgres';
 import { createDatabase, type Database } from './platform/db.ts';
 import { startEmbeddedPostgres } from './platform/embedded-postgres.ts';
@@ -298,4 +299,35 @@ export async function tableDigests(sql: postgres.Sql | postgres.ReservedSql): Pr
     out[table] = `${r!.n} ${r!.md5 ?? '-'}`;
   }
   return out;
+}
+
+interface PlanNode {
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  'Actual Rows': number;
+  'Actual Loops': number;
+  'Rows Removed by Filter'?: number;
+  'Rows Removed by Index Recheck'?: number;
+  Plans?: PlanNode[];
+}
+
+/**
+ * What a statement reads of one table, by EXPLAIN ANALYZE: the rows its scans of `table` returned
+ * or filtered away (over every loop), and the indexes they used. A test of a periodic statement
+ * asserts these stay bounded while the table holds many more rows.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function planReads(db: Kysely<any>, statement: RawBuilder<unknown>, table: string): Promise<{ rows: number; indexes: string[] }> {
+  const { rows } = await sql<{ 'QUERY PLAN': { Plan: PlanNode }[] }>`explain (analyze, format json) ${statement}`.execute(db);
+  let read = 0;
+  const indexes: string[] = [];
+  const walk = (n: PlanNode) => {
+    if (n['Relation Name'] === table) {
+      read += (n['Actual Rows'] + (n['Rows Removed by Filter'] ?? 0) + (n['Rows Removed by Index Recheck'] ?? 0)) * n['Actual Loops'];
+      if (n['Index Name']) indexes.push(n['Index Name']);
+    }
+    for (const c of n.Plans ?? []) walk(c);
+  };
+  walk(rows[0]!['QUERY PLAN'][0]!.Plan);
+  return { rows: read, indexes };
 }

@@ -2,9 +2,9 @@ import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { loadConfig } from '@wombat/core/platform';
-import { alertFields, createAlerting, type AlertingOptions } from '@wombat/core/alerts';
+import { alertFields, createAlerting, DEAD_LETTER_GROUP_CAP, deadLetterGroups, type AlertingOptions } from '@wombat/core/alerts';
 import { startFakeHook } from '@wombat/core/alerts-fakes';
-import { createTestDatabase } from '@wombat/core/testing';
+import { createTestDatabase, planReads } from '@wombat/core/testing';
 
 const tdb = await createTestDatabase(t);
 
@@ -198,6 +198,33 @@ t.test('a fan-out whose hundreds of children fail is one grouped alert, with the
   await sql`update wombat.runs set requeued_as = gen_random_uuid() where state = 'failed' and requeued_as is null`.execute(tdb.db);
   t.match(await alerting.evaluate(), { resolved: 1 });
   t.same(await queued('run_failed'), { opened: 1, resolved: 1 }, 'RESOLVED once the last dead letter is requeued');
+});
+
+t.test('the failed-runs round reads a probe per group and a capped count, however many dead letters there are', async (t) => {
+  await reset();
+  const slack = await startFakeHook(t);
+  const alerting = createAlerting({ db: tdb.db, log: tdb.log, options: options({ SLACK_WEBHOOK_URL: slack.url, ALERT_DEAD_LETTERS_WARNING: '100000', ALERT_DEAD_LETTERS_CRITICAL: '100000' }) });
+  const reads = async () => planReads(tdb.db, deadLetterGroups(24), 'runs');
+  await failChildren(3, 'timeout');
+  await failChildren(40, 'exchange_unavailable');
+  await sql`analyze wombat.runs`.execute(tdb.db);
+  const small = await reads();
+  await failChildren(20_000, 'exchange_unavailable');
+  await sql`analyze wombat.runs`.execute(tdb.db);
+  const large = await reads();
+  t.ok(large.rows <= small.rows + DEAD_LETTER_GROUP_CAP + 1, `rows read: ${small.rows} with 43 dead letters, ${large.rows} with 20,043`);
+  t.ok(large.indexes.length > 0 && large.indexes.every((i) => i === 'runs_dead_letter_groups'), large.indexes.join(', '));
+
+  await alerting.evaluate();
+  t.equal((await open()).filter((a) => a.kind === 'run_failed').length, 2, 'one alert per group');
+  const big = (await open()).find((a) => a.key === 'run_failed:job:fetch-candles:exchange_unavailable');
+  t.match(big, { subject: `more than ${DEAD_LETTER_GROUP_CAP} fetch-candles runs failed for good (fanout runs of no schedule, exchange_unavailable)`, message: /and more\n/ });
+  const { rows: [d] } = await sql<{ details: Record<string, unknown> }>`select details from wombat.alerts where key = 'run_failed:job:fetch-candles:exchange_unavailable'`.execute(tdb.db);
+  t.match(d!.details, { count: DEAD_LETTER_GROUP_CAP, count_is_more_than: DEAD_LETTER_GROUP_CAP });
+  const { rows: [span] } = await sql<{ first: Date; last: Date }>`
+    select min(finished_at) as first, max(finished_at) as last from wombat.runs where error->>'code' = 'exchange_unavailable'`.execute(tdb.db);
+  t.match(d!.details, { first_failed_at: span!.first.toISOString(), last_failed_at: span!.last.toISOString() }, 'the span covers every dead letter of the group');
+  t.match((await open()).find((a) => a.key === 'run_failed:job:fetch-candles:timeout'), { subject: '3 fetch-candles runs failed for good (fanout runs of no schedule, timeout)' });
 });
 
 t.test('failed runs group per schedule and error code; a group opened before stays open while its runs are dead letters', async (t) => {

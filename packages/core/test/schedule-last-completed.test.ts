@@ -1,6 +1,6 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { createTestDatabase } from '@wombat/core/testing';
+import { createTestDatabase, planReads } from '@wombat/core/testing';
 
 /**
  * A schedule's latest completed run (the stale-schedule alert every round, /metrics'
@@ -27,46 +27,20 @@ await sql`
   from generate_series(1, 4000) i`.execute(db);
 await sql`analyze wombat.runs`.execute(db);
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Actual Rows': number;
-  'Actual Loops': number;
-  'Rows Removed by Filter'?: number;
-  Plans?: PlanNode[];
-}
-
-/** Rows the statement's scans of wombat.runs returned or filtered away, and the indexes they used. */
-async function runsRead(statement: ReturnType<typeof sql>): Promise<{ rows: number; indexes: string[] }> {
-  const { rows } = await sql<{ 'QUERY PLAN': { Plan: PlanNode }[] }>`explain (analyze, format json) ${statement}`.execute(db);
-  let read = 0;
-  const indexes: string[] = [];
-  const walk = (n: PlanNode) => {
-    if (n['Relation Name'] === 'runs') {
-      read += (n['Actual Rows'] + (n['Rows Removed by Filter'] ?? 0)) * n['Actual Loops'];
-      if (n['Index Name']) indexes.push(n['Index Name']);
-    }
-    for (const c of n.Plans ?? []) walk(c);
-  };
-  walk(rows[0]!['QUERY PLAN'][0]!.Plan);
-  return { rows: read, indexes };
-}
-
 t.test("the latest completed run of a schedule is one index probe, whatever came after it", async (t) => {
   const lastOk = sql`select max(r.finished_at) from wombat.runs r where r.schedule_id = ${id} and r.state = 'completed'`;
   const { rows: [v] } = await sql<{ max: Date }>`${lastOk}`.execute(db);
   const { rows: [expected] } = await sql<{ at: Date }>`select max(finished_at) as at from wombat.runs where schedule_id = ${id} and state = 'completed'`.execute(db);
   t.same(v!.max, expected!.at, 'the latest completed run, past the streak');
-  const read = await runsRead(lastOk);
+  const read = await planReads(db, lastOk, 'runs');
   t.ok(read.rows <= 2, `rows read: ${read.rows}`);
   t.same(read.indexes, ['runs_schedule_completed']);
 });
 
 t.test("every active schedule's last success at once (the scrape's and the alert's shape) stays a probe per schedule", async (t) => {
-  const read = await runsRead(sql`
+  const read = await planReads(db, sql`
     select s.id, (select max(r.finished_at) from wombat.runs r where r.schedule_id = s.id and r.state = 'completed') as last_ok
-    from wombat.schedules s where s.status = 'active'`);
+    from wombat.schedules s where s.status = 'active'`, 'runs');
   t.ok(read.rows <= 4, `rows read for 2 schedules: ${read.rows}`);
   t.ok(read.indexes.every((i) => i === 'runs_schedule_completed'), read.indexes.join(', '));
 });

@@ -60,50 +60,77 @@ interface Gatherer {
 /** Run ids listed in a grouped alert; the count says how many there are. */
 const GROUP_IDS_SHOWN = 5;
 
+/** Dead letters a group's count reads at most: past it the alert says "more than". */
+export const DEAD_LETTER_GROUP_CAP = 1000;
+
+/** The failed-runs alert's group of a dead letter, as index runs_dead_letter_groups keys it (0 and '' for none). */
+const groupColumns = sql`coalesce(r.schedule_id, 0), (case when r.schedule_id is null then r.job else '' end), coalesce(r.error->>'code', 'unknown')`;
+const groupKey = sql`(${groupColumns})`;
+const deadLetter = sql`r.state = 'failed' and r.requeued_as is null`;
+
+interface DeadLetterGroup {
+  schedule_id: number | null;
+  job: string;
+  code: string;
+  n: number;
+  critical: boolean;
+  ids: string[];
+  first_at: Date;
+  last_at: Date;
+  trigger: string;
+  attempts: number;
+  error: { code?: string; message?: string } | null;
+  schedule_name: string | null;
+  recent: boolean;
+}
+
+/** One row per group of dead letters (failedRuns), read as its doc says: a probe per group, a capped count. */
+export function deadLetterGroups(lookbackHours: number) {
+  return sql<DeadLetterGroup>`
+    with recursive groups (s, j, c) as (
+      (select ${groupColumns} from wombat.runs r where ${deadLetter} order by 1, 2, 3 limit 1)
+      union all
+      select n.* from groups g cross join lateral (
+        select ${groupColumns} from wombat.runs r where ${deadLetter} and ${groupKey} > (g.s, g.j, g.c) order by 1, 2, 3 limit 1) n)
+    select nullif(g.s, 0) as schedule_id, g.c as code, s.name as schedule_name, counted.n, counted.critical,
+           newest.ids, newest.job, newest.trigger, newest.attempts, newest.error, newest.last_at, oldest.first_at,
+           newest.last_at > now() - make_interval(hours => ${lookbackHours}) as recent
+    from groups g
+    cross join lateral (
+      select count(*)::int as n, bool_or(x.trigger in ('schedule', 'fanout')) as critical
+      from (select r.trigger from wombat.runs r where ${deadLetter} and ${groupKey} = (g.s, g.j, g.c)
+            order by r.finished_at desc limit ${DEAD_LETTER_GROUP_CAP + 1}) x) counted
+    cross join lateral (
+      select array_agg(x.id::text order by x.finished_at desc, x.id) as ids, (array_agg(x.job order by x.finished_at desc, x.id))[1] as job,
+             (array_agg(x.trigger order by x.finished_at desc, x.id))[1] as trigger, (array_agg(x.attempts order by x.finished_at desc, x.id))[1] as attempts,
+             (array_agg(x.error order by x.finished_at desc, x.id))[1] as error, max(x.finished_at) as last_at
+      from (select r.id, r.job, r.trigger, r.attempts, r.error, r.finished_at from wombat.runs r where ${deadLetter} and ${groupKey} = (g.s, g.j, g.c)
+            order by r.finished_at desc, r.id limit ${GROUP_IDS_SHOWN}) x) newest
+    cross join lateral (
+      select r.finished_at as first_at from wombat.runs r where ${deadLetter} and ${groupKey} = (g.s, g.j, g.c)
+      order by r.finished_at asc, r.id desc limit 1) oldest
+    left join wombat.schedules s on s.id = nullif(g.s, 0)`;
+}
+
 /**
  * Runs failed for good (dead letters) or lost with their worker, grouped per
  * schedule (or job, for runs of no schedule) and error code: a fan-out whose
  * thousands of children fail while an exchange is down is one alert with the
- * count and a few run ids. A group is evaluated over every dead letter it has,
- * not the newest few hundred, so it resolves only when none of its runs is still
+ * count and a few run ids. Every group with a dead letter is evaluated, not the
+ * newest few hundred runs, so it resolves only when none of its runs is still
  * a dead letter (requeued or purged); it opens only for a run that failed within
  * the look-back window.
+ *
+ * The round steps from group to group through index runs_dead_letter_groups (one
+ * probe each), then reads each group's newest five, its oldest, and at most
+ * DEAD_LETTER_GROUP_CAP + 1 entries to count: its cost follows the groups, not the
+ * dead letters. Past the cap the count reads "more than" the cap, and the group is
+ * critical when a scheduled or fan-out run is among its newest entries.
  */
 const failedRuns: Gatherer = {
   kinds: ['run_failed', 'run_lost'],
   async run(db, o, { open }) {
-    const { rows } = await sql<{
-      schedule_id: number | null;
-      job: string;
-      code: string;
-      n: number;
-      critical: boolean;
-      ids: string[];
-      first_at: Date;
-      last_at: Date;
-      recent: boolean;
-      trigger: string;
-      attempts: number;
-      error: { code?: string; message?: string } | null;
-      schedule_name: string | null;
-    }>`
-      with groups as (
-        select r.schedule_id, case when r.schedule_id is null then r.job end as job_group,
-               coalesce(r.error->>'code', 'unknown') as code,
-               count(*)::int as n,
-               bool_or(r.trigger in ('schedule', 'fanout')) as critical,
-               (array_agg(r.id::text order by r.finished_at desc, r.id))[1:${GROUP_IDS_SHOWN}] as ids,
-               min(r.finished_at) as first_at, max(r.finished_at) as last_at,
-               bool_or(r.finished_at > now() - make_interval(hours => ${o.alertLookbackHours})) as recent,
-               (array_agg(r.job order by r.finished_at desc, r.id))[1] as job,
-               (array_agg(r.trigger order by r.finished_at desc, r.id))[1] as trigger,
-               (array_agg(r.attempts order by r.finished_at desc, r.id))[1] as attempts,
-               (array_agg(r.error order by r.finished_at desc, r.id))[1] as error
-        from wombat.runs r
-        where r.state = 'failed' and r.requeued_as is null
-        group by 1, 2, 3)
-      select g.schedule_id, g.job, g.code, g.n, g.critical, g.ids, g.first_at, g.last_at, g.recent, g.trigger, g.attempts, g.error, s.name as schedule_name
-      from groups g left join wombat.schedules s on s.id = g.schedule_id`.execute(db);
+    const { rows } = await deadLetterGroups(o.alertLookbackHours).execute(db);
     const openKeys = new Set(open.map((a) => a.key));
     const out: Condition[] = [];
     for (const r of rows) {
@@ -115,7 +142,10 @@ const failedRuns: Gatherer = {
       if (!r.recent && !openKeys.has(key)) continue;
       const what = r.schedule_name ? `schedule ${r.schedule_name}` : r.schedule_id !== null ? `schedule ${r.schedule_id} (deleted)` : `${r.trigger} runs of no schedule`;
       const why = r.error?.message ? `: ${r.error.message.slice(0, 500)}` : '';
-      const more = r.n > r.ids.length ? ` and ${r.n - r.ids.length} more` : '';
+      // Past the cap the group has more dead letters than were counted.
+      const capped = r.n > DEAD_LETTER_GROUP_CAP;
+      const n = capped ? `more than ${DEAD_LETTER_GROUP_CAP}` : String(r.n);
+      const more = capped ? ' and more' : r.n > r.ids.length ? ` and ${r.n - r.ids.length} more` : '';
       const look = r.schedule_id !== null ? `/api/runs?schedule=${r.schedule_id}&state=failed` : `/api/runs?job=${r.job}&state=failed`;
       out.push({
         key,
@@ -127,19 +157,20 @@ const failedRuns: Gatherer = {
               ? `${r.job} run lost with its worker (${what})`
               : `${r.job} run failed for good (${what})`
             : lost
-              ? `${r.n} ${r.job} runs lost with their workers (${what})`
-              : `${r.n} ${r.job} runs failed for good (${what}, ${code})`,
+              ? `${n} ${r.job} runs lost with their workers (${what})`
+              : `${n} ${r.job} runs failed for good (${what}, ${code})`,
         message:
           (r.n === 1
             ? `${lost ? 'Run lost with its worker' : `Run failed after ${r.attempts} attempt(s)`} at ${iso(r.last_at)}${why}
 `
-            : `${r.n} runs ${lost ? 'lost with their workers' : 'failed for good'} with ${code}, from ${iso(r.first_at)} to ${iso(r.last_at)}; the latest${why}
+            : `${n} runs ${lost ? 'lost with their workers' : 'failed for good'} with ${code}, from ${iso(r.first_at)} to ${iso(r.last_at)}; the latest${why}
 `) +
           `job ${r.job}, ${what}, run${r.n === 1 ? '' : 's'} ${r.ids.join(', ')}${more}
 ` +
           `Look: ${lookAt(o.alertLinkBaseUrl, r.n === 1 ? `/api/runs/${r.ids[0]}` : look)}; run again: POST /api/dead-letters/${r.n === 1 ? r.ids[0] : '<id>'}/requeue`,
         details: {
-          count: r.n,
+          count: capped ? DEAD_LETTER_GROUP_CAP : r.n,
+          ...(capped ? { count_is_more_than: DEAD_LETTER_GROUP_CAP } : {}),
           run_ids: r.ids,
           job: r.job,
           schedule_id: r.schedule_id,
