@@ -28,7 +28,7 @@ try {
     log,
   });
   try {
-    const { applied } = await migrateAll({ url: db.url, log, outageGraceSeconds: config.outageGraceSeconds, jobTimeouts: config.jobTimeouts });
+    const { applied } = await migrateAll({ url: db.url, log, outageGraceSeconds: config.outageGraceSeconds, jobTimeouts: config.jobTimeouts, jobKeepHours: config.jobKeepHours });
     log.info({ database: redactUrl(db.url), applied }, 'database ready');
   } finally {
     await db.stop();

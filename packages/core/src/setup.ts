@@ -12,7 +12,7 @@ import { ensureJobIndexes } from './runs/job-indexes.ts';
  * (deploy/migrate.ts) before starting services; services never migrate. Import as
  * `@wombat/core/setup`. `upToVersion`: Wombat's migrations up to that one only (a restore).
  */
-export async function migrateAll(opts: { url: string; log: Logger; outageGraceSeconds?: number; jobTimeouts?: JobTimeouts; upToVersion?: number }): Promise<{ applied: string[] }> {
+export async function migrateAll(opts: { url: string; log: Logger; outageGraceSeconds?: number; jobTimeouts?: JobTimeouts; jobKeepHours?: number; upToVersion?: number }): Promise<{ applied: string[] }> {
   const sql = createSql({ url: opts.url, poolSize: 1, applicationName: 'wombat-migrate', statementTimeoutMs: 0, transactionTimeoutMs: 0, connectTimeoutMs: 10_000 });
   let applied: string[];
   try {
@@ -25,6 +25,7 @@ export async function migrateAll(opts: { url: string; log: Logger; outageGraceSe
     await ensureQueues(boss, {
       ...(opts.outageGraceSeconds !== undefined ? { outageGraceSeconds: opts.outageGraceSeconds } : {}),
       ...(opts.jobTimeouts ? { jobTimeouts: opts.jobTimeouts } : {}),
+      ...(opts.jobKeepHours !== undefined ? { jobKeepHours: opts.jobKeepHours } : {}),
     });
   } finally {
     await boss.stop({ graceful: false, close: true });

@@ -3,9 +3,10 @@
  *
  * 1. Read paths flat in history: GET /api/overview, /metrics, /api/runs?limit=50 (with
  *    and without filters), /api/scheduler/status, /api/dead-letters and /api/data/series
- *    over real HTTP, p50/p99, on an empty database and then with SCALE_RUNS runs finished
- *    in the last 24 h (one insert ... select generate_series, through the run roll-ups'
- *    triggers as any writer, then one fold and an analyze).
+ *    over real HTTP, p50/p99, on an empty database, with SCALE_BASELINE_RUNS runs (enough to
+ *    fill every page) and then with SCALE_RUNS runs finished in the last 24 h (inserted by
+ *    insert ... select generate_series, through the run roll-ups' triggers as any writer,
+ *    then one fold and an analyze).
  * 2. Background work flat in backlog: CPU of the database's PostgreSQL backends over
  *    SCALE_IDLE_SECONDS with the scheduler-engine (src/main.ts, default settings) running
  *    on an empty database, then with SCALE_RUNS runs queued (their pg-boss jobs waiting)
@@ -17,7 +18,7 @@
  *   SCALE_RUNS=100000 node ../../deploy/with-postgres.ts node bench/history-scale.ts
  *   BENCH_ONLY=scale npm run bench -w services/api   (this one only)
  * SCALE_RUNS (default 1000000), SCALE_IDLE_SECONDS (default 30), SCALE_SAMPLES (default 60 per figure),
- * SCALE_PARTS (reads,idle: which halves run; default both).
+ * SCALE_PARTS (reads,idle: which halves run; default both), SCALE_BASELINE_RUNS (default 1000).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -32,6 +33,8 @@ import { BENCH_TOKEN as TOKEN, startBenchApi } from './bench-api.ts';
 const RUNS = Number(process.env.SCALE_RUNS ?? 1_000_000);
 const IDLE_S = Number(process.env.SCALE_IDLE_SECONDS ?? 30);
 const SAMPLES = Number(process.env.SCALE_SAMPLES ?? 60);
+/** The small history the large one is also compared with: enough runs to fill every page (SCALE_BASELINE_RUNS). */
+const BASELINE_RUNS = Number(process.env.SCALE_BASELINE_RUNS ?? 1000);
 /** Which halves run: reads, idle (default both). */
 const PARTS = new Set((process.env.SCALE_PARTS ?? 'reads,idle').split(','));
 const READS = [
@@ -78,24 +81,38 @@ function cpuTicks(pid: number): number | undefined {
   }
 }
 
-/** CPU seconds the database's backends use over `seconds` (100 ticks a second, Linux's USER_HZ). */
-async function backendCpu(admin: postgres.Sql, database: string, seconds: number): Promise<number> {
-  const pids = async () => (await admin<{ pid: number }[]>`select pid from pg_stat_activity where datname = ${database}`).map((r) => r.pid);
+/**
+ * CPU seconds the database's backends use over `seconds` (100 ticks a second, Linux's USER_HZ), in
+ * all and per backend type: client backends are the services' statements, autovacuum workers
+ * PostgreSQL's own upkeep of tables that changed (a bulk load sets it off once).
+ */
+async function backendCpu(admin: postgres.Sql, database: string, seconds: number): Promise<{ total: number; byType: Map<string, number> }> {
+  const backends = async () => admin<{ pid: number; type: string }[]>`select pid, backend_type as type from pg_stat_activity where datname = ${database}`;
   const first = new Map<number, number>();
   const last = new Map<number, number>();
-  for (const pid of await pids()) first.set(pid, cpuTicks(pid) ?? 0);
+  const typeOf = new Map<number, string>();
+  for (const b of await backends()) {
+    first.set(b.pid, cpuTicks(b.pid) ?? 0);
+    typeOf.set(b.pid, b.type);
+  }
   const end = performance.now() + seconds * 1000;
   while (performance.now() < end) {
     await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, end - performance.now()))));
-    for (const pid of await pids()) {
-      const ticks = cpuTicks(pid);
-      if (ticks !== undefined) last.set(pid, ticks);
-      if (!first.has(pid)) first.set(pid, 0);
+    for (const b of await backends()) {
+      const ticks = cpuTicks(b.pid);
+      if (ticks !== undefined) last.set(b.pid, ticks);
+      if (!first.has(b.pid)) first.set(b.pid, 0);
+      typeOf.set(b.pid, b.type);
     }
   }
-  let ticks = 0;
-  for (const [pid, at] of last) ticks += at - (first.get(pid) ?? 0);
-  return ticks / 100;
+  const byType = new Map<string, number>();
+  let total = 0;
+  for (const [pid, at] of last) {
+    const used = (at - (first.get(pid) ?? 0)) / 100;
+    total += used;
+    byType.set(typeOf.get(pid)!, (byType.get(typeOf.get(pid)!) ?? 0) + used);
+  }
+  return { total, byType };
 }
 
 function startEngine(url: string): ChildProcess {
@@ -129,27 +146,43 @@ try {
     // Seeding and vacuum take longer than the pool's statement deadline: a connection of their own.
     const seeder = postgres(url, { max: 1, onnotice: () => {} });
     teardowns.push(() => seeder.end());
-    let started = performance.now();
-    await seeder`
+    // The same day of runs, first one run in every RUNS / BASELINE_RUNS (a history that fills
+    // every page and every minute of the roll-ups), then the rest.
+    const every = Math.max(1, Math.floor(RUNS / BASELINE_RUNS));
+    // What autovacuum does within its next minute: the runs analysed, and the dead delta rows the
+    // fold left (run_count_deltas is emptied by every fold) gone, so reads do not scan them.
+    const vacuum = () => seeder`vacuum analyze wombat.runs, wombat.run_counts, wombat.run_count_deltas`;
+    const seed = (which: 'baseline' | 'rest') => seeder`
       insert into wombat.runs (id, job, trigger, schedule_id, state, params, attempts, created_at, scheduled_for, published_at, started_at, finished_at, progress)
       select gen_random_uuid(), (array['canary', 'fetch-candles', 'collect-prices', 'backtest'])[1 + n % 4],
         case when n % 5 = 0 then 'task' else 'schedule' end, case when n % 5 = 0 then null else -n end,
         (array['completed', 'completed', 'completed', 'completed', 'completed', 'completed', 'failed', 'skipped', 'missed', 'cancelled'])[1 + n % 10],
         jsonb_build_object('exchange', 'upbit', 'symbol', 'KRW-' || (n % 50), 'timeframe', '1m'), 1, t, t, t, t + interval '15 milliseconds', t + interval '2 seconds', 1
-      from generate_series(1, ${RUNS}) n, lateral (select now() - (n * interval '24 hours' / ${RUNS}) as t) x`;
+      from generate_series(1, ${RUNS}) n, lateral (select now() - (n * interval '24 hours' / ${RUNS}) as t) x
+      where (n % ${every} = 0) = ${which === 'baseline'}`;
+    await seed('baseline');
+    await foldRunCounts(database.db);
+    await vacuum();
+    const baseline = await timeReads(base);
+    let started = performance.now();
+    await seed('rest');
     const insertSeconds = (performance.now() - started) / 1000;
     started = performance.now();
     await foldRunCounts(database.db);
     const foldSeconds = (performance.now() - started) / 1000;
-    await seeder`vacuum analyze wombat.runs`;
+    await vacuum();
     const full = await timeReads(base);
 
-    console.log(`read paths, empty vs ${RUNS.toLocaleString('en')} runs finished in the last 24 h (inserted through the roll-up triggers in ${insertSeconds.toFixed(1)} s, folded in ${foldSeconds.toFixed(1)} s), ${SAMPLES} samples each`);
-    console.log(`${'route'.padEnd(46)} empty p50   p99  ${k(RUNS).padStart(5)} p50   p99   ratio p50  p99`);
+    const b = k(Math.floor(RUNS / every));
+    console.log(`read paths with no runs, ${b} and ${RUNS.toLocaleString('en')} runs finished in the last 24 h (inserted through the roll-up triggers in ${insertSeconds.toFixed(1)} s, folded in ${foldSeconds.toFixed(1)} s), ${SAMPLES} samples each, ms`);
+    console.log(`${'route'.padEnd(46)} empty p50   p99  ${b.padStart(5)} p50   p99  ${k(RUNS).padStart(5)} p50   p99   ${k(RUNS)}/empty p50  p99   ${k(RUNS)}/${b} p50  p99`);
+    const x = (a: number, z: number) => `x${(a / z).toFixed(2)}`.padStart(6);
     for (const route of READS) {
       const e = empty.get(route)!;
+      const m = baseline.get(route)!;
       const f = full.get(route)!;
-      console.log(`${route.padEnd(46)} ${e.p50.toFixed(1).padStart(9)} ${e.p99.toFixed(1).padStart(5)} ${f.p50.toFixed(1).padStart(9)} ${f.p99.toFixed(1).padStart(5)}   x${(f.p50 / e.p50).toFixed(2)} x${(f.p99 / e.p99).toFixed(2)}`);
+      const ms = (v: { p50: number; p99: number }) => `${v.p50.toFixed(1).padStart(9)} ${v.p99.toFixed(1).padStart(5)}`;
+      console.log(`${route.padEnd(46)} ${ms(e)} ${ms(m)} ${ms(f)}   ${x(f.p50, e.p50)} ${x(f.p99, e.p99)}   ${x(f.p50, m.p50)} ${x(f.p99, m.p99)}`);
     }
     // A page half-way down the history: by keyset (starting_after) and by offset, against the first page.
     const depth = Math.floor(RUNS / 2);
@@ -187,9 +220,12 @@ try {
     await seed`vacuum analyze`;
     await new Promise((r) => setTimeout(r, Math.min(10, 2 * IDLE_S) * 1000)); // the fold and the reconciler's first rounds over the backlog
     const idleBacklog = await backendCpu(admin, idle.name, IDLE_S);
+    const types = (c: { byType: Map<string, number> }) => [...c.byType].map(([type, s]) => `${type} ${s.toFixed(2)}`).join(', ');
+    const clients = (c: { byType: Map<string, number> }) => c.byType.get('client backend') ?? 0;
     console.log(`PostgreSQL CPU of the database's backends over ${IDLE_S} s, scheduler-engine running, no worker`);
-    console.log(`  empty database                 ${idleEmpty.toFixed(2)} s`);
-    console.log(`  ${k(RUNS).padEnd(5)} runs queued (pg-boss jobs)  ${idleBacklog.toFixed(2)} s   x${(idleBacklog / Math.max(idleEmpty, 0.01)).toFixed(2)}`);
+    console.log(`  empty database                 ${idleEmpty.total.toFixed(2)} s (${types(idleEmpty)})`);
+    console.log(`  ${k(RUNS).padEnd(5)} runs queued (pg-boss jobs)  ${idleBacklog.total.toFixed(2)} s   x${(idleBacklog.total / Math.max(idleEmpty.total, 0.01)).toFixed(2)} (${types(idleBacklog)})`);
+    console.log(`  client backends alone (the services' statements): x${(clients(idleBacklog) / Math.max(clients(idleEmpty), 0.01)).toFixed(2)}`);
   }
 } finally {
   for (const fn of teardowns.reverse()) await fn();

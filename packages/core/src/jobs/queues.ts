@@ -48,6 +48,12 @@ const jobTimeoutsField: Field<JobTimeouts> = {
 };
 
 /**
+ * pg-boss keeps finished jobs a day (its own default is 7): the run history is Wombat's, and a
+ * smaller job table is cheaper to fetch from and to scan (pg-boss's monitor reads all of it).
+ */
+export const JOB_KEEP_DEFAULT_HOURS = 24;
+
+/**
  * pg-boss's queues, one per job type, with the settings of the job contracts: the
  * migrator (migrateAll) creates and updates them, and these are the settings it
  * writes into them.
@@ -58,6 +64,11 @@ export const migrationFields = {
     'OUTAGE_GRACE_S',
     'a database outage up to this many seconds leaves every running job with its worker (pg-boss\'s job heartbeat limit is set from it, by npm run migrate); a worker that really died is still caught in about 20 s by the engine',
     { default: OUTAGE_GRACE_DEFAULT_SECONDS, min: 0, max: 3600 },
+  ),
+  jobKeepHours: int(
+    'JOB_KEEP_HOURS',
+    "pg-boss deletes a finished job (completed, failed or cancelled) this many hours after it ended; the run's history stays in wombat.runs for RUN_RETENTION_DAYS, and nothing of Wombat reads a finished job after its first 15 minutes. Written into the queues by npm run migrate, for jobs sent after it",
+    { default: JOB_KEEP_DEFAULT_HOURS, min: 1, max: 2160 },
   ),
 };
 
@@ -76,6 +87,8 @@ export const jobHeartbeatFields = {
 export interface QueueSetup {
   outageGraceSeconds?: number;
   jobTimeouts?: JobTimeouts;
+  /** Hours pg-boss keeps a finished job before deleting it (JOB_KEEP_HOURS). */
+  jobKeepHours?: number;
 }
 
 /**
@@ -90,6 +103,7 @@ export function queueOptions(job: JobType, opts: QueueSetup = {}): Omit<Queue, '
     retryDelay: d.retryDelaySeconds,
     retryBackoff: d.retryBackoff,
     expireInSeconds: jobTimeoutSeconds(job, opts.jobTimeouts),
+    deleteAfterSeconds: (opts.jobKeepHours ?? JOB_KEEP_DEFAULT_HOURS) * 3600,
     // Jobs take the queue's heartbeat limit (no job sets its own). pg-boss's monitor fails a job not
     // touched for this long; Wombat's reconciler decides sooner, allowing for outages (see contracts.ts).
     heartbeatSeconds: bossHeartbeatSeconds(opts.outageGraceSeconds ?? OUTAGE_GRACE_DEFAULT_SECONDS),
