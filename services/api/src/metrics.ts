@@ -1,7 +1,7 @@
-import { BOSS_SCHEMA, type Sql } from '@wombat/core/platform';
+import type { Sql } from '@wombat/core/platform';
 import { JOB_TYPES } from '@wombat/core/jobs';
 import { nextOccurrences, type ScheduleTrigger } from '@wombat/core/schedules';
-import { ACTIVE_RUN_STATES, readRunCounts, RUN_DURATION_BUCKETS_SECONDS } from '@wombat/core/runs';
+import { ACTIVE_RUN_STATES, QUEUE_SIDE_OF_RUN_STATE, readRunCounts, RUN_DURATION_BUCKETS_SECONDS } from '@wombat/core/runs';
 import { type DatabaseHealth, expectedIntervalMs } from '@wombat/core/alerts';
 import { Counter, Gauge, Registry } from 'prom-client';
 
@@ -49,8 +49,8 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
   const registry = new Registry();
   const r = [registry];
   const g = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: r });
-  const queueDepth = g('wombat_queue_depth', 'jobs waiting in each pg-boss queue (created or retry)', ['queue']);
-  const queueActive = g('wombat_queue_active_jobs', 'jobs a worker has fetched in each pg-boss queue', ['queue']);
+  const queueDepth = g('wombat_queue_depth', 'jobs waiting in each pg-boss queue (created or retry): its runs queued or retrying', ['queue']);
+  const queueActive = g('wombat_queue_active_jobs', 'jobs a worker has fetched in each pg-boss queue: its runs running', ['queue']);
   const running = g('wombat_runs_running', 'runs in state running, by job', ['job']);
   const active = g('wombat_runs_active', 'unfinished runs by job and state (held, queued, running, retrying)', ['job', 'state']);
   const finishedWindow = g('wombat_runs_finished_window', `runs finished in the last ${METRICS_WINDOW_SECONDS} s, by job and state`, ['job', 'state']);
@@ -145,10 +145,7 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
 
   async function refresh(): Promise<void> {
     const window = METRICS_WINDOW_SECONDS;
-    const [queueRows, currentRows, finishedRows, deadRows, hasWorkers, hasAlerts] = await Promise.all([
-      sql<{ name: string; state: string; n: number }[]>`
-        select name, state::text as state, count(*)::int as n from ${sql(BOSS_SCHEMA)}.job
-        where state in ('created', 'retry', 'active') group by name, state`,
+    const [currentRows, finishedRows, deadRows, hasWorkers, hasAlerts] = await Promise.all([
       readRunCounts(sql, { kind: 'current' }),
       readRunCounts(sql, { kind: 'finished', windowSeconds: window }),
       readRunCounts(sql, { kind: 'dead_letters' }),
@@ -163,7 +160,12 @@ export function createMetrics(sql: Sql, opts: MetricsOptions = { staleFactor: 1.
       queueActive.set({ queue: j }, 0);
       running.set({ job: j }, 0);
     }
-    for (const q of queueRows) (q.state === 'active' ? queueActive : queueDepth).inc({ queue: q.name }, q.n);
+    // A queue's jobs are its runs': waiting (created or retry) while the run is queued or retrying,
+    // active while it runs. The roll-ups count them without reading a backlog of a million.
+    for (const q of currentRows) {
+      const gauge = QUEUE_SIDE_OF_RUN_STATE[q.state];
+      if (gauge) (gauge === 'active' ? queueActive : queueDepth).inc({ queue: q.job }, q.n);
+    }
     for (const j of JOB_TYPES) for (const s of ACTIVE_RUN_STATES) active.set({ job: j, state: s }, 0);
     for (const a of currentRows.filter((r) => (ACTIVE_RUN_STATES as readonly string[]).includes(r.state))) {
       active.inc({ job: a.job, state: a.state }, a.n);

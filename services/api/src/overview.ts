@@ -1,7 +1,7 @@
-import { BOSS_SCHEMA, type Sql } from '@wombat/core/platform';
+import type { Sql } from '@wombat/core/platform';
 import { JOB_TYPES } from '@wombat/core/jobs';
 import { queueSettingsView, readQueueSettings } from '@wombat/core/workers';
-import { readRunCounts, runLatenessBucketMs } from '@wombat/core/runs';
+import { QUEUE_SIDE_OF_RUN_STATE, readRunCounts, runLatenessBucketMs } from '@wombat/core/runs';
 import { type DatabaseHealth, DEFAULT_THRESHOLDS, type Level, levelOf, type Thresholds } from '@wombat/core/alerts';
 
 /** Failure rate and average run time look at runs finished within this window, as /metrics does. */
@@ -102,9 +102,7 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
           from wombat.workers where stopped_at is null or stopped_at > now() - interval '1 hour'
           order by last_beat_at desc limit 200`
       : Promise.resolve([]),
-    sql<{ name: string; state: string; n: number }[]>`
-      select name, state::text as state, count(*)::int as n from ${sql(BOSS_SCHEMA)}.job
-      where state in ('created', 'retry', 'active') group by name, state`,
+    readRunCounts(sql, { kind: 'current' }),
     readRunCounts(sql, { kind: 'created', windowSeconds: RUNS_WINDOW_SECONDS, hourly: true }),
     readRunCounts(sql, { kind: 'lateness_hourly', windowSeconds: RUNS_WINDOW_SECONDS, hourly: true }),
     readRunCounts(sql, { kind: 'finished', windowSeconds: OVERVIEW_WINDOW_SECONDS }),
@@ -120,8 +118,8 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
   const liveByQueue = new Map<string, number>();
   for (const w of workers) if (w.alive) for (const q of w.queues) liveByQueue.set(q, (liveByQueue.get(q) ?? 0) + 1);
   const queues = JOB_TYPES.map((queue) => {
-    const depth = queueRows.filter((r) => r.name === queue && r.state !== 'active').reduce((a, r) => a + r.n, 0);
-    const active = queueRows.filter((r) => r.name === queue && r.state === 'active').reduce((a, r) => a + r.n, 0);
+    const depth = queueRows.filter((r) => r.job === queue && QUEUE_SIDE_OF_RUN_STATE[r.state] === 'waiting').reduce((a, r) => a + r.n, 0);
+    const active = queueRows.filter((r) => r.job === queue && QUEUE_SIDE_OF_RUN_STATE[r.state] === 'active').reduce((a, r) => a + r.n, 0);
     return { queue, depth: { value: depth, level: levelOf(depth, thresholds.queueDepth) }, active, live_workers: hasWorkers ? (liveByQueue.get(queue) ?? 0) : null };
   });
 

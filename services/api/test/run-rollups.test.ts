@@ -73,6 +73,10 @@ for (const folded of [false, true]) {
     t.equal(o.avg_run_seconds.value, Math.round(w!.avg * 1000) / 1000, 'average run time');
     const dead = Object.values(await count(sql`state = 'failed' and requeued_as is null`)).reduce((a, n) => a + n, 0);
     t.equal(o.dead_letters.value, dead, 'dead letters');
+    const active = await count(sql`state in ('queued', 'running', 'retrying')`);
+    const canary = (o.queues as { queue: string; depth: { value: number }; active: number }[]).find((q) => q.queue === 'canary')!;
+    t.equal(canary.depth.value, (active['canary/queued'] ?? 0) + (active['canary/retrying'] ?? 0), 'queue depth: runs queued or retrying');
+    t.equal(canary.active, active['canary/running'] ?? 0, 'active: runs running');
   });
 
   t.test(`/metrics' run gauges equal count(*) over wombat.runs (${when})`, async (t) => {
@@ -80,6 +84,10 @@ for (const folded of [false, true]) {
     const text = res.body as string;
     const active = await count(sql`state in ('held', 'queued', 'running', 'retrying')`);
     for (const state of ['queued', 'running', 'retrying']) t.equal(sample(text, `wombat_runs_active{job="canary",state="${state}"}`), active[`canary/${state}`] ?? 0, `active ${state}`);
+    // The queue gauges come from the same roll-ups: a queue's waiting jobs are its runs queued or retrying.
+    t.equal(sample(text, 'wombat_queue_depth{queue="canary"}'), (active['canary/queued'] ?? 0) + (active['canary/retrying'] ?? 0), 'queue depth');
+    t.equal(sample(text, 'wombat_queue_active_jobs{queue="canary"}'), active['canary/running'] ?? 0, 'active jobs');
+    t.ok((active['canary/queued'] ?? 0) > 0 && (active['canary/running'] ?? 0) > 0, 'both are counted');
     const finished = await count(sql`finished_at >= date_trunc('minute', now() - interval '1 hour') and state in ('completed', 'failed', 'cancelled')`);
     for (const [key, n] of Object.entries(finished)) {
       const [job, state] = key.split('/');

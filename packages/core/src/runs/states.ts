@@ -24,6 +24,14 @@ export type RunState = (typeof RUN_STATES)[number];
 export const ACTIVE_RUN_STATES = ['waiting', 'held', 'queued', 'running', 'retrying'] as const satisfies readonly RunState[];
 export type ActiveRunState = (typeof ACTIVE_RUN_STATES)[number];
 
+/**
+ * Where a run's pg-boss job is, by the run's state: waiting in its queue (created, or retry
+ * until its delay passes) while the run is queued or retrying, active with a worker while it
+ * runs. Runs in other states have no job in a queue (held and waiting ones have none yet).
+ * Queue depths come from the run roll-ups through this, never from counting the job table.
+ */
+export const QUEUE_SIDE_OF_RUN_STATE: Readonly<Partial<Record<string, 'waiting' | 'active'>>> = { queued: 'waiting', retrying: 'waiting', running: 'active' };
+
 export const FINISHED_RUN_STATES = ['completed', 'failed', 'cancelled', 'skipped', 'missed'] as const satisfies readonly RunState[];
 export type FinishedRunState = (typeof FINISHED_RUN_STATES)[number];
 
