@@ -1,6 +1,7 @@
 import { JOB_TYPES } from '@wombat/core/jobs';
 import type { CoreTables } from '@wombat/core/tables';
 export { FINISHED_RUN_STATES as FINISHED_STATES, RUN_STATES, type RunState as CliRunState } from '@wombat/core/runs';
+import { ACTIVE_RUN_STATES, countRuns, readRunCounts } from '@wombat/core/runs';
 import { sql, type Kysely } from 'kysely';
 
 /**
@@ -21,15 +22,12 @@ export interface QueueStats {
   failure_rate: number | null;
 }
 
-/** Per job type: unfinished runs now, outcomes over the last `windowMinutes`. */
+/**
+ * Per job type: unfinished runs now, outcomes over the last `windowMinutes` (from the minute
+ * holding its start), from the run roll-ups: the same cost with a million runs queued.
+ */
 export async function queueStats(db: Db, windowMinutes: number): Promise<QueueStats[]> {
-  const active = await sql<{ job: string; state: string; n: number }>`
-    select job, state, count(*)::int as n from wombat.runs
-     where state in ('waiting', 'held', 'queued', 'running', 'retrying') group by job, state`.execute(db);
-  const done = await sql<{ job: string; state: string; n: number }>`
-    select job, state, count(*)::int as n from wombat.runs
-     where finished_at > now() - make_interval(mins => ${windowMinutes}) and state in ('completed', 'failed')
-     group by job, state`.execute(db);
+  const [current, finished] = await Promise.all([readRunCounts(db, { kind: 'current' }), readRunCounts(db, { kind: 'finished', windowSeconds: windowMinutes * 60 })]);
   const byJob = new Map<string, QueueStats>();
   const get = (job: string) => {
     let s = byJob.get(job);
@@ -37,21 +35,21 @@ export async function queueStats(db: Db, windowMinutes: number): Promise<QueueSt
     return s;
   };
   for (const job of JOB_TYPES) get(job);
-  for (const r of active.rows) {
+  for (const r of current) {
     if (r.state === 'running') get(r.job).running += r.n;
-    else get(r.job).waiting += r.n;
+    else if ((ACTIVE_RUN_STATES as readonly string[]).includes(r.state)) get(r.job).waiting += r.n;
   }
-  for (const r of done.rows) {
+  for (const r of finished) {
     if (r.state === 'completed') get(r.job).completed += r.n;
-    else get(r.job).failed += r.n;
+    else if (r.state === 'failed') get(r.job).failed += r.n;
   }
   for (const s of byJob.values()) s.failure_rate = s.completed + s.failed === 0 ? null : s.failed / (s.completed + s.failed);
   return [...byJob.values()].sort((a, b) => a.job.localeCompare(b.job));
 }
 
+/** Runs failed for good and not requeued, from the run roll-ups. */
 export async function deadLetterCount(db: Db): Promise<number> {
-  const r = await sql<{ n: number }>`select count(*)::int as n from wombat.runs where state = 'failed' and requeued_as is null`.execute(db);
-  return r.rows[0]?.n ?? 0;
+  return countRuns(db, { deadLetters: true });
 }
 
 export interface OpenAlert {
