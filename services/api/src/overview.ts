@@ -40,7 +40,8 @@ export interface Overview {
   avg_run_seconds: Figure;
   dead_letters: Figure;
   /** `count`: runs a grouped alert (run_failed, run_lost) stands for. */
-  alerts: { id: string; severity: string; subject: string; opened_at: string; count: number | null }[] | null;
+  /** count: a grouped alert's runs; count_more: it has more than count (the alert counts up to a cap). */
+  alerts: { id: string; severity: string; subject: string; opened_at: string; count: number | null; count_more: boolean }[] | null;
   thresholds: Thresholds;
   /** The database and the disks under it (read at most every 30 s); null when it could not be read. */
   database: {
@@ -108,9 +109,10 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
     readRunCounts(sql, { kind: 'finished', windowSeconds: OVERVIEW_WINDOW_SECONDS }),
     readRunCounts(sql, { kind: 'dead_letters' }),
     hasAlerts
-      ? sql<{ id: string; severity: string; subject: string; opened_at: Date; count: number | null }[]>`
+      ? sql<{ id: string; severity: string; subject: string; opened_at: Date; count: number | null; count_more: boolean }[]>`
           select id::text, severity, subject, opened_at,
-                 case when jsonb_typeof(details->'count') = 'number' then (details->>'count')::int end as count
+                 case when jsonb_typeof(details->'count') = 'number' then (details->>'count')::int end as count,
+                 details ? 'count_is_more_than' as count_more
           from wombat.alerts where state = 'open' order by opened_at desc limit 50`
       : Promise.resolve(null),
   ]);
@@ -185,7 +187,7 @@ export async function readOverview(sql: Sql, thresholds: Thresholds = DEFAULT_TH
     failure_ratio: { value: Math.round(failureRatio * 10000) / 10000, level: levelOf(failureRatio, thresholds.failureRatio) },
     avg_run_seconds: { value: Math.round(avgRun * 1000) / 1000, level: levelOf(avgRun, thresholds.avgRunSeconds) },
     dead_letters: { value: dead, level: levelOf(dead, thresholds.deadLetters) },
-    alerts: alerts === null ? null : alerts.map((a) => ({ id: a.id, severity: a.severity, subject: a.subject, opened_at: new Date(a.opened_at).toISOString(), count: a.count })),
+    alerts: alerts === null ? null : alerts.map((a) => ({ id: a.id, severity: a.severity, subject: a.subject, opened_at: new Date(a.opened_at).toISOString(), count: a.count, count_more: a.count_more === true })),
     thresholds,
     database: health && {
       size_bytes: health.size_bytes,

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { sql } from 'kysely';
 import { createLogger, loadConfig, startBoss } from '@wombat/core/platform';
-import { alertChannelFields, alertFields, createAlerting } from '@wombat/core/alerts';
+import { alertChannelFields, alertFields, createAlerting, DEAD_LETTER_GROUP_CAP } from '@wombat/core/alerts';
 import { closedPort, startFakeHook, startFakeSmtp } from '@wombat/core/alerts-fakes';
 import { createTestDatabase } from '@wombat/core/testing';
 import { buildApp } from '../src/app.ts';
@@ -119,7 +119,17 @@ t.test('the overview (the dashboard) shows how many runs a grouped alert stands 
   await alerting.evaluate();
   const res = await call('GET', '/api/overview', null);
   t.equal(res.status, 200);
-  t.match(res.body.alerts, [{ subject: /2 fetch-candles runs lost with their workers/, count: 2 }]);
+  t.match(res.body.alerts, [{ subject: /2 fetch-candles runs lost with their workers/, count: 2, count_more: false }]);
+
+  // Past the alert's cap the count is a lower bound, and the overview says so.
+  await sql`
+    insert into wombat.runs (id, job, trigger, state, params, error, attempts, started_at, finished_at)
+    select gen_random_uuid(), 'fetch-candles', 'task', 'failed', '{}', ${JSON.stringify({ code: 'worker_lost', message: 'worker 5678 stopped beating' })}::text::jsonb, 1, now(), now()
+    from generate_series(1, ${DEAD_LETTER_GROUP_CAP})`.execute(tdb.db);
+  await alerting.evaluate();
+  const many = await call('GET', '/api/overview', null);
+  const grouped = (many.body.alerts as { subject: string }[]).filter((a) => /runs lost with their workers/.test(a.subject));
+  t.match(grouped, [{ subject: new RegExp(`^more than ${DEAD_LETTER_GROUP_CAP} fetch-candles runs lost`), count: DEAD_LETTER_GROUP_CAP, count_more: true }]);
 });
 
 t.test('the OpenAPI document describes the alert routes', async (t) => {

@@ -65,7 +65,7 @@ export function Overview({ meta }) {
       <table><tr><th>severity</th><th>what</th><th>since</th></tr>
         ${data.alerts.map(
           (a) => html`<tr><td class=${`text-${a.severity}`}>${a.severity}</td>
-            <td>${a.subject}${a.count > 1 ? html` <span class="count" data-testid="alert-count">${a.count} runs</span>` : null}</td>
+            <td>${a.subject}${a.count > 1 ? html` <span class="count" data-testid="alert-count">${a.count}${a.count_more ? '+' : ''} runs</span>` : null}</td>
             <td>${fmtUtc(a.opened_at)}</td></tr>`,
         )}
       </table>`}
