@@ -122,12 +122,14 @@ const figures: Record<string, RegExp[]> = {
     ...(chromium
       ? [new RegExp(`^page drawn in chromium, empty +${num} +${num}$`, 'm'), new RegExp(`^page drawn in chromium, 1k +${num} +${num} +${num}x$`, 'm')]
       : [/^\(\/usr\/bin\/chromium not installed: page render time not measured\)$/m]),
-    /^read paths, empty vs 2,000 runs finished in the last 24 h/m,
+    /^read paths with no runs, 1k and 2,000 runs finished in the last 24 h/m,
     ...['/api/overview', '/metrics', '/api/runs?limit=50', '/api/scheduler/status', '/api/dead-letters?limit=50'].map(
-      (route) => new RegExp(`^${route.replace(/[?]/g, '\\?')} +${num} +${num} +${num} +${num} +x${num} x${num}$`, 'm'),
+      (route) => new RegExp(`^${route.replace(/[?]/g, '\\?')}${` +${num}`.repeat(6)} +x${num} +x${num} +x${num} +x${num}$`, 'm'),
     ),
-    new RegExp(`^  empty database +${num} s$`, 'm'),
-    new RegExp(`^  2k +runs queued \\(pg-boss jobs\\) +${num} s +x${num}$`, 'm'),
+    ...['starting_after', 'offset'].map((how) => new RegExp(`^  /api/runs\\?limit=50&${how}=\\.\\.\\. +p50 +${num} p99 +${num} +x${num} x${num}$`, 'm')),
+    new RegExp(`^  empty database +${num} s \\(.*\\)$`, 'm'),
+    new RegExp(`^  2k +runs queued \\(pg-boss jobs\\) +${num} s +x${num} \\(.*\\)$`, 'm'),
+    new RegExp(`^  client backends alone \\(the services' statements\\): x${num}$`, 'm'),
     /^burst: 2,000 canary tasks, 4 clients x batches of 1000, then 3 workers/m,
     new RegExp(`^  submission  ${num} tasks/s \\(${num} s\\)`, 'm'),
     new RegExp(`^  drain       ${num} jobs/s \\(${num} s\\) with 3 workers`, 'm'),
