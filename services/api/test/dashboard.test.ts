@@ -154,6 +154,32 @@ t.test('the runs page filters by state and job', async (t) => {
   noPageErrors(t);
 });
 
+t.test('the runs page pages back through older runs and forward again', async (t) => {
+  await api.database.sql`
+    insert into wombat.runs (id, job, trigger, state, created_at, started_at, finished_at)
+    select gen_random_uuid(), 'canary', 'task', 'completed', now() - make_interval(hours => 2, secs => i), now() - make_interval(hours => 2, secs => i), now() - make_interval(hours => 2, secs => i)
+    from generate_series(1, 230) i`;
+  const page = await openPage(t, ADMIN_TOKEN);
+  await page.goto(`${api.url}/ui/#/runs`);
+  await page.waitForSelector('[data-testid=runs] tr[data-run]');
+  const ids = () => page.$$eval('[data-testid=runs] tr[data-run]', (rows) => rows.map((r) => r.getAttribute('data-run')!));
+  const first = await ids();
+  t.equal(first.length, 100, 'a page of 100');
+  t.ok(await page.isDisabled('[data-testid=runs-newer]'), 'no newer page than the newest');
+  await page.click('[data-testid=runs-older]');
+  const second = await until('the older page', async () => {
+    const now = await ids();
+    return now.length > 0 && now[0] !== first[0] ? now : undefined;
+  });
+  const want = (await api.call('GET', `/api/runs?limit=100&starting_after=${first.at(-1)}`)).body.runs.map((r: { id: string }) => r.id);
+  t.same(second, want, 'the runs after the first page, as the api lists them');
+  t.same(second.filter((id) => first.includes(id)), [], 'no run on both pages');
+  t.match(await page.textContent('[data-testid=runs-page]'), /page 2, 100 shown/);
+  await page.click('[data-testid=runs-newer]');
+  await until('the newest page again', async () => ((await ids())[0] === first[0] ? true : undefined));
+  noPageErrors(t);
+});
+
 t.test('an admin empties a queue from the runs page, after a confirm', async (t) => {
   // Due in an hour: they wait in the queue although a worker runs.
   const startAfter = new Date(Date.now() + 3_600_000);

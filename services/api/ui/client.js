@@ -1,5 +1,5 @@
 // Access to the api's JSON routes: the operator's token, errors as the api states them, polling.
-import { useState, useEffect, useCallback } from '/ui/vendor/preact-htm.js';
+import { useState, useEffect, useCallback, useRef } from '/ui/vendor/preact-htm.js';
 
 export const TOKEN_KEY = 'wombat-token';
 
@@ -37,15 +37,18 @@ if ((location.hash.slice(1) || '/') === '/') prefetched.set('/api/overview', api
 /** Loads `path` now and every `everyMs` (0: once); reload() on demand. */
 export function useApi(path, everyMs = 0) {
   const [state, setState] = useState({ data: null, error: null });
+  // The path asked for now: an answer for an earlier one (a filter or page since changed) is dropped.
+  const current = useRef(path);
+  current.current = path;
   const load = useCallback(async () => {
     if (!path) return;
     try {
       const early = prefetched.get(path);
       prefetched.delete(path);
-      const data = early ? await early : undefined;
-      setState({ data: data ?? (await api('GET', path)), error: null });
+      const data = (early ? await early : undefined) ?? (await api('GET', path));
+      if (current.current === path) setState({ data, error: null });
     } catch (error) {
-      setState((s) => ({ data: s.data, error }));
+      if (current.current === path) setState((s) => ({ data: s.data, error }));
     }
   }, [path]);
   useEffect(() => {

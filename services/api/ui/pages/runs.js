@@ -12,6 +12,9 @@ const choice = (name, value, onInput, values) =>
     <option value="">any</option>${values.map((v) => html`<option value=${v}>${v}</option>`)}
   </select>`;
 
+/** Runs a page shows. */
+const PAGE = 100;
+
 /** States whose runs one click may cancel (POST /api/runs/cancel); no state filter means queued. */
 const CANCELLABLE = ['waiting', 'held', 'queued', 'running', 'retrying'];
 
@@ -26,12 +29,16 @@ export function Runs({ route, meta, role }) {
     since: '',
     until: '',
   });
+  // Older pages by cursor (starting_after): the ids each page started after, newest page first.
+  const [cursors, setCursors] = useState([]);
+  const cursor = cursors.at(-1);
   const schedules = useApi('/api/schedules');
-  const qs = new URLSearchParams({ limit: '100' });
+  const qs = new URLSearchParams({ limit: String(PAGE) });
   for (const [k, v] of Object.entries(filters)) {
     if (!v) continue;
     qs.set(k, k === 'since' || k === 'until' ? new Date(v).toISOString() : v);
   }
+  if (cursor) qs.set('starting_after', cursor);
   const { data, error, reload } = useApi(`/api/runs?${qs}`, 3000);
   const [message, setMessage] = useState(null);
   const [actionError, setActionError] = useState(null);
@@ -50,9 +57,12 @@ export function Runs({ route, meta, role }) {
   }
   const set = (k) => (e) => {
     const v = e.target.value;
-    // Functional update: two quick changes must not undo each other.
+    // Functional update: two quick changes must not undo each other. Other filters: the newest page again.
     setFilters((old) => ({ ...old, [k]: v }));
+    setCursors([]);
   };
+  const older = () => data?.next_starting_after && setCursors((c) => [...c, data.next_starting_after]);
+  const newer = () => setCursors((c) => c.slice(0, -1));
   return html`
     <h1>Runs</h1>
     <div class="filters" data-testid="run-filters">
@@ -70,7 +80,12 @@ export function Runs({ route, meta, role }) {
     </div>`}
     <${ErrorBox} error=${actionError ?? error} />
     ${message && html`<p class="note" data-testid="message">${message}</p>`}
-    ${data && html`<p class="note">${data.total} runs match; newest ${data.runs.length} shown.</p>`}
+    ${data &&
+    html`<p class="note" data-testid="runs-page">
+      ${data.total} runs match; ${cursors.length === 0 ? 'newest' : `page ${cursors.length + 1},`} ${data.runs.length} shown.
+      <button data-testid="runs-newer" disabled=${cursors.length === 0} onClick=${newer}>Newer</button>
+      <button data-testid="runs-older" disabled=${!data.has_more} onClick=${older}>Older</button>
+    </p>`}
     <table data-testid="runs">
       <tr><th>run</th><th>job</th><th>trigger</th><th>state</th><th>scheduled</th><th>started</th><th>finished</th>
         <th class="num">lateness</th><th class="num">duration</th><th class="num">attempts</th><th>error</th></tr>
